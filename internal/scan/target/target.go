@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"path/filepath"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/imagegate/imagegate/internal/sandbox"
@@ -65,4 +66,25 @@ type Finder interface {
 	// returns true to keep the walk out of dir's subdirectories (e.g. a
 	// Python standard library that the finder reads itself).
 	Visit(dir string, entries []fs.DirEntry) (prune bool)
+}
+
+// Resolve returns the path inside the image that inImage names once every
+// symbolic link on the way is followed, inside the image.
+func (t *Target) Resolve(inImage string) (string, error) {
+	if t.Root == "/" {
+		p, err := filepath.EvalSymlinks(path.Clean("/" + inImage))
+		if err != nil {
+			return "", fmt.Errorf("resolve %s: %w", inImage, err)
+		}
+		return p, nil
+	}
+	host, err := t.HostPath(inImage)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(t.Root, host)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s inside %s: %w", inImage, t.Root, err)
+	}
+	return path.Clean("/" + filepath.ToSlash(rel)), nil
 }
