@@ -1,0 +1,68 @@
+// Package archtest holds the test that keeps imagegate's dependency graph
+// pointing inward: everything may use the snapshot schema, the snapshot
+// uses nothing of ours, and no package reaches back into the command.
+package archtest
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/imagegate/imagegate/"
+
+// forbidden maps a package (prefix) to the packages (prefixes) it must not
+// import, directly or indirectly.
+var forbidden = map[string][]string{
+	"internal/":              {"cmd/"},
+	"internal/snapshot":      {"internal/scan", "internal/source", "internal/sandbox", "internal/diff", "internal/check"},
+	"internal/source":        {"internal/scan", "internal/sandbox", "internal/diff", "internal/check"},
+	"internal/sandbox":       {"internal/scan", "internal/source", "internal/diff", "internal/check"},
+	"internal/diff":          {"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
+	"internal/version":       {"internal/"},
+	"internal/scan/ldso":     {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools"},
+	"internal/scan/ospkg":    {"internal/scan/python", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
+	"internal/scan/tools":    {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/source"},
+	"internal/scan/runtimes": {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/source"},
+	"internal/scan/python":   {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
+}
+
+func TestImportsPointInward(t *testing.T) {
+	out, err := exec.Command("go", "list", "-e", "-json=ImportPath,Deps", "github.com/imagegate/imagegate/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	seen := 0
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Deps       []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		pkg := strings.TrimPrefix(p.ImportPath, module)
+		for from, banned := range forbidden {
+			if !strings.HasPrefix(pkg, from) {
+				continue
+			}
+			for _, dep := range p.Deps {
+				d := strings.TrimPrefix(dep, module)
+				if d == dep {
+					continue // not ours
+				}
+				for _, b := range banned {
+					if strings.HasPrefix(d, b) && !strings.HasPrefix(d, from) {
+						t.Errorf("%s imports %s: dependencies must point inward (rule %s ↛ %s)", pkg, d, from, b)
+					}
+				}
+			}
+		}
+	}
+	if seen < 3 {
+		t.Fatalf("go list saw only %d packages", seen)
+	}
+}
