@@ -1,0 +1,305 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+)
+
+// ChrootOptions are the limits of a Chroot. Zero values take the defaults
+// noted on each field.
+type ChrootOptions struct {
+	// Hostname seen inside; "imagegate" when empty.
+	Hostname string
+	// MaxOpenFiles is RLIMIT_NOFILE; 4096 when zero.
+	MaxOpenFiles uint64
+	// MaxFileSize is RLIMIT_FSIZE, the largest file a program may write
+	// (beyond it the write fails with SIGXFSZ); 256 MiB when zero.
+	MaxFileSize uint64
+	// MaxAddressSpace is RLIMIT_AS; unlimited when zero, because runtimes
+	// such as the JVM, Go and Node reserve far more address space than they
+	// use and fail to start under a tight limit.
+	MaxAddressSpace uint64
+	// TmpSize bounds each of the two memory file systems a run writes
+	// to: the layer holding writes into the image, and /tmp; 256 MiB when
+	// zero.
+	TmpSize uint64
+}
+
+func (o ChrootOptions) withDefaults() ChrootOptions {
+	if o.Hostname == "" {
+		o.Hostname = "imagegate"
+	}
+	if o.MaxOpenFiles == 0 {
+		o.MaxOpenFiles = 4096
+	}
+	if o.MaxFileSize == 0 {
+		o.MaxFileSize = 256 << 20
+	}
+	if o.TmpSize == 0 {
+		o.TmpSize = 256 << 20
+	}
+	return o
+}
+
+// Chroot runs programs inside a root filesystem, isolated from this
+// machine: each Run gets new mount, PID, network, IPC and UTS namespaces;
+// the root seen by the program is an overlay whose lower layer is the image
+// (read-only) and whose writable layer is a memory file system thrown away
+// afterwards, so nothing is ever written into the image directory; it has a
+// private /proc (with /proc/sys read-only), a minimal /dev (null, zero,
+// full, random, urandom, shm, fd), an empty /tmp, a loopback-only network,
+// its own hostname, resource limits, and a reduced capability bounding set
+// (that of a default Docker container). The root is entered with
+// pivot_root, so the host's file tree is not reachable from inside.
+//
+// A small init process (this binary, re-executed; see the package's init
+// function) sets all this up, starts the program as PID 2, reaps orphans,
+// and reports the program's exit status. When the program exits, or on
+// timeout, the init exits or is killed, and the kernel kills everything
+// else in the PID namespace: nothing is left behind.
+//
+// Chroot needs root (CAP_SYS_ADMIN); see Permitted. It is safe for
+// concurrent use: runs share nothing.
+type Chroot struct {
+	root string
+	opts ChrootOptions
+}
+
+// NewChroot returns a Chroot for the root filesystem at root, which must be
+// an existing directory. It does not check permissions: see Permitted.
+func NewChroot(root string, opts ChrootOptions) (*Chroot, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("chroot root %s: %w", root, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("chroot root %s: %w", root, err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return nil, fmt.Errorf("chroot root %s: %w", root, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("chroot root %s: not a directory", root)
+	}
+	return &Chroot{root: real, opts: opts.withDefaults()}, nil
+}
+
+// Mode is "chroot".
+func (c *Chroot) Mode() string { return "chroot" }
+
+// childConfig is what the parent tells the init process, as JSON on fd 3.
+type childConfig struct {
+	Probe    bool          `json:"probe,omitempty"`
+	Root     string        `json:"root"`
+	Path     string        `json:"path"`
+	Args     []string      `json:"args"`
+	Env      []string      `json:"env"`
+	Dir      string        `json:"dir"`
+	Opts     ChrootOptions `json:"opts"`
+}
+
+// childStatus is what the init process reports back, as JSON on fd 4.
+type childStatus struct {
+	// Err is set when the program could not be started; Stage says
+	// which step of the set-up failed.
+	Err    string `json:"err,omitempty"`
+	Errno  int    `json:"errno,omitempty"`
+	Stage  string `json:"stage,omitempty"`
+	Status uint32 `json:"status"` // wait status of the program
+}
+
+const (
+	childEnv   = "IMAGEGATE_SANDBOX_INIT"
+	childMagic = "v1"
+	childArg0  = "imagegate-sandbox-init"
+	cloneFlags = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
+		syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
+)
+
+// Run runs cmd inside the root filesystem and reports how it ended. The
+// error is non-nil only when the program could not be started: it or its
+// working directory is missing (ErrNotFound), it cannot be executed (for
+// instance its ELF interpreter is missing in the image), or the sandbox
+// could not be set up.
+func (c *Chroot) Run(ctx context.Context, cmd Command) (Result, error) {
+	if !path.IsAbs(cmd.Path) {
+		return Result{}, fmt.Errorf("run %q: program path must be absolute inside the image", cmd.Path)
+	}
+	// Checked here, on the image as it is, because inside the sandbox a
+	// failed exec only says ENOENT, which also means a missing ELF
+	// interpreter or shared loader.
+	prog, err := securejoin.SecureJoin(c.root, cmd.Path)
+	if err != nil {
+		return Result{}, fmt.Errorf("run %s: %w", cmd.Path, err)
+	}
+	if err := checkProgram(prog); err != nil {
+		return Result{}, fmt.Errorf("run %s in %s: %w", cmd.Path, c.root, err)
+	}
+	dir := cmd.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if hostDir, err := securejoin.SecureJoin(c.root, dir); err != nil {
+		return Result{}, fmt.Errorf("run %s: working directory %s: %w", cmd.Path, dir, err)
+	} else if fi, err := os.Stat(hostDir); err != nil || !fi.IsDir() {
+		return Result{}, fmt.Errorf("run %s: working directory %s: %w", cmd.Path, dir, ErrNotFound)
+	}
+	cfg := childConfig{
+		Root: c.root, Path: cmd.Path, Args: append([]string{cmd.Path}, cmd.Args...),
+		Env: cmd.Env, Dir: dir, Opts: c.opts,
+	}
+	if cmd.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cmd.Timeout)
+		defer cancel()
+	}
+	st, timedOut, err := runInit(ctx, cfg, cmd)
+	if err != nil {
+		return Result{}, fmt.Errorf("run %s in %s: %w", cmd.Path, c.root, err)
+	}
+	if timedOut {
+		return Result{ExitCode: -1, Signal: syscall.SIGKILL.String(), TimedOut: true}, nil
+	}
+	if st.Err != "" {
+		err := errors.New(st.Err)
+		if st.Errno != 0 {
+			err = syscall.Errno(st.Errno)
+		}
+		if st.Stage == "exec" && errors.Is(err, syscall.ENOENT) {
+			return Result{}, fmt.Errorf("run %s in %s: cannot execute: its interpreter (ELF loader or #! line) is %w", cmd.Path, c.root, ErrNotFound)
+		}
+		return Result{}, fmt.Errorf("run %s in %s: sandbox %s: %w", cmd.Path, c.root, st.Stage, err)
+	}
+	return resultOf(syscall.WaitStatus(st.Status)), nil
+}
+
+// runInit starts the init process with cfg, wires cmd's streams, and
+// returns its report, or timedOut when ctx ended first.
+func runInit(ctx context.Context, cfg childConfig, cmd Command) (st childStatus, timedOut bool, err error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return st, false, fmt.Errorf("create config pipe: %w", err)
+	}
+	defer cfgR.Close()
+	defer cfgW.Close()
+	statR, statW, err := os.Pipe()
+	if err != nil {
+		return st, false, fmt.Errorf("create status pipe: %w", err)
+	}
+	defer statR.Close()
+	defer statW.Close()
+	var out *outputs
+	if cfg.Probe {
+		out = &outputs{}
+	} else if out, err = newOutputs(cmd); err != nil {
+		return st, false, err
+	}
+	c := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{childArg0},
+		Env:        []string{childEnv + "=" + childMagic},
+		Stdin:      cmd.Stdin,
+		Stdout:     out.stdout(),
+		Stderr:     out.stderr(),
+		ExtraFiles: []*os.File{cfgR, statW},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: cloneFlags,
+			// Should imagegate die, so does the sandbox.
+			Pdeathsig: syscall.SIGKILL,
+		},
+		WaitDelay: drainGrace,
+	}
+	if err := c.Start(); err != nil {
+		out.closeChildEnds()
+		out.closeReadEnds()
+		if errors.Is(err, syscall.EPERM) {
+			return st, false, fmt.Errorf("create namespaces: %w (%s)", err, permissionAdvice)
+		}
+		return st, false, fmt.Errorf("start sandbox: %w", err)
+	}
+	out.closeChildEnds()
+	cfgR.Close()
+	statW.Close()
+
+	var killed atomic.Bool
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			killed.Store(true)
+			// Killing the PID namespace's init kills everything in it.
+			_ = c.Process.Kill()
+		case <-stop:
+		}
+	}()
+	// The init reads its whole config before doing anything, so this
+	// cannot deadlock on a full pipe; an init that died early gives EPIPE.
+	encErr := json.NewEncoder(cfgW).Encode(cfg)
+	cfgW.Close()
+	raw, _ := io.ReadAll(bufio.NewReader(statR))
+	waitErr := c.Wait()
+	close(stop)
+	out.finish()
+	if killed.Load() && len(raw) == 0 {
+		return st, true, nil
+	}
+	if len(raw) == 0 {
+		// The init died without a word: a crash of ours, reported with
+		// whatever it managed to say.
+		return st, false, fmt.Errorf("sandbox init failed: %w", errors.Join(waitErr, encErr))
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, false, fmt.Errorf("sandbox init report %q: %w", raw, err)
+	}
+	// A program that finished as the deadline passed still finished.
+	return st, false, nil
+}
+
+const permissionAdvice = "chroot execution needs root or CAP_SYS_ADMIN to create namespaces; run as root, or use --exec none"
+
+// Permitted reports whether Chroot can run programs on this machine, by
+// trying: it starts an init in new namespaces that sets up a memory file
+// system and exits. Its error says what to do instead.
+func Permitted() error {
+	if caps, err := effectiveCaps(); err == nil && caps&(1<<21) == 0 { // CAP_SYS_ADMIN
+		return errors.New(permissionAdvice)
+	}
+	st, _, err := runInit(context.Background(), childConfig{Probe: true}, Command{})
+	if err != nil {
+		return fmt.Errorf("chroot execution is not possible here: %w", err)
+	}
+	if st.Err != "" {
+		return fmt.Errorf("chroot execution is not possible here: %s: %s (%s)", st.Stage, st.Err, permissionAdvice)
+	}
+	return nil
+}
+
+// effectiveCaps reads this process's effective capability set.
+func effectiveCaps() (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	return 0, errors.New("no CapEff in /proc/self/status")
+}

@@ -1,0 +1,313 @@
+package sandbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/imagegate/imagegate/internal/sandbox"
+)
+
+func mustChroot(tb testing.TB, root string, opts sandbox.ChrootOptions) *sandbox.Chroot {
+	tb.Helper()
+	requireRoot(tb)
+	c, err := sandbox.NewChroot(root, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+func TestPermitted(t *testing.T) {
+	requireRoot(t)
+	if err := sandbox.Permitted(); err != nil {
+		t.Fatalf("Permitted() as root = %v", err)
+	}
+}
+
+func TestChroot(t *testing.T) {
+	root := mustRootFS(t)
+	if err := os.WriteFile(filepath.Join(root, "usr/bin/broken"), []byte("#!/no/such/interpreter\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := mustChroot(t, root, sandbox.ChrootOptions{})
+	sh := func(script string) sandbox.Command {
+		return sandbox.Command{Path: "/bin/sh", Args: []string{"-c", script}}
+	}
+	withEnv := func(cmd sandbox.Command, env ...string) sandbox.Command { cmd.Env = env; return cmd }
+	tests := []struct {
+		name string
+		cmd  sandbox.Command
+		want run
+	}{
+		{
+			name: "output and exit code",
+			cmd:  sh("echo out; echo err >&2; exit 3"),
+			want: run{res: sandbox.Result{ExitCode: 3}, stdout: "out\n", stderr: "err\n"},
+		},
+		{
+			name: "environment exactly as given",
+			cmd:  sandbox.Command{Path: "/usr/bin/cat", Args: []string{"/proc/self/environ"}, Env: []string{"A=1", "PATH=/usr/bin"}},
+			want: run{stdout: "A=1\x00PATH=/usr/bin\x00"},
+		},
+		{
+			name: "empty environment",
+			cmd:  sandbox.Command{Path: "/usr/bin/cat", Args: []string{"/proc/self/environ"}},
+			want: run{},
+		},
+		{
+			name: "program has a low PID in a PID namespace of its own",
+			cmd:  sh("[ $$ -gt 1 ] && [ $$ -lt 64 ] && echo low"),
+			want: run{stdout: "low\n"},
+		},
+		{
+			name: "proc shows only the sandbox's init and the program",
+			cmd:  sh("n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n"),
+			want: run{stdout: "2\n"},
+		},
+		{
+			name: "network has only loopback",
+			cmd:  sandbox.Command{Path: "/usr/bin/cat", Args: []string{"/proc/net/dev"}},
+			want: run{stdout: "lo"}, // interface names, see below
+		},
+		{
+			name: "hostname isolated",
+			cmd:  sandbox.Command{Path: "/usr/bin/cat", Args: []string{"/proc/sys/kernel/hostname"}},
+			want: run{stdout: "imagegate\n"},
+		},
+		{
+			name: "writes stay inside",
+			cmd:  withEnv(sh("echo x > /etc/x && echo y > /tmp/x && mkdir /new && cat /etc/x /tmp/x && rm /usr/bin/cat && ! cat /etc/x"), "PATH=/usr/bin"),
+			want: run{res: sandbox.Result{ExitCode: 0}, stdout: "x\ny\n", stderr: "/bin/sh: 1: cat: not found\n"},
+		},
+		{
+			name: "tmp starts empty and dev is minimal",
+			cmd:  sandbox.Command{Path: "/usr/bin/ls", Args: []string{"-A", "/tmp", "/dev"}},
+			want: run{stdout: "/dev:\ncore\nfd\nfull\nnull\nrandom\nshm\nstderr\nstdin\nstdout\ntty\nurandom\nzero\n\n/tmp:\n"},
+		},
+		{
+			name: "working directory",
+			cmd:  sandbox.Command{Path: "/bin/sh", Args: []string{"-c", "pwd"}, Dir: "/usr/bin"},
+			want: run{stdout: "/usr/bin\n"},
+		},
+		{
+			name: "default working directory is the root",
+			cmd:  sh("pwd"),
+			want: run{stdout: "/\n"},
+		},
+		{
+			name: "stdin",
+			cmd:  sandbox.Command{Path: "/usr/bin/cat", Stdin: strings.NewReader("from stdin")},
+			want: run{stdout: "from stdin"},
+		},
+		{
+			name: "crash reported as signal",
+			cmd:  sh("kill -SEGV $$"),
+			want: run{res: sandbox.Result{ExitCode: -1, Signal: "segmentation fault"}},
+		},
+		{
+			name: "output cap",
+			cmd:  sandbox.Command{Path: "/usr/bin/cat", Args: []string{"/usr/bin/ls"}, MaxOutput: 10},
+			want: run{stdout: "\x7fELF\x02\x01\x01\x00\x00\x00"},
+		},
+		{
+			name: "bounding set is Docker's default",
+			cmd:  sh("while read k v; do [ $k = CapBnd: ] && echo $v; done < /proc/self/status; true"),
+			want: run{stdout: "00000000a80425fb\n"},
+		},
+		{
+			name: "file size limit",
+			cmd:  sh("ulimit -f; ulimit -n"),
+			want: run{stdout: "524288\n4096\n"},
+		},
+	}
+	before := treeState(t, root)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := runCmd(t, c, tt.cmd)
+			if tt.name == "network has only loopback" {
+				got.stdout = interfaces(got.stdout)
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(run{}), cmp.Comparer(errorsEqual)); diff != "" {
+				t.Errorf("Run() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if diff := cmp.Diff(before, treeState(t, root)); diff != "" {
+		t.Errorf("root changed by the runs (-before +after):\n%s", diff)
+	}
+}
+
+// interfaces extracts interface names from /proc/net/dev.
+func interfaces(procNetDev string) string {
+	var names []string
+	for line := range strings.Lines(procNetDev) {
+		if name, _, ok := strings.Cut(line, ":"); ok && !strings.Contains(name, "|") {
+			names = append(names, strings.TrimSpace(name))
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+func errorsEqual(a, b error) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Error() == b.Error()
+}
+
+func TestChrootCannotStart(t *testing.T) {
+	root := mustRootFS(t)
+	for p, content := range map[string]string{
+		"usr/bin/script": "#!/no/such/interpreter\n",
+		"usr/bin/noexec": "#!/bin/sh\n",
+	} {
+		mode := os.FileMode(0o755)
+		if strings.HasSuffix(p, "noexec") {
+			mode = 0o644
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := mustChroot(t, root, sandbox.ChrootOptions{})
+	tests := []struct {
+		cmd      sandbox.Command
+		notFound bool
+		message  string
+	}{
+		{sandbox.Command{Path: "/usr/bin/python3"}, true, "run /usr/bin/python3 in " + root + ": not found in the image"},
+		{sandbox.Command{Path: "/usr/bin/script"}, true, "run /usr/bin/script in " + root + ": cannot execute: its interpreter (ELF loader or #! line) is not found in the image"},
+		{sandbox.Command{Path: "/usr/bin/noexec"}, false, "run /usr/bin/noexec in " + root + ": not executable (mode -rw-r--r--)"},
+		{sandbox.Command{Path: "/usr/bin/cat", Dir: "/nowhere"}, true, "run /usr/bin/cat: working directory /nowhere: not found in the image"},
+		{sandbox.Command{Path: "usr/bin/cat"}, false, `run "usr/bin/cat": program path must be absolute inside the image`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cmd.Path, func(t *testing.T) {
+			_, err := c.Run(context.Background(), tt.cmd)
+			if err == nil {
+				t.Fatal("Run() succeeded, want an error")
+			}
+			if got := errors.Is(err, sandbox.ErrNotFound); got != tt.notFound {
+				t.Errorf("errors.Is(%v, ErrNotFound) = %v, want %v", err, got, tt.notFound)
+			}
+			if err.Error() != tt.message {
+				t.Errorf("Run() error = %q, want %q", err, tt.message)
+			}
+		})
+	}
+}
+
+func TestChrootTimeoutKillsEverything(t *testing.T) {
+	root := mustRootFS(t)
+	c := mustChroot(t, root, sandbox.ChrootOptions{})
+	const marker = "987.0123"
+	tests := []struct {
+		name string
+		cmd  sandbox.Command
+		ctx  func() (context.Context, context.CancelFunc)
+	}{
+		{
+			name: "Timeout",
+			cmd:  sandbox.Command{Path: "/bin/sh", Args: []string{"-c", "sleep " + marker + " & sleep " + marker}, Timeout: 300 * time.Millisecond},
+			ctx:  func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) },
+		},
+		{
+			name: "context deadline",
+			cmd:  sandbox.Command{Path: "/bin/sh", Args: []string{"-c", "sleep " + marker + " & sleep " + marker}},
+			ctx:  func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 300*time.Millisecond) },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			res, err := c.Run(ctx, tt.cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := sandbox.Result{ExitCode: -1, Signal: "killed", TimedOut: true}
+			if diff := cmp.Diff(want, res); diff != "" {
+				t.Errorf("Run() mismatch (-want +got):\n%s", diff)
+			}
+			eventuallyNoProcesses(t, marker)
+		})
+	}
+}
+
+// A program that exits leaves nothing behind either: its background
+// children die with the PID namespace.
+func TestChrootExitKillsBackground(t *testing.T) {
+	root := mustRootFS(t)
+	c := mustChroot(t, root, sandbox.ChrootOptions{})
+	const marker = "986.0123"
+	got := runCmd(t, c, sandbox.Command{Path: "/bin/sh", Args: []string{"-c", "sleep " + marker + " > /dev/null & echo started"}})
+	if diff := cmp.Diff(run{stdout: "started\n"}, got, cmp.AllowUnexported(run{}), cmp.Comparer(errorsEqual)); diff != "" {
+		t.Errorf("Run() mismatch (-want +got):\n%s", diff)
+	}
+	eventuallyNoProcesses(t, marker)
+}
+
+func TestChrootOptions(t *testing.T) {
+	root := mustRootFS(t)
+	c := mustChroot(t, root, sandbox.ChrootOptions{Hostname: "probe", MaxOpenFiles: 64, MaxFileSize: 4096})
+	got := runCmd(t, c, sandbox.Command{Path: "/bin/sh", Args: []string{"-c", "cat /proc/sys/kernel/hostname; ulimit -n; ulimit -f; echo 0123456789 > /tmp/small; exec cat /usr/bin/ls > /tmp/big"}})
+	want := run{res: sandbox.Result{ExitCode: -1, Signal: "file size limit exceeded"}, stdout: "probe\n64\n8\n"}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(run{}), cmp.Comparer(errorsEqual)); diff != "" {
+		t.Errorf("Run() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestChrootConcurrent(t *testing.T) {
+	root := mustRootFS(t)
+	c := mustChroot(t, root, sandbox.ChrootOptions{})
+	const n = 12
+	got := make([]run, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			got[i] = runCmd(t, c, sandbox.Command{
+				Path: "/bin/sh", Args: []string{"-c", "echo $N > /tmp/n; echo $N > /etc/n; cat /tmp/n /etc/n"},
+				Env: []string{"N=" + strconv.Itoa(i)}, Timeout: time.Minute,
+			})
+		})
+	}
+	wg.Wait()
+	for i, g := range got {
+		want := run{stdout: fmt.Sprintf("%d\n%d\n", i, i)}
+		if diff := cmp.Diff(want, g, cmp.AllowUnexported(run{}), cmp.Comparer(errorsEqual)); diff != "" {
+			t.Errorf("run %d mismatch (-want +got):\n%s", i, diff)
+		}
+	}
+}
+
+func TestNewChrootNotADirectory(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{f, filepath.Join(t.TempDir(), "missing")} {
+		if _, err := sandbox.NewChroot(root, sandbox.ChrootOptions{}); err == nil {
+			t.Errorf("NewChroot(%s) succeeded, want an error", root)
+		}
+	}
+}
+
+func BenchmarkChrootRun(b *testing.B) {
+	root := mustRootFS(b)
+	c := mustChroot(b, root, sandbox.ChrootOptions{})
+	cmd := sandbox.Command{Path: "/usr/bin/cat"} // reads an empty stdin
+	for b.Loop() {
+		if _, err := c.Run(context.Background(), cmd); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
