@@ -1,0 +1,157 @@
+package runtimes_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/imagegate/imagegate/internal/sandbox"
+	"github.com/imagegate/imagegate/internal/scan/target"
+)
+
+// execRunner runs a program of the image directly on this machine, the path
+// resolved inside root, as the sandbox package's local runner does. It lives
+// here until that runner is on main.
+type execRunner struct{ root string }
+
+var _ target.Runner = execRunner{}
+
+func (r execRunner) Mode() string { return "local" }
+
+func (r execRunner) Run(ctx context.Context, c sandbox.Command) (sandbox.Result, error) {
+	host := c.Path
+	if r.root != "/" {
+		var err error
+		if host, err = securejoin.SecureJoin(r.root, c.Path); err != nil {
+			return sandbox.Result{}, err
+		}
+	}
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, host, c.Args...)
+	cmd.Args[0] = c.Path
+	cmd.Env = c.Env
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = orDiscard(c.Stdout), orDiscard(c.Stderr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 100e6
+	err := cmd.Run()
+	res := sandbox.Result{TimedOut: ctx.Err() != nil}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		res.ExitCode = exit.ExitCode()
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			res.Signal = ws.Signal().String()
+		}
+		return res, nil
+	case err != nil && !res.TimedOut:
+		return res, fmt.Errorf("run %s: %w", c.Path, err)
+	}
+	return res, nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// visitor is the part of target.Finder the walk drives.
+type visitor interface {
+	Visit(dir string, entries []os.DirEntry) bool
+}
+
+// mustWalk visits the directories under start (in-image) as the scan's walk
+// does: depth-limited, never following links, skipping node_modules and
+// .git, honouring prune.
+func mustWalk(tb testing.TB, t *target.Target, f visitor, start string) {
+	tb.Helper()
+	const maxDepth = 9
+	var visit func(dir string, depth int)
+	visit = func(dir string, depth int) {
+		entries, err := os.ReadDir(filepath.Join(t.Root, dir))
+		if err != nil {
+			if !errors.Is(err, os.ErrPermission) {
+				tb.Fatalf("walk: %v", err)
+			}
+			return
+		}
+		if f.Visit(dir, entries) || depth >= maxDepth {
+			return
+		}
+		for _, e := range entries {
+			if e.IsDir() && e.Name() != "node_modules" && e.Name() != ".git" {
+				visit(path.Join(dir, e.Name()), depth+1)
+			}
+		}
+	}
+	visit(start, strings.Count(strings.TrimSuffix(start, "/"), "/"))
+}
+
+// tree is a file tree a test writes under a temporary root: a value ending
+// in "@link" is a link target, "@hardlink" a file of this machine linked in,
+// "/" a directory; anything else a file's content, executable when it
+// starts with "#!".
+type tree map[string]string
+
+func mustWriteTree(tb testing.TB, root string, files tree) {
+	tb.Helper()
+	for name, content := range files {
+		p := filepath.Join(root, name)
+		if strings.HasSuffix(name, "/") {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				tb.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if target, ok := strings.CutSuffix(content, "@link"); ok {
+			if err := os.Symlink(target, p); err != nil {
+				tb.Fatal(err)
+			}
+			continue
+		}
+		if src, ok := strings.CutSuffix(content, "@hardlink"); ok {
+			// A hard link gives a real, runnable binary without
+			// copying 100 MB; /tmp and /usr share a filesystem here.
+			if err := os.Link(src, p); err != nil {
+				tb.Fatalf("link %s into the fixture: %v", src, err)
+			}
+			continue
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(content, "#!") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// mustRun returns the combined output of a program of this machine.
+func mustRun(tb testing.TB, name string, args ...string) string {
+	tb.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
