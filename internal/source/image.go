@@ -52,18 +52,23 @@ func platform(s string) (v1.Platform, error) {
 }
 
 // openLayout opens PATH[@DIGEST|:REFNAME]. A path that exists as a whole
-// wins over a split at its last colon, so layouts in folders with colons
-// in their names still open.
+// wins over a split at a colon, so layouts in folders with colons in their
+// names still open.
 func openLayout(rest string, want v1.Platform) (v1.Image, *snapshot.Image, error) {
 	dir, digest, refName := rest, "", ""
 	if i := strings.LastIndex(rest, "@"); i >= 0 && strings.Contains(rest[i:], ":") {
 		dir, digest = rest[:i], rest[i+1:]
-	} else if _, err := os.Stat(rest); err != nil {
-		if i := strings.LastIndex(rest, ":"); i >= 0 {
-			dir, refName = rest[:i], rest[i+1:]
+	} else if !isDir(rest) {
+		// Reference names contain colons themselves (example.com/x:1),
+		// so the layout is the shortest prefix that is a directory.
+		for i := range len(rest) {
+			if rest[i] == ':' && isDir(rest[:i]) {
+				dir, refName = rest[:i], rest[i+1:]
+				break
+			}
 		}
 	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	if !isDir(dir) {
 		return nil, nil, fmt.Errorf("%w: no OCI layout directory %s", ErrBadSource, dir)
 	}
 	lp, err := layout.FromPath(dir)
@@ -243,6 +248,11 @@ func openArchive(rest string) (v1.Image, *snapshot.Image, error) {
 	// uncompressed digests (diff IDs) instead.
 	facts, err := imageFacts(img, ref, false)
 	return img, facts, err
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 func isFile(p string) bool {
