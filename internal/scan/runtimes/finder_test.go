@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imagegate/imagegate/internal/sandbox"
 	"github.com/imagegate/imagegate/internal/scan/runtimes"
 	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
@@ -57,7 +58,7 @@ func TestCollectHost(t *testing.T) {
 		t.Run(map[bool]string{false: "files", true: "executed"}[exec], func(t *testing.T) {
 			tg := &target.Target{Root: "/", RootFS: true}
 			if exec {
-				tg.Runner = execRunner{"/"}
+				tg.Runner = sandbox.NewLocal("/")
 			}
 			f := runtimes.NewFinder()
 			mustWalk(t, tg, f, "/usr")
@@ -248,7 +249,7 @@ func TestCollectToolFolder(t *testing.T) {
 		want   string
 	}{
 		{"files", nil, "20.1.0"},
-		{"executed", execRunner{root}, running},
+		{"executed", sandbox.NewLocal(root), running},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := &target.Target{Root: root, RootFS: false, Runner: tc.runner}
@@ -281,7 +282,7 @@ func TestCollectRunFails(t *testing.T) {
 		"go/bin/go":       "#!/bin/sh\necho 'go: cannot find GOROOT directory' >&2\nexit 2\n",
 		"go/src/runtime/": "/",
 	})
-	tg := &target.Target{Root: root, Runner: execRunner{root}}
+	tg := &target.Target{Root: root, Runner: sandbox.NewLocal(root)}
 	f := runtimes.NewFinder()
 	mustWalk(t, tg, f, "/")
 	got, warnings, err := f.Collect(t.Context(), tg)

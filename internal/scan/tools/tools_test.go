@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/imagegate/imagegate/internal/sandbox"
 	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/scan/tools"
 	"github.com/imagegate/imagegate/internal/snapshot"
@@ -198,7 +199,7 @@ func TestProbeHost(t *testing.T) {
 		// run from the name it was called by.
 		{"psql", []string{"--version"}, `\(PostgreSQL\) (\S+)`},
 	}
-	got, warnings, err := tools.Collect(t.Context(), &target.Target{Root: "/", RootFS: true, Runner: execRunner{"/"}}, tools.Options{})
+	got, warnings, err := tools.Collect(t.Context(), &target.Target{Root: "/", RootFS: true, Runner: sandbox.NewLocal("/")}, tools.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +247,7 @@ func TestProbeOutcomes(t *testing.T) {
 		"usr/bin/gh-inside": "#!/bin/sh\necho 'gh version 0.0.1-inroot (2024-01-01)'\n",
 		"bin/ls":            "#!/bin/sh\nexit 1\n",
 	})
-	tg := &target.Target{Root: root, RootFS: false, Runner: execRunner{root}}
+	tg := &target.Target{Root: root, RootFS: false, Runner: sandbox.NewLocal(root)}
 	got, _, err := tools.Collect(t.Context(), tg, tools.Options{Dirs: []string{"/bin"}, Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -270,14 +271,14 @@ func TestProbeOutcomes(t *testing.T) {
 func TestCollectCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, _, err := tools.Collect(ctx, &target.Target{Root: "/", RootFS: true, Runner: execRunner{"/"}}, tools.Options{})
+	_, _, err := tools.Collect(ctx, &target.Target{Root: "/", RootFS: true, Runner: sandbox.NewLocal("/")}, tools.Options{})
 	if err == nil {
 		t.Fatal("Collect with a cancelled context succeeded")
 	}
 }
 
 func BenchmarkCollectHost(b *testing.B) {
-	tg := &target.Target{Root: "/", RootFS: true, Runner: execRunner{"/"}}
+	tg := &target.Target{Root: "/", RootFS: true, Runner: sandbox.NewLocal("/")}
 	for b.Loop() {
 		got, _, err := tools.Collect(b.Context(), tg, tools.Options{})
 		if err != nil {
