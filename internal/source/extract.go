@@ -272,6 +272,7 @@ func (e *Extractor) resolveDir(lex string, create bool) (string, error) {
 	var resolved []string
 	todo := strings.Split(lex, "/")
 	follows := 0
+	via := "" // the last link followed, for the error
 	for len(todo) > 0 {
 		c := todo[0]
 		todo = todo[1:]
@@ -281,7 +282,7 @@ func (e *Extractor) resolveDir(lex string, create bool) (string, error) {
 		case "..":
 			// Only reachable through a link target: names are clean.
 			if len(resolved) == 0 {
-				return "", fmt.Errorf("%w through a symbolic link in %q", ErrUnsafeEntry, "/"+lex)
+				return "", fmt.Errorf("%w through %s", ErrUnsafeEntry, via)
 			}
 			resolved = resolved[:len(resolved)-1]
 			continue
@@ -312,6 +313,7 @@ func (e *Extractor) resolveDir(lex string, create bool) (string, error) {
 			if err != nil {
 				return "", err
 			}
+			via = fmt.Sprintf("symbolic link %q -> %q", "/"+p, target)
 			if strings.HasPrefix(target, "/") {
 				resolved = resolved[:0] // absolute targets mean inside the image
 			}
