@@ -105,13 +105,13 @@ func (c *Chroot) Mode() string { return "chroot" }
 
 // childConfig is what the parent tells the init process, as JSON on fd 3.
 type childConfig struct {
-	Probe    bool          `json:"probe,omitempty"`
-	Root     string        `json:"root"`
-	Path     string        `json:"path"`
-	Args     []string      `json:"args"`
-	Env      []string      `json:"env"`
-	Dir      string        `json:"dir"`
-	Opts     ChrootOptions `json:"opts"`
+	Probe bool          `json:"probe,omitempty"`
+	Root  string        `json:"root"`
+	Path  string        `json:"path"`
+	Args  []string      `json:"args"`
+	Env   []string      `json:"env"`
+	Dir   string        `json:"dir"`
+	Opts  ChrootOptions `json:"opts"`
 }
 
 // childStatus is what the init process reports back, as JSON on fd 4.
@@ -211,9 +211,11 @@ func runInit(ctx context.Context, cfg childConfig, cmd Command) (st childStatus,
 		return st, false, err
 	}
 	c := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{childArg0},
-		Env:        []string{childEnv + "=" + childMagic},
+		Path: "/proc/self/exe",
+		Args: []string{childArg0},
+		// Under the race detector, an exiting binary sleeps a second
+		// unless told not to; the init is this binary.
+		Env:        []string{childEnv + "=" + childMagic, "GORACE=atexit_sleep_ms=0"},
 		Stdin:      cmd.Stdin,
 		Stdout:     out.stdout(),
 		Stderr:     out.stderr(),

@@ -223,7 +223,9 @@ func TestChrootTimeoutKillsEverything(t *testing.T) {
 		{
 			name: "context deadline",
 			cmd:  sandbox.Command{Path: "/bin/sh", Args: []string{"-c", "sleep " + marker + " & sleep " + marker}},
-			ctx:  func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 300*time.Millisecond) },
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), 300*time.Millisecond)
+			},
 		},
 	}
 	for _, tt := range tests {
