@@ -172,7 +172,7 @@ func ParseRbConfig(data []byte, file string) (RbConfig, error) {
 	if err := sc.Err(); err != nil {
 		return RbConfig{}, fmt.Errorf("rbconfig.rb: %w", err)
 	}
-	expand := func(k string) string { return expandMake(vars, vars[k], 0) }
+	expand := newMakeExpander(vars).variable
 	c := RbConfig{
 		Version:     expand("RUBY_PROGRAM_VERSION"),
 		Prefix:      expand("prefix"),
@@ -231,15 +231,61 @@ func rubyString(s string) (string, bool) {
 	return b.String(), true
 }
 
-// expandMake replaces $(name) with its value, as RbConfig.expand does, with a
-// depth limit against self-reference.
-func expandMake(vars map[string]string, s string, depth int) string {
-	if depth > 16 || !strings.Contains(s, "$(") {
+// maxExpanded caps an expanded rbconfig value: real ones are paths and
+// compiler flags, and a hostile file must not make the scan build a huge
+// string.
+const maxExpanded = 4096
+
+// makeExpander replaces $(name) with its value, as RbConfig.expand does.
+// Each variable is expanded once (memoised), a reference cycle expands to
+// nothing, and values are capped, so no input makes it slow.
+type makeExpander struct {
+	vars   map[string]string
+	done   map[string]string
+	active map[string]bool
+}
+
+func newMakeExpander(vars map[string]string) *makeExpander {
+	return &makeExpander{vars: vars, done: map[string]string{}, active: map[string]bool{}}
+}
+
+func (e *makeExpander) variable(name string) string {
+	if v, ok := e.done[name]; ok {
+		return v
+	}
+	if e.active[name] {
+		return ""
+	}
+	e.active[name] = true
+	v := e.expand(e.vars[name])
+	delete(e.active, name)
+	e.done[name] = v
+	return v
+}
+
+func (e *makeExpander) expand(s string) string {
+	if !strings.Contains(s, "$(") {
 		return s
 	}
-	return rbVarRef.ReplaceAllStringFunc(s, func(ref string) string {
-		return expandMake(vars, vars[ref[2:len(ref)-1]], depth+1)
-	})
+	var b strings.Builder
+	for {
+		m := rbVarRef.FindStringSubmatchIndex(s)
+		if m == nil {
+			b.WriteString(s)
+			break
+		}
+		b.WriteString(s[:m[0]])
+		b.WriteString(e.variable(s[m[2]:m[3]]))
+		s = s[m[1]:]
+		if b.Len() > maxExpanded {
+			break
+		}
+	}
+	out := b.String()
+	if len(out) > maxExpanded {
+		out = out[:maxExpanded]
+	}
+	return out
 }
 
 var pathVersion = regexp.MustCompile(`^v?(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?)$`)
