@@ -1,10 +1,12 @@
 package sandbox_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -312,4 +314,62 @@ func BenchmarkChrootRun(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// When imagegate itself dies (kill -9, a crash), its sandboxes die with it.
+// The test runs a copy of this test binary that starts a sandboxed program
+// and is then killed.
+func TestChrootDiesWithImagegate(t *testing.T) {
+	root := mustRootFS(t)
+	requireRoot(t)
+	const marker = "983.0123"
+	helper := exec.Command(os.Args[0])
+	helper.Env = append(os.Environ(), "SANDBOX_HELPER_ROOT="+root, "SANDBOX_HELPER_MARKER="+marker)
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		helper.Process.Kill()
+		t.Fatalf("helper said %q, %v", line, err)
+	}
+	for start := time.Now(); len(processesWithArg(t, marker)) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			helper.Process.Kill()
+			t.Fatal("sandboxed sleeps not running before the kill; the test would prove nothing")
+		}
+	}
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+	eventuallyNoProcesses(t, marker)
+}
+
+// chrootHelper is the sandboxed side of TestChrootDiesWithImagegate, run
+// from TestMain in the copy of the test binary.
+func chrootHelper(root, marker string) int {
+	c, err := sandbox.NewChroot(root, sandbox.ChrootOptions{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	_, err = c.Run(context.Background(), sandbox.Command{
+		Path:   "/bin/sh",
+		Args:   []string{"-c", "sleep " + marker + " & echo ready; sleep " + marker},
+		Stdout: os.Stdout,
+	})
+	fmt.Fprintf(os.Stderr, "helper not killed: %v\n", err)
+	return 1
+}
+
+func TestMain(m *testing.M) {
+	if root := os.Getenv("SANDBOX_HELPER_ROOT"); root != "" {
+		os.Exit(chrootHelper(root, os.Getenv("SANDBOX_HELPER_MARKER")))
+	}
+	os.Exit(m.Run())
 }

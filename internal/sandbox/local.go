@@ -93,7 +93,9 @@ func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 		Stdin:       cmd.Stdin,
 		Stdout:      out.stdout(),
 		Stderr:      out.stderr(),
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		// The group is ours to kill; should imagegate die, its leader
+		// dies too (what it started does not: see Local).
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 		WaitDelay:   drainGrace,
 	}
 	if cmd.Timeout > 0 {
