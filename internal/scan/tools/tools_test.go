@@ -199,7 +199,10 @@ func TestProbeHost(t *testing.T) {
 		// run from the name it was called by.
 		{"psql", []string{"--version"}, `\(PostgreSQL\) (\S+)`},
 	}
-	got, warnings, err := tools.Collect(t.Context(), &target.Target{Root: "/", RootFS: true, Runner: sandbox.NewLocal("/")}, tools.Options{})
+	// A generous timeout: a JVM (mvn) on a loaded machine is slow to start,
+	// and this test is about what the probes read, not how fast.
+	opts := tools.Options{Timeout: 60 * time.Second}
+	got, warnings, err := tools.Collect(t.Context(), &target.Target{Root: "/", RootFS: true, Runner: sandbox.NewLocal("/")}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
