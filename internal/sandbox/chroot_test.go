@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +33,33 @@ func TestPermitted(t *testing.T) {
 	requireRoot(t)
 	if err := sandbox.Permitted(); err != nil {
 		t.Fatalf("Permitted() as root = %v", err)
+	}
+}
+
+// Without root, Permitted says what to do. The test runs a copy of this
+// test binary as nobody.
+func TestPermittedAsNobody(t *testing.T) {
+	requireRoot(t)
+	dir, err := os.MkdirTemp("", "sandbox-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "sandbox.test")
+	copyFile(t, "/", os.Args[0], bin)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"SANDBOX_HELPER_PERMITTED=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	want := "chroot execution needs root or CAP_SYS_ADMIN to create namespaces; run as root, or use --exec none"
+	if string(out) != want {
+		t.Errorf("Permitted() as nobody = %q, want %q", out, want)
 	}
 }
 
@@ -370,6 +398,10 @@ func chrootHelper(root, marker string) int {
 func TestMain(m *testing.M) {
 	if root := os.Getenv("SANDBOX_HELPER_ROOT"); root != "" {
 		os.Exit(chrootHelper(root, os.Getenv("SANDBOX_HELPER_MARKER")))
+	}
+	if os.Getenv("SANDBOX_HELPER_PERMITTED") != "" {
+		fmt.Print(sandbox.Permitted())
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }

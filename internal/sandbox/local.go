@@ -21,7 +21,9 @@ import (
 // here. It isolates nothing but the environment; each program runs in a
 // process group of its own, which is killed as a whole on timeout and once
 // the program exits (so daemons a version probe leaves behind do not
-// outlive the scan; only a process that calls setsid escapes).
+// outlive the scan; only a process that calls setsid escapes). Should
+// imagegate itself be killed, the program is killed too, but not what it
+// started: only Chroot's PID namespace guarantees that.
 //
 // Local is safe for concurrent use.
 type Local struct {
@@ -86,13 +88,13 @@ func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 		argv0 = filepath.Join(l.root, cmd.Path)
 	}
 	c := &exec.Cmd{
-		Path:        prog,
-		Args:        append([]string{argv0}, cmd.Args...),
-		Env:         append([]string{}, cmd.Env...), // non-nil: inherit nothing
-		Dir:         hostDir,
-		Stdin:       cmd.Stdin,
-		Stdout:      out.stdout(),
-		Stderr:      out.stderr(),
+		Path:   prog,
+		Args:   append([]string{argv0}, cmd.Args...),
+		Env:    append([]string{}, cmd.Env...), // non-nil: inherit nothing
+		Dir:    hostDir,
+		Stdin:  cmd.Stdin,
+		Stdout: out.stdout(),
+		Stderr: out.stderr(),
 		// The group is ours to kill; should imagegate die, its leader
 		// dies too (what it started does not: see Local).
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
