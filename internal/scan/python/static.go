@@ -1,0 +1,506 @@
+package python
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/imagegate/imagegate/internal/scan/ldso"
+	"github.com/imagegate/imagegate/internal/scan/target"
+	"github.com/imagegate/imagegate/internal/snapshot"
+)
+
+// Module kinds.
+const (
+	kindBuiltin   = "builtin"
+	kindExtension = "extension"
+	kindPure      = "pure"
+	kindPackage   = "package"
+	kindOpaque    = "opaque" // an attribute-like submodule (os.path): not checked
+	kindAbsent    = ""
+)
+
+// maxSourceSize bounds what is read of one .py file; the standard library's
+// largest is well under 1 MiB.
+const maxSourceSize = 4 << 20
+
+// frozen are modules that live inside the interpreter without being in
+// sys.builtin_module_names.
+var frozen = map[string]bool{"_frozen_importlib": true, "_frozen_importlib_external": true}
+
+// coreBuiltins are built into every CPython on Linux; they stand in for the
+// symbol table when the interpreter binary cannot be read.
+var coreBuiltins = []string{"sys", "builtins", "__builtin__", "_imp", "marshal", "_warnings", "posix", "_io", "_thread", "thread", "_weakref", "_codecs", "_sre", "_signal", "signal", "errno", "gc", "itertools", "_abc", "_ast", "_collections", "_functools", "_locale", "_operator", "_stat", "_string", "_symtable", "_tracemalloc", "atexit", "faulthandler", "pwd", "time", "zipimport", "_tokenize", "_typing", "_suggestions", "_sysconfig", "exceptions", "imp"}
+
+// modInfo is one top-level module as the installation ships it.
+type modInfo struct {
+	kind string
+	host string // entry file (.py, __init__.py) or extension (.so) on this machine
+	dir  string // package directory on this machine
+}
+
+type verdict struct {
+	err  string
+	libs []string
+}
+
+// analysis is the static view of one installation.
+type analysis struct {
+	t          *target.Target
+	res        *ldso.Resolver
+	in         *install
+	hostPrefix string
+	exe        string // in-image interpreter, "" if none
+	py2        bool
+
+	hostLib  string
+	paths    []string // host dirs searched for pure modules, in sys.path order
+	top      map[string]*modInfo
+	builtins map[string]bool
+	expected map[string]bool
+	memo     map[string]*verdict
+	lookups  map[string]*modInfo
+	static   map[string]*verdict // per top-level module, for evidence after a sweep
+	warnings []string
+}
+
+func newAnalysis(t *target.Target, res *ldso.Resolver, in *install, hostPrefix, exe string) *analysis {
+	return &analysis{t: t, res: res, in: in, hostPrefix: hostPrefix, exe: exe, py2: strings.HasPrefix(in.xy, "2."),
+		top: map[string]*modInfo{}, builtins: map[string]bool{}, expected: map[string]bool{},
+		memo: map[string]*verdict{}, lookups: map[string]*modInfo{}, static: map[string]*verdict{}}
+}
+
+// libCoord turns an in-image path into the coordinates of the library
+// root: the same path for root filesystems, the file on this machine for
+// tool folders (whose libraries come from this machine).
+func (a *analysis) libCoord(inImage string) string {
+	if a.t.RootFS || a.t.Root == "/" {
+		return inImage
+	}
+	h, err := a.t.HostPath(inImage)
+	if err != nil {
+		return inImage
+	}
+	return h
+}
+
+// run inventories the installation and gives every module its static
+// status.
+func (a *analysis) run() (map[string]*snapshot.Module, []string) {
+	libInImage := path.Join(a.in.prefix, a.in.libRel)
+	hostLib, err := a.t.HostPath(libInImage)
+	if err != nil {
+		return nil, []string{fmt.Sprintf("python %s: %v", a.in.prefix, err)}
+	}
+	a.hostLib = hostLib
+	a.paths = []string{hostLib}
+	if a.py2 {
+		plat, _ := filepath.Glob(filepath.Join(hostLib, "plat-*"))
+		a.paths = append(a.paths, plat...)
+		a.paths = append(a.paths, filepath.Join(hostLib, "lib-tk"))
+	}
+	for i := len(a.paths) - 1; i >= 0; i-- { // earlier path entries win
+		a.listPure(a.paths[i])
+	}
+	a.listExtensions(filepath.Join(hostLib, "lib-dynload"))
+	a.findBuiltins()
+	exp, known := ExpectedModules(a.in.xy)
+	for _, m := range exp {
+		a.expected[m] = true
+	}
+	if !known {
+		a.warnings = append(a.warnings, fmt.Sprintf("python %s %s: no expected standard-library list for %s; modules absent from the files are not reported", a.in.prefix, a.in.xy, a.in.xy))
+	}
+
+	mods := map[string]*snapshot.Module{}
+	for name, info := range a.top {
+		if a.builtins[name] {
+			continue // the built-in wins over a file of the same name
+		}
+		v := a.verdict(name)
+		a.static[name] = v
+		m := &snapshot.Module{Name: name, Kind: info.kind, Status: snapshot.StatusOK}
+		if v.err != "" {
+			m.Status, m.Error, m.MissingLibraries = snapshot.StatusBroken, v.err, v.libs
+		}
+		mods[name] = m
+	}
+	for name := range a.builtins {
+		mods[name] = &snapshot.Module{Name: name, Kind: kindBuiltin, Status: snapshot.StatusOK}
+	}
+	for name := range a.expected {
+		if _, ok := mods[name]; ok || PlatformOnly(name) {
+			continue
+		}
+		if frozen[name] {
+			mods[name] = &snapshot.Module{Name: name, Kind: kindBuiltin, Status: snapshot.StatusOK}
+			continue
+		}
+		mods[name] = &snapshot.Module{Name: name, Status: snapshot.StatusMissing, Error: a.noModule(name)}
+	}
+	return mods, a.warnings
+}
+
+func (a *analysis) listPure(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".py") && !e.IsDir():
+			if n := strings.TrimSuffix(name, ".py"); identifier(n) {
+				a.top[n] = &modInfo{kind: kindPure, host: filepath.Join(dir, name)}
+			}
+		case identifier(name) && name != "__pycache__" && (e.IsDir() || e.Type()&os.ModeSymlink != 0):
+			d := filepath.Join(dir, name)
+			if init := filepath.Join(d, "__init__.py"); isFile(init) {
+				a.top[name] = &modInfo{kind: kindPackage, host: init, dir: d}
+			}
+		}
+	}
+}
+
+func (a *analysis) listExtensions(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		// setup.py renames an extension that built but failed to import to
+		// *_failed.so: it is not importable under its name.
+		if !strings.HasSuffix(name, ".so") || strings.HasSuffix(name, "_failed.so") {
+			continue
+		}
+		n, _, _ := strings.Cut(name, ".")
+		if !identifier(n) {
+			continue
+		}
+		if _, ok := a.top[n]; ok {
+			continue // a .py earlier on sys.path shadows it
+		}
+		a.top[n] = &modInfo{kind: kindExtension, host: filepath.Join(dir, name)}
+	}
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+var configEntry = regexp.MustCompile(`\{"([A-Za-z_][A-Za-z0-9_]*)",`)
+
+// findBuiltins finds the modules compiled into the interpreter: the
+// inittab of config-*/config.c when the installation has one, and the
+// module init functions (PyInit_X, Python 2's initX) the interpreter binary
+// or its libpython defines, which also covers distributions that ship no
+// config.c.
+func (a *analysis) findBuiltins() {
+	if cfgs, _ := filepath.Glob(filepath.Join(a.hostLib, "config-*", "config.c")); len(cfgs) > 0 {
+		if b, err := os.ReadFile(cfgs[0]); err == nil {
+			for _, m := range configEntry.FindAllSubmatch(b, -1) {
+				a.builtins[string(m[1])] = true
+			}
+		}
+	}
+	found := false
+	for _, bin := range a.interpreterBinaries() {
+		syms, err := definedSymbols(bin)
+		if err != nil {
+			continue
+		}
+		found = true
+		for s := range syms {
+			if n, ok := strings.CutPrefix(s, "PyInit_"); ok && !a.py2 && identifier(n) {
+				a.builtins[n] = true
+			}
+		}
+		if a.py2 {
+			exp, _ := ExpectedModules(a.in.xy)
+			for _, n := range append(exp, coreBuiltins...) {
+				if syms["init"+n] {
+					a.builtins[n] = true
+				}
+			}
+		}
+	}
+	if !found && len(a.builtins) == 0 {
+		for _, n := range coreBuiltins {
+			a.builtins[n] = true
+		}
+	}
+	// These are set up by the interpreter itself, with no init function
+	// of the usual name.
+	always := []string{"sys", "marshal", "_warnings", "__main__", "builtins", "_imp"}
+	if a.py2 {
+		always = []string{"sys", "marshal", "_warnings", "__main__", "__builtin__", "exceptions", "imp"}
+	}
+	for _, n := range always {
+		a.builtins[n] = true
+	}
+}
+
+// interpreterBinaries returns the interpreter and the libpython it links
+// against, on this machine.
+func (a *analysis) interpreterBinaries() []string {
+	if a.exe == "" {
+		return nil
+	}
+	exe, err := a.t.HostPath(a.exe)
+	if err != nil {
+		return nil
+	}
+	out := []string{exe}
+	obj, err := a.res.Object(exe)
+	if err != nil {
+		return out
+	}
+	for _, n := range obj.Needed {
+		if !strings.HasPrefix(n, "libpython") {
+			continue
+		}
+		for _, dir := range []string{path.Join(a.in.prefix, "lib"), "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"} {
+			var p string
+			if strings.HasPrefix(dir, a.in.prefix) {
+				p, err = a.t.HostPath(path.Join(dir, n))
+			} else {
+				p, err = securejoinLib(a.t, path.Join(dir, n))
+			}
+			if err == nil && isFile(p) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// securejoinLib maps an in-root library path to this machine in library
+// root coordinates.
+func securejoinLib(t *target.Target, p string) (string, error) {
+	lt := &target.Target{Root: t.LibraryRoot(), RootFS: true}
+	return lt.HostPath(p)
+}
+
+func definedSymbols(p string) (map[string]bool, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readSymbols(f)
+}
+
+func readSymbols(f *os.File) (syms map[string]bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			syms, err = nil, fmt.Errorf("malformed ELF %s: %v", f.Name(), r)
+		}
+	}()
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := ef.DynamicSymbols()
+	if err != nil {
+		return nil, err
+	}
+	syms = map[string]bool{}
+	for _, s := range ds {
+		if s.Section != elf.SHN_UNDEF && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+			syms[s.Name] = true
+		}
+	}
+	return syms, nil
+}
+
+// noModule is the interpreter's own wording for a module it cannot find.
+func (a *analysis) noModule(name string) string {
+	if a.py2 {
+		return "No module named " + name[strings.LastIndexByte(name, '.')+1:]
+	}
+	return "No module named '" + name + "'"
+}
+
+// lookup finds a module by its full dotted name. A submodule of something
+// that is not a package (os.path) is opaque: it is made at run time.
+func (a *analysis) lookup(full string) *modInfo {
+	if m, ok := a.lookups[full]; ok {
+		return m
+	}
+	m := a.lookupUncached(full)
+	a.lookups[full] = m
+	return m
+}
+
+func (a *analysis) lookupUncached(full string) *modInfo {
+	parts := strings.Split(full, ".")
+	var cur *modInfo
+	if a.builtins[parts[0]] || frozen[parts[0]] {
+		cur = &modInfo{kind: kindBuiltin}
+	} else if cur = a.top[parts[0]]; cur == nil {
+		return &modInfo{kind: kindAbsent}
+	}
+	for _, p := range parts[1:] {
+		if cur.kind != kindPackage {
+			return &modInfo{kind: kindOpaque}
+		}
+		switch {
+		case isFile(filepath.Join(cur.dir, p+".py")):
+			cur = &modInfo{kind: kindPure, host: filepath.Join(cur.dir, p+".py")}
+		case isFile(filepath.Join(cur.dir, p, "__init__.py")):
+			cur = &modInfo{kind: kindPackage, host: filepath.Join(cur.dir, p, "__init__.py"), dir: filepath.Join(cur.dir, p)}
+		default:
+			if so, _ := filepath.Glob(filepath.Join(cur.dir, p+".*.so")); len(so) > 0 {
+				cur = &modInfo{kind: kindExtension, host: so[0]}
+			} else if isFile(filepath.Join(cur.dir, p+".so")) {
+				cur = &modInfo{kind: kindExtension, host: filepath.Join(cur.dir, p+".so")}
+			} else {
+				return &modInfo{kind: kindAbsent}
+			}
+		}
+	}
+	return cur
+}
+
+// verdict says whether importing full would fail, following unconditional
+// imports through the standard library. Import cycles count as fine, as
+// they do in Python once the first module is in sys.modules.
+func (a *analysis) verdict(full string) *verdict {
+	if v, ok := a.memo[full]; ok {
+		return v
+	}
+	v := &verdict{}
+	a.memo[full] = v // in progress: a cycle back here sees "fine"
+	if i := strings.LastIndexByte(full, '.'); i > 0 {
+		if pv := a.verdict(full[:i]); pv.err != "" {
+			*v = *pv
+			return v
+		}
+	}
+	info := a.lookup(full)
+	switch info.kind {
+	case kindExtension:
+		origin := a.libCoord(path.Dir(a.inImage(info.host)))
+		missing, err := a.res.Missing(info.host, origin, a.libCoord(path.Join(a.in.prefix, "lib")))
+		if err != nil {
+			v.err = fmt.Sprintf("invalid ELF file: %v", err)
+		} else if len(missing) > 0 {
+			v.err, v.libs = ldso.NotFoundError(missing[0]), missing
+		}
+	case kindPure, kindPackage:
+		*v = *a.fileVerdict(info, full)
+	case kindAbsent:
+		v.err = a.noModule(full)
+	}
+	return v
+}
+
+// inImage maps a file under the installation back to its in-image path.
+func (a *analysis) inImage(host string) string {
+	rel, err := filepath.Rel(a.hostPrefix, host)
+	if err != nil {
+		return host
+	}
+	return path.Join(a.in.prefix, filepath.ToSlash(rel))
+}
+
+func (a *analysis) fileVerdict(info *modInfo, full string) *verdict {
+	src, err := readLimited(info.host)
+	if err != nil {
+		return &verdict{} // unreadable here says nothing about the import
+	}
+	pkg := full // the package relative imports start from
+	if info.kind != kindPackage {
+		if i := strings.LastIndexByte(full, '.'); i > 0 {
+			pkg = full[:i]
+		} else {
+			pkg = ""
+		}
+	}
+	for _, imp := range TopLevelImports(src) {
+		if imp.Module == "__future__" {
+			continue
+		}
+		base := imp.Module
+		if imp.Level > 0 {
+			p := pkg
+			for range imp.Level - 1 {
+				if i := strings.LastIndexByte(p, '.'); i > 0 {
+					p = p[:i]
+				} else {
+					p = ""
+				}
+			}
+			if p == "" {
+				continue // beyond the top: Python raises, but not for a missing module
+			}
+			base = strings.TrimSuffix(p+"."+imp.Module, ".")
+		} else if a.py2 && pkg != "" {
+			// Python 2 tries an implicit relative import first.
+			first, _, _ := strings.Cut(imp.Module, ".")
+			if a.lookup(pkg+"."+first).kind != kindAbsent {
+				base = pkg + "." + imp.Module
+			}
+		}
+		if v := a.need(base); v != nil {
+			return v
+		}
+		for _, n := range imp.Names {
+			sub := base + "." + n
+			if k := a.lookup(sub).kind; k != kindAbsent && k != kindOpaque {
+				if v := a.need(sub); v != nil {
+					return v
+				}
+			}
+		}
+	}
+	return &verdict{}
+}
+
+// need returns the failure that importing name would cause, or nil. A
+// top-level name that is neither shipped nor expected for this version is
+// not the standard library's concern (an optional third-party import).
+func (a *analysis) need(name string) *verdict {
+	top, _, _ := strings.Cut(name, ".")
+	if a.lookup(top).kind == kindAbsent && !a.expected[top] {
+		return nil
+	}
+	if v := a.verdict(name); v.err != "" {
+		return v
+	}
+	return nil
+}
+
+func readLimited(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size := 64 << 10
+	if st, err := f.Stat(); err == nil && st.Size() < maxSourceSize {
+		size = int(st.Size()) + 1
+	}
+	b := bytes.NewBuffer(make([]byte, 0, size))
+	_, err = b.ReadFrom(io.LimitReader(f, maxSourceSize))
+	return b.Bytes(), err
+}
+
+func finish(mods map[string]*snapshot.Module) []snapshot.Module {
+	out := make([]snapshot.Module, 0, len(mods))
+	for _, m := range mods {
+		out = append(out, *m)
+	}
+	slices.SortFunc(out, func(a, b snapshot.Module) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
