@@ -27,7 +27,7 @@ type ChrootOptions struct {
 	// MaxOpenFiles is RLIMIT_NOFILE; 4096 when zero.
 	MaxOpenFiles uint64
 	// MaxFileSize is RLIMIT_FSIZE, the largest file a program may write
-	// (beyond it the write fails with SIGXFSZ); 256 MiB when zero.
+	// (a write beyond it kills the writer with SIGXFSZ); 256 MiB when zero.
 	MaxFileSize uint64
 	// MaxAddressSpace is RLIMIT_AS; unlimited when zero, because runtimes
 	// such as the JVM, Go and Node reserve far more address space than they
@@ -67,7 +67,7 @@ func (o ChrootOptions) withDefaults() ChrootOptions {
 // pivot_root, so the host's file tree is not reachable from inside.
 //
 // A small init process (this binary, re-executed; see the package's init
-// function) sets all this up, starts the program as PID 2, reaps orphans,
+// function) sets all this up, starts the program as its child, reaps orphans,
 // and reports the program's exit status. When the program exits, or on
 // timeout, the init exits or is killed, and the kernel kills everything
 // else in the PID namespace: nothing is left behind.
