@@ -1,5 +1,8 @@
 // Package sandbox runs an image's own programs: directly on this machine
 // (Local) or inside the image's root filesystem in fresh namespaces (Chroot).
+//
+// Any binary that imports this package may be re-executed as the sandbox's
+// init (see init.go), so packages it links should do no heavy work in init().
 package sandbox
 
 import (
@@ -11,6 +14,8 @@ import (
 type Command struct {
 	// Path is the executable's path inside the image (absolute).
 	Path string
+	// Args are the arguments after the program name (unlike exec.Cmd.Args);
+	// argv[0] is Path.
 	Args []string
 	// Env is the complete environment; nothing is inherited.
 	Env []string
