@@ -64,7 +64,7 @@ var probes = map[string]probe{
 	"dotnet":    p("--version", `^(\d\S*)`),
 	"g++":       p("--version", `^g\+\+ .*?(\d+\.\d+\.\d+)\s*$`, `^[^\n]*?(\d+\.\d+(?:\.\d+)?)\s*$`),
 	"gcc":       p("--version", `^gcc .*?(\d+\.\d+\.\d+)\s*$`, `^[^\n]*?(\d+\.\d+(?:\.\d+)?)\s*$`),
-	"gcloud":    p("version", `Google Cloud SDK (\S+)`),
+	"gcloud":    p("--version", `Google Cloud SDK (\S+)`),
 	"gem":       p("--version", `^(\d\S*)`),
 	"gh":        p("--version", `gh version (\S+)`),
 	"git":       p("--version", `git version (\S+)`),

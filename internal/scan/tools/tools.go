@@ -59,7 +59,8 @@ func StandardDirs() []string {
 // Collect lists every executable in the PATH directories, once per name as
 // a shell would find it first, and, when t.Runner is not nil, asks the
 // curated common CI tools (Probed) for their versions, concurrently and each
-// within opts.Timeout. A probe that fails or hangs is recorded in its Tool's
+// within opts.Timeout (a probe that times out gets one more try with twice
+// the time). A probe that fails or hangs is recorded in its Tool's
 // Status and Error, never returned as an error; Collect returns an error
 // only when ctx ends. Links are resolved inside the image, never on the host.
 func Collect(ctx context.Context, t *target.Target, opts Options) ([]snapshot.Tool, []string, error) {
@@ -80,10 +81,29 @@ func Collect(ctx context.Context, t *target.Target, opts Options) ([]snapshot.To
 	if workers <= 0 {
 		workers = 2 * runtime.NumCPU()
 	}
+	probeAll(ctx, t.Runner, tools, workers, timeout, func(tool snapshot.Tool) bool {
+		_, ok := probes[tool.Name]
+		return ok
+	})
+	// A slow tool (gcloud, a JVM) can miss its timeout on a machine
+	// busy with the rest of the scan; a second chance with twice the
+	// time keeps two scans of one image alike. A tool that really hangs
+	// costs three timeouts in all, never more.
+	probeAll(ctx, t.Runner, tools, workers, 2*timeout, func(tool snapshot.Tool) bool {
+		return tool.Status == StatusTimeout
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("probe tool versions: %w", err)
+	}
+	return tools, warnings, nil
+}
+
+// probeAll probes, workers at a time, the tools that want says should be.
+func probeAll(ctx context.Context, r target.Runner, tools []snapshot.Tool, workers int, timeout time.Duration, want func(snapshot.Tool) bool) {
 	sem := make(chan struct{}, workers)
 	var wg sync.WaitGroup
 	for i := range tools {
-		if _, ok := probes[tools[i].Name]; !ok {
+		if !want(tools[i]) {
 			continue
 		}
 		select {
@@ -95,14 +115,10 @@ func Collect(ctx context.Context, t *target.Target, opts Options) ([]snapshot.To
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			tools[i] = Probe(ctx, t.Runner, tools[i].Name, tools[i].Path, timeout)
+			tools[i] = Probe(ctx, r, tools[i].Name, tools[i].Path, timeout)
 		})
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, nil, fmt.Errorf("probe tool versions: %w", err)
-	}
-	return tools, warnings, nil
 }
 
 // list finds the executables in dirs. A directory that is an alias of an

@@ -237,7 +237,8 @@ func TestProbeHost(t *testing.T) {
 func TestProbeOutcomes(t *testing.T) {
 	root := t.TempDir()
 	mustWriteTree(t, root, tree{
-		// git hangs, with a child that keeps its output open.
+		// git hangs, with a child that keeps its output open: it
+		// times out twice (300ms, then 600ms on its second try).
 		"bin/git":  "#!/bin/sh\nsleep 100 &\nsleep 100\n",
 		"bin/make": "#!/bin/sh\necho 'GNU Make 4.3'\necho 'Built for x86_64-pc-linux-gnu'\n",
 		"bin/curl": "#!/bin/sh\necho 'curl: (6) something is wrong' >&2\nexit 3\n",
@@ -258,7 +259,7 @@ func TestProbeOutcomes(t *testing.T) {
 	want := []snapshot.Tool{
 		{Name: "curl", Path: "/bin/curl", Status: "failed", Error: "exit status 3: curl: (6) something is wrong"},
 		{Name: "gh", Path: "/bin/gh", Status: "ok", Version: "0.0.1-inroot"},
-		{Name: "git", Path: "/bin/git", Status: "timeout", Error: "no answer within 300ms"},
+		{Name: "git", Path: "/bin/git", Status: "timeout", Error: "no answer within 600ms"},
 		{Name: "java", Path: "/bin/java", Status: "ok", Version: "21.0.2"},
 		{Name: "jq", Path: "/bin/jq", Status: "failed", Error: "no version in output: usage: jq [options]"},
 		{Name: "ls", Path: "/bin/ls"},
