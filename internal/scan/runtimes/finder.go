@@ -110,6 +110,11 @@ func (f *Finder) Visit(dir string, entries []fs.DirEntry) (prune bool) {
 	if rbconfig {
 		f.found[candidate{KindRuby, dir}] = true
 	}
+	// Global packages are read from package.json files in Collect; the
+	// tree below (often 100k files) holds no runtime.
+	if path.Base(dir) == "node_modules" {
+		prune = true
+	}
 	return prune
 }
 
@@ -457,5 +462,7 @@ func confirm(ctx context.Context, r target.Runner, rs []snapshot.Runtime) []stri
 		})
 	}
 	wg.Wait()
+	// Runs finish in any order; the snapshot must not.
+	slices.Sort(warnings)
 	return warnings
 }

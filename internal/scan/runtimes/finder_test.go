@@ -120,7 +120,9 @@ func imageTree(tb testing.TB) tree {
 		"opt/hostedtoolcache/node/20.1.0/x64/lib/node_modules/@types/node/package.json": `{"version":"20.1.0","name":"@types/node"}`,
 		"opt/hostedtoolcache/node/20.1.0/x64/lib/node_modules/.bin/npm":                 "../npm/bin/npm-cli.js@link",
 		"opt/hostedtoolcache/node/20.1.0/x64/lib/node_modules/broken/package.json":      `{"name":`,
-		"opt/hostedtoolcache/node/20.1.0/x64.complete":                                  "",
+		// A package's own node in node_modules is not a runtime.
+		"opt/hostedtoolcache/node/20.1.0/x64/lib/node_modules/node-bin/bin/node": script,
+		"opt/hostedtoolcache/node/20.1.0/x64.complete":                           "",
 		// nvm: no headers, the version is the folder's name.
 		"root/.nvm/versions/node/v18.2.0/bin/node":                          script,
 		"root/.nvm/versions/node/v18.2.0/lib/node_modules/npm/package.json": `{"name":"npm","version":"8.9.0"}`,

@@ -18,8 +18,9 @@ type visitor interface {
 }
 
 // mustWalk visits the directories under start (in-image) as the scan's walk
-// does: depth-limited, never following links, skipping node_modules and
-// .git, honouring prune.
+// does: depth-limited, never following links, skipping .git, honouring
+// prune. Unlike the scan's walk it enters node_modules, so that the finder's
+// own pruning is tested.
 func mustWalk(tb testing.TB, t *target.Target, f visitor, start string) {
 	tb.Helper()
 	const maxDepth = 9
@@ -36,7 +37,7 @@ func mustWalk(tb testing.TB, t *target.Target, f visitor, start string) {
 			return
 		}
 		for _, e := range entries {
-			if e.IsDir() && e.Name() != "node_modules" && e.Name() != ".git" {
+			if e.IsDir() && e.Name() != ".git" {
 				visit(path.Join(dir, e.Name()), depth+1)
 			}
 		}
