@@ -214,7 +214,7 @@ func (f *Finder) collectOne(ctx context.Context, t *target.Target, res *ldso.Res
 	rt := snapshot.Runtime{
 		Kind:   "python",
 		Path:   in.prefix,
-		Origin: origin(t, in.prefix, hostPrefix),
+		Origin: t.Origin(in.prefix),
 	}
 	exe := findExecutable(t, in)
 	rt.Executable = exe
@@ -243,22 +243,6 @@ func exists(t *target.Target, inImage string) bool {
 	}
 	_, err = os.Stat(p)
 	return err == nil
-}
-
-// origin says where an installation came from by the conventions of the
-// tools that make them; the scan replaces it with "os-package" when the OS
-// package manager owns the interpreter.
-func origin(t *target.Target, prefix, hostPrefix string) string {
-	both := prefix + "\x00" + hostPrefix
-	switch {
-	case strings.Contains(both, "/hostedtoolcache/"):
-		return "toolcache"
-	case strings.Contains(both, "/.pyenv/versions/"):
-		return "pyenv"
-	case exists(t, path.Join(prefix, "conda-meta")):
-		return "conda"
-	}
-	return "source"
 }
 
 // findExecutable returns the in-image interpreter: prefix/bin/pythonX.Y,
