@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"encoding/json"
@@ -11,6 +10,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // ErrSchema is returned by Read for a document that is not a v1 snapshot.
@@ -76,12 +77,27 @@ func Encode(w io.Writer, s *Snapshot) error {
 // trailing garbage; unknown fields are ignored so that newer v1 writers stay
 // readable.
 func Decode(r io.Reader) (*Snapshot, error) {
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<20))
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot: %w", err)
+	}
+	return decode(data)
+}
+
+// decode parses a whole document at once: a snapshot of a large image is
+// ~100 MB, and segmentio's decoder, a drop-in for encoding/json with the
+// same error types, parses it about four times faster than the standard
+// library's, which matters because diff reads two of them.
+func decode(data []byte) (*Snapshot, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%w: empty input", ErrSchema)
+	}
 	var s Snapshot
-	if err := dec.Decode(&s); err != nil {
+	rest, err := fastjson.Parse(data, &s, 0)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrSchema, describeJSONError(err))
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(rest)) != 0 {
 		return nil, fmt.Errorf("%w: trailing data after the JSON document", ErrSchema)
 	}
 	if s.Schema != SchemaV1 {
@@ -111,12 +127,11 @@ func describeJSONError(err error) string {
 
 // ReadFile reads a snapshot from a file.
 func ReadFile(path string) (*Snapshot, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	s, err := Decode(f)
+	s, err := decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
