@@ -68,7 +68,7 @@ func keepDebField(k string) bool {
 func parseDebRecords(data []byte) (recs []debRecord, skipped int) {
 	deb822Paragraphs(data, keepDebField, func(p paragraph) {
 		name, ver := p["package"], p["version"]
-		if name == "" || ver == "" || strings.ContainsAny(name, " \t\n") {
+		if name == "" || ver == "" || strings.ContainsAny(name+ver, " \t\n") {
 			skipped++
 			return
 		}
