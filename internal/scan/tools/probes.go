@@ -12,6 +12,15 @@ type probe struct {
 	// patterns are tried in order against stdout then stderr; the first
 	// submatch of the first pattern that matches is the version.
 	patterns []*regexp.Regexp
+	// slow marks tools that start an interpreter or a JVM (a second or
+	// more); they are started first so that the fast ones fill the
+	// remaining workers instead of queueing behind them at the end.
+	slow bool
+}
+
+func (pr probe) startsSlowly() probe {
+	pr.slow = true
+	return pr
 }
 
 // genericVersion finds the first dotted version number, for tools whose
@@ -42,12 +51,12 @@ func p(args string, exprs ...string) probe {
 // gradle wrapper, are left out).
 var probes = map[string]probe{
 	"7z":        p("", `7-Zip(?: \(a\))?(?: \[\d+\])? (\d+\.\d+)`),
-	"ansible":   p("--version", `ansible \[core (\S+)\]`, `ansible (\d\S*)`),
-	"ant":       p("-version", `Ant\(TM\) version (\S+)`),
+	"ansible":   p("--version", `ansible \[core (\S+)\]`, `ansible (\d\S*)`).startsSlowly(),
+	"ant":       p("-version", `Ant\(TM\) version (\S+)`).startsSlowly(),
 	"autoconf":  p("--version", `\(GNU Autoconf\) (\S+)`),
 	"automake":  p("--version", `\(GNU automake\) (\S+)`),
-	"aws":       p("--version", `aws-cli/(\S+)`),
-	"az":        p("version", `"azure-cli":\s*"([^"]+)"`),
+	"aws":       p("--version", `aws-cli/(\S+)`).startsSlowly(),
+	"az":        p("version", `"azure-cli":\s*"([^"]+)"`).startsSlowly(),
 	"bash":      p("--version", `version (\d+\.\d+(?:\.\d+)?)`),
 	"bundle":    p("--version", `Bundler version (\S+)`, `^(\d\S*)`),
 	"bundler":   p("--version", `Bundler version (\S+)`, `^(\d\S*)`),
@@ -56,47 +65,47 @@ var probes = map[string]probe{
 	"clang":     p("--version", `clang version (\d\S*)`),
 	"clang++":   p("--version", `clang version (\d\S*)`),
 	"cmake":     p("--version", `cmake version (\S+)`),
-	"composer":  p("--version", `Composer (?:version )?(\d\S*)`),
-	"conda":     p("--version", `conda (\S+)`),
+	"composer":  p("--version", `Composer (?:version )?(\d\S*)`).startsSlowly(),
+	"conda":     p("--version", `conda (\S+)`).startsSlowly(),
 	"curl":      p("--version", `^curl (\S+)`),
 	"deno":      p("--version", `^deno (\S+)`),
 	"docker":    p("--version", `Docker version ([^,\s]+)`),
-	"dotnet":    p("--version", `^(\d\S*)`),
+	"dotnet":    p("--version", `^(\d\S*)`).startsSlowly(),
 	"g++":       p("--version", `^g\+\+ .*?(\d+\.\d+\.\d+)\s*$`, `^[^\n]*?(\d+\.\d+(?:\.\d+)?)\s*$`),
 	"gcc":       p("--version", `^gcc .*?(\d+\.\d+\.\d+)\s*$`, `^[^\n]*?(\d+\.\d+(?:\.\d+)?)\s*$`),
-	"gcloud":    p("--version", `Google Cloud SDK (\S+)`),
+	"gcloud":    p("--version", `Google Cloud SDK (\S+)`).startsSlowly(),
 	"gem":       p("--version", `^(\d\S*)`),
 	"gh":        p("--version", `gh version (\S+)`),
 	"git":       p("--version", `git version (\S+)`),
 	"git-lfs":   p("--version", `git-lfs/(\S+)`),
 	"go":        p("version", `go version go(\S+)`),
 	"gpg":       p("--version", `gpg \(GnuPG\) (\S+)`),
-	"gradle":    p("--version", `Gradle (\d\S*)`),
+	"gradle":    p("--version", `Gradle (\d\S*)`).startsSlowly(),
 	"gzip":      p("--version", `^gzip (\S+)`),
 	"helm":      p("version --short", `v(\d+\.\d+\.\d+\S*)`),
-	"java":      p("-version", `version "([^"]+)"`),
-	"javac":     p("-version", `javac (\S+)`),
+	"java":      p("-version", `version "([^"]+)"`).startsSlowly(),
+	"javac":     p("-version", `javac (\S+)`).startsSlowly(),
 	"jq":        p("--version", `jq-(\S+)`, `^(\d\S*)`),
 	"kubectl":   p("version --client", `Client Version: v?(\d\S*)`, `GitVersion:"v?([^"]+)"`),
 	"make":      p("--version", `GNU Make (\S+)`),
-	"mvn":       p("--version", `Apache Maven (\S+)`),
+	"mvn":       p("--version", `Apache Maven (\S+)`).startsSlowly(),
 	"mysql":     p("--version", `Distrib ([^,\s]+)`, `Ver (\d\S*)`),
 	"ninja":     p("--version"),
 	"node":      p("--version", `v(\d+\.\d+\.\d+\S*)`),
-	"npm":       p("--version", `^(\d\S*)`),
-	"npx":       p("--version", `^(\d\S*)`),
+	"npm":       p("--version", `^(\d\S*)`).startsSlowly(),
+	"npx":       p("--version", `^(\d\S*)`).startsSlowly(),
 	"openssl":   p("version", `^(?:OpenSSL|LibreSSL) (\S+)`),
 	"packer":    p("version", `Packer v(\S+)`, `^(\d\S*)`),
 	"perl":      p("--version", `\(v(\d+\.\d+\.\d+)\)`),
 	"php":       p("--version", `^PHP (\S+)`),
-	"pip":       p("--version", `^pip (\S+)`),
-	"pip3":      p("--version", `^pip (\S+)`),
-	"pipx":      p("--version", `^(\d\S*)`),
-	"pnpm":      p("--version", `^(\d\S*)`),
+	"pip":       p("--version", `^pip (\S+)`).startsSlowly(),
+	"pip3":      p("--version", `^pip (\S+)`).startsSlowly(),
+	"pipx":      p("--version", `^(\d\S*)`).startsSlowly(),
+	"pnpm":      p("--version", `^(\d\S*)`).startsSlowly(),
 	"podman":    p("--version", `podman version (\S+)`),
-	"poetry":    p("--version", `version (\d[^)\s]*)`),
+	"poetry":    p("--version", `version (\d[^)\s]*)`).startsSlowly(),
 	"psql":      p("--version", `\(PostgreSQL\) (\d\S*)`),
-	"pwsh":      p("--version", `PowerShell (\S+)`),
+	"pwsh":      p("--version", `PowerShell (\S+)`).startsSlowly(),
 	"python":    p("--version", `Python (\S+)`),
 	"python3":   p("--version", `Python (\S+)`),
 	"rsync":     p("--version", `rsync\s+version v?(\S+)`),
@@ -111,7 +120,7 @@ var probes = map[string]probe{
 	"unzip":     p("-v", `UnZip (\d+\.\d+)`),
 	"wget":      p("--version", `GNU Wget (\S+)`),
 	"xz":        p("--version", `xz \(XZ Utils\) (\S+)`),
-	"yarn":      p("--version", `^(\d\S*)`),
+	"yarn":      p("--version", `^(\d\S*)`).startsSlowly(),
 	"yq":        p("--version", `version v?(\d\S*)`, `^yq (\d\S*)`),
 	"zip":       p("-v", `This is Zip (\d+\.\d+)`),
 	"zstd":      p("--version", `v(\d+\.\d+\.\d+)`),

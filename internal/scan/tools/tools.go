@@ -100,12 +100,18 @@ func Collect(ctx context.Context, t *target.Target, opts Options) ([]snapshot.To
 
 // probeAll probes, workers at a time, the tools that want says should be.
 func probeAll(ctx context.Context, r target.Runner, tools []snapshot.Tool, workers int, timeout time.Duration, want func(snapshot.Tool) bool) {
+	var order []int
+	for i := range tools {
+		if want(tools[i]) {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmpBool(probes[tools[b].Name].slow, probes[tools[a].Name].slow)
+	})
 	sem := make(chan struct{}, workers)
 	var wg sync.WaitGroup
-	for i := range tools {
-		if !want(tools[i]) {
-			continue
-		}
+	for _, i := range order {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -119,6 +125,17 @@ func probeAll(ctx context.Context, r target.Runner, tools []snapshot.Tool, worke
 		})
 	}
 	wg.Wait()
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // list finds the executables in dirs. A directory that is an alias of an
