@@ -110,6 +110,17 @@ type Runtime struct {
 	Packages []RuntimePackage `json:"packages,omitempty"`
 }
 
+// Runtime origins.
+const (
+	OriginOSPackage = "os-package"
+	OriginToolcache = "toolcache"
+	OriginPyenv     = "pyenv"
+	OriginConda     = "conda"
+	OriginNVM       = "nvm"
+	OriginSDKMAN    = "sdkman"
+	OriginSource    = "source"
+)
+
 // Module statuses.
 const (
 	// StatusOK: imports (with execution) or all its files and libraries

@@ -222,6 +222,14 @@ func (f *Finder) collectOne(ctx context.Context, t *target.Target, res *ldso.Res
 
 	a := newAnalysis(t, res, in, hostPrefix, exe)
 	mods, warnings := a.run()
+	if exe != "" {
+		if host, err := t.HostPath(exe); err == nil {
+			missing, err := res.Missing(host, a.libCoord(path.Dir(exe)), a.libCoord(path.Join(in.prefix, "lib")))
+			if err == nil && len(missing) > 0 {
+				warnings = append(warnings, fmt.Sprintf("python %s: the interpreter %s cannot start: %s", in.prefix, exe, ldso.NotFoundError(missing[0])))
+			}
+		}
+	}
 	if t.Runner != nil && exe != "" {
 		version, ws := f.sweep(ctx, t, in, exe, mods, a)
 		warnings = append(warnings, ws...)

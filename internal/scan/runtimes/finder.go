@@ -30,15 +30,6 @@ const (
 	KindDotnetRuntime = "dotnet-runtime"
 )
 
-// Origins, as snapshot.Runtime.Origin. The scan replaces them with
-// "os-package" when the OS package manager owns the executable.
-const (
-	OriginToolcache = "toolcache"
-	OriginNVM       = "nvm"
-	OriginSDKMAN    = "sdkman"
-	OriginSource    = "source"
-)
-
 // candidate is a directory that looked like an installation during the walk;
 // Collect confirms it from its files.
 type candidate struct {
@@ -169,7 +160,7 @@ func (f *Finder) Collect(ctx context.Context, t *target.Target) ([]snapshot.Runt
 				continue
 			}
 			seen[key] = true
-			r.Origin = origin(t, r.Path)
+			r.Origin = t.Origin(r.Path)
 			out = append(out, r)
 		}
 	}
@@ -404,26 +395,6 @@ func readDotnet(t *target.Target, dir string) ([]snapshot.Runtime, string) {
 		}
 	}
 	return out, ""
-}
-
-// origin tells how an installation got where it is from its path. A tool
-// cache folder scanned on its own (dir:/opt/hostedtoolcache) is recognised by
-// the <arch>.complete marker the cache writes beside each installation.
-func origin(t *target.Target, p string) string {
-	switch {
-	case strings.Contains(p, "/hostedtoolcache/"), strings.Contains(p, "/toolcache/"):
-		return OriginToolcache
-	case strings.Contains(p, "/.nvm/versions/"):
-		return OriginNVM
-	case strings.Contains(p, "/.sdkman/candidates/"):
-		return OriginSDKMAN
-	}
-	if p != "/" {
-		if fi, err := stat(t, p+".complete"); err == nil && fi.Mode().IsRegular() {
-			return OriginToolcache
-		}
-	}
-	return OriginSource
 }
 
 // execConcurrency bounds how many runtimes are asked for their version at

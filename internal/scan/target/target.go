@@ -6,11 +6,14 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/imagegate/imagegate/internal/sandbox"
+	"github.com/imagegate/imagegate/internal/snapshot"
 )
 
 // Runner executes an image's programs. Run returns an error only when the
@@ -87,4 +90,33 @@ func (t *Target) Resolve(inImage string) (string, error) {
 		return "", fmt.Errorf("resolve %s inside %s: %w", inImage, t.Root, err)
 	}
 	return path.Clean("/" + filepath.ToSlash(rel)), nil
+}
+
+// Origin tells how the installation at prefix (in-image) got there, by the
+// conventions of the tools that make them. A tool cache scanned on its own
+// (dir:/opt/hostedtoolcache) is recognised by the <arch>.complete marker the
+// cache writes beside each installation. The scan later replaces the answer
+// with snapshot.OriginOSPackage when the OS package manager owns the runtime.
+func (t *Target) Origin(prefix string) string {
+	host, _ := t.HostPath(prefix)
+	both := prefix + "\x00" + host
+	switch {
+	case strings.Contains(both, "/hostedtoolcache/"), strings.Contains(both, "/toolcache/"):
+		return snapshot.OriginToolcache
+	case strings.Contains(both, "/.pyenv/versions/"):
+		return snapshot.OriginPyenv
+	case strings.Contains(both, "/.nvm/versions/"):
+		return snapshot.OriginNVM
+	case strings.Contains(both, "/.sdkman/candidates/"):
+		return snapshot.OriginSDKMAN
+	}
+	if host != "" && prefix != "/" {
+		if fi, err := os.Stat(host + ".complete"); err == nil && fi.Mode().IsRegular() {
+			return snapshot.OriginToolcache
+		}
+		if fi, err := os.Stat(filepath.Join(host, "conda-meta")); err == nil && fi.IsDir() {
+			return snapshot.OriginConda
+		}
+	}
+	return snapshot.OriginSource
 }

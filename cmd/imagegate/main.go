@@ -1,0 +1,34 @@
+// Command imagegate scans CI build images, gates their releases and serves
+// their rollouts. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the process exit code:
+// 0 success (the gate passes), 1 the gate fails, 2 usage or input error.
+func run(ctx context.Context, args []string, stdout, stderr *os.File) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	if gateFailed(err) {
+		return 1
+	}
+	fmt.Fprintf(stderr, "imagegate: %v\n", oneLine(err))
+	return 2
+}

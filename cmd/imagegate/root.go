@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+const exitCodesHelp = `Exit codes:
+  0  success (for check and diff: the gate passes)
+  1  the gate fails: something changed or broke that nobody declared
+  2  usage or input error (bad source, unreadable file, invalid spec)`
+
+// errGateFailed is returned by commands whose verdict is "fail"; it maps to
+// exit code 1 and prints nothing more (the report has said it all).
+var errGateFailed = errors.New("gate failed")
+
+func gateFailed(err error) bool { return errors.Is(err, errGateFailed) }
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+type globalOptions struct {
+	verbose bool
+	stderr  io.Writer
+}
+
+func (g *globalOptions) logger() *slog.Logger {
+	level := slog.LevelWarn
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	g := &globalOptions{stderr: stderr}
+	root := &cobra.Command{
+		Use:           "imagegate",
+		Short:         "Scan CI build images, gate their releases, and roll them out",
+		Long:          "imagegate inventories build images (runtimes, standard-library modules, OS packages, tools),\nfails a release that lost something nobody declared, and rolls images out in rings.\n\n" + exitCodesHelp,
+		Version:       scannerVersion(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress to stderr")
+	root.AddCommand(newScanCmd(g))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
+	})
+	return root
+}
+
+func scannerVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return "dev"
+}
+
+// writeOutput writes to --out atomically (a temporary file renamed into
+// place, so a failed run never leaves half a report where the previous one
+// was), or to stdout when out is empty or "-".
+func writeOutput(stdout io.Writer, out string, write func(io.Writer) error) error {
+	if out == "" || out == "-" {
+		return write(stdout)
+	}
+	dir := filepath.Dir(out)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(out)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	defer os.Remove(f.Name())
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	if err := os.Rename(f.Name(), out); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	return nil
+}
+
+// defaultFormat is json when stdout is not a terminal (a pipe or file: a
+// machine reads it) and the table otherwise.
+func defaultFormat(stdout io.Writer, out string) string {
+	if out != "" && out != "-" {
+		return "json"
+	}
+	if f, ok := stdout.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return "table"
+		}
+	}
+	return "json"
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/imagegate/imagegate/internal/scan"
+	"github.com/imagegate/imagegate/internal/scan/target"
+	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
+	"github.com/spf13/cobra"
+)
+
+type scanOptions struct {
+	format        string
+	out           string
+	exec          string
+	insecure      bool
+	moduleTimeout time.Duration
+	toolTimeout   time.Duration
+	tempDir       string
+	maxFileSize   int64
+	maxTotalSize  int64
+}
+
+func newScanCmd(g *globalOptions) *cobra.Command {
+	var o scanOptions
+	cmd := &cobra.Command{
+		Use:   "scan SOURCE",
+		Short: "Inventory an image into a snapshot",
+		Long: `Inventory an image: OS packages, every runtime and its standard-library modules
+(whether each really imports), and the tools on PATH. SOURCE is one of:
+  dir:PATH              an unpacked root filesystem or a tool cache folder
+  host                  the machine imagegate runs on
+  oci:PATH[@DIGEST]     an OCI image layout
+  docker-archive:FILE   a 'docker save' tarball
+  registry:REF          an image in a registry (docker credentials; --insecure for plain HTTP)
+
+` + exitCodesHelp,
+		Example: "  imagegate scan host -o table\n  imagegate scan dir:/opt/hostedtoolcache --exec none --out snapshot.json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runScan(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.format, "output", "o", "", "output format: json, table or markdown (default json, table on a terminal)")
+	f.StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
+	f.StringVar(&o.exec, "exec", scan.ExecAuto, "how to run the image's programs: auto, none, local or chroot")
+	f.BoolVar(&o.insecure, "insecure", false, "registry: allow plain HTTP and unverified TLS")
+	f.DurationVar(&o.moduleTimeout, "module-timeout", 10*time.Second, "limit for importing one module")
+	f.DurationVar(&o.toolTimeout, "tool-timeout", 5*time.Second, "limit for one tool version probe")
+	f.StringVar(&o.tempDir, "temp-dir", "", "where image layers are unpacked (default $TMPDIR)")
+	f.Int64Var(&o.maxFileSize, "max-file-size", 0, "largest file accepted from an image layer, in bytes (default 8 GiB)")
+	f.Int64Var(&o.maxTotalSize, "max-total-size", 0, "largest unpacked image accepted, in bytes (default 64 GiB)")
+	return cmd
+}
+
+func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, stdout io.Writer) error {
+	format := o.format
+	if format == "" {
+		format = defaultFormat(stdout, o.out)
+	}
+	write, err := snapshotWriter(format)
+	if err != nil {
+		return err
+	}
+	snap, err := scanSource(ctx, g, o, spec)
+	if err != nil {
+		return err
+	}
+	return writeOutput(stdout, o.out, func(w io.Writer) error { return write(w, snap) })
+}
+
+// scanSource opens and scans one SOURCE.
+func scanSource(ctx context.Context, g *globalOptions, o scanOptions, spec string) (*snapshot.Snapshot, error) {
+	snap, _, release, err := scanForGate(ctx, g, o, spec)
+	if err != nil {
+		return nil, err
+	}
+	release()
+	return snap, nil
+}
+
+// scanForGate opens and scans one SOURCE and keeps the image's files until
+// release is called, for the spec tests that read them or run programs.
+func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec string) (*snapshot.Snapshot, *target.Target, func(), error) {
+	tree, err := source.Open(ctx, spec, source.Options{
+		Insecure:     o.insecure,
+		TempDir:      o.tempDir,
+		MaxFileSize:  o.maxFileSize,
+		MaxTotalSize: o.maxTotalSize,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	snap, t, err := scan.Scan(ctx, tree, scan.Options{
+		Exec:           o.exec,
+		ModuleTimeout:  o.moduleTimeout,
+		ToolTimeout:    o.toolTimeout,
+		ScannerVersion: scannerVersion(),
+		Logger:         g.logger(),
+	})
+	if err != nil {
+		tree.Close()
+		return nil, nil, nil, err
+	}
+	return snap, t, func() { tree.Close() }, nil
+}
+
+func snapshotWriter(format string) (func(io.Writer, *snapshot.Snapshot) error, error) {
+	switch format {
+	case "json":
+		return snapshot.Encode, nil
+	case "table":
+		return snapshot.WriteTable, nil
+	case "markdown", "md":
+		return snapshot.WriteMarkdown, nil
+	}
+	return nil, fmt.Errorf("unknown output format %q: use json, table or markdown", format)
+}

@@ -1,0 +1,233 @@
+// Package scan turns an image into a snapshot: it walks the image once to
+// find installations, then runs the collectors (OS packages, runtimes, the
+// Python standard library, tools) concurrently.
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imagegate/imagegate/internal/sandbox"
+	"github.com/imagegate/imagegate/internal/scan/ospkg"
+	"github.com/imagegate/imagegate/internal/scan/python"
+	"github.com/imagegate/imagegate/internal/scan/runtimes"
+	"github.com/imagegate/imagegate/internal/scan/target"
+	"github.com/imagegate/imagegate/internal/scan/tools"
+	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
+)
+
+// Exec modes.
+const (
+	ExecAuto   = "auto"
+	ExecNone   = "none"
+	ExecLocal  = "local"
+	ExecChroot = "chroot"
+)
+
+// ErrExecMode is returned for an --exec value that is not one of the modes.
+var ErrExecMode = errors.New("unknown exec mode")
+
+// Options control a scan.
+type Options struct {
+	// Exec is how the image's programs may be run: auto, none, local, chroot.
+	Exec string
+	// ModuleTimeout limits one Python module import (default 10s).
+	ModuleTimeout time.Duration
+	// ToolTimeout limits one tool version probe (default 5s).
+	ToolTimeout time.Duration
+	// ScannerVersion is written into the snapshot.
+	ScannerVersion string
+	Logger         *slog.Logger
+	// Now stamps ScannedAt; time.Now when nil.
+	Now func() time.Time
+}
+
+// Scan inventories the image whose files tree holds. It also returns the
+// target it scanned (the files and the way to run programs), so that spec
+// tests can run against the same image.
+func Scan(ctx context.Context, tree *source.Tree, opts Options) (*snapshot.Snapshot, *target.Target, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	snap := &snapshot.Snapshot{
+		Schema:       snapshot.SchemaV1,
+		Source:       tree.Spec,
+		ScannedAt:    now().UTC().Truncate(time.Second),
+		Scanner:      snapshot.Scanner{Name: "imagegate", Version: opts.ScannerVersion},
+		Architecture: tree.Architecture,
+		Image:        tree.Image,
+		Skipped:      tree.Skipped,
+	}
+	if snap.Architecture == "" && tree.Spec == "host" {
+		snap.Architecture = runtime.GOARCH
+	}
+	t := &target.Target{Root: tree.Dir, RootFS: tree.RootFS}
+	runner, warning, err := chooseRunner(tree, opts.Exec)
+	if err != nil {
+		return nil, nil, err
+	}
+	if warning != "" {
+		snap.Warnings = append(snap.Warnings, warning)
+		log.Warn(warning)
+	}
+	snap.Exec = ExecNone
+	if runner != nil {
+		t.Runner = runner
+		snap.Exec = runner.Mode()
+	}
+
+	py := python.NewFinder(python.Options{ModuleTimeout: opts.ModuleTimeout})
+	rt := runtimes.NewFinder()
+	started := time.Now()
+	if err := walk(ctx, t, []target.Finder{py, rt}); err != nil {
+		return nil, nil, fmt.Errorf("walk %s: %w", tree.Spec, err)
+	}
+	log.Debug("walked image", "source", tree.Spec, "elapsed", time.Since(started))
+
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		errs     []error
+		owners   *ospkg.Owners
+		warnings []string
+	)
+	collect := func(name string, f func() ([]string, error)) {
+		wg.Go(func() {
+			begin := time.Now()
+			w, err := f()
+			mu.Lock()
+			defer mu.Unlock()
+			warnings = append(warnings, w...)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("scan %s: %w", name, err))
+			}
+			log.Debug("collected", "collector", name, "elapsed", time.Since(begin))
+		})
+	}
+	collect("os-release", func() ([]string, error) {
+		os, err := ospkg.ReadOS(ctx, t)
+		snap.OS = os
+		return nil, err
+	})
+	collect("os packages", func() ([]string, error) {
+		res, w, err := ospkg.Packages(ctx, t)
+		snap.Packages, owners = res.Packages, res.Owners
+		return w, err
+	})
+	var pyRuntimes, otherRuntimes []snapshot.Runtime
+	collect("python", func() (w []string, err error) {
+		pyRuntimes, w, err = py.Collect(ctx, t)
+		return w, err
+	})
+	collect("runtimes", func() (w []string, err error) {
+		otherRuntimes, w, err = rt.Collect(ctx, t)
+		return w, err
+	})
+	collect("tools", func() (w []string, err error) {
+		snap.Tools, w, err = tools.Collect(ctx, t, tools.Options{ExtraDirs: imagePath(tree.Image), Timeout: opts.ToolTimeout})
+		return w, err
+	})
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	snap.Runtimes = append(pyRuntimes, otherRuntimes...)
+	snap.Warnings = append(snap.Warnings, warnings...)
+	attributeOwners(t, snap, owners)
+	snap.Normalize()
+	return snap, t, nil
+}
+
+// attributeOwners marks what the OS package manager ships: a runtime whose
+// executable a package owns is the distribution's own, which the gate treats
+// differently (Debian splits its Python's standard library into optional
+// packages on purpose).
+func attributeOwners(t *target.Target, snap *snapshot.Snapshot, owners *ospkg.Owners) {
+	if owners == nil {
+		return
+	}
+	lookup := func(p string) (string, bool) {
+		if pkg, ok := owners.Lookup(p); ok {
+			return pkg, true
+		}
+		// /usr/bin/python3 is a link to python3.11: the package that owns
+		// the link's target owns the interpreter.
+		if resolved, err := t.Resolve(p); err == nil && resolved != p {
+			return owners.Lookup(resolved)
+		}
+		return "", false
+	}
+	for i := range snap.Runtimes {
+		r := &snap.Runtimes[i]
+		if r.Executable == "" {
+			continue
+		}
+		if pkg, ok := lookup(r.Executable); ok {
+			r.OwnerPackage, r.Origin = pkg, "os-package"
+		}
+	}
+	for i := range snap.Tools {
+		if pkg, ok := lookup(snap.Tools[i].Path); ok {
+			snap.Tools[i].OwnerPackage = pkg
+		}
+	}
+}
+
+// imagePath returns the directories of the image config's PATH, so that
+// tools an image puts on its own PATH (/opt/conda/bin) are listed too.
+func imagePath(img *snapshot.Image) []string {
+	if img == nil {
+		return nil
+	}
+	for _, kv := range img.Env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			return filepath.SplitList(v)
+		}
+	}
+	return nil
+}
+
+// chooseRunner picks how the image's programs run. auto means: the host and
+// tool folders run here; root filesystems run chrooted where that is
+// permitted, and otherwise are checked from their files alone, with a
+// warning that says so.
+func chooseRunner(tree *source.Tree, mode string) (target.Runner, string, error) {
+	switch mode {
+	case ExecNone:
+		return nil, "", nil
+	case ExecLocal:
+		return sandbox.NewLocal(tree.Dir), "", nil
+	case ExecChroot:
+		if err := sandbox.Permitted(); err != nil {
+			return nil, "", err
+		}
+		r, err := sandbox.NewChroot(tree.Dir, sandbox.ChrootOptions{})
+		return r, "", err
+	case ExecAuto, "":
+		if tree.Dir == "/" || !tree.RootFS {
+			return sandbox.NewLocal(tree.Dir), "", nil
+		}
+		if err := sandbox.Permitted(); err != nil {
+			return nil, fmt.Sprintf("programs in the image were not run (%v); modules were checked from their files only", err), nil
+		}
+		r, err := sandbox.NewChroot(tree.Dir, sandbox.ChrootOptions{})
+		if err != nil {
+			return nil, fmt.Sprintf("programs in the image were not run (%v); modules were checked from their files only", err), nil
+		}
+		return r, "", nil
+	}
+	return nil, "", fmt.Errorf("%w %q: use auto, none, local or chroot", ErrExecMode, mode)
+}
