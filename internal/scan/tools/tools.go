@@ -83,7 +83,7 @@ func Collect(ctx context.Context, t *target.Target, opts Options) ([]snapshot.To
 	}
 	probeAll(ctx, t.Runner, tools, workers, timeout, func(tool snapshot.Tool) bool {
 		_, ok := probes[tool.Name]
-		return ok
+		return ok && !busyboxApplet(t, tool.Path)
 	})
 	// A slow tool (gcloud, a JVM) can miss its timeout on a machine
 	// busy with the rest of the scan; a second chance with twice the
@@ -96,6 +96,14 @@ func Collect(ctx context.Context, t *target.Target, opts Options) ([]snapshot.To
 		return nil, nil, fmt.Errorf("probe tool versions: %w", err)
 	}
 	return tools, warnings, nil
+}
+
+// busyboxApplet reports whether p is a link to BusyBox (Alpine's tar, wget,
+// unzip …). Its applets do not answer --version, and the version they
+// would state is BusyBox's own, so they are listed but not probed.
+func busyboxApplet(t *target.Target, p string) bool {
+	real, err := t.Resolve(p)
+	return err == nil && path.Base(real) == "busybox"
 }
 
 // probeAll probes, workers at a time, the tools that want says should be.

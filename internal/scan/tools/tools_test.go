@@ -250,6 +250,10 @@ func TestProbeOutcomes(t *testing.T) {
 		"bin/gh":            "../../../../../../../../usr/bin/gh-inside@link",
 		"usr/bin/gh-inside": "#!/bin/sh\necho 'gh version 0.0.1-inroot (2024-01-01)'\n",
 		"bin/ls":            "#!/bin/sh\nexit 1\n",
+		// Alpine's applets are links to BusyBox, which answers no
+		// --version: listed, not probed.
+		"bin/busybox": "#!/bin/sh\nexit 1\n",
+		"bin/tar":     "/bin/busybox@link",
 	})
 	tg := &target.Target{Root: root, RootFS: false, Runner: sandbox.NewLocal(root)}
 	got, _, err := tools.Collect(t.Context(), tg, tools.Options{Dirs: []string{"/bin"}, Timeout: 300 * time.Millisecond})
@@ -257,6 +261,7 @@ func TestProbeOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []snapshot.Tool{
+		{Name: "busybox", Path: "/bin/busybox"},
 		{Name: "curl", Path: "/bin/curl", Status: "failed", Error: "exit status 3: curl: (6) something is wrong"},
 		{Name: "gh", Path: "/bin/gh", Status: "ok", Version: "0.0.1-inroot"},
 		{Name: "git", Path: "/bin/git", Status: "timeout", Error: "no answer within 600ms"},
@@ -264,6 +269,7 @@ func TestProbeOutcomes(t *testing.T) {
 		{Name: "jq", Path: "/bin/jq", Status: "failed", Error: "no version in output: usage: jq [options]"},
 		{Name: "ls", Path: "/bin/ls"},
 		{Name: "make", Path: "/bin/make", Status: "ok", Version: "4.3"},
+		{Name: "tar", Path: "/bin/tar"},
 		{Name: "zstd", Path: "/bin/zstd", Status: "failed", Error: "killed by segmentation fault"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
