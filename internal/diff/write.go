@@ -1,0 +1,416 @@
+package diff
+
+import (
+	"bufio"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Formats accepted by Report.Write.
+var Formats = []string{"table", "json", "markdown", "junit"}
+
+// Write renders the report: "table" (for people, failures first), "json"
+// (the contract in SCHEMA.md), "markdown" (release notes) or "junit" (CI
+// test results). An empty format means "table".
+func (r *Report) Write(w io.Writer, format string) error {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	var err error
+	switch format {
+	case "", "table":
+		err = r.writeTable(bw)
+	case "json":
+		enc := json.NewEncoder(bw)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		err = enc.Encode(r)
+	case "markdown", "md":
+		err = r.writeMarkdown(bw)
+	case "junit":
+		err = r.writeJUnit(bw)
+	default:
+		return fmt.Errorf("unknown output format %q; use one of %s", format, strings.Join(Formats, ", "))
+	}
+	if err != nil {
+		return fmt.Errorf("write %s report: %w", format, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write %s report: %w", format, err)
+	}
+	return nil
+}
+
+// ordered returns the changes with unexpected ones first, then declared
+// ones, then the rest, each group in report order.
+func (r *Report) ordered() []*Change {
+	out := make([]*Change, 0, len(r.Changes))
+	for _, pick := range []func(*Change) bool{
+		func(c *Change) bool { return c.Unexpected },
+		func(c *Change) bool { return !c.Unexpected && c.Declared != nil },
+		func(c *Change) bool { return !c.Unexpected && c.Declared == nil },
+	} {
+		for i := range r.Changes {
+			if pick(&r.Changes[i]) {
+				out = append(out, &r.Changes[i])
+			}
+		}
+	}
+	return out
+}
+
+// value is what a table shows for one side of a change.
+func (c *Change) value(s *State) string {
+	if s == nil {
+		return ""
+	}
+	switch {
+	case c.Class == ClassBroken || c.Class == ClassFixed || c.Section == SectionModules:
+		if s.Status != "" {
+			return s.Status
+		}
+	case c.Class == ClassChanged && c.Old != nil && c.New != nil && c.Old.Version == c.New.Version && c.Old.Status == c.New.Status:
+		return s.Path // moved
+	}
+	if s.Version != "" {
+		return s.Version
+	}
+	if s.Status != "" {
+		return s.Status
+	}
+	return s.Path
+}
+
+// transition is "old → new" in a form that reads on one line.
+func (c *Change) transition() string {
+	switch c.Class {
+	case ClassAdded:
+		return "→ " + orDash(c.value(c.New))
+	case ClassRemoved:
+		return orDash(c.value(c.Old)) + " → removed"
+	}
+	return orDash(c.value(c.Old)) + " → " + orDash(c.value(c.New))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// evidence is the one-line explanation shown next to a change.
+func (c *Change) evidence() string {
+	var parts []string
+	if e := oneLine(c.Evidence); e != "" {
+		parts = append(parts, e)
+	}
+	if len(c.MissingLibraries) > 0 {
+		parts = append(parts, "missing "+strings.Join(c.MissingLibraries, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// oneLine keeps the last meaningful line of a multi-line message (Python
+// puts the exception last) and bounds its length.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = strings.TrimSpace(s[i+1:])
+	}
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "…"
+	}
+	return s
+}
+
+func (c *Change) where() string {
+	if c.New != nil && c.New.Path != "" {
+		return c.New.Path
+	}
+	if c.Old != nil {
+		return c.Old.Path
+	}
+	return ""
+}
+
+func (d *Declaration) String() string {
+	s := fmt.Sprintf("%s:%d %s %s", d.File, d.Line, d.Action, d.Pattern)
+	if d.Reason != "" {
+		s += ": " + oneLine(d.Reason)
+	}
+	return s
+}
+
+func (r *Report) verdictLine() string {
+	total := len(r.Changes)
+	if r.Failed() {
+		return fmt.Sprintf("FAIL: %d unexpected %s (%d declared, %d in all)", r.Summary.Unexpected, plural(r.Summary.Unexpected, "change"), r.Summary.Declared, total)
+	}
+	if total == 0 {
+		return "PASS: no differences"
+	}
+	return fmt.Sprintf("PASS: no unexpected change (%d declared, %d in all)", r.Summary.Declared, total)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+func (r *Report) writeTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, c := range r.ordered() {
+		mark := c.Class
+		switch {
+		case c.Unexpected:
+			mark = "UNEXPECTED"
+		case c.Declared != nil && failing(c.Class):
+			mark = "declared"
+		}
+		ev := c.evidence()
+		if c.Section == SectionRuntimes || c.Section == SectionTools {
+			ev = joinNonEmpty("; ", c.where(), ev)
+		}
+		if c.Declared != nil {
+			ev = joinNonEmpty("; ", ev, "declared "+c.Declared.String())
+		}
+		// The last cell is not tab-terminated, so that tabwriter does
+		// not pad lines without evidence with trailing blanks.
+		if ev == "" {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", mark, c.ID, c.transition())
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", mark, c.ID, c.transition(), ev)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, warn := range r.Warnings {
+		if _, err := fmt.Fprintf(w, "warning: %s\n", warn); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintln(w, r.verdictLine())
+	return err
+}
+
+func joinNonEmpty(sep string, parts ...string) string {
+	parts = slices.DeleteFunc(parts, func(s string) bool { return s == "" })
+	return strings.Join(parts, sep)
+}
+
+// sectionTitle is a section's heading in release notes.
+var sectionTitle = map[string]string{
+	SectionOS:              "Operating system",
+	SectionPackages:        "OS packages",
+	SectionRuntimes:        "Runtimes",
+	SectionModules:         "Standard library modules",
+	SectionRuntimePackages: "Runtime packages",
+	SectionTools:           "Tools",
+}
+
+// mdCell escapes text for a markdown table cell.
+func mdCell(s string) string {
+	if s == "" {
+		return ""
+	}
+	s = strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "`", "'").Replace(s)
+	return s
+}
+
+func code(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "`" + mdCell(s) + "`"
+}
+
+func (r *Report) writeMarkdown(w io.Writer) error {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	if r.Failed() {
+		p("# ❌ Image gate fails: %d unexpected %s\n\n", r.Summary.Unexpected, plural(r.Summary.Unexpected, "change"))
+	} else {
+		p("# ✅ Image gate passes\n\n")
+	}
+	p("Comparing %s (%s) with %s (%s).\n\n", code(r.Old.Source), mdCell(orDash(r.Old.OS)), code(r.New.Source), mdCell(orDash(r.New.OS)))
+	cl := r.Summary.Classes
+	p("%d added, %d removed, %d upgraded, %d downgraded, %d broken, %d fixed, %d changed; %d declared.\n",
+		cl[ClassAdded], cl[ClassRemoved], cl[ClassUpgraded], cl[ClassDowngraded], cl[ClassBroken], cl[ClassFixed], cl[ClassChanged], r.Summary.Declared)
+
+	table := func(title string, head []string, rows [][]string) {
+		if len(rows) == 0 {
+			return
+		}
+		p("\n%s\n\n| %s |\n|%s\n", title, strings.Join(head, " | "), strings.Repeat("---|", len(head)))
+		for _, row := range rows {
+			p("| %s |\n", strings.Join(row, " | "))
+		}
+	}
+	var unexpected, declared [][]string
+	for _, c := range r.ordered() {
+		switch {
+		case c.Unexpected:
+			unexpected = append(unexpected, []string{c.Class, code(c.ID), mdCell(orDash(c.value(c.Old))), mdCell(orDash(c.value(c.New))), mdCell(c.evidence())})
+		case c.Declared != nil:
+			declared = append(declared, []string{c.Class, code(c.ID), mdCell(orDash(c.value(c.Old))), mdCell(orDash(c.value(c.New))),
+				fmt.Sprintf("%s:%d", mdCell(c.Declared.File), c.Declared.Line), mdCell(oneLine(c.Declared.Reason))})
+		}
+	}
+	table("## Unexpected", []string{"Change", "Entry", "Was", "Now", "Evidence"}, unexpected)
+	table("## Declared", []string{"Change", "Entry", "Was", "Now", "Declared at", "Reason"}, declared)
+
+	for _, sec := range Sections {
+		var added, removed, updated [][]string
+		for i := range r.Changes {
+			c := &r.Changes[i]
+			if c.Section != sec {
+				continue
+			}
+			switch c.Class {
+			case ClassAdded:
+				added = append(added, []string{code(c.ID), mdCell(c.value(c.New)), mdCell(c.where())})
+			case ClassRemoved:
+				removed = append(removed, []string{code(c.ID), mdCell(c.value(c.Old)), mdCell(c.where())})
+			default:
+				updated = append(updated, []string{code(c.ID), c.Class, mdCell(c.value(c.Old)), mdCell(c.value(c.New)), mdCell(c.evidence())})
+			}
+		}
+		if len(added)+len(removed)+len(updated) == 0 {
+			continue
+		}
+		p("\n## %s\n", sectionTitle[sec])
+		table("### Added", []string{"Entry", "Version", "Path"}, added)
+		table("### Removed", []string{"Entry", "Version", "Path"}, removed)
+		table("### Updated", []string{"Entry", "Change", "Was", "Now", "Evidence"}, updated)
+	}
+	if len(r.Warnings) > 0 {
+		p("\n## Warnings\n\n")
+		for _, warn := range r.Warnings {
+			p("- %s\n", mdCell(warn))
+		}
+	}
+	_, err := fmt.Fprintln(w)
+	return err
+}
+
+type junitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr"`
+	Skipped  int          `xml:"skipped,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Errors   int         `xml:"errors,attr"`
+	Skipped  int         `xml:"skipped,attr"`
+	Time     string      `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Time      string        `xml:"time,attr"`
+	Failure   *junitFailure `xml:"failure,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr"`
+	Text    string `xml:",chardata"`
+}
+
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
+}
+
+// writeJUnit writes one failed testcase per unexpected change, one passed
+// testcase per section (its output lists the section's expected changes) and
+// one skipped testcase per stale declaration, which CI systems show as a
+// warning without failing the run.
+func (r *Report) writeJUnit(w io.Writer) error {
+	s := junitSuite{Name: "imagegate diff", Time: "0"}
+	for _, c := range r.ordered() {
+		if !c.Unexpected {
+			continue
+		}
+		text := fmt.Sprintf("%s %s: %s", c.ID, c.Class, c.transition())
+		if ev := c.evidence(); ev != "" {
+			text += "\n" + ev
+		}
+		text += "\nDeclare it in the changes file if it is intended, e.g.\n  - " + classAction(c.Class) + ": " + c.ID
+		s.Cases = append(s.Cases, junitCase{
+			Name: c.ID + " " + c.Class, Classname: "imagegate.diff." + c.Section, Time: "0",
+			Failure: &junitFailure{Message: joinNonEmpty(": ", c.ID+" "+c.Class, c.evidence()), Type: c.Class, Text: text},
+		})
+		s.Failures++
+	}
+	for _, sec := range Sections {
+		var out strings.Builder
+		n := 0
+		for i := range r.Changes {
+			c := &r.Changes[i]
+			if c.Section != sec || c.Unexpected {
+				continue
+			}
+			n++
+			fmt.Fprintf(&out, "%s %s %s", c.Class, c.ID, c.transition())
+			if c.Declared != nil {
+				fmt.Fprintf(&out, " (declared %s)", c.Declared.String())
+			}
+			out.WriteByte('\n')
+		}
+		if n == 0 {
+			out.WriteString("no expected changes\n")
+		}
+		s.Cases = append(s.Cases, junitCase{Name: sectionTitle[sec], Classname: "imagegate.diff." + sec, Time: "0", SystemOut: out.String()})
+	}
+	for _, d := range r.Stale {
+		s.Cases = append(s.Cases, junitCase{
+			Name: fmt.Sprintf("stale declaration %s %s", d.Action, d.Pattern), Classname: "imagegate.diff.declarations", Time: "0",
+			Skipped: &junitSkipped{Message: fmt.Sprintf("%s:%d: %s %s matched no change; remove it", d.File, d.Line, d.Action, d.Pattern)},
+		})
+		s.Skipped++
+	}
+	s.Tests = len(s.Cases)
+	doc := junitSuites{Name: "imagegate diff", Tests: s.Tests, Failures: s.Failures, Skipped: s.Skipped, Suites: []junitSuite{s}}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+func classAction(class string) string {
+	for a, c := range actionClass {
+		if c == class {
+			return a
+		}
+	}
+	return class
+}
