@@ -323,7 +323,18 @@ func (r *Resolver) Missing(hostPath, origin string, extraDirs ...string) ([]stri
 			dirs = append(dirs, r.confDirs...)
 			dirs = append(dirs, defaultDirs(top)...)
 			dirs = append(dirs, extraDirs...)
-			found, inRoot := r.find(soname, dirs, top)
+			name := soname
+			if strings.Contains(name, "$") {
+				// The loader expands the tokens in DT_NEEDED too: bundled
+				// interpreters need "$ORIGIN/../lib/libpython3.12.so.1.0".
+				exp := r.expand([]string{name}, cur.origin, cur.obj)
+				if len(exp) == 0 {
+					missing = append(missing, soname)
+					continue
+				}
+				name = exp[0]
+			}
+			found, inRoot := r.find(name, dirs, top)
 			if found == nil {
 				missing = append(missing, soname)
 				continue

@@ -24,7 +24,7 @@ func mustCC(t *testing.T, out, soname string, args ...string) {
 		t.Skip("gcc not installed")
 	}
 	src := filepath.Join(t.TempDir(), "x.c")
-	if err := os.WriteFile(src, []byte("int "+strings.NewReplacer(".", "_", "-", "_").Replace(soname)+"(void) { return 1; }\n"), 0o644); err != nil {
+	if err := os.WriteFile(src, []byte("int "+strings.NewReplacer(".", "_", "-", "_", "$", "_", "/", "_").Replace(soname)+"(void) { return 1; }\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -85,6 +85,7 @@ func TestMissing(t *testing.T) {
 	mustWrite(t, j("etc/ld.so.conf.d/a.conf"), "/opt/linked\n")
 	mustWrite(t, j("etc/ld.so.conf.d/b.conf"), "include ../ld.so.conf\n") // a cycle must not hang
 
+	mustCC(t, j("app/lib/libdollar.so.1"), "$ORIGIN/../lib/libdollar.so.1")
 	outside := t.TempDir() // a 64-bit libforeign to link against, not in the image
 	mustCC(t, filepath.Join(outside, "libforeign.so.1"), "libforeign.so.1")
 	link := func(name string, args ...string) string {
@@ -106,6 +107,10 @@ func TestMissing(t *testing.T) {
 			link("origin-exe", "-L"+j("app/lib"), "-l:libdep.so.1", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"), "/app/bin", nil},
 		{"${ORIGIN} elsewhere misses",
 			link("origin2-exe", "-L"+j("app/lib"), "-l:libdep.so.1", "-Wl,--enable-new-dtags,-rpath,${ORIGIN}/../lib"), "/bin", []string{"libdep.so.1"}},
+		{"$ORIGIN in DT_NEEDED",
+			link("needed-origin-exe", "-L"+j("app/lib"), "-l:libdollar.so.1"), "/app/bin", nil},
+		{"$ORIGIN in DT_NEEDED elsewhere misses",
+			link("needed-origin2-exe", "-L"+j("app/lib"), "-l:libdollar.so.1"), "/bin", []string{"$ORIGIN/../lib/libdollar.so.1"}},
 		{"ld.so.conf include through an in-root link",
 			link("conf-exe", "-L"+j("opt/conf"), "-l:libconf.so.1"), "/bin", nil},
 		{"default multiarch dir",
