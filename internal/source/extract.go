@@ -435,7 +435,7 @@ func (e *Extractor) copy(w io.Writer, r io.Reader) error {
 			return nil
 		}
 		if rerr != nil {
-			return rerr
+			return fmt.Errorf("read contents (truncated or corrupt layer?): %w", rerr)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package source_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -182,5 +183,37 @@ func TestHostileArchives(t *testing.T) {
 				t.Errorf("entries beside the temp dir: %v", got)
 			}
 		})
+	}
+}
+
+func TestApplyLayerStopsWhenCanceled(t *testing.T) {
+	x, err := source.NewExtractor(t.TempDir(), source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := x.ApplyLayer(ctx, bytes.NewReader(mustTar(t, file("f", "x")))); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestOpenRemovesItsTempDirOnError(t *testing.T) {
+	temp := t.TempDir()
+	archive := filepath.Join(t.TempDir(), "a.tar")
+	// A valid first layer, then a truncated one: the first is extracted
+	// before the error, and must be gone afterwards.
+	good := mustTar(t, dir("etc/"), file("etc/os-release", "ID=x\n"))
+	bad := mustTar(t, file("big", strings.Repeat("x", 4096)))[:1024]
+	if err := tarball.WriteToFile(archive, mustTag(t, "t:1"), mustImage(t, v1.Config{}, "amd64", good, bad)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := source.Open(context.Background(), "docker-archive:"+archive, source.Options{TempDir: temp})
+	if err == nil || !strings.Contains(err.Error(), `layer 2 entry "big": read contents (truncated or corrupt layer?): unexpected EOF`) {
+		t.Errorf("got %v, want a read error naming layer 2 and the entry", err)
+	}
+	if left := entries(t, temp); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }
