@@ -111,10 +111,10 @@ func (t *Target) Origin(prefix string) string {
 		return snapshot.OriginSDKMAN
 	}
 	if host != "" && prefix != "/" {
-		if fi, err := os.Stat(host + ".complete"); err == nil && fi.Mode().IsRegular() {
+		if fi, err := os.Lstat(host + ".complete"); err == nil && fi.Mode().IsRegular() {
 			return snapshot.OriginToolcache
 		}
-		if fi, err := os.Stat(filepath.Join(host, "conda-meta")); err == nil && fi.IsDir() {
+		if fi, err := os.Lstat(filepath.Join(host, "conda-meta")); err == nil && fi.IsDir() {
 			return snapshot.OriginConda
 		}
 	}
