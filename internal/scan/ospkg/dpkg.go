@@ -120,9 +120,8 @@ func skippedWarning(what string, n int) []string {
 
 // readDpkg reads the dpkg database of a root: the status file with any
 // journal entries in updates/ that dpkg has not folded in yet, or, in
-// distroless images, one file per package under status.d/. ok is false
-// when the image has no dpkg database.
-func readDpkg(ctx context.Context, t *target.Target, owners *Owners) (pkgs []snapshot.Package, warns []string, ok bool, err error) {
+// distroless images, one file per package under status.d/.
+func readDpkg(ctx context.Context, t *target.Target, owners *Owners) (pkgs []snapshot.Package, warns []string, err error) {
 	byKey := map[string]debRecord{}
 	var order []string
 	add := func(recs []debRecord) {
@@ -137,10 +136,9 @@ func readDpkg(ctx context.Context, t *target.Target, owners *Owners) (pkgs []sna
 
 	data, found, err := readImageFile(t, dpkgStatus)
 	if err != nil {
-		return nil, []string{err.Error()}, true, nil
+		return nil, []string{err.Error()}, nil
 	}
 	if found {
-		ok = true
 		recs, skipped := parseDebRecords(data)
 		warns = append(warns, skippedWarning(dpkgStatus, skipped)...)
 		add(recs)
@@ -161,7 +159,6 @@ func readDpkg(ctx context.Context, t *target.Target, owners *Owners) (pkgs []sna
 	dl, w := readDirFiles(t, dpkgStatusD, func(string) bool { return true })
 	warns = append(warns, w...)
 	for _, f := range dl {
-		ok = true
 		if strings.HasSuffix(f.name, ".md5sums") {
 			continue
 		}
@@ -181,22 +178,29 @@ func readDpkg(ctx context.Context, t *target.Target, owners *Owners) (pkgs []sna
 			}
 		}
 	}
-	if !ok {
-		return nil, warns, false, nil
-	}
+	installed := map[string]bool{}
 	for _, k := range order {
 		if r := byKey[k]; r.installed() {
 			pkgs = append(pkgs, r.pkg)
+			installed[r.pkg.Name] = true
 		}
 	}
 	if found {
-		w, err := readDpkgLists(ctx, t, owners)
+		w, err := readDpkgLists(ctx, t, installed, owners)
 		if err != nil {
-			return nil, nil, true, err
+			return nil, nil, err
 		}
 		warns = append(warns, w...)
 	}
-	return pkgs, warns, true, nil
+	return pkgs, warns, nil
+}
+
+// listPackage names the package of an info/ file list: "bash.list" and
+// "libc6:amd64.list" (multi-arch) belong to bash and libc6.
+func listPackage(file string) (string, bool) {
+	base, ok := strings.CutSuffix(file, ".list")
+	pkg, _, _ := strings.Cut(base, ":")
+	return pkg, ok
 }
 
 func findFile(fs []dirFile, name string) ([]byte, bool) {
@@ -227,8 +231,9 @@ func atoi(s string) int {
 
 // readDpkgLists records the owner of every path in info/*.list. A Debian
 // system has around a thousand of these files, so they are read by a few
-// goroutines while one goroutine fills the index.
-func readDpkgLists(ctx context.Context, t *target.Target, owners *Owners) ([]string, error) {
+// goroutines while one goroutine fills the index. Lists of packages that
+// are not installed (left by an interrupted removal) are ignored.
+func readDpkgLists(ctx context.Context, t *target.Target, installed map[string]bool, owners *Owners) ([]string, error) {
 	dir, err := t.HostPath(dpkgInfo)
 	if err != nil {
 		return []string{err.Error()}, nil
@@ -244,7 +249,8 @@ func readDpkgLists(ctx context.Context, t *target.Target, owners *Owners) ([]str
 	for _, e := range ents {
 		// Only regular files: a link in an image must never make the scan
 		// read a file of this machine.
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".list") {
+		pkg, isList := listPackage(e.Name())
+		if e.Type().IsRegular() && isList && installed[pkg] {
 			names = append(names, e.Name())
 		}
 	}
@@ -262,7 +268,7 @@ func readDpkgLists(ctx context.Context, t *target.Target, owners *Owners) ([]str
 		wg.Go(func() {
 			for n := range jobs {
 				b, err := os.ReadFile(dir + "/" + n)
-				pkg, _, _ := strings.Cut(strings.TrimSuffix(n, ".list"), ":")
+				pkg, _ := listPackage(n)
 				out <- list{pkg: pkg, text: string(b), err: err}
 			}
 		})

@@ -159,6 +159,8 @@ func TestPackagesDpkgRoot(t *testing.T) {
 			"/var/lib/dpkg/info/base-files.list":     list("base-files"),
 			"/var/lib/dpkg/info/base-files.md5sums":  "not a list",
 			"/var/lib/dpkg/info/base-files.postinst": "#!/bin/sh\n",
+			// Left behind by a removal: not installed, owns nothing.
+			"/var/lib/dpkg/info/gone.list": "/usr/bin/ls\n",
 		})
 		// A link in the image pointing at this machine's files must not
 		// be followed.
@@ -172,11 +174,30 @@ func TestPackagesDpkgRoot(t *testing.T) {
 		if d := cmp.Diff([]snapshot.Package{base, bash}, res.Packages); d != "" {
 			t.Errorf("packages (-want +got):\n%s", d)
 		}
-		for p, want := range map[string]string{"/usr/bin/bash": "bash", "/bin/bash": "bash", "/etc/debian_version": "base-files", "/usr/lib/x86_64-linux-gnu/libc.so.6": "libc6", "/usr/bin/ls": ""} {
+		for p, want := range map[string]string{"/usr/bin/bash": "bash", "/bin/bash": "bash", "/etc/debian_version": "base-files", "/usr/bin/ls": "", "/usr/lib/x86_64-linux-gnu/libc.so.6": "" /* its list is there, its status is not */} {
 			got, _ := res.Owners.Lookup(p)
 			if got != want {
 				t.Errorf("Lookup(%s) = %q, want %q", p, got, want)
 			}
+		}
+	})
+
+	t.Run("links stay inside the image", func(t *testing.T) {
+		// An absolute link to /var/lib/dpkg/status means the image's own
+		// file (here itself, so nothing), never this machine's.
+		root := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("/var/lib/dpkg/status", filepath.Join(root, "var/lib/dpkg/status")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("/var/lib/dpkg", filepath.Join(root, "var/lib/dpkg/status.d")); err != nil {
+			t.Fatal(err)
+		}
+		res, _ := mustPackages(t, &target.Target{Root: root, RootFS: true})
+		if len(res.Packages) != 0 || res.Owners.Len() != 0 {
+			t.Errorf("read %d packages and %d paths through links", len(res.Packages), res.Owners.Len())
 		}
 	})
 
@@ -283,6 +304,14 @@ func hostPackage(tb testing.TB, name string) snapshot.Package {
 		p.SourceName = f[3]
 	}
 	return p
+}
+
+func TestPackagesCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := ospkg.Packages(ctx, hostTarget()); err == nil {
+		t.Error("Packages with a cancelled context returned no error")
+	}
 }
 
 func BenchmarkPackagesHost(b *testing.B) {

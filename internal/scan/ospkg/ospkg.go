@@ -43,7 +43,7 @@ func Packages(ctx context.Context, t *target.Target) (Result, []string, error) {
 	res := Result{Owners: &Owners{}}
 	var warns []string
 
-	deb, w, _, err := readDpkg(ctx, t, res.Owners)
+	deb, w, err := readDpkg(ctx, t, res.Owners)
 	if err != nil {
 		return Result{}, nil, err
 	}
@@ -69,7 +69,7 @@ func Packages(ctx context.Context, t *target.Target) (Result, []string, error) {
 		break
 	}
 
-	rpm, w, _, err := readRPM(ctx, t, res.Owners)
+	rpm, w, err := readRPM(ctx, t, res.Owners)
 	if err != nil {
 		return Result{}, nil, err
 	}

@@ -94,8 +94,18 @@ func (o *Owners) addLines(pkg, text string) {
 		if line == "" || line == "/." || line[0] != '/' {
 			continue
 		}
-		o.add(path.Clean(line), pkg)
+		if needsClean(line) {
+			line = path.Clean(line)
+		}
+		o.add(line, pkg)
 	}
+}
+
+// needsClean is a quick test that spares path.Clean, a quarter of the
+// time of indexing a Debian system, for the paths dpkg already lists in
+// clean form.
+func needsClean(p string) bool {
+	return strings.Contains(p, "//") || strings.Contains(p, "/.") || len(p) > 1 && p[len(p)-1] == '/'
 }
 
 // addMD5Sums records pkg as the owner of each file in an md5sums file:

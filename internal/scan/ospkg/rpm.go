@@ -28,9 +28,8 @@ const (
 	rpmBDB    = "Packages"     // Berkeley DB: RHEL <= 8, CentOS, Amazon Linux 2
 )
 
-// readRPM reads the first rpm database found. ok is false when the image
-// has none.
-func readRPM(ctx context.Context, t *target.Target, owners *Owners) (pkgs []snapshot.Package, warns []string, ok bool, err error) {
+// readRPM reads the first rpm database found.
+func readRPM(ctx context.Context, t *target.Target, owners *Owners) (pkgs []snapshot.Package, warns []string, err error) {
 	seen := map[string]bool{}
 	for _, dir := range rpmDirs {
 		hostDir, err := t.HostPath(dir)
@@ -54,7 +53,7 @@ func readRPM(ctx context.Context, t *target.Target, owners *Owners) (pkgs []snap
 				continue
 			}
 			if err := ctx.Err(); err != nil {
-				return nil, nil, true, err
+				return nil, nil, err
 			}
 			inImage := dir + "/" + backend
 			var blobs [][]byte
@@ -67,13 +66,13 @@ func readRPM(ctx context.Context, t *target.Target, owners *Owners) (pkgs []snap
 				err = fmt.Errorf("the ndb format (openSUSE) is not supported yet")
 			}
 			if err != nil {
-				return nil, append(warns, fmt.Sprintf("read rpm database %s: %v; its packages are not in the snapshot", inImage, err)), true, nil
+				return nil, append(warns, fmt.Sprintf("read rpm database %s: %v; its packages are not in the snapshot", inImage, err)), nil
 			}
 			pkgs, w := rpmPackages(blobs, inImage, owners)
-			return pkgs, append(warns, w...), true, nil
+			return pkgs, append(warns, w...), nil
 		}
 	}
-	return nil, warns, false, nil
+	return nil, warns, nil
 }
 
 func rpmPackages(blobs [][]byte, db string, owners *Owners) ([]snapshot.Package, []string) {
