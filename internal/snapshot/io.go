@@ -87,13 +87,15 @@ func Decode(r io.Reader) (*Snapshot, error) {
 // decode parses a whole document at once: a snapshot of a large image is
 // ~100 MB, and segmentio's decoder, a drop-in for encoding/json with the
 // same error types, parses it about four times faster than the standard
-// library's, which matters because diff reads two of them.
+// library's, which matters because diff reads two of them. Strings point
+// into data instead of being copied (a million fewer allocations); data is
+// never written to again, so they stay valid.
 func decode(data []byte) (*Snapshot, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fmt.Errorf("%w: empty input", ErrSchema)
 	}
 	var s Snapshot
-	rest, err := fastjson.Parse(data, &s, 0)
+	rest, err := fastjson.Parse(data, &s, fastjson.DontCopyString)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrSchema, describeJSONError(err))
 	}
