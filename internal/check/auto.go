@@ -1,0 +1,383 @@
+package check
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/imagegate/imagegate/internal/diff"
+	"github.com/imagegate/imagegate/internal/scan/python"
+	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/version"
+)
+
+// distroOptional names the Debian/Ubuntu package that ships a standard
+// library module the distribution split out of its core Python packages
+// (checked against Debian 12 with dpkg -L and apt-cache show). It only words
+// the note for a distribution's Python: any module such a Python lacks is
+// reported as not installed, never as a failure, because the package
+// manager, not the image build, decides what the distribution ships.
+var distroOptional = map[string]string{
+	"tkinter":    "python3-tk",
+	"_tkinter":   "python3-tk",
+	"_gdbm":      "python3-gdbm",
+	"idlelib":    "idle-python3.X",
+	"turtledemo": "python3.X-examples",
+	"ensurepip":  "python3.X-venv",
+	"distutils":  "python3-distutils",
+	"lib2to3":    "python3-lib2to3",
+	"test":       "libpython3.X-testsuite",
+}
+
+// failing are module statuses that mean the module's files are there but it
+// does not work: always a failure, whoever built the Python (the 2019 case:
+// Lib/sqlite3/ present, _sqlite3 absent).
+var failing = map[string]bool{
+	snapshot.StatusBroken:      true,
+	snapshot.StatusImportError: true,
+	snapshot.StatusCrash:       true,
+	snapshot.StatusTimeout:     true,
+}
+
+// automatic is the evidence that needs no configuration.
+func automatic(snap *snapshot.Snapshot, ch *diff.Changes) []Result {
+	var out []Result
+	ids := runtimeIDs(snap.Runtimes)
+	order := make([]int, len(snap.Runtimes))
+	for i := range order {
+		order[i] = i
+	}
+	// 3.6 before 3.10: runtimes in version order, as people read them.
+	slices.SortStableFunc(order, func(a, b int) int {
+		ra, rb := &snap.Runtimes[a], &snap.Runtimes[b]
+		return cmp.Or(cmp.Compare(ra.Kind, rb.Kind),
+			version.Compare("pep440", majorMinor(ra.Version), majorMinor(rb.Version)),
+			cmp.Compare(ra.Path, rb.Path))
+	})
+	pythons := 0
+	for _, i := range order {
+		rt := &snap.Runtimes[i]
+		if rt.Kind == "python" {
+			pythons++
+			out = append(out, pythonModules(rt, ids[i], ch)...)
+		}
+	}
+	if pythons > 0 && snap.Exec == "none" {
+		out = append(out, Result{ID: "snapshot/exec", Origin: OriginAutomatic, Kind: "snapshot", Status: StatusInfo,
+			Message: "modules were checked without execution (--exec none): files and shared libraries only, not the import itself"})
+	}
+	out = append(out, toolProbes(snap.Tools, ch)...)
+	for _, w := range snap.Warnings {
+		out = append(out, Result{ID: "snapshot/warning", Origin: OriginAutomatic, Kind: "snapshot", Status: StatusInfo, Message: w})
+	}
+	return out
+}
+
+// runtimeIDs gives each runtime the identity diff matches it by
+// (python@3.7), so that one changes file serves both. Two installs of one
+// version share it, as in diff; results name the path.
+func runtimeIDs(rts []snapshot.Runtime) []string {
+	ids := make([]string, len(rts))
+	for i, rt := range rts {
+		ids[i] = "runtime/" + rt.Kind + "@" + majorMinor(rt.Version)
+	}
+	return ids
+}
+
+func majorMinor(v string) string {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return v
+	}
+	// "3.13.0rc1" and "3.7" alike: keep the digits of the minor only.
+	minor := parts[1]
+	if i := strings.IndexFunc(minor, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		minor = minor[:i]
+	}
+	return parts[0] + "." + minor
+}
+
+// builtFromSource is true for runtimes an image build compiled or unpacked
+// itself; a distribution's own Python is "os-package".
+func builtFromSource(rt *snapshot.Runtime) bool { return rt.Origin != "os-package" }
+
+func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
+	var out []Result
+	title := fmt.Sprintf("python %s at %s", rt.Version, rt.Path)
+	if rt.Origin != "" {
+		title += " (" + rt.Origin + ")"
+	}
+	seen := make(map[string]bool, len(rt.Modules))
+	ok := 0
+	var notInstalled []string
+	add := func(r Result) {
+		r.Origin, r.Kind = OriginAutomatic, "module"
+		if r.Name == "" {
+			r.Name = title
+		}
+		out = append(out, r)
+	}
+	// Failures are gathered first so that a module missing only because
+	// another one needs it ("No module named '_sqlite3'") is shown as that
+	// module's evidence, not as a second failure: one cause, one line.
+	type failure struct {
+		module string
+		res    Result
+		cause  bool // the module is absent, rather than broken
+	}
+	var fails []failure
+	missing := func(name, evidence string) {
+		if !builtFromSource(rt) {
+			notInstalled = append(notInstalled, name)
+			return
+		}
+		fails = append(fails, failure{module: name, cause: true,
+			res: Result{ID: id + "/module/" + name, Status: StatusFail, Message: "missing: " + evidence}})
+	}
+	for _, m := range rt.Modules {
+		seen[m.Name] = true
+		if python.PlatformOnly(m.Name) {
+			continue
+		}
+		switch {
+		case m.Status == snapshot.StatusOK:
+			ok++
+		case m.Status == snapshot.StatusMissing:
+			missing(m.Name, cmp.Or(m.Error, "not shipped by this build"))
+		case m.Status == snapshot.StatusImportError && (m.Error == noModuleNamed(m.Name) || m.Error == "No module named "+m.Name):
+			// Importing a module with no files at all: absent, not broken.
+			missing(m.Name, m.Error)
+		default:
+			msg := m.Status
+			if !failing[m.Status] {
+				msg = "unknown status " + strconv.Quote(m.Status)
+			}
+			var ev []string
+			if len(m.MissingLibraries) > 0 {
+				msg += ": missing shared " + plural(len(m.MissingLibraries), "library", "libraries") + " " + strings.Join(m.MissingLibraries, ", ")
+				if m.Error != "" {
+					ev = append(ev, m.Error)
+				}
+			} else if m.Error != "" {
+				msg += ": " + firstLine(m.Error)
+				if rest := restLines(m.Error); rest != "" {
+					ev = append(ev, rest)
+				}
+			}
+			fails = append(fails, failure{module: m.Name,
+				res: Result{ID: id + "/module/" + m.Name, Status: StatusFail, Message: msg, Evidence: ev}})
+		}
+	}
+	expected, known := python.ExpectedModules(majorMinor(rt.Version))
+	for _, name := range expected {
+		if seen[name] || python.PlatformOnly(name) {
+			continue
+		}
+		missing(name, "not in the snapshot, though CPython "+majorMinor(rt.Version)+" ships it on Linux")
+	}
+	slices.Sort(notInstalled)
+	if !builtFromSource(rt) && len(notInstalled) > 0 {
+		// A distribution's module that fails only because it needs one the
+		// distribution left out (Debian's turtle needs tkinter, from
+		// python3-tk) is as intended as the missing module itself.
+		kept := fails[:0]
+		for _, f := range fails {
+			if need := neededFrom(f.res, notInstalled); need != "" && !f.cause {
+				notInstalled = append(notInstalled, f.module+" (needs "+need+")")
+				continue
+			}
+			kept = append(kept, f)
+		}
+		fails = kept
+	}
+	byName := make(map[string]int, len(fails))
+	var causes []string
+	for i, f := range fails {
+		byName[f.module] = i
+		if f.cause {
+			causes = append(causes, f.module)
+		}
+	}
+	slices.Sort(causes)
+	folded := make([]bool, len(fails))
+	for i := range fails {
+		f := &fails[i]
+		if f.cause {
+			continue
+		}
+		if name := neededFrom(f.res, causes); name != "" {
+			j := byName[name]
+			f.res.Evidence = append(f.res.Evidence, "cause: "+name+" "+fails[j].res.Message)
+			folded[j] = true
+		}
+	}
+	slices.SortStableFunc(fails, func(a, b failure) int { return cmp.Compare(a.module, b.module) })
+	for i := range fails {
+		if folded[byName[fails[i].module]] {
+			continue
+		}
+		r := fails[i].res
+		if fails[i].cause {
+			declare(&r, ch, "remove", "break")
+		} else {
+			declare(&r, ch, "break")
+		}
+		add(r)
+	}
+	if len(notInstalled) > 0 {
+		var ev []string
+		for _, n := range notInstalled {
+			if p, ok := distroOptional[n]; ok {
+				ev = append(ev, n+": in "+strings.ReplaceAll(p, "3.X", "3."+strings.TrimPrefix(majorMinor(rt.Version), "3.")))
+			}
+		}
+		add(Result{ID: id + "/modules/not-installed", Status: StatusInfo,
+			Message:  "not installed (the distribution ships them in optional packages): " + strings.Join(notInstalled, ", "),
+			Evidence: ev})
+	}
+	if !known {
+		add(Result{ID: id + "/modules/expected", Status: StatusInfo,
+			Message: "no expected module list for CPython " + majorMinor(rt.Version) + "; only the modules the scan found were checked"})
+	}
+	add(Result{ID: id + "/modules", Status: StatusPass, Message: fmt.Sprintf("%d standard-library %s ok at %s", ok, plural(ok, "module", "modules"), rt.Path)})
+	return out
+}
+
+func toolProbes(tools []snapshot.Tool, ch *diff.Changes) []Result {
+	var out []Result
+	probed := 0
+	idx := make([]int, len(tools))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		return cmp.Or(cmp.Compare(tools[a].Name, tools[b].Name), cmp.Compare(tools[a].Path, tools[b].Path))
+	})
+	for _, i := range idx {
+		t := &tools[i]
+		switch t.Status {
+		case "":
+			continue
+		case "ok":
+			probed++
+			continue
+		}
+		probed++
+		msg := "version probe " + t.Status
+		if t.Status == "failed" || t.Status == "timeout" {
+			if t.Error != "" {
+				msg += ": " + firstLine(t.Error)
+			}
+		} else {
+			msg = "unknown probe status " + strconv.Quote(t.Status)
+		}
+		r := Result{ID: "tool/" + t.Name, Origin: OriginAutomatic, Kind: "tool", Status: StatusFail, Name: t.Path, Message: msg}
+		if rest := restLines(t.Error); rest != "" {
+			r.Evidence = []string{rest}
+		}
+		declare(&r, ch, "break")
+		out = append(out, r)
+	}
+	if probed > 0 {
+		out = append(out, Result{ID: "tool", Origin: OriginAutomatic, Kind: "tool", Status: StatusPass,
+			Message: fmt.Sprintf("%d of %d probed %s answered", probed-len(out), probed, plural(probed, "tool", "tools"))})
+	}
+	return out
+}
+
+// declare turns a failure into a declared change when the changes file
+// declares one of actions for its ID.
+func declare(r *Result, ch *diff.Changes, actions ...string) {
+	if ch == nil {
+		return
+	}
+	for _, d := range ch.Declarations {
+		if slices.Contains(actions, d.Action) && globMatch(d.Pattern, r.ID) {
+			r.Status = StatusDeclared
+			r.Reason = d.Reason
+			if r.Reason == "" {
+				r.Reason = fmt.Sprintf("%s %s (%s:%d)", d.Action, d.Pattern, d.File, d.Line)
+			}
+			return
+		}
+	}
+}
+
+// globMatch matches an ID against a changes-file pattern with the semantics
+// diff documents (SCHEMA.md): "**" any run, "*" any run without "/", "?" one
+// byte other than "/", everything else literally.
+func globMatch(pattern, name string) bool {
+	for pattern != "" {
+		switch {
+		case strings.HasPrefix(pattern, "**"):
+			rest := strings.TrimLeft(pattern, "*")
+			for i := 0; i <= len(name); i++ {
+				if globMatch(rest, name[i:]) {
+					return true
+				}
+			}
+			return false
+		case pattern[0] == '*':
+			for i := 0; i <= len(name); i++ {
+				if globMatch(pattern[1:], name[i:]) {
+					return true
+				}
+				if i < len(name) && name[i] == '/' {
+					return false
+				}
+			}
+			return false
+		case pattern[0] == '?':
+			if name == "" || name[0] == '/' {
+				return false
+			}
+			pattern, name = pattern[1:], name[1:]
+		default:
+			if name == "" || pattern[0] != name[0] {
+				return false
+			}
+			pattern, name = pattern[1:], name[1:]
+		}
+	}
+	return name == ""
+}
+
+// neededFrom returns the first of names (sorted) that r's error says is
+// missing ("No module named 'tkinter'"), or "".
+func neededFrom(r Result, names []string) string {
+	text := r.Message + "\n" + strings.Join(r.Evidence, "\n")
+	for _, n := range names {
+		// Python 3 quotes the name, Python 2 does not.
+		if strings.Contains(text, noModuleNamed(n)) || strings.Contains(text+"\n", "No module named "+n+"\n") {
+			return n
+		}
+	}
+	return ""
+}
+
+func noModuleNamed(name string) string { return "No module named '" + name + "'" }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return strings.TrimSpace(s[:i])
+	}
+	return s
+}
+
+func restLines(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return strings.TrimSpace(s[i+1:])
+	}
+	return ""
+}

@@ -1,0 +1,93 @@
+package check
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/imagegate/imagegate/internal/diff"
+)
+
+// baselineResults turns the diff against the baseline into evidence: each
+// unexpected change fails, each declared one that would have failed is
+// shown as declared, diff's warnings (stale declarations among them) are notes, and the rest (added,
+// upgraded, fixed) stays in the embedded diff report.
+func baselineResults(d *diff.Report) []Result {
+	var out []Result
+	total := 0
+	for i := range d.Changes {
+		c := &d.Changes[i]
+		total++
+		r := Result{ID: c.ID, Origin: OriginBaseline, Kind: "diff", Message: describeChange(c)}
+		if p := changePath(c); p != "" {
+			r.Name = p
+		}
+		if c.Evidence != "" && !strings.Contains(r.Message, firstLine(c.Evidence)) {
+			r.Evidence = append(r.Evidence, c.Evidence)
+		}
+		switch {
+		case c.Unexpected:
+			r.Status = StatusFail
+		case c.Declared != nil:
+			r.Status = StatusDeclared
+			r.Reason = c.Declared.Reason
+			if r.Reason == "" {
+				r.Reason = fmt.Sprintf("%s %s (%s:%d)", c.Declared.Action, c.Declared.Pattern, c.Declared.File, c.Declared.Line)
+			}
+		default:
+			continue
+		}
+		out = append(out, r)
+	}
+	for _, w := range d.Warnings {
+		out = append(out, Result{ID: "baseline/warning", Origin: OriginBaseline, Kind: "diff", Status: StatusInfo, Message: w})
+	}
+	msg := fmt.Sprintf("%d %s since %s, %d unexpected", total, plural(total, "change", "changes"), d.Old.Source, d.Summary.Unexpected)
+	status := StatusPass
+	if d.Failed() {
+		status = StatusFail
+		msg = fmt.Sprintf("%d unexpected %s since %s", d.Summary.Unexpected, plural(d.Summary.Unexpected, "change", "changes"), d.Old.Source)
+		// The failures above carry the verdict; the summary only counts.
+		return append(out, Result{ID: "baseline", Origin: OriginBaseline, Kind: "diff", Status: StatusInfo, Message: msg})
+	}
+	return append(out, Result{ID: "baseline", Origin: OriginBaseline, Kind: "diff", Status: status, Message: msg})
+}
+
+// describeChange says what happened in one line: "ok → import-error: No
+// module named '_sqlite3'", "downgraded 3.0.15 → 3.0.11", "removed 2.39.5".
+func describeChange(c *diff.Change) string {
+	var o, n diff.State
+	if c.Old != nil {
+		o = *c.Old
+	}
+	if c.New != nil {
+		n = *c.New
+	}
+	var b strings.Builder
+	b.WriteString(c.Class)
+	switch {
+	case o.Status != "" && n.Status != "" && o.Status != n.Status:
+		fmt.Fprintf(&b, ": %s → %s", o.Status, n.Status)
+	case o.Version != "" && n.Version != "":
+		fmt.Fprintf(&b, " %s → %s", o.Version, n.Version)
+	case o.Version != "":
+		fmt.Fprintf(&b, " (was %s)", o.Version)
+	case n.Version != "":
+		fmt.Fprintf(&b, " %s", n.Version)
+	}
+	if len(c.MissingLibraries) > 0 {
+		fmt.Fprintf(&b, ": missing %s", strings.Join(c.MissingLibraries, ", "))
+	} else if c.Evidence != "" {
+		fmt.Fprintf(&b, ": %s", firstLine(c.Evidence))
+	}
+	return b.String()
+}
+
+func changePath(c *diff.Change) string {
+	if c.New != nil && c.New.Path != "" {
+		return c.New.Path
+	}
+	if c.Old != nil {
+		return c.Old.Path
+	}
+	return ""
+}

@@ -1,0 +1,123 @@
+package check
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/imagegate/imagegate/internal/snapshot"
+)
+
+// checkMetadata compares the image config with metadataTest, one result per
+// property, as container-structure-test does.
+func checkMetadata(img *snapshot.Image, m *MetadataTest) []Result {
+	if img == nil {
+		r := specResult("spec/metadataTest", "metadata", "")
+		r.fail("no image config: metadata tests need an OCI, docker-archive or registry image (TARGET has no config)")
+		return []Result{r}
+	}
+	var out []Result
+	env := map[string]string{}
+	for _, kv := range img.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for i, e := range m.EnvVars {
+		out = append(out, keyValue("spec/metadataTest/envVars/"+e.Key, "env "+e.Key, e, m.envRe[i], env))
+	}
+	for i, e := range m.Labels {
+		out = append(out, keyValue("spec/metadataTest/labels/"+e.Key, "label "+e.Key, e, m.labelRe[i], img.Labels))
+	}
+	ports := map[string]bool{}
+	for _, p := range img.ExposedPorts {
+		ports[p] = true
+		if !strings.Contains(p, "/") {
+			ports[p+"/tcp"] = true
+		} else if q, ok := strings.CutSuffix(p, "/tcp"); ok {
+			ports[q] = true
+		}
+	}
+	for _, p := range m.ExposedPorts {
+		r := specResult("spec/metadataTest/exposedPorts/"+p, "metadata", "")
+		if ports[p] {
+			r.Message = "port " + p + " exposed"
+		} else {
+			r.fail("port %s is not exposed; exposed: %s", p, listOrNone(img.ExposedPorts))
+		}
+		out = append(out, r)
+	}
+	for _, p := range m.UnexposedPorts {
+		r := specResult("spec/metadataTest/unexposedPorts/"+p, "metadata", "")
+		if ports[p] {
+			r.fail("port %s is exposed, expected not", p)
+		} else {
+			r.Message = "port " + p + " not exposed"
+		}
+		out = append(out, r)
+	}
+	if m.Entrypoint != nil {
+		out = append(out, list("spec/metadataTest/entrypoint", "entrypoint", *m.Entrypoint, img.Entrypoint))
+	}
+	if m.Cmd != nil {
+		out = append(out, list("spec/metadataTest/cmd", "cmd", *m.Cmd, img.Cmd))
+	}
+	if m.Workdir != nil {
+		out = append(out, str("spec/metadataTest/workdir", "workdir", *m.Workdir, img.WorkingDir))
+	}
+	if m.User != nil {
+		out = append(out, str("spec/metadataTest/user", "user", *m.User, img.User))
+	}
+	return out
+}
+
+func keyValue(id, name string, want KeyValue, re *regexp.Regexp, have map[string]string) Result {
+	r := specResult(id, "metadata", "")
+	v, ok := have[want.Key]
+	switch {
+	case !ok:
+		r.fail("%s is not set", name)
+	case re != nil && !re.MatchString(v):
+		r.fail("%s is %q, expected to match %q", name, v, want.Value)
+	case re == nil && v != want.Value:
+		r.fail("%s is %q, expected %q", name, v, want.Value)
+	default:
+		r.Message = fmt.Sprintf("%s=%s", want.Key, v)
+	}
+	return r
+}
+
+func list(id, name string, want, have []string) Result {
+	r := specResult(id, "metadata", "")
+	if slices.Equal(want, have) {
+		r.Message = name + " " + quoteList(have)
+	} else {
+		r.fail("%s is %s, expected %s", name, quoteList(have), quoteList(want))
+	}
+	return r
+}
+
+func str(id, name, want, have string) Result {
+	r := specResult(id, "metadata", "")
+	if want == have {
+		r.Message = fmt.Sprintf("%s %q", name, have)
+	} else {
+		r.fail("%s is %q, expected %q", name, have, want)
+	}
+	return r
+}
+
+func quoteList(s []string) string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}

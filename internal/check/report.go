@@ -1,0 +1,241 @@
+package check
+
+import (
+	"bufio"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Write renders the report as "table" (for people), "json" (the documented
+// contract), "markdown" (for pull requests and job summaries) or "junit"
+// (for CI test tabs). Failures come first, each with its evidence.
+func (r *Report) Write(w io.Writer, format string) error {
+	bw := bufio.NewWriter(w)
+	var err error
+	switch format {
+	case "table", "":
+		err = r.writeTable(bw)
+	case "json":
+		enc := json.NewEncoder(bw)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		err = enc.Encode(r)
+	case "markdown":
+		err = r.writeMarkdown(bw)
+	case "junit":
+		err = r.writeJUnit(bw)
+	default:
+		return fmt.Errorf("unknown output format %q: use table, json, markdown or junit", format)
+	}
+	if err != nil {
+		return fmt.Errorf("write check report: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write check report: %w", err)
+	}
+	return nil
+}
+
+func (r *Report) headline() string {
+	verdict := "PASS"
+	if r.Failed() {
+		verdict = "FAIL"
+	}
+	s := r.Summary
+	return fmt.Sprintf("%s: %d failed, %d declared, %d info, %d passed", verdict, s.Failed, s.Declared, s.Info, s.Passed)
+}
+
+// label is how a result is named for people: its ID, and for spec tests
+// the test's own name too.
+func (res *Result) label() string {
+	if res.Origin == OriginSpec && res.Name != "" {
+		name := res.Name
+		if res.Kind == "command" || res.Kind == "file" {
+			name = fmt.Sprintf("%q", name) // the spec author's words
+		}
+		return strings.TrimPrefix(res.ID, "spec/") + " " + name
+	}
+	if res.Origin == OriginSpec {
+		return strings.TrimPrefix(res.ID, "spec/")
+	}
+	return res.ID
+}
+
+// details are the lines shown under a result.
+func (res *Result) details() []string {
+	var out []string
+	if res.Origin != OriginSpec && res.Name != "" && res.Status != StatusPass {
+		out = append(out, res.Name)
+	}
+	if res.Reason != "" {
+		out = append(out, "declared: "+res.Reason)
+	}
+	for _, e := range res.Evidence {
+		out = append(out, strings.Split(e, "\n")...)
+	}
+	return out
+}
+
+func (r *Report) writeTable(w io.Writer) error {
+	fmt.Fprintf(w, "imagegate check %s: %s\n\n", r.Source, r.headline())
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATUS\tCHECK\tRESULT")
+	for i := range r.Results {
+		res := &r.Results[i]
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(res.Status), oneLine(res.label()), oneLine(res.Message))
+		for _, d := range res.details() {
+			fmt.Fprintf(tw, "\t\t  %s\n", oneLine(d))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Baseline != nil {
+		fmt.Fprintf(w, "\nBaseline diff:\n")
+		if err := r.Baseline.Write(w, "table"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r", ""), "\n", " ⏎ ")
+}
+
+var mdSections = []struct{ status, title string }{
+	{StatusFail, "Failures"},
+	{StatusDeclared, "Declared changes"},
+	{StatusInfo, "Notes"},
+	{StatusPass, "Passed"},
+}
+
+func (r *Report) writeMarkdown(w io.Writer) error {
+	icon := "✅"
+	if r.Failed() {
+		icon = "❌"
+	}
+	fmt.Fprintf(w, "# %s imagegate check: %s\n\n", icon, r.headline())
+	fmt.Fprintf(w, "Image: `%s`\n", mdCode(r.Source))
+	for _, sec := range mdSections {
+		n := 0
+		for i := range r.Results {
+			res := &r.Results[i]
+			if res.Status != sec.status {
+				continue
+			}
+			if n == 0 {
+				fmt.Fprintf(w, "\n## %s\n\n", sec.title)
+				if sec.status == StatusPass {
+					// Long and rarely read: folded in pull request comments.
+					fmt.Fprintf(w, "<details><summary>%d passed</summary>\n\n", r.Summary.Passed)
+				}
+				fmt.Fprintf(w, "| Check | Result | Evidence |\n|---|---|---|\n")
+			}
+			n++
+			fmt.Fprintf(w, "| `%s` | %s | %s |\n", mdCode(res.label()), mdCell(res.Message), mdCell(strings.Join(res.details(), "\n")))
+		}
+		if n > 0 && sec.status == StatusPass {
+			fmt.Fprintf(w, "\n</details>\n")
+		}
+	}
+	if r.Baseline != nil {
+		fmt.Fprintf(w, "\n## Baseline diff\n\n")
+		if err := r.Baseline.Write(w, "markdown"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mdCell(s string) string {
+	s = strings.NewReplacer("&", "&amp;", "|", `\|`, "\r", "", "\n", "<br>", "<", "&lt;", ">", "&gt;").Replace(s)
+	return s
+}
+
+func mdCode(s string) string {
+	return strings.NewReplacer("`", "'", "|", `\|`, "\n", " ").Replace(s)
+}
+
+type junitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Skipped  int          `xml:"skipped,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Errors   int         `xml:"errors,attr"`
+	Skipped  int         `xml:"skipped,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Failure   *junitMessage `xml:"failure,omitempty"`
+	Skipped   *junitMessage `xml:"skipped,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitMessage struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr,omitempty"`
+	Text    string `xml:",chardata"`
+}
+
+// writeJUnit writes one testsuite per origin and one testcase per result:
+// failures fail, info results are skipped (they never fail the gate but
+// deserve a look), declared ones pass with their reason in system-out.
+func (r *Report) writeJUnit(w io.Writer) error {
+	root := junitSuites{Name: "imagegate check " + r.Source}
+	for _, origin := range []string{OriginAutomatic, OriginBaseline, OriginSpec} {
+		s := junitSuite{Name: origin}
+		for i := range r.Results {
+			res := &r.Results[i]
+			if res.Origin != origin {
+				continue
+			}
+			c := junitCase{Name: res.label(), Classname: "imagegate.check." + origin + "." + res.Kind}
+			text := strings.Join(res.details(), "\n")
+			switch res.Status {
+			case StatusFail:
+				c.Failure = &junitMessage{Message: res.Message, Type: res.Kind, Text: text}
+				s.Failures++
+			case StatusInfo:
+				c.Skipped = &junitMessage{Message: res.Message, Text: text}
+				s.Skipped++
+			default:
+				c.SystemOut = strings.TrimSpace(res.Message + "\n" + text)
+			}
+			s.Cases = append(s.Cases, c)
+		}
+		if len(s.Cases) == 0 {
+			continue
+		}
+		s.Tests = len(s.Cases)
+		root.Tests += s.Tests
+		root.Failures += s.Failures
+		root.Skipped += s.Skipped
+		root.Suites = append(root.Suites, s)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(root); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}

@@ -1,0 +1,650 @@
+package check
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/imagegate/imagegate/internal/version"
+	"go.yaml.in/yaml/v3"
+)
+
+// Spec is a file of declarative tests written by an image's maintainers.
+// Field names follow container-structure-test where it has one (commandTests,
+// fileExistenceTests, fileContentTests, metadataTest, envVars, exitCode,
+// expectedOutput, …) so that its users can bring their tests along; imagegate
+// adds fileTests (existence, mode, owner and content in one test), tools,
+// python and packages. The format is documented in SCHEMA.md.
+type Spec struct {
+	// SchemaVersion is accepted for container-structure-test compatibility
+	// and otherwise ignored.
+	SchemaVersion      string              `yaml:"schemaVersion"`
+	CommandTests       []CommandTest       `yaml:"commandTests"`
+	FileTests          []FileTest          `yaml:"fileTests"`
+	FileExistenceTests []FileTest          `yaml:"fileExistenceTests"`
+	FileContentTests   []FileTest          `yaml:"fileContentTests"`
+	Tools              ToolRequirements    `yaml:"tools"`
+	Python             []PythonRequirement `yaml:"python"`
+	Packages           PackageRequirements `yaml:"packages"`
+	MetadataTest       *MetadataTest       `yaml:"metadataTest"`
+
+	parsed bool // set by ParseSpec, which compiles what the tests need
+}
+
+// CommandTest runs one program inside the image and checks how it ended.
+type CommandTest struct {
+	Name string `yaml:"name"`
+	// Command is the program (absolute, or looked up on the image's PATH)
+	// and Args its arguments; Shell is the alternative: a script run with
+	// /bin/sh -c.
+	Command string   `yaml:"command"`
+	Args    []string `yaml:"args"`
+	Shell   string   `yaml:"shell"`
+	// EnvVars are added to the image's own environment (its config Env, or
+	// a standard PATH and HOME when it has none).
+	EnvVars []EnvVar `yaml:"envVars"`
+	Workdir string   `yaml:"workdir"`
+	// ExitCode is the expected exit status (0 unless given).
+	ExitCode int `yaml:"exitCode"`
+	// Regular expressions (Go RE2 syntax) that stdout / stderr must match or
+	// must not match.
+	ExpectedOutput []string `yaml:"expectedOutput"`
+	ExcludedOutput []string `yaml:"excludedOutput"`
+	ExpectedError  []string `yaml:"expectedError"`
+	ExcludedError  []string `yaml:"excludedError"`
+	// Timeout kills the program; DefaultCommandTimeout when zero.
+	Timeout Duration `yaml:"timeout"`
+	Line    int      `yaml:"-"`
+
+	expectedOutput, excludedOutput, expectedError, excludedError []*regexp.Regexp
+}
+
+// DefaultCommandTimeout limits a command test that sets no timeout.
+const DefaultCommandTimeout = 60 * time.Second
+
+// EnvVar is one environment variable for a command test.
+type EnvVar struct {
+	Key   string `yaml:"key"`
+	Value string `yaml:"value"`
+}
+
+// FileTest checks one path inside the image.
+type FileTest struct {
+	Name string `yaml:"name"`
+	Path string `yaml:"path"`
+	// ShouldExist defaults to true; false makes every other check moot.
+	ShouldExist *bool `yaml:"shouldExist"`
+	// Mode is "-rwxr-xr-x" (ls -l form, type letter included) or octal
+	// ("0755", "4755"). Permissions is container-structure-test's name for
+	// the same thing; give one of them.
+	Mode        string `yaml:"mode"`
+	Permissions string `yaml:"permissions"`
+	UID         *int   `yaml:"uid"`
+	GID         *int   `yaml:"gid"`
+	// Owner and Group are names looked up in the image's /etc/passwd and
+	// /etc/group.
+	Owner string `yaml:"owner"`
+	Group string `yaml:"group"`
+	// Regular expressions the file's content must / must not match.
+	ExpectedContents []string `yaml:"expectedContents"`
+	ExcludedContents []string `yaml:"excludedContents"`
+	Line             int      `yaml:"-"`
+
+	mode             *fileMode
+	expectedContents []*regexp.Regexp
+	excludedContents []*regexp.Regexp
+}
+
+// ToolRequirement is a version constraint on a tool or runtime, written as
+// `tools: {node: ">=18 <23"}`.
+type ToolRequirement struct {
+	Name       string
+	Constraint string
+	Line       int
+
+	c *version.Constraint
+}
+
+// ToolRequirements keeps the order of the spec file.
+type ToolRequirements []ToolRequirement
+
+// PythonRequirement requires modules to be ok in every Python runtime whose
+// version matches Runtime ("3.*", ">=3.8", "3.11.*"; empty means all).
+type PythonRequirement struct {
+	Runtime string   `yaml:"runtime"`
+	Modules []string `yaml:"modules"`
+	Line    int      `yaml:"-"`
+
+	c *version.Constraint
+}
+
+// PackageRequirement is one entry of `packages: {deb: ["openssl>=3"]}`.
+type PackageRequirement struct {
+	Type       string
+	Name       string
+	Constraint string
+	Line       int
+
+	c *version.Constraint
+}
+
+// PackageRequirements keeps the order of the spec file.
+type PackageRequirements []PackageRequirement
+
+// MetadataTest checks the image config, as container-structure-test's
+// metadataTest does. A nil list or string is not checked; an empty list
+// means "must be empty".
+type MetadataTest struct {
+	EnvVars        []KeyValue `yaml:"envVars"`
+	Labels         []KeyValue `yaml:"labels"`
+	ExposedPorts   []string   `yaml:"exposedPorts"`
+	UnexposedPorts []string   `yaml:"unexposedPorts"`
+	Entrypoint     *[]string  `yaml:"entrypoint"`
+	Cmd            *[]string  `yaml:"cmd"`
+	Workdir        *string    `yaml:"workdir"`
+	User           *string    `yaml:"user"`
+	Line           int        `yaml:"-"`
+
+	envRe, labelRe []*regexp.Regexp // nil entries where IsRegex is false
+}
+
+// KeyValue is an expected environment variable or label; with IsRegex the
+// value is a regular expression the whole value must match.
+type KeyValue struct {
+	Key     string `yaml:"key"`
+	Value   string `yaml:"value"`
+	IsRegex bool   `yaml:"isRegex"`
+}
+
+// Duration is a Go duration ("90s", "2m") or a number of seconds.
+type Duration time.Duration
+
+// SpecError is a problem in a spec file, located by line.
+type SpecError struct {
+	File string
+	Line int
+	// Path locates the value, e.g. "fileTests[2]" or "tools.node".
+	Path string
+	Msg  string
+}
+
+func (e *SpecError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// maxSpecNodes bounds the work done for one spec, so that a document built
+// from nested aliases cannot expand without limit.
+const maxSpecNodes = 200_000
+
+// ParseSpec reads a YAML spec. name is used in error messages, which carry
+// the line and the path of the offending value; unknown fields are errors,
+// with a suggestion when a known field is close.
+func ParseSpec(name string, data []byte) (*Spec, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		msg := yamlLineRE.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
+		return nil, &SpecError{File: name, Line: yamlErrorLine(err), Msg: msg}
+	}
+	var s Spec
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, &SpecError{File: name, Msg: "empty spec: add commandTests, fileTests, tools, python, packages or metadataTest"}
+	}
+	d := &specDecoder{file: name}
+	if err := d.decode(doc.Content[0], reflect.ValueOf(&s).Elem(), ""); err != nil {
+		return nil, err
+	}
+	if err := s.validate(name); err != nil {
+		return nil, err
+	}
+	s.parsed = true
+	return &s, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+): `)
+
+func yamlErrorLine(err error) int {
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+// nodeDecoder is implemented by spec types whose YAML shape is not a plain
+// struct (a mapping from tool names to constraints, a duration).
+type nodeDecoder interface {
+	decodeNode(d *specDecoder, n *yaml.Node, path string) error
+}
+
+type specDecoder struct {
+	file  string
+	nodes int
+}
+
+func (d *specDecoder) errf(n *yaml.Node, path, format string, args ...any) error {
+	return &SpecError{File: d.file, Line: n.Line, Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+var nodeDecoderType = reflect.TypeFor[nodeDecoder]()
+
+// decode fills v from n strictly: the shape must match and every mapping key
+// must be a known field.
+func (d *specDecoder) decode(n *yaml.Node, v reflect.Value, path string) error {
+	for n.Kind == yaml.AliasNode {
+		if n.Alias == nil {
+			return d.errf(n, path, "broken alias")
+		}
+		n = n.Alias
+	}
+	if d.nodes++; d.nodes > maxSpecNodes {
+		return d.errf(n, path, "spec too large (more than %d values)", maxSpecNodes)
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		return d.decode(n, v.Elem(), path)
+	}
+	if reflect.PointerTo(v.Type()).Implements(nodeDecoderType) {
+		return v.Addr().Interface().(nodeDecoder).decodeNode(d, n, path)
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		return d.decodeStruct(n, v, path)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return d.errf(n, path, "expected a list, got %s", describe(n))
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, c := range n.Content {
+			if err := d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+		v.Set(s)
+		return nil
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			return d.errf(n, path, "expected a string, got %s", describe(n))
+		}
+		v.SetString(n.Value)
+		return nil
+	case reflect.Int:
+		var i int
+		if n.Kind != yaml.ScalarNode || n.Decode(&i) != nil {
+			return d.errf(n, path, "expected an integer, got %s", describe(n))
+		}
+		v.SetInt(int64(i))
+		return nil
+	case reflect.Bool:
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
+			return d.errf(n, path, "expected true or false, got %s", describe(n))
+		}
+		v.SetBool(b)
+		return nil
+	}
+	return d.errf(n, path, "internal: cannot decode into %s", v.Type())
+}
+
+func (d *specDecoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) error {
+	if n.Kind != yaml.MappingNode {
+		return d.errf(n, path, "expected a mapping of fields, got %s", describe(n))
+	}
+	t := v.Type()
+	var names []string
+	index := map[string]int{}
+	for i := range t.NumField() {
+		tag := t.Field(i).Tag.Get("yaml")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		names = append(names, tag)
+		index[tag] = i
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		key := k.Value
+		f, ok := index[key]
+		if !ok {
+			return d.errf(k, path, "unknown field %q%s", key, suggest(key, names))
+		}
+		if seen[key] {
+			return d.errf(k, path, "field %q given twice", key)
+		}
+		seen[key] = true
+		if err := d.decode(n.Content[i+1], v.Field(f), joinPath(path, key)); err != nil {
+			return err
+		}
+	}
+	if f := v.FieldByName("Line"); f.IsValid() && f.Kind() == reflect.Int && f.CanSet() {
+		f.SetInt(int64(n.Line))
+	}
+	return nil
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	}
+	return "nothing"
+}
+
+// suggest names the known field closest to a misspelt one, if any is close.
+func suggest(key string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		d := editDistance(strings.ToLower(key), strings.ToLower(n))
+		if d < bestD || (strings.HasPrefix(n, key) && len(key) >= 3 && bestD > 1) {
+			best, bestD = n, min(d, 2)
+		}
+	}
+	if best == "" {
+		return "; known fields: " + strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 99
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := prev[j-1]
+			if a[i-1] != b[j-1] {
+				c++
+			}
+			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func (t *Duration) decodeNode(d *specDecoder, n *yaml.Node, path string) error {
+	if n.Kind == yaml.ScalarNode {
+		if secs, err := strconv.ParseFloat(n.Value, 64); err == nil && secs > 0 && secs < 1e6 {
+			*t = Duration(secs * float64(time.Second))
+			return nil
+		}
+		if v, err := time.ParseDuration(n.Value); err == nil && v > 0 {
+			*t = Duration(v)
+			return nil
+		}
+	}
+	return d.errf(n, path, "expected a positive duration such as \"30s\" or a number of seconds, got %s", describe(n))
+}
+
+func (r *ToolRequirements) decodeNode(d *specDecoder, n *yaml.Node, path string) error {
+	if n.Kind != yaml.MappingNode {
+		return d.errf(n, path, "expected a mapping of tool names to version constraints (node: \">=18 <23\"), got %s", describe(n))
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		var c string
+		if err := d.decode(v, reflect.ValueOf(&c).Elem(), joinPath(path, k.Value)); err != nil {
+			return err
+		}
+		*r = append(*r, ToolRequirement{Name: k.Value, Constraint: normalizeConstraint(c), Line: k.Line})
+	}
+	return nil
+}
+
+// packageTypes are the package managers a snapshot records, each with the
+// version order of its ecosystem.
+var packageTypes = []string{"apk", "deb", "rpm"}
+
+func (r *PackageRequirements) decodeNode(d *specDecoder, n *yaml.Node, path string) error {
+	if n.Kind != yaml.MappingNode {
+		return d.errf(n, path, "expected a mapping of package types to lists (deb: [libsqlite3-0, \"openssl>=3\"]), got %s", describe(n))
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		p := joinPath(path, k.Value)
+		if !slices.Contains(packageTypes, k.Value) {
+			return d.errf(k, path, "unknown package type %q; use one of %s", k.Value, strings.Join(packageTypes, ", "))
+		}
+		var entries []string
+		if err := d.decode(v, reflect.ValueOf(&entries).Elem(), p); err != nil {
+			return err
+		}
+		for j, e := range entries {
+			name, constraint := splitRequirement(e)
+			if name == "" {
+				line := v.Line
+				if j < len(v.Content) {
+					line = v.Content[j].Line
+				}
+				return &SpecError{File: d.file, Line: line, Path: fmt.Sprintf("%s[%d]", p, j), Msg: fmt.Sprintf("%q names no package", e)}
+			}
+			line := v.Line
+			if j < len(v.Content) {
+				line = v.Content[j].Line
+			}
+			*r = append(*r, PackageRequirement{Type: k.Value, Name: name, Constraint: constraint, Line: line})
+		}
+	}
+	return nil
+}
+
+// splitRequirement splits "openssl>=3" into the name and the constraint.
+func splitRequirement(s string) (name, constraint string) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexAny(s, "<>=!~^ ")
+	if i < 0 {
+		return s, ""
+	}
+	return strings.TrimSpace(s[:i]), normalizeConstraint(s[i:])
+}
+
+var bareMinor = regexp.MustCompile(`^\d+(\.\d+)?$`)
+
+var opSpaceRE = regexp.MustCompile(`([<>=!~^]+)\s+`)
+
+// normalizeConstraint accepts ">= 1.30" for ">=1.30", as people write both.
+func normalizeConstraint(s string) string {
+	return opSpaceRE.ReplaceAllString(strings.TrimSpace(s), "$1")
+}
+
+// validate compiles what the tests need and reports the first problem.
+func (s *Spec) validate(file string) error {
+	errAt := func(line int, path, format string, args ...any) error {
+		return &SpecError{File: file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
+	compile := func(line int, path string, exprs []string) ([]*regexp.Regexp, error) {
+		var out []*regexp.Regexp
+		for i, e := range exprs {
+			re, err := regexp.Compile(e)
+			if err != nil {
+				return nil, errAt(line, fmt.Sprintf("%s[%d]", path, i), "invalid regular expression: %v", err)
+			}
+			out = append(out, re)
+		}
+		return out, nil
+	}
+	var err error
+	for i := range s.CommandTests {
+		t := &s.CommandTests[i]
+		p := fmt.Sprintf("commandTests[%d]", i)
+		switch {
+		case t.Command == "" && t.Shell == "":
+			return errAt(t.Line, p, "give command (with args) or shell")
+		case t.Command != "" && t.Shell != "":
+			return errAt(t.Line, p, "give either command or shell, not both")
+		case t.Shell != "" && len(t.Args) > 0:
+			return errAt(t.Line, p, "args go with command; put them in the shell script instead")
+		}
+		if t.Name == "" {
+			t.Name = strings.TrimSpace(t.Command + " " + strings.Join(t.Args, " ") + t.Shell)
+		}
+		for j, e := range t.EnvVars {
+			if e.Key == "" || strings.Contains(e.Key, "=") {
+				return errAt(t.Line, fmt.Sprintf("%s.envVars[%d]", p, j), "key %q is not a variable name", e.Key)
+			}
+		}
+		if t.expectedOutput, err = compile(t.Line, p+".expectedOutput", t.ExpectedOutput); err != nil {
+			return err
+		}
+		if t.excludedOutput, err = compile(t.Line, p+".excludedOutput", t.ExcludedOutput); err != nil {
+			return err
+		}
+		if t.expectedError, err = compile(t.Line, p+".expectedError", t.ExpectedError); err != nil {
+			return err
+		}
+		if t.excludedError, err = compile(t.Line, p+".excludedError", t.ExcludedError); err != nil {
+			return err
+		}
+	}
+	for _, list := range []struct {
+		name  string
+		tests []FileTest
+	}{{"fileTests", s.FileTests}, {"fileExistenceTests", s.FileExistenceTests}, {"fileContentTests", s.FileContentTests}} {
+		for i := range list.tests {
+			t := &list.tests[i]
+			p := fmt.Sprintf("%s[%d]", list.name, i)
+			if !strings.HasPrefix(t.Path, "/") {
+				return errAt(t.Line, p, "path %q must be absolute (a path inside the image)", t.Path)
+			}
+			if t.Name == "" {
+				t.Name = t.Path
+			}
+			if t.Mode != "" && t.Permissions != "" {
+				return errAt(t.Line, p, "give mode or permissions, not both")
+			}
+			if m := cmpOr(t.Mode, t.Permissions); m != "" {
+				fm, err := parseFileMode(m)
+				if err != nil {
+					return errAt(t.Line, p, "%v", err)
+				}
+				t.mode = &fm
+			}
+			if t.expectedContents, err = compile(t.Line, p+".expectedContents", t.ExpectedContents); err != nil {
+				return err
+			}
+			if t.excludedContents, err = compile(t.Line, p+".excludedContents", t.ExcludedContents); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range s.Tools {
+		r := &s.Tools[i]
+		p := "tools." + r.Name
+		if r.Name == "" {
+			return errAt(r.Line, "tools", "empty tool name")
+		}
+		if r.c, err = version.ParseConstraint(toolScheme(r.Name), r.Constraint); err != nil {
+			return errAt(r.Line, p, "version constraint %q: %v", r.Constraint, err)
+		}
+	}
+	for i := range s.Python {
+		r := &s.Python[i]
+		p := fmt.Sprintf("python[%d]", i)
+		if len(r.Modules) == 0 {
+			return errAt(r.Line, p, "list the modules this runtime must have")
+		}
+		if r.Runtime != "" && r.Runtime != "*" {
+			sel := r.Runtime
+			if bareMinor.MatchString(sel) {
+				sel += ".*" // "3.12" means any 3.12, not 3.12.0
+			}
+			if r.c, err = version.ParseConstraint("pep440", sel); err != nil {
+				return errAt(r.Line, p+".runtime", "version selector %q: %v", r.Runtime, err)
+			}
+		}
+	}
+	for i := range s.Packages {
+		r := &s.Packages[i]
+		if r.Constraint == "" {
+			continue
+		}
+		if r.c, err = version.ParseConstraint(r.Type, r.Constraint); err != nil {
+			return errAt(r.Line, "packages."+r.Type, "version constraint %q for %s: %v", r.Constraint, r.Name, err)
+		}
+	}
+	if m := s.MetadataTest; m != nil {
+		for _, kv := range []struct {
+			name string
+			list []KeyValue
+			out  *[]*regexp.Regexp
+		}{{"envVars", m.EnvVars, &m.envRe}, {"labels", m.Labels, &m.labelRe}} {
+			for j, e := range kv.list {
+				p := fmt.Sprintf("metadataTest.%s[%d]", kv.name, j)
+				if e.Key == "" {
+					return errAt(m.Line, p, "key is empty")
+				}
+				var re *regexp.Regexp
+				if e.IsRegex {
+					if re, err = regexp.Compile(e.Value); err != nil {
+						return errAt(m.Line, p, "invalid regular expression: %v", err)
+					}
+				}
+				*kv.out = append(*kv.out, re)
+			}
+		}
+	}
+	if s.empty() {
+		return errAt(0, "", "spec has no tests: add commandTests, fileTests, tools, python, packages or metadataTest")
+	}
+	return nil
+}
+
+func (s *Spec) empty() bool {
+	return len(s.CommandTests)+len(s.FileTests)+len(s.FileExistenceTests)+len(s.FileContentTests)+
+		len(s.Tools)+len(s.Python)+len(s.Packages) == 0 && s.MetadataTest == nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// toolScheme is the version order for a tool or runtime name in the tools
+// section: PEP 440 for Python and its tools, semver (which falls back to
+// natural order for what it cannot parse) for everything else.
+func toolScheme(name string) string {
+	switch name {
+	case "python", "python2", "python3", "pip", "pip3", "pipx":
+		return "pep440"
+	}
+	return "semver"
+}
