@@ -3,6 +3,7 @@ package diff
 import (
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 
@@ -153,6 +154,15 @@ func parseItem(name string, item *yaml.Node, fail func(*yaml.Node, string, ...an
 		out = append(out, Declaration{Action: action, Pattern: p.Value, Reason: reason, File: name, Line: p.Line})
 	}
 	return out, nil
+}
+
+// ReadChanges reads and parses a changes file; messages name it by path.
+func ReadChanges(path string) (*Changes, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read changes file: %w", err)
+	}
+	return ParseChanges(path, data)
 }
 
 // checkPattern catches typos that would make a declaration silently match

@@ -2,6 +2,8 @@ package diff_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -70,6 +72,20 @@ func TestParseChangesErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ParseChanges(%q) error\n  %v\nwant it to contain\n  %s", tt.in, err, tt.want)
 		}
+	}
+}
+
+func TestReadChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "changes.yaml")
+	if err := os.WriteFile(path, []byte("changes:\n  - fix: tool/git\n  - oops: tool/x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := diff.ReadChanges(path)
+	if want := path + `:3: unknown action "oops"`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("ReadChanges = %v, want an error containing %q", err, want)
+	}
+	if _, err := diff.ReadChanges(path + ".absent"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ReadChanges of a missing file = %v, want ErrNotExist", err)
 	}
 }
 
