@@ -9,6 +9,7 @@ package version
 
 import (
 	"cmp"
+	"regexp"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
@@ -88,10 +89,17 @@ func plausible(s string) bool {
 func trimSemver(s string) string {
 	s = strings.TrimSpace(s)
 	if rest, ok := strings.CutPrefix(s, "go"); ok {
+		// Go writes pre-releases as "go1.22rc1", before the ".0" they
+		// precede; semver wants "1.22.0-rc1".
+		if m := goPrerelease.FindStringSubmatch(rest); m != nil {
+			return m[1] + ".0-" + m[2]
+		}
 		return rest
 	}
 	return s
 }
+
+var goPrerelease = regexp.MustCompile(`^(\d+\.\d+)((?:rc|beta|alpha)\d+)$`)
 
 func sign(n int) int {
 	return cmp.Compare(n, 0)

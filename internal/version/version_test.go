@@ -39,6 +39,9 @@ func TestCompare(t *testing.T) {
 		{version.PEP440, "2.7.18", "3.6.15", -1},
 		// semver, with the prefixes runtimes put in front.
 		{version.Semver, "go1.22.3", "go1.22.10", -1},
+		{version.Semver, "go1.22rc1", "go1.22.0", -1},
+		{version.Semver, "go1.22beta1", "go1.22rc2", -1},
+		{version.Semver, "go1.21.13", "go1.22rc1", -1},
 		{version.Semver, "v20.11.1", "20.9.0", 1},
 		{version.Semver, "1.0.0-rc.1", "1.0.0", -1},
 		{version.Semver, "17.0.15+6", "17.0.9", 1},
