@@ -76,12 +76,12 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) []Result {
 }
 
 // runtimeIDs gives each runtime the identity diff matches it by
-// (python@3.7), so that one changes file serves both. Two installs of one
-// version share it, as in diff; results name the path.
+// (runtime/python@3.7), so that one changes file serves both. Two installs
+// of one version share it, as in diff; results name the path.
 func runtimeIDs(rts []snapshot.Runtime) []string {
 	ids := make([]string, len(rts))
-	for i, rt := range rts {
-		ids[i] = "runtime/" + rt.Kind + "@" + majorMinor(rt.Version)
+	for i := range rts {
+		ids[i] = diff.RuntimeID(&rts[i])
 	}
 	return ids
 }
