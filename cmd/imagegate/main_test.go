@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/itchyny/gojq"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -33,6 +35,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"linktree": cmdLinkTree,
 			"rmglob":   cmdRmGlob,
+			"jq":       cmdJQ,
 		},
 	})
 }
@@ -103,4 +106,44 @@ func cmdRmGlob(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(os.Remove(m))
 	}
 	fmt.Fprintf(ts.Stdout(), "removed %d\n", len(matches))
+}
+
+// cmdJQ evaluates a jq filter (gojq, in process, so the tests need no jq
+// on the machine) over a JSON file: jq [-r] FILTER FILE.
+func cmdJQ(ts *testscript.TestScript, neg bool, args []string) {
+	raw := len(args) > 0 && args[0] == "-r"
+	if raw {
+		args = args[1:]
+	}
+	if len(args) != 2 {
+		ts.Fatalf("usage: jq [-r] FILTER FILE")
+	}
+	query, err := gojq.Parse(args[0])
+	ts.Check(err)
+	var input any
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile(args[1])), &input))
+	iter := query.Run(input)
+	failed := false
+	for {
+		v, ok := iter.Next()
+		if !ok {
+			break
+		}
+		if err, isErr := v.(error); isErr {
+			failed = true
+			fmt.Fprintf(ts.Stderr(), "jq: %v\n", err)
+			break
+		}
+		if s, isStr := v.(string); raw && isStr {
+			fmt.Fprintln(ts.Stdout(), s)
+			continue
+		}
+		// encoding/json sorts object keys: stable output to compare.
+		out, err := json.Marshal(v)
+		ts.Check(err)
+		fmt.Fprintln(ts.Stdout(), string(out))
+	}
+	if failed != neg {
+		ts.Fatalf("jq: unexpected result")
+	}
 }
