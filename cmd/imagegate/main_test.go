@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -36,6 +38,7 @@ func TestScripts(t *testing.T) {
 			"linktree": cmdLinkTree,
 			"rmglob":   cmdRmGlob,
 			"jq":       cmdJQ,
+			"status":   cmdStatus,
 		},
 	})
 }
@@ -145,5 +148,27 @@ func cmdJQ(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if failed != neg {
 		ts.Fatalf("jq: unexpected result")
+	}
+}
+
+// cmdStatus runs a command and asserts its exact exit code: status N CMD
+// ARGS... The exit codes are a contract (1: the gate fails, 2: bad input),
+// which "! exec" alone cannot tell apart.
+func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: status CODE COMMAND [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			ts.Fatalf("%s: %v", args[1], err)
+		}
+		got = exit.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", strings.Join(args[1:], " "), got, want)
 	}
 }

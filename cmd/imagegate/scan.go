@@ -11,6 +11,7 @@ import (
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 type scanOptions struct {
@@ -23,6 +24,8 @@ type scanOptions struct {
 	tempDir       string
 	maxFileSize   int64
 	maxTotalSize  int64
+	maxEntries    int
+	platform      string
 }
 
 func newScanCmd(g *globalOptions) *cobra.Command {
@@ -48,14 +51,21 @@ func newScanCmd(g *globalOptions) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&o.format, "output", "o", "", "output format: json, table or markdown (default json, table on a terminal)")
 	f.StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
-	f.StringVar(&o.exec, "exec", scan.ExecAuto, "how to run the image's programs: auto, none, local or chroot")
+	o.addFlags(f, "how to run the image's programs: auto, none, local or chroot")
+	return cmd
+}
+
+// addFlags registers the flags of every command that may scan a SOURCE.
+func (o *scanOptions) addFlags(f *pflag.FlagSet, execHelp string) {
+	f.StringVar(&o.exec, "exec", scan.ExecAuto, execHelp)
 	f.BoolVar(&o.insecure, "insecure", false, "registry: allow plain HTTP and unverified TLS")
+	f.StringVar(&o.platform, "platform", "", "image platform to pick from a multi-platform image, e.g. linux/arm64 (default this machine's)")
 	f.DurationVar(&o.moduleTimeout, "module-timeout", 10*time.Second, "limit for importing one module")
 	f.DurationVar(&o.toolTimeout, "tool-timeout", 5*time.Second, "limit for one tool version probe")
 	f.StringVar(&o.tempDir, "temp-dir", "", "where image layers are unpacked (default $TMPDIR)")
 	f.Int64Var(&o.maxFileSize, "max-file-size", 0, "largest file accepted from an image layer, in bytes (default 8 GiB)")
 	f.Int64Var(&o.maxTotalSize, "max-total-size", 0, "largest unpacked image accepted, in bytes (default 64 GiB)")
-	return cmd
+	f.IntVar(&o.maxEntries, "max-entries", 0, "most entries accepted in an image's layers (default 5 million)")
 }
 
 func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, stdout io.Writer) error {
@@ -92,6 +102,8 @@ func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec stri
 		TempDir:      o.tempDir,
 		MaxFileSize:  o.maxFileSize,
 		MaxTotalSize: o.maxTotalSize,
+		MaxEntries:   o.maxEntries,
+		Platform:     o.platform,
 	})
 	if err != nil {
 		return nil, nil, nil, err

@@ -112,6 +112,11 @@ type Change struct {
 	MissingLibraries []string `json:"missingLibraries,omitempty"`
 	// Declared is the declaration that covers the change, if any.
 	Declared *Declaration `json:"declared,omitempty"`
+	// PartOf names the change this one is the cause of, when a private
+	// extension module broke and took a public module with it (_sqlite3
+	// and sqlite3): the public one is the entry users see, carries the
+	// evidence and decides the gate; this one never fails on its own.
+	PartOf string `json:"partOf,omitempty"`
 }
 
 // State is an entry's version, status and location on one side.
@@ -141,6 +146,7 @@ func Compare(old, new *snapshot.Snapshot, ch *Changes) *Report {
 	c.tools(old.Tools, new.Tools)
 	r.Changes = c.out
 	slices.SortStableFunc(r.Changes, compareChanges)
+	linkCauses(r.Changes)
 	r.apply(ch)
 	if old.Exec != new.Exec {
 		r.Warnings = append(r.Warnings, fmt.Sprintf(
@@ -213,7 +219,7 @@ func (r *Report) apply(ch *Changes) {
 				break
 			}
 		}
-		if c.Declared == nil && failing(c.Class) {
+		if c.Declared == nil && failing(c.Class) && c.PartOf == "" {
 			c.Unexpected = true
 			r.Summary.Unexpected++
 		}
@@ -234,6 +240,48 @@ func orEmpty[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// linkCauses marks a module that broke or went away as part of another
+// module's breakage in the same runtime, when that one's error names it
+// ("No module named '_sqlite3'") or it is its private extension (_ssl for
+// ssl). One cause then makes one unexpected entry, with its evidence.
+func linkCauses(changes []Change) {
+	symptoms := map[string]int{}    // module ID -> index of its broken change
+	byRuntime := map[string][]int{} // runtime ID -> indexes of its broken module changes
+	for i, c := range changes {
+		if c.Section == SectionModules && c.Class == ClassBroken {
+			symptoms[c.ID] = i
+			rt, _, _ := strings.Cut(c.ID, "/module/")
+			byRuntime[rt] = append(byRuntime[rt], i)
+		}
+	}
+	for i := range changes {
+		c := &changes[i]
+		if c.Section != SectionModules || (c.Class != ClassBroken && c.Class != ClassRemoved) {
+			continue
+		}
+		rt, name, ok := strings.Cut(c.ID, "/module/")
+		if !ok {
+			continue
+		}
+		if j, ok := symptoms[rt+"/module/"+strings.TrimPrefix(name, "_")]; ok && j != i && strings.HasPrefix(name, "_") {
+			c.PartOf = changes[j].ID
+			continue
+		}
+		for _, j := range byRuntime[rt] {
+			if j != i && namesModule(changes[j].Evidence, name) {
+				c.PartOf = changes[j].ID
+				break
+			}
+		}
+	}
+}
+
+// namesModule reports whether an import error names module: Python 3
+// quotes it ("No module named '_sqlite3'"), Python 2 does not.
+func namesModule(evidence, module string) bool {
+	return strings.Contains(evidence, "'"+module+"'") || strings.HasSuffix(evidence, "No module named "+module)
 }
 
 // comparer accumulates changes.

@@ -361,3 +361,81 @@ func TestExecWarning(t *testing.T) {
 		t.Errorf("warnings (-want +got):\n%s", d)
 	}
 }
+
+// TestCompareFoldsCauseIntoSymptom: a real scan of the incident reports the
+// private extension too (_sqlite3 missing or failing). The gate must still
+// fail with one unexpected entry, the module users import, while the
+// cause stays listed, linked to it.
+func TestCompareFoldsCauseIntoSymptom(t *testing.T) {
+	withExt := func(s *snapshot.Snapshot) {
+		for _, v := range []string{"3.7", "3.8"} {
+			r := runtimeAt(s, "python", v)
+			r.Modules = append(r.Modules, snapshot.Module{Name: "_sqlite3", Status: "ok"}, snapshot.Module{Name: "_ssl", Status: "ok"}, snapshot.Module{Name: "_json", Status: "ok"})
+		}
+	}
+	tests := []struct {
+		name           string
+		new            func(s *snapshot.Snapshot)
+		wantUnexpected []string
+		wantPartOf     map[string]string
+	}{
+		{"extension missing, named by the import error", func(s *snapshot.Snapshot) {
+			withExt(s)
+			incident(s)
+			r := runtimeAt(s, "python", "3.7")
+			r.Modules = slicesDelete(r.Modules, "_sqlite3")
+			withExtOnly(runtimeAt(s, "python", "3.8"))
+		}, []string{"runtime/python@3.7/module/sqlite3"}, map[string]string{"runtime/python@3.7/module/_sqlite3": "runtime/python@3.7/module/sqlite3"}},
+		{"extension and package broken by a missing library", func(s *snapshot.Snapshot) {
+			withExt(s)
+			r := runtimeAt(s, "python", "3.7")
+			for _, n := range []string{"ssl", "_ssl"} {
+				m := moduleOf(r, n)
+				m.Status, m.Error, m.MissingLibraries = snapshot.StatusBroken, "libssl.so.3: cannot open shared object file: No such file or directory", []string{"libssl.so.3"}
+			}
+		}, []string{"runtime/python@3.7/module/ssl"}, map[string]string{"runtime/python@3.7/module/_ssl": "runtime/python@3.7/module/ssl"}},
+		{"an extension broken on its own still fails", func(s *snapshot.Snapshot) {
+			withExt(s)
+			moduleOf(runtimeAt(s, "python", "3.7"), "_json").Status = snapshot.StatusImportError
+		}, []string{"runtime/python@3.7/module/_json"}, map[string]string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := diff.Compare(snap(withExt), snap(tc.new), nil)
+			unexpected := []string{}
+			partOf := map[string]string{}
+			for _, c := range r.Changes {
+				if c.Unexpected {
+					unexpected = append(unexpected, c.ID)
+				}
+				if c.PartOf != "" {
+					partOf[c.ID] = c.PartOf
+				}
+			}
+			if diff := cmp.Diff(tc.wantUnexpected, unexpected); diff != "" {
+				t.Errorf("unexpected entries (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantPartOf, partOf); diff != "" {
+				t.Errorf("partOf (-want +got):\n%s", diff)
+			}
+			if !r.Failed() {
+				t.Error("gate passes; want it to fail")
+			}
+		})
+	}
+}
+
+func slicesDelete(ms []snapshot.Module, name string) []snapshot.Module {
+	out := ms[:0:0]
+	for _, m := range ms {
+		if m.Name != name {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// withExtOnly gives a replaced runtime the same extensions as before.
+func withExtOnly(r *snapshot.Runtime) {
+	r.Modules = append(r.Modules, snapshot.Module{Name: "_sqlite3", Status: "ok"}, snapshot.Module{Name: "_ssl", Status: "ok"}, snapshot.Module{Name: "_json", Status: "ok"})
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/imagegate/imagegate/internal/check"
+	"github.com/imagegate/imagegate/internal/diff"
+	"github.com/imagegate/imagegate/internal/scan/target"
+	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/spf13/cobra"
+)
+
+// sourceSchemes are the prefixes that make an argument a scan SOURCE rather
+// than a snapshot file.
+var sourceSchemes = []string{"dir:", "oci:", "docker-archive:", "registry:"}
+
+func isSource(arg string) bool {
+	if arg == "host" {
+		return true
+	}
+	for _, s := range sourceSchemes {
+		if strings.HasPrefix(arg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// loadImage reads a snapshot file, or scans a SOURCE. For a SOURCE it also
+// returns the image's files and runner (for spec tests) and a function that
+// releases them; for a file the target is nil.
+func loadImage(ctx context.Context, g *globalOptions, o scanOptions, arg string) (*snapshot.Snapshot, *target.Target, func(), error) {
+	if !isSource(arg) {
+		snap, err := snapshot.ReadFile(arg)
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil, nil, nil, fmt.Errorf("%s: no such snapshot file (a SOURCE needs a prefix: dir:, host, oci:, docker-archive:, registry:)", arg)
+			}
+			return nil, nil, nil, err
+		}
+		return snap, nil, func() {}, nil
+	}
+	return scanForGate(ctx, g, o, arg)
+}
+
+// loadSnapshot is loadImage for when only the snapshot is needed.
+func loadSnapshot(ctx context.Context, g *globalOptions, o scanOptions, arg string) (*snapshot.Snapshot, error) {
+	snap, _, release, err := loadImage(ctx, g, o, arg)
+	if err != nil {
+		return nil, err
+	}
+	release()
+	return snap, nil
+}
+
+func addScanFlags(cmd *cobra.Command, o *scanOptions) {
+	o.addFlags(cmd.Flags(), "how to run the programs of a SOURCE that is scanned first: auto, none, local or chroot")
+}
+
+type diffOptions struct {
+	scan    scanOptions
+	changes string
+	format  string
+	out     string
+}
+
+func newDiffCmd(g *globalOptions) *cobra.Command {
+	var o diffOptions
+	cmd := &cobra.Command{
+		Use:   "diff OLD NEW",
+		Short: "Compare two images and fail on what changed unexpectedly",
+		Long: `Compare two images. OLD and NEW are snapshot files or scan SOURCEs (scanned first).
+Entries are matched by identity (python@3.7, package/deb/libssl3, tool/git); removed,
+downgraded and newly broken entries fail unless the --changes file declares them.
+
+` + exitCodesHelp,
+		Example: "  imagegate diff previous.json current.json -o markdown\n  imagegate diff previous.json dir:/mnt/image --changes changes.yaml -o junit --out diff.xml",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDiff(cmd.Context(), g, o, args[0], args[1], cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&o.changes, "changes", "", "YAML file declaring intended changes")
+	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table, json, markdown or junit")
+	cmd.Flags().StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
+	addScanFlags(cmd, &o.scan)
+	return cmd
+}
+
+func loadChanges(path string) (*diff.Changes, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return diff.ReadChanges(path)
+}
+
+func checkFormat(format string) error {
+	switch format {
+	case "table", "json", "markdown", "junit":
+		return nil
+	}
+	return fmt.Errorf("unknown output format %q: use table, json, markdown or junit", format)
+}
+
+func runDiff(ctx context.Context, g *globalOptions, o diffOptions, oldArg, newArg string, stdout io.Writer) error {
+	if err := checkFormat(o.format); err != nil {
+		return err
+	}
+	changes, err := loadChanges(o.changes)
+	if err != nil {
+		return err
+	}
+	var oldSnap, newSnap *snapshot.Snapshot
+	if !isSource(oldArg) && !isSource(newArg) {
+		// Both are files: decode them at once (a million entries each
+		// must diff in under two seconds).
+		if oldSnap, newSnap, err = diff.LoadPair(ctx, oldArg, newArg); err != nil {
+			return err
+		}
+	} else {
+		if oldSnap, err = loadSnapshot(ctx, g, o.scan, oldArg); err != nil {
+			return fmt.Errorf("old: %w", err)
+		}
+		if newSnap, err = loadSnapshot(ctx, g, o.scan, newArg); err != nil {
+			return fmt.Errorf("new: %w", err)
+		}
+	}
+	report := diff.Compare(oldSnap, newSnap, changes)
+	if err := writeOutput(stdout, o.out, func(w io.Writer) error { return report.Write(w, o.format) }); err != nil {
+		return err
+	}
+	if report.Failed() {
+		return errGateFailed
+	}
+	return nil
+}
+
+type checkOptions struct {
+	scan     scanOptions
+	baseline string
+	spec     string
+	changes  string
+	format   string
+	out      string
+	junit    string
+}
+
+func newCheckCmd(g *globalOptions) *cobra.Command {
+	var o checkOptions
+	cmd := &cobra.Command{
+		Use:   "check TARGET",
+		Short: "The release gate: fail an image that lost something, with no test written for it",
+		Long: `Check an image. TARGET is a snapshot file or a scan SOURCE (scanned first).
+With no configuration, every standard-library module of every runtime must import, every
+shared library must resolve, and every probed tool must answer. --baseline adds the diff
+against the previous image; --spec adds declarative tests (commands, files, versions,
+modules, packages, image metadata).
+
+` + exitCodesHelp,
+		Example: "  imagegate check dir:/opt/hostedtoolcache\n  imagegate check oci:./image --baseline previous.json --spec image-tests.yaml --junit check.xml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCheck(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.baseline, "baseline", "", "the previous image: a snapshot file or a SOURCE")
+	f.StringVar(&o.spec, "spec", "", "YAML file of declarative tests")
+	f.StringVar(&o.changes, "changes", "", "YAML file declaring intended changes against the baseline")
+	f.StringVarP(&o.format, "output", "o", "table", "output format: table, json, markdown or junit")
+	f.StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
+	f.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to this file")
+	addScanFlags(cmd, &o.scan)
+	return cmd
+}
+
+func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg string, stdout io.Writer) error {
+	if err := checkFormat(o.format); err != nil {
+		return err
+	}
+	changes, err := loadChanges(o.changes)
+	if err != nil {
+		return err
+	}
+	var spec *check.Spec
+	if o.spec != "" {
+		data, err := os.ReadFile(o.spec)
+		if err != nil {
+			return fmt.Errorf("read spec: %w", err)
+		}
+		if spec, err = check.ParseSpec(o.spec, data); err != nil {
+			return err
+		}
+	}
+	var baseline *snapshot.Snapshot
+	if o.baseline != "" {
+		if baseline, err = loadSnapshot(ctx, g, o.scan, o.baseline); err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+	}
+	snap, t, release, err := loadImage(ctx, g, o.scan, targetArg)
+	if err != nil {
+		return err
+	}
+	defer release()
+	report, err := check.Run(ctx, snap, check.Options{Baseline: baseline, Changes: changes, Spec: spec, Target: t})
+	if err != nil {
+		return err
+	}
+	if o.junit != "" {
+		if err := writeOutput(stdout, o.junit, func(w io.Writer) error { return report.Write(w, "junit") }); err != nil {
+			return err
+		}
+	}
+	if err := writeOutput(stdout, o.out, func(w io.Writer) error { return report.Write(w, o.format) }); err != nil {
+		return err
+	}
+	if report.Failed() {
+		return errGateFailed
+	}
+	return nil
+}
