@@ -1,0 +1,169 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/sqlite"
+	"github.com/imagegate/imagegate/internal/store/storetest"
+)
+
+func mustOpen(tb testing.TB, path string) *sqlite.DB {
+	tb.Helper()
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) rollout.Store {
+		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	})
+}
+
+// TestSharedFile runs the suite's races across two handles on one file, as
+// two server processes would have.
+func TestSharedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "imagegate.db")
+	a, b := mustOpen(t, path), mustOpen(t, path)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners := 0
+	var errs []error
+	for i := range 20 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			ok, _, err := s.AcquireLease(context.Background(), "controller", fmt.Sprint("h", i), time.Minute, storetest.T0)
+			mu.Lock()
+			defer mu.Unlock()
+			errs = append(errs, err)
+			if ok {
+				winners++
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if winners != 1 {
+		t.Errorf("%d holders won the lease across two handles, want 1", winners)
+	}
+
+	evs := storetest.Events("job", "img", "v1", 1000)
+	added := make([]int, 2)
+	for i, s := range []*sqlite.DB{a, b} {
+		wg.Go(func() {
+			for j := 0; j < len(evs); j += 100 {
+				n, err := s.AppendEvents(context.Background(), evs[j:j+100])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				added[i] += n
+			}
+		})
+	}
+	wg.Wait()
+	if added[0]+added[1] != 1000 {
+		t.Errorf("two handles appending the same events stored %d+%d new, want 1000 in all", added[0], added[1])
+	}
+	storetest.MustVersion(t, a, "img", "v1")
+	if _, err := b.GetVersion(t.Context(), "img", "v1", false); err != nil {
+		t.Errorf("a version written through one handle is not visible through the other: %v", err)
+	}
+}
+
+// TestConcurrentOpen starts several Opens of a new file at once; the
+// migrations run exactly once.
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "imagegate.db")
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() {
+			db, err := sqlite.Open(context.Background(), path)
+			if err == nil {
+				err = db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var migrations, generations int
+	var mode string
+	if err := raw.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&migrations); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.QueryRow(`SELECT COUNT(*) FROM generation`).Scan(&generations); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if migrations != 1 || generations != 1 || mode != "wal" {
+		t.Errorf("after 6 concurrent opens: %d migrations recorded, %d generation rows, journal mode %q; want 1, 1, wal",
+			migrations, generations, mode)
+	}
+}
+
+func TestOpenRefusesQueryInPath(t *testing.T) {
+	for _, p := range []string{"", "x.db?mode=memory", "a#b"} {
+		if _, err := sqlite.Open(t.Context(), p); !errors.Is(err, rollout.ErrInvalid) {
+			t.Errorf("Open(%q) = %v, want ErrInvalid", p, err)
+		}
+	}
+}
+
+// FuzzCursor feeds client-made cursors to every list: a page or
+// ErrInvalid, never a panic or another error.
+func FuzzCursor(f *testing.F) {
+	db := mustOpen(f, filepath.Join(f.TempDir(), "imagegate.db"))
+	storetest.MustVersion(f, db, "img", "v1")
+	for _, s := range []string{"", "MQ", "YQBi", "%%", "LTE", "OTIyMzM3MjAzNjg1NDc3NTgwOA"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, after string) {
+		ctx := context.Background()
+		p := rollout.Page{After: after, Limit: 2}
+		check := func(what string, err error) {
+			if err != nil && !errors.Is(err, rollout.ErrInvalid) {
+				t.Fatalf("%s with cursor %q: %v, want a page or ErrInvalid", what, after, err)
+			}
+		}
+		_, _, err := db.ListAudit(ctx, rollout.AuditFilter{}, p)
+		check("ListAudit", err)
+		_, _, err = db.ListPins(ctx, "", "", true, storetest.T0, p)
+		check("ListPins", err)
+		_, _, err = db.ListRollouts(ctx, "", []string{rollout.StateBaking}, p)
+		check("ListRollouts", err)
+		_, _, err = db.ListVersions(ctx, "img", p)
+		check("ListVersions", err)
+		_, _, err = db.ListImages(ctx, p)
+		check("ListImages", err)
+	})
+}
