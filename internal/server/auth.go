@@ -1,0 +1,207 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+)
+
+// TokenStore is the part of rollout.Store that authentication needs.
+type TokenStore interface {
+	CreateToken(ctx context.Context, t rollout.Token, audit rollout.AuditEntry) error
+	// TokenByHash returns rollout.ErrNotFound for an unknown hash.
+	TokenByHash(ctx context.Context, hash []byte) (rollout.Token, error)
+	CountTokens(ctx context.Context, role string) (int, error)
+}
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	TokenID string
+	Name    string
+	Role    string
+	// Org is the organisation of an org:<id> token, "" otherwise.
+	Org string
+}
+
+// Actor is how the audit log names the caller.
+func (p Principal) Actor() string { return "token:" + p.Name }
+
+func (p Principal) isAdmin() bool  { return p.Role == rollout.RoleAdmin }
+func (p Principal) isRunner() bool { return p.Role == rollout.RoleRunner }
+
+// mayActFor reports whether the caller may read or change org's own
+// settings (pins) or resolve on its behalf.
+func (p Principal) mayActFor(org string) error {
+	if p.isAdmin() || (p.Org != "" && p.Org == org) {
+		return nil
+	}
+	if p.Org != "" {
+		return fmt.Errorf("token %q belongs to organisation %q and cannot act for %q: %w", p.Name, p.Org, org, rollout.ErrForbidden)
+	}
+	return fmt.Errorf("role %q cannot act for organisation %q: %w", p.Role, org, rollout.ErrForbidden)
+}
+
+func principalOf(t rollout.Token) Principal {
+	p := Principal{TokenID: t.ID, Name: t.Name, Role: t.Role}
+	if org, ok := strings.CutPrefix(t.Role, rollout.RoleOrgPrefix); ok {
+		p.Org = org
+	}
+	return p
+}
+
+// HashToken is the stored form of a token: its SHA-256.
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// NewToken returns a fresh random token; only its hash is ever stored.
+func NewToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate token: %w", err)
+	}
+	return "igt_" + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// ValidRole reports whether role is one a token may have.
+func ValidRole(role string) bool {
+	if role == rollout.RoleAdmin || role == rollout.RoleRunner {
+		return true
+	}
+	org, ok := strings.CutPrefix(role, rollout.RoleOrgPrefix)
+	return ok && org != "" && strings.TrimSpace(org) == org
+}
+
+// CreateToken stores a new token with the given role and returns it in
+// clear, the only time it is ever visible.
+func CreateToken(ctx context.Context, st TokenStore, actor, name, role string, now time.Time) (string, rollout.Token, error) {
+	if !ValidRole(role) {
+		return "", rollout.Token{}, fmt.Errorf("role %q: want admin, runner or org:<id>: %w", role, rollout.ErrInvalid)
+	}
+	if name == "" {
+		return "", rollout.Token{}, fmt.Errorf("token name is empty: %w", rollout.ErrInvalid)
+	}
+	secret, err := NewToken()
+	if err != nil {
+		return "", rollout.Token{}, err
+	}
+	t := rollout.Token{Name: name, Role: role, Hash: HashToken(secret), CreatedAt: now.UTC()}
+	t.ID = "tok-" + hex.EncodeToString(t.Hash[:6])
+	audit := rollout.AuditEntry{Actor: actor, Action: "token.create", Subject: "token/" + t.ID,
+		Details: []byte(fmt.Sprintf(`{"name":%q,"role":%q}`, name, role))}
+	if err := st.CreateToken(ctx, t, audit); err != nil {
+		return "", rollout.Token{}, fmt.Errorf("create token %q: %w", name, err)
+	}
+	return secret, t, nil
+}
+
+// BootstrapAdmin makes sure the service can be administered. A token given
+// in envToken (IMAGEGATE_ADMIN_TOKEN) is registered as an admin token if it
+// is not yet known. Without one, when no admin token exists at all, a token
+// is generated and written once to w: it is never shown again.
+func BootstrapAdmin(ctx context.Context, st TokenStore, envToken string, w io.Writer, now time.Time) error {
+	if envToken != "" {
+		hash := HashToken(envToken)
+		if _, err := st.TokenByHash(ctx, hash); err == nil {
+			return nil
+		} else if !errors.Is(err, rollout.ErrNotFound) {
+			return fmt.Errorf("look up IMAGEGATE_ADMIN_TOKEN: %w", err)
+		}
+		// Replicas starting together derive the same ID, so the second
+		// insert conflicts instead of adding a duplicate.
+		t := rollout.Token{ID: "tok-" + hex.EncodeToString(hash[:6]), Name: "bootstrap-admin", Role: rollout.RoleAdmin, Hash: hash, CreatedAt: now.UTC()}
+		err := st.CreateToken(ctx, t, rollout.AuditEntry{Actor: "system", Action: "token.create", Subject: "token/" + t.ID, Reason: "IMAGEGATE_ADMIN_TOKEN at start"})
+		if err != nil && !errors.Is(err, rollout.ErrConflict) {
+			return fmt.Errorf("register IMAGEGATE_ADMIN_TOKEN: %w", err)
+		}
+		return nil
+	}
+	n, err := st.CountTokens(ctx, rollout.RoleAdmin)
+	if err != nil {
+		return fmt.Errorf("count admin tokens: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	secret, _, err := CreateToken(ctx, st, "system", "bootstrap-admin", rollout.RoleAdmin, now)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "imagegate: created the first admin token (shown only this once; keep it safe):\n%s\n", secret)
+	return nil
+}
+
+// tokenCache remembers token lookups for a short time, so the resolve hot
+// path costs a hash and a map lookup instead of a store round trip. A
+// revoked token therefore keeps working for at most the TTL.
+type tokenCache struct {
+	st  TokenStore
+	ttl time.Duration
+	now func() time.Time
+
+	mu sync.RWMutex
+	m  map[[sha256.Size]byte]cachedToken
+}
+
+type cachedToken struct {
+	p       Principal
+	unknown bool
+	expires time.Time
+}
+
+// maxCachedTokens bounds memory when callers present many bogus tokens.
+const maxCachedTokens = 10000
+
+func newTokenCache(st TokenStore, ttl time.Duration, now func() time.Time) *tokenCache {
+	return &tokenCache{st: st, ttl: ttl, now: now, m: make(map[[sha256.Size]byte]cachedToken)}
+}
+
+// authenticate returns the principal of an Authorization header value.
+func (c *tokenCache) authenticate(ctx context.Context, header string) (Principal, error) {
+	token, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || token == "" {
+		if header == "" {
+			return Principal{}, fmt.Errorf("missing Authorization: Bearer <token> header (set IMAGEGATE_TOKEN): %w", ErrUnauthenticated)
+		}
+		return Principal{}, fmt.Errorf("authorization header is not \"Bearer <token>\": %w", ErrUnauthenticated)
+	}
+	key := sha256.Sum256([]byte(token))
+	now := c.now()
+	c.mu.RLock()
+	e, hit := c.m[key]
+	c.mu.RUnlock()
+	if !hit || now.After(e.expires) {
+		t, err := c.st.TokenByHash(ctx, key[:])
+		switch {
+		case errors.Is(err, rollout.ErrNotFound):
+			// Unknown tokens are cached briefly too, so a misconfigured
+			// runner fleet cannot turn every request into a store query.
+			e = cachedToken{unknown: true, expires: now.Add(min(c.ttl, 5*time.Second))}
+		case err != nil:
+			return Principal{}, fmt.Errorf("look up token: %w", err)
+		default:
+			e = cachedToken{p: principalOf(t), expires: now.Add(c.ttl)}
+		}
+		c.mu.Lock()
+		if len(c.m) >= maxCachedTokens {
+			clear(c.m)
+		}
+		c.m[key] = e
+		c.mu.Unlock()
+	}
+	if e.unknown {
+		return Principal{}, fmt.Errorf("unknown token: %w", ErrUnauthenticated)
+	}
+	return e.p, nil
+}

@@ -1,0 +1,153 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+)
+
+// Config is the serve command's YAML file: where to listen and store, the
+// ring plans, and the rollout policies. Flags and IMAGEGATE_* environment
+// variables override the first three.
+//
+//	listen: ":8080"
+//	db: postgres://imagegate@db/imagegate   # default: SQLite in dataDir
+//	dataDir: /var/lib/imagegate
+//	rings:                                  # the global plan
+//	  - {name: canary, orgs: [imagegate-team], bakeTime: 2h, minJobs: 50}
+//	  - {name: early, percent: 10, bakeTime: 24h, minJobs: 500, controlPercent: 10}
+//	  - {name: everyone, percent: 100, bakeTime: 0s}
+//	images:                                 # plans for one label
+//	  ubuntu-16.04: {rings: [...]}
+//	policies:
+//	  expeditedBakeFactor: 0.1
+//	  pinExpiryWarning: 72h
+//	  maxFailureRate: 0.05
+//	  healthMinJobs: 20
+//	controller: {interval: 1s, leaseTTL: 10s}
+type Config struct {
+	Listen     string                 `yaml:"listen"`
+	DB         string                 `yaml:"db"`
+	DataDir    string                 `yaml:"dataDir"`
+	Rings      []RingConfig           `yaml:"rings"`
+	Images     map[string]ImageConfig `yaml:"images"`
+	Policies   PolicyConfig           `yaml:"policies"`
+	Controller ControllerConfig       `yaml:"controller"`
+}
+
+// RingConfig is a rollout.Ring with durations written as "24h".
+type RingConfig struct {
+	Name           string        `yaml:"name"`
+	Orgs           []string      `yaml:"orgs"`
+	Percent        float64       `yaml:"percent"`
+	BakeTime       time.Duration `yaml:"bakeTime"`
+	MinJobs        int           `yaml:"minJobs"`
+	ControlPercent float64       `yaml:"controlPercent"`
+	ManualApproval bool          `yaml:"manualApproval"`
+}
+
+// ImageConfig holds the settings of one label.
+type ImageConfig struct {
+	Rings []RingConfig `yaml:"rings"`
+}
+
+// PolicyConfig tunes rollouts.
+type PolicyConfig struct {
+	// ExpeditedBakeFactor multiplies bake times of hotfix rollouts (default 0.1).
+	ExpeditedBakeFactor float64 `yaml:"expeditedBakeFactor"`
+	// PinExpiryWarning flags pins that lapse within it (default 72h).
+	PinExpiryWarning time.Duration `yaml:"pinExpiryWarning"`
+	// MaxFailureRate enables the failure-rate health gate: a ring is
+	// unhealthy when the new version fails this much more often (absolute,
+	// 0.05 = five points) than the previous one. 0 disables it.
+	MaxFailureRate float64 `yaml:"maxFailureRate"`
+	// HealthMinJobs is how many finished jobs the failure-rate gate needs
+	// before it judges (default 20).
+	HealthMinJobs int `yaml:"healthMinJobs"`
+	// TokenCacheTTL bounds how long a revoked token keeps working (default 30s).
+	TokenCacheTTL time.Duration `yaml:"tokenCacheTTL"`
+}
+
+// ControllerConfig tunes the reconcile loop.
+type ControllerConfig struct {
+	Interval time.Duration `yaml:"interval"`
+	LeaseTTL time.Duration `yaml:"leaseTTL"`
+}
+
+// ParseConfig reads a YAML config strictly (an unknown key is an error, so
+// a typo does not silently leave a default in place) and validates it.
+func ParseConfig(b []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate checks ring plans and policy ranges.
+func (c Config) Validate() error {
+	if len(c.Rings) > 0 {
+		if err := rollout.ValidateRings(RingPlan(c.Rings)); err != nil {
+			return fmt.Errorf("config: rings: %w", err)
+		}
+	}
+	for label, img := range c.Images {
+		if label == "" {
+			return fmt.Errorf("config: images: empty label")
+		}
+		if len(img.Rings) == 0 {
+			return fmt.Errorf("config: images.%s: no rings", label)
+		}
+		if err := rollout.ValidateRings(RingPlan(img.Rings)); err != nil {
+			return fmt.Errorf("config: images.%s.rings: %w", label, err)
+		}
+	}
+	p := c.Policies
+	switch {
+	case p.ExpeditedBakeFactor < 0 || p.ExpeditedBakeFactor > 1:
+		return fmt.Errorf("config: policies.expeditedBakeFactor %v: want a factor in (0, 1]", p.ExpeditedBakeFactor)
+	case p.MaxFailureRate < 0 || p.MaxFailureRate > 1:
+		return fmt.Errorf("config: policies.maxFailureRate %v: want a share in [0, 1]", p.MaxFailureRate)
+	case p.PinExpiryWarning < 0 || p.TokenCacheTTL < 0 || p.HealthMinJobs < 0:
+		return fmt.Errorf("config: policies: durations and counts must not be negative")
+	case c.Controller.Interval < 0 || c.Controller.LeaseTTL < 0:
+		return fmt.Errorf("config: controller: durations must not be negative")
+	case c.Controller.LeaseTTL > 0 && c.Controller.Interval >= c.Controller.LeaseTTL:
+		return fmt.Errorf("config: controller.interval %v must be shorter than leaseTTL %v, or the lease lapses between ticks", c.Controller.Interval, c.Controller.LeaseTTL)
+	}
+	return nil
+}
+
+// ApplyEnv overrides listen, db and data dir from IMAGEGATE_LISTEN,
+// IMAGEGATE_DB and IMAGEGATE_DATA_DIR when set.
+func (c *Config) ApplyEnv(getenv func(string) string) {
+	for _, o := range []struct {
+		env string
+		dst *string
+	}{{"IMAGEGATE_LISTEN", &c.Listen}, {"IMAGEGATE_DB", &c.DB}, {"IMAGEGATE_DATA_DIR", &c.DataDir}} {
+		if v := getenv(o.env); v != "" {
+			*o.dst = v
+		}
+	}
+}
+
+// RingPlan converts configured rings to the domain's.
+func RingPlan(rs []RingConfig) []rollout.Ring {
+	out := make([]rollout.Ring, len(rs))
+	for i, r := range rs {
+		out[i] = rollout.Ring{Name: r.Name, Orgs: r.Orgs, Percent: r.Percent, BakeTime: r.BakeTime, MinJobs: r.MinJobs,
+			ControlPercent: r.ControlPercent, ManualApproval: r.ManualApproval}
+	}
+	return out
+}

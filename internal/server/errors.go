@@ -1,0 +1,99 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+)
+
+// Error codes of the JSON error body {"error": {"code", "message"}}. They
+// are part of the API: clients (apiclient, the CLI) map them back to the
+// rollout.Err* kinds.
+const (
+	CodeNotFound        = "not_found"
+	CodeConflict        = "conflict"
+	CodeInvalid         = "invalid"
+	CodeForbidden       = "forbidden"
+	CodePrecondition    = "precondition_failed"
+	CodeUnauthenticated = "unauthenticated"
+	CodeInternal        = "internal"
+)
+
+// ErrUnauthenticated is a missing, malformed or unknown bearer token (401).
+var ErrUnauthenticated = errors.New("unauthenticated")
+
+// errorKinds is the one mapping from error kind to HTTP status and code.
+var errorKinds = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{ErrUnauthenticated, http.StatusUnauthorized, CodeUnauthenticated},
+	{rollout.ErrNotFound, http.StatusNotFound, CodeNotFound},
+	{rollout.ErrConflict, http.StatusConflict, CodeConflict},
+	{rollout.ErrInvalid, http.StatusBadRequest, CodeInvalid},
+	{rollout.ErrForbidden, http.StatusForbidden, CodeForbidden},
+	{rollout.ErrPrecondition, http.StatusPreconditionFailed, CodePrecondition},
+}
+
+// Classify returns the HTTP status and error code for err; anything that is
+// not one of the known kinds is an internal error.
+func Classify(err error) (status int, code string) {
+	for _, k := range errorKinds {
+		if errors.Is(err, k.err) {
+			return k.status, k.code
+		}
+	}
+	return http.StatusInternalServerError, CodeInternal
+}
+
+// KindOf maps an error code back to its sentinel error, for clients; nil
+// for an unknown code.
+func KindOf(code string) error {
+	for _, k := range errorKinds {
+		if k.code == code {
+			return k.err
+		}
+	}
+	return nil
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail says what went wrong; Message is meant for people.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := Classify(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		// The details of an internal error are for the operator's log,
+		// not for the caller.
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error; the server log has the details"
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="imagegate"`)
+	}
+	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: strings.TrimSpace(msg)}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"error":{"code":"internal","message":"encode response"}}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

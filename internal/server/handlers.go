@@ -1,0 +1,512 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+)
+
+// openAPIYAML is hand-written as YAML, which people can read and review;
+// it is served as JSON.
+//
+//go:embed openapi.yaml
+var openAPIYAML []byte
+
+var openAPIJSON = sync.OnceValues(func() ([]byte, error) {
+	var doc any
+	if err := yaml.Unmarshal(openAPIYAML, &doc); err != nil {
+		return nil, fmt.Errorf("openapi.yaml: %w", err)
+	}
+	return json.MarshalIndent(doc, "", "  ")
+})
+
+// OpenAPI returns the OpenAPI 3 document served at /api/v1/openapi.json.
+func OpenAPI() ([]byte, error) {
+	b, err := openAPIJSON()
+	return bytes.Clone(b), err
+}
+
+func (s *Server) register() {
+	s.handle("GET", "/healthz", Public, s.healthz)
+	s.handle("GET", "/readyz", Public, s.readyz)
+	s.handle("GET", "/metrics", Public, s.metricsHandler)
+	s.handle("GET", "/api/v1/openapi.json", Public, s.openapi)
+
+	s.handle("POST", "/api/v1/tokens", AdminOnly, s.createToken)
+
+	s.handle("GET", "/api/v1/images", OrgRead, s.listImages)
+	s.handle("GET", "/api/v1/images/{label}/versions", OrgRead, s.listVersions)
+	s.handle("POST", "/api/v1/images/{label}/versions", AdminOnly, s.pushVersion)
+	s.handle("GET", "/api/v1/images/{label}/versions/{version}", OrgRead, s.getVersion)
+	s.handle("POST", "/api/v1/images/{label}/versions/{version}/revoke", AdminOnly, s.revokeVersion)
+	s.handle("GET", "/api/v1/images/{label}/rings", AdminOnly, s.getRings)
+	s.handle("PUT", "/api/v1/images/{label}/rings", AdminOnly, s.putRings)
+	s.handle("GET", "/api/v1/rings", AdminOnly, s.getRings)
+	s.handle("PUT", "/api/v1/rings", AdminOnly, s.putRings)
+	s.handle("GET", "/api/v1/images/{label}/status", AdminOnly, s.status)
+
+	s.handle("GET", "/api/v1/rollouts", AdminOnly, s.listRollouts)
+	s.handle("POST", "/api/v1/rollouts", AdminOnly, s.startRollout)
+	s.handle("GET", "/api/v1/rollouts/{id}", AdminOnly, s.getRollout)
+	for _, a := range []struct {
+		name string
+		fn   func(ctx context.Context, actor, id, reason string) (rollout.Rollout, error)
+	}{
+		{"pause", s.svc.Pause}, {"resume", s.svc.Resume}, {"promote", s.svc.Promote},
+		{"halt", s.svc.Halt}, {"rollback", s.svc.Rollback},
+	} {
+		s.handle("POST", "/api/v1/rollouts/{id}/"+a.name, AdminOnly, s.rolloutAction(a.fn))
+	}
+
+	s.handle("GET", "/api/v1/pins", OrgOwn, s.listPins)
+	s.handle("PUT", "/api/v1/pins/{org}/{label}", OrgOwn, s.setPin)
+	s.handle("DELETE", "/api/v1/pins/{org}/{label}", OrgOwn, s.clearPin)
+
+	s.routes = append(s.routes, Route{Method: "GET", Path: "/api/v1/resolve", Access: ResolveAny})
+	s.mux.HandleFunc("GET /api/v1/resolve", s.resolve)
+	s.handle("POST", "/api/v1/events", RunnerWrite, s.events)
+	s.handle("GET", "/api/v1/audit", AdminOnly, s.audit)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// readyz answers 200 once the store answers: stores apply their
+// migrations before Open returns, so a reachable store is a migrated one.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.st.Generation(ctx); err != nil {
+		s.log.Warn("not ready", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "store unreachable"})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func (s *Server) metricsHandler(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	s.metrics.handler.ServeHTTP(w, r)
+	return nil
+}
+
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	b, err := openAPIJSON()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+	return nil
+}
+
+// CreateTokenRequest asks for a new API token.
+type CreateTokenRequest struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// CreateTokenResponse carries the token in clear, shown only this once.
+type CreateTokenResponse struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+	Token string `json:"token"`
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p Principal) error {
+	var req CreateTokenRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	secret, t, err := CreateToken(r.Context(), s.st, p.Actor(), req.Name, req.Role, s.now())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, CreateTokenResponse{ID: t.ID, Name: t.Name, Role: t.Role, Token: secret})
+	return nil
+}
+
+func (s *Server) listImages(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	items, next, err := s.svc.Images(r.Context(), pg)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list(items, next))
+	return nil
+}
+
+func (s *Server) listVersions(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	items, next, err := s.svc.Versions(r.Context(), r.PathValue("label"), pg)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list(items, next))
+	return nil
+}
+
+// PushVersionRequest registers a version with its evidence: the snapshot
+// from `imagegate scan` and the report from `imagegate check -o json`.
+type PushVersionRequest struct {
+	Version     string          `json:"version"`
+	Snapshot    json.RawMessage `json:"snapshot,omitempty"`
+	CheckReport json.RawMessage `json:"checkReport,omitempty"`
+}
+
+func (s *Server) pushVersion(w http.ResponseWriter, r *http.Request, p Principal) error {
+	var req PushVersionRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	v, err := s.svc.PushVersion(r.Context(), p.Actor(), rollout.Version{
+		Label: r.PathValue("label"), Version: req.Version, Snapshot: req.Snapshot, CheckReport: req.CheckReport,
+	})
+	if err != nil {
+		return err
+	}
+	v.Snapshot, v.CheckReport = nil, nil
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (s *Server) getVersion(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	v, err := s.svc.Version(r.Context(), r.PathValue("label"), r.PathValue("version"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// ReasonRequest is the body of actions that record why they were taken.
+type ReasonRequest struct {
+	Reason string `json:"reason"`
+}
+
+// decodeReason accepts an empty body as no reason.
+func decodeReason(r *http.Request) (string, error) {
+	var req ReasonRequest
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return "", fmt.Errorf("read request body: %v: %w", err, rollout.ErrInvalid)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return "", nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return "", fmt.Errorf("request body: %v: %w", err, rollout.ErrInvalid)
+	}
+	return req.Reason, nil
+}
+
+func (s *Server) revokeVersion(w http.ResponseWriter, r *http.Request, p Principal) error {
+	reason, err := decodeReason(r)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(reason) == "" {
+		return fmt.Errorf("revoking a version needs a reason: %w", rollout.ErrInvalid)
+	}
+	label, version := r.PathValue("label"), r.PathValue("version")
+	if err := s.svc.RevokeVersion(r.Context(), p.Actor(), label, version, reason); err != nil {
+		return err
+	}
+	v, err := s.svc.Version(r.Context(), label, version)
+	if err != nil {
+		return err
+	}
+	v.Snapshot, v.CheckReport = nil, nil
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// Rings is the ring plan of an image, or the global plan.
+type Rings struct {
+	Label string         `json:"label,omitempty"`
+	Rings []rollout.Ring `json:"rings"`
+}
+
+func (s *Server) getRings(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	label := r.PathValue("label")
+	rings, err := s.st.GetRings(r.Context(), label)
+	if err != nil {
+		return fmt.Errorf("rings of %q: %w", label, err)
+	}
+	writeJSON(w, http.StatusOK, Rings{Label: label, Rings: rings})
+	return nil
+}
+
+func (s *Server) putRings(w http.ResponseWriter, r *http.Request, p Principal) error {
+	var req Rings
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	label := r.PathValue("label")
+	if err := s.svc.SetRings(r.Context(), p.Actor(), label, req.Rings); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, Rings{Label: label, Rings: req.Rings})
+	return nil
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	st, err := s.svc.Status(r.Context(), r.PathValue("label"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	var states []string
+	for _, st := range q["state"] {
+		for _, one := range strings.Split(st, ",") {
+			if one = strings.TrimSpace(one); one != "" {
+				states = append(states, one)
+			}
+		}
+	}
+	items, next, err := s.svc.ListRollouts(r.Context(), q.Get("label"), states, pg)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list(items, next))
+	return nil
+}
+
+// StartRolloutRequest starts rolling a version out. BakeTimes override the
+// bake time of rings by name, as Go durations ("30m").
+type StartRolloutRequest struct {
+	Label       string            `json:"label"`
+	Version     string            `json:"version"`
+	Expedited   bool              `json:"expedited,omitempty"`
+	BakeTimes   map[string]string `json:"bakeTimes,omitempty"`
+	Force       bool              `json:"force,omitempty"`
+	ForceReason string            `json:"forceReason,omitempty"`
+	// AutoRollback rolls back by itself when a ring turns unhealthy.
+	AutoRollback bool `json:"autoRollback,omitempty"`
+}
+
+func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, p Principal) error {
+	var req StartRolloutRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	sr := rollout.StartRequest{Label: req.Label, Version: req.Version, Expedited: req.Expedited, Force: req.Force, ForceReason: req.ForceReason, AutoRollback: req.AutoRollback}
+	if len(req.BakeTimes) > 0 {
+		sr.BakeTimes = make(map[string]time.Duration, len(req.BakeTimes))
+		for ring, d := range req.BakeTimes {
+			dur, err := time.ParseDuration(d)
+			if err != nil || dur < 0 {
+				return fmt.Errorf("bake time of ring %q: %q is not a duration such as 30m: %w", ring, d, rollout.ErrInvalid)
+			}
+			sr.BakeTimes[ring] = dur
+		}
+	}
+	ro, err := s.svc.StartRollout(r.Context(), p.Actor(), sr)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, ro)
+	return nil
+}
+
+func (s *Server) getRollout(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	ro, err := s.svc.GetRollout(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ro)
+	return nil
+}
+
+func (s *Server) rolloutAction(fn func(ctx context.Context, actor, id, reason string) (rollout.Rollout, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p Principal) error {
+		reason, err := decodeReason(r)
+		if err != nil {
+			return err
+		}
+		ro, err := fn(r.Context(), p.Actor(), r.PathValue("id"), reason)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, ro)
+		return nil
+	}
+}
+
+func (s *Server) listPins(w http.ResponseWriter, r *http.Request, p Principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	org := q.Get("org")
+	if p.Org != "" && org == "" {
+		org = p.Org // an org token sees its own pins by default
+	}
+	if org == "" && !p.isAdmin() {
+		return fmt.Errorf("list pins: give ?org=: %w", rollout.ErrInvalid)
+	}
+	if org != "" {
+		if err := p.mayActFor(org); err != nil {
+			return err
+		}
+	}
+	items, next, err := s.svc.ListPins(r.Context(), org, q.Get("label"), pg)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list(items, next))
+	return nil
+}
+
+// SetPinRequest pins org+label (from the path) to a version until ExpiresAt.
+type SetPinRequest struct {
+	Version   string    `json:"version"`
+	Reason    string    `json:"reason"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	// Owner is who to ask about the pin; the caller when empty.
+	Owner           string `json:"owner,omitempty"`
+	OverrideRevoked bool   `json:"overrideRevoked,omitempty"`
+}
+
+func (s *Server) setPin(w http.ResponseWriter, r *http.Request, p Principal) error {
+	org, label := r.PathValue("org"), r.PathValue("label")
+	if err := p.mayActFor(org); err != nil {
+		return err
+	}
+	var req SetPinRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	owner := req.Owner
+	if owner == "" {
+		owner = p.Actor()
+	}
+	pin, err := s.svc.SetPin(r.Context(), p.Actor(), rollout.Pin{
+		Org: org, Label: label, Version: req.Version, Owner: owner, Reason: req.Reason,
+		ExpiresAt: req.ExpiresAt, OverrideRevoked: req.OverrideRevoked,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, pin)
+	return nil
+}
+
+func (s *Server) clearPin(w http.ResponseWriter, r *http.Request, p Principal) error {
+	org, label := r.PathValue("org"), r.PathValue("label")
+	if err := p.mayActFor(org); err != nil {
+		return err
+	}
+	if err := s.svc.ClearPin(r.Context(), p.Actor(), org, label); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// EventsRequest is a batch of job outcomes; a bare JSON array of events is
+// accepted too.
+type EventsRequest struct {
+	Events []rollout.JobEvent `json:"events"`
+}
+
+// EventsResponse says how many events were received and how many were
+// new (the rest had a jobId already stored: retries are harmless).
+type EventsResponse struct {
+	Received int `json:"received"`
+	New      int `json:"new"`
+}
+
+// MaxEventBatch bounds one POST /api/v1/events.
+const MaxEventBatch = 10000
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return fmt.Errorf("read events: %v: %w", err, rollout.ErrInvalid)
+	}
+	var req EventsRequest
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] == '[' {
+		err = json.Unmarshal(body, &req.Events)
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&req)
+	}
+	if err != nil {
+		return fmt.Errorf("events body: %v: %w", err, rollout.ErrInvalid)
+	}
+	if len(req.Events) > MaxEventBatch {
+		return fmt.Errorf("%d events in one batch; send at most %d: %w", len(req.Events), MaxEventBatch, rollout.ErrInvalid)
+	}
+	s.metrics.eventsReceived.Add(float64(len(req.Events)))
+	n, err := s.svc.IngestEvents(r.Context(), req.Events)
+	if err != nil {
+		s.metrics.eventBatches.WithLabelValues("error").Inc()
+		return err
+	}
+	s.metrics.eventBatches.WithLabelValues("stored").Inc()
+	s.metrics.eventsIngested.Add(float64(n))
+	writeJSON(w, http.StatusOK, EventsResponse{Received: len(req.Events), New: n})
+	return nil
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := rollout.AuditFilter{Actor: q.Get("actor"), Action: q.Get("action"), SubjectPrefix: q.Get("subject")}
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(t.name); v != "" {
+			ts, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return fmt.Errorf("%s %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z: %w", t.name, v, rollout.ErrInvalid)
+			}
+			*t.dst = ts
+		}
+	}
+	items, next, err := s.svc.Audit(r.Context(), f, pg)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list(items, next))
+	return nil
+}
