@@ -21,7 +21,7 @@ func (s *Service) PushVersion(ctx context.Context, actor string, v Version) (Ver
 	if err := checkName("version", v.Version); err != nil {
 		return Version{}, err
 	}
-	gate, err := gateOf(v.CheckReport)
+	gate, err := GateOf(v.CheckReport)
 	if err != nil {
 		return Version{}, fmt.Errorf("push %s %s: %w", v.Label, v.Version, err)
 	}

@@ -442,9 +442,10 @@ func details(kv ...any) json.RawMessage {
 	return b
 }
 
-// gateOf reads the verdict of an `imagegate check` JSON report: its
-// "verdict" field, else a "failed" count or flag (also under "summary").
-func gateOf(report json.RawMessage) (string, error) {
+// GateOf reads the verdict of an `imagegate check -o json` report: its
+// "verdict" field, else a "failed" count or flag (also under "summary");
+// GateUnknown for an empty report. ErrInvalid when it is not such JSON.
+func GateOf(report json.RawMessage) (string, error) {
 	if len(report) == 0 {
 		return GateUnknown, nil
 	}
