@@ -327,9 +327,9 @@ func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *
 	if err != nil {
 		return fmt.Errorf("create rollout of %s %s: %w", r.Label, r.Version, err)
 	}
-	*r = created
+	*r = normRollout(created)
 	if supersede != nil {
-		*supersede = old
+		*supersede = normRollout(old)
 	}
 	return nil
 }
@@ -427,8 +427,16 @@ func (db *DB) UpdateRollout(ctx context.Context, r *rollout.Rollout, audit rollo
 	if err != nil {
 		return fmt.Errorf("update rollout %s: %w", r.ID, err)
 	}
-	*r = next
+	*r = normRollout(next)
 	return nil
+}
+
+// normRollout makes the caller's copy equal what a read returns.
+func normRollout(r rollout.Rollout) rollout.Rollout {
+	r.RingStartedAt = r.RingStartedAt.Truncate(time.Microsecond)
+	r.CreatedAt = r.CreatedAt.Truncate(time.Microsecond)
+	r.UpdatedAt = r.UpdatedAt.Truncate(time.Microsecond)
+	return r
 }
 
 // updateRollout is the compare-and-set on revision; r.Revision is

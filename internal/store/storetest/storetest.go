@@ -787,7 +787,7 @@ func testServed(t *testing.T, s rollout.Store) {
 	} {
 		got, err := s.ServedSince(ctx(t), "img", tc.since)
 		must(t, err)
-		if d := cmp.Diff(tc.want, got); d != "" {
+		if d := cmp.Diff(tc.want, got, equateEmpty); d != "" {
 			t.Errorf("ServedSince(%v) (-want +got):\n%s", tc.since, d)
 		}
 	}
