@@ -1,0 +1,7 @@
+package server
+
+// Exported for the external tests' fuzz targets.
+var (
+	AppendResolution = appendResolution
+	ResolveParams    = resolveParams
+)
