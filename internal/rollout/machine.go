@@ -45,6 +45,15 @@ type GateInput struct {
 // that crashed and restarts decides the same again.
 func Step(r Rollout, in GateInput) (next Rollout, action, why string) {
 	next = r
+	if isActive(r.State) && (r.Ring < 0 || r.Ring >= len(r.Rings)) {
+		// Only a damaged row gets here; stop rather than guess.
+		next.State = StateHalted
+		next.Reason = fmt.Sprintf("ring %d is outside the rollout's plan of %d rings; start a new rollout", r.Ring, len(r.Rings))
+		if r.State == StateHalted {
+			return r, "", next.Reason
+		}
+		return next, "rollout.halt", next.Reason
+	}
 	switch r.State {
 	case StatePending:
 		next.State, next.Ring, next.RingStartedAt = StateBaking, 0, in.Now

@@ -53,6 +53,7 @@ func TestStep(t *testing.T) {
 		{"promoted but unhealthy halts", approved, rollout.GateInput{Now: t0.Add(time.Minute), Health: sick}, want{"rollout.halt", rollout.StateHalted, 1, t0}},
 		{"manual approval holds", manual, rollout.GateInput{Now: t0.Add(10 * time.Hour), Jobs: 100, Health: healthy}, want{"", rollout.StateBaking, 1, t0}},
 		{"manual approval given", manualApproved, rollout.GateInput{Now: t0.Add(10 * time.Hour), Jobs: 100, Health: healthy}, want{"rollout.ring", rollout.StateBaking, 2, t0.Add(10 * time.Hour)}},
+		{"damaged ring index halts", baking(3, t0), rollout.GateInput{Now: t0.Add(time.Hour)}, want{"rollout.halt", rollout.StateHalted, 3, t0}},
 		{"paused does nothing", paused, rollout.GateInput{Now: t0.Add(10 * time.Hour), Jobs: 100, Health: sick}, want{"", rollout.StatePaused, 1, t0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

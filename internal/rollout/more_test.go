@@ -396,6 +396,12 @@ func FuzzGateOf(f *testing.F) {
 }
 
 func BenchmarkResolve(b *testing.B) {
+	b.Run("no run", func(b *testing.B) { benchResolve(b, 0) })
+	// 1000 runs, each assigned once in the store, then served from memory.
+	b.Run("runs", func(b *testing.B) { benchResolve(b, 1000) })
+}
+
+func benchResolve(b *testing.B, runs int) {
 	e := newEnv(b, rollout.ServiceOptions{})
 	e.setup(label, threeRings())
 	r := e.start(rollout.StartRequest{Label: label, Version: "v2"})
@@ -407,15 +413,19 @@ func BenchmarkResolve(b *testing.B) {
 		b.Fatal("rollout not in ring 1")
 	}
 	orgs := make([]string, 1024)
+	runIDs := make([]string, 1024)
 	for i := range orgs {
 		orgs[i] = fmt.Sprintf("org-%d", i)
+		if runs > 0 {
+			runIDs[i] = fmt.Sprintf("run-%d", i%runs)
+		}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if _, err := e.svc.Resolve(context.Background(), orgs[i%len(orgs)], label, ""); err != nil {
+			if _, err := e.svc.Resolve(context.Background(), orgs[i%len(orgs)], label, runIDs[i%len(runIDs)]); err != nil {
 				b.Error(err)
 				return
 			}

@@ -59,7 +59,7 @@ func (rt *Route) Decide(org string, now time.Time) (Resolution, error) {
 		_, newRevoked := rt.Revoked[r.Version]
 		res := Resolution{Label: rt.Label, RolloutID: r.ID, Ring: ring}
 		switch {
-		case r.State == StatePending || newRevoked:
+		case r.State == StatePending || newRevoked || ring < 0 || r.Ring >= len(r.Rings):
 			res.Version, res.Reason = old, "default"
 			res.Detail = fmt.Sprintf("rollout %s of %s has not started", r.ID, r.Version)
 		case ring < r.Ring:

@@ -85,6 +85,14 @@ func TestRouteDecide(t *testing.T) {
 			}
 		})
 	}
+	t.Run("rollout without rings serves the old version", func(t *testing.T) {
+		broken := baking(0, t0)
+		broken.Rings = nil
+		res, err := route(&broken, func(rt *rollout.Route) { rt.Rings = nil }).Decide(r0, t0)
+		if err != nil || res.Version != "v1" {
+			t.Fatalf("Decide = %+v, %v; want v1", res, err)
+		}
+	})
 	t.Run("nothing servable", func(t *testing.T) {
 		_, err := route(nil, func(rt *rollout.Route) { rt.Default = "" }).Decide(r0, t0)
 		if !errors.Is(err, rollout.ErrNotFound) {
