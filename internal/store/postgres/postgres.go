@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +36,11 @@ const RunRetention = 14 * 24 * time.Hour
 // DSN's search_path, else public).
 type DB struct {
 	pool *pgxpool.Pool
+	// relaxed has synchronous_commit=off: for writes whose loss in a
+	// PostgreSQL crash costs nothing but a little history (run affinity,
+	// served counts), so they do not wait for a WAL flush.
+	relaxed  *pgxpool.Pool
+	assigned atomic.Int64 // new runs since the last prune
 }
 
 var _ rollout.Store = (*DB)(nil)
@@ -58,11 +64,19 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	rcfg := cfg.Copy()
+	rcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	db.relaxed, err = pgxpool.NewWithConfig(ctx, rcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres %s: %w", cfg.ConnConfig.Host, err)
+	}
 	return db, nil
 }
 
-// Close closes the pool.
+// Close closes the pools.
 func (db *DB) Close() error {
+	db.relaxed.Close()
 	db.pool.Close()
 	return nil
 }

@@ -647,15 +647,19 @@ func (db *DB) CountJobs(ctx context.Context, label, version string, ring int, si
 }
 
 // AssignRun keys assignments by run and label: one workflow run may use
-// several images. Assignments older than RunRetention are dropped when a
-// new run is recorded.
+// several images. It commits without waiting for the WAL flush (see
+// DB.relaxed): a PostgreSQL crash may forget the last assignments, which
+// the contract allows. Assignments older than RunRetention are pruned
+// every 1024 new runs.
 func (db *DB) AssignRun(ctx context.Context, runID, label, version string, now time.Time) (string, error) {
 	var got string
-	err := db.pool.QueryRow(ctx, `INSERT INTO runs (run_id, label, version, assigned_at) VALUES ($1, $2, $3, $4)
+	err := db.relaxed.QueryRow(ctx, `INSERT INTO runs (run_id, label, version, assigned_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT DO NOTHING RETURNING version`, runID, label, version, now).Scan(&got)
 	if err == nil {
-		if _, err := db.pool.Exec(ctx, `DELETE FROM runs WHERE assigned_at < $1`, now.Add(-RunRetention)); err != nil {
-			return "", fmt.Errorf("expire old runs: %w", err)
+		if db.assigned.Add(1)%1024 == 0 {
+			if _, err := db.relaxed.Exec(ctx, `DELETE FROM runs WHERE assigned_at < $1`, now.Add(-RunRetention)); err != nil {
+				return "", fmt.Errorf("expire old runs: %w", err)
+			}
 		}
 		return got, nil
 	}
@@ -664,7 +668,7 @@ func (db *DB) AssignRun(ctx context.Context, runID, label, version string, now t
 	}
 	// Someone else's insert won; at READ COMMITTED this new statement
 	// sees it.
-	if err := db.pool.QueryRow(ctx, `SELECT version FROM runs WHERE run_id = $1 AND label = $2`, runID, label).Scan(&got); err != nil {
+	if err := db.relaxed.QueryRow(ctx, `SELECT version FROM runs WHERE run_id = $1 AND label = $2`, runID, label).Scan(&got); err != nil {
 		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, err)
 	}
 	return got, nil
@@ -685,6 +689,8 @@ func (db *DB) ForgetRuns(ctx context.Context, label string) error {
 }
 
 // AddServed adds counts into whole-minute buckets (Minute is truncated).
+// Like AssignRun it does not wait for the WAL flush: the counts are
+// telemetry.
 func (db *DB) AddServed(ctx context.Context, counts []rollout.Served) error {
 	if len(counts) == 0 {
 		return nil
@@ -717,7 +723,7 @@ func (db *DB) AddServed(ctx context.Context, counts []rollout.Served) error {
 			ON CONFLICT (label, minute, version, ring, reason) DO UPDATE SET count = served.count + excluded.count`,
 			c.Label, c.Minute, c.Version, c.Ring, c.Reason, c.Count)
 	}
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, db.relaxed, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	msqlite "modernc.org/sqlite"
@@ -46,6 +47,12 @@ type DB struct {
 	path string
 	wr   *sql.DB // one connection: the only writer of this process
 	rd   *sql.DB // readers
+
+	assign   chan *assignReq // to assignLoop
+	assigned int             // assignLoop's count of runs since the last prune
+	quit     chan struct{}
+	wg       sync.WaitGroup
+	closing  sync.Once
 }
 
 var _ rollout.Store = (*DB)(nil)
@@ -97,20 +104,27 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	rd.SetMaxIdleConns(n)
 	db.rd = rd
 	if err := rd.PingContext(ctx); err != nil {
-		db.Close()
+		rd.Close()
+		wr.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	db.assign = make(chan *assignReq, maxAssignBatch)
+	db.quit = make(chan struct{})
+	db.wg.Add(1)
+	go db.assignLoop()
 	return db, nil
 }
 
-// Close closes both pools.
+// Close stops the group committer and closes both pools. AssignRun calls
+// still waiting fail.
 func (db *DB) Close() error {
-	var errs []error
-	if db.rd != nil {
-		errs = append(errs, db.rd.Close())
-	}
-	errs = append(errs, db.wr.Close())
-	return errors.Join(errs...)
+	var err error
+	db.closing.Do(func() {
+		close(db.quit)
+		db.wg.Wait()
+		err = errors.Join(db.rd.Close(), db.wr.Close())
+	})
+	return err
 }
 
 // migrate applies the embedded migrations not yet recorded, all in one

@@ -762,26 +762,102 @@ func (db *DB) CountJobs(ctx context.Context, label, version string, ring int, si
 // AssignRun keys assignments by run and label: one workflow run may use
 // several images. Assignments older than RunRetention are dropped now and
 // then.
+//
+// It is on the resolve path of every new run, so concurrent calls are
+// group-committed: one transaction (one fsync) for all the calls waiting.
 func (db *DB) AssignRun(ctx context.Context, runID, label, version string, now time.Time) (string, error) {
-	var got string
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (run_id, label, version, assigned_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT DO NOTHING`, runID, label, version, us(now)); err != nil {
-			return err
-		}
-		if err := tx.QueryRowContext(ctx, `SELECT version FROM runs WHERE run_id = ? AND label = ?`, runID, label).
-			Scan(&got); err != nil {
-			return err
-		}
-		// Cheap enough to do on every new run: runs_assigned makes it a
-		// range delete of the few rows that just aged out.
-		_, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE assigned_at < ?`, us(now.Add(-RunRetention)))
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, err)
+	req := &assignReq{runID: runID, label: label, version: version, now: now, done: make(chan struct{})}
+	select {
+	case db.assign <- req:
+	case <-ctx.Done():
+		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, ctx.Err())
+	case <-db.quit:
+		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, errClosed)
 	}
-	return got, nil
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, ctx.Err())
+	case <-db.quit:
+		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, errClosed)
+	}
+	if req.err != nil {
+		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, req.err)
+	}
+	return req.got, nil
+}
+
+var errClosed = errors.New("store closed")
+
+type assignReq struct {
+	runID, label, version string
+	now                   time.Time
+	got                   string
+	err                   error
+	done                  chan struct{}
+}
+
+// maxAssignBatch bounds one group commit, so its latency stays small.
+const maxAssignBatch = 512
+
+// assignLoop group-commits AssignRun calls until Close.
+func (db *DB) assignLoop() {
+	defer db.wg.Done()
+	for {
+		var batch []*assignReq
+		select {
+		case r := <-db.assign:
+			batch = append(batch, r)
+		case <-db.quit:
+			return
+		}
+	drain:
+		for len(batch) < maxAssignBatch {
+			select {
+			case r := <-db.assign:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		err := db.write(context.Background(), func(tx *sql.Tx) error {
+			ins, err := tx.Prepare(`INSERT INTO runs (run_id, label, version, assigned_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT DO NOTHING RETURNING version`)
+			if err != nil {
+				return err
+			}
+			defer ins.Close()
+			sel, err := tx.Prepare(`SELECT version FROM runs WHERE run_id = ? AND label = ?`)
+			if err != nil {
+				return err
+			}
+			defer sel.Close()
+			for _, r := range batch {
+				r.err = ins.QueryRow(r.runID, r.label, r.version, us(r.now)).Scan(&r.got)
+				if errors.Is(r.err, sql.ErrNoRows) {
+					r.err = sel.QueryRow(r.runID, r.label).Scan(&r.got)
+				}
+				if r.err != nil {
+					return r.err
+				}
+			}
+			db.assigned += len(batch)
+			if db.assigned >= 1024 {
+				// Pruning now and then keeps the table to RunRetention;
+				// runs_assigned makes it a range delete.
+				db.assigned = 0
+				_, err := tx.Exec(`DELETE FROM runs WHERE assigned_at < ?`, us(batch[0].now.Add(-RunRetention)))
+				return err
+			}
+			return nil
+		})
+		for _, r := range batch {
+			if err != nil {
+				r.err, r.got = err, ""
+			}
+			close(r.done)
+		}
+	}
 }
 
 // ForgetRuns drops label's run assignments.
