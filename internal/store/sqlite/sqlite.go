@@ -64,7 +64,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %q: %w: the path must be non-empty and contain no '?' or '#'", path, rollout.ErrInvalid)
 	}
 	common := url.Values{}
-	common.Add("_pragma", "busy_timeout(10000)")
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	common.Add("_pragma", "foreign_keys(1)")
 	common.Add("_pragma", "synchronous(FULL)")
 	wq := url.Values{}
@@ -182,6 +182,17 @@ func (db *DB) migrate(ctx context.Context) error {
 // write runs fn in an IMMEDIATE transaction on the writer connection.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.wr.BeginTx(ctx, nil)
+	// SQLite answers BUSY without calling the busy handler in a few states
+	// (another process switching the file to WAL or recovering it), so
+	// BEGIN is retried for as long as busy_timeout would have waited.
+	for wait, deadline := time.Millisecond, time.Now().Add(busyTimeout); isBusy(err) && time.Now().Before(deadline); wait = min(2*wait, 50*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("begin write on %s: %w", db.path, ctx.Err())
+		case <-time.After(wait):
+		}
+		tx, err = db.wr.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("begin write on %s: %w", db.path, err)
 	}
@@ -240,6 +251,14 @@ func insertAudit(ctx context.Context, tx *sql.Tx, a rollout.AuditEntry) error {
 		return fmt.Errorf("write audit entry %s %s: %w", a.Action, a.Subject, err)
 	}
 	return nil
+}
+
+// busyTimeout is how long a writer waits for another process's write.
+const busyTimeout = 10 * time.Second
+
+func isBusy(err error) bool {
+	var se *msqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // isConstraint reports whether err is the SQLite constraint violation code.
