@@ -90,3 +90,23 @@ func TestStore(t *testing.T) {
 		return mustOpen(t, freshSchema(t))
 	})
 }
+
+// TestCrash kill -9s a process appending events; every batch it
+// acknowledged survives, none is torn.
+func TestCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	dsn := freshSchema(t)
+	storetest.Crash(t, "TestCrashChild", dsn, 2, func() rollout.Store {
+		db, err := postgres.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
+}
+
+func TestCrashChild(t *testing.T) {
+	storetest.CrashChild(t, func(dsn string) rollout.Store { return mustOpen(t, dsn) })
+}
