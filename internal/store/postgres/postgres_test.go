@@ -4,9 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -109,4 +114,81 @@ func TestCrash(t *testing.T) {
 
 func TestCrashChild(t *testing.T) {
 	storetest.CrashChild(t, func(dsn string) rollout.Store { return mustOpen(t, dsn) })
+}
+
+// TestConcurrentOpen starts replicas at once on an empty schema: the
+// advisory lock lets exactly one apply the migrations.
+func TestConcurrentOpen(t *testing.T) {
+	dsn := freshSchema(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() {
+			db, err := postgres.Open(context.Background(), dsn)
+			if err == nil {
+				err = db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var migrations, generations int
+	if err := conn.QueryRow(t.Context(), `SELECT (SELECT COUNT(*) FROM schema_migrations), (SELECT COUNT(*) FROM generation)`).
+		Scan(&migrations, &generations); err != nil {
+		t.Fatal(err)
+	}
+	if migrations != 1 || generations != 1 {
+		t.Errorf("after 6 concurrent opens: %d migrations recorded, %d generation rows; want 1 and 1", migrations, generations)
+	}
+}
+
+// TestTwoReplicas races two pools, as two server processes would: one
+// lease holder, no double-counted events, one winner per run.
+func TestTwoReplicas(t *testing.T) {
+	dsn := freshSchema(t)
+	replicas := []*postgres.DB{mustOpen(t, dsn), mustOpen(t, dsn)}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	winners, added := 0, 0
+	runs := map[string]bool{}
+	var errs []error
+	evs := storetest.Events("job", "img", "v1", 1000)
+	for i := range 20 {
+		s := replicas[i%2]
+		wg.Go(func() {
+			ok, _, err := s.AcquireLease(context.Background(), "controller", fmt.Sprint("replica-", i), time.Minute, storetest.T0)
+			n, err2 := s.AppendEvents(context.Background(), evs[(i%10)*100:(i%10+1)*100])
+			v, err3 := s.AssignRun(context.Background(), "run-1", "img", fmt.Sprint("v", i), storetest.T0)
+			mu.Lock()
+			defer mu.Unlock()
+			errs = append(errs, err, err2, err3)
+			if ok {
+				winners++
+			}
+			added += n
+			runs[v] = true
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if winners != 1 || added != 1000 || len(runs) != 1 {
+		t.Errorf("two replicas: %d lease winners, %d new events, run versions %v; want 1, 1000, one version", winners, added, runs)
+	}
+}
+
+func TestOpenBadDSN(t *testing.T) {
+	_, err := postgres.Open(t.Context(), "postgres://u:secret@[::1")
+	if !errors.Is(err, rollout.ErrInvalid) || strings.Contains(err.Error(), "secret") {
+		t.Errorf("Open with an unparsable DSN: %v; want ErrInvalid without the password", err)
+	}
 }
