@@ -449,9 +449,6 @@ type EventsResponse struct {
 	New      int `json:"new"`
 }
 
-// MaxEventBatch bounds one POST /api/v1/events.
-const MaxEventBatch = 10000
-
 func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Principal) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -469,8 +466,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Principal) err
 	if err != nil {
 		return fmt.Errorf("events body: %v: %w", err, rollout.ErrInvalid)
 	}
-	if len(req.Events) > MaxEventBatch {
-		return fmt.Errorf("%d events in one batch; send at most %d: %w", len(req.Events), MaxEventBatch, rollout.ErrInvalid)
+	if len(req.Events) > rollout.MaxEventBatch {
+		return fmt.Errorf("%d events in one batch; send at most %d: %w", len(req.Events), rollout.MaxEventBatch, rollout.ErrInvalid)
 	}
 	s.metrics.eventsReceived.Add(float64(len(req.Events)))
 	n, err := s.svc.IngestEvents(r.Context(), req.Events)
