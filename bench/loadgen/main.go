@@ -1,0 +1,379 @@
+// Command loadgen measures imagegate serve from a separate process on
+// loopback: resolve requests per second with p50/p99 latency over N
+// concurrent keep-alive connections, and job-event ingest in batches.
+// It is bounded: it stops after -duration or -requests, whichever comes
+// first, and refuses servers that are not on loopback.
+//
+//	loadgen -server http://127.0.0.1:8080 -token ADMIN -seed
+//
+// With -seed it first creates what it measures through the API (a ring
+// plan, two versions of -label, a rollout in progress, a runner token)
+// and then uses the runner token.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imagegate/imagegate/internal/apiclient"
+	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/server"
+)
+
+type options struct {
+	server, token, label string
+	seed                 bool
+	orgs                 int
+	conns                int
+	duration             time.Duration
+	maxRequests          int64
+	runs                 bool
+	ingestWorkers, batch int
+	ingestDuration       time.Duration
+	maxEvents            int64
+	asJSON               bool
+}
+
+// Result is what loadgen prints with -json.
+type Result struct {
+	Resolve *ResolveResult `json:"resolve,omitempty"`
+	Ingest  *IngestResult  `json:"ingest,omitempty"`
+}
+
+// ResolveResult summarises the resolve phase.
+type ResolveResult struct {
+	Connections int     `json:"connections"`
+	Requests    int64   `json:"requests"`
+	Errors      int64   `json:"errors"`
+	Seconds     float64 `json:"seconds"`
+	PerSecond   float64 `json:"perSecond"`
+	P50ms       float64 `json:"p50ms"`
+	P99ms       float64 `json:"p99ms"`
+	MaxMs       float64 `json:"maxMs"`
+}
+
+// IngestResult summarises the ingest phase.
+type IngestResult struct {
+	Workers   int     `json:"workers"`
+	Batch     int     `json:"batch"`
+	Events    int64   `json:"events"`
+	Errors    int64   `json:"errors"`
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"perSecond"`
+	P50ms     float64 `json:"batchP50ms"`
+	P99ms     float64 `json:"batchP99ms"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.server, "server", "http://127.0.0.1:8080", "imagegate server URL (loopback only)")
+	flag.StringVar(&o.token, "token", os.Getenv("IMAGEGATE_TOKEN"), "bearer token (admin with -seed)")
+	flag.StringVar(&o.label, "label", "loadgen-image", "image label to resolve")
+	flag.BoolVar(&o.seed, "seed", false, "create rings, versions, a rollout and a runner token first")
+	flag.IntVar(&o.orgs, "orgs", 10000, "distinct organisations to resolve for")
+	flag.IntVar(&o.conns, "connections", 16, "concurrent keep-alive connections for resolve")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "resolve phase length (0 skips it)")
+	flag.Int64Var(&o.maxRequests, "requests", 2_000_000, "stop the resolve phase after this many requests")
+	flag.BoolVar(&o.runs, "run-ids", false, "send a workflow run id with every resolve (run affinity path)")
+	flag.IntVar(&o.ingestWorkers, "ingest-workers", 4, "concurrent event posters")
+	flag.IntVar(&o.batch, "batch", 500, "events per POST /api/v1/events")
+	flag.DurationVar(&o.ingestDuration, "ingest-duration", 10*time.Second, "ingest phase length (0 skips it)")
+	flag.Int64Var(&o.maxEvents, "events", 5_000_000, "stop the ingest phase after this many events")
+	flag.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	flag.Parse()
+	if err := run(context.Background(), o, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, stdout io.Writer) error {
+	u, err := url.Parse(o.server)
+	if err != nil || u.Scheme != "http" {
+		return fmt.Errorf("-server %q: want http://127.0.0.1:PORT", o.server)
+	}
+	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("-server %s is not on loopback: loadgen only loads this machine", o.server)
+	}
+	if o.seed {
+		tok, err := seed(ctx, o)
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		o.token = tok
+	}
+	var res Result
+	if o.duration > 0 {
+		r, err := resolveLoad(u.Host, o)
+		if err != nil {
+			return err
+		}
+		res.Resolve = r
+		if !o.asJSON {
+			fmt.Fprintf(stdout, "resolve: %d connections, %d requests in %.1fs: %.0f req/s, p50 %.2f ms, p99 %.2f ms, max %.1f ms, %d errors\n",
+				r.Connections, r.Requests, r.Seconds, r.PerSecond, r.P50ms, r.P99ms, r.MaxMs, r.Errors)
+		}
+	}
+	if o.ingestDuration > 0 {
+		r, err := ingestLoad(ctx, o)
+		if err != nil {
+			return err
+		}
+		res.Ingest = r
+		if !o.asJSON {
+			fmt.Fprintf(stdout, "ingest: %d workers, batches of %d, %d events in %.1fs: %.0f events/s, batch p50 %.1f ms, p99 %.1f ms, %d errors\n",
+				r.Workers, r.Batch, r.Events, r.Seconds, r.PerSecond, r.P50ms, r.P99ms, r.Errors)
+		}
+	}
+	if o.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	return nil
+}
+
+// seed creates a label mid-rollout and a runner token; it returns the token.
+func seed(ctx context.Context, o options) (string, error) {
+	c, err := apiclient.New(o.server, o.token, nil)
+	if err != nil {
+		return "", err
+	}
+	rings := []rollout.Ring{
+		{Name: "canary", Orgs: []string{"org-0", "org-1"}, BakeTime: 24 * time.Hour},
+		{Name: "early", Percent: 30, BakeTime: 24 * time.Hour, ControlPercent: 10},
+		{Name: "everyone", Percent: 100},
+	}
+	if err := c.SetRings(ctx, o.label, rings); err != nil {
+		return "", err
+	}
+	suffix := randHex(3)
+	old, cur := "v1-"+suffix, "v2-"+suffix
+	for _, v := range []string{old, cur} {
+		if _, err := c.PushVersion(ctx, o.label, server.PushVersionRequest{Version: v, CheckReport: []byte(`{"verdict":"pass"}`)}); err != nil {
+			return "", err
+		}
+		if _, err := c.StartRollout(ctx, server.StartRolloutRequest{Label: o.label, Version: v}); err != nil {
+			return "", err
+		}
+	}
+	t, err := c.CreateToken(ctx, "loadgen-runner-"+suffix, rollout.RoleRunner)
+	if err != nil {
+		return "", err
+	}
+	// Let every replica's routing table see the rollout.
+	rc, _ := apiclient.New(o.server, t.Token, nil)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if r, err := rc.Resolve(ctx, "org-0", o.label, ""); err == nil && r.Version == cur {
+			break
+		} else if time.Now().After(deadline) {
+			return "", fmt.Errorf("the server does not resolve the seeded rollout: %+v, %v", r, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return t.Token, nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// resolveLoad drives GET /api/v1/resolve over raw keep-alive connections:
+// a minimal HTTP/1.1 client, so the generator's own cost stays small next
+// to the server's on a shared machine.
+func resolveLoad(host string, o options) (*ResolveResult, error) {
+	var total, errs atomic.Int64
+	deadline := time.Now().Add(o.duration)
+	lat := make([][]time.Duration, o.conns)
+	var wg sync.WaitGroup
+	start := time.Now()
+	var firstErr atomic.Value
+	runPrefix := randHex(4)
+	for w := range o.conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", host)
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			defer conn.Close()
+			br := bufio.NewReaderSize(conn, 16<<10)
+			ls := make([]time.Duration, 0, 1<<16)
+			var req []byte
+			for i := 0; ; i++ {
+				if total.Add(1) > o.maxRequests || (i%64 == 0 && time.Now().After(deadline)) {
+					break
+				}
+				org := (w*7919 + i*31) % o.orgs
+				req = req[:0]
+				req = append(req, "GET /api/v1/resolve?org=org-"...)
+				req = strconv.AppendInt(req, int64(org), 10)
+				req = append(req, "&label="...)
+				req = append(req, url.QueryEscape(o.label)...)
+				if o.runs {
+					req = append(req, "&run="...)
+					req = append(req, runPrefix...)
+					req = strconv.AppendInt(req, int64(w*1_000_000+i/4), 10) // 4 jobs per run
+				}
+				req = append(req, " HTTP/1.1\r\nHost: "...)
+				req = append(req, host...)
+				req = append(req, "\r\nAuthorization: Bearer "...)
+				req = append(req, o.token...)
+				req = append(req, "\r\n\r\n"...)
+				t0 := time.Now()
+				if _, err := conn.Write(req); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					errs.Add(1)
+					break
+				}
+				status, err := readResponse(br)
+				ls = append(ls, time.Since(t0))
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					errs.Add(1)
+					break
+				}
+				if status != 200 {
+					errs.Add(1)
+				}
+			}
+			lat[w] = ls
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("resolve: no request answered: %v", firstErr.Load())
+	}
+	if e := firstErr.Load(); e != nil {
+		fmt.Fprintf(os.Stderr, "loadgen: resolve connection error: %v\n", e)
+	}
+	slices.Sort(all)
+	return &ResolveResult{
+		Connections: o.conns, Requests: int64(len(all)), Errors: errs.Load(), Seconds: elapsed.Seconds(),
+		PerSecond: float64(len(all)) / elapsed.Seconds(),
+		P50ms:     ms(all[len(all)/2]), P99ms: ms(all[len(all)*99/100]), MaxMs: ms(all[len(all)-1]),
+	}, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// readResponse reads one HTTP/1.1 response with a Content-Length body
+// (what the resolve handler sends) and returns its status.
+func readResponse(br *bufio.Reader) (int, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, err
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	status, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	length := -1
+	for {
+		h, err := br.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		if len(h) <= 2 {
+			break
+		}
+		if k, v, ok := bytes.Cut(h, []byte(":")); ok && strings.EqualFold(string(k), "Content-Length") {
+			length, err = strconv.Atoi(string(bytes.TrimSpace(v)))
+			if err != nil {
+				return 0, fmt.Errorf("bad Content-Length %q", v)
+			}
+		}
+	}
+	if length < 0 {
+		return 0, errors.New("response without Content-Length")
+	}
+	_, err = br.Discard(length)
+	return status, err
+}
+
+// ingestLoad posts batches of job events with unique ids through the
+// regular client; each batch is acknowledged only once durable.
+func ingestLoad(ctx context.Context, o options) (*IngestResult, error) {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.ingestWorkers}}
+	c, err := apiclient.New(o.server, o.token, hc)
+	if err != nil {
+		return nil, err
+	}
+	var total, errs atomic.Int64
+	deadline := time.Now().Add(o.ingestDuration)
+	prefix := randHex(4)
+	lat := make([][]time.Duration, o.ingestWorkers)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	start := time.Now()
+	for w := range o.ingestWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			evs := make([]rollout.JobEvent, o.batch)
+			now := time.Now().UTC()
+			for b := 0; time.Now().Before(deadline) && total.Load() < o.maxEvents; b++ {
+				for i := range evs {
+					evs[i] = rollout.JobEvent{JobID: fmt.Sprintf("%s-%d-%d-%d", prefix, w, b, i), Org: fmt.Sprintf("org-%d", (b*o.batch+i)%o.orgs),
+						Label: o.label, Version: "v2", Ring: i % 3, Outcome: rollout.OutcomeSucceeded, StartedAt: now, DurationMs: int64(1000 + i)}
+					if i%20 == 0 {
+						evs[i].Outcome, evs[i].ErrorText = rollout.OutcomeFailed, "exit status 1"
+					}
+				}
+				t0 := time.Now()
+				resp, err := c.PostEvents(ctx, evs)
+				lat[w] = append(lat[w], time.Since(t0))
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					errs.Add(1)
+					continue
+				}
+				total.Add(int64(resp.New))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if total.Load() == 0 {
+		return nil, fmt.Errorf("ingest: no event stored: %v", firstErr.Load())
+	}
+	slices.Sort(all)
+	return &IngestResult{
+		Workers: o.ingestWorkers, Batch: o.batch, Events: total.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
+		PerSecond: float64(total.Load()) / elapsed.Seconds(), P50ms: ms(all[len(all)/2]), P99ms: ms(all[len(all)*99/100]),
+	}, nil
+}
