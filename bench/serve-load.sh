@@ -6,13 +6,17 @@
 #
 #   bench/serve-load.sh
 #   PG_DSN='postgres://imagegate:imagegate@127.0.0.1:5432/imagegate_test?sslmode=disable' bench/serve-load.sh
-#   CONNECTIONS=32 DURATION=20s bench/serve-load.sh
+#   CONNECTIONS=32 DURATION=20s RUN_IDS=1 bench/serve-load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-16}
 INGEST_WORKERS=${INGEST_WORKERS:-4}
 PG_DSN=${PG_DSN:-}
+# RUN_IDS=1 sends a workflow run id with every resolve (4 jobs per run):
+# the run-affinity path, one store write per new run.
+extra=()
+[ "${RUN_IDS:-0}" = 1 ] && extra+=(-run-ids)
 out=$(mktemp -d)
 pid=""
 cleanup() {
@@ -43,7 +47,7 @@ bench() {
   [ -s "$out/addr" ] || { cat "$out/serve-$name.log"; exit 1; }
   echo "== $name ($(nproc) cores, server and load generator on the same machine)"
   "$out/loadgen" -server "$(cat "$out/addr")" -token "$token" -seed -label "load-$name-$RANDOM" \
-    -connections "$CONNECTIONS" -duration "$DURATION" -ingest-workers "$INGEST_WORKERS" -ingest-duration "$DURATION"
+    -connections "$CONNECTIONS" -duration "$DURATION" -ingest-workers "$INGEST_WORKERS" -ingest-duration "$DURATION" "${extra[@]}"
   kill "$pid"; wait "$pid" || true; pid=""
 }
 
