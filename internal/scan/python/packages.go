@@ -68,12 +68,13 @@ func ParseMetadata(r io.Reader) (Metadata, error) {
 }
 
 // sitePackages lists the distributions installed for the installation:
-// its own lib/pythonX.Y/site-packages (and dist-packages, lib64 too), and
-// the extra in-image directories the walk attributed to it.
+// its own lib/pythonX.Y/site-packages (and dist-packages, lib64 too), the
+// standard library folder itself (Python 2.7 ships wsgiref.egg-info there),
+// and the extra in-image directories the walk attributed to it.
 func sitePackages(t *target.Target, in *install) []snapshot.RuntimePackage {
 	dirs := []string{}
 	for _, lib := range []string{"lib", "lib64"} {
-		for _, sub := range []string{"site-packages", "dist-packages"} {
+		for _, sub := range []string{"site-packages", "dist-packages", "."} {
 			dirs = append(dirs, path.Join(in.prefix, lib, "python"+in.xy, sub))
 		}
 	}

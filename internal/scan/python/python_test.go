@@ -318,12 +318,17 @@ func TestAllBuilds(t *testing.T) {
 						t.Errorf("%s: %+v", rt.Version, m)
 					}
 				}
-				pip := false
+				pip, wsgiref := false, false
 				for _, p := range rt.Packages {
 					pip = pip || (p.Name == "pip" && p.Version != "")
+					wsgiref = wsgiref || (p.Name == "wsgiref" && p.Version == "0.1.2")
 				}
 				if !pip {
 					t.Errorf("%s: no pip among %+v", rt.Version, rt.Packages)
+				}
+				// 2.7 ships a distribution in the standard library itself.
+				if strings.HasPrefix(rt.Version, "2.7") && !wsgiref {
+					t.Errorf("%s: no wsgiref 0.1.2 (lib/python2.7/wsgiref.egg-info) among %+v", rt.Version, rt.Packages)
 				}
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
