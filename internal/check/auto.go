@@ -220,9 +220,9 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 		}
 		r := fails[i].res
 		if fails[i].cause {
-			declare(&r, ch, "remove", "break")
+			declare(&r, ch, diff.ClassRemoved, diff.ClassBroken)
 		} else {
-			declare(&r, ch, "break")
+			declare(&r, ch, diff.ClassBroken)
 		}
 		add(r)
 	}
@@ -277,7 +277,7 @@ func toolProbes(tools []snapshot.Tool, ch *diff.Changes) []Result {
 		if rest := restLines(t.Error); rest != "" {
 			r.Evidence = []string{rest}
 		}
-		declare(&r, ch, "break")
+		declare(&r, ch, diff.ClassBroken)
 		out = append(out, r)
 	}
 	if probed > 0 {
@@ -288,60 +288,23 @@ func toolProbes(tools []snapshot.Tool, ch *diff.Changes) []Result {
 }
 
 // declare turns a failure into a declared change when the changes file
-// declares one of actions for its ID.
-func declare(r *Result, ch *diff.Changes, actions ...string) {
+// declares a change of one of classes for its ID, with diff's own matching.
+func declare(r *Result, ch *diff.Changes, classes ...string) {
 	if ch == nil {
 		return
 	}
 	for _, d := range ch.Declarations {
-		if slices.Contains(actions, d.Action) && globMatch(d.Pattern, r.ID) {
-			r.Status = StatusDeclared
-			r.Reason = d.Reason
-			if r.Reason == "" {
-				r.Reason = fmt.Sprintf("%s %s (%s:%d)", d.Action, d.Pattern, d.File, d.Line)
+		for _, class := range classes {
+			if d.Covers(class, r.ID) {
+				r.Status = StatusDeclared
+				r.Reason = d.Reason
+				if r.Reason == "" {
+					r.Reason = fmt.Sprintf("%s %s (%s:%d)", d.Action, d.Pattern, d.File, d.Line)
+				}
+				return
 			}
-			return
 		}
 	}
-}
-
-// globMatch matches an ID against a changes-file pattern with the semantics
-// diff documents (SCHEMA.md): "**" any run, "*" any run without "/", "?" one
-// byte other than "/", everything else literally.
-func globMatch(pattern, name string) bool {
-	for pattern != "" {
-		switch {
-		case strings.HasPrefix(pattern, "**"):
-			rest := strings.TrimLeft(pattern, "*")
-			for i := 0; i <= len(name); i++ {
-				if globMatch(rest, name[i:]) {
-					return true
-				}
-			}
-			return false
-		case pattern[0] == '*':
-			for i := 0; i <= len(name); i++ {
-				if globMatch(pattern[1:], name[i:]) {
-					return true
-				}
-				if i < len(name) && name[i] == '/' {
-					return false
-				}
-			}
-			return false
-		case pattern[0] == '?':
-			if name == "" || name[0] == '/' {
-				return false
-			}
-			pattern, name = pattern[1:], name[1:]
-		default:
-			if name == "" || pattern[0] != name[0] {
-				return false
-			}
-			pattern, name = pattern[1:], name[1:]
-		}
-	}
-	return name == ""
 }
 
 // neededFrom returns the first of names (sorted) that r's error says is
