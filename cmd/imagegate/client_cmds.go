@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -379,6 +380,7 @@ func runRolloutStatus(ctx context.Context, co *clientOptions, args []string, std
 			for v, n := range r.Served {
 				served = append(served, fmt.Sprintf("%s=%d", v, n))
 			}
+			slices.Sort(served)
 			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\n", r.Index, r.Name, r.Intended, dash(r.Control), dash(strings.Join(served, " ")))
 		}
 	})
