@@ -99,6 +99,11 @@ type Rollout struct {
 	Rings []Ring `json:"rings"`
 	// Expedited marks a hotfix: shorter bake times, every gate still applies.
 	Expedited bool `json:"expedited"`
+	// AutoRollback: when the health gate finds the rollout unhealthy, roll
+	// it back instead of only halting it. Stored with the rollout so the
+	// choice survives a restart and holds on whichever replica runs the
+	// controller.
+	AutoRollback bool `json:"autoRollback"`
 	// Supersedes is the rollout this one replaced, if any.
 	Supersedes string `json:"supersedes,omitempty"`
 	// Forced with ForceReason when the version's gate failed.

@@ -2,11 +2,11 @@ package rollout
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"crypto/rand"
-	"encoding/hex"
 	"slices"
 	"time"
 )
@@ -192,7 +192,7 @@ func (s *Service) StartRollout(ctx context.Context, actor string, req StartReque
 		now := s.clock.Now()
 		r := Rollout{ID: newRolloutID(), Label: req.Label, Version: req.Version, FromVersion: from, State: StatePending,
 			Rings: rings, Expedited: req.Expedited, Forced: req.Force, ForceReason: req.ForceReason,
-			Approved: -1, CreatedAt: now, UpdatedAt: now}
+			AutoRollback: req.AutoRollback || s.opts.AutoRollback, Approved: -1, CreatedAt: now, UpdatedAt: now}
 		if from == "" {
 			r.State, r.Ring, r.RingStartedAt = StateCompleted, len(rings)-1, now
 			r.Reason = "first version of the image: nothing to roll out from"
@@ -206,15 +206,13 @@ func (s *Service) StartRollout(ctx context.Context, actor string, req StartReque
 		}
 		reason := req.ForceReason
 		err = s.st.CreateRollout(ctx, &r, sup, AuditEntry{Actor: actor, Action: "rollout.start", Subject: "rollout/" + r.ID,
-			Reason: reason, Details: details("version", r.Version, "from", from, "expedited", r.Expedited, "supersedes", r.Supersedes, "forced", r.Forced, "state", r.State)})
+			Reason: reason, Details: details("version", r.Version, "from", from, "expedited", r.Expedited, "supersedes", r.Supersedes, "forced", r.Forced,
+				"autoRollback", r.AutoRollback, "state", r.State)})
 		if errors.Is(err, ErrConflict) && attempt < 3 {
 			continue // the superseded rollout moved meanwhile: decide again
 		}
 		if err != nil {
 			return Rollout{}, errWrap(err, "start rollout of %s %s", req.Label, req.Version)
-		}
-		if req.AutoRollback {
-			s.autoRollback.Store(r.ID, true)
 		}
 		return r, s.refresh(ctx)
 	}
@@ -381,8 +379,11 @@ func (s *Service) reconcile(ctx context.Context, actor string, r Rollout) (Rollo
 
 func (s *Service) gateInput(ctx context.Context, r Rollout) (GateInput, error) {
 	in := GateInput{Now: s.clock.Now(), Health: HealthResult{Known: true, Healthy: true}}
-	_, auto := s.autoRollback.Load(r.ID)
-	in.AutoRollback = s.opts.AutoRollback || auto
+	// The stored choice, so it holds after a restart and on whichever
+	// replica runs the controller. The service-wide policy still covers
+	// rollouts stored without it (started before the policy was turned on,
+	// or before rollouts kept the choice).
+	in.AutoRollback = r.AutoRollback || s.opts.AutoRollback
 	if r.State != StateBaking {
 		return in, nil
 	}

@@ -23,10 +23,10 @@ type ServiceOptions struct {
 	ExpeditedBakeFactor float64
 	// PinExpiryWarning flags pins that lapse within it; default 72h.
 	PinExpiryWarning time.Duration
-	// AutoRollback rolls a rollout back, instead of halting it, when the
-	// health gate finds it unhealthy; StartRequest.AutoRollback asks the
-	// same per rollout for as long as this process runs (Rollout has no
-	// field to persist it yet).
+	// AutoRollback rolls every rollout back, instead of halting it, when
+	// the health gate finds it unhealthy; StartRequest.AutoRollback asks
+	// the same for one rollout. Rollouts started under the policy store it
+	// (Rollout.AutoRollback), so it holds on replicas configured without it.
 	AutoRollback bool
 	// RefreshInterval is how often Resolve's routing table checks
 	// Store.Generation for changes made by other replicas; default 100ms.
@@ -76,9 +76,6 @@ type Service struct {
 	runs      runCache
 	served    sync.Map // servedKey -> *atomic.Int64
 	flushMu   sync.Mutex
-
-	// autoRollback holds rollout IDs started with AutoRollback here.
-	autoRollback sync.Map
 
 	stop      context.CancelFunc
 	done      chan struct{}

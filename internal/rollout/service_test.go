@@ -327,3 +327,49 @@ func TestHealthGate(t *testing.T) {
 		})
 	}
 }
+
+// TestAutoRollbackSurvivesRestart: the choice to roll back, asked for at
+// start or by the policy of the replica that started the rollout, is
+// stored with the rollout, so a new process without that policy still
+// rolls back on a failure-rate spike.
+func TestAutoRollbackSurvivesRestart(t *testing.T) {
+	tests := []struct {
+		name            string
+		request, policy bool
+		want            string
+	}{
+		{"requested", true, false, rollout.StateRolledBack},
+		{"policy of the starting replica", false, true, rollout.StateRolledBack},
+		{"neither", false, false, rollout.StateHalted},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			health := rollout.FailureRateHealth{MaxFailureRate: 0.05, MinJobs: 10}
+			e := newEnv(t, rollout.ServiceOptions{Health: health, AutoRollback: tc.policy})
+			o := orgs(t)
+			e.setup(label, threeRings())
+			r := e.start(rollout.StartRequest{Label: label, Version: "v2", AutoRollback: tc.request})
+			if want := tc.request || tc.policy; r.AutoRollback != want {
+				t.Fatalf("started rollout has AutoRollback %v, want %v", r.AutoRollback, want)
+			}
+			e.tickTo(r.ID, rollout.StateBaking, 0)
+			e.crash(rollout.ServiceOptions{Health: health}, "replica-b")
+			e.clock.Advance(2 * time.Hour)
+			e.jobsDone(label, "v2", 0, 10, 0)
+			e.jobsDone(label, "v1", 2, 100, 2) // baseline 2%
+			e.tickTo(r.ID, rollout.StateBaking, 1)
+			e.clock.Advance(time.Minute)
+			e.jobsDone(label, "v1", 2, 100, 2)
+			e.jobsDone(label, "v2", 1, 20, 4) // 20%: a spike
+			got := e.tickTo(r.ID, tc.want, 1)
+			if !strings.Contains(got.Reason, "failure rate") {
+				t.Errorf("reason %q does not say why", got.Reason)
+			}
+			v := "v2" // halted: ring 0 keeps the new version
+			if tc.want == rollout.StateRolledBack {
+				v = "v1"
+			}
+			e.expect(label, map[string]string{o.r0: v, o.r2: "v1"})
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -145,8 +146,46 @@ func TestConcurrentOpen(t *testing.T) {
 		Scan(&migrations, &generations); err != nil {
 		t.Fatal(err)
 	}
-	if migrations != 1 || generations != 1 {
-		t.Errorf("after 6 concurrent opens: %d migrations recorded, %d generation rows; want 1 and 1", migrations, generations)
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("list this package's migrations: %v (found %d)", err, len(files))
+	}
+	if migrations != len(files) || generations != 1 {
+		t.Errorf("after 6 concurrent opens: %d migrations recorded, %d generation rows; want %d and 1", migrations, generations, len(files))
+	}
+}
+
+// TestUpgradeAutoRollback opens a schema that predates
+// rollouts.auto_rollback: the migration adds the column and the rollouts
+// already stored read back with AutoRollback false.
+func TestUpgradeAutoRollback(t *testing.T) {
+	dsn := freshSchema(t)
+	db := mustOpen(t, dsn)
+	storetest.MustVersion(t, db, "img", "v1")
+	r := rollout.Rollout{Label: "img", Version: "v1", FromVersion: "v0", State: rollout.StateBaking,
+		Rings: []rollout.Ring{{Name: "all", Percent: 100}}, AutoRollback: true}
+	if err := db.CreateRollout(t.Context(), &r, nil, storetest.Audit("rollout.start", "rollout/new")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// Back to the schema of 0001_init.sql, as an older imagegate left it.
+	for _, q := range []string{`ALTER TABLE rollouts DROP COLUMN auto_rollback`,
+		`DELETE FROM schema_migrations WHERE name = '0002_rollout_auto_rollback.sql'`} {
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	got, err := mustOpen(t, dsn).GetRollout(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AutoRollback {
+		t.Errorf("a rollout stored before the migration reads AutoRollback true, want false")
 	}
 }
 

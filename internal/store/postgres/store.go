@@ -220,7 +220,7 @@ func (db *DB) GetRings(ctx context.Context, label string) ([]rollout.Ring, error
 }
 
 const rolloutCols = `id, label, version, from_version, state, ring, ring_started_at, rings, expedited,
-	supersedes, forced, force_reason, approved, reason, created_at, updated_at, revision`
+	supersedes, forced, force_reason, approved, reason, created_at, updated_at, revision, auto_rollback`
 
 // CreateRollout inserts r. An empty ID becomes "r-<n>". ErrNotFound when
 // the version does not exist; ErrConflict when the ID exists, when the
@@ -264,11 +264,11 @@ func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *
 			created.ID = "r-" + strconv.FormatInt(seq, 10)
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO rollouts (seq, `+rolloutCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 			seq, created.ID, created.Label, created.Version, created.FromVersion, created.State, created.Ring,
 			created.RingStartedAt, string(rings), created.Expedited, created.Supersedes,
 			created.Forced, created.ForceReason, created.Approved, created.Reason,
-			created.CreatedAt, created.UpdatedAt, created.Revision)
+			created.CreatedAt, created.UpdatedAt, created.Revision, created.AutoRollback)
 		switch {
 		case isCode(err, uniqueViolation) && constraint(err) == "rollouts_one_active":
 			return false, fmt.Errorf("%w: %s already has an unfinished rollout; supersede it or wait for it to end", rollout.ErrConflict, r.Label)
@@ -313,7 +313,8 @@ func scanRollout(s pgx.Row, extra ...any) (rollout.Rollout, error) {
 	var r rollout.Rollout
 	var rings string
 	dest := []any{&r.ID, &r.Label, &r.Version, &r.FromVersion, &r.State, &r.Ring, &r.RingStartedAt, &rings, &r.Expedited,
-		&r.Supersedes, &r.Forced, &r.ForceReason, &r.Approved, &r.Reason, &r.CreatedAt, &r.UpdatedAt, &r.Revision}
+		&r.Supersedes, &r.Forced, &r.ForceReason, &r.Approved, &r.Reason, &r.CreatedAt, &r.UpdatedAt, &r.Revision,
+		&r.AutoRollback}
 	if err := s.Scan(append(dest, extra...)...); err != nil {
 		return r, err
 	}
@@ -384,10 +385,10 @@ func updateRollout(ctx context.Context, tx pgx.Tx, r *rollout.Rollout) error {
 	}
 	tag, err := tx.Exec(ctx, `UPDATE rollouts SET from_version = $1, state = $2, ring = $3, ring_started_at = $4,
 		rings = $5, expedited = $6, supersedes = $7, forced = $8, force_reason = $9, approved = $10, reason = $11,
-		updated_at = $12, revision = revision + 1
-		WHERE id = $13 AND revision = $14`,
+		updated_at = $12, auto_rollback = $13, revision = revision + 1
+		WHERE id = $14 AND revision = $15`,
 		r.FromVersion, r.State, r.Ring, r.RingStartedAt, string(rings), r.Expedited, r.Supersedes,
-		r.Forced, r.ForceReason, r.Approved, r.Reason, r.UpdatedAt, r.ID, r.Revision)
+		r.Forced, r.ForceReason, r.Approved, r.Reason, r.UpdatedAt, r.AutoRollback, r.ID, r.Revision)
 	if isCode(err, uniqueViolation) {
 		return fmt.Errorf("%w: %s already has another unfinished rollout", rollout.ErrConflict, r.Label)
 	}

@@ -125,9 +125,48 @@ func TestConcurrentOpen(t *testing.T) {
 	if err := raw.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
 		t.Fatal(err)
 	}
-	if migrations != 1 || generations != 1 || mode != "wal" {
-		t.Errorf("after 6 concurrent opens: %d migrations recorded, %d generation rows, journal mode %q; want 1, 1, wal",
-			migrations, generations, mode)
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("list this package's migrations: %v (found %d)", err, len(files))
+	}
+	if migrations != len(files) || generations != 1 || mode != "wal" {
+		t.Errorf("after 6 concurrent opens: %d migrations recorded, %d generation rows, journal mode %q; want %d, 1, wal",
+			migrations, generations, mode, len(files))
+	}
+}
+
+// TestUpgradeAutoRollback opens a file whose schema predates
+// rollouts.auto_rollback: the migration adds the column and the rollouts
+// already stored read back with AutoRollback false.
+func TestUpgradeAutoRollback(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "imagegate.db")
+	db := mustOpen(t, path)
+	storetest.MustVersion(t, db, "img", "v1")
+	r := rollout.Rollout{Label: "img", Version: "v1", FromVersion: "v0", State: rollout.StateBaking,
+		Rings: []rollout.Ring{{Name: "all", Percent: 100}}, AutoRollback: true}
+	if err := db.CreateRollout(t.Context(), &r, nil, storetest.Audit("rollout.start", "rollout/new")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	// Back to the schema of 0001_init.sql, as an older imagegate left it.
+	for _, q := range []string{`ALTER TABLE rollouts DROP COLUMN auto_rollback`,
+		`DELETE FROM schema_migrations WHERE name = '0002_rollout_auto_rollback.sql'`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	got, err := mustOpen(t, path).GetRollout(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AutoRollback {
+		t.Errorf("a rollout stored before the migration reads AutoRollback true, want false")
 	}
 }
 

@@ -263,7 +263,7 @@ func (db *DB) GetRings(ctx context.Context, label string) ([]rollout.Ring, error
 }
 
 const rolloutCols = `id, label, version, from_version, state, ring, ring_started_at, rings, expedited,
-	supersedes, forced, force_reason, approved, reason, created_at, updated_at, revision`
+	supersedes, forced, force_reason, approved, reason, created_at, updated_at, revision, auto_rollback`
 
 // CreateRollout inserts r. An empty ID becomes "r-<n>". ErrNotFound when
 // the version does not exist; ErrConflict when the ID exists, when the
@@ -311,11 +311,11 @@ func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *
 			created.ID = "r-" + strconv.FormatInt(seq, 10)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO rollouts (`+rolloutCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			created.ID, created.Label, created.Version, created.FromVersion, created.State, created.Ring,
 			us(created.RingStartedAt), string(rings), b2i(created.Expedited), created.Supersedes,
 			b2i(created.Forced), created.ForceReason, created.Approved, created.Reason,
-			us(created.CreatedAt), us(created.UpdatedAt), created.Revision)
+			us(created.CreatedAt), us(created.UpdatedAt), created.Revision, b2i(created.AutoRollback))
 		switch {
 		case isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE) && strings.Contains(err.Error(), "rollouts.label"):
 			return false, fmt.Errorf("%w: %s already has an unfinished rollout; supersede it or wait for it to end", rollout.ErrConflict, r.Label)
@@ -351,9 +351,9 @@ func scanRollout(s scanner, extra ...any) (rollout.Rollout, error) {
 	var r rollout.Rollout
 	var ringStarted, created, updated int64
 	var rings string
-	var expedited, forced int
+	var expedited, forced, autoRollback int
 	dest := []any{&r.ID, &r.Label, &r.Version, &r.FromVersion, &r.State, &r.Ring, &ringStarted, &rings, &expedited,
-		&r.Supersedes, &forced, &r.ForceReason, &r.Approved, &r.Reason, &created, &updated, &r.Revision}
+		&r.Supersedes, &forced, &r.ForceReason, &r.Approved, &r.Reason, &created, &updated, &r.Revision, &autoRollback}
 	if err := s.Scan(append(dest, extra...)...); err != nil {
 		return r, err
 	}
@@ -365,6 +365,7 @@ func scanRollout(s scanner, extra ...any) (rollout.Rollout, error) {
 	r.UpdatedAt = fromUS(updated)
 	r.Expedited = expedited != 0
 	r.Forced = forced != 0
+	r.AutoRollback = autoRollback != 0
 	return r, nil
 }
 
@@ -448,10 +449,10 @@ func updateRollout(ctx context.Context, tx *sql.Tx, r *rollout.Rollout) error {
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE rollouts SET from_version = ?, state = ?, ring = ?, ring_started_at = ?,
 		rings = ?, expedited = ?, supersedes = ?, forced = ?, force_reason = ?, approved = ?, reason = ?,
-		updated_at = ?, revision = revision + 1
+		updated_at = ?, auto_rollback = ?, revision = revision + 1
 		WHERE id = ? AND revision = ?`,
 		r.FromVersion, r.State, r.Ring, us(r.RingStartedAt), string(rings), b2i(r.Expedited), r.Supersedes,
-		b2i(r.Forced), r.ForceReason, r.Approved, r.Reason, us(r.UpdatedAt), r.ID, r.Revision)
+		b2i(r.Forced), r.ForceReason, r.Approved, r.Reason, us(r.UpdatedAt), b2i(r.AutoRollback), r.ID, r.Revision)
 	if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
 		return fmt.Errorf("%w: %s already has another unfinished rollout", rollout.ErrConflict, r.Label)
 	}

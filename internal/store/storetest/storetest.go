@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) rollout.Store) {
 		{"Rings", testRings},
 		{"Rollouts", testRollouts},
 		{"RolloutSupersede", testRolloutSupersede},
+		{"RolloutAutoRollback", testRolloutAutoRollback},
 		{"ListRollouts", testListRollouts},
 		{"Pins", testPins},
 		{"Audit", testAudit},
@@ -341,6 +342,45 @@ func testRollouts(t *testing.T, s rollout.Store) {
 	must(t, err)
 	if last != "v2" {
 		t.Errorf("LastCompleted = %q, want v2", last)
+	}
+}
+
+// testRolloutAutoRollback: the choice to roll back on an unhealthy ring
+// is stored with the rollout, so a restarted controller honours it.
+func testRolloutAutoRollback(t *testing.T, s rollout.Store) {
+	tests := []struct {
+		name             string
+		created, updated bool
+	}{
+		{"on", true, true},
+		{"off", false, false},
+		{"turned on", false, true},
+		{"turned off", true, false},
+	}
+	for i, tc := range tests {
+		label := fmt.Sprintf("img-%d", i) // one unfinished rollout per label
+		MustVersion(t, s, label, "v1")
+		r := newRollout(label, "v1")
+		r.AutoRollback = tc.created
+		must(t, s.CreateRollout(ctx(t), &r, nil, Audit("rollout.start", "rollout/new")))
+		got, err := s.GetRollout(ctx(t), r.ID)
+		must(t, err)
+		if got.AutoRollback != tc.created {
+			t.Errorf("%s: GetRollout after create: AutoRollback = %v, want %v", tc.name, got.AutoRollback, tc.created)
+		}
+		r.AutoRollback = tc.updated
+		r.State = rollout.StateHalted
+		must(t, s.UpdateRollout(ctx(t), &r, Audit("rollout.halt", "rollout/"+r.ID)))
+		got, err = s.GetRollout(ctx(t), r.ID)
+		must(t, err)
+		if d := cmp.Diff(r, got, equateEmpty); d != "" {
+			t.Errorf("%s: GetRollout after update (-want +got):\n%s", tc.name, d)
+		}
+		list, _, err := s.ListRollouts(ctx(t), label, nil, rollout.Page{})
+		must(t, err)
+		if len(list) != 1 || list[0].AutoRollback != tc.updated {
+			t.Errorf("%s: ListRollouts = %+v, want one rollout with AutoRollback %v", tc.name, list, tc.updated)
+		}
 	}
 }
 
