@@ -861,6 +861,7 @@ func testGeneration(t *testing.T, s rollout.Store) {
 		}},
 		{"delete pin", true, func() error { return s.DeletePin(ctx(t), "o", "img", Audit("a", "b")) }},
 		{"revoke", true, func() error { return s.RevokeVersion(ctx(t), "img", "v1", "cve", Audit("a", "b")) }},
+		{"revoke again", false, func() error { return s.RevokeVersion(ctx(t), "img", "v1", "cve", Audit("a", "b")) }},
 		{"forget runs", true, func() error { return s.ForgetRuns(ctx(t), "img") }},
 		{"append events", false, func() error { _, err := s.AppendEvents(ctx(t), Events("j", "img", "v1", 3)); return err }},
 		{"assign run", false, func() error { _, err := s.AssignRun(ctx(t), "run", "img", "v1", T0); return err }},
