@@ -3,11 +3,12 @@ package check
 import (
 	"bufio"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/imagegate/imagegate/internal/junit"
 )
 
 // Write renders the report as "table" (for people), "json" (the documented
@@ -161,58 +162,26 @@ func mdCode(s string) string {
 	return strings.NewReplacer("`", "'", "|", `\|`, "\n", " ").Replace(s)
 }
 
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Errors   int         `xml:"errors,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Failure   *junitMessage `xml:"failure,omitempty"`
-	Skipped   *junitMessage `xml:"skipped,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
-}
-
-type junitMessage struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr,omitempty"`
-	Text    string `xml:",chardata"`
-}
-
 // writeJUnit writes one testsuite per origin and one testcase per result:
 // failures fail, info results are skipped (they never fail the gate but
 // deserve a look), declared ones pass with their reason in system-out.
 func (r *Report) writeJUnit(w io.Writer) error {
-	root := junitSuites{Name: "imagegate check " + r.Source}
+	root := junit.Suites{Name: "imagegate check " + r.Source}
 	for _, origin := range []string{OriginAutomatic, OriginBaseline, OriginSpec} {
-		s := junitSuite{Name: origin}
+		s := junit.Suite{Name: origin}
 		for i := range r.Results {
 			res := &r.Results[i]
 			if res.Origin != origin {
 				continue
 			}
-			c := junitCase{Name: res.label(), Classname: "imagegate.check." + origin + "." + res.Kind}
+			c := junit.Case{Name: res.label(), Classname: "imagegate.check." + origin + "." + res.Kind}
 			text := strings.Join(res.details(), "\n")
 			switch res.Status {
 			case StatusFail:
-				c.Failure = &junitMessage{Message: res.Message, Type: res.Kind, Text: text}
+				c.Failure = &junit.Message{Message: res.Message, Type: res.Kind, Text: text}
 				s.Failures++
 			case StatusInfo:
-				c.Skipped = &junitMessage{Message: res.Message, Text: text}
+				c.Skipped = &junit.Message{Message: res.Message, Text: text}
 				s.Skipped++
 			default:
 				c.SystemOut = strings.TrimSpace(res.Message + "\n" + text)
@@ -228,14 +197,5 @@ func (r *Report) writeJUnit(w io.Writer) error {
 		root.Skipped += s.Skipped
 		root.Suites = append(root.Suites, s)
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(root); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return junit.Write(w, root)
 }

@@ -3,12 +3,13 @@ package diff
 import (
 	"bufio"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/imagegate/imagegate/internal/junit"
 )
 
 // Formats accepted by Report.Write.
@@ -305,51 +306,12 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 	return err
 }
 
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Errors   int          `xml:"errors,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Errors   int         `xml:"errors,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Time     string      `xml:"time,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitFailure `xml:"failure,omitempty"`
-	Skipped   *junitSkipped `xml:"skipped,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
-}
-
-type junitFailure struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr"`
-	Text    string `xml:",chardata"`
-}
-
-type junitSkipped struct {
-	Message string `xml:"message,attr"`
-}
-
 // writeJUnit writes one failed testcase per unexpected change, one passed
 // testcase per section (its output lists the section's expected changes) and
 // one skipped testcase per stale declaration, which CI systems show as a
 // warning without failing the run.
 func (r *Report) writeJUnit(w io.Writer) error {
-	s := junitSuite{Name: "imagegate diff", Time: "0"}
+	s := junit.Suite{Name: "imagegate diff", Time: "0"}
 	for _, c := range r.ordered() {
 		if !c.Unexpected {
 			continue
@@ -359,9 +321,9 @@ func (r *Report) writeJUnit(w io.Writer) error {
 			text += "\n" + ev
 		}
 		text += "\nDeclare it in the changes file if it is intended, e.g.\n  - " + classAction(c.Class) + ": " + c.ID
-		s.Cases = append(s.Cases, junitCase{
+		s.Cases = append(s.Cases, junit.Case{
 			Name: c.ID + " " + c.Class, Classname: "imagegate.diff." + c.Section, Time: "0",
-			Failure: &junitFailure{Message: joinNonEmpty(": ", c.ID+" "+c.Class, c.evidence()), Type: c.Class, Text: text},
+			Failure: &junit.Message{Message: joinNonEmpty(": ", c.ID+" "+c.Class, c.evidence()), Type: c.Class, Text: text},
 		})
 		s.Failures++
 	}
@@ -383,27 +345,19 @@ func (r *Report) writeJUnit(w io.Writer) error {
 		if n == 0 {
 			out.WriteString("no expected changes\n")
 		}
-		s.Cases = append(s.Cases, junitCase{Name: sectionTitle[sec], Classname: "imagegate.diff." + sec, Time: "0", SystemOut: out.String()})
+		s.Cases = append(s.Cases, junit.Case{Name: sectionTitle[sec], Classname: "imagegate.diff." + sec, Time: "0", SystemOut: out.String()})
 	}
 	for _, d := range r.Stale {
-		s.Cases = append(s.Cases, junitCase{
+		s.Cases = append(s.Cases, junit.Case{
 			Name: fmt.Sprintf("stale declaration %s %s", d.Action, d.Pattern), Classname: "imagegate.diff.declarations", Time: "0",
-			Skipped: &junitSkipped{Message: fmt.Sprintf("%s:%d: %s %s matched no change; remove it", d.File, d.Line, d.Action, d.Pattern)},
+			Skipped: &junit.Message{Message: fmt.Sprintf("%s:%d: %s %s matched no change; remove it", d.File, d.Line, d.Action, d.Pattern)},
 		})
 		s.Skipped++
 	}
 	s.Tests = len(s.Cases)
-	doc := junitSuites{Name: "imagegate diff", Tests: s.Tests, Failures: s.Failures, Skipped: s.Skipped, Suites: []junitSuite{s}}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	noErrors := 0
+	return junit.Write(w, junit.Suites{Name: "imagegate diff", Tests: s.Tests, Failures: s.Failures, Errors: &noErrors,
+		Skipped: s.Skipped, Suites: []junit.Suite{s}})
 }
 
 func classAction(class string) string {
