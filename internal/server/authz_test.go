@@ -3,8 +3,10 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/imagegate/imagegate/internal/apiclient"
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/server"
 )
@@ -210,5 +213,23 @@ func TestErrorStatuses(t *testing.T) {
 				t.Errorf("%d %+v, want %d %s", resp.StatusCode, eb.Error, tt.status, tt.code)
 			}
 		})
+	}
+}
+
+// TestBodyLimit: a body over MaxBodyBytes is refused with a message
+// naming the limit.
+func TestBodyLimit(t *testing.T) {
+	e := newEnv(t)
+	srv, err := server.New(server.Options{Service: e.svc, Store: e.st, MaxBodyBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	c, _ := apiclient.New(hs.URL, adminSecret, nil)
+	_, err = c.PushVersion(context.Background(), label, server.PushVersionRequest{Version: "big", Snapshot: []byte(`"` + strings.Repeat("x", 4096) + `"`)})
+	var apiErr *apiclient.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != 400 || !strings.Contains(apiErr.Message, "limit of 1024 bytes") {
+		t.Fatalf("oversized push: %v", err)
 	}
 }

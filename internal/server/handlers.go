@@ -209,7 +209,7 @@ func decodeReason(r *http.Request) (string, error) {
 	var req ReasonRequest
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return "", fmt.Errorf("read request body: %v: %w", err, rollout.ErrInvalid)
+		return "", bodyError(err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return "", nil
@@ -452,7 +452,7 @@ type EventsResponse struct {
 func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Principal) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return fmt.Errorf("read events: %v: %w", err, rollout.ErrInvalid)
+		return bodyError(err)
 	}
 	var req EventsRequest
 	body = bytes.TrimSpace(body)

@@ -9,6 +9,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -78,7 +79,8 @@ type Options struct {
 	// TokenCacheTTL bounds how long a looked-up token is trusted without
 	// asking the store again (default 30s).
 	TokenCacheTTL time.Duration
-	// MaxBodyBytes limits request bodies (default 64 MiB: snapshots are big).
+	// MaxBodyBytes limits request bodies (default 256 MiB: snapshots of
+	// big images run to 100 MB).
 	MaxBodyBytes int64
 }
 
@@ -108,7 +110,7 @@ func New(opts Options) (*Server, error) {
 		s.now = time.Now
 	}
 	if s.maxBody == 0 {
-		s.maxBody = 64 << 20
+		s.maxBody = 256 << 20
 	}
 	ttl := opts.TokenCacheTTL
 	if ttl == 0 {
@@ -222,12 +224,20 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("request body: %v: %w", err, rollout.ErrInvalid)
+		return bodyError(err)
 	}
 	if dec.More() {
 		return fmt.Errorf("request body: more than one JSON value: %w", rollout.ErrInvalid)
 	}
 	return nil
+}
+
+func bodyError(err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return fmt.Errorf("request body is larger than the server's limit of %d bytes: %w", tooBig.Limit, rollout.ErrInvalid)
+	}
+	return fmt.Errorf("request body: %v: %w", err, rollout.ErrInvalid)
 }
 
 // List is the shape of every paginated response: pass Next as ?after= to
