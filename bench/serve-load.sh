@@ -53,5 +53,10 @@ bench() {
 
 bench sqlite "$out/imagegate.db"
 if [ -n "$PG_DSN" ]; then
-  bench postgres "$PG_DSN"
+  # A scratch schema of that database, dropped at the end (needs psql).
+  schema=imagegate_bench_$$
+  psql -q "$PG_DSN" -c "CREATE SCHEMA $schema"
+  trap 'PGOPTIONS=--client-min-messages=warning psql -q "$PG_DSN" -c "DROP SCHEMA IF EXISTS '"$schema"' CASCADE" || true; cleanup' EXIT
+  sep='?'; [[ $PG_DSN == *\?* ]] && sep='&'
+  bench postgres "${PG_DSN}${sep}search_path=$schema"
 fi
