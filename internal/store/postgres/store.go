@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/page"
 )
 
 // PutImage creates the image; an existing one is left as is, with no
@@ -36,11 +37,11 @@ func (db *DB) PutImage(ctx context.Context, img rollout.Image, audit rollout.Aud
 
 // ListImages lists images by label.
 func (db *DB) ListImages(ctx context.Context, p rollout.Page) ([]rollout.Image, string, error) {
-	after, err := afterKey(p.After, 1)
+	after, err := page.AfterKey(p.After, 1)
 	if err != nil {
 		return nil, "", err
 	}
-	n := limit(p)
+	n := page.Limit(p)
 	rows, err := db.pool.Query(ctx, `SELECT label, created_at FROM images WHERE label > $1 ORDER BY label LIMIT $2`,
 		after[0], n+1)
 	if err != nil {
@@ -57,7 +58,7 @@ func (db *DB) ListImages(ctx context.Context, p rollout.Page) ([]rollout.Image, 
 	}
 	if len(out) > n {
 		out = out[:n]
-		return out, keyCursor(out[n-1].Label), nil
+		return out, page.KeyCursor(out[n-1].Label), nil
 	}
 	return out, "", nil
 }
@@ -131,11 +132,11 @@ func scanVersion(s pgx.Row, extra ...any) (rollout.Version, error) {
 
 // ListVersions lists label's versions, most recently registered first.
 func (db *DB) ListVersions(ctx context.Context, label string, p rollout.Page) ([]rollout.Version, string, error) {
-	after, err := afterSeq(p.After)
+	after, err := page.AfterSeq(p.After)
 	if err != nil {
 		return nil, "", err
 	}
-	n := limit(p)
+	n := page.Limit(p)
 	rows, err := db.pool.Query(ctx, `SELECT label, version, gate, NULL::bytea, NULL::bytea, revoked, revoked_reason, created_at, seq
 		FROM versions WHERE label = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`, label, after, n+1)
 	if err != nil {
@@ -152,7 +153,7 @@ func (db *DB) ListVersions(ctx context.Context, label string, p rollout.Page) ([
 		return nil, "", fmt.Errorf("list versions of %s: %w", label, err)
 	}
 	if len(out) > n {
-		return out[:n], seqCursor(seqs[n-1]), nil
+		return out[:n], page.SeqCursor(seqs[n-1]), nil
 	}
 	return out, "", nil
 }
@@ -329,11 +330,11 @@ func scanRollout(s pgx.Row, extra ...any) (rollout.Rollout, error) {
 
 // ListRollouts lists rollouts newest first.
 func (db *DB) ListRollouts(ctx context.Context, label string, states []string, p rollout.Page) ([]rollout.Rollout, string, error) {
-	after, err := afterSeq(p.After)
+	after, err := page.AfterSeq(p.After)
 	if err != nil {
 		return nil, "", err
 	}
-	n := limit(p)
+	n := page.Limit(p)
 	if states == nil {
 		states = []string{} // nil would be SQL NULL
 	}
@@ -354,7 +355,7 @@ func (db *DB) ListRollouts(ctx context.Context, label string, states []string, p
 		return nil, "", fmt.Errorf("list rollouts: %w", err)
 	}
 	if len(out) > n {
-		return out[:n], seqCursor(seqs[n-1]), nil
+		return out[:n], page.SeqCursor(seqs[n-1]), nil
 	}
 	return out, "", nil
 }
@@ -472,11 +473,11 @@ func (db *DB) DeletePin(ctx context.Context, org, label string, audit rollout.Au
 // ListPins lists pins ordered by org then label. A pin is expired when
 // ExpiresAt is at or before now.
 func (db *DB) ListPins(ctx context.Context, org, label string, withExpired bool, now time.Time, p rollout.Page) ([]rollout.Pin, string, error) {
-	after, err := afterKey(p.After, 2)
+	after, err := page.AfterKey(p.After, 2)
 	if err != nil {
 		return nil, "", err
 	}
-	n := limit(p)
+	n := page.Limit(p)
 	rows, err := db.pool.Query(ctx, `SELECT org, label, version, owner, reason, expires_at, override_revoked, created_by, created_at
 		FROM pins WHERE (org, label) > ($1, $2) AND ($3 = '' OR org = $3) AND ($4 = '' OR label = $4)
 			AND ($5 OR expires_at > $6)
@@ -496,7 +497,7 @@ func (db *DB) ListPins(ctx context.Context, org, label string, withExpired bool,
 	}
 	if len(out) > n {
 		out = out[:n]
-		return out, keyCursor(out[n-1].Org, out[n-1].Label), nil
+		return out, page.KeyCursor(out[n-1].Org, out[n-1].Label), nil
 	}
 	return out, "", nil
 }
@@ -504,11 +505,11 @@ func (db *DB) ListPins(ctx context.Context, org, label string, withExpired bool,
 // ListAudit lists entries newest first. Since is inclusive, Until
 // exclusive; SubjectPrefix matches case-sensitively.
 func (db *DB) ListAudit(ctx context.Context, f rollout.AuditFilter, p rollout.Page) ([]rollout.AuditEntry, string, error) {
-	after, err := afterSeq(p.After)
+	after, err := page.AfterSeq(p.After)
 	if err != nil {
 		return nil, "", err
 	}
-	n := limit(p)
+	n := page.Limit(p)
 	var since, until *time.Time
 	if !f.Since.IsZero() {
 		since = &f.Since
@@ -538,7 +539,7 @@ func (db *DB) ListAudit(ctx context.Context, f rollout.AuditFilter, p rollout.Pa
 	}
 	if len(out) > n {
 		out = out[:n]
-		return out, seqCursor(out[n-1].ID), nil
+		return out, page.SeqCursor(out[n-1].ID), nil
 	}
 	return out, "", nil
 }

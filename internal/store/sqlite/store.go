@@ -13,6 +13,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/page"
 )
 
 // PutImage creates the image; an existing one is left as is, with no
@@ -41,11 +42,11 @@ func (db *DB) PutImage(ctx context.Context, img rollout.Image, audit rollout.Aud
 
 // ListImages lists images by label.
 func (db *DB) ListImages(ctx context.Context, p rollout.Page) ([]rollout.Image, string, error) {
-	after, err := afterKey(p.After, 1)
+	after, err := page.AfterKey(p.After, 1)
 	if err != nil {
 		return nil, "", err
 	}
-	n := limit(p)
+	n := page.Limit(p)
 	rows, err := db.rd.QueryContext(ctx, `SELECT label, created_at FROM images WHERE label > ? ORDER BY label LIMIT ?`,
 		after[0], n+1)
 	if err != nil {
@@ -67,7 +68,7 @@ func (db *DB) ListImages(ctx context.Context, p rollout.Page) ([]rollout.Image, 
 	}
 	if len(out) > n {
 		out = out[:n]
-		return out, keyCursor(out[n-1].Label), nil
+		return out, page.KeyCursor(out[n-1].Label), nil
 	}
 	return out, "", nil
 }
@@ -165,11 +166,11 @@ func scanVersion(s scanner) (rollout.Version, error) {
 
 // ListVersions lists label's versions, most recently registered first.
 func (db *DB) ListVersions(ctx context.Context, label string, p rollout.Page) ([]rollout.Version, string, error) {
-	after, err := afterSeq(p.After)
+	after, err := page.AfterSeq(p.After)
 	if err != nil {
 		return nil, "", err
 	}
-	n := limit(p)
+	n := page.Limit(p)
 	rows, err := db.rd.QueryContext(ctx, `SELECT seq, label, version, gate, NULL, NULL, revoked, revoked_reason, created_at
 		FROM versions WHERE label = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, label, after, n+1)
 	if err != nil {
@@ -196,7 +197,7 @@ func (db *DB) ListVersions(ctx context.Context, label string, p rollout.Page) ([
 		return nil, "", fmt.Errorf("list versions of %s: %w", label, err)
 	}
 	if len(out) > n {
-		return out[:n], seqCursor(seqs[n-1]), nil
+		return out[:n], page.SeqCursor(seqs[n-1]), nil
 	}
 	return out, "", nil
 }
@@ -371,11 +372,11 @@ func scanRollout(s scanner, extra ...any) (rollout.Rollout, error) {
 
 // ListRollouts lists rollouts newest first.
 func (db *DB) ListRollouts(ctx context.Context, label string, states []string, p rollout.Page) ([]rollout.Rollout, string, error) {
-	after, err := afterSeq(p.After)
+	after, err := page.AfterSeq(p.After)
 	if err != nil {
 		return nil, "", err
 	}
-	n := limit(p)
+	n := page.Limit(p)
 	q := `SELECT ` + rolloutCols + `, seq FROM rollouts WHERE seq < ?`
 	args := []any{after}
 	if label != "" {
@@ -410,7 +411,7 @@ func (db *DB) ListRollouts(ctx context.Context, label string, states []string, p
 		return nil, "", fmt.Errorf("list rollouts: %w", err)
 	}
 	if len(out) > n {
-		return out[:n], seqCursor(seqs[n-1]), nil
+		return out[:n], page.SeqCursor(seqs[n-1]), nil
 	}
 	return out, "", nil
 }
@@ -544,11 +545,11 @@ func (db *DB) DeletePin(ctx context.Context, org, label string, audit rollout.Au
 // ListPins lists pins ordered by org then label. A pin is expired when
 // ExpiresAt is at or before now.
 func (db *DB) ListPins(ctx context.Context, org, label string, withExpired bool, now time.Time, p rollout.Page) ([]rollout.Pin, string, error) {
-	after, err := afterKey(p.After, 2)
+	after, err := page.AfterKey(p.After, 2)
 	if err != nil {
 		return nil, "", err
 	}
-	n := limit(p)
+	n := page.Limit(p)
 	q := `SELECT org, label, version, owner, reason, expires_at, override_revoked, created_by, created_at
 		FROM pins WHERE (org, label) > (?, ?)`
 	args := []any{after[0], after[1]}
@@ -590,7 +591,7 @@ func (db *DB) ListPins(ctx context.Context, org, label string, withExpired bool,
 	}
 	if len(out) > n {
 		out = out[:n]
-		return out, keyCursor(out[n-1].Org, out[n-1].Label), nil
+		return out, page.KeyCursor(out[n-1].Org, out[n-1].Label), nil
 	}
 	return out, "", nil
 }
@@ -598,11 +599,11 @@ func (db *DB) ListPins(ctx context.Context, org, label string, withExpired bool,
 // ListAudit lists entries newest first. Since is inclusive, Until
 // exclusive; SubjectPrefix matches case-sensitively.
 func (db *DB) ListAudit(ctx context.Context, f rollout.AuditFilter, p rollout.Page) ([]rollout.AuditEntry, string, error) {
-	after, err := afterSeq(p.After)
+	after, err := page.AfterSeq(p.After)
 	if err != nil {
 		return nil, "", err
 	}
-	n := limit(p)
+	n := page.Limit(p)
 	q := `SELECT id, at, actor, action, subject, reason, details FROM audit WHERE id < ?`
 	args := []any{after}
 	if f.Actor != "" {
@@ -651,7 +652,7 @@ func (db *DB) ListAudit(ctx context.Context, f rollout.AuditFilter, p rollout.Pa
 	}
 	if len(out) > n {
 		out = out[:n]
-		return out, seqCursor(out[n-1].ID), nil
+		return out, page.SeqCursor(out[n-1].ID), nil
 	}
 	return out, "", nil
 }

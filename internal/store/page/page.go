@@ -1,4 +1,7 @@
-package postgres
+// Package page holds the paging rules both stores share: page sizes and
+// the opaque cursors clients pass back, so a cursor means the same on
+// SQLite and PostgreSQL.
+package page
 
 import (
 	"encoding/base64"
@@ -17,7 +20,8 @@ const (
 	MaxLimit     = 1000
 )
 
-func limit(p rollout.Page) int {
+// Limit is p's page size after the DefaultLimit and MaxLimit rules.
+func Limit(p rollout.Page) int {
 	switch {
 	case p.Limit <= 0:
 		return DefaultLimit
@@ -31,12 +35,13 @@ func limit(p rollout.Page) int {
 // clients treat them as opaque. A key, not an offset, keeps pages stable
 // when rows are inserted meanwhile.
 
-func seqCursor(seq int64) string {
+// SeqCursor is the cursor after the item with sequence number seq.
+func SeqCursor(seq int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10)))
 }
 
-// afterSeq decodes a descending-order cursor; no cursor means "from the top".
-func afterSeq(after string) (int64, error) {
+// AfterSeq decodes a descending-order cursor; no cursor means "from the top".
+func AfterSeq(after string) (int64, error) {
 	if after == "" {
 		return math.MaxInt64, nil
 	}
@@ -51,13 +56,14 @@ func afterSeq(after string) (int64, error) {
 	return n, nil
 }
 
-func keyCursor(parts ...string) string {
+// KeyCursor is the cursor after the item whose sort key is parts.
+func KeyCursor(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "\x00")))
 }
 
-// afterKey decodes a cursor of n string parts; no cursor gives n empty
+// AfterKey decodes a cursor of n string parts; no cursor gives n empty
 // strings, which sort before every key.
-func afterKey(after string, n int) ([]string, error) {
+func AfterKey(after string, n int) ([]string, error) {
 	if after == "" {
 		return make([]string, n), nil
 	}
