@@ -87,7 +87,7 @@ func TestClientOutputs(t *testing.T) {
 	var out bytes.Buffer
 	for _, args := range commands {
 		var stdout bytes.Buffer
-		root := newServeTestRoot(&stdout, io.Discard)
+		root := newRootCmd(&stdout, io.Discard)
 		root.SetArgs(args)
 		if err := root.ExecuteContext(ctx); err != nil {
 			t.Fatalf("imagegate %s: %v", strings.Join(args, " "), err)

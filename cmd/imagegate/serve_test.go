@@ -3,40 +3,19 @@ package main
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/rogpeppe/go-internal/testscript"
-	"github.com/spf13/cobra"
-
 	"github.com/imagegate/imagegate/internal/apiclient"
 )
 
-// newServeTestRoot is the root command with the control-plane commands
-// added, for as long as newRootCmd does not register them itself.
-func newServeTestRoot(stdout, stderr io.Writer) *cobra.Command {
-	root := newRootCmd(stdout, stderr)
-	g := &globalOptions{stderr: stderr}
-	for _, c := range []*cobra.Command{newServeCmd(g), newVersionCmd(g), newRolloutCmd(g), newPinCmd(g), newResolveCmd(g)} {
-		name := strings.Fields(c.Use)[0]
-		if !slices.ContainsFunc(root.Commands(), func(have *cobra.Command) bool { return have.Name() == name }) {
-			root.AddCommand(c)
-		}
-	}
-	return root
-}
-
-// TestHelperProcess is the imagegate program with the control-plane
-// commands, re-executed by the tests below as a separate process (which
+// TestHelperProcess is the imagegate program, re-executed by the tests below as a separate process (which
 // they can kill -9). It does nothing in a normal test run.
 func TestHelperProcess(t *testing.T) {
 	if os.Getenv("IMAGEGATE_HELPER_PROCESS") != "1" {
@@ -54,23 +33,10 @@ func TestHelperProcess(t *testing.T) {
 	if first, _, _ := strings.Cut(os.Getenv("PATH"), string(filepath.ListSeparator)); strings.Contains(first, "testscript-main") {
 		os.RemoveAll(filepath.Dir(first))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	root := newServeTestRoot(os.Stdout, os.Stderr)
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	stop()
-	switch {
-	case err == nil:
-		os.Exit(0)
-	case gateFailed(err):
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "imagegate: %v\n", oneLine(err))
-	os.Exit(2)
+	os.Exit(runMain(args))
 }
 
-// helperCommand runs imagegate (with the control-plane commands) as a
-// child process.
+// helperCommand runs imagegate as a child process.
 func helperCommand(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
@@ -80,33 +46,6 @@ func helperCommand(t testing.TB, args ...string) *exec.Cmd {
 	cmd := exec.Command(exe, append([]string{"-test.run=^TestHelperProcess$", "--"}, args...)...)
 	cmd.Env = append(os.Environ(), "IMAGEGATE_HELPER_PROCESS=1")
 	return cmd
-}
-
-// TestServeScripts runs testdata/servescript: imagegate serve in the
-// background on a free port, driven by the client commands.
-func TestServeScripts(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/servescript",
-		RequireExplicitExec: true,
-		Setup: func(env *testscript.Env) error {
-			// An "imagegate" first in PATH that is this test binary
-			// running TestHelperProcess.
-			bin := filepath.Join(env.WorkDir, ".bin")
-			if err := os.MkdirAll(bin, 0o755); err != nil {
-				return err
-			}
-			script := fmt.Sprintf("#!/bin/sh\nIMAGEGATE_HELPER_PROCESS=1 exec %q -test.run='^TestHelperProcess$' -- \"$@\"\n", exe)
-			if err := os.WriteFile(filepath.Join(bin, "imagegate"), []byte(script), 0o755); err != nil {
-				return err
-			}
-			env.Setenv("PATH", bin+string(filepath.ListSeparator)+env.Getenv("PATH"))
-			return nil
-		},
-	})
 }
 
 // serverProc is an imagegate serve child process.
