@@ -138,7 +138,10 @@ func TestRunAffinity(t *testing.T) {
 	}
 	// The other replica, with run-3 unknown to it before, agrees once it
 	// has seen the rollback.
-	waitFor(t, func() bool { res, err := other.Resolve(e.ctx, o.r0, label, "run-3"); return err == nil && res.Version == "v2" })
+	waitFor(t, func() bool {
+		res, err := other.Resolve(e.ctx, o.r0, label, "run-3")
+		return err == nil && res.Version == "v2"
+	})
 
 	// Revocation breaks affinity too.
 	if res := e.resolve(o.r2, label, "run-4"); res.Version != "v2" {

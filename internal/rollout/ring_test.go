@@ -111,7 +111,11 @@ func TestValidateRings(t *testing.T) {
 		{"ok", func(r []rollout.Ring) []rollout.Ring { return r }, true},
 		{"empty", func([]rollout.Ring) []rollout.Ring { return nil }, false},
 		{"last not everyone", func(r []rollout.Ring) []rollout.Ring { r[2].Percent = 90; return r }, false},
-		{"percent decreases", func(r []rollout.Ring) []rollout.Ring { r[1].Percent = 50; r = append(r[:2], rollout.Ring{Name: "x", Percent: 40}, r[2]); return r }, false},
+		{"percent decreases", func(r []rollout.Ring) []rollout.Ring {
+			r[1].Percent = 50
+			r = append(r[:2], rollout.Ring{Name: "x", Percent: 40}, r[2])
+			return r
+		}, false},
 		{"duplicate name", func(r []rollout.Ring) []rollout.Ring { r[1].Name = "canary"; return r }, false},
 		{"no name", func(r []rollout.Ring) []rollout.Ring { r[1].Name = ""; return r }, false},
 		{"control 100", func(r []rollout.Ring) []rollout.Ring { r[1].ControlPercent = 100; return r }, false},
