@@ -33,9 +33,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/apiclient"
 	"github.com/imagegate/imagegate/internal/rollout"
-	"github.com/imagegate/imagegate/internal/server"
 )
 
 type options struct {
@@ -168,10 +168,10 @@ func seed(ctx context.Context, o options) (string, error) {
 	suffix := randHex(3)
 	old, cur := "v1-"+suffix, "v2-"+suffix
 	for _, v := range []string{old, cur} {
-		if _, err := c.PushVersion(ctx, o.label, server.PushVersionRequest{Version: v, CheckReport: []byte(`{"verdict":"pass"}`)}); err != nil {
+		if _, err := c.PushVersion(ctx, o.label, api.PushVersionRequest{Version: v, CheckReport: []byte(`{"verdict":"pass"}`)}); err != nil {
 			return "", err
 		}
-		if _, err := c.StartRollout(ctx, server.StartRolloutRequest{Label: o.label, Version: v}); err != nil {
+		if _, err := c.StartRollout(ctx, api.StartRolloutRequest{Label: o.label, Version: v}); err != nil {
 			return "", err
 		}
 	}

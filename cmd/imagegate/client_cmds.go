@@ -15,9 +15,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/apiclient"
 	"github.com/imagegate/imagegate/internal/rollout"
-	"github.com/imagegate/imagegate/internal/server"
 )
 
 const clientHelp = `Talks to an imagegate server: --server URL or IMAGEGATE_SERVER, with the
@@ -213,7 +213,7 @@ func runVersionPush(ctx context.Context, co *clientOptions, opts *versionPushOpt
 	if err != nil {
 		return err
 	}
-	v, err := c.PushVersion(ctx, args[0], server.PushVersionRequest{Version: args[1], Snapshot: snap, CheckReport: report})
+	v, err := c.PushVersion(ctx, args[0], api.PushVersionRequest{Version: args[1], Snapshot: snap, CheckReport: report})
 	if err != nil {
 		return err
 	}
@@ -346,7 +346,7 @@ func runRolloutStart(ctx context.Context, co *clientOptions, so *rolloutStartOpt
 	if err != nil {
 		return err
 	}
-	r, err := c.StartRollout(ctx, server.StartRolloutRequest{
+	r, err := c.StartRollout(ctx, api.StartRolloutRequest{
 		Label: args[0], Version: args[1], Expedited: so.expedited, BakeTimes: so.bake,
 		Force: so.force, ForceReason: so.reason, AutoRollback: so.autoRollback,
 	})
@@ -530,7 +530,7 @@ func runPinSet(ctx context.Context, co *clientOptions, so *pinSetOptions, now ti
 	if err != nil {
 		return err
 	}
-	p, err := c.SetPin(ctx, args[0], args[1], server.SetPinRequest{
+	p, err := c.SetPin(ctx, args[0], args[1], api.SetPinRequest{
 		Version: args[2], Reason: so.reason, ExpiresAt: exp, Owner: so.owner, OverrideRevoked: so.overrideRevoked,
 	})
 	if err != nil {

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/apiclient"
 	"github.com/imagegate/imagegate/internal/rollout"
-	"github.com/imagegate/imagegate/internal/server"
 	"github.com/imagegate/imagegate/internal/store/sqlite"
 )
 
@@ -139,14 +139,14 @@ controller: {interval: 50ms, leaseTTL: 500ms}
 	ctx := context.Background()
 	c := adminClient(t, s.url)
 	for _, v := range []string{"v1", "v2"} {
-		if _, err := c.PushVersion(ctx, "crash", server.PushVersionRequest{Version: v, CheckReport: []byte(`{"verdict":"pass"}`)}); err != nil {
+		if _, err := c.PushVersion(ctx, "crash", api.PushVersionRequest{Version: v, CheckReport: []byte(`{"verdict":"pass"}`)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.StartRollout(ctx, server.StartRolloutRequest{Label: "crash", Version: "v1"}); err != nil {
+	if _, err := c.StartRollout(ctx, api.StartRolloutRequest{Label: "crash", Version: "v1"}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := c.StartRollout(ctx, server.StartRolloutRequest{Label: "crash", Version: "v2"})
+	r, err := c.StartRollout(ctx, api.StartRolloutRequest{Label: "crash", Version: "v2"})
 	if err != nil {
 		t.Fatal(err)
 	}

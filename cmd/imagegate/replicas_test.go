@@ -14,8 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/rollout"
-	"github.com/imagegate/imagegate/internal/server"
 )
 
 // postgresSchema returns a DSN for a fresh schema of the database in
@@ -89,10 +89,10 @@ func TestReplicasFailover(t *testing.T) {
 	if err := ca.SetRings(ctx, "", []rollout.Ring{{Name: "all", Percent: 100}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ca.PushVersion(ctx, "pg", server.PushVersionRequest{Version: "v1"}); err != nil {
+	if _, err := ca.PushVersion(ctx, "pg", api.PushVersionRequest{Version: "v1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ca.StartRollout(ctx, server.StartRolloutRequest{Label: "pg", Version: "v1"}); err != nil {
+	if _, err := ca.StartRollout(ctx, api.StartRolloutRequest{Label: "pg", Version: "v1"}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

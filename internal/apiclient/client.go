@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/rollout"
-	"github.com/imagegate/imagegate/internal/server"
 )
 
 // Client talks to one imagegate server. It is safe for concurrent use.
@@ -57,8 +57,8 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the rollout.Err* kind of the code (or
-// server.ErrUnauthenticated), nil for internal errors.
-func (e *Error) Unwrap() error { return server.KindOf(e.Code) }
+// api.ErrUnauthenticated), nil for internal errors.
+func (e *Error) Unwrap() error { return api.KindOf(e.Code) }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	u := *c.base
@@ -90,7 +90,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var eb server.ErrorBody
+		var eb api.ErrorBody
 		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
 			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
 		}
@@ -122,29 +122,29 @@ func pageQuery(q url.Values, p rollout.Page) url.Values {
 func seg(s string) string { return url.PathEscape(s) }
 
 // CreateToken creates an API token; the returned Token is the secret.
-func (c *Client) CreateToken(ctx context.Context, name, role string) (server.CreateTokenResponse, error) {
-	var out server.CreateTokenResponse
-	err := c.do(ctx, "POST", "/api/v1/tokens", nil, server.CreateTokenRequest{Name: name, Role: role}, &out)
+func (c *Client) CreateToken(ctx context.Context, name, role string) (api.CreateTokenResponse, error) {
+	var out api.CreateTokenResponse
+	err := c.do(ctx, "POST", "/api/v1/tokens", nil, api.CreateTokenRequest{Name: name, Role: role}, &out)
 	return out, err
 }
 
 // Images lists images.
-func (c *Client) Images(ctx context.Context, p rollout.Page) (server.List[rollout.Image], error) {
-	var out server.List[rollout.Image]
+func (c *Client) Images(ctx context.Context, p rollout.Page) (api.List[rollout.Image], error) {
+	var out api.List[rollout.Image]
 	err := c.do(ctx, "GET", "/api/v1/images", pageQuery(nil, p), nil, &out)
 	return out, err
 }
 
 // PushVersion registers version of label with its evidence (raw JSON).
-func (c *Client) PushVersion(ctx context.Context, label string, req server.PushVersionRequest) (rollout.Version, error) {
+func (c *Client) PushVersion(ctx context.Context, label string, req api.PushVersionRequest) (rollout.Version, error) {
 	var out rollout.Version
 	err := c.do(ctx, "POST", "/api/v1/images/"+seg(label)+"/versions", nil, req, &out)
 	return out, err
 }
 
 // Versions lists versions of label, newest first.
-func (c *Client) Versions(ctx context.Context, label string, p rollout.Page) (server.List[rollout.Version], error) {
-	var out server.List[rollout.Version]
+func (c *Client) Versions(ctx context.Context, label string, p rollout.Page) (api.List[rollout.Version], error) {
+	var out api.List[rollout.Version]
 	err := c.do(ctx, "GET", "/api/v1/images/"+seg(label)+"/versions", pageQuery(nil, p), nil, &out)
 	return out, err
 }
@@ -159,7 +159,7 @@ func (c *Client) Version(ctx context.Context, label, version string) (rollout.Ve
 // RevokeVersion revokes a version for reason.
 func (c *Client) RevokeVersion(ctx context.Context, label, version, reason string) (rollout.Version, error) {
 	var out rollout.Version
-	err := c.do(ctx, "POST", "/api/v1/images/"+seg(label)+"/versions/"+seg(version)+"/revoke", nil, server.ReasonRequest{Reason: reason}, &out)
+	err := c.do(ctx, "POST", "/api/v1/images/"+seg(label)+"/versions/"+seg(version)+"/revoke", nil, api.ReasonRequest{Reason: reason}, &out)
 	return out, err
 }
 
@@ -171,15 +171,15 @@ func ringsPath(label string) string {
 }
 
 // Rings returns the ring plan of label ("" = global).
-func (c *Client) Rings(ctx context.Context, label string) (server.Rings, error) {
-	var out server.Rings
+func (c *Client) Rings(ctx context.Context, label string) (api.Rings, error) {
+	var out api.Rings
 	err := c.do(ctx, "GET", ringsPath(label), nil, nil, &out)
 	return out, err
 }
 
 // SetRings replaces the ring plan of label ("" = global).
 func (c *Client) SetRings(ctx context.Context, label string, rings []rollout.Ring) error {
-	return c.do(ctx, "PUT", ringsPath(label), nil, server.Rings{Rings: rings}, nil)
+	return c.do(ctx, "PUT", ringsPath(label), nil, api.Rings{Rings: rings}, nil)
 }
 
 // Status is the observed status of label's rollout.
@@ -190,7 +190,7 @@ func (c *Client) Status(ctx context.Context, label string) (rollout.LabelStatus,
 }
 
 // StartRollout starts a rollout.
-func (c *Client) StartRollout(ctx context.Context, req server.StartRolloutRequest) (rollout.Rollout, error) {
+func (c *Client) StartRollout(ctx context.Context, req api.StartRolloutRequest) (rollout.Rollout, error) {
 	var out rollout.Rollout
 	err := c.do(ctx, "POST", "/api/v1/rollouts", nil, req, &out)
 	return out, err
@@ -204,7 +204,7 @@ func (c *Client) Rollout(ctx context.Context, id string) (rollout.Rollout, error
 }
 
 // ListRollouts lists rollouts of label ("" = all) in states (none = all).
-func (c *Client) ListRollouts(ctx context.Context, label string, states []string, p rollout.Page) (server.List[rollout.Rollout], error) {
+func (c *Client) ListRollouts(ctx context.Context, label string, states []string, p rollout.Page) (api.List[rollout.Rollout], error) {
 	q := url.Values{}
 	if label != "" {
 		q.Set("label", label)
@@ -212,7 +212,7 @@ func (c *Client) ListRollouts(ctx context.Context, label string, states []string
 	if len(states) > 0 {
 		q.Set("state", strings.Join(states, ","))
 	}
-	var out server.List[rollout.Rollout]
+	var out api.List[rollout.Rollout]
 	err := c.do(ctx, "GET", "/api/v1/rollouts", pageQuery(q, p), nil, &out)
 	return out, err
 }
@@ -229,12 +229,12 @@ const (
 // Act pauses, resumes, promotes, halts or rolls back rollout id.
 func (c *Client) Act(ctx context.Context, id, action, reason string) (rollout.Rollout, error) {
 	var out rollout.Rollout
-	err := c.do(ctx, "POST", "/api/v1/rollouts/"+seg(id)+"/"+seg(action), nil, server.ReasonRequest{Reason: reason}, &out)
+	err := c.do(ctx, "POST", "/api/v1/rollouts/"+seg(id)+"/"+seg(action), nil, api.ReasonRequest{Reason: reason}, &out)
 	return out, err
 }
 
 // SetPin pins org's label.
-func (c *Client) SetPin(ctx context.Context, org, label string, req server.SetPinRequest) (rollout.Pin, error) {
+func (c *Client) SetPin(ctx context.Context, org, label string, req api.SetPinRequest) (rollout.Pin, error) {
 	var out rollout.Pin
 	err := c.do(ctx, "PUT", "/api/v1/pins/"+seg(org)+"/"+seg(label), nil, req, &out)
 	return out, err
@@ -246,7 +246,7 @@ func (c *Client) ClearPin(ctx context.Context, org, label string) error {
 }
 
 // ListPins lists pins in force, filtered by org and label when given.
-func (c *Client) ListPins(ctx context.Context, org, label string, p rollout.Page) (server.List[rollout.PinView], error) {
+func (c *Client) ListPins(ctx context.Context, org, label string, p rollout.Page) (api.List[rollout.PinView], error) {
 	q := url.Values{}
 	if org != "" {
 		q.Set("org", org)
@@ -254,7 +254,7 @@ func (c *Client) ListPins(ctx context.Context, org, label string, p rollout.Page
 	if label != "" {
 		q.Set("label", label)
 	}
-	var out server.List[rollout.PinView]
+	var out api.List[rollout.PinView]
 	err := c.do(ctx, "GET", "/api/v1/pins", pageQuery(q, p), nil, &out)
 	return out, err
 }
@@ -271,14 +271,14 @@ func (c *Client) Resolve(ctx context.Context, org, label, runID string) (rollout
 }
 
 // PostEvents stores a batch of job events; it returns once they are durable.
-func (c *Client) PostEvents(ctx context.Context, events []rollout.JobEvent) (server.EventsResponse, error) {
-	var out server.EventsResponse
-	err := c.do(ctx, "POST", "/api/v1/events", nil, server.EventsRequest{Events: events}, &out)
+func (c *Client) PostEvents(ctx context.Context, events []rollout.JobEvent) (api.EventsResponse, error) {
+	var out api.EventsResponse
+	err := c.do(ctx, "POST", "/api/v1/events", nil, api.EventsRequest{Events: events}, &out)
 	return out, err
 }
 
 // Audit lists audit entries, newest first.
-func (c *Client) Audit(ctx context.Context, f rollout.AuditFilter, p rollout.Page) (server.List[rollout.AuditEntry], error) {
+func (c *Client) Audit(ctx context.Context, f rollout.AuditFilter, p rollout.Page) (api.List[rollout.AuditEntry], error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"actor": f.Actor, "action": f.Action, "subject": f.SubjectPrefix} {
 		if v != "" {
@@ -291,7 +291,7 @@ func (c *Client) Audit(ctx context.Context, f rollout.AuditFilter, p rollout.Pag
 	if !f.Until.IsZero() {
 		q.Set("until", f.Until.Format(time.RFC3339Nano))
 	}
-	var out server.List[rollout.AuditEntry]
+	var out api.List[rollout.AuditEntry]
 	err := c.do(ctx, "GET", "/api/v1/audit", pageQuery(q, p), nil, &out)
 	return out, err
 }

@@ -15,17 +15,24 @@ const module = "github.com/imagegate/imagegate/"
 // forbidden maps a package (prefix) to the packages (prefixes) it must not
 // import, directly or indirectly.
 var forbidden = map[string][]string{
-	"internal/":              {"cmd/"},
-	"internal/snapshot":      {"internal/scan", "internal/source", "internal/sandbox", "internal/diff", "internal/check"},
-	"internal/source":        {"internal/scan", "internal/sandbox", "internal/diff", "internal/check"},
-	"internal/sandbox":       {"internal/scan", "internal/source", "internal/diff", "internal/check"},
-	"internal/diff":          {"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
-	"internal/version":       {"internal/"},
-	"internal/scan/ldso":     {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools"},
-	"internal/scan/ospkg":    {"internal/scan/python", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
-	"internal/scan/tools":    {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/source"},
-	"internal/scan/runtimes": {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/source"},
-	"internal/scan/python":   {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
+	"internal/":               {"cmd/"},
+	"internal/snapshot":       {"internal/scan", "internal/source", "internal/sandbox", "internal/diff", "internal/check"},
+	"internal/source":         {"internal/scan", "internal/sandbox", "internal/diff", "internal/check"},
+	"internal/sandbox":        {"internal/scan", "internal/source", "internal/diff", "internal/check"},
+	"internal/diff":           {"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
+	"internal/version":        {"internal/"},
+	"internal/rollout":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
+	"internal/store/":         {"internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
+	"internal/store/sqlite":   {"internal/store/postgres"},
+	"internal/store/postgres": {"internal/store/sqlite"},
+	"internal/server":         {"internal/store", "internal/scan", "internal/source", "internal/sandbox"},
+	"internal/apiclient":      {"internal/store", "internal/server"},
+	"internal/api":            {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
+	"internal/scan/ldso":      {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools"},
+	"internal/scan/ospkg":     {"internal/scan/python", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
+	"internal/scan/tools":     {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/source"},
+	"internal/scan/runtimes":  {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/source"},
+	"internal/scan/python":    {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
 }
 
 func TestImportsPointInward(t *testing.T) {

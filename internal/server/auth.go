@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/rollout"
 )
 
@@ -172,9 +173,9 @@ func (c *tokenCache) authenticate(ctx context.Context, header string) (Principal
 	token, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok || token == "" {
 		if header == "" {
-			return Principal{}, fmt.Errorf("missing Authorization: Bearer <token> header (set IMAGEGATE_TOKEN): %w", ErrUnauthenticated)
+			return Principal{}, fmt.Errorf("missing Authorization: Bearer <token> header (set IMAGEGATE_TOKEN): %w", api.ErrUnauthenticated)
 		}
-		return Principal{}, fmt.Errorf("authorization header is not \"Bearer <token>\": %w", ErrUnauthenticated)
+		return Principal{}, fmt.Errorf("authorization header is not \"Bearer <token>\": %w", api.ErrUnauthenticated)
 	}
 	key := sha256.Sum256([]byte(token))
 	now := c.now()
@@ -201,7 +202,7 @@ func (c *tokenCache) authenticate(ctx context.Context, header string) (Principal
 		c.mu.Unlock()
 	}
 	if e.unknown {
-		return Principal{}, fmt.Errorf("unknown token: %w", ErrUnauthenticated)
+		return Principal{}, fmt.Errorf("unknown token: %w", api.ErrUnauthenticated)
 	}
 	return e.p, nil
 }

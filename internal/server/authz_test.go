@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/apiclient"
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/server"
@@ -74,7 +75,7 @@ func requestFor(t *testing.T, base string, rt server.Route, rolloutID string, ex
 	case rt.Method == "PUT" && strings.HasPrefix(rt.Path, "/api/v1/pins/"):
 		body = `{"version":"v1","reason":"r","expiresAt":"` + expires.Format(time.RFC3339) + `"}`
 	case strings.HasSuffix(rt.Path, "/rings") && rt.Method == "PUT":
-		b, _ := json.Marshal(server.Rings{Rings: threeRings})
+		b, _ := json.Marshal(api.Rings{Rings: threeRings})
 		body = string(b)
 	case rt.Path == "/api/v1/tokens":
 		body = `{"name":"x","role":"runner"}`
@@ -105,11 +106,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustPush(t, e.admin, label, "v1", passReport)
-	if _, err := e.admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v1"}); err != nil {
+	if _, err := e.admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v1"}); err != nil {
 		t.Fatal(err)
 	}
 	mustPush(t, e.admin, label, "v2", passReport)
-	r, err := e.admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v2"})
+	r, err := e.admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				t.Errorf("%s as %s: %d %s, want 403", name, caller, resp.StatusCode, body)
 			}
 			if resp.StatusCode >= 400 {
-				var eb server.ErrorBody
+				var eb api.ErrorBody
 				if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
 					t.Errorf("%s as %s: error body %q is not {\"error\":{\"code\",\"message\"}}", name, caller, body)
 				}
@@ -184,17 +185,17 @@ func TestErrorStatuses(t *testing.T) {
 		status     int
 		code       string
 	}{
-		{"unknown rollout", "GET", "/api/v1/rollouts/nope", "", 404, server.CodeNotFound},
-		{"unknown image resolve", "GET", "/api/v1/resolve?org=a&label=nope", "", 404, server.CodeNotFound},
-		{"resolve without org", "GET", "/api/v1/resolve?label=" + label, "", 400, server.CodeInvalid},
-		{"duplicate version", "POST", "/api/v1/images/" + label + "/versions", `{"version":"v1"}`, 409, server.CodeConflict},
-		{"unknown field", "POST", "/api/v1/images/" + label + "/versions", `{"version":"v9","colour":"red"}`, 400, server.CodeInvalid},
-		{"bad limit", "GET", "/api/v1/images?limit=-1", "", 400, server.CodeInvalid},
-		{"bad bake time", "POST", "/api/v1/rollouts", `{"label":"` + label + `","version":"v1","bakeTimes":{"canary":"soon"}}`, 400, server.CodeInvalid},
-		{"bad audit time", "GET", "/api/v1/audit?since=yesterday", "", 400, server.CodeInvalid},
-		{"revoke without reason", "POST", "/api/v1/images/" + label + "/versions/v1/revoke", `{}`, 400, server.CodeInvalid},
-		{"bad ring plan", "PUT", "/api/v1/rings", `{"rings":[{"name":"a","percent":50}]}`, 400, server.CodeInvalid},
-		{"token with bad role", "POST", "/api/v1/tokens", `{"name":"x","role":"root"}`, 400, server.CodeInvalid},
+		{"unknown rollout", "GET", "/api/v1/rollouts/nope", "", 404, api.CodeNotFound},
+		{"unknown image resolve", "GET", "/api/v1/resolve?org=a&label=nope", "", 404, api.CodeNotFound},
+		{"resolve without org", "GET", "/api/v1/resolve?label=" + label, "", 400, api.CodeInvalid},
+		{"duplicate version", "POST", "/api/v1/images/" + label + "/versions", `{"version":"v1"}`, 409, api.CodeConflict},
+		{"unknown field", "POST", "/api/v1/images/" + label + "/versions", `{"version":"v9","colour":"red"}`, 400, api.CodeInvalid},
+		{"bad limit", "GET", "/api/v1/images?limit=-1", "", 400, api.CodeInvalid},
+		{"bad bake time", "POST", "/api/v1/rollouts", `{"label":"` + label + `","version":"v1","bakeTimes":{"canary":"soon"}}`, 400, api.CodeInvalid},
+		{"bad audit time", "GET", "/api/v1/audit?since=yesterday", "", 400, api.CodeInvalid},
+		{"revoke without reason", "POST", "/api/v1/images/" + label + "/versions/v1/revoke", `{}`, 400, api.CodeInvalid},
+		{"bad ring plan", "PUT", "/api/v1/rings", `{"rings":[{"name":"a","percent":50}]}`, 400, api.CodeInvalid},
+		{"token with bad role", "POST", "/api/v1/tokens", `{"name":"x","role":"root"}`, 400, api.CodeInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,7 +206,7 @@ func TestErrorStatuses(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var eb server.ErrorBody
+			var eb api.ErrorBody
 			if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
 				t.Fatal(err)
 			}
@@ -227,7 +228,7 @@ func TestBodyLimit(t *testing.T) {
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 	c, _ := apiclient.New(hs.URL, adminSecret, nil)
-	_, err = c.PushVersion(context.Background(), label, server.PushVersionRequest{Version: "big", Snapshot: []byte(`"` + strings.Repeat("x", 4096) + `"`)})
+	_, err = c.PushVersion(context.Background(), label, api.PushVersionRequest{Version: "big", Snapshot: []byte(`"` + strings.Repeat("x", 4096) + `"`)})
 	var apiErr *apiclient.Error
 	if !errors.As(err, &apiErr) || apiErr.Status != 400 || !strings.Contains(apiErr.Message, "limit of 1024 bytes") {
 		t.Fatalf("oversized push: %v", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/apiclient"
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/server"
@@ -147,7 +148,7 @@ func orgsByRing(t testing.TB, plan []rollout.Ring) []string {
 
 func mustPush(t testing.TB, c *apiclient.Client, label, version, report string) rollout.Version {
 	t.Helper()
-	req := server.PushVersionRequest{Version: version, Snapshot: []byte(`{"schemaVersion":1}`)}
+	req := api.PushVersionRequest{Version: version, Snapshot: []byte(`{"schemaVersion":1}`)}
 	if report != "" {
 		req.CheckReport = []byte(report)
 	}

@@ -2,78 +2,14 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
-	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/api"
 )
-
-// Error codes of the JSON error body {"error": {"code", "message"}}. They
-// are part of the API: clients (apiclient, the CLI) map them back to the
-// rollout.Err* kinds.
-const (
-	CodeNotFound        = "not_found"
-	CodeConflict        = "conflict"
-	CodeInvalid         = "invalid"
-	CodeForbidden       = "forbidden"
-	CodePrecondition    = "precondition_failed"
-	CodeUnauthenticated = "unauthenticated"
-	CodeInternal        = "internal"
-)
-
-// ErrUnauthenticated is a missing, malformed or unknown bearer token (401).
-var ErrUnauthenticated = errors.New("unauthenticated")
-
-// errorKinds is the one mapping from error kind to HTTP status and code.
-var errorKinds = []struct {
-	err    error
-	status int
-	code   string
-}{
-	{ErrUnauthenticated, http.StatusUnauthorized, CodeUnauthenticated},
-	{rollout.ErrNotFound, http.StatusNotFound, CodeNotFound},
-	{rollout.ErrConflict, http.StatusConflict, CodeConflict},
-	{rollout.ErrInvalid, http.StatusBadRequest, CodeInvalid},
-	{rollout.ErrForbidden, http.StatusForbidden, CodeForbidden},
-	{rollout.ErrPrecondition, http.StatusPreconditionFailed, CodePrecondition},
-}
-
-// Classify returns the HTTP status and error code for err; anything that is
-// not one of the known kinds is an internal error.
-func Classify(err error) (status int, code string) {
-	for _, k := range errorKinds {
-		if errors.Is(err, k.err) {
-			return k.status, k.code
-		}
-	}
-	return http.StatusInternalServerError, CodeInternal
-}
-
-// KindOf maps an error code back to its sentinel error, for clients; nil
-// for an unknown code.
-func KindOf(code string) error {
-	for _, k := range errorKinds {
-		if k.code == code {
-			return k.err
-		}
-	}
-	return nil
-}
-
-// ErrorBody is the JSON body of every error response.
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
-
-// ErrorDetail says what went wrong; Message is meant for people.
-type ErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, code := Classify(err)
+	status, code := api.Classify(err)
 	msg := err.Error()
 	if status == http.StatusInternalServerError {
 		// The details of an internal error are for the operator's log,
@@ -84,7 +20,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="imagegate"`)
 	}
-	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: strings.TrimSpace(msg)}})
+	writeJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: strings.TrimSpace(msg)}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

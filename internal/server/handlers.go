@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/rollout"
 )
 
@@ -113,22 +114,8 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ Principal) er
 	return nil
 }
 
-// CreateTokenRequest asks for a new API token.
-type CreateTokenRequest struct {
-	Name string `json:"name"`
-	Role string `json:"role"`
-}
-
-// CreateTokenResponse carries the token in clear, shown only this once.
-type CreateTokenResponse struct {
-	ID    string `json:"id"`
-	Name  string `json:"name"`
-	Role  string `json:"role"`
-	Token string `json:"token"`
-}
-
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p Principal) error {
-	var req CreateTokenRequest
+	var req api.CreateTokenRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -136,7 +123,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p Principal
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, CreateTokenResponse{ID: t.ID, Name: t.Name, Role: t.Role, Token: secret})
+	writeJSON(w, http.StatusCreated, api.CreateTokenResponse{ID: t.ID, Name: t.Name, Role: t.Role, Token: secret})
 	return nil
 }
 
@@ -166,16 +153,8 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request, _ Principa
 	return nil
 }
 
-// PushVersionRequest registers a version with its evidence: the snapshot
-// from `imagegate scan` and the report from `imagegate check -o json`.
-type PushVersionRequest struct {
-	Version     string          `json:"version"`
-	Snapshot    json.RawMessage `json:"snapshot,omitempty"`
-	CheckReport json.RawMessage `json:"checkReport,omitempty"`
-}
-
 func (s *Server) pushVersion(w http.ResponseWriter, r *http.Request, p Principal) error {
-	var req PushVersionRequest
+	var req api.PushVersionRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -199,14 +178,9 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request, _ Principal)
 	return nil
 }
 
-// ReasonRequest is the body of actions that record why they were taken.
-type ReasonRequest struct {
-	Reason string `json:"reason"`
-}
-
 // decodeReason accepts an empty body as no reason.
 func decodeReason(r *http.Request) (string, error) {
-	var req ReasonRequest
+	var req api.ReasonRequest
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return "", bodyError(err)
@@ -243,24 +217,18 @@ func (s *Server) revokeVersion(w http.ResponseWriter, r *http.Request, p Princip
 	return nil
 }
 
-// Rings is the ring plan of an image, or the global plan.
-type Rings struct {
-	Label string         `json:"label,omitempty"`
-	Rings []rollout.Ring `json:"rings"`
-}
-
 func (s *Server) getRings(w http.ResponseWriter, r *http.Request, _ Principal) error {
 	label := r.PathValue("label")
 	rings, err := s.st.GetRings(r.Context(), label)
 	if err != nil {
 		return fmt.Errorf("rings of %q: %w", label, err)
 	}
-	writeJSON(w, http.StatusOK, Rings{Label: label, Rings: rings})
+	writeJSON(w, http.StatusOK, api.Rings{Label: label, Rings: rings})
 	return nil
 }
 
 func (s *Server) putRings(w http.ResponseWriter, r *http.Request, p Principal) error {
-	var req Rings
+	var req api.Rings
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -268,7 +236,7 @@ func (s *Server) putRings(w http.ResponseWriter, r *http.Request, p Principal) e
 	if err := s.svc.SetRings(r.Context(), p.Actor(), label, req.Rings); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, Rings{Label: label, Rings: req.Rings})
+	writeJSON(w, http.StatusOK, api.Rings{Label: label, Rings: req.Rings})
 	return nil
 }
 
@@ -303,21 +271,8 @@ func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request, _ Principa
 	return nil
 }
 
-// StartRolloutRequest starts rolling a version out. BakeTimes override the
-// bake time of rings by name, as Go durations ("30m").
-type StartRolloutRequest struct {
-	Label       string            `json:"label"`
-	Version     string            `json:"version"`
-	Expedited   bool              `json:"expedited,omitempty"`
-	BakeTimes   map[string]string `json:"bakeTimes,omitempty"`
-	Force       bool              `json:"force,omitempty"`
-	ForceReason string            `json:"forceReason,omitempty"`
-	// AutoRollback rolls back by itself when a ring turns unhealthy.
-	AutoRollback bool `json:"autoRollback,omitempty"`
-}
-
 func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, p Principal) error {
-	var req StartRolloutRequest
+	var req api.StartRolloutRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -390,22 +345,12 @@ func (s *Server) listPins(w http.ResponseWriter, r *http.Request, p Principal) e
 	return nil
 }
 
-// SetPinRequest pins org+label (from the path) to a version until ExpiresAt.
-type SetPinRequest struct {
-	Version   string    `json:"version"`
-	Reason    string    `json:"reason"`
-	ExpiresAt time.Time `json:"expiresAt"`
-	// Owner is who to ask about the pin; the caller when empty.
-	Owner           string `json:"owner,omitempty"`
-	OverrideRevoked bool   `json:"overrideRevoked,omitempty"`
-}
-
 func (s *Server) setPin(w http.ResponseWriter, r *http.Request, p Principal) error {
 	org, label := r.PathValue("org"), r.PathValue("label")
 	if err := p.mayActFor(org); err != nil {
 		return err
 	}
-	var req SetPinRequest
+	var req api.SetPinRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -436,25 +381,12 @@ func (s *Server) clearPin(w http.ResponseWriter, r *http.Request, p Principal) e
 	return nil
 }
 
-// EventsRequest is a batch of job outcomes; a bare JSON array of events is
-// accepted too.
-type EventsRequest struct {
-	Events []rollout.JobEvent `json:"events"`
-}
-
-// EventsResponse says how many events were received and how many were
-// new (the rest had a jobId already stored: retries are harmless).
-type EventsResponse struct {
-	Received int `json:"received"`
-	New      int `json:"new"`
-}
-
 func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Principal) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return bodyError(err)
 	}
-	var req EventsRequest
+	var req api.EventsRequest
 	body = bytes.TrimSpace(body)
 	if len(body) > 0 && body[0] == '[' {
 		err = json.Unmarshal(body, &req.Events)
@@ -477,7 +409,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Principal) err
 	}
 	s.metrics.eventBatches.WithLabelValues("stored").Inc()
 	s.metrics.eventsIngested.Add(float64(n))
-	writeJSON(w, http.StatusOK, EventsResponse{Received: len(req.Events), New: n})
+	writeJSON(w, http.StatusOK, api.EventsResponse{Received: len(req.Events), New: n})
 	return nil
 }
 

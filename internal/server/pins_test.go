@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/apiclient"
 	"github.com/imagegate/imagegate/internal/rollout"
-	"github.com/imagegate/imagegate/internal/server"
 )
 
 func wantStatus(t *testing.T, err error, status int) {
@@ -32,7 +32,7 @@ func TestPins(t *testing.T) {
 	}
 	for _, v := range []string{"v1", "v2"} {
 		mustPush(t, e.admin, label, v, passReport)
-		if _, err := e.admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: v}); err != nil {
+		if _, err := e.admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: v}); err != nil {
 			t.Fatal(err)
 		}
 		for range 4 {
@@ -45,7 +45,7 @@ func TestPins(t *testing.T) {
 	}
 
 	// org-a pins itself back to v1 for a day.
-	pin, err := orgA.SetPin(ctx, "org-a", label, server.SetPinRequest{Version: "v1", Reason: "our builds break on v2", ExpiresAt: e.clock.Now().Add(24 * time.Hour)})
+	pin, err := orgA.SetPin(ctx, "org-a", label, api.SetPinRequest{Version: "v1", Reason: "our builds break on v2", ExpiresAt: e.clock.Now().Add(24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,16 +61,16 @@ func TestPins(t *testing.T) {
 	}
 
 	// Tokens stay within their role.
-	_, err = orgB.SetPin(ctx, "org-a", label, server.SetPinRequest{Version: "v2", Reason: "r", ExpiresAt: e.clock.Now().Add(time.Hour)})
+	_, err = orgB.SetPin(ctx, "org-a", label, api.SetPinRequest{Version: "v2", Reason: "r", ExpiresAt: e.clock.Now().Add(time.Hour)})
 	wantStatus(t, err, http.StatusForbidden)
 	wantStatus(t, orgB.ClearPin(ctx, "org-a", label), http.StatusForbidden)
 	_, err = orgB.ListPins(ctx, "org-a", "", rollout.Page{})
 	wantStatus(t, err, http.StatusForbidden)
 	_, err = orgB.Resolve(ctx, "org-a", label, "")
 	wantStatus(t, err, http.StatusForbidden)
-	_, err = e.runner.SetPin(ctx, "org-a", label, server.SetPinRequest{Version: "v2", Reason: "r", ExpiresAt: e.clock.Now().Add(time.Hour)})
+	_, err = e.runner.SetPin(ctx, "org-a", label, api.SetPinRequest{Version: "v2", Reason: "r", ExpiresAt: e.clock.Now().Add(time.Hour)})
 	wantStatus(t, err, http.StatusForbidden)
-	_, err = e.runner.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v1"})
+	_, err = e.runner.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v1"})
 	wantStatus(t, err, http.StatusForbidden)
 	_, err = e.runner.Act(ctx, "any", apiclient.ActionRollback, "")
 	wantStatus(t, err, http.StatusForbidden)
@@ -96,7 +96,7 @@ func TestPins(t *testing.T) {
 	}
 
 	// An admin pins any org; clearing removes it; clearing again is 404.
-	if _, err := e.admin.SetPin(ctx, "org-b", label, server.SetPinRequest{Version: "v1", Reason: "support case 7", ExpiresAt: e.clock.Now().Add(time.Hour)}); err != nil {
+	if _, err := e.admin.SetPin(ctx, "org-b", label, api.SetPinRequest{Version: "v1", Reason: "support case 7", ExpiresAt: e.clock.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if res, _ := e.runner.Resolve(ctx, "org-b", label, ""); res.Version != "v1" {
@@ -114,11 +114,11 @@ func TestPins(t *testing.T) {
 	if _, err := e.admin.RevokeVersion(ctx, label, "v1", "CVE-2026-0001 in openssl"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = orgA.SetPin(ctx, "org-a", label, server.SetPinRequest{Version: "v1", Reason: "again", ExpiresAt: e.clock.Now().Add(time.Hour)})
+	_, err = orgA.SetPin(ctx, "org-a", label, api.SetPinRequest{Version: "v1", Reason: "again", ExpiresAt: e.clock.Now().Add(time.Hour)})
 	if err == nil {
 		t.Fatal("pin to a revoked version accepted")
 	}
-	if _, err := orgA.SetPin(ctx, "org-a", label, server.SetPinRequest{Version: "v1", Reason: "air-gapped, accepted risk", OverrideRevoked: true, ExpiresAt: e.clock.Now().Add(time.Hour)}); err != nil {
+	if _, err := orgA.SetPin(ctx, "org-a", label, api.SetPinRequest{Version: "v1", Reason: "air-gapped, accepted risk", OverrideRevoked: true, ExpiresAt: e.clock.Now().Add(time.Hour)}); err != nil {
 		t.Fatalf("override: %v", err)
 	}
 }
@@ -167,9 +167,9 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustPush(t, e.admin, label, "v1", passReport)
-	e.admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v1"})
+	e.admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v1"})
 	mustPush(t, e.admin, label, "v2", passReport)
-	e.admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v2"})
+	e.admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v2"})
 	e.tick(t, 0)
 	for range 3 {
 		e.runner.Resolve(ctx, "org-1", label, "")

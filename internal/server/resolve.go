@@ -9,6 +9,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/rollout"
 )
 
@@ -31,7 +32,7 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 		res, err = s.svc.Resolve(r.Context(), org, label, run)
 	}
 	if err != nil {
-		_, code := Classify(err)
+		_, code := api.Classify(err)
 		s.metrics.resolves.WithLabelValues("none", code).Inc()
 		s.writeError(w, r, err)
 		return

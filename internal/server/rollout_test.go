@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/apiclient"
 	"github.com/imagegate/imagegate/internal/rollout"
-	"github.com/imagegate/imagegate/internal/server"
 )
 
 const label = "ubuntu-22.04"
@@ -70,7 +70,7 @@ func TestRolloutLifecycle(t *testing.T) {
 
 	// The first version becomes the default at once.
 	mustPush(t, admin, label, "v1", passReport)
-	r1, err := admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v1"})
+	r1, err := admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestRolloutLifecycle(t *testing.T) {
 
 	// v2 through the rings by bake time.
 	mustPush(t, admin, label, "v2", passReport)
-	r2, err := admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v2"})
+	r2, err := admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestRolloutLifecycle(t *testing.T) {
 
 	// Rollback mid-rollout: the very next resolve answers v2 everywhere.
 	mustPush(t, admin, label, "v3", passReport)
-	r3, err := admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v3"})
+	r3, err := admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v3"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestRolloutLifecycle(t *testing.T) {
 	// A halted rollout is superseded by an expedited hotfix, which still
 	// passes every ring, with shorter bake times.
 	mustPush(t, admin, label, "v4", passReport)
-	r4, err := admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v4"})
+	r4, err := admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v4"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestRolloutLifecycle(t *testing.T) {
 	}
 	wantState(t, admin, r4.ID, rollout.StateHalted, 0)
 	mustPush(t, admin, label, "v5", passReport)
-	r5, err := admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v5", Expedited: true})
+	r5, err := admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v5", Expedited: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,12 +190,12 @@ func TestRolloutLifecycle(t *testing.T) {
 
 	// A version whose gate failed needs force with a reason.
 	mustPush(t, admin, label, "v6", `{"verdict":"fail"}`)
-	_, err = admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v6"})
+	_, err = admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v6"})
 	var apiErr *apiclient.Error
 	if !errors.As(err, &apiErr) || apiErr.Status != 412 || !errors.Is(err, rollout.ErrPrecondition) {
 		t.Fatalf("start of a failed version: %v, want HTTP 412 precondition_failed", err)
 	}
-	r6, err := admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "v6", Force: true, ForceReason: "the failure is a false positive, see #12"})
+	r6, err := admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v6", Force: true, ForceReason: "the failure is a false positive, see #12"})
 	if err != nil || !r6.Forced {
 		t.Fatalf("forced start: %+v, %v", r6, err)
 	}
@@ -211,11 +211,11 @@ func TestConcurrentResolvesWhileAdvancing(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustPush(t, e.admin, label, "old", passReport)
-	if _, err := e.admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "old"}); err != nil {
+	if _, err := e.admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "old"}); err != nil {
 		t.Fatal(err)
 	}
 	mustPush(t, e.admin, label, "new", passReport)
-	r, err := e.admin.StartRollout(ctx, server.StartRolloutRequest{Label: label, Version: "new"})
+	r, err := e.admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "new"})
 	if err != nil {
 		t.Fatal(err)
 	}

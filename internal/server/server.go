@@ -1,6 +1,8 @@
 // Package server is imagegate's control-plane HTTP API: REST JSON under
 // /api/v1 over rollout.Service, bearer-token authentication with roles,
 // the OpenAPI document, health endpoints and Prometheus metrics.
+// The bodies it reads and writes are package api's, which the client
+// shares.
 //
 // It knows the domain (package rollout) and nothing of the stores: the
 // serve command wires a store and a service into it.
@@ -18,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/rollout"
 )
 
@@ -240,18 +243,11 @@ func bodyError(err error) error {
 	return fmt.Errorf("request body: %v: %w", err, rollout.ErrInvalid)
 }
 
-// List is the shape of every paginated response: pass Next as ?after= to
-// get the following page; it is empty on the last page.
-type List[T any] struct {
-	Items []T    `json:"items"`
-	Next  string `json:"next,omitempty"`
-}
-
-func list[T any](items []T, next string) List[T] {
+func list[T any](items []T, next string) api.List[T] {
 	if items == nil {
 		items = []T{}
 	}
-	return List[T]{Items: items, Next: next}
+	return api.List[T]{Items: items, Next: next}
 }
 
 // MaxPageLimit is the largest ?limit= honoured; DefaultPageLimit applies
