@@ -86,14 +86,16 @@ type Store interface {
 	// write wins: it returns the version stored for (runID, label), the
 	// given one when new. Keyed by run and label because one run may use
 	// several images. Entries older than the store's retention may be
-	// forgotten.
+	// forgotten. It need not be durable when it returns: a crash of the
+	// machine or database server may forget the latest assignments.
 	AssignRun(ctx context.Context, runID, label, version string, now time.Time) (string, error)
 	// ForgetRuns drops run assignments of label (rollback, revocation) so
 	// affinity never pins a run to a version that was taken back.
 	ForgetRuns(ctx context.Context, label string) error
 
 	// AddServed adds resolve counts (batched by the server) into
-	// whole-minute buckets (Minute is truncated).
+	// whole-minute buckets (Minute is truncated). Like AssignRun it need
+	// not be durable when it returns: such a crash may drop the latest counts.
 	AddServed(ctx context.Context, counts []Served) error
 	// ServedSince sums counts of label per version, ring and reason over
 	// whole minutes, from the minute containing since on; each result's

@@ -13,11 +13,19 @@
 // power loss or kernel panic, and the control plane promises "durable
 // before the 2xx". The cost is one fsync per transaction; with batches of
 // 500 events it is small (see BenchmarkAppendEvents).
+//
+// The exceptions are AssignRun and AddServed, whose contract allows losing
+// recent writes: they commit with synchronous=NORMAL (see writeRelaxed),
+// because an fsync per group of new runs halves resolve throughput. A
+// power loss can forget the last run assignments (a re-run may then get
+// another version, as after RunRetention) and served counts; kill -9
+// forgets nothing.
 package sqlite
 
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -181,7 +189,43 @@ func (db *DB) migrate(ctx context.Context) error {
 
 // write runs fn in an IMMEDIATE transaction on the writer connection.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.wr.BeginTx(ctx, nil)
+	return db.writeOn(ctx, db.wr, fn)
+}
+
+// writeRelaxed is write without the fsync at commit, for the data whose
+// contract lets a power loss drop its last writes (run assignments,
+// served counts): the transaction runs with synchronous=NORMAL, which in
+// WAL mode still survives a crash of the process, and FULL is restored
+// before the connection serves anyone else. The next FULL commit (or
+// checkpoint) fsyncs the WAL, these frames included.
+func (db *DB) writeRelaxed(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	conn, err := db.wr.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin write on %s: %w", db.path, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return fmt.Errorf("relax synchronous on %s: %w", db.path, err)
+	}
+	err = db.writeOn(ctx, conn, fn)
+	// Restored even when ctx is done: a writer connection left at NORMAL
+	// would silently relax events, rollouts and pins too. If that fails
+	// the connection is discarded instead, and the pool opens a new one
+	// (FULL from the DSN).
+	if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); rerr != nil {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+		return errors.Join(err, fmt.Errorf("restore synchronous on %s: %w", db.path, rerr))
+	}
+	return err
+}
+
+// beginner is the writer pool or one connection taken from it.
+type beginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+func (db *DB) writeOn(ctx context.Context, wr beginner, fn func(tx *sql.Tx) error) error {
+	tx, err := wr.BeginTx(ctx, nil)
 	// SQLite answers BUSY without calling the busy handler in a few states
 	// (another process switching the file to WAL or recovering it), so
 	// BEGIN is retried for as long as busy_timeout would have waited.
@@ -191,7 +235,7 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 			return fmt.Errorf("begin write on %s: %w", db.path, ctx.Err())
 		case <-time.After(wait):
 		}
-		tx, err = db.wr.BeginTx(ctx, nil)
+		tx, err = wr.BeginTx(ctx, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("begin write on %s: %w", db.path, err)

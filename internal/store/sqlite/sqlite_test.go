@@ -206,3 +206,45 @@ func FuzzCursor(f *testing.F) {
 		check("ListImages", err)
 	})
 }
+
+// TestRelaxedCommitsRestoreFull checks that the writes committed without
+// an fsync (AssignRun, AddServed) leave the shared writer connection at
+// synchronous=FULL, so events, rollouts and pins stay durable.
+func TestRelaxedCommitsRestoreFull(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	served := []rollout.Served{{Label: "img", Version: "v1", Minute: storetest.T0, Count: 1}}
+	tests := []struct {
+		name    string
+		wantErr bool
+		do      func() error
+	}{
+		{"assign run", false, func() error {
+			_, err := db.AssignRun(context.Background(), "run-1", "img", "v1", storetest.T0)
+			return err
+		}},
+		{"assign run again", false, func() error {
+			_, err := db.AssignRun(context.Background(), "run-1", "img", "v2", storetest.T0)
+			return err
+		}},
+		{"add served", false, func() error { return db.AddServed(context.Background(), served) }},
+		{"add served canceled", true, func() error { return db.AddServed(canceled, served) }},
+		{"append events", false, func() error {
+			_, err := db.AppendEvents(context.Background(), storetest.Events("r", "img", "v1", 3))
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		if err := tt.do(); (err != nil) != tt.wantErr {
+			t.Fatalf("%s: err = %v, want error %v", tt.name, err, tt.wantErr)
+		}
+		got, err := db.WriterSynchronous(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != 2 {
+			t.Errorf("after %s: writer synchronous = %d, want 2 (FULL)", tt.name, got)
+		}
+	}
+}

@@ -766,7 +766,8 @@ func (db *DB) CountJobs(ctx context.Context, label, version string, ring int, si
 // then.
 //
 // It is on the resolve path of every new run, so concurrent calls are
-// group-committed: one transaction (one fsync) for all the calls waiting.
+// group-committed: one transaction for all the calls waiting, without an
+// fsync (synchronous=NORMAL; see the package doc).
 func (db *DB) AssignRun(ctx context.Context, runID, label, version string, now time.Time) (string, error) {
 	req := &assignReq{runID: runID, label: label, version: version, now: now, done: make(chan struct{})}
 	select {
@@ -822,7 +823,7 @@ func (db *DB) assignLoop() {
 				break drain
 			}
 		}
-		err := db.write(context.Background(), func(tx *sql.Tx) error {
+		err := db.writeRelaxed(context.Background(), func(tx *sql.Tx) error {
 			ins, err := tx.Prepare(`INSERT INTO runs (run_id, label, version, assigned_at) VALUES (?, ?, ?, ?)
 				ON CONFLICT DO NOTHING RETURNING version`)
 			if err != nil {
@@ -877,11 +878,12 @@ func (db *DB) ForgetRuns(ctx context.Context, label string) error {
 }
 
 // AddServed adds counts into whole-minute buckets (Minute is truncated).
+// Like AssignRun it commits without an fsync: the counts are statistics.
 func (db *DB) AddServed(ctx context.Context, counts []rollout.Served) error {
 	if len(counts) == 0 {
 		return nil
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.writeRelaxed(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO served (label, minute, version, ring, reason, count)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (label, minute, version, ring, reason) DO UPDATE SET count = count + excluded.count`)
