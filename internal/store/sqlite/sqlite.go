@@ -56,11 +56,15 @@ type DB struct {
 	wr   *sql.DB // one connection: the only writer of this process
 	rd   *sql.DB // readers
 
-	assign   chan *assignReq // to assignLoop
-	assigned int             // assignLoop's count of runs since the last prune
-	quit     chan struct{}
-	wg       sync.WaitGroup
-	closing  sync.Once
+	// insRun and selRun are AssignRun's statements, prepared once on the
+	// writer: parsing them for every group commit cost a quarter of its
+	// time under resolve load.
+	insRun, selRun *sql.Stmt
+	assign         chan *assignReq // to assignLoop
+	assigned       int             // assignLoop's count of runs since the last prune
+	quit           chan struct{}
+	wg             sync.WaitGroup
+	closing        sync.Once
 }
 
 var _ rollout.Store = (*DB)(nil)
@@ -116,6 +120,15 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		wr.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	if db.insRun, err = wr.PrepareContext(ctx, `INSERT INTO runs (run_id, label, version, assigned_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING version`); err == nil {
+		db.selRun, err = wr.PrepareContext(ctx, `SELECT version FROM runs WHERE run_id = ? AND label = ?`)
+	}
+	if err != nil {
+		rd.Close()
+		wr.Close()
+		return nil, fmt.Errorf("open sqlite %s: prepare run assignment: %w", path, err)
+	}
 	db.assign = make(chan *assignReq, maxAssignBatch)
 	db.quit = make(chan struct{})
 	db.wg.Add(1)
@@ -130,7 +143,7 @@ func (db *DB) Close() error {
 	db.closing.Do(func() {
 		close(db.quit)
 		db.wg.Wait()
-		err = errors.Join(db.rd.Close(), db.wr.Close())
+		err = errors.Join(db.insRun.Close(), db.selRun.Close(), db.rd.Close(), db.wr.Close())
 	})
 	return err
 }

@@ -248,3 +248,55 @@ func TestRelaxedCommitsRestoreFull(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeRunsByLabel opens a file whose runs table predates 0003 (keyed
+// by run, with an index on label): the assignments stored before keep
+// winning over later ones, and ForgetRuns still drops them.
+func TestUpgradeRunsByLabel(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "imagegate.db")
+	db := mustOpen(t, path)
+	for _, a := range [][2]string{{"run-1", "img"}, {"run-1", "other"}, {"run-2", "img"}} {
+		if _, err := db.AssignRun(t.Context(), a[0], a[1], "v-old", storetest.T0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	// Back to the runs table of 0001_init.sql, as an older imagegate left it.
+	for _, q := range []string{
+		`CREATE TABLE runs_old (run_id TEXT NOT NULL, label TEXT NOT NULL, version TEXT NOT NULL,
+			assigned_at INTEGER NOT NULL, PRIMARY KEY (run_id, label)) WITHOUT ROWID`,
+		`INSERT INTO runs_old SELECT run_id, label, version, assigned_at FROM runs`,
+		`DROP TABLE runs`,
+		`ALTER TABLE runs_old RENAME TO runs`,
+		`CREATE INDEX runs_label ON runs (label)`,
+		`CREATE INDEX runs_assigned ON runs (assigned_at)`,
+		`DELETE FROM schema_migrations WHERE name = '0003_runs_by_label.sql'`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+
+	db = mustOpen(t, path)
+	if err := db.ForgetRuns(t.Context(), "other"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ run, label, want string }{
+		{"run-1", "img", "v-old"},
+		{"run-2", "img", "v-old"},
+		{"run-1", "other", "v-new"}, // forgotten
+		{"run-3", "img", "v-new"},
+	}
+	for _, tt := range tests {
+		got, err := db.AssignRun(t.Context(), tt.run, tt.label, "v-new", storetest.T0.Add(time.Hour))
+		if err != nil || got != tt.want {
+			t.Errorf("AssignRun(%s, %s) after the upgrade = %q, %v; want %q", tt.run, tt.label, got, err, tt.want)
+		}
+	}
+}
