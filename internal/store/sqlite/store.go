@@ -20,8 +20,8 @@ import (
 // PutImage creates the image; an existing one is left as is, with no
 // audit entry.
 func (db *DB) PutImage(ctx context.Context, img rollout.Image, audit rollout.AuditEntry) error {
-	if img.Label == "" {
-		return fmt.Errorf("put image: %w: empty label", rollout.ErrInvalid)
+	if err := rollout.CheckImage(img); err != nil {
+		return err
 	}
 	if img.CreatedAt.IsZero() {
 		img.CreatedAt = time.Now()
@@ -77,8 +77,8 @@ func (db *DB) ListImages(ctx context.Context, p rollout.Page) ([]rollout.Image, 
 // CreateVersion registers v. ErrNotFound when its image does not exist
 // (PutImage first), ErrConflict when label+version exists.
 func (db *DB) CreateVersion(ctx context.Context, v rollout.Version, audit rollout.AuditEntry) error {
-	if v.Label == "" || v.Version == "" {
-		return fmt.Errorf("create version %s %s: %w: label and version are required", v.Label, v.Version, rollout.ErrInvalid)
+	if err := rollout.CheckVersion(v); err != nil {
+		return err
 	}
 	if v.CreatedAt.IsZero() {
 		v.CreatedAt = time.Now()
@@ -273,8 +273,8 @@ const rolloutCols = `id, label, version, from_version, state, ring, ring_started
 // halted) that is not the one superseded, or when supersede changed since
 // it was read.
 func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *rollout.Rollout, audit rollout.AuditEntry) error {
-	if r.Label == "" || r.Version == "" {
-		return fmt.Errorf("create rollout: %w: label and version are required", rollout.ErrInvalid)
+	if err := rollout.CheckRollout(r); err != nil {
+		return err
 	}
 	rings, err := json.Marshal(r.Rings)
 	if err != nil {
@@ -497,8 +497,8 @@ func (db *DB) LastCompleted(ctx context.Context, label string) (string, error) {
 // PutPin creates or replaces org's pin of label; ErrNotFound when the
 // version does not exist.
 func (db *DB) PutPin(ctx context.Context, pin rollout.Pin, audit rollout.AuditEntry) error {
-	if pin.Org == "" || pin.Label == "" || pin.Version == "" {
-		return fmt.Errorf("put pin: %w: org, label and version are required", rollout.ErrInvalid)
+	if err := rollout.CheckPin(pin); err != nil {
+		return err
 	}
 	if pin.CreatedAt.IsZero() {
 		pin.CreatedAt = time.Now()
@@ -660,8 +660,8 @@ func (db *DB) ListAudit(ctx context.Context, f rollout.AuditFilter, p rollout.Pa
 
 // CreateToken stores t; ErrConflict when its ID or hash exists.
 func (db *DB) CreateToken(ctx context.Context, t rollout.Token, audit rollout.AuditEntry) error {
-	if t.ID == "" || len(t.Hash) == 0 {
-		return fmt.Errorf("create token %q: %w: id and hash are required", t.Name, rollout.ErrInvalid)
+	if err := rollout.CheckToken(t); err != nil {
+		return err
 	}
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now()
@@ -711,10 +711,8 @@ func (db *DB) CountTokens(ctx context.Context, role string) (int, error) {
 
 // AppendEvents stores events in one fsynced transaction.
 func (db *DB) AppendEvents(ctx context.Context, events []rollout.JobEvent) (int, error) {
-	for i := range events {
-		if events[i].JobID == "" {
-			return 0, fmt.Errorf("append events: %w: event %d has no jobId", rollout.ErrInvalid, i)
-		}
+	if err := rollout.CheckEvents(events); err != nil {
+		return 0, err
 	}
 	if len(events) == 0 {
 		return 0, nil
@@ -954,8 +952,8 @@ func (db *DB) Generation(ctx context.Context) (int64, error) {
 // holder's. The fence goes up only when the holder changes (releasing
 // counts as a change), so a stale leader's fence is always lower.
 func (db *DB) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, int64, error) {
-	if name == "" || holder == "" {
-		return false, 0, fmt.Errorf("acquire lease: %w: name and holder are required", rollout.ErrInvalid)
+	if err := rollout.CheckLease(name, holder); err != nil {
+		return false, 0, err
 	}
 	var ok bool
 	var fence int64
