@@ -17,11 +17,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/sandbox"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 func mustChroot(tb testing.TB, root string, opts sandbox.ChrootOptions) *sandbox.Chroot {
 	tb.Helper()
-	requireRoot(tb)
+	testenv.RequireRoot(tb)
 	c, err := sandbox.NewChroot(root, opts)
 	if err != nil {
 		tb.Fatal(err)
@@ -30,7 +31,7 @@ func mustChroot(tb testing.TB, root string, opts sandbox.ChrootOptions) *sandbox
 }
 
 func TestPermitted(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	if err := sandbox.Permitted(); err != nil {
 		t.Fatalf("Permitted() as root = %v", err)
 	}
@@ -39,7 +40,7 @@ func TestPermitted(t *testing.T) {
 // Without root, Permitted says what to do. The test runs a copy of this
 // test binary as nobody.
 func TestPermittedAsNobody(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	dir, err := os.MkdirTemp("", "sandbox-nobody")
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +350,7 @@ func BenchmarkChrootRun(b *testing.B) {
 // and is then killed.
 func TestChrootDiesWithImagegate(t *testing.T) {
 	root := mustRootFS(t)
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	const marker = "983.0123"
 	helper := exec.Command(os.Args[0])
 	helper.Env = append(os.Environ(), "SANDBOX_HELPER_ROOT="+root, "SANDBOX_HELPER_MARKER="+marker)
