@@ -174,3 +174,11 @@ func runCmd(tb testing.TB, r target.Runner, cmd sandbox.Command) run {
 	res, err := r.Run(context.Background(), cmd)
 	return run{res, err, stdout.String(), stderr.String()}
 }
+
+// errorsEqual compares errors by message, the part users read.
+func errorsEqual(a, b error) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Error() == b.Error()
+}
