@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,17 +19,11 @@ import (
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/server"
 	"github.com/imagegate/imagegate/internal/store/sqlite"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 // -update-client, not -update: other tests of this package may define that.
 var updateClient = flag.Bool("update-client", false, "rewrite testdata/client.golden")
-
-type fixedClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fixedClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 
 // TestClientOutputs runs the client commands in process against a real
 // server on a fixed clock and compares their table and JSON output with
@@ -43,7 +36,7 @@ func TestClientOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	clk := &fixedClock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{Clock: clk})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imagegate/imagegate/internal/testenv"
 	"github.com/itchyny/gojq"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -45,22 +46,7 @@ func TestScripts(t *testing.T) {
 // pyenvVersions finds this machine's CPython builds; under CI they are
 // required, elsewhere their absence skips the scripts that need them.
 func pyenvVersions(t *testing.T) string {
-	root := os.Getenv("PYENV_ROOT")
-	if root == "" {
-		if out, err := exec.Command("pyenv", "root").Output(); err == nil {
-			root = strings.TrimSpace(string(out))
-		} else {
-			root = filepath.Join(os.Getenv("HOME"), ".pyenv")
-		}
-	}
-	v := filepath.Join(root, "versions")
-	if _, err := os.Stat(filepath.Join(v, "3.7.16", "bin", "python3.7")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CPython builds are required under CI: %v", err)
-		}
-		t.Skipf("no CPython builds here: %v", err)
-	}
-	return v
+	return filepath.Dir(testenv.RequirePython(t, "3.7.16"))
 }
 
 // cmdLinkTree copies a directory tree using hard links for files, so that a

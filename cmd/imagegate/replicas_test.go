@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +15,14 @@ import (
 
 	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 // postgresSchema returns a DSN for a fresh schema of the database in
-// IMAGEGATE_TEST_POSTGRES, dropped at the end. Without the variable the
-// test skips, except under CI=true, where it fails.
+// IMAGEGATE_TEST_POSTGRES, dropped at the end.
 func postgresSchema(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("IMAGEGATE_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("IMAGEGATE_TEST_POSTGRES is not set and CI=true: the replica tests must run in CI")
-		}
-		t.Skip("IMAGEGATE_TEST_POSTGRES not set")
-	}
+	dsn := testenv.RequirePostgres(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {

@@ -33,7 +33,12 @@ var forbidden = map[string][]string{
 	"internal/scan/tools":     {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/source"},
 	"internal/scan/runtimes":  {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/source"},
 	"internal/scan/python":    {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
+	"internal/testenv":        {"internal/"},
 }
+
+// testSupport are the packages only tests may import: go list's Deps leave
+// test imports out, so no package may have them there.
+var testSupport = []string{"internal/testenv", "internal/store/storetest"}
 
 func TestImportsPointInward(t *testing.T) {
 	out, err := exec.Command("go", "list", "-e", "-json=ImportPath,Deps", "github.com/imagegate/imagegate/...").Output()
@@ -52,6 +57,13 @@ func TestImportsPointInward(t *testing.T) {
 		}
 		seen++
 		pkg := strings.TrimPrefix(p.ImportPath, module)
+		for _, dep := range p.Deps {
+			for _, ts := range testSupport {
+				if d := strings.TrimPrefix(dep, module); d != dep && strings.HasPrefix(d, ts) && !strings.HasPrefix(pkg, ts) {
+					t.Errorf("%s imports %s: only tests may import test-support packages", pkg, d)
+				}
+			}
+		}
 		for from, banned := range forbidden {
 			if !strings.HasPrefix(pkg, from) {
 				continue

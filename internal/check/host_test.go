@@ -8,6 +8,7 @@ import (
 	"github.com/imagegate/imagegate/internal/check"
 	"github.com/imagegate/imagegate/internal/scan"
 	"github.com/imagegate/imagegate/internal/source"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 // TestDistributionPythonOnHost scans this machine (Debian 12) and checks
@@ -41,9 +42,7 @@ func TestDistributionPythonOnHost(t *testing.T) {
 			}
 		}
 	}
-	if !found {
-		t.Skip("no distribution python under /usr on this machine")
-	}
+	testenv.Require(t, found, "no distribution python under /usr on this machine")
 	for _, f := range r.Failures() {
 		if strings.Contains(f.Name, " at /usr (") {
 			t.Errorf("distribution python fails: %s: %s (%s)", f.ID, f.Message, f.Name)

@@ -5,35 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/check"
 	"github.com/imagegate/imagegate/internal/scan"
 	"github.com/imagegate/imagegate/internal/source"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
-
-// pyenvBuild returns this machine's CPython build of a version, skipping
-// (or, under CI=true, failing) when it is not installed.
-func pyenvBuild(t *testing.T, version string) string {
-	t.Helper()
-	root := os.Getenv("PYENV_ROOT")
-	if root == "" {
-		out, err := exec.Command("pyenv", "root").Output()
-		if err == nil {
-			root = strings.TrimSpace(string(out))
-		}
-	}
-	dir := filepath.Join(root, "versions", version)
-	if _, err := os.Stat(filepath.Join(dir, "bin", "python"+version[:3])); err != nil || root == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CPython %s build not found under $(pyenv root)/versions: %v", version, err)
-		}
-		t.Skipf("CPython %s build not found: %v", version, err)
-	}
-	return dir
-}
 
 // TestIncidentRealScan is the 2019 incident on a real build: a copy of this
 // machine's CPython 3.7 with lib-dynload/_sqlite3*.so deleted, scanned as a
@@ -43,7 +22,7 @@ func pyenvBuild(t *testing.T, version string) string {
 // fail on their own, e.g. _dbm and _gdbm when built without libgdbm-dev;
 // those are logged.)
 func TestIncidentRealScan(t *testing.T) {
-	build := pyenvBuild(t, "3.7.16")
+	build := testenv.RequirePython(t, "3.7.16")
 	tools := t.TempDir()
 	copyDir := filepath.Join(tools, "3.7.16")
 	// Hard links: fast, and deleting one name leaves the original alone.

@@ -15,28 +15,17 @@ import (
 	"github.com/imagegate/imagegate/internal/sandbox"
 	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// requireRoot skips tests that chown files unless CI insists on them.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (CI=true: not skipping)")
-	}
-	t.Skip("needs root")
-}
 
 // makeRoot builds a small root filesystem with this machine's /bin/sh
 // (dash or bash, run directly by sandbox.Local), a passwd and group file,
 // and files with known modes and owners.
 func makeRoot(t *testing.T) string {
 	t.Helper()
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	root := t.TempDir()
 	sh, err := filepath.EvalSymlinks("/bin/sh")
 	if err != nil {
@@ -234,7 +223,7 @@ func TestSpecAgainstImage(t *testing.T) {
 // TestSpecOnHost runs spec tests against this machine itself, as `imagegate
 // check host --spec` does.
 func TestSpecOnHost(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	tg := &target.Target{Root: "/", RootFS: true, Runner: sandbox.NewLocal("/")}
 	spec := mustSpec(t, `commandTests:
   - name: sh runs

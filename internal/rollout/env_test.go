@@ -5,31 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/store/sqlite"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
-// testClock is a clock the test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+var _ rollout.Clock = (*testenv.Clock)(nil)
 
 // env is one control plane on a real SQLite file.
 type env struct {
@@ -39,7 +22,7 @@ type env struct {
 	db    *sqlite.DB
 	svc   *rollout.Service
 	ctl   *rollout.Controller
-	clock *testClock
+	clock *testenv.Clock
 	jobs  int
 }
 
@@ -47,7 +30,7 @@ const admin = "token:ci-admin"
 
 func newEnv(t testing.TB, opts rollout.ServiceOptions) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), path: filepath.Join(t.TempDir(), "imagegate.db"), clock: &testClock{t: t0}}
+	e := &env{t: t, ctx: context.Background(), path: filepath.Join(t.TempDir(), "imagegate.db"), clock: testenv.NewClock(t0)}
 	e.open(opts, "replica-a")
 	return e
 }

@@ -17,11 +17,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/sandbox"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 func mustChroot(tb testing.TB, root string, opts sandbox.ChrootOptions) *sandbox.Chroot {
 	tb.Helper()
-	requireRoot(tb)
+	testenv.RequireRoot(tb)
 	c, err := sandbox.NewChroot(root, opts)
 	if err != nil {
 		tb.Fatal(err)
@@ -30,7 +31,7 @@ func mustChroot(tb testing.TB, root string, opts sandbox.ChrootOptions) *sandbox
 }
 
 func TestPermitted(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	if err := sandbox.Permitted(); err != nil {
 		t.Fatalf("Permitted() as root = %v", err)
 	}
@@ -39,7 +40,7 @@ func TestPermitted(t *testing.T) {
 // Without root, Permitted says what to do. The test runs a copy of this
 // test binary as nobody.
 func TestPermittedAsNobody(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	dir, err := os.MkdirTemp("", "sandbox-nobody")
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +64,7 @@ func TestPermittedAsNobody(t *testing.T) {
 	}
 }
 
+// TestChroot is what Chroot isolates beyond runnerSuite's contract.
 func TestChroot(t *testing.T) {
 	root := mustRootFS(t)
 	if err := os.WriteFile(filepath.Join(root, "usr/bin/broken"), []byte("#!/no/such/interpreter\n"), 0o755); err != nil {
@@ -78,21 +80,6 @@ func TestChroot(t *testing.T) {
 		cmd  sandbox.Command
 		want run
 	}{
-		{
-			name: "output and exit code",
-			cmd:  sh("echo out; echo err >&2; exit 3"),
-			want: run{res: sandbox.Result{ExitCode: 3}, stdout: "out\n", stderr: "err\n"},
-		},
-		{
-			name: "environment exactly as given",
-			cmd:  sandbox.Command{Path: "/usr/bin/cat", Args: []string{"/proc/self/environ"}, Env: []string{"A=1", "PATH=/usr/bin"}},
-			want: run{stdout: "A=1\x00PATH=/usr/bin\x00"},
-		},
-		{
-			name: "empty environment",
-			cmd:  sandbox.Command{Path: "/usr/bin/cat", Args: []string{"/proc/self/environ"}},
-			want: run{},
-		},
 		{
 			name: "program has a low PID in a PID namespace of its own",
 			cmd:  sh("[ $$ -gt 1 ] && [ $$ -lt 64 ] && echo low"),
@@ -122,31 +109,6 @@ func TestChroot(t *testing.T) {
 			name: "tmp starts empty and dev is minimal",
 			cmd:  sandbox.Command{Path: "/usr/bin/ls", Args: []string{"-A", "/tmp", "/dev"}},
 			want: run{stdout: "/dev:\ncore\nfd\nfull\nnull\nrandom\nshm\nstderr\nstdin\nstdout\ntty\nurandom\nzero\n\n/tmp:\n"},
-		},
-		{
-			name: "working directory",
-			cmd:  sandbox.Command{Path: "/bin/sh", Args: []string{"-c", "pwd"}, Dir: "/usr/bin"},
-			want: run{stdout: "/usr/bin\n"},
-		},
-		{
-			name: "default working directory is the root",
-			cmd:  sh("pwd"),
-			want: run{stdout: "/\n"},
-		},
-		{
-			name: "stdin",
-			cmd:  sandbox.Command{Path: "/usr/bin/cat", Stdin: strings.NewReader("from stdin")},
-			want: run{stdout: "from stdin"},
-		},
-		{
-			name: "crash reported as signal",
-			cmd:  sh("kill -SEGV $$"),
-			want: run{res: sandbox.Result{ExitCode: -1, Signal: "segmentation fault"}},
-		},
-		{
-			name: "output cap",
-			cmd:  sandbox.Command{Path: "/usr/bin/cat", Args: []string{"/usr/bin/ls"}, MaxOutput: 10},
-			want: run{stdout: "\x7fELF\x02\x01\x01\x00\x00\x00"},
 		},
 		{
 			name: "bounding set is Docker's default",
@@ -187,26 +149,10 @@ func interfaces(procNetDev string) string {
 	return strings.Join(names, ",")
 }
 
-func errorsEqual(a, b error) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Error() == b.Error()
-}
-
 func TestChrootCannotStart(t *testing.T) {
 	root := mustRootFS(t)
-	for p, content := range map[string]string{
-		"usr/bin/script": "#!/no/such/interpreter\n",
-		"usr/bin/noexec": "#!/bin/sh\n",
-	} {
-		mode := os.FileMode(0o755)
-		if strings.HasSuffix(p, "noexec") {
-			mode = 0o644
-		}
-		if err := os.WriteFile(filepath.Join(root, p), []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(root, "usr/bin/script"), []byte("#!/no/such/interpreter\n"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	c := mustChroot(t, root, sandbox.ChrootOptions{})
 	tests := []struct {
@@ -214,11 +160,7 @@ func TestChrootCannotStart(t *testing.T) {
 		notFound bool
 		message  string
 	}{
-		{sandbox.Command{Path: "/usr/bin/python3"}, true, "run /usr/bin/python3 in " + root + ": not found in the image"},
 		{sandbox.Command{Path: "/usr/bin/script"}, true, "run /usr/bin/script in " + root + ": cannot execute: its interpreter (ELF loader or #! line) is not found in the image"},
-		{sandbox.Command{Path: "/usr/bin/noexec"}, false, "run /usr/bin/noexec in " + root + ": not executable (mode -rw-r--r--)"},
-		{sandbox.Command{Path: "/usr/bin/cat", Dir: "/nowhere"}, true, "run /usr/bin/cat: working directory /nowhere: not found in the image"},
-		{sandbox.Command{Path: "usr/bin/cat"}, false, `run "usr/bin/cat": program path must be absolute inside the image`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.cmd.Path, func(t *testing.T) {
@@ -234,58 +176,6 @@ func TestChrootCannotStart(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestChrootTimeoutKillsEverything(t *testing.T) {
-	root := mustRootFS(t)
-	c := mustChroot(t, root, sandbox.ChrootOptions{})
-	const marker = "987.0123"
-	tests := []struct {
-		name string
-		cmd  sandbox.Command
-		ctx  func() (context.Context, context.CancelFunc)
-	}{
-		{
-			name: "Timeout",
-			cmd:  sandbox.Command{Path: "/bin/sh", Args: []string{"-c", "sleep " + marker + " & sleep " + marker}, Timeout: 300 * time.Millisecond},
-			ctx:  func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) },
-		},
-		{
-			name: "context deadline",
-			cmd:  sandbox.Command{Path: "/bin/sh", Args: []string{"-c", "sleep " + marker + " & sleep " + marker}},
-			ctx: func() (context.Context, context.CancelFunc) {
-				return context.WithTimeout(context.Background(), 300*time.Millisecond)
-			},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := tt.ctx()
-			defer cancel()
-			res, err := c.Run(ctx, tt.cmd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := sandbox.Result{ExitCode: -1, Signal: "killed", TimedOut: true}
-			if diff := cmp.Diff(want, res); diff != "" {
-				t.Errorf("Run() mismatch (-want +got):\n%s", diff)
-			}
-			eventuallyNoProcesses(t, marker)
-		})
-	}
-}
-
-// A program that exits leaves nothing behind either: its background
-// children die with the PID namespace.
-func TestChrootExitKillsBackground(t *testing.T) {
-	root := mustRootFS(t)
-	c := mustChroot(t, root, sandbox.ChrootOptions{})
-	const marker = "986.0123"
-	got := runCmd(t, c, sandbox.Command{Path: "/bin/sh", Args: []string{"-c", "sleep " + marker + " > /dev/null & echo started"}})
-	if diff := cmp.Diff(run{stdout: "started\n"}, got, cmp.AllowUnexported(run{}), cmp.Comparer(errorsEqual)); diff != "" {
-		t.Errorf("Run() mismatch (-want +got):\n%s", diff)
-	}
-	eventuallyNoProcesses(t, marker)
 }
 
 func TestChrootOptions(t *testing.T) {
@@ -349,7 +239,7 @@ func BenchmarkChrootRun(b *testing.B) {
 // and is then killed.
 func TestChrootDiesWithImagegate(t *testing.T) {
 	root := mustRootFS(t)
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	const marker = "983.0123"
 	helper := exec.Command(os.Args[0])
 	helper.Env = append(os.Environ(), "SANDBOX_HELPER_ROOT="+root, "SANDBOX_HELPER_MARKER="+marker)

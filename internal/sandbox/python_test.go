@@ -2,8 +2,6 @@ package sandbox_test
 
 import (
 	"io/fs"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,25 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/sandbox"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
-
-// pythonHome returns this machine's pyenv build of version, failing under
-// CI=true when it is missing.
-func pythonHome(tb testing.TB, version string) string {
-	tb.Helper()
-	root := os.Getenv("PYENV_ROOT")
-	if out, err := exec.Command("pyenv", "root").Output(); err == nil {
-		root = strings.TrimSpace(string(out))
-	}
-	home := filepath.Join(root, "versions", version)
-	if _, err := os.Stat(home); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("CPython %s build needed: %v", version, err)
-		}
-		tb.Skipf("CPython %s build needed: %v", version, err)
-	}
-	return home
-}
 
 // copyPython copies a CPython build into root at the same path (its
 // RUNPATH and prefix are absolute), leaving out what the test does not
@@ -78,7 +59,7 @@ func copyPython(tb testing.TB, root, home, version string) string {
 // inside the sandbox.
 func TestChrootPython(t *testing.T) {
 	const version = "3.12.1"
-	home := pythonHome(t, version)
+	home := testenv.RequirePython(t, version)
 	root := mustRootFS(t)
 	exe := copyPython(t, root, home, version)
 	c := mustChroot(t, root, sandbox.ChrootOptions{})

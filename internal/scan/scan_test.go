@@ -21,25 +21,8 @@ import (
 	"github.com/imagegate/imagegate/internal/scan"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
-
-// pythonBuild returns this machine's CPython build of a version; required
-// under CI.
-func pythonBuild(t *testing.T, version string) string {
-	t.Helper()
-	root := os.Getenv("PYENV_ROOT")
-	if root == "" {
-		root = filepath.Join(os.Getenv("HOME"), ".pyenv")
-	}
-	p := filepath.Join(root, "versions", version)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CPython %s is required under CI: %v", version, err)
-		}
-		t.Skipf("no CPython %s here: %v", version, err)
-	}
-	return p
-}
 
 var lddPath = regexp.MustCompile(`(?m)(?:=>\s*)?(/\S+)\s+\(0x`)
 
@@ -48,7 +31,7 @@ var lddPath = regexp.MustCompile(`(?m)(?:=>\s*)?(/\S+)\s+\(0x`)
 // extensions need from this machine, minus those named in leaveOut.
 func rootfsWithPython(t *testing.T, version string, leaveOut ...string) string {
 	t.Helper()
-	build := pythonBuild(t, version)
+	build := testenv.RequirePython(t, version)
 	root := t.TempDir()
 	prefix := filepath.Join(root, "usr", "local")
 	xy := version[:strings.LastIndex(version, ".")]
@@ -158,12 +141,8 @@ func scanSource(t *testing.T, spec, execMode string) *snapshot.Snapshot {
 
 func requireChroot(t *testing.T) {
 	t.Helper()
-	if err := sandbox.Permitted(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	err := sandbox.Permitted()
+	testenv.Require(t, err == nil, "%v", err)
 }
 
 // TestScanRootFSMissingLibrary: an image whose Python was built against

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,25 +16,8 @@ import (
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/server"
 	"github.com/imagegate/imagegate/internal/store/sqlite"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
-
-// clock is the controllable clock the service, controller and server share.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 const adminSecret = "admin-secret-for-tests"
 
@@ -43,7 +25,7 @@ const adminSecret = "admin-secret-for-tests"
 // Controller on a controllable clock, and clients for each role.
 type env struct {
 	URL    string
-	clock  *clock
+	clock  *testenv.Clock // shared by the service, controller and server
 	st     *sqlite.DB
 	svc    *rollout.Service
 	ctl    *rollout.Controller
@@ -63,7 +45,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +99,7 @@ func (e *env) org(t testing.TB, org string) *apiclient.Client {
 // tick advances the clock by d and runs one controller pass.
 func (e *env) tick(t testing.TB, d time.Duration) {
 	t.Helper()
-	e.clock.Add(d)
+	e.clock.Advance(d)
 	if err := e.ctl.Tick(context.Background()); err != nil {
 		t.Fatalf("controller tick: %v", err)
 	}

@@ -85,12 +85,12 @@ func TestPins(t *testing.T) {
 	}
 
 	// Within the warning window the pin is flagged; after expiry it stops applying.
-	e.clock.Add(23 * time.Hour)
+	e.clock.Advance(23 * time.Hour)
 	l, err = orgA.ListPins(ctx, "org-a", "", rollout.Page{})
 	if err != nil || len(l.Items) != 1 || !l.Items[0].ExpiresSoon {
 		t.Fatalf("pin an hour before expiry: %+v, %v; want expiresSoon", l, err)
 	}
-	e.clock.Add(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	if res, err := e.runner.Resolve(ctx, "org-a", label, ""); err != nil || res.Version != "v2" {
 		t.Fatalf("after expiry: %+v, %v; want v2", res, err)
 	}

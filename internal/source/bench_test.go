@@ -6,25 +6,17 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/imagegate/imagegate/internal/source"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 // BenchmarkApplyLayer extracts a layer made from one of this machine's
 // CPython builds (about 9,000 files, 300 MB), streamed from a file.
 func BenchmarkApplyLayer(b *testing.B) {
-	out, err := exec.Command("pyenv", "root").Output()
-	if err != nil {
-		b.Skip("pyenv not installed")
-	}
-	src := filepath.Join(strings.TrimSpace(string(out)), "versions", "3.12.1")
-	if _, err := os.Stat(src); err != nil {
-		b.Skip("no CPython 3.12.1 under pyenv")
-	}
+	src := testenv.RequirePython(b, "3.12.1")
 	layer := filepath.Join(b.TempDir(), "layer.tar")
 	size := writeTar(b, src, layer)
 	b.SetBytes(size)

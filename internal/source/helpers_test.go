@@ -184,19 +184,6 @@ func inode(tb testing.TB, p string) uint64 {
 
 func isRoot() bool { return os.Geteuid() == 0 }
 
-// requireRoot skips a test that needs root, except under CI=true, where a
-// missing capability must fail the build rather than hide a gap.
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	if isRoot() {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatal("this test needs root (CI=true refuses to skip)")
-	}
-	tb.Skip("needs root")
-}
-
 // entries lists what is in a directory, for "nothing was written here"
 // checks.
 func entries(tb testing.TB, dir string) []string {

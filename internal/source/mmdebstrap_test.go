@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/imagegate/imagegate/internal/source"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 // TestMmdebstrapRootfs extracts a real Debian root filesystem, as
@@ -23,7 +24,7 @@ func TestMmdebstrapRootfs(t *testing.T) {
 	if os.Getenv("IMAGEGATE_TEST_MMDEBSTRAP") != "1" {
 		t.Skip("set IMAGEGATE_TEST_MMDEBSTRAP=1 to build a Debian root filesystem with mmdebstrap")
 	}
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		install := exec.Command("apt-get", "install", "-y", "--no-install-recommends", "mmdebstrap")
 		install.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")

@@ -11,18 +11,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/scan/ldso"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 // mustCC builds a shared object with gcc without libc, so that the only
 // dependencies are the ones a test names.
 func mustCC(t *testing.T, out, soname string, args ...string) {
 	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("gcc is needed to build ELF fixtures")
-		}
-		t.Skip("gcc not installed")
-	}
+	testenv.RequireTool(t, "gcc")
 	src := filepath.Join(t.TempDir(), "x.c")
 	if err := os.WriteFile(src, []byte("int "+strings.NewReplacer(".", "_", "-", "_", "$", "_", "/", "_").Replace(soname)+"(void) { return 1; }\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -149,9 +145,7 @@ func TestMissing(t *testing.T) {
 // libraries: everything resolves, and taking the root away loses them.
 func TestHostPython(t *testing.T) {
 	exts, _ := filepath.Glob("/usr/lib/python3*/lib-dynload/_sqlite3*.so")
-	if len(exts) == 0 {
-		t.Skip("no system Python with _sqlite3 on this machine")
-	}
+	testenv.Require(t, len(exts) > 0, "no system Python with _sqlite3 on this machine")
 	r, err := ldso.NewResolver(context.Background(), "/")
 	if err != nil {
 		t.Fatal(err)

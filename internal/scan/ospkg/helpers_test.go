@@ -8,21 +8,6 @@ import (
 	"testing"
 )
 
-// needTool returns the path of a program the test compares against,
-// skipping without it, except under CI, where a missing tool is a failure
-// of the CI script.
-func needTool(tb testing.TB, name string) string {
-	tb.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("%s is required under CI: %v", name, err)
-		}
-		tb.Skipf("%s not installed: %v", name, err)
-	}
-	return p
-}
-
 // run runs a command and returns its standard output.
 func run(tb testing.TB, name string, args ...string) string {
 	tb.Helper()

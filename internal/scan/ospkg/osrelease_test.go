@@ -11,6 +11,7 @@ import (
 	"github.com/imagegate/imagegate/internal/scan/ospkg"
 	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 var osReleaseCases = []struct {
@@ -90,7 +91,7 @@ func TestParseOSRelease(t *testing.T) {
 // TestParseOSReleaseShell checks the cases that are valid shell against
 // what sh makes of them, since os-release(5) is written to be sourced.
 func TestParseOSReleaseShell(t *testing.T) {
-	sh := needTool(t, "sh")
+	sh := testenv.RequireTool(t, "sh")
 	for _, tc := range osReleaseCases {
 		if !tc.shell {
 			continue
@@ -114,7 +115,7 @@ func TestReadOS(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("this machine", func(t *testing.T) {
-		sh := needTool(t, "sh")
+		sh := testenv.RequireTool(t, "sh")
 		out := run(t, sh, "-c", `. /etc/os-release; printf '%s\0' "$ID" "$VERSION_ID" "$PRETTY_NAME" "$ID_LIKE" "$VERSION_CODENAME"`)
 		v := strings.Split(out, "\x00")
 		want := snapshot.OS{ID: v[0], VersionID: v[1], PrettyName: v[2], IDLike: v[3], Codename: v[4]}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/testenv"
 
 	_ "modernc.org/sqlite"
 )
@@ -31,7 +32,7 @@ var srpmName = regexp.MustCompile(`^(.+)-[^-]+-[^-]+\.(?:no)?src\.rpm$`)
 // queryRPM asks rpm for every package and file in the database at dbpath.
 func queryRPM(t *testing.T, dbpath string, defines ...string) rpmDB {
 	t.Helper()
-	rpm := needTool(t, "rpm")
+	rpm := testenv.RequireTool(t, "rpm")
 	args := []string{"--dbpath", dbpath}
 	for _, d := range defines {
 		args = append(args, "--define", d)
@@ -90,12 +91,7 @@ func checkRPM(t *testing.T, root string, want rpmDB) {
 func goRPMDBTestdata(t testing.TB, name string) string {
 	t.Helper()
 	out, err := exec.Command("go", "mod", "download", "-json", "github.com/knqyf263/go-rpmdb@v0.0.0-20210911072402-73bd0ce46c49").Output()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("go mod download go-rpmdb: %v", err)
-		}
-		t.Skipf("go mod download go-rpmdb: %v", err)
-	}
+	testenv.Require(t, err == nil, "go mod download go-rpmdb: %v", err)
 	var m struct{ Dir string }
 	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
 		t.Fatalf("go mod download: %v: %s", err, out)
@@ -128,7 +124,7 @@ func copyTo(t *testing.T, from, to string) {
 // TestPackagesRPMBerkeleyDB reads real CentOS databases and compares with
 // what rpm's read-only Berkeley DB backend finds in them.
 func TestPackagesRPMBerkeleyDB(t *testing.T) {
-	needTool(t, "rpm")
+	testenv.RequireTool(t, "rpm")
 	for _, name := range []string{"centos5-plain", "centos6-many", "centos7-many", "centos8-modularitylabel"} {
 		t.Run(name, func(t *testing.T) {
 			src := goRPMDBTestdata(t, name)
@@ -145,7 +141,7 @@ func TestPackagesRPMBerkeleyDB(t *testing.T) {
 // TestPackagesRPMSQLite converts a real CentOS database to rpm's SQLite
 // backend with rpm itself, as on Fedora and RHEL 9, and reads it.
 func TestPackagesRPMSQLite(t *testing.T) {
-	rpmdb := needTool(t, "rpmdb")
+	rpmdb := testenv.RequireTool(t, "rpmdb")
 	root := t.TempDir()
 	dir := filepath.Join(root, "usr/lib/sysimage/rpm")
 	copyTo(t, goRPMDBTestdata(t, "centos7-many"), filepath.Join(dir, "Packages"))
@@ -242,8 +238,8 @@ echo data > %{buildroot}/usr/share/imagegate-fixture/data.txt
 // source differs from its name) with an epoch, installs them into an
 // image's database with rpm, and reads them back.
 func TestPackagesRPMBuilt(t *testing.T) {
-	rpmbuild := needTool(t, "rpmbuild")
-	rpm := needTool(t, "rpm")
+	rpmbuild := testenv.RequireTool(t, "rpmbuild")
+	rpm := testenv.RequireTool(t, "rpm")
 	top := t.TempDir()
 	spec := filepath.Join(top, "fixture.spec")
 	if err := os.WriteFile(spec, []byte(fixtureSpec), 0o644); err != nil {

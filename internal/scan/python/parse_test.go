@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/scan/python"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 func TestTopLevelImports(t *testing.T) {
@@ -56,7 +57,7 @@ func TestTopLevelImports(t *testing.T) {
 // TestTopLevelImportsStdlib runs the scanner over a real standard library
 // file whose imports are known.
 func TestTopLevelImportsStdlib(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join(build(t, "3.7"), "lib", "python3.7", "sqlite3", "dbapi2.py"))
+	src, err := os.ReadFile(filepath.Join(testenv.RequirePython(t, "3.7"), "lib", "python3.7", "sqlite3", "dbapi2.py"))
 	if err != nil {
 		t.Fatal(err)
 	}

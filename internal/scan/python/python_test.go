@@ -16,42 +16,8 @@ import (
 	"github.com/imagegate/imagegate/internal/scan/python"
 	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
-
-// pyenvVersions returns $(pyenv root)/versions, where this machine keeps
-// its CPython builds; tests that need them fail under CI=true without them.
-func pyenvVersions(t testing.TB) string {
-	t.Helper()
-	root := os.Getenv("PYENV_ROOT")
-	if out, err := exec.Command("pyenv", "root").Output(); err == nil {
-		root = strings.TrimSpace(string(out))
-	}
-	if root == "" {
-		home, _ := os.UserHomeDir()
-		root = filepath.Join(home, ".pyenv")
-	}
-	dir := filepath.Join(root, "versions")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CPython builds needed: %v", err)
-		}
-		t.Skipf("no pyenv builds: %v", err)
-	}
-	return dir
-}
-
-// build returns the pyenv build of the given X.Y.
-func build(t testing.TB, xy string) string {
-	t.Helper()
-	matches, _ := filepath.Glob(filepath.Join(pyenvVersions(t), xy+".*"))
-	if len(matches) == 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no CPython %s build", xy)
-		}
-		t.Skipf("no CPython %s build", xy)
-	}
-	return matches[0]
-}
 
 // mustCopy copies a tree with hard links where it can (the fixtures only
 // ever delete or add files, never write into one).
@@ -145,7 +111,7 @@ func module(t testing.TB, rt snapshot.Runtime, name string) snapshot.Module {
 // lib-dynload lacks _sqlite3, scanned as a tool folder, with and without
 // running it; the unmodified copy is fine both ways.
 func TestSqlite3WithoutExtension(t *testing.T) {
-	src := build(t, "3.7")
+	src := testenv.RequirePython(t, "3.7")
 	version := filepath.Base(src)
 	broken := t.TempDir()
 	mustCopy(t, src, filepath.Join(broken, version))
@@ -204,7 +170,7 @@ func TestSqlite3WithoutExtension(t *testing.T) {
 // TestRootFSMissingLibrary makes a root filesystem holding a Python build
 // in /usr/local and the libraries ldd names for it, except libsqlite3.
 func TestRootFSMissingLibrary(t *testing.T) {
-	src := build(t, "3.7")
+	src := testenv.RequirePython(t, "3.7")
 	root := t.TempDir()
 	mustCopy(t, src, filepath.Join(root, "usr", "local"))
 	libDir := filepath.Join(root, "lib", "x86_64-linux-gnu")
@@ -267,7 +233,7 @@ func TestRootFSMissingLibrary(t *testing.T) {
 // TestAllBuilds scans every pyenv build as one tool folder, statically and
 // by running them, and checks versions, counts and health.
 func TestAllBuilds(t *testing.T) {
-	dir := pyenvVersions(t)
+	dir := testenv.PyenvVersions(t)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -342,9 +308,7 @@ func TestAllBuilds(t *testing.T) {
 // the distributions in /usr/lib/python3/dist-packages.
 func TestSystemPython(t *testing.T) {
 	libs, _ := filepath.Glob("/usr/lib/python3.*/os.py")
-	if len(libs) == 0 {
-		t.Skip("no system python3 on this machine")
-	}
+	testenv.Require(t, len(libs) > 0, "no system python3 on this machine")
 	rts := collect(t, &target.Target{Root: "/", RootFS: true}, python.Options{}, "/usr")
 	var sys *snapshot.Runtime
 	for i := range rts {
@@ -386,9 +350,7 @@ func TestSystemPython(t *testing.T) {
 // patchlevel.h; the version comes from the dpkg database.
 func TestVersionFromDpkg(t *testing.T) {
 	libs, _ := filepath.Glob("/usr/lib/python3.*/os.py")
-	if len(libs) == 0 || !fileExists("/var/lib/dpkg/status") {
-		t.Skip("no Debian system python3 on this machine")
-	}
+	testenv.Require(t, len(libs) > 0 && fileExists("/var/lib/dpkg/status"), "no Debian system python3 on this machine")
 	lib := filepath.Dir(libs[0])
 	xy := strings.TrimPrefix(filepath.Base(lib), "python")
 	root := t.TempDir()
@@ -396,9 +358,7 @@ func TestVersionFromDpkg(t *testing.T) {
 	mustCopy(t, "/var/lib/dpkg/status", filepath.Join(root, "var", "lib", "dpkg", "status"))
 	rts := collect(t, &target.Target{Root: root, RootFS: true}, python.Options{})
 	out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "python"+xy+"-minimal").Output()
-	if err != nil {
-		t.Skipf("python%s-minimal not installed: %v", xy, err)
-	}
+	testenv.Require(t, err == nil, "python%s-minimal not installed: %v", xy, err)
 	want, _, _ := strings.Cut(string(out), "-")
 	if len(rts) != 1 || rts[0].Version != want {
 		t.Fatalf("runtimes = %+v, want one with version %s", rts, want)

@@ -12,13 +12,14 @@ import (
 	"github.com/imagegate/imagegate/internal/scan/python"
 	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 // TestSweepSurvivesBadModules adds modules that crash, hang, spin, raise
 // and exit to a copy of a real build: each gets its own status and the
 // modules after them are still imported.
 func TestSweepSurvivesBadModules(t *testing.T) {
-	src := build(t, "3.12")
+	src := testenv.RequirePython(t, "3.12")
 	root := t.TempDir()
 	prefix := filepath.Join(root, "py")
 	mustCopy(t, src, prefix)
@@ -70,7 +71,7 @@ func TestSweepSurvivesBadModules(t *testing.T) {
 // TestDiscovery lays real builds out the way tool caches, conda and
 // source installs do, in one root filesystem, and checks what is found.
 func TestDiscovery(t *testing.T) {
-	src := build(t, "3.8")
+	src := testenv.RequirePython(t, "3.8")
 	version := filepath.Base(src)
 	root := t.TempDir()
 	layouts := map[string]string{

@@ -15,6 +15,7 @@ import (
 	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/scan/tools"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 // tree is a file tree a test writes under a temporary root: a value ending
@@ -171,8 +172,9 @@ func hostVersion(t *testing.T, pattern string, name string, args ...string) stri
 	return m[1]
 }
 
-func onStandardPath(name string) string {
-	for _, d := range tools.StandardDirs() {
+// onPath finds a program as Collect does: in the standard PATH, then extra.
+func onPath(name string, extra []string) string {
+	for _, d := range append(tools.StandardDirs(), extra...) {
 		p := filepath.Join(d, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p
@@ -200,8 +202,10 @@ func TestProbeHost(t *testing.T) {
 		{"psql", []string{"--version"}, `\(PostgreSQL\) (\S+)`},
 	}
 	// A generous timeout: a JVM (mvn) on a loaded machine is slow to start,
-	// and this test is about what the probes read, not how fast.
-	opts := tools.Options{Timeout: 60 * time.Second}
+	// and this test is about what the probes read, not how fast. Go's
+	// official install (CI's too) is in /usr/local/go/bin, off the
+	// standard PATH: the image's configured PATH adds it, as here.
+	opts := tools.Options{Timeout: 60 * time.Second, ExtraDirs: []string{filepath.Dir(testenv.RequireTool(t, "go"))}}
 	got, warnings, err := tools.Collect(t.Context(), &target.Target{Root: "/", RootFS: true, Runner: sandbox.NewLocal("/")}, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -215,10 +219,8 @@ func TestProbeHost(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.tool, func(t *testing.T) {
-			path := onStandardPath(tc.tool)
-			if path == "" {
-				t.Skipf("%s is not on the standard PATH here", tc.tool)
-			}
+			path := onPath(tc.tool, opts.ExtraDirs)
+			testenv.Require(t, path != "", "%s is not on the standard PATH here, nor in %s", tc.tool, opts.ExtraDirs)
 			want := snapshot.Tool{
 				Name: tc.tool, Path: byName[tc.tool].Path, Status: tools.StatusOK,
 				Version: hostVersion(t, tc.pattern, path, tc.args...),

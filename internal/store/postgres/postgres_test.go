@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,29 +18,15 @@ import (
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/store/postgres"
 	"github.com/imagegate/imagegate/internal/store/storetest"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
-
-// baseDSN is the test server from IMAGEGATE_TEST_POSTGRES, e.g.
-// postgres://imagegate:imagegate@127.0.0.1:5432/imagegate_test?sslmode=disable.
-// Without it the tests skip, except under CI=true, where they fail.
-func baseDSN(tb testing.TB) string {
-	tb.Helper()
-	dsn := os.Getenv("IMAGEGATE_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("IMAGEGATE_TEST_POSTGRES is not set and CI=true: PostgreSQL tests must run in CI")
-		}
-		tb.Skip("IMAGEGATE_TEST_POSTGRES not set")
-	}
-	return dsn
-}
 
 // freshSchema creates an empty schema, dropped when the test ends, and
 // returns a DSN whose search_path points at it: tests stay independent
 // and may run in parallel on one database.
 func freshSchema(tb testing.TB) string {
 	tb.Helper()
-	dsn := baseDSN(tb)
+	dsn := testenv.RequirePostgres(tb)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -91,7 +76,7 @@ func mustOpen(tb testing.TB, dsn string) *postgres.DB {
 }
 
 func TestStore(t *testing.T) {
-	baseDSN(t)
+	testenv.RequirePostgres(t)
 	storetest.Run(t, func(t *testing.T) rollout.Store {
 		return mustOpen(t, freshSchema(t))
 	})
