@@ -345,20 +345,24 @@ func test(y, n, orgs int64, exposure, rho float64, top int64, p Params) Test {
 	return t
 }
 
+// explain says why in words; the common cases, met by thousands of
+// signatures on every tick, are constant strings.
 func (t *Test) explain(p Params) string {
 	switch {
 	case t.Events == 0:
 		return "no events"
 	case t.NewShare <= t.Rho:
-		return fmt.Sprintf("new side has %.1f%% of events, no more than its %.1f%% share: not a regression", 100*t.NewShare, 100*t.Rho)
+		return "no more frequent on the new side than its share of exposure: not a regression"
 	case t.Orgs < int64(p.MinOrgs):
-		return fmt.Sprintf("new side has %.1f%% of events against a %.1f%% share, but in %d orgs (a regression needs %d)", 100*t.NewShare, 100*t.Rho, t.Orgs, p.MinOrgs)
+		return "more frequent on the new side, but in fewer orgs than a regression needs"
 	case !t.Eligible:
-		return fmt.Sprintf("new side has %.1f%% of events against a %.1f%% share, but not without its %d most affected orgs", 100*t.NewShare, 100*t.Rho, p.MinOrgs-1)
+		return "more frequent on the new side, but not without its most affected orgs"
 	case t.Regression:
-		return fmt.Sprintf("new side has %.1f%% of %d events against a %.1f%% share in %d orgs: log BF %.2f ≥ %.2f", 100*t.NewShare, t.Events, 100*t.Rho, t.Orgs, t.LogE, t.LogThreshold)
+		return fmt.Sprintf("new side has %.1f%% of %d events against a %.1f%% share, in %d orgs: log BF %.2f ≥ %.2f",
+			100*t.NewShare, t.Events, 100*t.Rho, t.Orgs, t.LogE, t.LogThreshold)
 	}
-	return fmt.Sprintf("new side has %.1f%% of %d events against a %.1f%% share: log BF %.2f < %.2f, not significant yet", 100*t.NewShare, t.Events, 100*t.Rho, t.LogE, t.LogThreshold)
+	return fmt.Sprintf("new side has %.1f%% of %d events against a %.1f%% share: log BF %.2f < %.2f, not significant yet",
+		100*t.NewShare, t.Events, 100*t.Rho, t.LogE, t.LogThreshold)
 }
 
 func share(a, b int64) float64 {
