@@ -251,7 +251,8 @@ func Analyze(in RingInput, p Params) (Decision, error) {
 	rhoPipes := share(in.New.Pipelines, in.Old.Pipelines)
 	rhoSig := adjust(rhoPipes, d.CohortRatio)
 	minus := p.MinOrgs - 1
-	var logE []float64
+	d.Signatures = make([]SignatureResult, 0, len(in.Signatures))
+	logE := make([]float64, 0, len(in.Signatures)+1)
 	for _, s := range in.Signatures {
 		y := s.New.PipelinesWithoutHistory
 		n := y + s.Old.PipelinesWithoutHistory
@@ -289,17 +290,34 @@ func Analyze(in RingInput, p Params) (Decision, error) {
 	for i := range d.Signatures {
 		mark(&d.Signatures[i].Test)
 	}
-	slices.SortStableFunc(d.Signatures, func(a, b SignatureResult) int {
-		if a.Test.Regression != b.Test.Regression {
-			if a.Test.Regression {
+	d.Signatures = sortResults(d.Signatures)
+	d.Outcome, d.Why = d.verdict(in)
+	return d, nil
+}
+
+// sortResults orders regressions first, then by LogBF, largest first, then
+// by ID and input order: through an index, since the results are large to
+// move.
+func sortResults(rs []SignatureResult) []SignatureResult {
+	idx := make([]int, len(rs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(i, j int) int {
+		a, b := &rs[i].Test, &rs[j].Test
+		if a.Regression != b.Regression {
+			if a.Regression {
 				return -1
 			}
 			return 1
 		}
-		return cmp.Or(-cmpFloat(a.Test.LogBF, b.Test.LogBF), cmp.Compare(a.ID, b.ID))
+		return cmp.Or(-cmpFloat(a.LogBF, b.LogBF), cmp.Compare(rs[i].ID, rs[j].ID), cmp.Compare(i, j))
 	})
-	d.Outcome, d.Why = d.verdict(in)
-	return d, nil
+	out := make([]SignatureResult, len(rs))
+	for k, i := range idx {
+		out[k] = rs[i]
+	}
+	return out
 }
 
 func (d *Decision) verdict(in RingInput) (Outcome, string) {
@@ -435,18 +453,14 @@ func (in *RingInput) validate() error {
 			side *Side
 		}{{"new", &sig.New, &in.New}, {"old", &sig.Old, &in.Old}} {
 			ss := s.ss
-			check(fmt.Sprintf("signature %s %s pipelines", sig.ID, s.name), ss.Pipelines)
-			check(fmt.Sprintf("signature %s %s pipelines without history", sig.ID, s.name), ss.PipelinesWithoutHistory)
-			check(fmt.Sprintf("signature %s %s orgs without history", sig.ID, s.name), ss.OrgsWithoutHistory)
-			if ss.PipelinesWithoutHistory > ss.Pipelines || ss.Pipelines > s.side.Pipelines {
+			switch {
+			case ss.Pipelines < 0 || ss.Jobs < 0 || ss.Orgs < 0 || ss.PipelinesWithoutHistory < 0 || ss.OrgsWithoutHistory < 0 || slices.ContainsFunc(ss.TopOrgs, func(v int64) bool { return v < 0 }):
+				errs = append(errs, fmt.Sprintf("signature %s has a negative count on the %s side: %+v", sig.ID, s.name, *ss))
+			case ss.PipelinesWithoutHistory > ss.Pipelines || ss.Pipelines > s.side.Pipelines:
 				errs = append(errs, fmt.Sprintf("signature %s: %d pipelines without history, %d with it, %d exposed on the %s side",
 					sig.ID, ss.PipelinesWithoutHistory, ss.Pipelines, s.side.Pipelines, s.name))
-			}
-			if ss.OrgsWithoutHistory > ss.PipelinesWithoutHistory {
+			case ss.OrgsWithoutHistory > ss.PipelinesWithoutHistory:
 				errs = append(errs, fmt.Sprintf("signature %s: %d orgs among %d pipelines on the %s side", sig.ID, ss.OrgsWithoutHistory, ss.PipelinesWithoutHistory, s.name))
-			}
-			for _, v := range ss.TopOrgs {
-				check(fmt.Sprintf("signature %s %s top org pipelines", sig.ID, s.name), v)
 			}
 		}
 	}
