@@ -34,6 +34,11 @@ var forbidden = map[string][]string{
 	"internal/scan/runtimes":  {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/source"},
 	"internal/scan/python":    {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
 	"internal/testenv":        {"internal/"},
+
+	// analysis is the pure decision core the rollout controller calls: the
+	// snapshot and diff vocabularies in, a decision out, nothing that does I/O.
+	"internal/analysis": {"internal/rollout", "internal/store", "internal/server", "internal/api", "internal/apiclient",
+		"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 }
 
 // testSupport are the packages only tests may import: go list's Deps leave
