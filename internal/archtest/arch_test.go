@@ -17,7 +17,7 @@ const module = "github.com/imagegate/imagegate/"
 var forbidden = map[string][]string{
 	"internal/":               {"cmd/"},
 	"internal/snapshot":       {"internal/scan", "internal/source", "internal/sandbox", "internal/diff", "internal/check"},
-	"internal/source":         {"internal/scan", "internal/sandbox", "internal/diff", "internal/check"},
+	"internal/source":         {"internal/scan", "internal/diff", "internal/check"},
 	"internal/sandbox":        {"internal/scan", "internal/source", "internal/diff", "internal/check"},
 	"internal/diff":           {"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 	"internal/version":        {"internal/"},
@@ -29,10 +29,10 @@ var forbidden = map[string][]string{
 	"internal/apiclient":      {"internal/store", "internal/server"},
 	"internal/api":            {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
 	"internal/scan/ldso":      {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools"},
-	"internal/scan/ospkg":     {"internal/scan/python", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
-	"internal/scan/tools":     {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/source"},
-	"internal/scan/runtimes":  {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/source"},
-	"internal/scan/python":    {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
+	"internal/scan/ospkg":     {"internal/scan/python", "internal/scan/runtimes", "internal/scan/tools", "internal/check", "internal/diff"},
+	"internal/scan/tools":     {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/check", "internal/diff"},
+	"internal/scan/runtimes":  {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/check", "internal/diff"},
+	"internal/scan/python":    {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/check", "internal/diff"},
 }
 
 func TestImportsPointInward(t *testing.T) {

@@ -13,8 +13,8 @@ import (
 	"strings"
 
 	"github.com/imagegate/imagegate/internal/scan/ldso"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // Module kinds.
@@ -53,7 +53,7 @@ type verdict struct {
 
 // analysis is the static view of one installation.
 type analysis struct {
-	t          *target.Target
+	t          *source.Tree
 	res        *ldso.Resolver
 	in         *install
 	hostPrefix string
@@ -71,7 +71,7 @@ type analysis struct {
 	warnings []string
 }
 
-func newAnalysis(t *target.Target, res *ldso.Resolver, in *install, hostPrefix, exe string) *analysis {
+func newAnalysis(t *source.Tree, res *ldso.Resolver, in *install, hostPrefix, exe string) *analysis {
 	return &analysis{t: t, res: res, in: in, hostPrefix: hostPrefix, exe: exe, py2: strings.HasPrefix(in.xy, "2."),
 		top: map[string]*modInfo{}, builtins: map[string]bool{}, expected: map[string]bool{},
 		memo: map[string]*verdict{}, lookups: map[string]*modInfo{}, static: map[string]*verdict{}}
@@ -81,7 +81,7 @@ func newAnalysis(t *target.Target, res *ldso.Resolver, in *install, hostPrefix, 
 // root: the same path for root filesystems, the file on this machine for
 // tool folders (whose libraries come from this machine).
 func (a *analysis) libCoord(inImage string) string {
-	if a.t.RootFS || a.t.Root == "/" {
+	if a.t.RootFS || a.t.Dir == "/" {
 		return inImage
 	}
 	h, err := a.t.HostPath(inImage)
@@ -286,8 +286,8 @@ func (a *analysis) interpreterBinaries() []string {
 
 // securejoinLib maps an in-root library path to this machine in library
 // root coordinates.
-func securejoinLib(t *target.Target, p string) (string, error) {
-	lt := &target.Target{Root: t.LibraryRoot(), RootFS: true}
+func securejoinLib(t *source.Tree, p string) (string, error) {
+	lt := &source.Tree{Dir: t.LibraryRoot(), RootFS: true}
 	return lt.HostPath(p)
 }
 

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/internal/sandbox"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 //go:embed sweep.py
@@ -137,7 +137,7 @@ func (t *tail) lastLine() string {
 // sweep imports every module of the installation in one interpreter
 // process, restarting after a module that crashes or hangs it, and merges
 // the results into mods. It returns the interpreter's own version.
-func (f *Finder) sweep(ctx context.Context, t *target.Target, in *install, exe string, mods map[string]*snapshot.Module, a *analysis) (string, []string) {
+func (f *Finder) sweep(ctx context.Context, t *source.Tree, in *install, exe string, mods map[string]*snapshot.Module, a *analysis) (string, []string) {
 	var names, skips []string
 	for name := range mods {
 		if _, skip := skipImport[name]; skip {
@@ -203,7 +203,7 @@ type sweepRunState struct {
 	stderr *tail
 }
 
-func (f *Finder) runSweep(ctx context.Context, t *target.Target, in *install, exe, mode string, list []string) (*sweepRunState, sandbox.Result, error) {
+func (f *Finder) runSweep(ctx context.Context, t *source.Tree, in *install, exe, mode string, list []string) (*sweepRunState, sandbox.Result, error) {
 	run := &sweepRunState{sweepRun: &sweepRun{results: map[string]importResult{}}, stderr: &tail{}}
 	flags := []string{"-I", "-S", "-B"}
 	if strings.HasPrefix(in.xy, "2.") || in.xy == "3.0" || in.xy == "3.1" || in.xy == "3.2" || in.xy == "3.3" {
