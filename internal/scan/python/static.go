@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/imagegate/imagegate/internal/cpython"
 	"github.com/imagegate/imagegate/internal/scan/ldso"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
@@ -111,7 +112,7 @@ func (a *analysis) run() (map[string]*snapshot.Module, []string) {
 	}
 	a.listExtensions(filepath.Join(hostLib, "lib-dynload"))
 	a.findBuiltins()
-	exp, known := ExpectedModules(a.in.xy)
+	exp, known := cpython.ExpectedModules(a.in.xy)
 	for _, m := range exp {
 		a.expected[m] = true
 	}
@@ -136,7 +137,7 @@ func (a *analysis) run() (map[string]*snapshot.Module, []string) {
 		mods[name] = &snapshot.Module{Name: name, Kind: kindBuiltin, Status: snapshot.StatusOK}
 	}
 	for name := range a.expected {
-		if _, ok := mods[name]; ok || PlatformOnly(name) {
+		if _, ok := mods[name]; ok || cpython.PlatformOnly(name) {
 			continue
 		}
 		if frozen[name] {
@@ -225,7 +226,7 @@ func (a *analysis) findBuiltins() {
 			}
 		}
 		if a.py2 {
-			exp, _ := ExpectedModules(a.in.xy)
+			exp, _ := cpython.ExpectedModules(a.in.xy)
 			for _, n := range append(exp, coreBuiltins...) {
 				if syms["init"+n] {
 					a.builtins[n] = true
@@ -324,12 +325,7 @@ func readSymbols(f *os.File) (syms map[string]bool, err error) {
 }
 
 // noModule is the interpreter's own wording for a module it cannot find.
-func (a *analysis) noModule(name string) string {
-	if a.py2 {
-		return "No module named " + name[strings.LastIndexByte(name, '.')+1:]
-	}
-	return "No module named '" + name + "'"
-}
+func (a *analysis) noModule(name string) string { return cpython.ModuleNotFound(name, a.py2) }
 
 // lookup finds a module by its full dotted name. A submodule of something
 // that is not a package (os.path) is opaque: it is made at run time.

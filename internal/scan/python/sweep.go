@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/cpython"
 	"github.com/imagegate/imagegate/internal/sandbox"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
@@ -143,7 +144,7 @@ func (f *Finder) sweep(ctx context.Context, t *source.Tree, in *install, exe str
 		if _, skip := skipImport[name]; skip {
 			continue
 		}
-		if PlatformOnly(name) {
+		if cpython.PlatformOnly(name) {
 			continue
 		}
 		names = append(names, name)
@@ -151,7 +152,7 @@ func (f *Finder) sweep(ctx context.Context, t *source.Tree, in *install, exe str
 	for name := range skipImport {
 		skips = append(skips, "!"+name)
 	}
-	for name := range platformOnly {
+	for _, name := range cpython.PlatformOnlyModules() {
 		skips = append(skips, "!"+name)
 	}
 	slices.Sort(names)
@@ -278,7 +279,7 @@ func (a *analysis) merge(mods map[string]*snapshot.Module, results map[string]im
 		builtins[b] = true
 	}
 	for name, r := range results {
-		if PlatformOnly(name) {
+		if cpython.PlatformOnly(name) {
 			continue
 		}
 		m := mods[name]
@@ -311,7 +312,7 @@ func (a *analysis) merge(mods map[string]*snapshot.Module, results map[string]im
 		}
 	}
 	for _, name := range hello.Stdlib {
-		if _, ok := mods[name]; !ok && !PlatformOnly(name) {
+		if _, ok := mods[name]; !ok && !cpython.PlatformOnly(name) {
 			if _, skip := skipImport[name]; !skip {
 				mods[name] = &snapshot.Module{Name: name, Status: snapshot.StatusMissing, Error: a.noModule(name)}
 			}
