@@ -21,7 +21,7 @@ func loadImage(ctx context.Context, g *globalOptions, o scanOptions, arg string)
 		snap, err := snapshot.ReadFile(arg)
 		if err != nil {
 			if os.IsNotExist(err) {
-				return nil, nil, fmt.Errorf("%s: no such snapshot file (a SOURCE needs a prefix: dir:, host, oci:, docker-archive:, registry:)", arg)
+				return nil, nil, fmt.Errorf("%s: no such snapshot file (a SOURCE needs a prefix: %s)", arg, source.Prefixes)
 			}
 			return nil, nil, err
 		}

@@ -31,7 +31,7 @@ const (
 )
 
 var (
-	errNoTarget = errors.New("needs the image's files: TARGET was a snapshot file; pass a scan SOURCE (dir:, host, oci:, docker-archive:, registry:) instead")
+	errNoTarget = errors.New("needs the image's files: TARGET was a snapshot file; pass a scan SOURCE (" + source.Prefixes + ") instead")
 	errNoRunner = errors.New("needs to run programs, but the scan ran nothing (--exec none, or chroot not permitted); use --exec local or --exec chroot")
 )
 

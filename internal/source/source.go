@@ -55,6 +55,10 @@ const (
 	SchemeRegistry      = "registry"
 )
 
+// Prefixes names the SOURCE forms in messages that tell a user how to name
+// an image instead of a snapshot file.
+const Prefixes = "dir:, host, oci:, docker-archive:, registry:"
+
 // Ref is a SOURCE taken apart, before anything is opened.
 type Ref struct {
 	// Scheme is one of the Scheme constants.
