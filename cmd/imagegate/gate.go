@@ -5,55 +5,38 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/imagegate/imagegate/internal/check"
 	"github.com/imagegate/imagegate/internal/diff"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 	"github.com/spf13/cobra"
 )
 
-// sourceSchemes are the prefixes that make an argument a scan SOURCE rather
-// than a snapshot file.
-var sourceSchemes = []string{"dir:", "oci:", "docker-archive:", "registry:"}
-
-func isSource(arg string) bool {
-	if arg == "host" {
-		return true
-	}
-	for _, s := range sourceSchemes {
-		if strings.HasPrefix(arg, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // loadImage reads a snapshot file, or scans a SOURCE. For a SOURCE it also
-// returns the image's files and runner (for spec tests) and a function that
-// releases them; for a file the target is nil.
-func loadImage(ctx context.Context, g *globalOptions, o scanOptions, arg string) (*snapshot.Snapshot, *target.Target, func(), error) {
-	if !isSource(arg) {
+// returns the image's files and runner (for spec tests), which the caller
+// must Close; for a file the tree is nil (and Close on it does nothing).
+func loadImage(ctx context.Context, g *globalOptions, o scanOptions, arg string) (*snapshot.Snapshot, *source.Tree, error) {
+	if !source.IsSource(arg) {
 		snap, err := snapshot.ReadFile(arg)
 		if err != nil {
 			if os.IsNotExist(err) {
-				return nil, nil, nil, fmt.Errorf("%s: no such snapshot file (a SOURCE needs a prefix: dir:, host, oci:, docker-archive:, registry:)", arg)
+				return nil, nil, fmt.Errorf("%s: no such snapshot file (a SOURCE needs a prefix: %s)", arg, source.Prefixes)
 			}
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
-		return snap, nil, func() {}, nil
+		return snap, nil, nil
 	}
 	return scanForGate(ctx, g, o, arg)
 }
 
 // loadSnapshot is loadImage for when only the snapshot is needed.
 func loadSnapshot(ctx context.Context, g *globalOptions, o scanOptions, arg string) (*snapshot.Snapshot, error) {
-	snap, _, release, err := loadImage(ctx, g, o, arg)
+	snap, tree, err := loadImage(ctx, g, o, arg)
 	if err != nil {
 		return nil, err
 	}
-	release()
+	tree.Close()
 	return snap, nil
 }
 
@@ -115,7 +98,7 @@ func runDiff(ctx context.Context, g *globalOptions, o diffOptions, oldArg, newAr
 		return err
 	}
 	var oldSnap, newSnap *snapshot.Snapshot
-	if !isSource(oldArg) && !isSource(newArg) {
+	if !source.IsSource(oldArg) && !source.IsSource(newArg) {
 		// Both are files: decode them at once (a million entries each
 		// must diff in under two seconds).
 		if oldSnap, newSnap, err = diff.LoadPair(ctx, oldArg, newArg); err != nil {
@@ -202,12 +185,12 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 			return fmt.Errorf("baseline: %w", err)
 		}
 	}
-	snap, t, release, err := loadImage(ctx, g, o.scan, targetArg)
+	snap, tree, err := loadImage(ctx, g, o.scan, targetArg)
 	if err != nil {
 		return err
 	}
-	defer release()
-	report, err := check.Run(ctx, snap, check.Options{Baseline: baseline, Changes: changes, Spec: spec, Target: t})
+	defer tree.Close()
+	report, err := check.Run(ctx, snap, check.Options{Baseline: baseline, Changes: changes, Spec: spec, Target: tree})
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/internal/scan"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
 	"github.com/spf13/cobra"
@@ -86,17 +85,17 @@ func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, 
 
 // scanSource opens and scans one SOURCE.
 func scanSource(ctx context.Context, g *globalOptions, o scanOptions, spec string) (*snapshot.Snapshot, error) {
-	snap, _, release, err := scanForGate(ctx, g, o, spec)
+	snap, tree, err := scanForGate(ctx, g, o, spec)
 	if err != nil {
 		return nil, err
 	}
-	release()
+	tree.Close()
 	return snap, nil
 }
 
 // scanForGate opens and scans one SOURCE and keeps the image's files until
-// release is called, for the spec tests that read them or run programs.
-func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec string) (*snapshot.Snapshot, *target.Target, func(), error) {
+// the tree is closed, for the spec tests that read them or run programs.
+func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec string) (*snapshot.Snapshot, *source.Tree, error) {
 	tree, err := source.Open(ctx, spec, source.Options{
 		Insecure:     o.insecure,
 		TempDir:      o.tempDir,
@@ -106,9 +105,9 @@ func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec stri
 		Platform:     o.platform,
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	snap, t, err := scan.Scan(ctx, tree, scan.Options{
+	snap, err := scan.Scan(ctx, tree, scan.Options{
 		Exec:           o.exec,
 		ModuleTimeout:  o.moduleTimeout,
 		ToolTimeout:    o.toolTimeout,
@@ -117,9 +116,9 @@ func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec stri
 	})
 	if err != nil {
 		tree.Close()
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return snap, t, func() { tree.Close() }, nil
+	return snap, tree, nil
 }
 
 func snapshotWriter(format string) (func(io.Writer, *snapshot.Snapshot) error, error) {

@@ -1,6 +1,9 @@
 // Package archtest holds the test that keeps imagegate's dependency graph
 // pointing inward: everything may use the snapshot schema, the snapshot
-// uses nothing of ours, and no package reaches back into the command.
+// and CPython's facts (internal/cpython) use nothing of ours, the image on
+// disk has one model (internal/source) that the scan and the check share
+// while the check never reaches into the scan, and no package reaches back
+// into the command.
 package archtest
 
 import (
@@ -16,11 +19,13 @@ const module = "github.com/imagegate/imagegate/"
 // import, directly or indirectly.
 var forbidden = map[string][]string{
 	"internal/":               {"cmd/"},
-	"internal/snapshot":       {"internal/scan", "internal/source", "internal/sandbox", "internal/diff", "internal/check"},
-	"internal/source":         {"internal/scan", "internal/sandbox", "internal/diff", "internal/check"},
+	"internal/snapshot":       {"internal/scan", "internal/source", "internal/sandbox", "internal/diff", "internal/check", "internal/cpython"},
+	"internal/cpython":        {"internal/"},
+	"internal/source":         {"internal/scan", "internal/diff", "internal/check"},
 	"internal/sandbox":        {"internal/scan", "internal/source", "internal/diff", "internal/check"},
 	"internal/diff":           {"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 	"internal/version":        {"internal/"},
+	"internal/check":          {"internal/scan", "internal/store", "internal/server"},
 	"internal/rollout":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
 	"internal/store/":         {"internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
 	"internal/store/sqlite":   {"internal/store/postgres"},
@@ -29,10 +34,10 @@ var forbidden = map[string][]string{
 	"internal/apiclient":      {"internal/store", "internal/server"},
 	"internal/api":            {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
 	"internal/scan/ldso":      {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools"},
-	"internal/scan/ospkg":     {"internal/scan/python", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
-	"internal/scan/tools":     {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/source"},
-	"internal/scan/runtimes":  {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/source"},
-	"internal/scan/python":    {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/source"},
+	"internal/scan/ospkg":     {"internal/scan/python", "internal/scan/runtimes", "internal/scan/tools", "internal/check", "internal/diff"},
+	"internal/scan/tools":     {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/check", "internal/diff"},
+	"internal/scan/runtimes":  {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/check", "internal/diff"},
+	"internal/scan/python":    {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/check", "internal/diff"},
 	"internal/testenv":        {"internal/"},
 
 	// analysis is the pure decision core the rollout controller calls: the

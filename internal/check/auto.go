@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imagegate/imagegate/internal/cpython"
 	"github.com/imagegate/imagegate/internal/diff"
-	"github.com/imagegate/imagegate/internal/scan/python"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/version"
 )
@@ -138,7 +138,7 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 	}
 	for _, m := range rt.Modules {
 		seen[m.Name] = true
-		if python.PlatformOnly(m.Name) {
+		if cpython.PlatformOnly(m.Name) {
 			continue
 		}
 		switch {
@@ -146,7 +146,7 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 			ok++
 		case m.Status == snapshot.StatusMissing:
 			missing(m.Name, cmp.Or(m.Error, "not shipped by this build"))
-		case m.Status == snapshot.StatusImportError && (m.Error == noModuleNamed(m.Name) || m.Error == "No module named "+m.Name):
+		case m.Status == snapshot.StatusImportError && cpython.IsModuleNotFound(m.Error, m.Name):
 			// Importing a module with no files at all: absent, not broken.
 			missing(m.Name, m.Error)
 		default:
@@ -170,9 +170,9 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 				res: Result{ID: id + "/module/" + m.Name, Status: StatusFail, Message: msg, Evidence: ev}})
 		}
 	}
-	expected, known := python.ExpectedModules(majorMinor(rt.Version))
+	expected, known := cpython.ExpectedModules(majorMinor(rt.Version))
 	for _, name := range expected {
-		if seen[name] || python.PlatformOnly(name) {
+		if seen[name] || cpython.PlatformOnly(name) {
 			continue
 		}
 		missing(name, "not in the snapshot, though CPython "+majorMinor(rt.Version)+" ships it on Linux")
@@ -312,15 +312,12 @@ func declare(r *Result, ch *diff.Changes, classes ...string) {
 func neededFrom(r Result, names []string) string {
 	text := r.Message + "\n" + strings.Join(r.Evidence, "\n")
 	for _, n := range names {
-		// Python 3 quotes the name, Python 2 does not.
-		if strings.Contains(text, noModuleNamed(n)) || strings.Contains(text+"\n", "No module named "+n+"\n") {
+		if cpython.ReportsMissing(text, n) {
 			return n
 		}
 	}
 	return ""
 }
-
-func noModuleNamed(name string) string { return "No module named '" + name + "'" }
 
 func plural(n int, one, many string) string {
 	if n == 1 {

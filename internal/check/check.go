@@ -15,8 +15,8 @@ import (
 	"slices"
 
 	"github.com/imagegate/imagegate/internal/diff"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // SchemaV1 identifies the JSON form of a Report.
@@ -36,7 +36,7 @@ type Options struct {
 	// Target is the image's files and runner when the snapshot was just
 	// scanned from a SOURCE; nil when it was read from a snapshot file, and
 	// then spec tests that need files or commands fail saying so.
-	Target *target.Target
+	Target *source.Tree
 }
 
 // Result statuses, in the order a Report lists them.

@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/check"
+	"github.com/imagegate/imagegate/internal/cpython"
 	"github.com/imagegate/imagegate/internal/diff"
-	"github.com/imagegate/imagegate/internal/scan/python"
 	"github.com/imagegate/imagegate/internal/snapshot"
 )
 
@@ -23,7 +23,7 @@ func pythonRuntime(t testing.TB, version, path, origin string, changed ...snapsh
 	if version[3] != '.' {
 		mm = version[:4]
 	}
-	expected, ok := python.ExpectedModules(mm)
+	expected, ok := cpython.ExpectedModules(mm)
 	if !ok {
 		t.Fatalf("no expected module list for %s", mm)
 	}
@@ -274,7 +274,7 @@ func TestAutomaticPassedSummary(t *testing.T) {
 	}
 	ok := 0
 	for _, m := range rt.Modules {
-		if !python.PlatformOnly(m.Name) {
+		if !cpython.PlatformOnly(m.Name) {
 			ok++
 		}
 	}

@@ -25,7 +25,7 @@ func TestDistributionPythonOnHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tree.Close()
-	snap, _, err := scan.Scan(ctx, tree, scan.Options{Exec: scan.ExecNone})
+	snap, err := scan.Scan(ctx, tree, scan.Options{Exec: scan.ExecNone})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func TestIncidentRealScan(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tree.Close()
-		snap, _, err := scan.Scan(ctx, tree, scan.Options{Exec: mode})
+		snap, err := scan.Scan(ctx, tree, scan.Options{Exec: mode})
 		if err != nil {
 			t.Fatal(err)
 		}

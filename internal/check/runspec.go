@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/internal/sandbox"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 const (
@@ -31,11 +31,11 @@ const (
 )
 
 var (
-	errNoTarget = errors.New("needs the image's files: TARGET was a snapshot file; pass a scan SOURCE (dir:, host, oci:, docker-archive:, registry:) instead")
+	errNoTarget = errors.New("needs the image's files: TARGET was a snapshot file; pass a scan SOURCE (" + source.Prefixes + ") instead")
 	errNoRunner = errors.New("needs to run programs, but the scan ran nothing (--exec none, or chroot not permitted); use --exec local or --exec chroot")
 )
 
-func runSpec(ctx context.Context, snap *snapshot.Snapshot, s *Spec, t *target.Target) ([]Result, error) {
+func runSpec(ctx context.Context, snap *snapshot.Snapshot, s *Spec, t *source.Tree) ([]Result, error) {
 	var out []Result
 	for i := range s.CommandTests {
 		if err := ctx.Err(); err != nil {
@@ -120,7 +120,7 @@ func commandEnv(img *snapshot.Image, extra []EnvVar) []string {
 }
 
 // lookPath finds name on the image's PATH, inside the image.
-func lookPath(t *target.Target, name string, env []string) (string, error) {
+func lookPath(t *source.Tree, name string, env []string) (string, error) {
 	if strings.HasPrefix(name, "/") {
 		return name, nil
 	}
@@ -146,7 +146,7 @@ func lookPath(t *target.Target, name string, env []string) (string, error) {
 	return "", fmt.Errorf("%s: not found on the image's PATH (%s)", name, p)
 }
 
-func runCommandTest(ctx context.Context, snap *snapshot.Snapshot, ct *CommandTest, id string, t *target.Target) Result {
+func runCommandTest(ctx context.Context, snap *snapshot.Snapshot, ct *CommandTest, id string, t *source.Tree) Result {
 	r := specResult(id, "command", ct.Name)
 	switch {
 	case t == nil:
@@ -273,7 +273,7 @@ type idNames struct {
 	err           error
 }
 
-func readIDNames(t *target.Target) *idNames {
+func readIDNames(t *source.Tree) *idNames {
 	n := &idNames{}
 	n.users, n.err = readIDFile(t, "/etc/passwd")
 	if n.err == nil {
@@ -283,7 +283,7 @@ func readIDNames(t *target.Target) *idNames {
 }
 
 // readIDFile reads name:x:id lines (passwd and group share the layout).
-func readIDFile(t *target.Target, p string) (map[string]int, error) {
+func readIDFile(t *source.Tree, p string) (map[string]int, error) {
 	host, err := t.HostPath(p)
 	if err != nil {
 		return nil, err
@@ -312,7 +312,7 @@ func readIDFile(t *target.Target, p string) (map[string]int, error) {
 	return m, nil
 }
 
-func runFileTest(ft *FileTest, id string, t *target.Target, names *idNames) Result {
+func runFileTest(ft *FileTest, id string, t *source.Tree, names *idNames) Result {
 	r := specResult(id, "file", ft.Name)
 	if t == nil {
 		r.fail("%v", errNoTarget)

@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/check"
 	"github.com/imagegate/imagegate/internal/sandbox"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 	"github.com/imagegate/imagegate/internal/testenv"
 )
 
@@ -202,7 +202,7 @@ func mustSpec(t testing.TB, text string) *check.Spec {
 
 func TestSpecAgainstImage(t *testing.T) {
 	root := makeRoot(t)
-	tg := &target.Target{Root: root, RootFS: true, Runner: sandbox.NewLocal(root)}
+	tg := &source.Tree{Dir: root, RootFS: true, Runner: sandbox.NewLocal(root)}
 	r, err := check.Run(context.Background(), goldenSnapshot(t), check.Options{Spec: mustSpec(t, fullSpec), Target: tg})
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func TestSpecAgainstImage(t *testing.T) {
 // check host --spec` does.
 func TestSpecOnHost(t *testing.T) {
 	testenv.RequireRoot(t)
-	tg := &target.Target{Root: "/", RootFS: true, Runner: sandbox.NewLocal("/")}
+	tg := &source.Tree{Dir: "/", RootFS: true, Runner: sandbox.NewLocal("/")}
 	spec := mustSpec(t, `commandTests:
   - name: sh runs
     shell: 'echo $HOME'
@@ -261,7 +261,7 @@ func TestSpecWithoutFiles(t *testing.T) {
 	spec := mustSpec(t, "commandTests:\n  - shell: 'true'\nfileTests:\n  - path: /etc/passwd\nmetadataTest:\n  user: root\n")
 	tests := []struct {
 		name   string
-		target *target.Target
+		target *source.Tree
 		want   []string
 	}{
 		{
@@ -274,7 +274,7 @@ func TestSpecWithoutFiles(t *testing.T) {
 		},
 		{
 			name:   "scanned without execution",
-			target: &target.Target{Root: "/", RootFS: true},
+			target: &source.Tree{Dir: "/", RootFS: true},
 			want: []string{
 				"fail spec/commandTests[0]: needs to run programs, but the scan ran nothing (--exec none, or chroot not permitted); use --exec local or --exec chroot",
 				"fail spec/metadataTest: no image config: metadata tests need an OCI, docker-archive or registry image (TARGET has no config)",
@@ -296,7 +296,7 @@ func TestSpecWithoutFiles(t *testing.T) {
 
 func TestReportFormats(t *testing.T) {
 	root := makeRoot(t)
-	tg := &target.Target{Root: root, RootFS: true, Runner: sandbox.NewLocal(root)}
+	tg := &source.Tree{Dir: root, RootFS: true, Runner: sandbox.NewLocal(root)}
 	r, err := check.Run(context.Background(), goldenSnapshot(t), check.Options{Spec: mustSpec(t, fullSpec), Target: tg})
 	if err != nil {
 		t.Fatal(err)

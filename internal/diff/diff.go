@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/cpython"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/version"
 )
@@ -270,18 +271,12 @@ func linkCauses(changes []Change) {
 			continue
 		}
 		for _, j := range byRuntime[rt] {
-			if j != i && namesModule(changes[j].Evidence, name) {
+			if j != i && cpython.NamesModule(changes[j].Evidence, name) {
 				c.PartOf = changes[j].ID
 				break
 			}
 		}
 	}
-}
-
-// namesModule reports whether an import error names module: Python 3
-// quotes it ("No module named '_sqlite3'"), Python 2 does not.
-func namesModule(evidence, module string) bool {
-	return strings.Contains(evidence, "'"+module+"'") || strings.HasSuffix(evidence, "No module named "+module)
 }
 
 // comparer accumulates changes.

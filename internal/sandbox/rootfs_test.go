@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/internal/sandbox"
-	"github.com/imagegate/imagegate/internal/scan/target"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 var (
-	_ target.Runner = (*sandbox.Local)(nil)
-	_ target.Runner = (*sandbox.Chroot)(nil)
+	_ source.Runner = (*sandbox.Local)(nil)
+	_ source.Runner = (*sandbox.Chroot)(nil)
 )
 
 // lddLine matches "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)"
@@ -167,7 +167,7 @@ type run struct {
 	stdout, stderr string
 }
 
-func runCmd(tb testing.TB, r target.Runner, cmd sandbox.Command) run {
+func runCmd(tb testing.TB, r source.Runner, cmd sandbox.Command) run {
 	tb.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -15,16 +15,16 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/imagegate/imagegate/internal/sandbox"
-	"github.com/imagegate/imagegate/internal/scan/target"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
-// runnerSuite is the contract every target.Runner keeps whatever isolates
+// runnerSuite is the contract every source.Runner keeps whatever isolates
 // it, as restic's backend test.Suite is for backends: each runner passes
 // the same tests on a root filesystem from mustRootFS, and only what one
 // runner adds (namespaces, limits, tool folders) is tested on its own.
 type runnerSuite struct {
 	// New returns the runner under test for root.
-	New func(tb testing.TB, root string) target.Runner
+	New func(tb testing.TB, root string) source.Runner
 	// Mode is what the runner's Mode says.
 	Mode string
 	// Seen maps a path in the image to the path its programs see: the
@@ -266,7 +266,7 @@ func (s runnerSuite) testConcurrent(t *testing.T) {
 
 func TestLocalRunner(t *testing.T) {
 	runnerSuite{
-		New:  func(_ testing.TB, root string) target.Runner { return sandbox.NewLocal(root) },
+		New:  func(_ testing.TB, root string) source.Runner { return sandbox.NewLocal(root) },
 		Mode: "local",
 		Seen: func(root, p string) string { return filepath.Join(root, p) },
 	}.Run(t)
@@ -274,7 +274,7 @@ func TestLocalRunner(t *testing.T) {
 
 func TestChrootRunner(t *testing.T) {
 	runnerSuite{
-		New: func(tb testing.TB, root string) target.Runner {
+		New: func(tb testing.TB, root string) source.Runner {
 			return mustChroot(tb, root, sandbox.ChrootOptions{})
 		},
 		Mode: "chroot",

@@ -18,7 +18,6 @@ import (
 	"github.com/imagegate/imagegate/internal/scan/ospkg"
 	"github.com/imagegate/imagegate/internal/scan/python"
 	"github.com/imagegate/imagegate/internal/scan/runtimes"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/scan/tools"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
@@ -50,10 +49,10 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Scan inventories the image whose files tree holds. It also returns the
-// target it scanned (the files and the way to run programs), so that spec
-// tests can run against the same image.
-func Scan(ctx context.Context, tree *source.Tree, opts Options) (*snapshot.Snapshot, *target.Target, error) {
+// Scan inventories the image whose files tree holds. It sets tree.Runner to
+// the way it chose to run the image's programs (opts.Exec; nil for none), so
+// that spec tests run against the same image the same way.
+func Scan(ctx context.Context, tree *source.Tree, opts Options) (*snapshot.Snapshot, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -74,26 +73,25 @@ func Scan(ctx context.Context, tree *source.Tree, opts Options) (*snapshot.Snaps
 	if snap.Architecture == "" && tree.Spec == "host" {
 		snap.Architecture = runtime.GOARCH
 	}
-	t := &target.Target{Root: tree.Dir, RootFS: tree.RootFS}
 	runner, warning, err := chooseRunner(tree, opts.Exec)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if warning != "" {
 		snap.Warnings = append(snap.Warnings, warning)
 		log.Warn(warning)
 	}
 	snap.Exec = ExecNone
+	tree.Runner = runner
 	if runner != nil {
-		t.Runner = runner
 		snap.Exec = runner.Mode()
 	}
 
 	py := python.NewFinder(python.Options{ModuleTimeout: opts.ModuleTimeout})
 	rt := runtimes.NewFinder()
 	started := time.Now()
-	if err := walk(ctx, t, []target.Finder{py, rt}); err != nil {
-		return nil, nil, fmt.Errorf("walk %s: %w", tree.Spec, err)
+	if err := walk(ctx, tree, []Finder{py, rt}); err != nil {
+		return nil, fmt.Errorf("walk %s: %w", tree.Spec, err)
 	}
 	log.Debug("walked image", "source", tree.Spec, "elapsed", time.Since(started))
 
@@ -118,44 +116,44 @@ func Scan(ctx context.Context, tree *source.Tree, opts Options) (*snapshot.Snaps
 		})
 	}
 	collect("os-release", func() ([]string, error) {
-		os, err := ospkg.ReadOS(ctx, t)
+		os, err := ospkg.ReadOS(ctx, tree)
 		snap.OS = os
 		return nil, err
 	})
 	collect("os packages", func() ([]string, error) {
-		res, w, err := ospkg.Packages(ctx, t)
+		res, w, err := ospkg.Packages(ctx, tree)
 		snap.Packages, owners = res.Packages, res.Owners
 		return w, err
 	})
 	var pyRuntimes, otherRuntimes []snapshot.Runtime
 	collect("python", func() (w []string, err error) {
-		pyRuntimes, w, err = py.Collect(ctx, t)
+		pyRuntimes, w, err = py.Collect(ctx, tree)
 		return w, err
 	})
 	collect("runtimes", func() (w []string, err error) {
-		otherRuntimes, w, err = rt.Collect(ctx, t)
+		otherRuntimes, w, err = rt.Collect(ctx, tree)
 		return w, err
 	})
 	collect("tools", func() (w []string, err error) {
-		snap.Tools, w, err = tools.Collect(ctx, t, tools.Options{ExtraDirs: imagePath(tree.Image), Timeout: opts.ToolTimeout})
+		snap.Tools, w, err = tools.Collect(ctx, tree, tools.Options{ExtraDirs: imagePath(tree.Image), Timeout: opts.ToolTimeout})
 		return w, err
 	})
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	snap.Runtimes = append(pyRuntimes, otherRuntimes...)
 	snap.Warnings = append(snap.Warnings, warnings...)
-	attributeOwners(t, snap, owners)
+	attributeOwners(tree, snap, owners)
 	snap.Normalize()
-	return snap, t, nil
+	return snap, nil
 }
 
 // attributeOwners marks what the OS package manager ships: a runtime whose
 // executable a package owns is the distribution's own, which the gate treats
 // differently (Debian splits its Python's standard library into optional
 // packages on purpose).
-func attributeOwners(t *target.Target, snap *snapshot.Snapshot, owners *ospkg.Owners) {
+func attributeOwners(t *source.Tree, snap *snapshot.Snapshot, owners *ospkg.Owners) {
 	if owners == nil {
 		return
 	}
@@ -204,7 +202,7 @@ func imagePath(img *snapshot.Image) []string {
 // tool folders run here; root filesystems run chrooted where that is
 // permitted, and otherwise are checked from their files alone, with a
 // warning that says so.
-func chooseRunner(tree *source.Tree, mode string) (target.Runner, string, error) {
+func chooseRunner(tree *source.Tree, mode string) (source.Runner, string, error) {
 	switch mode {
 	case ExecNone:
 		return nil, "", nil

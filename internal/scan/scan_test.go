@@ -132,7 +132,7 @@ func scanSource(t *testing.T, spec, execMode string) *snapshot.Snapshot {
 		t.Fatal(err)
 	}
 	defer tree.Close()
-	snap, _, err := scan.Scan(ctx, tree, scan.Options{Exec: execMode})
+	snap, err := scan.Scan(ctx, tree, scan.Options{Exec: execMode})
 	if err != nil {
 		t.Fatal(err)
 	}

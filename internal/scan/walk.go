@@ -2,13 +2,31 @@ package scan
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"sync"
 
-	"github.com/imagegate/imagegate/internal/scan/target"
+	"github.com/imagegate/imagegate/internal/scan/python"
+	"github.com/imagegate/imagegate/internal/scan/runtimes"
+	"github.com/imagegate/imagegate/internal/source"
+)
+
+// Finder recognises installations while the scan walks the image once.
+// python.Finder and runtimes.Finder implement it.
+type Finder interface {
+	// Visit is called for each directory the walk reaches, with its path
+	// inside the image and its entries, from one goroutine at a time. It
+	// returns true to keep the walk out of dir's subdirectories (e.g. a
+	// Python standard library that the finder reads itself).
+	Visit(dir string, entries []fs.DirEntry) (prune bool)
+}
+
+var (
+	_ Finder = (*python.Finder)(nil)
+	_ Finder = (*runtimes.Finder)(nil)
 )
 
 // maxWalkDepth bounds discovery. Installations sit at a bounded depth
@@ -31,7 +49,7 @@ var hostSkip = map[string]bool{"/proc": true, "/sys": true, "/dev": true, "/run"
 // finder's Visit with in-image paths, never following symbolic links. Reading
 // directories is spread over a few goroutines because a cold cache makes the
 // walk wait on the disk; Visit calls are serialised.
-func walk(ctx context.Context, t *target.Target, finders []target.Finder) error {
+func walk(ctx context.Context, t *source.Tree, finders []Finder) error {
 	type job struct {
 		dir   string
 		depth int
@@ -43,7 +61,7 @@ func walk(ctx context.Context, t *target.Target, finders []target.Finder) error 
 		pending = 1
 		wg      sync.WaitGroup
 	)
-	isHost := t.Root == "/"
+	isHost := t.Dir == "/"
 	worker := func() {
 		defer wg.Done()
 		for {
@@ -61,7 +79,7 @@ func walk(ctx context.Context, t *target.Target, finders []target.Finder) error 
 
 			var children []job
 			if ctx.Err() == nil {
-				entries, err := os.ReadDir(filepath.Join(t.Root, j.dir))
+				entries, err := os.ReadDir(filepath.Join(t.Dir, j.dir))
 				if err == nil {
 					mu.Lock()
 					prune := false

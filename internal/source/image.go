@@ -31,9 +31,9 @@ func openImage(ctx context.Context, scheme, rest string, opts Options) (v1.Image
 		return nil, nil, err
 	}
 	switch scheme {
-	case "oci":
+	case SchemeOCI:
 		return openLayout(rest, want)
-	case "docker-archive":
+	case SchemeDockerArchive:
 		return openArchive(rest)
 	default:
 		return openRemote(ctx, rest, want, opts.Insecure)

@@ -1,6 +1,8 @@
-// Package source turns a scan SOURCE (dir:PATH, host, oci:PATH,
-// docker-archive:FILE, registry:REF) into a directory on this machine that
-// holds the image's root filesystem.
+// Package source is the image on disk: it parses a scan SOURCE (dir:PATH,
+// host, oci:PATH, docker-archive:FILE, registry:REF), turns it into a Tree
+// (a directory on this machine that holds the image's files, with the
+// Runner that runs its programs) and removes what it extracted on Close.
+// Scan collectors and spec tests read images through a Tree only.
 //
 // Image layers are applied by an Extractor, which is the security-critical
 // part: nothing an image contains can make it create, change or follow
@@ -18,7 +20,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/imagegate/imagegate/internal/snapshot"
 )
 
 // ErrBadSource is wrapped by errors in the SOURCE argument itself: an
@@ -44,69 +45,95 @@ type Options struct {
 	Platform string
 }
 
-// Tree is a SOURCE made available as files on this machine.
-type Tree struct {
-	// Spec is the SOURCE as given.
-	Spec string
-	// Dir is the host directory that is the image's "/" ("/" for host).
-	Dir string
-	// RootFS is true for a whole root filesystem (host, images, a dir:
-	// that has etc/, usr/ or bin/) and false for a tool folder such as
-	// dir:/opt/hostedtoolcache.
-	RootFS bool
-	// Image holds the manifest and config facts of oci:, docker-archive:
-	// and registry: sources; nil otherwise.
-	Image *snapshot.Image
-	// Architecture in GOARCH terms, when known.
-	Architecture string
-	// Skipped lists image entries not created on disk (device nodes,
-	// FIFOs), sorted by path.
-	Skipped []snapshot.SkippedEntry
+// The schemes of a SOURCE: what comes before its first colon ("host" has
+// no colon and nothing after it).
+const (
+	SchemeHost          = "host"
+	SchemeDir           = "dir"
+	SchemeOCI           = "oci"
+	SchemeDockerArchive = "docker-archive"
+	SchemeRegistry      = "registry"
+)
 
-	// tmp is the directory Open created and Close removes; "" when
-	// nothing was extracted.
-	tmp string
+// Prefixes names the SOURCE forms in messages that tell a user how to name
+// an image instead of a snapshot file.
+const Prefixes = "dir:, host, oci:, docker-archive:, registry:"
+
+// Ref is a SOURCE taken apart, before anything is opened.
+type Ref struct {
+	// Scheme is one of the Scheme constants.
+	Scheme string
+	// Location is what follows "Scheme:": a directory, an OCI layout
+	// path[@DIGEST|:REFNAME], an archive FILE[:TAG] or a registry
+	// reference; "" for host.
+	Location string
 }
 
-// Close removes whatever Open extracted. It does nothing for dir: and host
-// sources and is safe to call more than once.
-func (t *Tree) Close() error {
-	if t == nil || t.tmp == "" {
-		return nil
+// IsSource reports whether arg is meant as a SOURCE rather than as a
+// snapshot file: it is "host" or starts with "dir:", "oci:",
+// "docker-archive:" or "registry:". Such an argument may still be
+// malformed ("dir:" alone); Parse and Open say why. Commands that take
+// either a snapshot file or a SOURCE ask this, so that the list of
+// schemes lives here only.
+func IsSource(arg string) bool {
+	if arg == SchemeHost {
+		return true
 	}
-	err := removeTree(t.tmp)
-	t.tmp = ""
-	return err
+	scheme, _, ok := strings.Cut(arg, ":")
+	return ok && (scheme == SchemeDir || isImageScheme(scheme))
+}
+
+func isImageScheme(scheme string) bool {
+	return scheme == SchemeOCI || scheme == SchemeDockerArchive || scheme == SchemeRegistry
+}
+
+// Parse takes a SOURCE apart without touching the disk or the network.
+// Its errors wrap ErrBadSource.
+func Parse(spec string) (Ref, error) {
+	scheme, rest, _ := strings.Cut(spec, ":")
+	switch {
+	case spec == SchemeHost:
+		return Ref{Scheme: SchemeHost}, nil
+	case scheme == SchemeDir:
+		if rest == "" {
+			return Ref{}, fmt.Errorf("%w: %q names no directory after \"dir:\"", ErrBadSource, spec)
+		}
+		return Ref{Scheme: scheme, Location: rest}, nil
+	case isImageScheme(scheme):
+		if rest == "" {
+			return Ref{}, fmt.Errorf("%w: %q names no image after %q", ErrBadSource, spec, scheme+":")
+		}
+		return Ref{Scheme: scheme, Location: rest}, nil
+	}
+	return Ref{}, fmt.Errorf("%w: %q: use dir:PATH, host, oci:PATH, docker-archive:FILE or registry:REF", ErrBadSource, spec)
 }
 
 // Open makes the files of SOURCE available on this machine. SOURCE is one
 // of dir:PATH, host, oci:PATH[@DIGEST|:REFNAME], docker-archive:FILE[:TAG]
 // or registry:REF. The caller must Close the Tree.
 func Open(ctx context.Context, spec string, opts Options) (*Tree, error) {
-	scheme, rest, _ := strings.Cut(spec, ":")
-	switch {
-	case spec == "host":
-		return &Tree{Spec: spec, Dir: "/", RootFS: true, Architecture: runtime.GOARCH}, nil
-	case scheme == "dir":
-		return openDir(spec, rest)
-	case scheme == "oci", scheme == "docker-archive", scheme == "registry":
-		if rest == "" {
-			return nil, fmt.Errorf("%w: %q names no image after %q", ErrBadSource, spec, scheme+":")
-		}
-		img, facts, err := openImage(ctx, scheme, rest, opts)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", spec, err)
-		}
-		t, err := extractImage(ctx, img, opts)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", spec, err)
-		}
-		t.Spec = spec
-		t.Image = facts
-		t.Architecture = facts.Architecture
-		return t, nil
+	ref, err := Parse(spec)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("%w: %q: use dir:PATH, host, oci:PATH, docker-archive:FILE or registry:REF", ErrBadSource, spec)
+	switch ref.Scheme {
+	case SchemeHost:
+		return &Tree{Spec: spec, Dir: "/", RootFS: true, Architecture: runtime.GOARCH}, nil
+	case SchemeDir:
+		return openDir(spec, ref.Location)
+	}
+	img, facts, err := openImage(ctx, ref.Scheme, ref.Location, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", spec, err)
+	}
+	t, err := extractImage(ctx, img, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", spec, err)
+	}
+	t.Spec = spec
+	t.Image = facts
+	t.Architecture = facts.Architecture
+	return t, nil
 }
 
 // openDir opens an unpacked tree. It is a root filesystem when it has
@@ -115,9 +142,6 @@ func Open(ctx context.Context, spec string, opts Options) (*Tree, error) {
 // tool folder's programs are built for this machine, so scanners resolve
 // their libraries against this machine instead.
 func openDir(spec, p string) (*Tree, error) {
-	if p == "" {
-		return nil, fmt.Errorf("%w: %q names no directory after \"dir:\"", ErrBadSource, spec)
-	}
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrBadSource, spec, err)

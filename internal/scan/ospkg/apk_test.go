@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/scan/ospkg"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 var apkWant = []snapshot.Package{
@@ -106,7 +106,7 @@ func TestPackagesAPKRoot(t *testing.T) {
 				}
 			}
 			writeFiles(t, root, map[string]string{db: string(data), "/etc/os-release": "ID=alpine\n"})
-			res, warns := mustPackages(t, &target.Target{Root: root, RootFS: true})
+			res, warns := mustPackages(t, &source.Tree{Dir: root, RootFS: true})
 			if len(warns) > 0 {
 				t.Errorf("warnings: %q", warns)
 			}

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 const (
@@ -121,7 +121,7 @@ func skippedWarning(what string, n int) []string {
 // readDpkg reads the dpkg database of a root: the status file with any
 // journal entries in updates/ that dpkg has not folded in yet, or, in
 // distroless images, one file per package under status.d/.
-func readDpkg(ctx context.Context, t *target.Target, owners *Owners) (pkgs []snapshot.Package, warns []string, err error) {
+func readDpkg(ctx context.Context, t *source.Tree, owners *Owners) (pkgs []snapshot.Package, warns []string, err error) {
 	byKey := map[string]debRecord{}
 	var order []string
 	add := func(recs []debRecord) {
@@ -233,7 +233,7 @@ func atoi(s string) int {
 // system has around a thousand of these files, so they are read by a few
 // goroutines while one goroutine fills the index. Lists of packages that
 // are not installed (left by an interrupted removal) are ignored.
-func readDpkgLists(ctx context.Context, t *target.Target, installed map[string]bool, owners *Owners) ([]string, error) {
+func readDpkgLists(ctx context.Context, t *source.Tree, installed map[string]bool, owners *Owners) ([]string, error) {
 	dir, err := t.HostPath(dpkgInfo)
 	if err != nil {
 		return []string{err.Error()}, nil

@@ -10,18 +10,18 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/scan/ospkg"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 	"github.com/imagegate/imagegate/internal/testenv"
 )
 
-func hostTarget() *target.Target { return &target.Target{Root: "/", RootFS: true} }
+func hostTarget() *source.Tree { return &source.Tree{Dir: "/", RootFS: true} }
 
-func mustPackages(tb testing.TB, tg *target.Target) (ospkg.Result, []string) {
+func mustPackages(tb testing.TB, tg *source.Tree) (ospkg.Result, []string) {
 	tb.Helper()
 	res, warns, err := ospkg.Packages(context.Background(), tg)
 	if err != nil {
-		tb.Fatalf("Packages(%s): %v", tg.Root, err)
+		tb.Fatalf("Packages(%s): %v", tg.Dir, err)
 	}
 	return res, warns
 }
@@ -169,7 +169,7 @@ func TestPackagesDpkgRoot(t *testing.T) {
 		if err := os.Symlink("/var/lib/dpkg/info/coreutils.list", filepath.Join(root, "var/lib/dpkg/info/coreutils.list")); err != nil {
 			t.Fatal(err)
 		}
-		res, warns := mustPackages(t, &target.Target{Root: root, RootFS: true})
+		res, warns := mustPackages(t, &source.Tree{Dir: root, RootFS: true})
 		if len(warns) > 0 {
 			t.Errorf("warnings: %q", warns)
 		}
@@ -197,7 +197,7 @@ func TestPackagesDpkgRoot(t *testing.T) {
 		if err := os.Symlink("/var/lib/dpkg", filepath.Join(root, "var/lib/dpkg/status.d")); err != nil {
 			t.Fatal(err)
 		}
-		res, _ := mustPackages(t, &target.Target{Root: root, RootFS: true})
+		res, _ := mustPackages(t, &source.Tree{Dir: root, RootFS: true})
 		if len(res.Packages) != 0 || res.Owners.Len() != 0 {
 			t.Errorf("read %d packages and %d paths through links", len(res.Packages), res.Owners.Len())
 		}
@@ -213,7 +213,7 @@ func TestPackagesDpkgRoot(t *testing.T) {
 			"/var/lib/dpkg/updates/0002":  newer,
 			"/var/lib/dpkg/updates/tmp.i": "Package: tmp\nStatus: install ok installed\nVersion: 1\n",
 		})
-		res, _ := mustPackages(t, &target.Target{Root: root, RootFS: true})
+		res, _ := mustPackages(t, &source.Tree{Dir: root, RootFS: true})
 		want := bash
 		want.Version = "99:" + bash.Version
 		if d := cmp.Diff([]snapshot.Package{want}, res.Packages); d != "" {
@@ -240,7 +240,7 @@ func TestPackagesDpkgRoot(t *testing.T) {
 			"/var/lib/dpkg/status.d/libc6":         noStatus(status("libc6")),
 			"/var/lib/dpkg/status.d/libc6.md5sums": string(md5),
 		})
-		res, warns := mustPackages(t, &target.Target{Root: root, RootFS: true})
+		res, warns := mustPackages(t, &source.Tree{Dir: root, RootFS: true})
 		if len(warns) > 0 {
 			t.Errorf("warnings: %q", warns)
 		}
@@ -281,7 +281,7 @@ func TestPackagesDpkgRoot(t *testing.T) {
 			"/var/lib/dpkg/status":          fields + "Status: install ok installed\n",
 			"/var/lib/dpkg/info/hello.list": list.String(),
 		})
-		res, _ := mustPackages(t, &target.Target{Root: root, RootFS: true})
+		res, _ := mustPackages(t, &source.Tree{Dir: root, RootFS: true})
 		if len(res.Packages) != 1 || res.Packages[0].Name != "hello" || res.Packages[0].Version == "" {
 			t.Fatalf("packages = %+v", res.Packages)
 		}

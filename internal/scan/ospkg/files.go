@@ -10,13 +10,13 @@ import (
 	"slices"
 	"syscall"
 
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // readImageFile reads a file inside the image. found is false, with a nil
 // error, when it does not exist (or a directory on its way is a file).
-func readImageFile(t *target.Target, p string) (data []byte, found bool, err error) {
+func readImageFile(t *source.Tree, p string) (data []byte, found bool, err error) {
 	host, err := t.HostPath(p)
 	if err != nil {
 		return nil, false, err
@@ -43,7 +43,7 @@ type dirFile struct {
 // readDirFiles reads the regular files of a directory inside the image
 // whose names match, sorted by name. A missing directory is no error; a
 // file that cannot be read becomes a warning.
-func readDirFiles(t *target.Target, dir string, match func(name string) bool) ([]dirFile, []string) {
+func readDirFiles(t *source.Tree, dir string, match func(name string) bool) ([]dirFile, []string) {
 	host, err := t.HostPath(dir)
 	if err != nil {
 		return nil, []string{err.Error()}

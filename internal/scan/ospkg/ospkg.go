@@ -14,8 +14,8 @@ package ospkg
 import (
 	"context"
 
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // Result is what the package databases of an image say.
@@ -39,7 +39,7 @@ type Result struct {
 // warning naming the file, and the scan goes on with the others: one
 // damaged database must not hide the rest of the image. The error is
 // non-nil only when ctx ends.
-func Packages(ctx context.Context, t *target.Target) (Result, []string, error) {
+func Packages(ctx context.Context, t *source.Tree) (Result, []string, error) {
 	res := Result{Owners: &Owners{}}
 	var warns []string
 

@@ -9,8 +9,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // osReleasePaths are tried in order, as os-release(5) prescribes: the
@@ -21,7 +21,7 @@ var osReleasePaths = []string{"/etc/os-release", "/usr/lib/os-release"}
 // the image. When neither exists (a tool folder, a scratch image) it
 // returns the zero OS and a nil error; any other failure to read is an
 // error naming the file.
-func ReadOS(ctx context.Context, t *target.Target) (snapshot.OS, error) {
+func ReadOS(ctx context.Context, t *source.Tree) (snapshot.OS, error) {
 	for _, p := range osReleasePaths {
 		if err := ctx.Err(); err != nil {
 			return snapshot.OS{}, err

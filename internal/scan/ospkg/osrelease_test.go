@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/scan/ospkg"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 	"github.com/imagegate/imagegate/internal/testenv"
 )
 
@@ -119,7 +119,7 @@ func TestReadOS(t *testing.T) {
 		out := run(t, sh, "-c", `. /etc/os-release; printf '%s\0' "$ID" "$VERSION_ID" "$PRETTY_NAME" "$ID_LIKE" "$VERSION_CODENAME"`)
 		v := strings.Split(out, "\x00")
 		want := snapshot.OS{ID: v[0], VersionID: v[1], PrettyName: v[2], IDLike: v[3], Codename: v[4]}
-		got, err := ospkg.ReadOS(ctx, &target.Target{Root: "/", RootFS: true})
+		got, err := ospkg.ReadOS(ctx, &source.Tree{Dir: "/", RootFS: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +184,7 @@ func TestReadOS(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.setup(t, root)
-			got, err := ospkg.ReadOS(ctx, &target.Target{Root: root, RootFS: true})
+			got, err := ospkg.ReadOS(ctx, &source.Tree{Dir: root, RootFS: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +200,7 @@ func TestReadOS(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(root, "etc/os-release"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ospkg.ReadOS(ctx, &target.Target{Root: root, RootFS: true}); err == nil || !strings.Contains(err.Error(), "/etc/os-release") {
+		if _, err := ospkg.ReadOS(ctx, &source.Tree{Dir: root, RootFS: true}); err == nil || !strings.Contains(err.Error(), "/etc/os-release") {
 			t.Errorf("ReadOS error = %v, want one naming /etc/os-release", err)
 		}
 	})

@@ -21,7 +21,7 @@ var usrMerged = []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"}
 // usr-merged alias (/bin/x <-> /usr/bin/x, /lib <-> /usr/lib, /sbin,
 // /lib64...) because Debian 12's database lists /bin/bash while the file
 // is reached as /usr/bin/bash. It does not follow symbolic links: resolve
-// the path inside the image first (target.Target.Resolve) to find the
+// the path inside the image first (source.Tree.Resolve) to find the
 // owner of what a link points to. When several packages list a path (as
 // they all list shared directories) the alphabetically first one is
 // returned, so the answer does not depend on reading order.

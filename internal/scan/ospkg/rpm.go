@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 
 	// Pure Go SQLite: imagegate is built without cgo.
 	_ "modernc.org/sqlite"
@@ -29,7 +29,7 @@ const (
 )
 
 // readRPM reads the first rpm database found.
-func readRPM(ctx context.Context, t *target.Target, owners *Owners) (pkgs []snapshot.Package, warns []string, err error) {
+func readRPM(ctx context.Context, t *source.Tree, owners *Owners) (pkgs []snapshot.Package, warns []string, err error) {
 	seen := map[string]bool{}
 	for _, dir := range rpmDirs {
 		hostDir, err := t.HostPath(dir)

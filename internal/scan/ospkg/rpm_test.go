@@ -14,8 +14,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 	"github.com/imagegate/imagegate/internal/testenv"
 
 	_ "modernc.org/sqlite"
@@ -67,7 +67,7 @@ func queryRPM(t *testing.T, dbpath string, defines ...string) rpmDB {
 
 func checkRPM(t *testing.T, root string, want rpmDB) {
 	t.Helper()
-	res, warns := mustPackages(t, &target.Target{Root: root, RootFS: true})
+	res, warns := mustPackages(t, &source.Tree{Dir: root, RootFS: true})
 	if len(warns) > 0 {
 		t.Errorf("warnings: %q", warns)
 	}
@@ -180,7 +180,7 @@ func TestPackagesRPMSQLite(t *testing.T) {
 		if fi, err := os.Stat(filepath.Join(dir, "rpmdb.sqlite-wal")); err != nil || fi.Size() == 0 {
 			t.Fatalf("no write-ahead log to test with: %v", err)
 		}
-		res, _ := mustPackages(t, &target.Target{Root: root, RootFS: true})
+		res, _ := mustPackages(t, &source.Tree{Dir: root, RootFS: true})
 		if len(res.Packages) != len(want.pkgs)-1 {
 			t.Errorf("read %d packages after deleting one of %d in the log", len(res.Packages), len(want.pkgs))
 		}
@@ -264,7 +264,7 @@ func TestPackagesRPMBuilt(t *testing.T) {
 		t.Fatalf("rpm -qa disagrees with the test's expectation (-want +rpm):\n%s", d)
 	}
 	checkRPM(t, root, oracle)
-	res, _ := mustPackages(t, &target.Target{Root: root, RootFS: true})
+	res, _ := mustPackages(t, &source.Tree{Dir: root, RootFS: true})
 	checkOwners(t, res.Owners, map[string]string{
 		"/usr/bin/imagegate-fixture":               "imagegate-fixture",
 		"/bin/imagegate-fixture":                   "imagegate-fixture",
@@ -291,7 +291,7 @@ func TestPackagesRPMDamaged(t *testing.T) {
 				"/var/lib/rpm/" + tc.file: string(tc.data),
 				"/var/lib/dpkg/status":    "Package: still-read\nStatus: install ok installed\nVersion: 1\n",
 			})
-			res, warns := mustPackages(t, &target.Target{Root: root, RootFS: true})
+			res, warns := mustPackages(t, &source.Tree{Dir: root, RootFS: true})
 			if len(warns) != 1 || !strings.Contains(warns[0], "/var/lib/rpm/"+tc.file) {
 				t.Errorf("warnings = %q, want one naming the database", warns)
 			}

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // maxMetadataHeader bounds what is read of one METADATA or PKG-INFO file:
@@ -71,7 +71,7 @@ func ParseMetadata(r io.Reader) (Metadata, error) {
 // its own lib/pythonX.Y/site-packages (and dist-packages, lib64 too), the
 // standard library folder itself (Python 2.7 ships wsgiref.egg-info there),
 // and the extra in-image directories the walk attributed to it.
-func sitePackages(t *target.Target, in *install) []snapshot.RuntimePackage {
+func sitePackages(t *source.Tree, in *install) []snapshot.RuntimePackage {
 	dirs := []string{}
 	for _, lib := range []string{"lib", "lib64"} {
 		for _, sub := range []string{"site-packages", "dist-packages", "."} {

@@ -26,8 +26,8 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/internal/scan/ldso"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // Options tune Collect.
@@ -41,7 +41,7 @@ type Options struct {
 
 // Finder recognises CPython installations during the scan's walk and then
 // collects them. Visit is called from one goroutine at a time (the
-// target.Finder contract); Collect must be called after the walk.
+// scan.Finder contract); Collect must be called after the walk.
 type Finder struct {
 	opts     Options
 	installs map[string]*install // by in-image prefix + version
@@ -50,8 +50,6 @@ type Finder struct {
 	// /usr/lib/python3/dist-packages and /usr/local/lib/python3.11/dist-packages.
 	siteDirs map[string][]string
 }
-
-var _ target.Finder = (*Finder)(nil)
 
 // install is one CPython installation found by the walk.
 type install struct {
@@ -122,7 +120,7 @@ func hasEntry(entries []fs.DirEntry, name string, dir bool) bool {
 // returns one runtime per installation sorted by path. Problems with one
 // installation become warnings; the error is non-nil only when the context
 // ends.
-func (f *Finder) Collect(ctx context.Context, t *target.Target) ([]snapshot.Runtime, []string, error) {
+func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtime, []string, error) {
 	res, err := ldso.NewResolver(ctx, t.LibraryRoot())
 	if err != nil {
 		return nil, nil, fmt.Errorf("read shared-library configuration: %w", err)
@@ -179,7 +177,7 @@ func (f *Finder) Collect(ctx context.Context, t *target.Target) ([]snapshot.Runt
 // systemPython3 returns the X.Y that /usr/bin/python3 runs, so that
 // /usr/lib/python3/dist-packages is attached to that one interpreter when
 // several python3.Y live in /usr; the highest X.Y when the link says nothing.
-func (f *Finder) systemPython3(t *target.Target) string {
+func (f *Finder) systemPython3(t *source.Tree) string {
 	if p, err := t.Resolve("/usr/bin/python3"); err == nil {
 		if m := regexp.MustCompile(`python(3\.[0-9]+)$`).FindStringSubmatch(p); m != nil {
 			return m[1]
@@ -203,7 +201,7 @@ func versionLess(a, b string) bool {
 
 // collectOne analyses one installation; ok is false when it turned out not
 // to be one (a conda package cache entry).
-func (f *Finder) collectOne(ctx context.Context, t *target.Target, res *ldso.Resolver, in *install) (snapshot.Runtime, []string, bool) {
+func (f *Finder) collectOne(ctx context.Context, t *source.Tree, res *ldso.Resolver, in *install) (snapshot.Runtime, []string, bool) {
 	hostPrefix, err := t.HostPath(in.prefix)
 	if err != nil {
 		return snapshot.Runtime{}, []string{fmt.Sprintf("python %s: %v", in.prefix, err)}, false
@@ -244,7 +242,7 @@ func (f *Finder) collectOne(ctx context.Context, t *target.Target, res *ldso.Res
 
 // exists reports whether an in-image path exists, links followed inside
 // the image.
-func exists(t *target.Target, inImage string) bool {
+func exists(t *source.Tree, inImage string) bool {
 	p, err := t.HostPath(inImage)
 	if err != nil {
 		return false
@@ -255,7 +253,7 @@ func exists(t *target.Target, inImage string) bool {
 
 // findExecutable returns the in-image interpreter: prefix/bin/pythonX.Y,
 // else pythonX, else python; "" when there is none.
-func findExecutable(t *target.Target, in *install) string {
+func findExecutable(t *source.Tree, in *install) string {
 	for _, name := range []string{"python" + in.xy, "python" + in.xy[:1], "python"} {
 		p := path.Join(in.prefix, "bin", name)
 		if h, err := t.HostPath(p); err == nil {

@@ -14,8 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/sandbox"
 	"github.com/imagegate/imagegate/internal/scan/python"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 	"github.com/imagegate/imagegate/internal/testenv"
 )
 
@@ -82,10 +82,10 @@ func walk(t testing.TB, f *python.Finder, root string, under ...string) {
 	}
 }
 
-func collect(t testing.TB, tgt *target.Target, opts python.Options, under ...string) []snapshot.Runtime {
+func collect(t testing.TB, tgt *source.Tree, opts python.Options, under ...string) []snapshot.Runtime {
 	t.Helper()
 	f := python.NewFinder(opts)
-	walk(t, f, tgt.Root, under...)
+	walk(t, f, tgt.Dir, under...)
 	rts, warnings, err := f.Collect(context.Background(), tgt)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestSqlite3WithoutExtension(t *testing.T) {
 			snapshot.Module{Name: "_sqlite3", Kind: "extension", Status: "ok"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tgt := &target.Target{Root: tc.root}
+			tgt := &source.Tree{Dir: tc.root}
 			if tc.exec {
 				tgt.Runner = sandbox.NewLocal(tc.root)
 			}
@@ -209,7 +209,7 @@ func TestRootFSMissingLibrary(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rts := collect(t, &target.Target{Root: root, RootFS: true}, python.Options{})
+	rts := collect(t, &source.Tree{Dir: root, RootFS: true}, python.Options{})
 	if len(rts) != 1 || rts[0].Path != "/usr/local" || rts[0].Origin != "source" {
 		t.Fatalf("runtimes = %+v, want one at /usr/local from source", rts)
 	}
@@ -246,7 +246,7 @@ func TestAllBuilds(t *testing.T) {
 	}
 	for _, mode := range []string{"static", "executed"} {
 		t.Run(mode, func(t *testing.T) {
-			tgt := &target.Target{Root: dir}
+			tgt := &source.Tree{Dir: dir}
 			if mode == "executed" {
 				tgt.Runner = sandbox.NewLocal(dir)
 			}
@@ -309,7 +309,7 @@ func TestAllBuilds(t *testing.T) {
 func TestSystemPython(t *testing.T) {
 	libs, _ := filepath.Glob("/usr/lib/python3.*/os.py")
 	testenv.Require(t, len(libs) > 0, "no system python3 on this machine")
-	rts := collect(t, &target.Target{Root: "/", RootFS: true}, python.Options{}, "/usr")
+	rts := collect(t, &source.Tree{Dir: "/", RootFS: true}, python.Options{}, "/usr")
 	var sys *snapshot.Runtime
 	for i := range rts {
 		if rts[i].Path == "/usr" {
@@ -356,7 +356,7 @@ func TestVersionFromDpkg(t *testing.T) {
 	root := t.TempDir()
 	mustCopy(t, lib, filepath.Join(root, "usr", "lib", filepath.Base(lib)))
 	mustCopy(t, "/var/lib/dpkg/status", filepath.Join(root, "var", "lib", "dpkg", "status"))
-	rts := collect(t, &target.Target{Root: root, RootFS: true}, python.Options{})
+	rts := collect(t, &source.Tree{Dir: root, RootFS: true}, python.Options{})
 	out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "python"+xy+"-minimal").Output()
 	testenv.Require(t, err == nil, "python%s-minimal not installed: %v", xy, err)
 	want, _, _ := strings.Cut(string(out), "-")

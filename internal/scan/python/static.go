@@ -12,9 +12,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/imagegate/imagegate/internal/cpython"
 	"github.com/imagegate/imagegate/internal/scan/ldso"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // Module kinds.
@@ -53,7 +54,7 @@ type verdict struct {
 
 // analysis is the static view of one installation.
 type analysis struct {
-	t          *target.Target
+	t          *source.Tree
 	res        *ldso.Resolver
 	in         *install
 	hostPrefix string
@@ -71,7 +72,7 @@ type analysis struct {
 	warnings []string
 }
 
-func newAnalysis(t *target.Target, res *ldso.Resolver, in *install, hostPrefix, exe string) *analysis {
+func newAnalysis(t *source.Tree, res *ldso.Resolver, in *install, hostPrefix, exe string) *analysis {
 	return &analysis{t: t, res: res, in: in, hostPrefix: hostPrefix, exe: exe, py2: strings.HasPrefix(in.xy, "2."),
 		top: map[string]*modInfo{}, builtins: map[string]bool{}, expected: map[string]bool{},
 		memo: map[string]*verdict{}, lookups: map[string]*modInfo{}, static: map[string]*verdict{}}
@@ -81,7 +82,7 @@ func newAnalysis(t *target.Target, res *ldso.Resolver, in *install, hostPrefix, 
 // root: the same path for root filesystems, the file on this machine for
 // tool folders (whose libraries come from this machine).
 func (a *analysis) libCoord(inImage string) string {
-	if a.t.RootFS || a.t.Root == "/" {
+	if a.t.RootFS || a.t.Dir == "/" {
 		return inImage
 	}
 	h, err := a.t.HostPath(inImage)
@@ -111,7 +112,7 @@ func (a *analysis) run() (map[string]*snapshot.Module, []string) {
 	}
 	a.listExtensions(filepath.Join(hostLib, "lib-dynload"))
 	a.findBuiltins()
-	exp, known := ExpectedModules(a.in.xy)
+	exp, known := cpython.ExpectedModules(a.in.xy)
 	for _, m := range exp {
 		a.expected[m] = true
 	}
@@ -136,7 +137,7 @@ func (a *analysis) run() (map[string]*snapshot.Module, []string) {
 		mods[name] = &snapshot.Module{Name: name, Kind: kindBuiltin, Status: snapshot.StatusOK}
 	}
 	for name := range a.expected {
-		if _, ok := mods[name]; ok || PlatformOnly(name) {
+		if _, ok := mods[name]; ok || cpython.PlatformOnly(name) {
 			continue
 		}
 		if frozen[name] {
@@ -225,7 +226,7 @@ func (a *analysis) findBuiltins() {
 			}
 		}
 		if a.py2 {
-			exp, _ := ExpectedModules(a.in.xy)
+			exp, _ := cpython.ExpectedModules(a.in.xy)
 			for _, n := range append(exp, coreBuiltins...) {
 				if syms["init"+n] {
 					a.builtins[n] = true
@@ -286,8 +287,8 @@ func (a *analysis) interpreterBinaries() []string {
 
 // securejoinLib maps an in-root library path to this machine in library
 // root coordinates.
-func securejoinLib(t *target.Target, p string) (string, error) {
-	lt := &target.Target{Root: t.LibraryRoot(), RootFS: true}
+func securejoinLib(t *source.Tree, p string) (string, error) {
+	lt := &source.Tree{Dir: t.LibraryRoot(), RootFS: true}
 	return lt.HostPath(p)
 }
 
@@ -324,12 +325,7 @@ func readSymbols(f *os.File) (syms map[string]bool, err error) {
 }
 
 // noModule is the interpreter's own wording for a module it cannot find.
-func (a *analysis) noModule(name string) string {
-	if a.py2 {
-		return "No module named " + name[strings.LastIndexByte(name, '.')+1:]
-	}
-	return "No module named '" + name + "'"
-}
+func (a *analysis) noModule(name string) string { return cpython.ModuleNotFound(name, a.py2) }
 
 // lookup finds a module by its full dotted name. A submodule of something
 // that is not a package (os.path) is opaque: it is made at run time.

@@ -12,9 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/cpython"
 	"github.com/imagegate/imagegate/internal/sandbox"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 //go:embed sweep.py
@@ -137,13 +138,13 @@ func (t *tail) lastLine() string {
 // sweep imports every module of the installation in one interpreter
 // process, restarting after a module that crashes or hangs it, and merges
 // the results into mods. It returns the interpreter's own version.
-func (f *Finder) sweep(ctx context.Context, t *target.Target, in *install, exe string, mods map[string]*snapshot.Module, a *analysis) (string, []string) {
+func (f *Finder) sweep(ctx context.Context, t *source.Tree, in *install, exe string, mods map[string]*snapshot.Module, a *analysis) (string, []string) {
 	var names, skips []string
 	for name := range mods {
 		if _, skip := skipImport[name]; skip {
 			continue
 		}
-		if PlatformOnly(name) {
+		if cpython.PlatformOnly(name) {
 			continue
 		}
 		names = append(names, name)
@@ -151,7 +152,7 @@ func (f *Finder) sweep(ctx context.Context, t *target.Target, in *install, exe s
 	for name := range skipImport {
 		skips = append(skips, "!"+name)
 	}
-	for name := range platformOnly {
+	for _, name := range cpython.PlatformOnlyModules() {
 		skips = append(skips, "!"+name)
 	}
 	slices.Sort(names)
@@ -203,7 +204,7 @@ type sweepRunState struct {
 	stderr *tail
 }
 
-func (f *Finder) runSweep(ctx context.Context, t *target.Target, in *install, exe, mode string, list []string) (*sweepRunState, sandbox.Result, error) {
+func (f *Finder) runSweep(ctx context.Context, t *source.Tree, in *install, exe, mode string, list []string) (*sweepRunState, sandbox.Result, error) {
 	run := &sweepRunState{sweepRun: &sweepRun{results: map[string]importResult{}}, stderr: &tail{}}
 	flags := []string{"-I", "-S", "-B"}
 	if strings.HasPrefix(in.xy, "2.") || in.xy == "3.0" || in.xy == "3.1" || in.xy == "3.2" || in.xy == "3.3" {
@@ -278,7 +279,7 @@ func (a *analysis) merge(mods map[string]*snapshot.Module, results map[string]im
 		builtins[b] = true
 	}
 	for name, r := range results {
-		if PlatformOnly(name) {
+		if cpython.PlatformOnly(name) {
 			continue
 		}
 		m := mods[name]
@@ -311,7 +312,7 @@ func (a *analysis) merge(mods map[string]*snapshot.Module, results map[string]im
 		}
 	}
 	for _, name := range hello.Stdlib {
-		if _, ok := mods[name]; !ok && !PlatformOnly(name) {
+		if _, ok := mods[name]; !ok && !cpython.PlatformOnly(name) {
 			if _, skip := skipImport[name]; !skip {
 				mods[name] = &snapshot.Module{Name: name, Status: snapshot.StatusMissing, Error: a.noModule(name)}
 			}

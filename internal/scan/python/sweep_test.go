@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/sandbox"
 	"github.com/imagegate/imagegate/internal/scan/python"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 	"github.com/imagegate/imagegate/internal/testenv"
 )
 
@@ -39,7 +39,7 @@ func TestSweepSurvivesBadModules(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	rts := collect(t, &target.Target{Root: root, Runner: sandbox.NewLocal(root)}, python.Options{ModuleTimeout: time.Second})
+	rts := collect(t, &source.Tree{Dir: root, Runner: sandbox.NewLocal(root)}, python.Options{ModuleTimeout: time.Second})
 	t.Logf("sweep took %s", time.Since(start))
 	if len(rts) != 1 {
 		t.Fatalf("runtimes: %+v", rts)
@@ -104,7 +104,7 @@ func TestDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rts := collect(t, &target.Target{Root: root, RootFS: true}, python.Options{})
+	rts := collect(t, &source.Tree{Dir: root, RootFS: true}, python.Options{})
 	got := map[string]string{}
 	for _, rt := range rts {
 		got[rt.Path] = rt.Origin

@@ -8,7 +8,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/imagegate/imagegate/internal/scan/target"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 var (
@@ -22,7 +22,7 @@ var (
 // OS package database's version of the interpreter package (Debian's
 // python3.11 without headers); a path element that is the version itself
 // (tool caches, pyenv); and finally X.Y alone.
-func staticVersion(t *target.Target, in *install) string {
+func staticVersion(t *source.Tree, in *install) string {
 	if incs, err := t.HostPath(path.Join(in.prefix, "include")); err == nil {
 		matches, _ := filepath.Glob(filepath.Join(incs, "python"+in.xy+"*", "patchlevel.h"))
 		for _, m := range matches {
@@ -63,7 +63,7 @@ func upstream(v string) string {
 
 // dpkgVersion returns the upstream version of the first of pkgs that the
 // dpkg database lists as installed.
-func dpkgVersion(t *target.Target, pkgs ...string) string {
+func dpkgVersion(t *source.Tree, pkgs ...string) string {
 	p, err := t.HostPath("/var/lib/dpkg/status")
 	if err != nil {
 		return ""
@@ -112,7 +112,7 @@ func dpkgVersion(t *target.Target, pkgs ...string) string {
 
 // apkVersion returns the upstream version of Alpine's package pkg when it
 // is for Python xy.
-func apkVersion(t *target.Target, pkg, xy string) string {
+func apkVersion(t *source.Tree, pkg, xy string) string {
 	p, err := t.HostPath("/lib/apk/db/installed")
 	if err != nil {
 		return ""

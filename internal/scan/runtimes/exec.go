@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/internal/sandbox"
-	"github.com/imagegate/imagegate/internal/scan/target"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // versionCommand is how a runtime states its version when run.
@@ -47,7 +47,7 @@ func ParseVersionOutput(kind, output string) (string, error) {
 const runTimeout = 10 * time.Second
 
 // runVersion runs exe (inside the image) and returns the version it states.
-func runVersion(ctx context.Context, r target.Runner, kind, exe string) (string, error) {
+func runVersion(ctx context.Context, r source.Runner, kind, exe string) (string, error) {
 	vc := versionCommands[kind]
 	var stdout, stderr bytes.Buffer
 	res, err := r.Run(ctx, sandbox.Command{

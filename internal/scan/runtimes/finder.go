@@ -16,8 +16,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // Runtime kinds, as snapshot.Runtime.Kind.
@@ -38,13 +38,11 @@ type candidate struct {
 }
 
 // Finder recognises installations while the scan walks the image. Visit must
-// be called from one goroutine at a time (target.Finder's contract); Collect
+// be called from one goroutine at a time (scan.Finder's contract); Collect
 // after the walk.
 type Finder struct {
 	found map[candidate]bool
 }
-
-var _ target.Finder = (*Finder)(nil)
 
 // NewFinder returns a Finder that has seen nothing yet.
 func NewFinder() *Finder {
@@ -116,7 +114,7 @@ func (f *Finder) Visit(dir string, entries []fs.DirEntry) (prune bool) {
 // version its files state, with a warning. A directory that only looked like
 // an installation is dropped silently; one whose version cannot be told
 // gives a warning. The result is sorted by kind, version and path.
-func (f *Finder) Collect(ctx context.Context, t *target.Target) ([]snapshot.Runtime, []string, error) {
+func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtime, []string, error) {
 	cands := make([]candidate, 0, len(f.found))
 	for c := range f.found {
 		cands = append(cands, c)
@@ -185,7 +183,7 @@ func (f *Finder) Collect(ctx context.Context, t *target.Target) ([]snapshot.Runt
 	return out, warnings, nil
 }
 
-func readFile(t *target.Target, p string) ([]byte, error) {
+func readFile(t *source.Tree, p string) ([]byte, error) {
 	host, err := t.HostPath(p)
 	if err != nil {
 		return nil, err
@@ -194,29 +192,29 @@ func readFile(t *target.Target, p string) ([]byte, error) {
 }
 
 // stat follows links inside the image, never on the host.
-func stat(t *target.Target, p string) (fs.FileInfo, error) {
+func stat(t *source.Tree, p string) (fs.FileInfo, error) {
 	host, err := t.HostPath(p)
 	if err != nil {
 		return nil, err
 	}
-	if t.Root == "/" {
+	if t.Dir == "/" {
 		return os.Stat(host)
 	}
 	return os.Lstat(host)
 }
 
-func isExecutable(t *target.Target, p string) bool {
+func isExecutable(t *source.Tree, p string) bool {
 	fi, err := stat(t, p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
-func isDir(t *target.Target, p string) bool {
+func isDir(t *source.Tree, p string) bool {
 	fi, err := stat(t, p)
 	return err == nil && fi.IsDir()
 }
 
 // readGo confirms a GOROOT: VERSION, bin/go and src/runtime.
-func readGo(t *target.Target, dir string) ([]snapshot.Runtime, string) {
+func readGo(t *source.Tree, dir string) ([]snapshot.Runtime, string) {
 	exe := path.Join(dir, "bin", "go")
 	if !isExecutable(t, exe) || !isDir(t, path.Join(dir, "src", "runtime")) {
 		return nil, ""
@@ -235,7 +233,7 @@ func readGo(t *target.Target, dir string) ([]snapshot.Runtime, string) {
 }
 
 // readJava confirms a JDK or JRE: release with JAVA_VERSION, and bin/java.
-func readJava(t *target.Target, dir string) ([]snapshot.Runtime, string) {
+func readJava(t *source.Tree, dir string) ([]snapshot.Runtime, string) {
 	exe := path.Join(dir, "bin", "java")
 	if !isExecutable(t, exe) {
 		return nil, ""
@@ -254,7 +252,7 @@ func readJava(t *target.Target, dir string) ([]snapshot.Runtime, string) {
 // readNode confirms a Node.js prefix: bin/node, with its version from the
 // installed headers, or else from the prefix's name when npm is installed
 // beside it (a tool cache or nvm folder named after the version).
-func readNode(t *target.Target, prefix string) ([]snapshot.Runtime, string) {
+func readNode(t *source.Tree, prefix string) ([]snapshot.Runtime, string) {
 	exe := path.Join(prefix, "bin", "node")
 	if !isExecutable(t, exe) {
 		return nil, ""
@@ -281,7 +279,7 @@ func readNode(t *target.Target, prefix string) ([]snapshot.Runtime, string) {
 
 // readNodeModules lists the global packages in a node_modules directory,
 // scoped ones (@scope/name) included.
-func readNodeModules(t *target.Target, dir string) []snapshot.RuntimePackage {
+func readNodeModules(t *source.Tree, dir string) []snapshot.RuntimePackage {
 	var pkgs []snapshot.RuntimePackage
 	var read func(dir string, scoped bool)
 	read = func(dir string, scoped bool) {
@@ -320,7 +318,7 @@ func readNodeModules(t *target.Target, dir string) []snapshot.RuntimePackage {
 
 // readRuby confirms a Ruby installation from its rbconfig.rb: a library
 // without its interpreter (Debian's libruby for vim) is not a runtime.
-func readRuby(t *target.Target, dir string) ([]snapshot.Runtime, string) {
+func readRuby(t *source.Tree, dir string) ([]snapshot.Runtime, string) {
 	file := path.Join(dir, "rbconfig.rb")
 	data, err := readFile(t, file)
 	if err != nil {
@@ -346,7 +344,7 @@ func readRuby(t *target.Target, dir string) ([]snapshot.Runtime, string) {
 // "nokogiri-1.15.4-x86_64-linux.gemspec" into name and version.
 var gemSpecName = regexp.MustCompile(`^(.+?)-(\d[0-9A-Za-z.]*)(?:-[^-]+(?:-[^-]+)*)?\.gemspec$`)
 
-func readGemSpecs(t *target.Target, dir string) []snapshot.RuntimePackage {
+func readGemSpecs(t *source.Tree, dir string) []snapshot.RuntimePackage {
 	host, err := t.HostPath(dir)
 	if err != nil {
 		return nil
@@ -366,7 +364,7 @@ func readGemSpecs(t *target.Target, dir string) []snapshot.RuntimePackage {
 
 // readDotnet lists the SDKs (sdk/<version>) and runtimes
 // (shared/Microsoft.NETCore.App/<version>) of a .NET root.
-func readDotnet(t *target.Target, dir string) ([]snapshot.Runtime, string) {
+func readDotnet(t *source.Tree, dir string) ([]snapshot.Runtime, string) {
 	exe := path.Join(dir, "dotnet")
 	if !isExecutable(t, exe) {
 		return nil, ""
@@ -403,7 +401,7 @@ const execConcurrency = 4
 
 // confirm asks each runtime for its version, replacing the one its files
 // stated. It returns warnings for those that did not answer.
-func confirm(ctx context.Context, r target.Runner, rs []snapshot.Runtime) []string {
+func confirm(ctx context.Context, r source.Runner, rs []snapshot.Runtime) []string {
 	var (
 		mu       sync.Mutex
 		warnings []string

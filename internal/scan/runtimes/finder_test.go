@@ -11,8 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/sandbox"
 	"github.com/imagegate/imagegate/internal/scan/runtimes"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // summary is what a test compares: kind, version and path of each runtime.
@@ -56,7 +56,7 @@ func TestCollectHost(t *testing.T) {
 	}
 	for _, exec := range []bool{false, true} {
 		t.Run(map[bool]string{false: "files", true: "executed"}[exec], func(t *testing.T) {
-			tg := &target.Target{Root: "/", RootFS: true}
+			tg := &source.Tree{Dir: "/", RootFS: true}
 			if exec {
 				tg.Runner = sandbox.NewLocal("/")
 			}
@@ -216,7 +216,7 @@ func TestCollectImage(t *testing.T) {
 		{Kind: "ruby", Version: "3.1.2", Path: "/usr", Executable: "/usr/bin/ruby3.1", Origin: "source",
 			Packages: []snapshot.RuntimePackage{{Name: "debug", Version: "1.4.0"}, {Name: "json", Version: "2.6.1"}, {Name: "net-http", Version: "0.3.0"}}},
 	}
-	tg := &target.Target{Root: root, RootFS: true}
+	tg := &source.Tree{Dir: root, RootFS: true}
 	f := runtimes.NewFinder()
 	mustWalk(t, tg, f, "/")
 	got, warnings, err := f.Collect(t.Context(), tg)
@@ -247,14 +247,14 @@ func TestCollectToolFolder(t *testing.T) {
 	running := firstSubmatch(t, `v(\S+)`, mustRun(t, "/usr/bin/node", "--version"))
 	for _, tc := range []struct {
 		name   string
-		runner target.Runner
+		runner source.Runner
 		want   string
 	}{
 		{"files", nil, "20.1.0"},
 		{"executed", sandbox.NewLocal(root), running},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tg := &target.Target{Root: root, RootFS: false, Runner: tc.runner}
+			tg := &source.Tree{Dir: root, RootFS: false, Runner: tc.runner}
 			f := runtimes.NewFinder()
 			mustWalk(t, tg, f, "/")
 			got, warnings, err := f.Collect(t.Context(), tg)
@@ -284,7 +284,7 @@ func TestCollectRunFails(t *testing.T) {
 		"go/bin/go":       "#!/bin/sh\necho 'go: cannot find GOROOT directory' >&2\nexit 2\n",
 		"go/src/runtime/": "/",
 	})
-	tg := &target.Target{Root: root, Runner: sandbox.NewLocal(root)}
+	tg := &source.Tree{Dir: root, Runner: sandbox.NewLocal(root)}
 	f := runtimes.NewFinder()
 	mustWalk(t, tg, f, "/")
 	got, warnings, err := f.Collect(t.Context(), tg)

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagegate/imagegate/internal/scan/target"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
-// visitor is the part of target.Finder the walk drives.
+// visitor is the part of scan.Finder the walk drives.
 type visitor interface {
 	Visit(dir string, entries []os.DirEntry) bool
 }
@@ -21,12 +21,12 @@ type visitor interface {
 // does: depth-limited, never following links, skipping .git, honouring
 // prune. Unlike the scan's walk it enters node_modules, so that the finder's
 // own pruning is tested.
-func mustWalk(tb testing.TB, t *target.Target, f visitor, start string) {
+func mustWalk(tb testing.TB, t *source.Tree, f visitor, start string) {
 	tb.Helper()
 	const maxDepth = 9
 	var visit func(dir string, depth int)
 	visit = func(dir string, depth int) {
-		entries, err := os.ReadDir(filepath.Join(t.Root, dir))
+		entries, err := os.ReadDir(filepath.Join(t.Dir, dir))
 		if err != nil {
 			if !errors.Is(err, os.ErrPermission) {
 				tb.Fatalf("walk: %v", err)

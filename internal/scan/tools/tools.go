@@ -19,8 +19,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/imagegate/imagegate/internal/sandbox"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // Probe statuses, as snapshot.Tool.Status.
@@ -63,7 +63,7 @@ func StandardDirs() []string {
 // the time). A probe that fails or hangs is recorded in its Tool's
 // Status and Error, never returned as an error; Collect returns an error
 // only when ctx ends. Links are resolved inside the image, never on the host.
-func Collect(ctx context.Context, t *target.Target, opts Options) ([]snapshot.Tool, []string, error) {
+func Collect(ctx context.Context, t *source.Tree, opts Options) ([]snapshot.Tool, []string, error) {
 	dirs := opts.Dirs
 	if dirs == nil {
 		dirs = StandardDirs()
@@ -101,13 +101,13 @@ func Collect(ctx context.Context, t *target.Target, opts Options) ([]snapshot.To
 // busyboxApplet reports whether p is a link to BusyBox (Alpine's tar, wget,
 // unzip …). Its applets do not answer --version, and the version they
 // would state is BusyBox's own, so they are listed but not probed.
-func busyboxApplet(t *target.Target, p string) bool {
+func busyboxApplet(t *source.Tree, p string) bool {
 	real, err := t.Resolve(p)
 	return err == nil && path.Base(real) == "busybox"
 }
 
 // probeAll probes, workers at a time, the tools that want says should be.
-func probeAll(ctx context.Context, r target.Runner, tools []snapshot.Tool, workers int, timeout time.Duration, want func(snapshot.Tool) bool) {
+func probeAll(ctx context.Context, r source.Runner, tools []snapshot.Tool, workers int, timeout time.Duration, want func(snapshot.Tool) bool) {
 	var order []int
 	for i := range tools {
 		if want(tools[i]) {
@@ -148,7 +148,7 @@ func cmpBool(a, b bool) int {
 
 // list finds the executables in dirs. A directory that is an alias of an
 // earlier one (/bin -> usr/bin on a usr-merged system) adds nothing.
-func list(t *target.Target, dirs []string) ([]snapshot.Tool, []string) {
+func list(t *source.Tree, dirs []string) ([]snapshot.Tool, []string) {
 	var (
 		tools    []snapshot.Tool
 		warnings []string
@@ -199,12 +199,12 @@ func list(t *target.Target, dirs []string) ([]snapshot.Tool, []string) {
 
 // realDir returns the directory on this machine that the in-image directory
 // d is, once links are resolved inside the image.
-func realDir(t *target.Target, d string) (string, error) {
+func realDir(t *source.Tree, d string) (string, error) {
 	host, err := t.HostPath(d)
 	if err != nil {
 		return "", err
 	}
-	if t.Root == "/" {
+	if t.Dir == "/" {
 		// For the host, HostPath does not resolve links; the host's own
 		// links are the image's.
 		host, err = filepath.EvalSymlinks(host)
@@ -224,7 +224,7 @@ func realDir(t *target.Target, d string) (string, error) {
 
 // executable reports whether the entry is a regular file with an execute
 // bit, following a link inside the image.
-func executable(t *target.Target, host, inImage string, e fs.DirEntry) bool {
+func executable(t *source.Tree, host, inImage string, e fs.DirEntry) bool {
 	var (
 		fi  fs.FileInfo
 		err error
@@ -233,7 +233,7 @@ func executable(t *target.Target, host, inImage string, e fs.DirEntry) bool {
 	case e.Type().IsRegular():
 		fi, err = e.Info()
 	case e.Type()&fs.ModeSymlink != 0:
-		if t.Root == "/" {
+		if t.Dir == "/" {
 			fi, err = os.Stat(host)
 			break
 		}
@@ -289,7 +289,7 @@ const grace = 2 * time.Second
 // Probe asks the tool named name (one of Probed), at inImage, for its
 // version within timeout. It always returns: a program that outlives its
 // timeout (or a runner that fails to stop it) gives StatusTimeout.
-func Probe(ctx context.Context, r target.Runner, name, inImage string, timeout time.Duration) snapshot.Tool {
+func Probe(ctx context.Context, r source.Runner, name, inImage string, timeout time.Duration) snapshot.Tool {
 	tool := snapshot.Tool{Name: name, Path: inImage}
 	pr, ok := probes[name]
 	if !ok {

@@ -12,9 +12,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/sandbox"
-	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/scan/tools"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 	"github.com/imagegate/imagegate/internal/testenv"
 )
 
@@ -112,7 +112,7 @@ func TestListTree(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
 			mustWriteTree(t, root, tc.files)
-			got, warnings, err := tools.Collect(t.Context(), &target.Target{Root: root, RootFS: true}, tc.opts)
+			got, warnings, err := tools.Collect(t.Context(), &source.Tree{Dir: root, RootFS: true}, tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +129,7 @@ func TestListTree(t *testing.T) {
 // TestListHost checks the listing of this machine against bash's own PATH
 // search (type -P), name by name.
 func TestListHost(t *testing.T) {
-	got, _, err := tools.Collect(t.Context(), &target.Target{Root: "/", RootFS: true}, tools.Options{})
+	got, _, err := tools.Collect(t.Context(), &source.Tree{Dir: "/", RootFS: true}, tools.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestProbeHost(t *testing.T) {
 	// official install (CI's too) is in /usr/local/go/bin, off the
 	// standard PATH: the image's configured PATH adds it, as here.
 	opts := tools.Options{Timeout: 60 * time.Second, ExtraDirs: []string{filepath.Dir(testenv.RequireTool(t, "go"))}}
-	got, warnings, err := tools.Collect(t.Context(), &target.Target{Root: "/", RootFS: true, Runner: sandbox.NewLocal("/")}, opts)
+	got, warnings, err := tools.Collect(t.Context(), &source.Tree{Dir: "/", RootFS: true, Runner: sandbox.NewLocal("/")}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestProbeOutcomes(t *testing.T) {
 		"bin/busybox": "#!/bin/sh\nexit 1\n",
 		"bin/tar":     "/bin/busybox@link",
 	})
-	tg := &target.Target{Root: root, RootFS: false, Runner: sandbox.NewLocal(root)}
+	tg := &source.Tree{Dir: root, RootFS: false, Runner: sandbox.NewLocal(root)}
 	got, _, err := tools.Collect(t.Context(), tg, tools.Options{Dirs: []string{"/bin"}, Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -283,14 +283,14 @@ func TestProbeOutcomes(t *testing.T) {
 func TestCollectCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, _, err := tools.Collect(ctx, &target.Target{Root: "/", RootFS: true, Runner: sandbox.NewLocal("/")}, tools.Options{})
+	_, _, err := tools.Collect(ctx, &source.Tree{Dir: "/", RootFS: true, Runner: sandbox.NewLocal("/")}, tools.Options{})
 	if err == nil {
 		t.Fatal("Collect with a cancelled context succeeded")
 	}
 }
 
 func BenchmarkCollectHost(b *testing.B) {
-	tg := &target.Target{Root: "/", RootFS: true, Runner: sandbox.NewLocal("/")}
+	tg := &source.Tree{Dir: "/", RootFS: true, Runner: sandbox.NewLocal("/")}
 	for b.Loop() {
 		got, _, err := tools.Collect(b.Context(), tg, tools.Options{})
 		if err != nil {

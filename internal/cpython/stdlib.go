@@ -1,7 +1,9 @@
-package python
+package cpython
 
 import (
 	"embed"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -65,3 +67,6 @@ var platformOnly = map[string]bool{
 // _android_support, MacOS, Carbon (Apple, Android); os2, riscos,
 // riscosenviron, riscospath, ce (Python 2 ports).
 func PlatformOnly(name string) bool { return platformOnly[name] }
+
+// PlatformOnlyModules returns the modules PlatformOnly is true for, sorted.
+func PlatformOnlyModules() []string { return slices.Sorted(maps.Keys(platformOnly)) }

@@ -1,11 +1,8 @@
-// Package target is what every scan collector is given: the image as files
-// on this machine, and a way to run its programs.
-package target
+package source
 
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,65 +13,83 @@ import (
 	"github.com/imagegate/imagegate/internal/snapshot"
 )
 
-// Runner executes an image's programs. Run returns an error only when the
-// program could not be started at all; how it ended is in the Result.
-// Implementations must be safe for concurrent use.
+// Runner executes an image's programs; sandbox.Local and sandbox.Chroot
+// implement it. Run returns an error only when the program could not be
+// started at all; how it ended (exit code, signal, timeout) is in the
+// Result. Implementations must be safe for concurrent use.
 type Runner interface {
 	Run(ctx context.Context, cmd sandbox.Command) (sandbox.Result, error)
 	// Mode names the way programs run: "local" or "chroot".
 	Mode() string
 }
 
-// Target is an image as files on this machine.
-type Target struct {
-	// Root is the directory on this machine that holds the image's "/"
-	// ("/" itself for the host).
-	Root string
-	// RootFS is true when Root is a whole root filesystem (an image, the
-	// host, a dir: with /etc or /usr), false for a tool folder such as
-	// /opt/hostedtoolcache, whose programs are built to run on this machine
-	// and whose shared libraries therefore come from this machine.
+// Tree is a SOURCE made available as files on this machine: what every
+// scan collector and every spec test is given.
+type Tree struct {
+	// Spec is the SOURCE as given.
+	Spec string
+	// Dir is the host directory that is the image's "/" ("/" for host).
+	Dir string
+	// RootFS is true for a whole root filesystem (host, images, a dir:
+	// that has etc/, usr/ or bin/) and false for a tool folder such as
+	// dir:/opt/hostedtoolcache, whose programs are built to run on this
+	// machine and whose shared libraries therefore come from this machine.
 	RootFS bool
+	// Image holds the manifest and config facts of oci:, docker-archive:
+	// and registry: sources; nil otherwise.
+	Image *snapshot.Image
+	// Architecture in GOARCH terms, when known.
+	Architecture string
+	// Skipped lists image entries not created on disk (device nodes,
+	// FIFOs), sorted by path.
+	Skipped []snapshot.SkippedEntry
 	// Runner runs the image's programs; nil when nothing may be executed.
+	// Open leaves it nil: the scan chooses it (--exec).
 	Runner Runner
+
+	// tmp is the directory Open created and Close removes; "" when
+	// nothing was extracted.
+	tmp string
+}
+
+// Close removes whatever Open extracted. It does nothing for dir: and host
+// sources and is safe to call more than once, and on a nil Tree.
+func (t *Tree) Close() error {
+	if t == nil || t.tmp == "" {
+		return nil
+	}
+	err := removeTree(t.tmp)
+	t.tmp = ""
+	return err
 }
 
 // HostPath maps a path inside the image to the file on this machine,
-// resolving symbolic links inside Root, never on the host: an absolute link
-// target such as /etc/alternatives/java means Root/etc/alternatives/java.
-func (t *Target) HostPath(inImage string) (string, error) {
-	if t.Root == "/" {
+// resolving symbolic links inside Dir, never on the host: an absolute link
+// target such as /etc/alternatives/java means Dir/etc/alternatives/java.
+func (t *Tree) HostPath(inImage string) (string, error) {
+	if t.Dir == "/" {
 		return path.Clean("/" + inImage), nil
 	}
-	p, err := securejoin.SecureJoin(t.Root, inImage)
+	p, err := securejoin.SecureJoin(t.Dir, inImage)
 	if err != nil {
-		return "", fmt.Errorf("resolve %s inside %s: %w", inImage, t.Root, err)
+		return "", fmt.Errorf("resolve %s inside %s: %w", inImage, t.Dir, err)
 	}
 	return p, nil
 }
 
 // LibraryRoot is the root against which absolute shared-library paths
 // (RPATH, ld.so.conf, /usr/lib) are resolved.
-func (t *Target) LibraryRoot() string {
+func (t *Tree) LibraryRoot() string {
 	if t.RootFS {
-		return t.Root
+		return t.Dir
 	}
 	return "/"
 }
 
-// Finder recognises installations while the scan walks the image once.
-type Finder interface {
-	// Visit is called for each directory the walk reaches, with its path
-	// inside the image and its entries, from one goroutine at a time. It
-	// returns true to keep the walk out of dir's subdirectories (e.g. a
-	// Python standard library that the finder reads itself).
-	Visit(dir string, entries []fs.DirEntry) (prune bool)
-}
-
 // Resolve returns the path inside the image that inImage names once every
 // symbolic link on the way is followed, inside the image.
-func (t *Target) Resolve(inImage string) (string, error) {
-	if t.Root == "/" {
+func (t *Tree) Resolve(inImage string) (string, error) {
+	if t.Dir == "/" {
 		p, err := filepath.EvalSymlinks(path.Clean("/" + inImage))
 		if err != nil {
 			return "", fmt.Errorf("resolve %s: %w", inImage, err)
@@ -85,9 +100,9 @@ func (t *Target) Resolve(inImage string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	rel, err := filepath.Rel(t.Root, host)
+	rel, err := filepath.Rel(t.Dir, host)
 	if err != nil {
-		return "", fmt.Errorf("resolve %s inside %s: %w", inImage, t.Root, err)
+		return "", fmt.Errorf("resolve %s inside %s: %w", inImage, t.Dir, err)
 	}
 	return path.Clean("/" + filepath.ToSlash(rel)), nil
 }
@@ -97,7 +112,7 @@ func (t *Target) Resolve(inImage string) (string, error) {
 // (dir:/opt/hostedtoolcache) is recognised by the <arch>.complete marker the
 // cache writes beside each installation. The scan later replaces the answer
 // with snapshot.OriginOSPackage when the OS package manager owns the runtime.
-func (t *Target) Origin(prefix string) string {
+func (t *Tree) Origin(prefix string) string {
 	host, _ := t.HostPath(prefix)
 	both := prefix + "\x00" + host
 	switch {
