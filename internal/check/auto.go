@@ -53,7 +53,7 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) []Result {
 	slices.SortStableFunc(order, func(a, b int) int {
 		ra, rb := &snap.Runtimes[a], &snap.Runtimes[b]
 		return cmp.Or(cmp.Compare(ra.Kind, rb.Kind),
-			version.Compare("pep440", majorMinor(ra.Version), majorMinor(rb.Version)),
+			version.Compare(version.PEP440, majorMinor(ra.Version), majorMinor(rb.Version)),
 			cmp.Compare(ra.Path, rb.Path))
 	})
 	pythons := 0
