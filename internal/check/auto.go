@@ -59,12 +59,12 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) []Result {
 	pythons := 0
 	for _, i := range order {
 		rt := &snap.Runtimes[i]
-		if rt.Kind == "python" {
+		if rt.Kind == snapshot.RuntimePython {
 			pythons++
 			out = append(out, pythonModules(rt, ids[i], ch)...)
 		}
 	}
-	if pythons > 0 && snap.Exec == "none" {
+	if pythons > 0 && snap.Exec == snapshot.ExecNone {
 		out = append(out, Result{ID: "snapshot/exec", Origin: OriginAutomatic, Kind: "snapshot", Status: StatusInfo,
 			Message: "modules were checked without execution (--exec none): files and shared libraries only, not the import itself"})
 	}
@@ -101,7 +101,7 @@ func majorMinor(v string) string {
 
 // builtFromSource is true for runtimes an image build compiled or unpacked
 // itself; a distribution's own Python is "os-package".
-func builtFromSource(rt *snapshot.Runtime) bool { return rt.Origin != "os-package" }
+func builtFromSource(rt *snapshot.Runtime) bool { return rt.Origin != snapshot.OriginOSPackage }
 
 func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 	var out []Result
@@ -260,13 +260,13 @@ func toolProbes(tools []snapshot.Tool, ch *diff.Changes) []Result {
 		switch t.Status {
 		case "":
 			continue
-		case "ok":
+		case snapshot.StatusOK:
 			probed++
 			continue
 		}
 		probed++
 		msg := "version probe " + t.Status
-		if t.Status == "failed" || t.Status == "timeout" {
+		if t.Status == snapshot.StatusFailed || t.Status == snapshot.StatusTimeout {
 			if t.Error != "" {
 				msg += ": " + firstLine(t.Error)
 			}

@@ -462,7 +462,7 @@ func checkPython(snap *snapshot.Snapshot, req *PythonRequirement, id string) []R
 	var out []Result
 	matched := 0
 	for _, rt := range snap.Runtimes {
-		if rt.Kind != "python" || (req.c != nil && !req.c.Match(rt.Version)) {
+		if rt.Kind != snapshot.RuntimePython || (req.c != nil && !req.c.Match(rt.Version)) {
 			continue
 		}
 		matched++

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/version"
 	"go.yaml.in/yaml/v3"
 )
@@ -430,7 +431,7 @@ func (r *ToolRequirements) decodeNode(d *specDecoder, n *yaml.Node, path string)
 
 // packageTypes are the package managers a snapshot records, each with the
 // version order of its ecosystem.
-var packageTypes = []string{"apk", "deb", "rpm"}
+var packageTypes = []string{snapshot.PackageAPK, snapshot.PackageDeb, snapshot.PackageRPM}
 
 func (r *PackageRequirements) decodeNode(d *specDecoder, n *yaml.Node, path string) error {
 	if n.Kind != yaml.MappingNode {
@@ -585,7 +586,7 @@ func (s *Spec) validate(file string) error {
 			if bareMinor.MatchString(sel) {
 				sel += ".*" // "3.12" means any 3.12, not 3.12.0
 			}
-			if r.c, err = version.ParseConstraint(version.SchemeForRuntime("python"), sel); err != nil {
+			if r.c, err = version.ParseConstraint(version.SchemeForRuntime(snapshot.RuntimePython), sel); err != nil {
 				return errAt(r.Line, p+".runtime", "version selector %q: %v", r.Runtime, err)
 			}
 		}

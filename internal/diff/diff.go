@@ -150,20 +150,13 @@ func Compare(old, new *snapshot.Snapshot, ch *Changes) *Report {
 	r.apply(ch)
 	if old.Exec != new.Exec {
 		r.Warnings = append(r.Warnings, fmt.Sprintf(
-			"old was scanned with --exec %s and new with --exec %s: module and tool statuses rest on different evidence", orNone(old.Exec), orNone(new.Exec)))
+			"old was scanned with --exec %s and new with --exec %s: module and tool statuses rest on different evidence", cmp.Or(old.Exec, snapshot.ExecNone), cmp.Or(new.Exec, snapshot.ExecNone)))
 	}
 	r.Result = "pass"
 	if r.Failed() {
 		r.Result = "fail"
 	}
 	return r
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
 
 func side(s *snapshot.Snapshot) Side {
@@ -457,12 +450,12 @@ func series(kind, v string) string {
 		return v
 	}
 	switch kind {
-	case "java":
+	case snapshot.RuntimeJava:
 		if nums[0] == "1" && len(nums) > 1 {
 			return nums[1] // 1.8.0_392 is Java 8
 		}
 		return nums[0]
-	case "node":
+	case snapshot.RuntimeNode:
 		return nums[0]
 	}
 	if len(nums) == 1 {
@@ -597,7 +590,7 @@ func (c *comparer) module(id, path string, a, b *snapshot.Module) {
 // distributionName normalizes a package name the way its ecosystem
 // compares them (PEP 503 for Python: case and runs of -_. do not matter).
 func distributionName(kind, name string) string {
-	if kind != "python" {
+	if kind != snapshot.RuntimePython {
 		return name
 	}
 	var sb strings.Builder
@@ -703,9 +696,9 @@ func (c *comparer) tool(a, b *snapshot.Tool) {
 		return
 	}
 	switch {
-	case a.Status == "ok":
+	case a.Status == snapshot.StatusOK:
 		c.add(Change{ID: id, Section: SectionTools, Class: ClassBroken, Old: oldS, New: newS, Evidence: b.Error})
-	case b.Status == "ok":
+	case b.Status == snapshot.StatusOK:
 		c.add(Change{ID: id, Section: SectionTools, Class: ClassFixed, Old: oldS, New: newS})
 	default:
 		c.add(Change{ID: id, Section: SectionTools, Class: ClassChanged, Old: oldS, New: newS, Evidence: b.Error})

@@ -175,7 +175,7 @@ func byType(m map[string]int) string {
 		return ""
 	}
 	var parts []string
-	for _, t := range []string{"deb", "rpm", "apk"} {
+	for _, t := range []string{PackageDeb, PackageRPM, PackageAPK} {
 		if n := m[t]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", t, n))
 		}

@@ -212,7 +212,7 @@ func (f *Finder) collectOne(ctx context.Context, t *target.Target, res *ldso.Res
 		return snapshot.Runtime{}, nil, false // conda's package cache, not an environment
 	}
 	rt := snapshot.Runtime{
-		Kind:   "python",
+		Kind:   snapshot.RuntimePython,
 		Path:   in.prefix,
 		Origin: t.Origin(in.prefix),
 	}
