@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
@@ -73,15 +72,14 @@ func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, 
 	if format == "" {
 		format = defaultFormat(stdout, o.out)
 	}
-	write, err := snapshotWriter(format)
-	if err != nil {
+	if err := snapshot.Formats.Check(format); err != nil {
 		return err
 	}
 	snap, err := scanSource(ctx, g, o, spec)
 	if err != nil {
 		return err
 	}
-	return writeOutput(stdout, o.out, func(w io.Writer) error { return write(w, snap) })
+	return writeOutput(stdout, o.out, func(w io.Writer) error { return snapshot.Formats.Write(w, format, snap) })
 }
 
 // scanSource opens and scans one SOURCE.
@@ -120,16 +118,4 @@ func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec stri
 		return nil, nil, nil, err
 	}
 	return snap, t, func() { tree.Close() }, nil
-}
-
-func snapshotWriter(format string) (func(io.Writer, *snapshot.Snapshot) error, error) {
-	switch format {
-	case "json":
-		return snapshot.Encode, nil
-	case "table":
-		return snapshot.WriteTable, nil
-	case "markdown", "md":
-		return snapshot.WriteMarkdown, nil
-	}
-	return nil, fmt.Errorf("unknown output format %q: use json, table or markdown", format)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/imagegate/imagegate/internal/diff"
+	"github.com/imagegate/imagegate/internal/report"
 	"github.com/imagegate/imagegate/internal/scan/python"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/version"
@@ -156,13 +157,13 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 			}
 			var ev []string
 			if len(m.MissingLibraries) > 0 {
-				msg += ": missing shared " + plural(len(m.MissingLibraries), "library", "libraries") + " " + strings.Join(m.MissingLibraries, ", ")
+				msg += ": missing shared " + report.Plural(len(m.MissingLibraries), "library", "libraries") + " " + strings.Join(m.MissingLibraries, ", ")
 				if m.Error != "" {
 					ev = append(ev, m.Error)
 				}
 			} else if m.Error != "" {
-				msg += ": " + firstLine(m.Error)
-				if rest := restLines(m.Error); rest != "" {
+				msg += ": " + report.FirstLine(m.Error)
+				if rest := report.RestLines(m.Error); rest != "" {
 					ev = append(ev, rest)
 				}
 			}
@@ -241,7 +242,7 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 		add(Result{ID: id + "/modules/expected", Status: StatusInfo,
 			Message: "no expected module list for CPython " + majorMinor(rt.Version) + "; only the modules the scan found were checked"})
 	}
-	add(Result{ID: id + "/modules", Status: StatusPass, Message: fmt.Sprintf("%d standard-library %s ok at %s", ok, plural(ok, "module", "modules"), rt.Path)})
+	add(Result{ID: id + "/modules", Status: StatusPass, Message: fmt.Sprintf("%d standard-library %s ok at %s", ok, report.Plural(ok, "module", "modules"), rt.Path)})
 	return out
 }
 
@@ -268,13 +269,13 @@ func toolProbes(tools []snapshot.Tool, ch *diff.Changes) []Result {
 		msg := "version probe " + t.Status
 		if t.Status == snapshot.StatusFailed || t.Status == snapshot.StatusTimeout {
 			if t.Error != "" {
-				msg += ": " + firstLine(t.Error)
+				msg += ": " + report.FirstLine(t.Error)
 			}
 		} else {
 			msg = "unknown probe status " + strconv.Quote(t.Status)
 		}
 		r := Result{ID: "tool/" + t.Name, Origin: OriginAutomatic, Kind: "tool", Status: StatusFail, Name: t.Path, Message: msg}
-		if rest := restLines(t.Error); rest != "" {
+		if rest := report.RestLines(t.Error); rest != "" {
 			r.Evidence = []string{rest}
 		}
 		declare(&r, ch, diff.ClassBroken)
@@ -282,7 +283,7 @@ func toolProbes(tools []snapshot.Tool, ch *diff.Changes) []Result {
 	}
 	if probed > 0 {
 		out = append(out, Result{ID: "tool", Origin: OriginAutomatic, Kind: "tool", Status: StatusPass,
-			Message: fmt.Sprintf("%d of %d probed %s answered", probed-len(out), probed, plural(probed, "tool", "tools"))})
+			Message: fmt.Sprintf("%d of %d probed %s answered", probed-len(out), probed, report.Plural(probed, "tool", "tools"))})
 	}
 	return out
 }
@@ -321,26 +322,3 @@ func neededFrom(r Result, names []string) string {
 }
 
 func noModuleNamed(name string) string { return "No module named '" + name + "'" }
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return strings.TrimSpace(s[:i])
-	}
-	return s
-}
-
-func restLines(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return strings.TrimSpace(s[i+1:])
-	}
-	return ""
-}

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/report"
 	"github.com/imagegate/imagegate/internal/sandbox"
 	"github.com/imagegate/imagegate/internal/scan/target"
 	"github.com/imagegate/imagegate/internal/snapshot"
@@ -482,7 +483,7 @@ func checkPython(snap *snapshot.Snapshot, req *PythonRequirement, id string) []R
 				if len(m.MissingLibraries) > 0 {
 					p += ": missing " + strings.Join(m.MissingLibraries, ", ")
 				} else if m.Error != "" {
-					p += ": " + firstLine(m.Error)
+					p += ": " + report.FirstLine(m.Error)
 				}
 				problems = append(problems, p)
 			}
