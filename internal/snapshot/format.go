@@ -89,8 +89,8 @@ func evidence(m Module) string {
 	if e == "" && len(m.MissingLibraries) > 0 {
 		e = "missing " + strings.Join(m.MissingLibraries, ", ")
 	}
-	// The first line as it stands: unlike report.FirstLine, blanks that
-	// end it are kept, as tables and reports have always shown them.
+	// Not report.FirstLine, which also trims the line's end: these
+	// tables and reports keep the bytes they have always had.
 	first, _, _ := strings.Cut(strings.TrimSpace(e), "\n")
 	return report.OrDash(first)
 }
