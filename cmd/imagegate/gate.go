@@ -81,13 +81,9 @@ func loadChanges(path string) (*diff.Changes, error) {
 	return diff.ReadChanges(path)
 }
 
-func checkFormat(format string) error {
-	switch format {
-	case "table", "json", "markdown", "junit":
-		return nil
-	}
-	return fmt.Errorf("unknown output format %q: use table, json, markdown or junit", format)
-}
+// checkFormat refuses a format before any work; diff and check accept the
+// same names on the command line (diff's "md" alias is for library callers).
+func checkFormat(format string) error { return check.Formats.Check(format) }
 
 func runDiff(ctx context.Context, g *globalOptions, o diffOptions, oldArg, newArg string, stdout io.Writer) error {
 	if err := checkFormat(o.format); err != nil {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/imagegate/imagegate/internal/report"
 )
 
 func main() {
@@ -34,6 +36,6 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) int {
 	if gateFailed(err) {
 		return 1
 	}
-	fmt.Fprintf(stderr, "imagegate: %v\n", oneLine(err))
+	fmt.Fprintf(stderr, "imagegate: %v\n", report.OneLine(err.Error()))
 	return 2
 }

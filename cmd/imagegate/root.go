@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 
+	"github.com/imagegate/imagegate/internal/report"
 	"github.com/spf13/cobra"
 )
 
@@ -23,10 +23,6 @@ const exitCodesHelp = `Exit codes:
 var errGateFailed = errors.New("gate failed")
 
 func gateFailed(err error) bool { return errors.Is(err, errGateFailed) }
-
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
-}
 
 type globalOptions struct {
 	verbose bool
@@ -103,12 +99,12 @@ func writeOutput(stdout io.Writer, out string, write func(io.Writer) error) erro
 // machine reads it) and the table otherwise.
 func defaultFormat(stdout io.Writer, out string) string {
 	if out != "" && out != "-" {
-		return "json"
+		return report.JSON
 	}
 	if f, ok := stdout.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			return "table"
+			return report.Table
 		}
 	}
-	return "json"
+	return report.JSON
 }

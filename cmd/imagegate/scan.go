@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
@@ -72,15 +71,14 @@ func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, 
 	if format == "" {
 		format = defaultFormat(stdout, o.out)
 	}
-	write, err := snapshotWriter(format)
-	if err != nil {
+	if err := snapshot.Formats.Check(format); err != nil {
 		return err
 	}
 	snap, err := scanSource(ctx, g, o, spec)
 	if err != nil {
 		return err
 	}
-	return writeOutput(stdout, o.out, func(w io.Writer) error { return write(w, snap) })
+	return writeOutput(stdout, o.out, func(w io.Writer) error { return snapshot.Formats.Write(w, format, snap) })
 }
 
 // scanSource opens and scans one SOURCE.
@@ -119,16 +117,4 @@ func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec stri
 		return nil, nil, err
 	}
 	return snap, tree, nil
-}
-
-func snapshotWriter(format string) (func(io.Writer, *snapshot.Snapshot) error, error) {
-	switch format {
-	case "json":
-		return snapshot.Encode, nil
-	case "table":
-		return snapshot.WriteTable, nil
-	case "markdown", "md":
-		return snapshot.WriteMarkdown, nil
-	}
-	return nil, fmt.Errorf("unknown output format %q: use json, table or markdown", format)
 }

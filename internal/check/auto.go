@@ -9,6 +9,7 @@ import (
 
 	"github.com/imagegate/imagegate/internal/cpython"
 	"github.com/imagegate/imagegate/internal/diff"
+	"github.com/imagegate/imagegate/internal/report"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/version"
 )
@@ -53,18 +54,18 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) []Result {
 	slices.SortStableFunc(order, func(a, b int) int {
 		ra, rb := &snap.Runtimes[a], &snap.Runtimes[b]
 		return cmp.Or(cmp.Compare(ra.Kind, rb.Kind),
-			version.Compare("pep440", majorMinor(ra.Version), majorMinor(rb.Version)),
+			version.Compare(version.PEP440, majorMinor(ra.Version), majorMinor(rb.Version)),
 			cmp.Compare(ra.Path, rb.Path))
 	})
 	pythons := 0
 	for _, i := range order {
 		rt := &snap.Runtimes[i]
-		if rt.Kind == "python" {
+		if rt.Kind == snapshot.RuntimePython {
 			pythons++
 			out = append(out, pythonModules(rt, ids[i], ch)...)
 		}
 	}
-	if pythons > 0 && snap.Exec == "none" {
+	if pythons > 0 && snap.Exec == snapshot.ExecNone {
 		out = append(out, Result{ID: "snapshot/exec", Origin: OriginAutomatic, Kind: "snapshot", Status: StatusInfo,
 			Message: "modules were checked without execution (--exec none): files and shared libraries only, not the import itself"})
 	}
@@ -101,7 +102,7 @@ func majorMinor(v string) string {
 
 // builtFromSource is true for runtimes an image build compiled or unpacked
 // itself; a distribution's own Python is "os-package".
-func builtFromSource(rt *snapshot.Runtime) bool { return rt.Origin != "os-package" }
+func builtFromSource(rt *snapshot.Runtime) bool { return rt.Origin != snapshot.OriginOSPackage }
 
 func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 	var out []Result
@@ -156,13 +157,13 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 			}
 			var ev []string
 			if len(m.MissingLibraries) > 0 {
-				msg += ": missing shared " + plural(len(m.MissingLibraries), "library", "libraries") + " " + strings.Join(m.MissingLibraries, ", ")
+				msg += ": missing shared " + report.Plural(len(m.MissingLibraries), "library", "libraries") + " " + strings.Join(m.MissingLibraries, ", ")
 				if m.Error != "" {
 					ev = append(ev, m.Error)
 				}
 			} else if m.Error != "" {
-				msg += ": " + firstLine(m.Error)
-				if rest := restLines(m.Error); rest != "" {
+				msg += ": " + report.FirstLine(m.Error)
+				if rest := report.RestLines(m.Error); rest != "" {
 					ev = append(ev, rest)
 				}
 			}
@@ -241,7 +242,7 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 		add(Result{ID: id + "/modules/expected", Status: StatusInfo,
 			Message: "no expected module list for CPython " + majorMinor(rt.Version) + "; only the modules the scan found were checked"})
 	}
-	add(Result{ID: id + "/modules", Status: StatusPass, Message: fmt.Sprintf("%d standard-library %s ok at %s", ok, plural(ok, "module", "modules"), rt.Path)})
+	add(Result{ID: id + "/modules", Status: StatusPass, Message: fmt.Sprintf("%d standard-library %s ok at %s", ok, report.Plural(ok, "module", "modules"), rt.Path)})
 	return out
 }
 
@@ -260,21 +261,21 @@ func toolProbes(tools []snapshot.Tool, ch *diff.Changes) []Result {
 		switch t.Status {
 		case "":
 			continue
-		case "ok":
+		case snapshot.StatusOK:
 			probed++
 			continue
 		}
 		probed++
 		msg := "version probe " + t.Status
-		if t.Status == "failed" || t.Status == "timeout" {
+		if t.Status == snapshot.StatusFailed || t.Status == snapshot.StatusTimeout {
 			if t.Error != "" {
-				msg += ": " + firstLine(t.Error)
+				msg += ": " + report.FirstLine(t.Error)
 			}
 		} else {
 			msg = "unknown probe status " + strconv.Quote(t.Status)
 		}
 		r := Result{ID: "tool/" + t.Name, Origin: OriginAutomatic, Kind: "tool", Status: StatusFail, Name: t.Path, Message: msg}
-		if rest := restLines(t.Error); rest != "" {
+		if rest := report.RestLines(t.Error); rest != "" {
 			r.Evidence = []string{rest}
 		}
 		declare(&r, ch, diff.ClassBroken)
@@ -282,7 +283,7 @@ func toolProbes(tools []snapshot.Tool, ch *diff.Changes) []Result {
 	}
 	if probed > 0 {
 		out = append(out, Result{ID: "tool", Origin: OriginAutomatic, Kind: "tool", Status: StatusPass,
-			Message: fmt.Sprintf("%d of %d probed %s answered", probed-len(out), probed, plural(probed, "tool", "tools"))})
+			Message: fmt.Sprintf("%d of %d probed %s answered", probed-len(out), probed, report.Plural(probed, "tool", "tools"))})
 	}
 	return out
 }
@@ -315,29 +316,6 @@ func neededFrom(r Result, names []string) string {
 		if cpython.ReportsMissing(text, n) {
 			return n
 		}
-	}
-	return ""
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return strings.TrimSpace(s[:i])
-	}
-	return s
-}
-
-func restLines(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return strings.TrimSpace(s[i+1:])
 	}
 	return ""
 }

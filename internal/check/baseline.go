@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/imagegate/imagegate/internal/diff"
+	"github.com/imagegate/imagegate/internal/report"
 )
 
 // baselineResults turns the diff against the baseline into evidence: each
@@ -21,7 +22,7 @@ func baselineResults(d *diff.Report) []Result {
 		if p := changePath(c); p != "" {
 			r.Name = p
 		}
-		if c.Evidence != "" && !strings.Contains(r.Message, firstLine(c.Evidence)) {
+		if c.Evidence != "" && !strings.Contains(r.Message, report.FirstLine(c.Evidence)) {
 			r.Evidence = append(r.Evidence, c.Evidence)
 		}
 		switch {
@@ -41,11 +42,11 @@ func baselineResults(d *diff.Report) []Result {
 	for _, w := range d.Warnings {
 		out = append(out, Result{ID: "baseline/warning", Origin: OriginBaseline, Kind: "diff", Status: StatusInfo, Message: w})
 	}
-	msg := fmt.Sprintf("%d %s since %s, %d unexpected", total, plural(total, "change", "changes"), d.Old.Source, d.Summary.Unexpected)
+	msg := fmt.Sprintf("%d %s since %s, %d unexpected", total, report.Plural(total, "change", "changes"), d.Old.Source, d.Summary.Unexpected)
 	status := StatusPass
 	if d.Failed() {
 		status = StatusFail
-		msg = fmt.Sprintf("%d unexpected %s since %s", d.Summary.Unexpected, plural(d.Summary.Unexpected, "change", "changes"), d.Old.Source)
+		msg = fmt.Sprintf("%d unexpected %s since %s", d.Summary.Unexpected, report.Plural(d.Summary.Unexpected, "change", "changes"), d.Old.Source)
 		// The failures above carry the verdict; the summary only counts.
 		return append(out, Result{ID: "baseline", Origin: OriginBaseline, Kind: "diff", Status: StatusInfo, Message: msg})
 	}
@@ -77,7 +78,7 @@ func describeChange(c *diff.Change) string {
 	if len(c.MissingLibraries) > 0 {
 		fmt.Fprintf(&b, ": missing %s", strings.Join(c.MissingLibraries, ", "))
 	} else if c.Evidence != "" {
-		fmt.Fprintf(&b, ": %s", firstLine(c.Evidence))
+		fmt.Fprintf(&b, ": %s", report.FirstLine(c.Evidence))
 	}
 	return b.String()
 }

@@ -1,41 +1,33 @@
 package check
 
 import (
-	"bufio"
-	"encoding/json"
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/imagegate/imagegate/internal/junit"
+	"github.com/imagegate/imagegate/internal/report"
 )
+
+// Formats are the ways Report.Write writes a report.
+var Formats = report.Formats[*Report]{
+	{Name: report.Table, Write: func(w io.Writer, r *Report) error { return r.writeTable(w) }},
+	{Name: report.JSON, Write: report.WriteJSON[*Report]},
+	{Name: report.Markdown, Write: func(w io.Writer, r *Report) error { return r.writeMarkdown(w) }},
+	{Name: report.JUnit, Write: func(w io.Writer, r *Report) error { return r.writeJUnit(w) }},
+}
 
 // Write renders the report as "table" (for people), "json" (the documented
 // contract), "markdown" (for pull requests and job summaries) or "junit"
-// (for CI test tabs). Failures come first, each with its evidence.
+// (for CI test tabs). Failures come first, each with its evidence. An empty
+// format means "table".
 func (r *Report) Write(w io.Writer, format string) error {
-	bw := bufio.NewWriter(w)
-	var err error
-	switch format {
-	case "table", "":
-		err = r.writeTable(bw)
-	case "json":
-		enc := json.NewEncoder(bw)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		err = enc.Encode(r)
-	case "markdown":
-		err = r.writeMarkdown(bw)
-	case "junit":
-		err = r.writeJUnit(bw)
-	default:
-		return fmt.Errorf("unknown output format %q: use table, json, markdown or junit", format)
+	name := cmp.Or(format, report.Table)
+	if err := Formats.Check(name); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("write check report: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
+	if err := Formats.Write(w, name, r); err != nil {
 		return fmt.Errorf("write check report: %w", err)
 	}
 	return nil
@@ -83,13 +75,13 @@ func (res *Result) details() []string {
 
 func (r *Report) writeTable(w io.Writer) error {
 	fmt.Fprintf(w, "imagegate check %s: %s\n\n", r.Source, r.headline())
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	tw := report.NewTable(w)
 	fmt.Fprintln(tw, "STATUS\tCHECK\tRESULT")
 	for i := range r.Results {
 		res := &r.Results[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(res.Status), oneLine(res.label()), oneLine(res.Message))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(res.Status), report.JoinLines(res.label()), report.JoinLines(res.Message))
 		for _, d := range res.details() {
-			fmt.Fprintf(tw, "\t\t  %s\n", oneLine(d))
+			fmt.Fprintf(tw, "\t\t  %s\n", report.JoinLines(d))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -97,15 +89,11 @@ func (r *Report) writeTable(w io.Writer) error {
 	}
 	if r.Baseline != nil {
 		fmt.Fprintf(w, "\nBaseline diff:\n")
-		if err := r.Baseline.Write(w, "table"); err != nil {
+		if err := r.Baseline.Write(w, report.Table); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func oneLine(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "\r", ""), "\n", " ⏎ ")
 }
 
 var mdSections = []struct{ status, title string }{
@@ -121,7 +109,7 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 		icon = "❌"
 	}
 	fmt.Fprintf(w, "# %s imagegate check: %s\n\n", icon, r.headline())
-	fmt.Fprintf(w, "Image: `%s`\n", mdCode(r.Source))
+	fmt.Fprintf(w, "Image: `%s`\n", report.MDCode(r.Source))
 	for _, sec := range mdSections {
 		n := 0
 		for i := range r.Results {
@@ -138,7 +126,7 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 				fmt.Fprintf(w, "| Check | Result | Evidence |\n|---|---|---|\n")
 			}
 			n++
-			fmt.Fprintf(w, "| `%s` | %s | %s |\n", mdCode(res.label()), mdCell(res.Message), mdCell(strings.Join(res.details(), "\n")))
+			fmt.Fprintf(w, "| `%s` | %s | %s |\n", report.MDCode(res.label()), report.MDHTML(res.Message), report.MDHTML(strings.Join(res.details(), "\n")))
 		}
 		if n > 0 && sec.status == StatusPass {
 			fmt.Fprintf(w, "\n</details>\n")
@@ -146,20 +134,11 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 	}
 	if r.Baseline != nil {
 		fmt.Fprintf(w, "\n## Baseline diff\n\n")
-		if err := r.Baseline.Write(w, "markdown"); err != nil {
+		if err := r.Baseline.Write(w, report.Markdown); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func mdCell(s string) string {
-	s = strings.NewReplacer("&", "&amp;", "|", `\|`, "\r", "", "\n", "<br>", "<", "&lt;", ">", "&gt;").Replace(s)
-	return s
-}
-
-func mdCode(s string) string {
-	return strings.NewReplacer("`", "'", "|", `\|`, "\n", " ").Replace(s)
 }
 
 // writeJUnit writes one testsuite per origin and one testcase per result:

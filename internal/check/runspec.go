@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/report"
 	"github.com/imagegate/imagegate/internal/sandbox"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
@@ -462,7 +463,7 @@ func checkPython(snap *snapshot.Snapshot, req *PythonRequirement, id string) []R
 	var out []Result
 	matched := 0
 	for _, rt := range snap.Runtimes {
-		if rt.Kind != "python" || (req.c != nil && !req.c.Match(rt.Version)) {
+		if rt.Kind != snapshot.RuntimePython || (req.c != nil && !req.c.Match(rt.Version)) {
 			continue
 		}
 		matched++
@@ -482,7 +483,7 @@ func checkPython(snap *snapshot.Snapshot, req *PythonRequirement, id string) []R
 				if len(m.MissingLibraries) > 0 {
 					p += ": missing " + strings.Join(m.MissingLibraries, ", ")
 				} else if m.Error != "" {
-					p += ": " + firstLine(m.Error)
+					p += ": " + report.FirstLine(m.Error)
 				}
 				problems = append(problems, p)
 			}

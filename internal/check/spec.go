@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/version"
 	"go.yaml.in/yaml/v3"
 )
@@ -430,7 +431,7 @@ func (r *ToolRequirements) decodeNode(d *specDecoder, n *yaml.Node, path string)
 
 // packageTypes are the package managers a snapshot records, each with the
 // version order of its ecosystem.
-var packageTypes = []string{"apk", "deb", "rpm"}
+var packageTypes = []string{snapshot.PackageAPK, snapshot.PackageDeb, snapshot.PackageRPM}
 
 func (r *PackageRequirements) decodeNode(d *specDecoder, n *yaml.Node, path string) error {
 	if n.Kind != yaml.MappingNode {
@@ -570,7 +571,7 @@ func (s *Spec) validate(file string) error {
 		if r.Name == "" {
 			return errAt(r.Line, "tools", "empty tool name")
 		}
-		if r.c, err = version.ParseConstraint(toolScheme(r.Name), r.Constraint); err != nil {
+		if r.c, err = version.ParseConstraint(version.SchemeForTool(r.Name), r.Constraint); err != nil {
 			return errAt(r.Line, p, "version constraint %q: %v", r.Constraint, err)
 		}
 	}
@@ -585,7 +586,7 @@ func (s *Spec) validate(file string) error {
 			if bareMinor.MatchString(sel) {
 				sel += ".*" // "3.12" means any 3.12, not 3.12.0
 			}
-			if r.c, err = version.ParseConstraint("pep440", sel); err != nil {
+			if r.c, err = version.ParseConstraint(version.SchemeForRuntime(snapshot.RuntimePython), sel); err != nil {
 				return errAt(r.Line, p+".runtime", "version selector %q: %v", r.Runtime, err)
 			}
 		}
@@ -595,7 +596,7 @@ func (s *Spec) validate(file string) error {
 		if r.Constraint == "" {
 			continue
 		}
-		if r.c, err = version.ParseConstraint(r.Type, r.Constraint); err != nil {
+		if r.c, err = version.ParseConstraint(version.SchemeForPackage(r.Type), r.Constraint); err != nil {
 			return errAt(r.Line, "packages."+r.Type, "version constraint %q for %s: %v", r.Constraint, r.Name, err)
 		}
 	}
@@ -636,15 +637,4 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// toolScheme is the version order for a tool or runtime name in the tools
-// section: PEP 440 for Python and its tools, semver (which falls back to
-// natural order for what it cannot parse) for everything else.
-func toolScheme(name string) string {
-	switch name {
-	case "python", "python2", "python3", "pip", "pip3", "pipx":
-		return "pep440"
-	}
-	return "semver"
 }

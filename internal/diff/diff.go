@@ -151,20 +151,13 @@ func Compare(old, new *snapshot.Snapshot, ch *Changes) *Report {
 	r.apply(ch)
 	if old.Exec != new.Exec {
 		r.Warnings = append(r.Warnings, fmt.Sprintf(
-			"old was scanned with --exec %s and new with --exec %s: module and tool statuses rest on different evidence", orNone(old.Exec), orNone(new.Exec)))
+			"old was scanned with --exec %s and new with --exec %s: module and tool statuses rest on different evidence", cmp.Or(old.Exec, snapshot.ExecNone), cmp.Or(new.Exec, snapshot.ExecNone)))
 	}
 	r.Result = "pass"
 	if r.Failed() {
 		r.Result = "fail"
 	}
 	return r
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
 
 func side(s *snapshot.Snapshot) Side {
@@ -286,8 +279,8 @@ type comparer struct {
 
 func (c *comparer) add(ch Change) { c.out = append(c.out, ch) }
 
-// versionChange classifies a version difference in scheme's order.
-func versionClass(scheme, old, new string) string {
+// versionClass classifies a version difference in scheme's order.
+func versionClass(scheme version.Scheme, old, new string) string {
 	switch version.Compare(scheme, old, new) {
 	case -1:
 		return ClassUpgraded
@@ -301,6 +294,7 @@ func (c *comparer) os(old, new snapshot.OS) {
 	switch {
 	case old.ID == new.ID:
 		if old.ID != "" && old.VersionID != new.VersionID {
+			// os-release VERSION_IDs follow no one scheme across distributions.
 			c.add(Change{ID: "os/" + new.ID, Section: SectionOS, Class: versionClass(version.Natural, old.VersionID, new.VersionID),
 				Old: &State{Version: old.VersionID}, New: &State{Version: new.VersionID}})
 		}
@@ -411,19 +405,6 @@ func PackageID(p *snapshot.Package) string {
 	return "package/" + p.Type + "/" + p.Name + ":" + p.Arch
 }
 
-// packageScheme is the version order of each OS package manager.
-func packageScheme(typ string) string {
-	switch typ {
-	case "deb":
-		return version.Deb
-	case "rpm":
-		return version.RPM
-	case "apk":
-		return version.APK
-	}
-	return version.Natural
-}
-
 func (c *comparer) packages(old, new []snapshot.Package) {
 	old = sortedCopy(old, packageOrder)
 	new = sortedCopy(new, packageOrder)
@@ -438,7 +419,7 @@ func (c *comparer) packages(old, new []snapshot.Package) {
 			if a.Version == b.Version {
 				continue
 			}
-			c.add(Change{ID: PackageID(b), Section: SectionPackages, Class: versionClass(packageScheme(b.Type), a.Version, b.Version),
+			c.add(Change{ID: PackageID(b), Section: SectionPackages, Class: versionClass(version.SchemeForPackage(b.Type), a.Version, b.Version),
 				Old: &State{Version: a.Version}, New: &State{Version: b.Version}})
 		}
 		for _, a := range gone {
@@ -464,12 +445,12 @@ func series(kind, v string) string {
 		return v
 	}
 	switch kind {
-	case "java":
+	case snapshot.RuntimeJava:
 		if nums[0] == "1" && len(nums) > 1 {
 			return nums[1] // 1.8.0_392 is Java 8
 		}
 		return nums[0]
-	case "node":
+	case snapshot.RuntimeNode:
 		return nums[0]
 	}
 	if len(nums) == 1 {
@@ -504,16 +485,6 @@ func leadingNumbers(v string) []string {
 	return nums
 }
 
-func runtimeScheme(kind string) string {
-	switch kind {
-	case "python":
-		return version.PEP440
-	case "node", "go", "java", "ruby", "dotnet-sdk", "dotnet-runtime":
-		return version.Semver
-	}
-	return version.Natural
-}
-
 func (c *comparer) runtimes(old, new []snapshot.Runtime) {
 	type group struct{ o, n []snapshot.Runtime }
 	groups := map[string]*group{}
@@ -538,7 +509,7 @@ func (c *comparer) runtimes(old, new []snapshot.Runtime) {
 	}
 	slices.Sort(ids)
 	byPath := func(a, b snapshot.Runtime) int {
-		return cmp.Or(cmp.Compare(a.Path, b.Path), version.Compare(runtimeScheme(a.Kind), a.Version, b.Version))
+		return cmp.Or(cmp.Compare(a.Path, b.Path), version.Compare(version.SchemeForRuntime(a.Kind), a.Version, b.Version))
 	}
 	for _, id := range ids {
 		g := groups[id]
@@ -568,7 +539,7 @@ func moduleKey(a, b *snapshot.Module) int { return cmp.Compare(a.Name, b.Name) }
 // library module by module and their installed packages.
 func (c *comparer) runtime(id string, a, b *snapshot.Runtime) {
 	if a.Version != b.Version || a.Path != b.Path {
-		class := versionClass(runtimeScheme(b.Kind), a.Version, b.Version)
+		class := versionClass(version.SchemeForRuntime(b.Kind), a.Version, b.Version)
 		c.add(Change{ID: id, Section: SectionRuntimes, Class: class,
 			Old: &State{Version: a.Version, Path: a.Path}, New: &State{Version: b.Version, Path: b.Path}})
 	}
@@ -614,7 +585,7 @@ func (c *comparer) module(id, path string, a, b *snapshot.Module) {
 // distributionName normalizes a package name the way its ecosystem
 // compares them (PEP 503 for Python: case and runs of -_. do not matter).
 func distributionName(kind, name string) string {
-	if kind != "python" {
+	if kind != snapshot.RuntimePython {
 		return name
 	}
 	var sb strings.Builder
@@ -637,7 +608,7 @@ func (c *comparer) runtimePackages(id string, a, b *snapshot.Runtime) {
 	if len(a.Packages) == 0 && len(b.Packages) == 0 {
 		return
 	}
-	scheme := runtimeScheme(b.Kind)
+	scheme := version.SchemeForRuntime(b.Kind)
 	type entry struct{ o, n []snapshot.RuntimePackage }
 	byName := map[string]*entry{}
 	var names []string
@@ -709,6 +680,10 @@ func (c *comparer) tool(a, b *snapshot.Tool) {
 	oldS := &State{Version: a.Version, Status: a.Status, Path: a.Path}
 	newS := &State{Version: b.Version, Status: b.Status, Path: b.Path}
 	if a.Version != "" && b.Version != "" && a.Version != b.Version {
+		// Natural order, unlike check's tool constraints
+		// (version.SchemeForTool): the two differ on pre-releases
+		// ("1.0.0-rc1" sorts after "1.0.0" here), and diff's verdicts
+		// must not change under its users.
 		c.add(Change{ID: id, Section: SectionTools, Class: versionClass(version.Natural, a.Version, b.Version), Old: oldS, New: newS})
 	}
 	// A tool without a probe ("" status) has no evidence either way.
@@ -716,9 +691,9 @@ func (c *comparer) tool(a, b *snapshot.Tool) {
 		return
 	}
 	switch {
-	case a.Status == "ok":
+	case a.Status == snapshot.StatusOK:
 		c.add(Change{ID: id, Section: SectionTools, Class: ClassBroken, Old: oldS, New: newS, Evidence: b.Error})
-	case b.Status == "ok":
+	case b.Status == snapshot.StatusOK:
 		c.add(Change{ID: id, Section: SectionTools, Class: ClassFixed, Old: oldS, New: newS})
 	default:
 		c.add(Change{ID: id, Section: SectionTools, Class: ClassChanged, Old: oldS, New: newS, Evidence: b.Error})

@@ -1,45 +1,34 @@
 package diff
 
 import (
-	"bufio"
-	"encoding/json"
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/imagegate/imagegate/internal/junit"
+	"github.com/imagegate/imagegate/internal/report"
 )
 
-// Formats accepted by Report.Write.
-var Formats = []string{"table", "json", "markdown", "junit"}
+// Formats are the ways Report.Write writes a report.
+var Formats = report.Formats[*Report]{
+	{Name: report.Table, Write: func(w io.Writer, r *Report) error { return r.writeTable(w) }},
+	{Name: report.JSON, Write: report.WriteJSON[*Report]},
+	{Name: report.Markdown, Aliases: []string{"md"}, Write: func(w io.Writer, r *Report) error { return r.writeMarkdown(w) }},
+	{Name: report.JUnit, Write: func(w io.Writer, r *Report) error { return r.writeJUnit(w) }},
+}
 
 // Write renders the report: "table" (for people, failures first), "json"
 // (the contract in SCHEMA.md), "markdown" (release notes) or "junit" (CI
 // test results). An empty format means "table".
 func (r *Report) Write(w io.Writer, format string) error {
-	bw := bufio.NewWriterSize(w, 1<<16)
-	var err error
-	switch format {
-	case "", "table":
-		err = r.writeTable(bw)
-	case "json":
-		enc := json.NewEncoder(bw)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		err = enc.Encode(r)
-	case "markdown", "md":
-		err = r.writeMarkdown(bw)
-	case "junit":
-		err = r.writeJUnit(bw)
-	default:
-		return fmt.Errorf("unknown output format %q; use one of %s", format, strings.Join(Formats, ", "))
+	name := cmp.Or(format, report.Table)
+	if err := Formats.Check(name); err != nil {
+		// diff's own wording, older than report's, which callers match.
+		return fmt.Errorf("%w %q; use one of %s", report.ErrUnknownFormat, format, strings.Join(Formats.Names(), ", "))
 	}
-	if err != nil {
-		return fmt.Errorf("write %s report: %w", format, err)
-	}
-	if err := bw.Flush(); err != nil {
+	if err := Formats.Write(w, name, r); err != nil {
 		return fmt.Errorf("write %s report: %w", format, err)
 	}
 	return nil
@@ -89,49 +78,23 @@ func (c *Change) value(s *State) string {
 func (c *Change) transition() string {
 	switch c.Class {
 	case ClassAdded:
-		return "→ " + orDash(c.value(c.New))
+		return "→ " + report.OrDash(c.value(c.New))
 	case ClassRemoved:
-		return orDash(c.value(c.Old)) + " → removed"
+		return report.OrDash(c.value(c.Old)) + " → removed"
 	}
-	return orDash(c.value(c.Old)) + " → " + orDash(c.value(c.New))
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+	return report.OrDash(c.value(c.Old)) + " → " + report.OrDash(c.value(c.New))
 }
 
 // evidence is the one-line explanation shown next to a change.
 func (c *Change) evidence() string {
 	var parts []string
-	if e := oneLine(c.Evidence); e != "" {
+	if e := report.LastLine(c.Evidence); e != "" {
 		parts = append(parts, e)
 	}
 	if len(c.MissingLibraries) > 0 {
 		parts = append(parts, "missing "+strings.Join(c.MissingLibraries, ", "))
 	}
 	return strings.Join(parts, "; ")
-}
-
-// oneLine keeps the last meaningful line of a multi-line message (Python
-// puts the exception last) and bounds its length.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = strings.TrimSpace(s[i+1:])
-	}
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 200 {
-		s = strings.ToValidUTF8(s[:200], "") + "…"
-	}
-	return s
 }
 
 func (c *Change) where() string {
@@ -147,7 +110,7 @@ func (c *Change) where() string {
 func (d *Declaration) String() string {
 	s := fmt.Sprintf("%s:%d %s %s", d.File, d.Line, d.Action, d.Pattern)
 	if d.Reason != "" {
-		s += ": " + oneLine(d.Reason)
+		s += ": " + report.LastLine(d.Reason)
 	}
 	return s
 }
@@ -155,7 +118,7 @@ func (d *Declaration) String() string {
 func (r *Report) verdictLine() string {
 	total := len(r.Changes)
 	if r.Failed() {
-		return fmt.Sprintf("FAIL: %d unexpected %s (%d declared, %d in all)", r.Summary.Unexpected, plural(r.Summary.Unexpected, "change"), r.Summary.Declared, total)
+		return fmt.Sprintf("FAIL: %d unexpected %s (%d declared, %d in all)", r.Summary.Unexpected, report.Plural(r.Summary.Unexpected, "change", "changes"), r.Summary.Declared, total)
 	}
 	if total == 0 {
 		return "PASS: no differences"
@@ -163,15 +126,8 @@ func (r *Report) verdictLine() string {
 	return fmt.Sprintf("PASS: no unexpected change (%d declared, %d in all)", r.Summary.Declared, total)
 }
 
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
-}
-
 func (r *Report) writeTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := report.NewTable(w)
 	for _, c := range r.ordered() {
 		mark := c.Class
 		switch {
@@ -222,13 +178,10 @@ var sectionTitle = map[string]string{
 	SectionTools:           "Tools",
 }
 
-// mdCell escapes text for a markdown table cell.
+// mdCell escapes text for a markdown table cell: as a code span's text
+// (backticks as quotes) wherever it stands, carriage returns as blanks.
 func mdCell(s string) string {
-	if s == "" {
-		return ""
-	}
-	s = strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "`", "'").Replace(s)
-	return s
+	return report.MDCode(strings.ReplaceAll(s, "\r", " "))
 }
 
 func code(s string) string {
@@ -241,11 +194,11 @@ func code(s string) string {
 func (r *Report) writeMarkdown(w io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	if r.Failed() {
-		p("# ❌ Image gate fails: %d unexpected %s\n\n", r.Summary.Unexpected, plural(r.Summary.Unexpected, "change"))
+		p("# ❌ Image gate fails: %d unexpected %s\n\n", r.Summary.Unexpected, report.Plural(r.Summary.Unexpected, "change", "changes"))
 	} else {
 		p("# ✅ Image gate passes\n\n")
 	}
-	p("Comparing %s (%s) with %s (%s).\n\n", code(r.Old.Source), mdCell(orDash(r.Old.OS)), code(r.New.Source), mdCell(orDash(r.New.OS)))
+	p("Comparing %s (%s) with %s (%s).\n\n", code(r.Old.Source), mdCell(report.OrDash(r.Old.OS)), code(r.New.Source), mdCell(report.OrDash(r.New.OS)))
 	cl := r.Summary.Classes
 	p("%d added, %d removed, %d upgraded, %d downgraded, %d broken, %d fixed, %d changed; %d declared.\n",
 		cl[ClassAdded], cl[ClassRemoved], cl[ClassUpgraded], cl[ClassDowngraded], cl[ClassBroken], cl[ClassFixed], cl[ClassChanged], r.Summary.Declared)
@@ -263,10 +216,10 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 	for _, c := range r.ordered() {
 		switch {
 		case c.Unexpected:
-			unexpected = append(unexpected, []string{c.Class, code(c.ID), mdCell(orDash(c.value(c.Old))), mdCell(orDash(c.value(c.New))), mdCell(c.evidence())})
+			unexpected = append(unexpected, []string{c.Class, code(c.ID), mdCell(report.OrDash(c.value(c.Old))), mdCell(report.OrDash(c.value(c.New))), mdCell(c.evidence())})
 		case c.Declared != nil:
-			declared = append(declared, []string{c.Class, code(c.ID), mdCell(orDash(c.value(c.Old))), mdCell(orDash(c.value(c.New))),
-				fmt.Sprintf("%s:%d", mdCell(c.Declared.File), c.Declared.Line), mdCell(oneLine(c.Declared.Reason))})
+			declared = append(declared, []string{c.Class, code(c.ID), mdCell(report.OrDash(c.value(c.Old))), mdCell(report.OrDash(c.value(c.New))),
+				fmt.Sprintf("%s:%d", mdCell(c.Declared.File), c.Declared.Line), mdCell(report.LastLine(c.Declared.Reason))})
 		}
 	}
 	table("## Unexpected", []string{"Change", "Entry", "Was", "Now", "Evidence"}, unexpected)

@@ -23,12 +23,13 @@ import (
 	"github.com/imagegate/imagegate/internal/source"
 )
 
-// Exec modes.
+// Exec modes: auto picks the strongest the machine permits and records it
+// in the snapshot as one of the others.
 const (
 	ExecAuto   = "auto"
-	ExecNone   = "none"
-	ExecLocal  = "local"
-	ExecChroot = "chroot"
+	ExecNone   = snapshot.ExecNone
+	ExecLocal  = snapshot.ExecLocal
+	ExecChroot = snapshot.ExecChroot
 )
 
 // ErrExecMode is returned for an --exec value that is not one of the modes.
@@ -174,7 +175,7 @@ func attributeOwners(t *source.Tree, snap *snapshot.Snapshot, owners *ospkg.Owne
 			continue
 		}
 		if pkg, ok := lookup(r.Executable); ok {
-			r.OwnerPackage, r.Origin = pkg, "os-package"
+			r.OwnerPackage, r.Origin = pkg, snapshot.OriginOSPackage
 		}
 	}
 	for i := range snap.Tools {

@@ -4,8 +4,17 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
+
+	"github.com/imagegate/imagegate/internal/report"
 )
+
+// Formats are the ways a snapshot is written: "json" (the contract),
+// "table" (a summary for a terminal) and "markdown" (a software report).
+var Formats = report.Formats[*Snapshot]{
+	{Name: report.JSON, Write: Encode},
+	{Name: report.Table, Write: WriteTable},
+	{Name: report.Markdown, Aliases: []string{"md"}, Write: WriteMarkdown},
+}
 
 // Summary counts what a snapshot holds, for people.
 type Summary struct {
@@ -34,10 +43,10 @@ func (s *Snapshot) Summarize() Summary {
 // WriteTable writes a short summary for a terminal: the OS, each runtime
 // with its module health, and every module that is not ok with its evidence.
 func WriteTable(w io.Writer, s *Snapshot) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := report.NewTable(w)
 	sum := s.Summarize()
 	fmt.Fprintf(tw, "SOURCE\t%s\n", s.Source)
-	fmt.Fprintf(tw, "OS\t%s\n", orDash(osName(s.OS)))
+	fmt.Fprintf(tw, "OS\t%s\n", report.OrDash(osName(s.OS)))
 	fmt.Fprintf(tw, "EXEC\t%s\n", s.Exec)
 	fmt.Fprintf(tw, "PACKAGES\t%d%s\n", sum.Packages, byType(sum.PackagesByType))
 	fmt.Fprintf(tw, "TOOLS\t%d\n", sum.Tools)
@@ -53,7 +62,7 @@ func WriteTable(w io.Writer, s *Snapshot) error {
 		if len(r.Modules) > 0 {
 			mods = fmt.Sprint(len(r.Modules))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.Kind, r.Version, r.Path, orDash(r.Origin), mods, notOK)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.Kind, r.Version, r.Path, report.OrDash(r.Origin), mods, notOK)
 	}
 	var problems [][4]string
 	for _, r := range s.Runtimes {
@@ -80,7 +89,10 @@ func evidence(m Module) string {
 	if e == "" && len(m.MissingLibraries) > 0 {
 		e = "missing " + strings.Join(m.MissingLibraries, ", ")
 	}
-	return orDash(firstLine(e))
+	// Not report.FirstLine, which also trims the line's end: these
+	// tables and reports keep the bytes they have always had.
+	first, _, _ := strings.Cut(strings.TrimSpace(e), "\n")
+	return report.OrDash(first)
 }
 
 // WriteMarkdown writes a software report in the spirit of the hosted runner
@@ -93,7 +105,7 @@ func WriteMarkdown(w io.Writer, s *Snapshot) error {
 	if title == "" {
 		title = s.Source
 	}
-	fmt.Fprintf(&b, "# %s\n\n", mdEscape(title))
+	fmt.Fprintf(&b, "# %s\n\n", report.MDText(title))
 	fmt.Fprintf(&b, "- Source: `%s`\n", s.Source)
 	if s.Image != nil && s.Image.Digest != "" {
 		fmt.Fprintf(&b, "- Image digest: `%s`\n", s.Image.Digest)
@@ -101,7 +113,7 @@ func WriteMarkdown(w io.Writer, s *Snapshot) error {
 	if s.Architecture != "" {
 		fmt.Fprintf(&b, "- Architecture: %s\n", s.Architecture)
 	}
-	fmt.Fprintf(&b, "- Scanned: %s by %s %s (programs run: %s)\n", s.ScannedAt.Format("2006-01-02 15:04:05Z07:00"), s.Scanner.Name, orDash(s.Scanner.Version), s.Exec)
+	fmt.Fprintf(&b, "- Scanned: %s by %s %s (programs run: %s)\n", s.ScannedAt.Format("2006-01-02 15:04:05Z07:00"), s.Scanner.Name, report.OrDash(s.Scanner.Version), s.Exec)
 	fmt.Fprintf(&b, "- OS packages: %d%s\n\n", sum.Packages, byType(sum.PackagesByType))
 
 	if len(s.Runtimes) > 0 {
@@ -120,7 +132,7 @@ func WriteMarkdown(w io.Writer, s *Snapshot) error {
 					lib += fmt.Sprintf(", **%d not ok**", notOK)
 				}
 			}
-			fmt.Fprintf(&b, "| %s | %s | `%s` | %s |\n", r.Kind, mdEscape(r.Version), r.Path, lib)
+			fmt.Fprintf(&b, "| %s | %s | `%s` | %s |\n", r.Kind, report.MDText(r.Version), r.Path, lib)
 		}
 		b.WriteString("\n")
 	}
@@ -128,7 +140,7 @@ func WriteMarkdown(w io.Writer, s *Snapshot) error {
 	for _, r := range s.Runtimes {
 		for _, m := range r.Modules {
 			if m.Status != StatusOK {
-				problems = append(problems, fmt.Sprintf("| %s %s | `%s` | %s | %s |\n", r.Kind, mdEscape(r.Version), m.Name, m.Status, mdEscape(evidence(m))))
+				problems = append(problems, fmt.Sprintf("| %s %s | `%s` | %s | %s |\n", r.Kind, report.MDText(r.Version), m.Name, m.Status, report.MDText(evidence(m))))
 			}
 		}
 	}
@@ -148,7 +160,7 @@ func WriteMarkdown(w io.Writer, s *Snapshot) error {
 	if len(versioned) > 0 {
 		b.WriteString("## Tools\n\n| Tool | Version | Path |\n|---|---|---|\n")
 		for _, t := range versioned {
-			fmt.Fprintf(&b, "| %s | %s | `%s` |\n", mdEscape(t.Name), mdEscape(t.Version), t.Path)
+			fmt.Fprintf(&b, "| %s | %s | `%s` |\n", report.MDText(t.Name), report.MDText(t.Version), t.Path)
 		}
 		b.WriteString("\n")
 	}
@@ -156,7 +168,7 @@ func WriteMarkdown(w io.Writer, s *Snapshot) error {
 	if len(s.Warnings) > 0 {
 		b.WriteString("\n## Warnings\n\n")
 		for _, warning := range s.Warnings {
-			fmt.Fprintf(&b, "- %s\n", mdEscape(warning))
+			fmt.Fprintf(&b, "- %s\n", report.MDText(warning))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -175,26 +187,10 @@ func byType(m map[string]int) string {
 		return ""
 	}
 	var parts []string
-	for _, t := range []string{"deb", "rpm", "apk"} {
+	for _, t := range []string{PackageDeb, PackageRPM, PackageAPK} {
 		if n := m[t]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", t, n))
 		}
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
-}
-
-func mdEscape(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
 }

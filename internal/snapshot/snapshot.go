@@ -38,6 +38,14 @@ type Snapshot struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
+// Exec modes (Snapshot.Exec).
+const (
+	// ExecNone: nothing was run; statuses rest on files and libraries.
+	ExecNone   = "none"
+	ExecLocal  = "local"
+	ExecChroot = "chroot"
+)
+
 // Scanner names the program that wrote the snapshot.
 type Scanner struct {
 	Name    string `json:"name"`
@@ -88,6 +96,13 @@ type Package struct {
 	SourceName string `json:"sourceName,omitempty"`
 }
 
+// Package types (Package.Type).
+const (
+	PackageDeb = "deb"
+	PackageAPK = "apk"
+	PackageRPM = "rpm"
+)
+
 // Runtime is one installation of a language runtime or SDK.
 type Runtime struct {
 	// Kind is one of python, node, go, java, ruby, dotnet-sdk, dotnet-runtime.
@@ -109,6 +124,17 @@ type Runtime struct {
 	// (Python site-packages, Node global modules).
 	Packages []RuntimePackage `json:"packages,omitempty"`
 }
+
+// Runtime kinds (Runtime.Kind).
+const (
+	RuntimePython        = "python"
+	RuntimeNode          = "node"
+	RuntimeGo            = "go"
+	RuntimeJava          = "java"
+	RuntimeRuby          = "ruby"
+	RuntimeDotnetSDK     = "dotnet-sdk"
+	RuntimeDotnetRuntime = "dotnet-runtime"
+)
 
 // Runtime origins.
 const (
@@ -137,6 +163,22 @@ const (
 	StatusCrash = "crash"
 	// StatusTimeout: importing it did not finish within the per-module limit.
 	StatusTimeout = "timeout"
+)
+
+// Tool statuses (Tool.Status) are StatusOK, StatusTimeout (the probe did
+// not finish in time) and StatusFailed.
+const (
+	// StatusFailed: the version probe ran but gave no version (it exited
+	// non-zero, was killed, or printed none).
+	StatusFailed = "failed"
+)
+
+// Module kinds (Module.Kind).
+const (
+	ModuleBuiltin   = "builtin"   // compiled into the interpreter
+	ModuleExtension = "extension" // a shared object
+	ModulePure      = "pure"      // one source file
+	ModulePackage   = "package"   // a directory with __init__
 )
 
 // Module is one top-level standard-library module of a runtime.

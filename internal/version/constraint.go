@@ -25,7 +25,7 @@ import (
 // "v"/"go" prefix and dpkg/rpm epoch, so "3.7.*" matches "3.7.16" and
 // "3.7.0rc1" but not "3.70.1".
 type Constraint struct {
-	scheme string
+	scheme Scheme
 	text   string
 	anyOf  [][]clause
 }
@@ -41,7 +41,7 @@ var ErrConstraint = errors.New("invalid version constraint")
 
 // ParseConstraint parses s for versions of scheme. The error says what is
 // wrong in the user's terms ("~" needs a version, unknown operator "=>").
-func ParseConstraint(scheme, s string) (*Constraint, error) {
+func ParseConstraint(scheme Scheme, s string) (*Constraint, error) {
 	c := &Constraint{scheme: scheme, text: strings.TrimSpace(s)}
 	if c.text == "" {
 		return nil, fmt.Errorf("%w: empty; write e.g. \">=18 <23\" or \"3.11.*\"", ErrConstraint)
@@ -164,7 +164,7 @@ func (c *Constraint) Match(v string) bool {
 // String returns the constraint as it was written.
 func (c *Constraint) String() string { return c.text }
 
-func (cl clause) match(scheme, v string) bool {
+func (cl clause) match(scheme Scheme, v string) bool {
 	switch cl.op {
 	case "":
 		return hasPrefix(v, cl.prefix)

@@ -10,8 +10,9 @@ import (
 
 func TestConstraintMatch(t *testing.T) {
 	tests := []struct {
-		scheme, constraint string
-		match, nomatch     []string
+		scheme         version.Scheme
+		constraint     string
+		match, nomatch []string
 	}{
 		{version.Semver, ">=18 <23", []string{"18.0.0", "20.11.1", "22.99.0", "v18.20.4"}, []string{"16.20.2", "23.0.0", "24.1.0"}},
 		{version.Semver, ">=18, <23", []string{"20.0.0"}, []string{"23.1.0"}},

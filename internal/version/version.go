@@ -19,21 +19,26 @@ import (
 	deb "pault.ag/go/debian/version"
 )
 
+// Scheme names a version order. Pick one with SchemeForPackage,
+// SchemeForRuntime or SchemeForTool rather than by hand, so that every part
+// of imagegate orders an ecosystem's versions the same way.
+type Scheme string
+
 // Schemes understood by Compare and ParseConstraint. Any other scheme,
 // including "", means natural order.
 const (
-	Deb     = "deb"    // dpkg's algorithm: epochs, "~" sorts before everything
-	RPM     = "rpm"    // rpmvercmp
-	APK     = "apk"    // apk-tools: _alpha/_beta/_rc/_p suffixes, -rN
-	PEP440  = "pep440" // Python interpreters and distributions
-	Semver  = "semver" // node, go ("go1.22.3"), java, ruby, dotnet
-	Natural = ""       // digit runs compared as numbers, the rest as text
+	Deb     Scheme = "deb"    // dpkg's algorithm: epochs, "~" sorts before everything
+	RPM     Scheme = "rpm"    // rpmvercmp
+	APK     Scheme = "apk"    // apk-tools: _alpha/_beta/_rc/_p suffixes, -rN
+	PEP440  Scheme = "pep440" // Python interpreters and distributions
+	Semver  Scheme = "semver" // node, go ("go1.22.3"), java, ruby, dotnet
+	Natural Scheme = ""       // digit runs compared as numbers, the rest as text
 )
 
 // Compare returns -1, 0 or +1 as a sorts before, equal to, or after b in
 // scheme's order. When either side does not parse in scheme, both are
 // compared in natural order, so Compare stays antisymmetric.
-func Compare(scheme, a, b string) (result int) {
+func Compare(scheme Scheme, a, b string) (result int) {
 	if a == b {
 		return 0
 	}

@@ -8,8 +8,9 @@ import (
 
 func TestCompare(t *testing.T) {
 	tests := []struct {
-		scheme, a, b string
-		want         int
+		scheme version.Scheme
+		a, b   string
+		want   int
 	}{
 		// dpkg: epochs win, "~" sorts before the empty string, revisions.
 		{version.Deb, "1:1.0", "2.0", 1},
@@ -79,7 +80,8 @@ func FuzzCompare(f *testing.F) {
 	} {
 		f.Add(s.scheme, s.a, s.b)
 	}
-	f.Fuzz(func(t *testing.T, scheme, a, b string) {
+	f.Fuzz(func(t *testing.T, name, a, b string) {
+		scheme := version.Scheme(name)
 		ab, ba := version.Compare(scheme, a, b), version.Compare(scheme, b, a)
 		if ab < -1 || ab > 1 {
 			t.Fatalf("Compare(%q, %q, %q) = %d, want -1, 0 or 1", scheme, a, b, ab)

@@ -33,15 +33,15 @@ func (s Size) Entries() int { return s.Packages + s.Runtimes*s.ModulesPerRuntime
 func Pair(s Size) (old, new *snapshot.Snapshot) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	old = &snapshot.Snapshot{Schema: snapshot.SchemaV1, Source: "dir:/synthetic/old", ScannedAt: at, Exec: "local",
+	old = &snapshot.Snapshot{Schema: snapshot.SchemaV1, Source: "dir:/synthetic/old", ScannedAt: at, Exec: snapshot.ExecLocal,
 		Scanner: snapshot.Scanner{Name: "imagegate", Version: "bench"},
 		OS:      snapshot.OS{ID: "debian", VersionID: "12", PrettyName: "Debian GNU/Linux 12 (bookworm)"}}
-	new = &snapshot.Snapshot{Schema: snapshot.SchemaV1, Source: "dir:/synthetic/new", ScannedAt: at.Add(time.Hour), Exec: "local",
+	new = &snapshot.Snapshot{Schema: snapshot.SchemaV1, Source: "dir:/synthetic/new", ScannedAt: at.Add(time.Hour), Exec: snapshot.ExecLocal,
 		Scanner: old.Scanner, OS: old.OS}
 	changed := func() bool { return rng.Float64() < s.ChangeRate }
 
 	for i := range s.Packages {
-		p := snapshot.Package{Type: "deb", Name: fmt.Sprintf("lib-synthetic-%07d", i), Version: fmt.Sprintf("%d.%d.%d-%d+deb12u1", i%7, i%13, i%101, 1+i%3), Arch: "amd64"}
+		p := snapshot.Package{Type: snapshot.PackageDeb, Name: fmt.Sprintf("lib-synthetic-%07d", i), Version: fmt.Sprintf("%d.%d.%d-%d+deb12u1", i%7, i%13, i%101, 1+i%3), Arch: "amd64"}
 		old.Packages = append(old.Packages, p)
 		if !changed() {
 			new.Packages = append(new.Packages, p)
@@ -64,13 +64,13 @@ func Pair(s Size) (old, new *snapshot.Snapshot) {
 	for r := range s.Runtimes {
 		minor := r % 12
 		path := fmt.Sprintf("/opt/hostedtoolcache/Python/3.%d.%d/x64-%03d", minor, r, r)
-		o := snapshot.Runtime{Kind: "python", Version: fmt.Sprintf("3.%d.%d", minor, r), Path: path, Origin: "toolcache"}
+		o := snapshot.Runtime{Kind: snapshot.RuntimePython, Version: fmt.Sprintf("3.%d.%d", minor, r), Path: path, Origin: snapshot.OriginToolcache}
 		n := o
 		if changed() {
 			n.Version = fmt.Sprintf("3.%d.%d", minor, r+1)
 		}
 		for m := range s.ModulesPerRuntime {
-			mod := snapshot.Module{Name: fmt.Sprintf("module_%05d", m), Status: snapshot.StatusOK, Kind: "pure"}
+			mod := snapshot.Module{Name: fmt.Sprintf("module_%05d", m), Status: snapshot.StatusOK, Kind: snapshot.ModulePure}
 			o.Modules = append(o.Modules, mod)
 			if !changed() {
 				n.Modules = append(n.Modules, mod)
@@ -94,10 +94,10 @@ func Pair(s Size) (old, new *snapshot.Snapshot) {
 		new.Runtimes = append(new.Runtimes, n)
 	}
 	for i := range s.Tools {
-		t := snapshot.Tool{Name: fmt.Sprintf("tool-%05d", i), Path: fmt.Sprintf("/usr/bin/tool-%05d", i), Version: fmt.Sprintf("1.%d.0", i%50), Status: "ok"}
+		t := snapshot.Tool{Name: fmt.Sprintf("tool-%05d", i), Path: fmt.Sprintf("/usr/bin/tool-%05d", i), Version: fmt.Sprintf("1.%d.0", i%50), Status: snapshot.StatusOK}
 		old.Tools = append(old.Tools, t)
 		if changed() {
-			t.Status, t.Error = "failed", "error while loading shared libraries: libsynthetic.so.1"
+			t.Status, t.Error = snapshot.StatusFailed, "error while loading shared libraries: libsynthetic.so.1"
 		}
 		new.Tools = append(new.Tools, t)
 	}

@@ -11,7 +11,7 @@ import (
 // Alpine up to now, /usr/lib/apk/db with apk-tools 3 on usr-merged roots.
 var apkInstalled = []string{"/lib/apk/db/installed", "/usr/lib/apk/db/installed"}
 
-const apkType = "apk"
+const apkType = snapshot.PackageAPK
 
 // ParseAPKInstalled parses apk-tools' installed database: paragraphs of
 // "X:value" lines separated by blank lines, where P is the name, V the

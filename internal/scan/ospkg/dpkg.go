@@ -23,7 +23,7 @@ const (
 	dpkgStatusD  = "/var/lib/dpkg/status.d"
 	dpkgUpdates  = "/var/lib/dpkg/updates"
 	dpkgInfo     = "/var/lib/dpkg/info"
-	debType      = "deb"
+	debType      = snapshot.PackageDeb
 	dpkgWantedOK = "ok"
 )
 

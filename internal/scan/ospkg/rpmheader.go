@@ -35,7 +35,7 @@ const (
 	rpmMaxData  = 0x0fffffff
 )
 
-const rpmType = "rpm"
+const rpmType = snapshot.PackageRPM
 
 // rpmPackage is what one rpm header says.
 type rpmPackage struct {

@@ -210,7 +210,7 @@ func (f *Finder) collectOne(ctx context.Context, t *source.Tree, res *ldso.Resol
 		return snapshot.Runtime{}, nil, false // conda's package cache, not an environment
 	}
 	rt := snapshot.Runtime{
-		Kind:   "python",
+		Kind:   snapshot.RuntimePython,
 		Path:   in.prefix,
 		Origin: t.Origin(in.prefix),
 	}

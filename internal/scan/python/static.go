@@ -20,10 +20,10 @@ import (
 
 // Module kinds.
 const (
-	kindBuiltin   = "builtin"
-	kindExtension = "extension"
-	kindPure      = "pure"
-	kindPackage   = "package"
+	kindBuiltin   = snapshot.ModuleBuiltin
+	kindExtension = snapshot.ModuleExtension
+	kindPure      = snapshot.ModulePure
+	kindPackage   = snapshot.ModulePackage
 	kindOpaque    = "opaque" // an attribute-like submodule (os.path): not checked
 	kindAbsent    = ""
 )

@@ -1,8 +1,10 @@
 package python_test
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,7 +83,9 @@ func TestDiscovery(t *testing.T) {
 		"/root/.pyenv/versions/" + version: "pyenv",
 		"/usr/local":                       "source",
 	}
-	for p := range layouts {
+	// Parents before children: cp into an existing directory would nest
+	// the copy (/opt/conda/3.8.18) when /opt/conda/envs came first.
+	for _, p := range slices.Sorted(maps.Keys(layouts)) {
 		mustCopy(t, src, filepath.Join(root, p))
 	}
 	for _, d := range []string{"/opt/conda/conda-meta", "/opt/conda/envs/py38/conda-meta"} {

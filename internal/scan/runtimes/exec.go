@@ -37,7 +37,7 @@ func ParseVersionOutput(kind, output string) (string, error) {
 	}
 	m := vc.pattern.FindStringSubmatch(output)
 	if m == nil || m[1] == "" {
-		return "", fmt.Errorf("%s: %w in %q", kind, ErrNoVersion, firstLine(output))
+		return "", fmt.Errorf("%s: %w in %q", kind, ErrNoVersion, excerpt(output))
 	}
 	return m[1], nil
 }
@@ -69,12 +69,15 @@ func runVersion(ctx context.Context, r source.Runner, kind, exe string) (string,
 	case res.Signal != "":
 		return "", fmt.Errorf("%s %s: killed by %s", exe, strings.Join(vc.args, " "), res.Signal)
 	case res.ExitCode != 0:
-		return "", fmt.Errorf("%s %s: exit status %d: %s", exe, strings.Join(vc.args, " "), res.ExitCode, firstLine(stderr.String()))
+		return "", fmt.Errorf("%s %s: exit status %d: %s", exe, strings.Join(vc.args, " "), res.ExitCode, excerpt(stderr.String()))
 	}
 	return ParseVersionOutput(kind, stdout.String()+"\n"+stderr.String())
 }
 
-func firstLine(s string) string {
+// excerpt is the start of what a runtime printed, for an error message:
+// its first line, at most 200 bytes, valid UTF-8 (it may end up in a
+// snapshot's warnings, which are JSON).
+func excerpt(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	if len(s) > 200 {
 		s = s[:200]

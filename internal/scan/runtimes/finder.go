@@ -22,12 +22,12 @@ import (
 
 // Runtime kinds, as snapshot.Runtime.Kind.
 const (
-	KindNode          = "node"
-	KindGo            = "go"
-	KindJava          = "java"
-	KindRuby          = "ruby"
-	KindDotnetSDK     = "dotnet-sdk"
-	KindDotnetRuntime = "dotnet-runtime"
+	KindNode          = snapshot.RuntimeNode
+	KindGo            = snapshot.RuntimeGo
+	KindJava          = snapshot.RuntimeJava
+	KindRuby          = snapshot.RuntimeRuby
+	KindDotnetSDK     = snapshot.RuntimeDotnetSDK
+	KindDotnetRuntime = snapshot.RuntimeDotnetRuntime
 )
 
 // candidate is a directory that looked like an installation during the walk;

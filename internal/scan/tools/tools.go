@@ -25,9 +25,9 @@ import (
 
 // Probe statuses, as snapshot.Tool.Status.
 const (
-	StatusOK      = "ok"
-	StatusFailed  = "failed"
-	StatusTimeout = "timeout"
+	StatusOK      = snapshot.StatusOK
+	StatusFailed  = snapshot.StatusFailed
+	StatusTimeout = snapshot.StatusTimeout
 )
 
 // DefaultTimeout limits one version probe when Options.Timeout is zero.
