@@ -105,7 +105,7 @@ func (s *Service) lastGood(ctx context.Context, label string) (string, error) {
 	var out string
 	var ferr error
 	err := each(ctx, func(p Page) ([]Rollout, string, error) {
-		return s.st.ListRollouts(ctx, label, []string{StateCompleted}, p)
+		return s.st.ListRollouts(ctx, label, []State{StateCompleted}, p)
 	}, func(r Rollout) bool {
 		v, err := s.st.GetVersion(ctx, label, r.Version, false)
 		if err != nil {
@@ -268,7 +268,7 @@ func (s *Service) transition(ctx context.Context, actor, id, action, reason stri
 	}
 }
 
-func precondition(r *Rollout, verb string, allowed ...string) error {
+func precondition(r *Rollout, verb string, allowed ...State) error {
 	if slices.Contains(allowed, r.State) {
 		return nil
 	}
@@ -409,7 +409,7 @@ func (s *Service) GetRollout(ctx context.Context, id string) (Rollout, error) {
 }
 
 // ListRollouts lists rollouts of label ("" = all), newest first.
-func (s *Service) ListRollouts(ctx context.Context, label string, states []string, p Page) ([]Rollout, string, error) {
+func (s *Service) ListRollouts(ctx context.Context, label string, states []State, p Page) ([]Rollout, string, error) {
 	for _, st := range states {
 		if !isActive(st) && !Terminal(st) {
 			return nil, "", fmt.Errorf("unknown rollout state %q: %w", st, ErrInvalid)

@@ -329,14 +329,14 @@ func scanRollout(s pgx.Row, extra ...any) (rollout.Rollout, error) {
 }
 
 // ListRollouts lists rollouts newest first.
-func (db *DB) ListRollouts(ctx context.Context, label string, states []string, p rollout.Page) ([]rollout.Rollout, string, error) {
+func (db *DB) ListRollouts(ctx context.Context, label string, states []rollout.State, p rollout.Page) ([]rollout.Rollout, string, error) {
 	after, err := page.AfterSeq(p.After)
 	if err != nil {
 		return nil, "", err
 	}
 	n := page.Limit(p)
 	if states == nil {
-		states = []string{} // nil would be SQL NULL
+		states = []rollout.State{} // nil would be SQL NULL
 	}
 	rows, err := db.pool.Query(ctx, `SELECT `+rolloutCols+`, seq FROM rollouts
 		WHERE seq < $1 AND ($2 = '' OR label = $2) AND (cardinality($3::text[]) = 0 OR state = ANY($3))

@@ -372,7 +372,7 @@ func scanRollout(s scanner, extra ...any) (rollout.Rollout, error) {
 }
 
 // ListRollouts lists rollouts newest first.
-func (db *DB) ListRollouts(ctx context.Context, label string, states []string, p rollout.Page) ([]rollout.Rollout, string, error) {
+func (db *DB) ListRollouts(ctx context.Context, label string, states []rollout.State, p rollout.Page) ([]rollout.Rollout, string, error) {
 	after, err := page.AfterSeq(p.After)
 	if err != nil {
 		return nil, "", err

@@ -442,7 +442,7 @@ func testListRollouts(t *testing.T, s rollout.Store) {
 		must(t, s.CreateRollout(ctx(t), &r, nil, Audit("rollout.start", "rollout/new")))
 		ids = append(ids, r.ID)
 	}
-	list := func(label string, states []string, limit int) []string {
+	list := func(label string, states []rollout.State, limit int) []string {
 		t.Helper()
 		var out []string
 		p := rollout.Page{Limit: limit}
@@ -462,15 +462,15 @@ func testListRollouts(t *testing.T, s rollout.Store) {
 	}
 	for _, tc := range []struct {
 		label  string
-		states []string
+		states []rollout.State
 		limit  int
 		want   []string
 	}{
 		{"", nil, 0, []string{ids[4], ids[3], ids[2], ids[1], ids[0]}},
 		{"", nil, 2, []string{ids[4], ids[3], ids[2], ids[1], ids[0]}},
 		{"a", nil, 1, []string{ids[4], ids[2], ids[0]}},
-		{"a", []string{rollout.StateCompleted}, 0, []string{ids[2], ids[0]}},
-		{"", []string{rollout.StateBaking, rollout.StatePaused}, 0, []string{ids[4]}},
+		{"a", []rollout.State{rollout.StateCompleted}, 0, []string{ids[2], ids[0]}},
+		{"", []rollout.State{rollout.StateBaking, rollout.StatePaused}, 0, []string{ids[4]}},
 		{"c", nil, 0, nil},
 	} {
 		if d := cmp.Diff(tc.want, list(tc.label, tc.states, tc.limit)); d != "" {
