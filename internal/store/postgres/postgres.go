@@ -199,3 +199,12 @@ func constraint(err error) string {
 }
 
 func utc(t time.Time) time.Time { return t.UTC() }
+
+// Generation reads the change counter.
+func (db *DB) Generation(ctx context.Context) (int64, error) {
+	var g int64
+	if err := db.pool.QueryRow(ctx, `SELECT value FROM generation WHERE id = 1`).Scan(&g); err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	return g, nil
+}

@@ -336,3 +336,12 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// Generation reads the change counter.
+func (db *DB) Generation(ctx context.Context) (int64, error) {
+	var g int64
+	if err := db.rd.QueryRowContext(ctx, `SELECT value FROM generation WHERE id = 1`).Scan(&g); err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	return g, nil
+}
