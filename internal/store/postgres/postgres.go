@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,13 +23,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/batch"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
-
-// RunRetention is how long AssignRun remembers a workflow run's version.
-const RunRetention = 14 * 24 * time.Hour
 
 // DB is a rollout.Store in a PostgreSQL database (the schema named by the
 // DSN's search_path, else public).
@@ -39,8 +36,8 @@ type DB struct {
 	// relaxed has synchronous_commit=off: for writes whose loss in a
 	// PostgreSQL crash costs nothing but a little history (run affinity,
 	// served counts), so they do not wait for a WAL flush.
-	relaxed  *pgxpool.Pool
-	assigned atomic.Int64 // new runs since the last prune
+	relaxed *pgxpool.Pool
+	runs    *batch.Runs // group-commits AssignRun through runRows
 }
 
 var _ rollout.Store = (*DB)(nil)
@@ -71,11 +68,16 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", cfg.ConnConfig.Host, err)
 	}
+	// Several committers: the pool's connections write in parallel, and
+	// each batch is one round trip or two.
+	db.runs = batch.New(runRows{db}, batch.Options{Committers: 4})
 	return db, nil
 }
 
-// Close closes the pools.
+// Close stops the group committer and closes the pools. AssignRun calls
+// still waiting fail.
 func (db *DB) Close() error {
+	db.runs.Close()
 	db.relaxed.Close()
 	db.pool.Close()
 	return nil

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -10,34 +9,98 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/batch"
 )
 
 // AssignRun keys assignments by run and label: one workflow run may use
-// several images. It commits without waiting for the WAL flush (see
-// DB.relaxed): a PostgreSQL crash may forget the last assignments, which
-// the contract allows. Assignments older than RunRetention are pruned
-// every 1024 new runs.
+// several images. Concurrent calls are group-committed (see package
+// batch) without waiting for the WAL flush (see DB.relaxed): a PostgreSQL
+// crash may forget the last assignments, which the contract allows.
 func (db *DB) AssignRun(ctx context.Context, runID, label, version string, now time.Time) (string, error) {
-	var got string
-	err := db.relaxed.QueryRow(ctx, `INSERT INTO runs (run_id, label, version, assigned_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT DO NOTHING RETURNING version`, runID, label, version, now).Scan(&got)
-	if err == nil {
-		if db.assigned.Add(1)%1024 == 0 {
-			if _, err := db.relaxed.Exec(ctx, `DELETE FROM runs WHERE assigned_at < $1`, now.Add(-RunRetention)); err != nil {
-				return "", fmt.Errorf("expire old runs: %w", err)
-			}
+	return db.runs.AssignRun(ctx, runID, label, version, now)
+}
+
+// runRows writes batch's group commits.
+type runRows struct{ db *DB }
+
+var _ batch.Writer = runRows{}
+
+type runKey struct{ run, label string }
+
+// AssignRuns inserts b's new runs in one statement, in key order so that
+// concurrent batches (other committers, other replicas) lock the same
+// keys in the same order, then reads the versions of those someone else
+// stored first: at READ COMMITTED that new statement sees them. Both
+// statements commit on their own; each row is first-write-wins by its
+// primary key, so the batch need not be one transaction.
+func (w runRows) AssignRuns(ctx context.Context, b *batch.Batch) error {
+	db := w.db
+	first := map[runKey]int{} // index of a key's first assignment in b
+	var keys []runKey
+	for i, a := range b.Assignments {
+		k := runKey{a.RunID, a.Label}
+		if _, ok := first[k]; !ok {
+			first[k] = i
+			keys = append(keys, k)
 		}
-		return got, nil
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, err)
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].run != keys[j].run {
+			return keys[i].run < keys[j].run
+		}
+		return keys[i].label < keys[j].label
+	})
+	n := len(keys)
+	runs, labels, versions, at := make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
+	for i, k := range keys {
+		a := b.Assignments[first[k]]
+		runs[i], labels[i], versions[i], at[i] = a.RunID, a.Label, a.Version, a.At
 	}
-	// Someone else's insert won; at READ COMMITTED this new statement
-	// sees it.
-	if err := db.relaxed.QueryRow(ctx, `SELECT version FROM runs WHERE run_id = $1 AND label = $2`, runID, label).Scan(&got); err != nil {
-		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, err)
+	got := make(map[runKey]string, n)
+	collect := func(rows pgx.Rows) error {
+		var k runKey
+		var v string
+		_, err := pgx.ForEachRow(rows, []any{&k.run, &k.label, &v}, func() error {
+			got[k] = v
+			return nil
+		})
+		return err
 	}
-	return got, nil
+	rows, err := db.relaxed.Query(ctx, `INSERT INTO runs (run_id, label, version, assigned_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) ORDER BY 1, 2
+		ON CONFLICT DO NOTHING RETURNING run_id, label, version`, runs, labels, versions, at)
+	if err == nil {
+		err = collect(rows)
+	}
+	if err != nil {
+		return err
+	}
+	if len(got) < n {
+		rows, err := db.relaxed.Query(ctx, `SELECT run_id, label, version FROM runs
+			WHERE (run_id, label) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, runs, labels)
+		if err == nil {
+			err = collect(rows)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for i := range b.Assignments {
+		a := &b.Assignments[i]
+		v, ok := got[runKey{a.RunID, a.Label}]
+		if !ok {
+			// Forgotten (ForgetRuns, a prune) between the two statements.
+			return fmt.Errorf("run %s of %s: %w: its assignment was dropped meanwhile", a.RunID, a.Label, rollout.ErrConflict)
+		}
+		a.Got = v
+	}
+	if b.PruneBefore.IsZero() {
+		return nil
+	}
+	if _, err := db.relaxed.Exec(ctx, `DELETE FROM runs WHERE assigned_at < $1`, b.PruneBefore); err != nil {
+		return fmt.Errorf("expire old runs: %w", err)
+	}
+	return nil
 }
 
 // ForgetRuns drops label's run assignments.

@@ -5,120 +5,51 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/batch"
 )
 
 // AssignRun keys assignments by run and label: one workflow run may use
-// several images. Assignments older than RunRetention are dropped now and
-// then.
-//
-// It is on the resolve path of every new run, so concurrent calls are
-// group-committed: one transaction for all the calls waiting, without an
-// fsync (synchronous=NORMAL; see the package doc).
+// several images. It is on the resolve path of every new run, so
+// concurrent calls are group-committed (see package batch): one
+// transaction for all the calls waiting, without an fsync
+// (synchronous=NORMAL; see the package doc).
 func (db *DB) AssignRun(ctx context.Context, runID, label, version string, now time.Time) (string, error) {
-	req := &assignReq{runID: runID, label: label, version: version, now: now, done: make(chan struct{})}
-	select {
-	case db.assign <- req:
-	case <-ctx.Done():
-		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, ctx.Err())
-	case <-db.quit:
-		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, errClosed)
-	}
-	select {
-	case <-req.done:
-	case <-ctx.Done():
-		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, ctx.Err())
-	case <-db.quit:
-		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, errClosed)
-	}
-	if req.err != nil {
-		return "", fmt.Errorf("assign run %s of %s: %w", runID, label, req.err)
-	}
-	return req.got, nil
+	return db.runs.AssignRun(ctx, runID, label, version, now)
 }
 
-var errClosed = errors.New("store closed")
+// runRows writes batch's group commits.
+type runRows struct{ db *DB }
 
-type assignReq struct {
-	runID, label, version string
-	now                   time.Time
-	got                   string
-	err                   error
-	done                  chan struct{}
-}
+var _ batch.Writer = runRows{}
 
-// maxAssignBatch bounds one group commit, so its latency stays small.
-const maxAssignBatch = 512
-
-// maxAssignYields bounds how often assignLoop yields for more callers
-// before committing; it stops earlier when a yield brought none.
-const maxAssignYields = 4
-
-// assignLoop group-commits AssignRun calls until Close.
-func (db *DB) assignLoop() {
-	defer db.wg.Done()
-	for {
-		var batch []*assignReq
-		select {
-		case r := <-db.assign:
-			batch = append(batch, r)
-		case <-db.quit:
-			return
-		}
-		// The callers are resolve handlers on the same few Ps: yielding
-		// lets those about to call AssignRun join this commit, so one
-		// commit (mostly its WAL page writes) serves several runs. That
-		// halves its cost per run under load; with nothing else runnable
-		// Gosched returns at once.
-		for round := 0; len(batch) < maxAssignBatch && round < maxAssignYields; round++ {
-			runtime.Gosched()
-			n := len(batch)
-		drain:
-			for len(batch) < maxAssignBatch {
-				select {
-				case r := <-db.assign:
-					batch = append(batch, r)
-				default:
-					break drain
-				}
+// AssignRuns writes b in one relaxed transaction, an assignment after the
+// other, so a run repeated in b finds its first row.
+func (w runRows) AssignRuns(ctx context.Context, b *batch.Batch) error {
+	db := w.db
+	return db.writeRelaxed(ctx, func(tx *sql.Tx) error {
+		ins, sel := tx.Stmt(db.insRun), tx.Stmt(db.selRun)
+		defer ins.Close()
+		defer sel.Close()
+		for i := range b.Assignments {
+			a := &b.Assignments[i]
+			err := ins.QueryRowContext(ctx, a.RunID, a.Label, a.Version, us(a.At)).Scan(&a.Got)
+			if errors.Is(err, sql.ErrNoRows) {
+				err = sel.QueryRowContext(ctx, a.RunID, a.Label).Scan(&a.Got)
 			}
-			if len(batch) == n {
-				break
-			}
-		}
-		err := db.writeRelaxed(context.Background(), func(tx *sql.Tx) error {
-			ins, sel := tx.Stmt(db.insRun), tx.Stmt(db.selRun)
-			defer ins.Close()
-			defer sel.Close()
-			for _, r := range batch {
-				r.err = ins.QueryRow(r.runID, r.label, r.version, us(r.now)).Scan(&r.got)
-				if errors.Is(r.err, sql.ErrNoRows) {
-					r.err = sel.QueryRow(r.runID, r.label).Scan(&r.got)
-				}
-				if r.err != nil {
-					return r.err
-				}
-			}
-			db.assigned += len(batch)
-			if db.assigned >= 1024 {
-				// Pruning now and then keeps the table to RunRetention;
-				// runs_assigned makes it a range delete.
-				db.assigned = 0
-				_, err := tx.Exec(`DELETE FROM runs WHERE assigned_at < ?`, us(batch[0].now.Add(-RunRetention)))
+			if err != nil {
 				return err
 			}
-			return nil
-		})
-		for _, r := range batch {
-			if err != nil {
-				r.err, r.got = err, ""
-			}
-			close(r.done)
 		}
-	}
+		if b.PruneBefore.IsZero() {
+			return nil
+		}
+		// runs_assigned makes it a range delete.
+		_, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE assigned_at < ?`, us(b.PruneBefore))
+		return err
+	})
 }
 
 // ForgetRuns drops label's run assignments.

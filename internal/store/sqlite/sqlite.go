@@ -18,7 +18,7 @@
 // recent writes: they commit with synchronous=NORMAL (see writeRelaxed),
 // because an fsync per group of new runs halves resolve throughput. A
 // power loss can forget the last run assignments (a re-run may then get
-// another version, as after RunRetention) and served counts; kill -9
+// another version, as after rollout.RunRetention) and served counts; kill -9
 // forgets nothing.
 package sqlite
 
@@ -41,14 +41,11 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/batch"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
-
-// RunRetention is how long AssignRun remembers a workflow run's version.
-// A run that is re-run after that may get another version.
-const RunRetention = 14 * 24 * time.Hour
 
 // DB is a rollout.Store in one SQLite file.
 type DB struct {
@@ -60,10 +57,7 @@ type DB struct {
 	// writer: parsing them for every group commit cost a quarter of its
 	// time under resolve load.
 	insRun, selRun *sql.Stmt
-	assign         chan *assignReq // to assignLoop
-	assigned       int             // assignLoop's count of runs since the last prune
-	quit           chan struct{}
-	wg             sync.WaitGroup
+	runs           *batch.Runs // group-commits AssignRun through runRows
 	closing        sync.Once
 }
 
@@ -129,10 +123,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		wr.Close()
 		return nil, fmt.Errorf("open sqlite %s: prepare run assignment: %w", path, err)
 	}
-	db.assign = make(chan *assignReq, maxAssignBatch)
-	db.quit = make(chan struct{})
-	db.wg.Add(1)
-	go db.assignLoop()
+	// One committer: SQLite has one writer.
+	db.runs = batch.New(runRows{db}, batch.Options{Committers: 1})
 	return db, nil
 }
 
@@ -141,9 +133,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 func (db *DB) Close() error {
 	var err error
 	db.closing.Do(func() {
-		close(db.quit)
-		db.wg.Wait()
-		err = errors.Join(db.insRun.Close(), db.selRun.Close(), db.rd.Close(), db.wr.Close())
+		err = errors.Join(db.runs.Close(), db.insRun.Close(), db.selRun.Close(), db.rd.Close(), db.wr.Close())
 	})
 	return err
 }

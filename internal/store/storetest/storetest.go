@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) rollout.Store) {
 		{"Events", testEvents},
 		{"EventsConcurrentRetries", testEventsConcurrent},
 		{"AssignRun", testAssignRun},
+		{"AssignRunRetention", testAssignRunRetention},
 		{"Served", testServed},
 		{"Generation", testGeneration},
 		{"Lease", testLease},
@@ -793,6 +794,42 @@ func testAssignRun(t *testing.T, s rollout.Store) {
 	}
 	if v, err := s.AssignRun(ctx(t), "run-1", "other", "v-x", T0); err != nil || v != "v-other" {
 		t.Errorf("ForgetRuns of img forgot another label's run: got %q, %v", v, err)
+	}
+}
+
+// testAssignRunRetention: assignments older than rollout.RunRetention are
+// forgotten once rollout.PruneRunsEvery more runs were assigned, so a
+// re-run after that gets the current version; younger ones are kept.
+func testAssignRunRetention(t *testing.T, s rollout.Store) {
+	later := T0.Add(rollout.RunRetention + time.Hour)
+	if v, err := s.AssignRun(ctx(t), "run-old", "img", "v-old", T0); err != nil || v != "v-old" {
+		t.Fatalf("AssignRun = %q, %v; want v-old", v, err)
+	}
+	if v, err := s.AssignRun(ctx(t), "run-young", "img", "v-old", later.Add(-time.Hour)); err != nil || v != "v-old" {
+		t.Fatalf("AssignRun = %q, %v; want v-old", v, err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for w := range errs {
+		wg.Go(func() {
+			for i := w; i < 2*rollout.PruneRunsEvery; i += len(errs) {
+				if _, err := s.AssignRun(context.Background(), fmt.Sprint("run-", i), "img", "v1", later); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	must(t, errors.Join(errs...))
+	for _, tc := range []struct{ run, want string }{
+		{"run-old", "v-new"},   // older than RunRetention: forgotten
+		{"run-young", "v-old"}, // younger: kept
+		{"run-5", "v1"},
+	} {
+		if v, err := s.AssignRun(ctx(t), tc.run, "img", "v-new", later); err != nil || v != tc.want {
+			t.Errorf("AssignRun(%s) after %d more runs = %q, %v; want %q", tc.run, 2*rollout.PruneRunsEvery, v, err, tc.want)
+		}
 	}
 }
 
