@@ -78,3 +78,9 @@ func ErrNoToken() error {
 func ErrAuditExists(id int64) error {
 	return fmt.Errorf("audit entry %d: %w: it already exists", id, ErrConflict)
 }
+
+// ErrRunForgotten: a run assignment was dropped (ForgetRuns, a prune)
+// while it was being read back.
+func ErrRunForgotten(runID, label string) error {
+	return fmt.Errorf("run %s of %s: %w: its assignment was dropped meanwhile", runID, label, ErrConflict)
+}

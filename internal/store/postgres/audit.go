@@ -53,3 +53,28 @@ func (db *DB) ListAudit(ctx context.Context, f rollout.AuditFilter, p rollout.Pa
 	}
 	return out, "", nil
 }
+
+// insertAudit writes a in the transaction of the change it records.
+func insertAudit(ctx context.Context, tx pgx.Tx, a rollout.AuditEntry) error {
+	a = rollout.PrepareAudit(a)
+	var details *string
+	if len(a.Details) > 0 {
+		s := string(a.Details)
+		details = &s
+	}
+	var err error
+	if a.ID != 0 {
+		_, err = tx.Exec(ctx, `INSERT INTO audit (id, at, actor, action, subject, reason, details)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, a.ID, a.At, a.Actor, a.Action, a.Subject, a.Reason, details)
+	} else {
+		_, err = tx.Exec(ctx, `INSERT INTO audit (at, actor, action, subject, reason, details)
+			VALUES ($1, $2, $3, $4, $5, $6)`, a.At, a.Actor, a.Action, a.Subject, a.Reason, details)
+	}
+	if isCode(err, uniqueViolation) {
+		return rollout.ErrAuditExists(a.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("write audit entry %s %s: %w", a.Action, a.Subject, err)
+	}
+	return nil
+}

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -14,13 +13,11 @@ import (
 // PutImage creates the image; an existing one is left as is, with no
 // audit entry.
 func (db *DB) PutImage(ctx context.Context, img rollout.Image, audit rollout.AuditEntry) error {
-	if err := rollout.CheckImage(img); err != nil {
+	img, err := rollout.PrepareImage(img)
+	if err != nil {
 		return err
 	}
-	if img.CreatedAt.IsZero() {
-		img.CreatedAt = time.Now()
-	}
-	err := db.change(ctx, audit, func(tx pgx.Tx) (bool, error) {
+	err = db.change(ctx, audit, func(tx pgx.Tx) (bool, error) {
 		tag, err := tx.Exec(ctx, `INSERT INTO images (label, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
 			img.Label, img.CreatedAt)
 		return tag.RowsAffected() > 0, err

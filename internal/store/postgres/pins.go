@@ -14,13 +14,11 @@ import (
 // PutPin creates or replaces org's pin of label; ErrNotFound when the
 // version does not exist.
 func (db *DB) PutPin(ctx context.Context, pin rollout.Pin, audit rollout.AuditEntry) error {
-	if err := rollout.CheckPin(pin); err != nil {
+	pin, err := rollout.PreparePin(pin)
+	if err != nil {
 		return err
 	}
-	if pin.CreatedAt.IsZero() {
-		pin.CreatedAt = time.Now()
-	}
-	err := db.change(ctx, audit, func(tx pgx.Tx) (bool, error) {
+	err = db.change(ctx, audit, func(tx pgx.Tx) (bool, error) {
 		_, err := tx.Exec(ctx, `INSERT INTO pins
 			(org, label, version, owner, reason, expires_at, override_revoked, created_by, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -31,7 +29,7 @@ func (db *DB) PutPin(ctx context.Context, pin rollout.Pin, audit rollout.AuditEn
 			pin.Org, pin.Label, pin.Version, pin.Owner, pin.Reason, pin.ExpiresAt, pin.OverrideRevoked,
 			pin.CreatedBy, pin.CreatedAt)
 		if isCode(err, foreignKeyViolation) {
-			return false, fmt.Errorf("version %s of %s: %w: push the version first", pin.Version, pin.Label, rollout.ErrNotFound)
+			return false, rollout.ErrVersionMissing(pin.Label, pin.Version)
 		}
 		return err == nil, err
 	})
@@ -46,7 +44,7 @@ func (db *DB) DeletePin(ctx context.Context, org, label string, audit rollout.Au
 	err := db.change(ctx, audit, func(tx pgx.Tx) (bool, error) {
 		tag, err := tx.Exec(ctx, `DELETE FROM pins WHERE org = $1 AND label = $2`, org, label)
 		if err == nil && tag.RowsAffected() == 0 {
-			return false, fmt.Errorf("pin of %s by %s: %w", label, org, rollout.ErrNotFound)
+			return false, rollout.ErrNoPin(org, label)
 		}
 		return err == nil, err
 	})

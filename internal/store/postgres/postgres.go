@@ -155,32 +155,6 @@ func bumpGeneration(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-func insertAudit(ctx context.Context, tx pgx.Tx, a rollout.AuditEntry) error {
-	if a.At.IsZero() {
-		a.At = time.Now()
-	}
-	var details *string
-	if len(a.Details) > 0 {
-		s := string(a.Details)
-		details = &s
-	}
-	var err error
-	if a.ID != 0 {
-		_, err = tx.Exec(ctx, `INSERT INTO audit (id, at, actor, action, subject, reason, details)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, a.ID, a.At, a.Actor, a.Action, a.Subject, a.Reason, details)
-	} else {
-		_, err = tx.Exec(ctx, `INSERT INTO audit (at, actor, action, subject, reason, details)
-			VALUES ($1, $2, $3, $4, $5, $6)`, a.At, a.Actor, a.Action, a.Subject, a.Reason, details)
-	}
-	if isCode(err, uniqueViolation) {
-		return fmt.Errorf("audit entry %d: %w: it already exists", a.ID, rollout.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("write audit entry %s %s: %w", a.Action, a.Subject, err)
-	}
-	return nil
-}
-
 const (
 	uniqueViolation     = "23505"
 	foreignKeyViolation = "23503"

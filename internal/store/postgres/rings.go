@@ -38,7 +38,7 @@ func (db *DB) GetRings(ctx context.Context, label string) ([]rollout.Ring, error
 	var b string
 	err := db.pool.QueryRow(ctx, `SELECT rings FROM rings WHERE label IN ($1, '') ORDER BY label DESC LIMIT 1`, label).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("rings of %q: %w: neither the label nor the global plan is set", label, rollout.ErrNotFound)
+		return nil, rollout.ErrNoRings(label)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get rings of %q: %w", label, err)

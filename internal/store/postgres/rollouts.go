@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -23,30 +21,18 @@ const rolloutCols = `id, label, version, from_version, state, ring, ring_started
 // halted) that is not the one superseded, or when supersede changed since
 // it was read.
 func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *rollout.Rollout, audit rollout.AuditEntry) error {
-	if err := rollout.CheckRollout(r); err != nil {
+	created, err := rollout.PrepareRollout(*r, supersede)
+	if err != nil {
 		return err
 	}
 	rings, err := json.Marshal(r.Rings)
 	if err != nil {
 		return fmt.Errorf("create rollout of %s %s: %w", r.Label, r.Version, err)
 	}
-	created := *r
-	if created.CreatedAt.IsZero() {
-		created.CreatedAt = time.Now()
-	}
-	if created.UpdatedAt.IsZero() {
-		created.UpdatedAt = created.CreatedAt
-	}
-	if supersede != nil && created.Supersedes == "" {
-		created.Supersedes = supersede.ID
-	}
-	created.Revision = 1
 	var old rollout.Rollout
 	err = db.change(ctx, audit, func(tx pgx.Tx) (bool, error) {
 		if supersede != nil {
-			old = *supersede
-			old.State = rollout.StateSuperseded
-			old.UpdatedAt = created.UpdatedAt
+			old = rollout.Superseded(*supersede, created)
 			if err := updateRollout(ctx, tx, &old); err != nil {
 				return false, fmt.Errorf("supersede %s: %w", supersede.ID, err)
 			}
@@ -56,7 +42,7 @@ func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *
 			return false, err
 		}
 		if created.ID == "" {
-			created.ID = "r-" + strconv.FormatInt(seq, 10)
+			created.ID = rollout.RolloutID(seq)
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO rollouts (seq, `+rolloutCols+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
@@ -66,37 +52,29 @@ func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *
 			created.CreatedAt, created.UpdatedAt, created.Revision, created.AutoRollback)
 		switch {
 		case isCode(err, uniqueViolation) && constraint(err) == "rollouts_one_active":
-			return false, fmt.Errorf("%w: %s already has an unfinished rollout; supersede it or wait for it to end", rollout.ErrConflict, r.Label)
+			return false, rollout.ErrUnfinishedRollout(r.Label)
 		case isCode(err, uniqueViolation):
-			return false, fmt.Errorf("%w: rollout %s already exists", rollout.ErrConflict, created.ID)
+			return false, rollout.ErrRolloutExists(created.ID)
 		case isCode(err, foreignKeyViolation):
-			return false, fmt.Errorf("version %s of %s: %w: push the version first", r.Version, r.Label, rollout.ErrNotFound)
+			return false, rollout.ErrVersionMissing(r.Label, r.Version)
 		}
 		return err == nil, err
 	})
 	if err != nil {
 		return fmt.Errorf("create rollout of %s %s: %w", r.Label, r.Version, err)
 	}
-	*r = normRollout(created)
+	*r = rollout.AsStored(created)
 	if supersede != nil {
-		*supersede = normRollout(old)
+		*supersede = rollout.AsStored(old)
 	}
 	return nil
-}
-
-// normRollout makes the caller's copy equal what a read returns.
-func normRollout(r rollout.Rollout) rollout.Rollout {
-	r.RingStartedAt = r.RingStartedAt.Truncate(time.Microsecond)
-	r.CreatedAt = r.CreatedAt.Truncate(time.Microsecond)
-	r.UpdatedAt = r.UpdatedAt.Truncate(time.Microsecond)
-	return r
 }
 
 // GetRollout returns ErrNotFound when absent.
 func (db *DB) GetRollout(ctx context.Context, id string) (rollout.Rollout, error) {
 	r, err := scanRollout(db.pool.QueryRow(ctx, `SELECT `+rolloutCols+` FROM rollouts WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return r, fmt.Errorf("rollout %s: %w", id, rollout.ErrNotFound)
+		return r, rollout.ErrNoRollout(id)
 	}
 	if err != nil {
 		return r, fmt.Errorf("get rollout %s: %w", id, err)
@@ -157,17 +135,14 @@ func (db *DB) ListRollouts(ctx context.Context, label string, states []rollout.S
 // UpdateRollout writes r if nobody changed it since r.Revision was read.
 // ID, Label, Version and CreatedAt never change.
 func (db *DB) UpdateRollout(ctx context.Context, r *rollout.Rollout, audit rollout.AuditEntry) error {
-	next := *r
-	if next.UpdatedAt.IsZero() {
-		next.UpdatedAt = time.Now()
-	}
+	next := rollout.PrepareUpdate(*r)
 	err := db.change(ctx, audit, func(tx pgx.Tx) (bool, error) {
 		return true, updateRollout(ctx, tx, &next)
 	})
 	if err != nil {
 		return fmt.Errorf("update rollout %s: %w", r.ID, err)
 	}
-	*r = normRollout(next)
+	*r = rollout.AsStored(next)
 	return nil
 }
 
@@ -185,7 +160,7 @@ func updateRollout(ctx context.Context, tx pgx.Tx, r *rollout.Rollout) error {
 		r.FromVersion, r.State, r.Ring, r.RingStartedAt, string(rings), r.Expedited, r.Supersedes,
 		r.Forced, r.ForceReason, r.Approved, r.Reason, r.UpdatedAt, r.AutoRollback, r.ID, r.Revision)
 	if isCode(err, uniqueViolation) {
-		return fmt.Errorf("%w: %s already has another unfinished rollout", rollout.ErrConflict, r.Label)
+		return rollout.ErrAnotherUnfinished(r.Label)
 	}
 	if err != nil {
 		return err
@@ -197,12 +172,12 @@ func updateRollout(ctx context.Context, tx pgx.Tx, r *rollout.Rollout) error {
 	var rev int64
 	err = tx.QueryRow(ctx, `SELECT revision FROM rollouts WHERE id = $1`, r.ID).Scan(&rev)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("rollout %s: %w", r.ID, rollout.ErrNotFound)
+		return rollout.ErrNoRollout(r.ID)
 	}
 	if err != nil {
 		return err
 	}
-	return fmt.Errorf("%w: rollout %s is at revision %d, not %d: it changed meanwhile; read it again", rollout.ErrConflict, r.ID, rev, r.Revision)
+	return rollout.ErrStaleRevision(r.ID, rev, r.Revision)
 }
 
 // LastCompleted returns the version of label's newest completed rollout.

@@ -90,7 +90,7 @@ func (w runRows) AssignRuns(ctx context.Context, b *batch.Batch) error {
 		v, ok := got[runKey{a.RunID, a.Label}]
 		if !ok {
 			// Forgotten (ForgetRuns, a prune) between the two statements.
-			return fmt.Errorf("run %s of %s: %w: its assignment was dropped meanwhile", a.RunID, a.Label, rollout.ErrConflict)
+			return rollout.ErrRunForgotten(a.RunID, a.Label)
 		}
 		a.Got = v
 	}

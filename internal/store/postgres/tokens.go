@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,17 +12,15 @@ import (
 
 // CreateToken stores t; ErrConflict when its ID or hash exists.
 func (db *DB) CreateToken(ctx context.Context, t rollout.Token, audit rollout.AuditEntry) error {
-	if err := rollout.CheckToken(t); err != nil {
+	t, err := rollout.PrepareToken(t)
+	if err != nil {
 		return err
 	}
-	if t.CreatedAt.IsZero() {
-		t.CreatedAt = time.Now()
-	}
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
 			t.ID, t.Name, t.Role, t.Hash, t.CreatedAt)
 		if isCode(err, uniqueViolation) {
-			return fmt.Errorf("%w: a token with this id or secret exists", rollout.ErrConflict)
+			return rollout.ErrTokenExists()
 		}
 		if err != nil {
 			return err
@@ -42,7 +39,7 @@ func (db *DB) TokenByHash(ctx context.Context, hash []byte) (rollout.Token, erro
 	err := db.pool.QueryRow(ctx, `SELECT id, name, role, hash, created_at FROM tokens WHERE hash = $1`, hash).
 		Scan(&t.ID, &t.Name, &t.Role, &t.Hash, &t.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return t, fmt.Errorf("token: %w", rollout.ErrNotFound)
+		return t, rollout.ErrNoToken()
 	}
 	if err != nil {
 		return t, fmt.Errorf("look up token: %w", err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -16,22 +15,20 @@ import (
 // CreateVersion registers v. ErrNotFound when its image does not exist
 // (PutImage first), ErrConflict when label+version exists.
 func (db *DB) CreateVersion(ctx context.Context, v rollout.Version, audit rollout.AuditEntry) error {
-	if err := rollout.CheckVersion(v); err != nil {
+	v, err := rollout.PrepareVersion(v)
+	if err != nil {
 		return err
 	}
-	if v.CreatedAt.IsZero() {
-		v.CreatedAt = time.Now()
-	}
-	err := db.change(ctx, audit, func(tx pgx.Tx) (bool, error) {
+	err = db.change(ctx, audit, func(tx pgx.Tx) (bool, error) {
 		_, err := tx.Exec(ctx, `INSERT INTO versions
 			(label, version, gate, snapshot, check_report, revoked, revoked_reason, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			v.Label, v.Version, v.Gate, blob(v.Snapshot), blob(v.CheckReport), v.Revoked, v.RevokedReason, v.CreatedAt)
 		switch {
 		case isCode(err, uniqueViolation):
-			return false, fmt.Errorf("%w: version %s of %s already exists", rollout.ErrConflict, v.Version, v.Label)
+			return false, rollout.ErrVersionExists(v.Label, v.Version)
 		case isCode(err, foreignKeyViolation):
-			return false, fmt.Errorf("image %s: %w: register the image first", v.Label, rollout.ErrNotFound)
+			return false, rollout.ErrImageMissing(v.Label)
 		}
 		return err == nil, err
 	})
@@ -56,7 +53,7 @@ func (db *DB) GetVersion(ctx context.Context, label, version string, withBlobs b
 	}
 	v, err := scanVersion(db.pool.QueryRow(ctx, `SELECT `+cols+` FROM versions WHERE label = $1 AND version = $2`, label, version))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return v, fmt.Errorf("version %s of %s: %w", version, label, rollout.ErrNotFound)
+		return v, rollout.ErrNoVersion(label, version)
 	}
 	if err != nil {
 		return v, fmt.Errorf("get version %s of %s: %w", version, label, err)
@@ -116,7 +113,7 @@ func (db *DB) RevokeVersion(ctx context.Context, label, version, reason string, 
 		err := tx.QueryRow(ctx, `SELECT revoked FROM versions WHERE label = $1 AND version = $2 FOR UPDATE`,
 			label, version).Scan(&was)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return false, fmt.Errorf("version %s of %s: %w", version, label, rollout.ErrNotFound)
+			return false, rollout.ErrNoVersion(label, version)
 		}
 		if err != nil || was {
 			return false, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/store/page"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ListAudit lists entries newest first. Since is inclusive, Until
@@ -69,4 +70,26 @@ func (db *DB) ListAudit(ctx context.Context, f rollout.AuditFilter, p rollout.Pa
 		return out, page.SeqCursor(out[n-1].ID), nil
 	}
 	return out, "", nil
+}
+
+// insertAudit writes a in the transaction of the change it records.
+func insertAudit(ctx context.Context, tx *sql.Tx, a rollout.AuditEntry) error {
+	a = rollout.PrepareAudit(a)
+	var id any
+	if a.ID != 0 {
+		id = a.ID
+	}
+	var details any
+	if len(a.Details) > 0 {
+		details = string(a.Details)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit (id, at, actor, action, subject, reason, details)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, id, us(a.At), a.Actor, a.Action, a.Subject, a.Reason, details)
+	if err != nil {
+		if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+			return rollout.ErrAuditExists(a.ID)
+		}
+		return fmt.Errorf("write audit entry %s %s: %w", a.Action, a.Subject, err)
+	}
+	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/store/page"
@@ -13,13 +12,11 @@ import (
 // PutImage creates the image; an existing one is left as is, with no
 // audit entry.
 func (db *DB) PutImage(ctx context.Context, img rollout.Image, audit rollout.AuditEntry) error {
-	if err := rollout.CheckImage(img); err != nil {
+	img, err := rollout.PrepareImage(img)
+	if err != nil {
 		return err
 	}
-	if img.CreatedAt.IsZero() {
-		img.CreatedAt = time.Now()
-	}
-	err := db.change(ctx, audit, func(tx *sql.Tx) (bool, error) {
+	err = db.change(ctx, audit, func(tx *sql.Tx) (bool, error) {
 		res, err := tx.ExecContext(ctx, `INSERT INTO images (label, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING`,
 			img.Label, us(img.CreatedAt))
 		if err != nil {

@@ -13,13 +13,11 @@ import (
 // PutPin creates or replaces org's pin of label; ErrNotFound when the
 // version does not exist.
 func (db *DB) PutPin(ctx context.Context, pin rollout.Pin, audit rollout.AuditEntry) error {
-	if err := rollout.CheckPin(pin); err != nil {
+	pin, err := rollout.PreparePin(pin)
+	if err != nil {
 		return err
 	}
-	if pin.CreatedAt.IsZero() {
-		pin.CreatedAt = time.Now()
-	}
-	err := db.change(ctx, audit, func(tx *sql.Tx) (bool, error) {
+	err = db.change(ctx, audit, func(tx *sql.Tx) (bool, error) {
 		if err := versionExists(ctx, tx, pin.Label, pin.Version); err != nil {
 			return false, err
 		}
@@ -49,7 +47,7 @@ func (db *DB) DeletePin(ctx context.Context, org, label string, audit rollout.Au
 		}
 		n, err := res.RowsAffected()
 		if err == nil && n == 0 {
-			return false, fmt.Errorf("pin of %s by %s: %w", label, org, rollout.ErrNotFound)
+			return false, rollout.ErrNoPin(org, label)
 		}
 		return n > 0, err
 	})

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -25,34 +23,21 @@ const rolloutCols = `id, label, version, from_version, state, ring, ring_started
 // halted) that is not the one superseded, or when supersede changed since
 // it was read.
 func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *rollout.Rollout, audit rollout.AuditEntry) error {
-	if err := rollout.CheckRollout(r); err != nil {
+	created, err := rollout.PrepareRollout(*r, supersede)
+	if err != nil {
 		return err
 	}
 	rings, err := json.Marshal(r.Rings)
 	if err != nil {
 		return fmt.Errorf("create rollout of %s %s: %w", r.Label, r.Version, err)
 	}
-	now := time.Now()
-	created := *r
-	if created.CreatedAt.IsZero() {
-		created.CreatedAt = now
-	}
-	if created.UpdatedAt.IsZero() {
-		created.UpdatedAt = created.CreatedAt
-	}
-	if supersede != nil && created.Supersedes == "" {
-		created.Supersedes = supersede.ID
-	}
-	created.Revision = 1
 	var old rollout.Rollout
 	err = db.change(ctx, audit, func(tx *sql.Tx) (bool, error) {
 		if err := versionExists(ctx, tx, r.Label, r.Version); err != nil {
 			return false, err
 		}
 		if supersede != nil {
-			old = *supersede
-			old.State = rollout.StateSuperseded
-			old.UpdatedAt = created.UpdatedAt
+			old = rollout.Superseded(*supersede, created)
 			if err := updateRollout(ctx, tx, &old); err != nil {
 				return false, fmt.Errorf("supersede %s: %w", supersede.ID, err)
 			}
@@ -62,7 +47,7 @@ func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *
 			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM rollouts`).Scan(&seq); err != nil {
 				return false, err
 			}
-			created.ID = "r-" + strconv.FormatInt(seq, 10)
+			created.ID = rollout.RolloutID(seq)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO rollouts (`+rolloutCols+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -72,18 +57,18 @@ func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *
 			us(created.CreatedAt), us(created.UpdatedAt), created.Revision, b2i(created.AutoRollback))
 		switch {
 		case isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE) && strings.Contains(err.Error(), "rollouts.label"):
-			return false, fmt.Errorf("%w: %s already has an unfinished rollout; supersede it or wait for it to end", rollout.ErrConflict, r.Label)
+			return false, rollout.ErrUnfinishedRollout(r.Label)
 		case isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE):
-			return false, fmt.Errorf("%w: rollout %s already exists", rollout.ErrConflict, created.ID)
+			return false, rollout.ErrRolloutExists(created.ID)
 		}
 		return err == nil, err
 	})
 	if err != nil {
 		return fmt.Errorf("create rollout of %s %s: %w", r.Label, r.Version, err)
 	}
-	*r = normRollout(created)
+	*r = rollout.AsStored(created)
 	if supersede != nil {
-		*supersede = normRollout(old)
+		*supersede = rollout.AsStored(old)
 	}
 	return nil
 }
@@ -93,7 +78,7 @@ func (db *DB) GetRollout(ctx context.Context, id string) (rollout.Rollout, error
 	row := db.rd.QueryRowContext(ctx, `SELECT `+rolloutCols+` FROM rollouts WHERE id = ?`, id)
 	r, err := scanRollout(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("rollout %s: %w", id, rollout.ErrNotFound)
+		return r, rollout.ErrNoRollout(id)
 	}
 	if err != nil {
 		return r, fmt.Errorf("get rollout %s: %w", id, err)
@@ -172,26 +157,15 @@ func (db *DB) ListRollouts(ctx context.Context, label string, states []rollout.S
 // UpdateRollout writes r if nobody changed it since r.Revision was read.
 // ID, Label, Version and CreatedAt never change.
 func (db *DB) UpdateRollout(ctx context.Context, r *rollout.Rollout, audit rollout.AuditEntry) error {
-	next := *r
-	if next.UpdatedAt.IsZero() {
-		next.UpdatedAt = time.Now()
-	}
+	next := rollout.PrepareUpdate(*r)
 	err := db.change(ctx, audit, func(tx *sql.Tx) (bool, error) {
 		return true, updateRollout(ctx, tx, &next)
 	})
 	if err != nil {
 		return fmt.Errorf("update rollout %s: %w", r.ID, err)
 	}
-	*r = normRollout(next)
+	*r = rollout.AsStored(next)
 	return nil
-}
-
-// normRollout makes the caller's copy equal what a read returns.
-func normRollout(r rollout.Rollout) rollout.Rollout {
-	r.RingStartedAt = r.RingStartedAt.Truncate(time.Microsecond)
-	r.CreatedAt = r.CreatedAt.Truncate(time.Microsecond)
-	r.UpdatedAt = r.UpdatedAt.Truncate(time.Microsecond)
-	return r
 }
 
 // updateRollout is the compare-and-set on revision; r.Revision is
@@ -208,7 +182,7 @@ func updateRollout(ctx context.Context, tx *sql.Tx, r *rollout.Rollout) error {
 		r.FromVersion, r.State, r.Ring, us(r.RingStartedAt), string(rings), b2i(r.Expedited), r.Supersedes,
 		b2i(r.Forced), r.ForceReason, r.Approved, r.Reason, us(r.UpdatedAt), b2i(r.AutoRollback), r.ID, r.Revision)
 	if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
-		return fmt.Errorf("%w: %s already has another unfinished rollout", rollout.ErrConflict, r.Label)
+		return rollout.ErrAnotherUnfinished(r.Label)
 	}
 	if err != nil {
 		return err
@@ -224,12 +198,12 @@ func updateRollout(ctx context.Context, tx *sql.Tx, r *rollout.Rollout) error {
 	var rev int64
 	err = tx.QueryRowContext(ctx, `SELECT revision FROM rollouts WHERE id = ?`, r.ID).Scan(&rev)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("rollout %s: %w", r.ID, rollout.ErrNotFound)
+		return rollout.ErrNoRollout(r.ID)
 	}
 	if err != nil {
 		return err
 	}
-	return fmt.Errorf("%w: rollout %s is at revision %d, not %d: it changed meanwhile; read it again", rollout.ErrConflict, r.ID, rev, r.Revision)
+	return rollout.ErrStaleRevision(r.ID, rev, r.Revision)
 }
 
 // LastCompleted returns the version of label's newest completed rollout.

@@ -277,29 +277,6 @@ func bumpGeneration(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-func insertAudit(ctx context.Context, tx *sql.Tx, a rollout.AuditEntry) error {
-	if a.At.IsZero() {
-		a.At = time.Now()
-	}
-	var id any
-	if a.ID != 0 {
-		id = a.ID
-	}
-	var details any
-	if len(a.Details) > 0 {
-		details = string(a.Details)
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO audit (id, at, actor, action, subject, reason, details)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, id, us(a.At), a.Actor, a.Action, a.Subject, a.Reason, details)
-	if err != nil {
-		if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
-			return fmt.Errorf("audit entry %d: %w: it already exists", a.ID, rollout.ErrConflict)
-		}
-		return fmt.Errorf("write audit entry %s %s: %w", a.Action, a.Subject, err)
-	}
-	return nil
-}
-
 // busyTimeout is how long a writer waits for another process's write.
 const busyTimeout = 10 * time.Second
 

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -14,17 +13,15 @@ import (
 
 // CreateToken stores t; ErrConflict when its ID or hash exists.
 func (db *DB) CreateToken(ctx context.Context, t rollout.Token, audit rollout.AuditEntry) error {
-	if err := rollout.CheckToken(t); err != nil {
+	t, err := rollout.PrepareToken(t)
+	if err != nil {
 		return err
 	}
-	if t.CreatedAt.IsZero() {
-		t.CreatedAt = time.Now()
-	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)`,
 			t.ID, t.Name, t.Role, t.Hash, us(t.CreatedAt))
 		if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) || isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
-			return fmt.Errorf("%w: a token with this id or secret exists", rollout.ErrConflict)
+			return rollout.ErrTokenExists()
 		}
 		if err != nil {
 			return err
@@ -44,7 +41,7 @@ func (db *DB) TokenByHash(ctx context.Context, hash []byte) (rollout.Token, erro
 	err := db.rd.QueryRowContext(ctx, `SELECT id, name, role, hash, created_at FROM tokens WHERE hash = ?`, hash).
 		Scan(&t.ID, &t.Name, &t.Role, &t.Hash, &at)
 	if errors.Is(err, sql.ErrNoRows) {
-		return t, fmt.Errorf("token: %w", rollout.ErrNotFound)
+		return t, rollout.ErrNoToken()
 	}
 	if err != nil {
 		return t, fmt.Errorf("look up token: %w", err)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -17,13 +16,11 @@ import (
 // CreateVersion registers v. ErrNotFound when its image does not exist
 // (PutImage first), ErrConflict when label+version exists.
 func (db *DB) CreateVersion(ctx context.Context, v rollout.Version, audit rollout.AuditEntry) error {
-	if err := rollout.CheckVersion(v); err != nil {
+	v, err := rollout.PrepareVersion(v)
+	if err != nil {
 		return err
 	}
-	if v.CreatedAt.IsZero() {
-		v.CreatedAt = time.Now()
-	}
-	err := db.change(ctx, audit, func(tx *sql.Tx) (bool, error) {
+	err = db.change(ctx, audit, func(tx *sql.Tx) (bool, error) {
 		if err := imageExists(ctx, tx, v.Label); err != nil {
 			return false, err
 		}
@@ -32,7 +29,7 @@ func (db *DB) CreateVersion(ctx context.Context, v rollout.Version, audit rollou
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			v.Label, v.Version, v.Gate, blob(v.Snapshot), blob(v.CheckReport), b2i(v.Revoked), v.RevokedReason, us(v.CreatedAt))
 		if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
-			return false, fmt.Errorf("%w: version %s of %s already exists", rollout.ErrConflict, v.Version, v.Label)
+			return false, rollout.ErrVersionExists(v.Label, v.Version)
 		}
 		return err == nil, err
 	})
@@ -46,7 +43,7 @@ func imageExists(ctx context.Context, tx *sql.Tx, label string) error {
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM images WHERE label = ?`, label).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("image %s: %w: register the image first", label, rollout.ErrNotFound)
+		return rollout.ErrImageMissing(label)
 	}
 	return err
 }
@@ -55,7 +52,7 @@ func versionExists(ctx context.Context, tx *sql.Tx, label, version string) error
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM versions WHERE label = ? AND version = ?`, label, version).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("version %s of %s: %w: push the version first", version, label, rollout.ErrNotFound)
+		return rollout.ErrVersionMissing(label, version)
 	}
 	return err
 }
@@ -76,7 +73,7 @@ func (db *DB) GetVersion(ctx context.Context, label, version string, withBlobs b
 	row := db.rd.QueryRowContext(ctx, `SELECT `+cols+` FROM versions WHERE label = ? AND version = ?`, label, version)
 	v, err := scanVersion(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return v, fmt.Errorf("version %s of %s: %w", version, label, rollout.ErrNotFound)
+		return v, rollout.ErrNoVersion(label, version)
 	}
 	if err != nil {
 		return v, fmt.Errorf("get version %s of %s: %w", version, label, err)
