@@ -31,15 +31,23 @@ type ControllerOptions struct {
 // controller that lost its lease cannot overwrite a newer decision.
 type Controller struct {
 	s      *Service
-	st     Store
+	st     ControllerStore
 	opts   ControllerOptions
 	leader atomic.Bool
 	fence  atomic.Int64
 	ticks  atomic.Int64
 }
 
+// ControllerStore is what the controller uses beside s: the lease it
+// leads by and the list of rollouts still under way (it changes them
+// through s).
+type ControllerStore interface {
+	LeaseStore
+	RolloutStore
+}
+
 // NewController returns a controller driving s's rollouts in st.
-func NewController(s *Service, st Store, opts ControllerOptions) *Controller {
+func NewController(s *Service, st ControllerStore, opts ControllerOptions) *Controller {
 	if opts.Holder == "" {
 		opts.Holder = "controller"
 	}
@@ -122,7 +130,7 @@ func (c *Controller) Tick(ctx context.Context) error {
 	actor := "controller:" + c.opts.Holder
 	var rs []Rollout
 	err := each(ctx, func(p Page) ([]Rollout, string, error) {
-		return c.st.ListRollouts(ctx, "", []string{StatePending, StateBaking, StatePaused, StateHalted}, p)
+		return c.st.ListRollouts(ctx, "", []State{StatePending, StateBaking, StatePaused, StateHalted}, p)
 	}, func(r Rollout) bool { rs = append(rs, r); return true })
 	if err != nil {
 		return fmt.Errorf("list rollouts to reconcile: %w", err)

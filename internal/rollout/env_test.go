@@ -113,7 +113,7 @@ func (e *env) get(id string) rollout.Rollout {
 }
 
 // tickTo ticks and checks where the rollout is then.
-func (e *env) tickTo(id, state string, ring int) rollout.Rollout {
+func (e *env) tickTo(id string, state rollout.State, ring int) rollout.Rollout {
 	e.t.Helper()
 	e.must(e.ctl.Tick(e.ctx))
 	r := e.get(id)

@@ -19,13 +19,13 @@ import (
 // Completed, rolled-back and superseded are terminal.
 
 // Terminal reports whether a rollout in state can no longer change.
-func Terminal(state string) bool {
+func Terminal(state State) bool {
 	return state == StateCompleted || state == StateRolledBack || state == StateSuperseded
 }
 
 // activeStates are the non-terminal states: at most one rollout per label
 // is in one of them.
-var activeStates = []string{StatePending, StateBaking, StatePaused, StateHalted}
+var activeStates = []State{StatePending, StateBaking, StatePaused, StateHalted}
 
 // GateInput is what the controller observed for one rollout's current ring.
 type GateInput struct {
@@ -60,7 +60,7 @@ func Step(r Rollout, in GateInput) (next Rollout, action, why string) {
 		return next, "rollout.ring", fmt.Sprintf("started: baking in ring 0 (%s)", r.Rings[0].Name)
 	case StateBaking:
 	default:
-		return r, "", "state " + r.State + ": the controller does nothing"
+		return r, "", "state " + string(r.State) + ": the controller does nothing"
 	}
 	ring := r.Rings[r.Ring]
 	approved := r.Approved >= r.Ring

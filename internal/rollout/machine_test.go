@@ -31,9 +31,10 @@ func TestStep(t *testing.T) {
 	paused.State = rollout.StatePaused
 
 	type want struct {
-		action, state string
-		ring          int
-		started       time.Time
+		action  string
+		state   rollout.State
+		ring    int
+		started time.Time
 	}
 	for _, tc := range []struct {
 		name string

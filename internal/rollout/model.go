@@ -71,15 +71,18 @@ type Ring struct {
 	ManualApproval bool `json:"manualApproval"`
 }
 
+// State is where a rollout is in its life; stored and sent as its string.
+type State string
+
 // Rollout states.
 const (
-	StatePending    = "pending"
-	StateBaking     = "baking"
-	StatePaused     = "paused"
-	StateHalted     = "halted"
-	StateRolledBack = "rolled-back"
-	StateSuperseded = "superseded"
-	StateCompleted  = "completed"
+	StatePending    State = "pending"
+	StateBaking     State = "baking"
+	StatePaused     State = "paused"
+	StateHalted     State = "halted"
+	StateRolledBack State = "rolled-back"
+	StateSuperseded State = "superseded"
+	StateCompleted  State = "completed"
 )
 
 // Rollout is one version's progress through the rings of its image.
@@ -89,7 +92,7 @@ type Rollout struct {
 	Version string `json:"version"`
 	// FromVersion is what the rings ran before (the last completed version).
 	FromVersion string `json:"fromVersion"`
-	State       string `json:"state"`
+	State       State  `json:"state"`
 	// Ring is the index of the ring the rollout is baking in; rings below
 	// it serve Version.
 	Ring          int       `json:"ring"`

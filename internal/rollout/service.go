@@ -253,7 +253,7 @@ func (s *Service) loadRoutes(ctx context.Context) (map[string]*Route, error) {
 		}
 		var lastRings []Ring
 		err = each(ctx, func(p Page) ([]Rollout, string, error) {
-			return s.st.ListRollouts(ctx, label, []string{StateCompleted}, p)
+			return s.st.ListRollouts(ctx, label, []State{StateCompleted}, p)
 		}, func(r Rollout) bool {
 			if lastRings == nil {
 				lastRings = r.Rings
@@ -268,7 +268,7 @@ func (s *Service) loadRoutes(ctx context.Context) (map[string]*Route, error) {
 			return nil, fmt.Errorf("load completed rollouts of %s: %w", label, err)
 		}
 		err = each(ctx, func(p Page) ([]Rollout, string, error) {
-			return s.st.ListRollouts(ctx, label, []string{StateRolledBack}, p)
+			return s.st.ListRollouts(ctx, label, []State{StateRolledBack}, p)
 		}, func(r Rollout) bool {
 			rt.TakenBack[r.Version] = true
 			return true
@@ -485,7 +485,7 @@ func normPage(p Page) Page {
 	return p
 }
 
-func isActive(state string) bool { return slices.Contains(activeStates, state) }
+func isActive(state State) bool { return slices.Contains(activeStates, state) }
 
 // errWrap keeps a store error's kind and says what was being done.
 func errWrap(err error, format string, args ...any) error {

@@ -336,7 +336,7 @@ func TestAutoRollbackSurvivesRestart(t *testing.T) {
 	tests := []struct {
 		name            string
 		request, policy bool
-		want            string
+		want            rollout.State
 	}{
 		{"requested", true, false, rollout.StateRolledBack},
 		{"policy of the starting replica", false, true, rollout.StateRolledBack},

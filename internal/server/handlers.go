@@ -255,11 +255,11 @@ func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request, _ Principa
 		return err
 	}
 	q := r.URL.Query()
-	var states []string
+	var states []rollout.State
 	for _, st := range q["state"] {
 		for _, one := range strings.Split(st, ",") {
 			if one = strings.TrimSpace(one); one != "" {
-				states = append(states, one)
+				states = append(states, rollout.State(one))
 			}
 		}
 	}

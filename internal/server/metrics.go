@@ -80,7 +80,7 @@ var rolloutsDesc = prometheus.NewDesc("imagegate_rollouts", "Rollouts by state (
 
 // liveStates are counted; completed, rolled-back and superseded pile up
 // and would make every scrape slower.
-var liveStates = []string{rollout.StatePending, rollout.StateBaking, rollout.StatePaused, rollout.StateHalted}
+var liveStates = []rollout.State{rollout.StatePending, rollout.StateBaking, rollout.StatePaused, rollout.StateHalted}
 
 func (c *rolloutStates) Describe(ch chan<- *prometheus.Desc) { ch <- rolloutsDesc }
 
@@ -90,7 +90,7 @@ func (c *rolloutStates) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range liveStates {
 		n, after := 0, ""
 		for {
-			items, next, err := c.svc.ListRollouts(ctx, "", []string{st}, rollout.Page{After: after, Limit: MaxPageLimit})
+			items, next, err := c.svc.ListRollouts(ctx, "", []rollout.State{st}, rollout.Page{After: after, Limit: MaxPageLimit})
 			if err != nil {
 				ch <- prometheus.NewInvalidMetric(rolloutsDesc, fmt.Errorf("list %s rollouts: %w", st, err))
 				return
@@ -101,6 +101,6 @@ func (c *rolloutStates) Collect(ch chan<- prometheus.Metric) {
 			}
 			after = next
 		}
-		ch <- prometheus.MustNewConstMetric(rolloutsDesc, prometheus.GaugeValue, float64(n), st)
+		ch <- prometheus.MustNewConstMetric(rolloutsDesc, prometheus.GaugeValue, float64(n), string(st))
 	}
 }

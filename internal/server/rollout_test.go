@@ -47,7 +47,7 @@ func getRollout(t *testing.T, c *apiclient.Client, id string) rollout.Rollout {
 	return r
 }
 
-func wantState(t *testing.T, c *apiclient.Client, id, state string, ring int) {
+func wantState(t *testing.T, c *apiclient.Client, id string, state rollout.State, ring int) {
 	t.Helper()
 	r := getRollout(t, c, id)
 	if r.State != state || r.Ring != ring {

@@ -37,7 +37,7 @@ type Service interface {
 	Halt(ctx context.Context, actor, id, reason string) (rollout.Rollout, error)
 	Rollback(ctx context.Context, actor, id, reason string) (rollout.Rollout, error)
 	GetRollout(ctx context.Context, id string) (rollout.Rollout, error)
-	ListRollouts(ctx context.Context, label string, states []string, p rollout.Page) ([]rollout.Rollout, string, error)
+	ListRollouts(ctx context.Context, label string, states []rollout.State, p rollout.Page) ([]rollout.Rollout, string, error)
 	SetPin(ctx context.Context, actor string, pin rollout.Pin) (rollout.Pin, error)
 	ClearPin(ctx context.Context, actor, org, label string) error
 	ListPins(ctx context.Context, org, label string, p rollout.Page) ([]rollout.PinView, string, error)

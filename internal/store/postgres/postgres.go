@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,13 +23,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/batch"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
-
-// RunRetention is how long AssignRun remembers a workflow run's version.
-const RunRetention = 14 * 24 * time.Hour
 
 // DB is a rollout.Store in a PostgreSQL database (the schema named by the
 // DSN's search_path, else public).
@@ -39,8 +36,8 @@ type DB struct {
 	// relaxed has synchronous_commit=off: for writes whose loss in a
 	// PostgreSQL crash costs nothing but a little history (run affinity,
 	// served counts), so they do not wait for a WAL flush.
-	relaxed  *pgxpool.Pool
-	assigned atomic.Int64 // new runs since the last prune
+	relaxed *pgxpool.Pool
+	runs    *batch.Runs // group-commits AssignRun through runRows
 }
 
 var _ rollout.Store = (*DB)(nil)
@@ -71,11 +68,16 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", cfg.ConnConfig.Host, err)
 	}
+	// Several committers: the pool's connections write in parallel, and
+	// each batch is one round trip or two.
+	db.runs = batch.New(runRows{db}, batch.Options{Committers: 4})
 	return db, nil
 }
 
-// Close closes the pools.
+// Close stops the group committer and closes the pools. AssignRun calls
+// still waiting fail.
 func (db *DB) Close() error {
+	db.runs.Close()
 	db.relaxed.Close()
 	db.pool.Close()
 	return nil
@@ -153,32 +155,6 @@ func bumpGeneration(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-func insertAudit(ctx context.Context, tx pgx.Tx, a rollout.AuditEntry) error {
-	if a.At.IsZero() {
-		a.At = time.Now()
-	}
-	var details *string
-	if len(a.Details) > 0 {
-		s := string(a.Details)
-		details = &s
-	}
-	var err error
-	if a.ID != 0 {
-		_, err = tx.Exec(ctx, `INSERT INTO audit (id, at, actor, action, subject, reason, details)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, a.ID, a.At, a.Actor, a.Action, a.Subject, a.Reason, details)
-	} else {
-		_, err = tx.Exec(ctx, `INSERT INTO audit (at, actor, action, subject, reason, details)
-			VALUES ($1, $2, $3, $4, $5, $6)`, a.At, a.Actor, a.Action, a.Subject, a.Reason, details)
-	}
-	if isCode(err, uniqueViolation) {
-		return fmt.Errorf("audit entry %d: %w: it already exists", a.ID, rollout.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("write audit entry %s %s: %w", a.Action, a.Subject, err)
-	}
-	return nil
-}
-
 const (
 	uniqueViolation     = "23505"
 	foreignKeyViolation = "23503"
@@ -199,3 +175,12 @@ func constraint(err error) string {
 }
 
 func utc(t time.Time) time.Time { return t.UTC() }
+
+// Generation reads the change counter.
+func (db *DB) Generation(ctx context.Context) (int64, error) {
+	var g int64
+	if err := db.pool.QueryRow(ctx, `SELECT value FROM generation WHERE id = 1`).Scan(&g); err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	return g, nil
+}

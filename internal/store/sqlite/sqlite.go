@@ -18,7 +18,7 @@
 // recent writes: they commit with synchronous=NORMAL (see writeRelaxed),
 // because an fsync per group of new runs halves resolve throughput. A
 // power loss can forget the last run assignments (a re-run may then get
-// another version, as after RunRetention) and served counts; kill -9
+// another version, as after rollout.RunRetention) and served counts; kill -9
 // forgets nothing.
 package sqlite
 
@@ -41,14 +41,11 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/batch"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
-
-// RunRetention is how long AssignRun remembers a workflow run's version.
-// A run that is re-run after that may get another version.
-const RunRetention = 14 * 24 * time.Hour
 
 // DB is a rollout.Store in one SQLite file.
 type DB struct {
@@ -60,10 +57,7 @@ type DB struct {
 	// writer: parsing them for every group commit cost a quarter of its
 	// time under resolve load.
 	insRun, selRun *sql.Stmt
-	assign         chan *assignReq // to assignLoop
-	assigned       int             // assignLoop's count of runs since the last prune
-	quit           chan struct{}
-	wg             sync.WaitGroup
+	runs           *batch.Runs // group-commits AssignRun through runRows
 	closing        sync.Once
 }
 
@@ -129,10 +123,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		wr.Close()
 		return nil, fmt.Errorf("open sqlite %s: prepare run assignment: %w", path, err)
 	}
-	db.assign = make(chan *assignReq, maxAssignBatch)
-	db.quit = make(chan struct{})
-	db.wg.Add(1)
-	go db.assignLoop()
+	// One committer: SQLite has one writer.
+	db.runs = batch.New(runRows{db}, batch.Options{Committers: 1})
 	return db, nil
 }
 
@@ -141,9 +133,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 func (db *DB) Close() error {
 	var err error
 	db.closing.Do(func() {
-		close(db.quit)
-		db.wg.Wait()
-		err = errors.Join(db.insRun.Close(), db.selRun.Close(), db.rd.Close(), db.wr.Close())
+		err = errors.Join(db.runs.Close(), db.insRun.Close(), db.selRun.Close(), db.rd.Close(), db.wr.Close())
 	})
 	return err
 }
@@ -287,29 +277,6 @@ func bumpGeneration(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-func insertAudit(ctx context.Context, tx *sql.Tx, a rollout.AuditEntry) error {
-	if a.At.IsZero() {
-		a.At = time.Now()
-	}
-	var id any
-	if a.ID != 0 {
-		id = a.ID
-	}
-	var details any
-	if len(a.Details) > 0 {
-		details = string(a.Details)
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO audit (id, at, actor, action, subject, reason, details)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, id, us(a.At), a.Actor, a.Action, a.Subject, a.Reason, details)
-	if err != nil {
-		if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
-			return fmt.Errorf("audit entry %d: %w: it already exists", a.ID, rollout.ErrConflict)
-		}
-		return fmt.Errorf("write audit entry %s %s: %w", a.Action, a.Subject, err)
-	}
-	return nil
-}
-
 // busyTimeout is how long a writer waits for another process's write.
 const busyTimeout = 10 * time.Second
 
@@ -335,4 +302,13 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Generation reads the change counter.
+func (db *DB) Generation(ctx context.Context) (int64, error) {
+	var g int64
+	if err := db.rd.QueryRowContext(ctx, `SELECT value FROM generation WHERE id = 1`).Scan(&g); err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	return g, nil
 }

@@ -198,7 +198,7 @@ func FuzzCursor(f *testing.F) {
 		check("ListAudit", err)
 		_, _, err = db.ListPins(ctx, "", "", true, storetest.T0, p)
 		check("ListPins", err)
-		_, _, err = db.ListRollouts(ctx, "", []string{rollout.StateBaking}, p)
+		_, _, err = db.ListRollouts(ctx, "", []rollout.State{rollout.StateBaking}, p)
 		check("ListRollouts", err)
 		_, _, err = db.ListVersions(ctx, "img", p)
 		check("ListVersions", err)

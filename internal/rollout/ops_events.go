@@ -1,0 +1,44 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+)
+
+// MaxEventBatch bounds one IngestEvents call.
+const MaxEventBatch = 10_000
+
+// IngestEvents validates a batch of job events and stores it durably;
+// events already stored (same JobID) are ignored. Returns how many were
+// new. One invalid event rejects the batch (ErrInvalid), naming it.
+func (s *Service) IngestEvents(ctx context.Context, events []JobEvent) (int, error) {
+	if len(events) > MaxEventBatch {
+		return 0, fmt.Errorf("batch of %d events: send at most %d per request: %w", len(events), MaxEventBatch, ErrInvalid)
+	}
+	for i, e := range events {
+		if err := checkEvent(e); err != nil {
+			return 0, fmt.Errorf("event %d (jobId %q): %w", i, e.JobID, err)
+		}
+	}
+	n, err := s.st.AppendEvents(ctx, events)
+	return n, errWrap(err, "store %d events", len(events))
+}
+
+func checkEvent(e JobEvent) error {
+	for _, c := range [][2]string{{"jobId", e.JobID}, {"org", e.Org}, {"label", e.Label}, {"version", e.Version}} {
+		if c[1] == "" {
+			return fmt.Errorf("%s is required: %w", c[0], ErrInvalid)
+		}
+	}
+	switch {
+	case e.Outcome != OutcomeSucceeded && e.Outcome != OutcomeFailed && e.Outcome != OutcomeCanceled:
+		return fmt.Errorf("outcome %q is not succeeded, failed or canceled: %w", e.Outcome, ErrInvalid)
+	case e.StartedAt.IsZero():
+		return fmt.Errorf("startedAt is required: %w", ErrInvalid)
+	case e.DurationMs < 0:
+		return fmt.Errorf("durationMs %d is negative: %w", e.DurationMs, ErrInvalid)
+	case e.Ring < -1:
+		return fmt.Errorf("ring %d: use the ring from the resolve answer (-1 when none): %w", e.Ring, ErrInvalid)
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// PushVersion registers v (creating its image if needed). Gate comes from
+// v.CheckReport (its "verdict", or "failed" count) and is "unknown"
+// without a report, whatever v.Gate said. ErrConflict if it exists.
+func (s *Service) PushVersion(ctx context.Context, actor string, v Version) (Version, error) {
+	if err := checkName("label", v.Label); err != nil {
+		return Version{}, err
+	}
+	if err := checkName("version", v.Version); err != nil {
+		return Version{}, err
+	}
+	gate, err := GateOf(v.CheckReport)
+	if err != nil {
+		return Version{}, fmt.Errorf("push %s %s: %w", v.Label, v.Version, err)
+	}
+	if len(v.Snapshot) > 0 && !json.Valid(v.Snapshot) {
+		return Version{}, fmt.Errorf("push %s %s: snapshot is not JSON (give the file imagegate scan wrote): %w", v.Label, v.Version, ErrInvalid)
+	}
+	now := s.clock.Now()
+	v.Gate, v.Revoked, v.RevokedReason, v.CreatedAt = gate, false, "", now
+	if err := s.st.PutImage(ctx, Image{Label: v.Label, CreatedAt: now},
+		AuditEntry{Actor: actor, Action: "image.create", Subject: "image/" + v.Label}); err != nil {
+		return Version{}, errWrap(err, "create image %s", v.Label)
+	}
+	if err := s.st.CreateVersion(ctx, v, AuditEntry{Actor: actor, Action: "version.push",
+		Subject: "version/" + v.Label + "/" + v.Version, Details: details("gate", gate)}); err != nil {
+		return Version{}, errWrap(err, "push %s %s (versions are immutable: push a new version)", v.Label, v.Version)
+	}
+	return v, s.refresh(ctx)
+}
+
+// RevokeVersion takes a version back for good: it is never served again
+// (pins to it stop applying unless they override), runs lose their
+// affinity to it, and a rollout of it still under way is rolled back.
+func (s *Service) RevokeVersion(ctx context.Context, actor, label, version, reason string) error {
+	if reason == "" {
+		return fmt.Errorf("revoke %s %s: a reason is required (it is shown to everyone pinned to it): %w", label, version, ErrInvalid)
+	}
+	if _, err := s.st.GetVersion(ctx, label, version, false); err != nil {
+		return errWrap(err, "revoke %s %s", label, version)
+	}
+	if err := s.st.RevokeVersion(ctx, label, version, reason, AuditEntry{Actor: actor, Action: "version.revoke",
+		Subject: "version/" + label + "/" + version, Reason: reason}); err != nil {
+		return errWrap(err, "revoke %s %s", label, version)
+	}
+	active, err := s.activeRollouts(ctx, label)
+	if err != nil {
+		return err
+	}
+	for _, r := range active {
+		if r.Version != version {
+			continue
+		}
+		if _, err := s.transition(ctx, actor, r.ID, "rollout.rollback", "version revoked: "+reason, func(r *Rollout) error {
+			if Terminal(r.State) {
+				return errNoChange
+			}
+			r.State = StateRolledBack
+			return nil
+		}); err != nil && !errors.Is(err, errNoChange) {
+			return err
+		}
+	}
+	if err := s.st.ForgetRuns(ctx, label); err != nil {
+		return errWrap(err, "forget runs of %s after revoking %s", label, version)
+	}
+	return s.refresh(ctx)
+}
+
+// SetRings replaces the ring plan of label ("" = the global plan). Running
+// rollouts keep the plan they started with.
+func (s *Service) SetRings(ctx context.Context, actor, label string, rings []Ring) error {
+	if label != "" {
+		if err := checkName("label", label); err != nil {
+			return err
+		}
+	}
+	if err := ValidateRings(rings); err != nil {
+		return err
+	}
+	subject := "rings/" + label
+	if label == "" {
+		subject = "rings/global"
+	}
+	if err := s.st.PutRings(ctx, label, rings, AuditEntry{Actor: actor, Action: "rings.set", Subject: subject, Details: details("rings", rings)}); err != nil {
+		return errWrap(err, "set rings of %q", label)
+	}
+	return s.refresh(ctx)
+}
+
+// Images lists registered images.
+func (s *Service) Images(ctx context.Context, p Page) ([]Image, string, error) {
+	is, next, err := s.st.ListImages(ctx, normPage(p))
+	return is, next, errWrap(err, "list images")
+}
+
+// Versions lists label's versions, newest first, without blobs.
+func (s *Service) Versions(ctx context.Context, label string, p Page) ([]Version, string, error) {
+	vs, next, err := s.st.ListVersions(ctx, label, normPage(p))
+	return vs, next, errWrap(err, "list versions of %s", label)
+}
+
+// Version returns one version with its snapshot and check report.
+func (s *Service) Version(ctx context.Context, label, version string) (Version, error) {
+	v, err := s.st.GetVersion(ctx, label, version, true)
+	return v, errWrap(err, "version %s %s", label, version)
+}
