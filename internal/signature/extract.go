@@ -367,7 +367,18 @@ func isExitLine(t string) bool {
 		strings.Contains(t, "Exit code") || strings.Contains(t, "Exit status") ||
 		strings.Contains(t, "exited with code") || strings.HasPrefix(t, "BUILD FAILED in ") ||
 		strings.HasPrefix(t, "FAIL\t") || // go test's per-package summary: the cause is above
+		strings.HasPrefix(t, "> Task ") && strings.HasSuffix(t, " FAILED") || // Gradle's task line
+		isPytestProgress(t) ||
+		strings.Contains(t, "due to") && strings.Contains(t, "previous error") || // cargo's summary
 		(strings.HasPrefix(t, "make") && strings.Contains(t, "*** [") && strings.Contains(t, "Error "))
+}
+
+// isPytestProgress reports pytest's per-test lines ("t.py::test FAILED
+// [ 50%]", xdist's "[gw1] [ 50%] FAILED t.py::test"): which test, not why.
+func isPytestProgress(t string) bool {
+	return strings.Contains(t, ".py::") && !strings.Contains(t, " - ") &&
+		(hasWord(t, "FAILED") || hasWord(t, "ERROR")) && !strings.HasPrefix(t, "FAILED ") && !strings.HasPrefix(t, "ERROR ") ||
+		strings.Contains(t, ".py::") && strings.HasSuffix(t, "%]")
 }
 
 // pytestE returns the exception of a pytest "E   XxxError: ..." line.
