@@ -158,7 +158,8 @@ func classify(lines []string, i int) (k kind, msg string, next int) {
 
 // cleanLine removes what the runner and the terminal add to a log line: the
 // text a carriage return overwrote, ANSI escape sequences, GitHub's
-// timestamp prefix and its ##[error]-style annotation markers.
+// timestamp prefix and its ##[group]-style markers (##[error] reads
+// "Error: ").
 func cleanLine(l string) string {
 	l = strings.TrimRight(l, "\r")
 	if i := strings.LastIndexByte(l, '\r'); i >= 0 {
@@ -169,6 +170,11 @@ func cleanLine(l string) string {
 	}
 	l = stripTimestamp(l)
 	if strings.HasPrefix(l, "##[") {
+		// GitHub's raw log marks annotations; its web view and the step
+		// log show "##[error]x" as "Error: x", so both forms mean the same.
+		if s, ok := strings.CutPrefix(l, "##[error]"); ok {
+			return "Error: " + s
+		}
 		if j := strings.IndexByte(l, ']'); j > 0 {
 			l = l[j+1:]
 		}
