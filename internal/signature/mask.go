@@ -1,6 +1,7 @@
 package signature
 
 import (
+	"math/bits"
 	"strings"
 )
 
@@ -125,55 +126,74 @@ func (p *pins) has(off int) bool {
 	return false
 }
 
+// ruleByFirst maps a byte to the keep rules whose phrase starts with it
+// (a bit per rule), so findPins reads the message once instead of
+// searching it for every phrase.
+var ruleByFirst = func() (t [256]uint32) {
+	if len(keepRules) > 32 {
+		panic("signature: more than 32 keep rules")
+	}
+	for i, r := range &keepRules {
+		t[r.phrase[0]] |= 1 << i
+	}
+	return t
+}()
+
 func findPins(s string) pins {
 	var p pins
-	for _, r := range &keepRules {
-		if r.only != "" && !strings.Contains(s, r.only) {
-			continue
-		}
-		for off := 0; off < len(s); {
-			i := strings.Index(s[off:], r.phrase)
-			if i < 0 {
-				break
+	for i := 0; i < len(s); i++ {
+		set := ruleByFirst[s[i]]
+		for set != 0 {
+			k := bits.TrailingZeros32(set)
+			set &^= 1 << k
+			r := &keepRules[k]
+			if i+1 >= len(s) || s[i+1] != r.phrase[1] || !strings.HasPrefix(s[i:], r.phrase) || r.only != "" && !strings.Contains(s, r.only) {
+				continue
 			}
-			i += off
-			off = i + len(r.phrase)
-			var w int
-			switch r.side {
-			case after:
-				w = i + len(r.phrase)
-				if w >= len(s) || isSpace(s[w]) {
-					continue
-				}
-				if r.notPath && (strings.HasPrefix(s[w:], "'/") || strings.HasPrefix(s[w:], "'.") ||
-					strings.HasPrefix(s[w:], "\"/") || strings.HasPrefix(s[w:], "\".") || s[w] == '/' || s[w] == '.') {
-					continue
-				}
-				if r.header {
-					end := w
-					for end < len(s) && !isSpace(s[end]) {
-						end++
-					}
-					if !strings.Contains(s[w:end], ".h") {
-						continue
-					}
-				}
-			case before, within:
-				if r.side == before && (i == 0 || isSpace(s[i-1])) {
-					continue
-				}
-				w = i
-				for w > 0 && !isSpace(s[w-1]) {
-					w--
-				}
+			if w, ok := r.word(s, i); ok {
+				p.add(w)
 			}
-			if s[w] == '<' && isPlaceholderAt(s[w:]) {
-				continue // already masked: pinning it would make Mask(Mask(x)) differ
-			}
-			p.add(w)
 		}
 	}
 	return p
+}
+
+// word returns the start of the word rule r keeps for its phrase found at
+// s[i:].
+func (r *keepRule) word(s string, i int) (int, bool) {
+	var w int
+	switch r.side {
+	case after:
+		w = i + len(r.phrase)
+		if w >= len(s) || isSpace(s[w]) {
+			return 0, false
+		}
+		if r.notPath && (strings.HasPrefix(s[w:], "'/") || strings.HasPrefix(s[w:], "'.") ||
+			strings.HasPrefix(s[w:], "\"/") || strings.HasPrefix(s[w:], "\".") || s[w] == '/' || s[w] == '.') {
+			return 0, false
+		}
+		if r.header {
+			end := w
+			for end < len(s) && !isSpace(s[end]) {
+				end++
+			}
+			if !strings.Contains(s[w:end], ".h") {
+				return 0, false
+			}
+		}
+	case before, within:
+		if r.side == before && (i == 0 || isSpace(s[i-1])) {
+			return 0, false
+		}
+		w = i
+		for w > 0 && !isSpace(s[w-1]) {
+			w--
+		}
+	}
+	if s[w] == '<' && isPlaceholderAt(s[w:]) {
+		return 0, false // already masked: pinning it would make Mask(Mask(x)) differ
+	}
+	return w, true
 }
 
 func isPlaceholderAt(s string) bool {
@@ -289,11 +309,11 @@ func (m *masker) mask(s string) {
 // consumed (0: not such a word).
 func (m *masker) wordRule(w string) int {
 	lead := 0
-	for lead < len(w) && strings.IndexByte("([{", w[lead]) >= 0 {
+	for lead < len(w) && (w[lead] == '(' || w[lead] == '[' || w[lead] == '{') {
 		lead++
 	}
 	end := len(w)
-	for end > lead && strings.IndexByte(")]},;:.!?", w[end-1]) >= 0 {
+	for end > lead && isTrailingPunct(w[end-1]) {
 		end--
 	}
 	core := w[lead:end]
@@ -415,7 +435,7 @@ func (m *masker) step(s string, i int) int {
 // value may contain spaces; a quoted URL is masked as a URL.
 func (m *masker) quoted(s string, i int) int {
 	q := s[i]
-	if i > 0 && !isSpace(s[i-1]) && strings.IndexByte("=([{:,", s[i-1]) < 0 {
+	if i > 0 && !isSpace(s[i-1]) && !isQuoteLead(s[i-1]) {
 		return 0
 	}
 	const maxQuoted = 256
@@ -679,4 +699,22 @@ func digitsThen(s string, n int, sep byte) int {
 
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+func isTrailingPunct(c byte) bool {
+	switch c {
+	case ')', ']', '}', ',', ';', ':', '.', '!', '?':
+		return true
+	}
+	return false
+}
+
+// isQuoteLead reports the bytes after which a quote opens a value
+// (name='x', f("x"), [x, 'y']).
+func isQuoteLead(c byte) bool {
+	switch c {
+	case '=', '(', '[', '{', ':', ',':
+		return true
+	}
+	return false
 }
