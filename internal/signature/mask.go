@@ -205,19 +205,6 @@ func isPlaceholderAt(s string) bool {
 	return false
 }
 
-// appendClean appends s with control bytes replaced, so that no input
-// byte can become pinMark or split a token.
-func appendClean(out []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == 0x7f {
-			c = '?'
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
 // Mask returns msg with its variable parts replaced by placeholders and
 // whitespace collapsed: the form the miner clusters.
 func Mask(msg string) string {
@@ -288,7 +275,7 @@ func (m *masker) mask(s string) {
 			}
 			if p.has(i) {
 				m.out = append(m.out, pinMark)
-				m.out = appendClean(m.out, s[i:end])
+				m.out = append(m.out, s[i:end]...)
 				i = end
 				continue
 			}
@@ -352,7 +339,7 @@ func schemeLen(s string) int {
 // request (a package, a commit, a token).
 func (m *masker) url(u string) {
 	n := schemeLen(u)
-	m.out = appendClean(m.out, u[:n])
+	m.out = append(m.out, u[:n]...)
 	rest := u[n:]
 	hostEnd := strings.IndexAny(rest, "/?#")
 	if hostEnd < 0 {
@@ -363,10 +350,10 @@ func (m *masker) url(u string) {
 		host = host[at+1:] // credentials
 	}
 	if c := strings.LastIndexByte(host, ':'); c >= 0 && !strings.Contains(host[c:], "]") {
-		m.out = appendClean(m.out, host[:c+1])
+		m.out = append(m.out, host[:c+1]...)
 		m.out = append(m.out, Num...)
 	} else {
-		m.out = appendClean(m.out, host)
+		m.out = append(m.out, host...)
 	}
 	if p := rest[hostEnd:]; p != "" && p != "/" {
 		m.out = append(m.out, '/')
@@ -422,9 +409,6 @@ func (m *masker) step(s string, i int) int {
 		return m.numeric(s, i)
 	case isLetter(c) || c == '_':
 		return m.identifier(s, i)
-	case c < 0x20 || c == 0x7f:
-		m.out = append(m.out, ' ')
-		return 1
 	}
 	m.out = append(m.out, c)
 	return 1
@@ -443,11 +427,11 @@ func (m *masker) quoted(s string, i int) int {
 		if s[j] != q {
 			continue
 		}
-		if q == '\'' && j+1 < len(s) && isIdent(s[j+1]) {
-			continue // an apostrophe inside the value
+		if q == '\'' && j+1 < len(s) && (isIdent(s[j+1]) || s[j+1] == '<') {
+			continue // an apostrophe inside the value (< may be a masked digit)
 		}
 		v := s[i+1 : j]
-		if schemeLen(v) > 0 && strings.IndexAny(v, " \t") < 0 {
+		if schemeLen(v) > 0 && !hasSpace(v) {
 			m.out = append(m.out, q)
 			m.url(v)
 			m.out = append(m.out, q)
@@ -697,9 +681,9 @@ func digitsThen(s string, n int, sep byte) int {
 	return n + 1
 }
 
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
-}
+// isSpace reports the bytes that separate tokens: whitespace and every
+// other control byte (so none can reach a token, pinMark included).
+func isSpace(c byte) bool { return c <= ' ' || c == 0x7f }
 
 func isTrailingPunct(c byte) bool {
 	switch c {
@@ -715,6 +699,15 @@ func isQuoteLead(c byte) bool {
 	switch c {
 	case '=', '(', '[', '{', ':', ',':
 		return true
+	}
+	return false
+}
+
+func hasSpace(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if isSpace(s[i]) {
+			return true
+		}
 	}
 	return false
 }

@@ -306,7 +306,10 @@ func (m *Miner) best(group []*cluster, toks [][]byte, params bool) *cluster {
 		if params {
 			same += wild
 		}
-		sim := float64(same) / float64(len(c.tokens))
+		sim := 1.0 // the empty message's one cluster
+		if len(c.tokens) > 0 {
+			sim = float64(same) / float64(len(c.tokens))
+		}
 		if sim > bestSim || (sim == bestSim && wild > bestParam) {
 			bestC, bestSim, bestParam = c, sim, wild
 		}

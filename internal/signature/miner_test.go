@@ -231,6 +231,17 @@ func TestMatchDoesNotAdd(t *testing.T) {
 	}
 }
 
+func TestEmptyMessage(t *testing.T) {
+	m := signature.NewMiner(signature.Options{})
+	first := m.Add("")
+	if again := m.Add(" \t"); again.ID != first.ID || again.Created {
+		t.Errorf("second empty message = %+v, first %+v", again, first)
+	}
+	if m.Len() != 1 {
+		t.Errorf("Len = %d, want 1", m.Len())
+	}
+}
+
 func TestMaxClusters(t *testing.T) {
 	m := signature.NewMiner(signature.Options{MaxClusters: 2})
 	m.Add("ModuleNotFoundError: No module named 'a'")
