@@ -21,6 +21,7 @@ var forbidden = map[string][]string{
 	"internal/sandbox":        {"internal/scan", "internal/source", "internal/diff", "internal/check"},
 	"internal/diff":           {"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 	"internal/version":        {"internal/"},
+	"internal/yamlx":          {"internal/"},
 	"internal/rollout":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
 	"internal/store/":         {"internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
 	"internal/store/sqlite":   {"internal/store/postgres"},
