@@ -10,12 +10,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagegate/imagegate/internal/config"
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/server"
 	"github.com/imagegate/imagegate/internal/store/postgres"
@@ -50,9 +50,6 @@ Stops gracefully on SIGTERM or interrupt.
 ` + exitCodesHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.config == "" {
-				opts.config = opts.getenv("IMAGEGATE_CONFIG")
-			}
 			return runServe(cmd.Context(), g, opts, cmd.Flags().Changed, cmd.ErrOrStderr())
 		},
 	}
@@ -67,31 +64,15 @@ Stops gracefully on SIGTERM or interrupt.
 
 // serveConfig merges the config file, the environment and the flags that
 // were given, in that order of precedence (last wins).
-func serveConfig(opts *serveOptions, changed func(string) bool) (server.Config, error) {
-	var cfg server.Config
-	if opts.config != "" {
-		b, err := os.ReadFile(opts.config)
-		if err != nil {
-			return cfg, fmt.Errorf("read config: %w", err)
-		}
-		if cfg, err = server.ParseConfig(b); err != nil {
-			return cfg, fmt.Errorf("%s: %w", opts.config, err)
-		}
-	}
-	cfg.ApplyEnv(opts.getenv)
-	for _, o := range []struct {
-		flag string
-		val  string
-		dst  *string
-	}{{"listen", opts.listen, &cfg.Listen}, {"db", opts.db, &cfg.DB}, {"data-dir", opts.dataDir, &cfg.DataDir}} {
-		if changed(o.flag) || *o.dst == "" {
-			*o.dst = o.val
-		}
-	}
-	return cfg, nil
+func serveConfig(opts *serveOptions, changed func(string) bool) (config.Config, error) {
+	return config.Load(opts.config, opts.getenv, config.Flags{
+		Listen:  config.Flag{Value: opts.listen, Given: changed("listen")},
+		DB:      config.Flag{Value: opts.db, Given: changed("db")},
+		DataDir: config.Flag{Value: opts.dataDir, Given: changed("data-dir")},
+	})
 }
 
-func openStore(ctx context.Context, cfg server.Config) (rollout.Store, string, error) {
+func openStore(ctx context.Context, cfg config.Config) (rollout.Store, string, error) {
 	if strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://") {
 		st, err := postgres.Open(ctx, cfg.DB)
 		return st, "postgres", err
@@ -135,7 +116,7 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		return fmt.Errorf("start service: %w", err)
 	}
 	defer svc.Close()
-	if err := applyRings(ctx, svc, st, cfg); err != nil {
+	if err := svc.ApplyConfigRings(ctx, cfg.RingPlans()); err != nil {
 		return err
 	}
 	if err := server.BootstrapAdmin(ctx, st, opts.getenv("IMAGEGATE_ADMIN_TOKEN"), stderr, time.Now()); err != nil {
@@ -201,45 +182,4 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
-}
-
-// applyRings stores the config's ring plans when they differ from the
-// stored ones, so restarting with the same file changes nothing (and
-// writes no audit entry).
-func applyRings(ctx context.Context, svc *rollout.Service, st rollout.Store, cfg server.Config) error {
-	type plan struct {
-		label string
-		rings []rollout.Ring
-	}
-	var plans []plan
-	if len(cfg.Rings) > 0 {
-		plans = append(plans, plan{"", server.RingPlan(cfg.Rings)})
-	}
-	for label, img := range cfg.Images {
-		plans = append(plans, plan{label, server.RingPlan(img.Rings)})
-	}
-	for _, p := range plans {
-		cur, err := st.GetRings(ctx, p.label)
-		if err != nil && !errors.Is(err, rollout.ErrNotFound) {
-			return fmt.Errorf("read ring plan: %w", err)
-		}
-		if err == nil && reflect.DeepEqual(normRings(cur), normRings(p.rings)) {
-			continue
-		}
-		if err := svc.SetRings(ctx, "config", p.label, p.rings); err != nil {
-			return fmt.Errorf("apply ring plan %q from the config: %w", p.label, err)
-		}
-	}
-	return nil
-}
-
-func normRings(rs []rollout.Ring) []rollout.Ring {
-	out := make([]rollout.Ring, len(rs))
-	for i, r := range rs {
-		if len(r.Orgs) == 0 {
-			r.Orgs = nil
-		}
-		out[i] = r
-	}
-	return out
 }

@@ -1,17 +1,11 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/imagegate/imagegate/internal/rollout"
-	"github.com/imagegate/imagegate/internal/server"
-	"github.com/imagegate/imagegate/internal/store/sqlite"
 )
 
 // TestServeConfigPrecedence: flags given on the command line beat
@@ -54,51 +48,5 @@ func TestServeConfigPrecedence(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-// TestApplyRingsIdempotent: restarting with the same config stores the
-// plans once; a changed plan is stored again, each time with an audit entry.
-func TestApplyRingsIdempotent(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ig.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	cfg, err := server.ParseConfig([]byte(`
-rings: [{name: canary, orgs: [a], bakeTime: 1h}, {name: all, percent: 100}]
-images: {u: {rings: [{name: all, percent: 100, bakeTime: 5m}]}}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	audits := func() int {
-		es, _, err := st.ListAudit(ctx, rollout.AuditFilter{Actor: "config"}, rollout.Page{Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(es)
-	}
-	for range 2 {
-		if err := applyRings(ctx, svc, st, cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := audits(); n != 2 {
-		t.Fatalf("%d audit entries by config after two identical starts, want 2 (global and u)", n)
-	}
-	cfg.Images["u"].Rings[0].BakeTime = 10 * time.Minute
-	if err := applyRings(ctx, svc, st, cfg); err != nil {
-		t.Fatal(err)
-	}
-	got, err := st.GetRings(ctx, "u")
-	if err != nil || got[0].BakeTime != 10*time.Minute || audits() != 3 {
-		t.Fatalf("changed plan: %+v, %v, %d audit entries", got, err, audits())
 	}
 }

@@ -29,13 +29,15 @@ var forbidden = map[string][]string{
 	"internal/check":          {"internal/scan", "internal/store", "internal/server"},
 	"internal/report":         {"internal/"},
 	"internal/signature":      {"internal/"}, // the standard library only
+	"internal/yamlx":          {"internal/"},
 	"internal/rollout":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
 	"internal/store/":         {"internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
 	"internal/store/sqlite":   {"internal/store/postgres"},
 	"internal/store/postgres": {"internal/store/sqlite"},
 	// batch wraps any store's run assignments; it knows no store.
 	"internal/store/batch":   {"internal/store/sqlite", "internal/store/postgres", "internal/store/storetest", "internal/store/page"},
-	"internal/server":        {"internal/store", "internal/scan", "internal/source", "internal/sandbox"},
+	"internal/server":        {"internal/store", "internal/scan", "internal/source", "internal/sandbox", "internal/config"},
+	"internal/config":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
 	"internal/apiclient":     {"internal/store", "internal/server"},
 	"internal/api":           {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
 	"internal/scan/ldso":     {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools"},

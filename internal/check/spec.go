@@ -2,7 +2,6 @@ package check
 
 import (
 	"fmt"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/version"
+	"github.com/imagegate/imagegate/internal/yamlx"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -164,49 +164,29 @@ type KeyValue struct {
 // Duration is a Go duration ("90s", "2m") or a number of seconds.
 type Duration time.Duration
 
-// SpecError is a problem in a spec file, located by line.
-type SpecError struct {
-	File string
-	Line int
-	// Path locates the value, e.g. "fileTests[2]" or "tools.node".
-	Path string
-	Msg  string
-}
+var (
+	_ yamlx.Unmarshaler = (*Duration)(nil)
+	_ yamlx.Unmarshaler = (*ToolRequirements)(nil)
+	_ yamlx.Unmarshaler = (*PackageRequirements)(nil)
+)
 
-func (e *SpecError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	b.WriteString(": ")
-	if e.Path != "" {
-		b.WriteString(e.Path)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
-
-// maxSpecNodes bounds the work done for one spec, so that a document built
-// from nested aliases cannot expand without limit.
-const maxSpecNodes = 200_000
+// SpecError is a problem in a spec file, located by line: the one error
+// format of imagegate's YAML files.
+type SpecError = yamlx.Error
 
 // ParseSpec reads a YAML spec. name is used in error messages, which carry
 // the line and the path of the offending value; unknown fields are errors,
 // with a suggestion when a known field is close.
 func ParseSpec(name string, data []byte) (*Spec, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := yamlLineRE.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
-		return nil, &SpecError{File: name, Line: yamlErrorLine(err), Msg: msg}
+	top, err := yamlx.Parse(name, data)
+	if err != nil {
+		return nil, err
 	}
 	var s Spec
-	if doc.Kind == 0 || len(doc.Content) == 0 {
+	if top == nil {
 		return nil, &SpecError{File: name, Msg: "empty spec: add commandTests, fileTests, tools, python, packages or metadataTest"}
 	}
-	d := &specDecoder{file: name}
-	if err := d.decode(doc.Content[0], reflect.ValueOf(&s).Elem(), ""); err != nil {
+	if err := yamlx.NewDecoder(name).Decode(top, &s, ""); err != nil {
 		return nil, err
 	}
 	if err := s.validate(name); err != nil {
@@ -216,191 +196,8 @@ func ParseSpec(name string, data []byte) (*Spec, error) {
 	return &s, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+): `)
-
-func yamlErrorLine(err error) int {
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return n
-	}
-	return 0
-}
-
-// nodeDecoder is implemented by spec types whose YAML shape is not a plain
-// struct (a mapping from tool names to constraints, a duration).
-type nodeDecoder interface {
-	decodeNode(d *specDecoder, n *yaml.Node, path string) error
-}
-
-type specDecoder struct {
-	file  string
-	nodes int
-}
-
-func (d *specDecoder) errf(n *yaml.Node, path, format string, args ...any) error {
-	return &SpecError{File: d.file, Line: n.Line, Path: path, Msg: fmt.Sprintf(format, args...)}
-}
-
-var nodeDecoderType = reflect.TypeFor[nodeDecoder]()
-
-// decode fills v from n strictly: the shape must match and every mapping key
-// must be a known field.
-func (d *specDecoder) decode(n *yaml.Node, v reflect.Value, path string) error {
-	for n.Kind == yaml.AliasNode {
-		if n.Alias == nil {
-			return d.errf(n, path, "broken alias")
-		}
-		n = n.Alias
-	}
-	if d.nodes++; d.nodes > maxSpecNodes {
-		return d.errf(n, path, "spec too large (more than %d values)", maxSpecNodes)
-	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return nil
-	}
-	if v.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
-		}
-		return d.decode(n, v.Elem(), path)
-	}
-	if reflect.PointerTo(v.Type()).Implements(nodeDecoderType) {
-		return v.Addr().Interface().(nodeDecoder).decodeNode(d, n, path)
-	}
-	switch v.Kind() {
-	case reflect.Struct:
-		return d.decodeStruct(n, v, path)
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			return d.errf(n, path, "expected a list, got %s", describe(n))
-		}
-		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-		for i, c := range n.Content {
-			if err := d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-		v.Set(s)
-		return nil
-	case reflect.String:
-		if n.Kind != yaml.ScalarNode {
-			return d.errf(n, path, "expected a string, got %s", describe(n))
-		}
-		v.SetString(n.Value)
-		return nil
-	case reflect.Int:
-		var i int
-		if n.Kind != yaml.ScalarNode || n.Decode(&i) != nil {
-			return d.errf(n, path, "expected an integer, got %s", describe(n))
-		}
-		v.SetInt(int64(i))
-		return nil
-	case reflect.Bool:
-		var b bool
-		if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
-			return d.errf(n, path, "expected true or false, got %s", describe(n))
-		}
-		v.SetBool(b)
-		return nil
-	}
-	return d.errf(n, path, "internal: cannot decode into %s", v.Type())
-}
-
-func (d *specDecoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) error {
-	if n.Kind != yaml.MappingNode {
-		return d.errf(n, path, "expected a mapping of fields, got %s", describe(n))
-	}
-	t := v.Type()
-	var names []string
-	index := map[string]int{}
-	for i := range t.NumField() {
-		tag := t.Field(i).Tag.Get("yaml")
-		if tag == "" || tag == "-" {
-			continue
-		}
-		names = append(names, tag)
-		index[tag] = i
-	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		key := k.Value
-		f, ok := index[key]
-		if !ok {
-			return d.errf(k, path, "unknown field %q%s", key, suggest(key, names))
-		}
-		if seen[key] {
-			return d.errf(k, path, "field %q given twice", key)
-		}
-		seen[key] = true
-		if err := d.decode(n.Content[i+1], v.Field(f), joinPath(path, key)); err != nil {
-			return err
-		}
-	}
-	if f := v.FieldByName("Line"); f.IsValid() && f.Kind() == reflect.Int && f.CanSet() {
-		f.SetInt(int64(n.Line))
-	}
-	return nil
-}
-
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		return strconv.Quote(n.Value)
-	}
-	return "nothing"
-}
-
-// suggest names the known field closest to a misspelt one, if any is close.
-func suggest(key string, names []string) string {
-	best, bestD := "", 3
-	for _, n := range names {
-		d := editDistance(strings.ToLower(key), strings.ToLower(n))
-		if d < bestD || (strings.HasPrefix(n, key) && len(key) >= 3 && bestD > 1) {
-			best, bestD = n, min(d, 2)
-		}
-	}
-	if best == "" {
-		return "; known fields: " + strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 99
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := prev[j-1]
-			if a[i-1] != b[j-1] {
-				c++
-			}
-			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-func (t *Duration) decodeNode(d *specDecoder, n *yaml.Node, path string) error {
+// DecodeYAML implements yamlx.Unmarshaler.
+func (t *Duration) DecodeYAML(d *yamlx.Decoder, n *yaml.Node, path string) error {
 	if n.Kind == yaml.ScalarNode {
 		if secs, err := strconv.ParseFloat(n.Value, 64); err == nil && secs > 0 && secs < 1e6 {
 			*t = Duration(secs * float64(time.Second))
@@ -411,17 +208,18 @@ func (t *Duration) decodeNode(d *specDecoder, n *yaml.Node, path string) error {
 			return nil
 		}
 	}
-	return d.errf(n, path, "expected a positive duration such as \"30s\" or a number of seconds, got %s", describe(n))
+	return d.Errorf(n, path, "expected a positive duration such as \"30s\" or a number of seconds, got %s", yamlx.Describe(n))
 }
 
-func (r *ToolRequirements) decodeNode(d *specDecoder, n *yaml.Node, path string) error {
+// DecodeYAML implements yamlx.Unmarshaler.
+func (r *ToolRequirements) DecodeYAML(d *yamlx.Decoder, n *yaml.Node, path string) error {
 	if n.Kind != yaml.MappingNode {
-		return d.errf(n, path, "expected a mapping of tool names to version constraints (node: \">=18 <23\"), got %s", describe(n))
+		return d.Errorf(n, path, "expected a mapping of tool names to version constraints (node: \">=18 <23\"), got %s", yamlx.Describe(n))
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		var c string
-		if err := d.decode(v, reflect.ValueOf(&c).Elem(), joinPath(path, k.Value)); err != nil {
+		if err := d.Decode(v, &c, yamlx.JoinPath(path, k.Value)); err != nil {
 			return err
 		}
 		*r = append(*r, ToolRequirement{Name: k.Value, Constraint: normalizeConstraint(c), Line: k.Line})
@@ -433,18 +231,19 @@ func (r *ToolRequirements) decodeNode(d *specDecoder, n *yaml.Node, path string)
 // version order of its ecosystem.
 var packageTypes = []string{snapshot.PackageAPK, snapshot.PackageDeb, snapshot.PackageRPM}
 
-func (r *PackageRequirements) decodeNode(d *specDecoder, n *yaml.Node, path string) error {
+// DecodeYAML implements yamlx.Unmarshaler.
+func (r *PackageRequirements) DecodeYAML(d *yamlx.Decoder, n *yaml.Node, path string) error {
 	if n.Kind != yaml.MappingNode {
-		return d.errf(n, path, "expected a mapping of package types to lists (deb: [libsqlite3-0, \"openssl>=3\"]), got %s", describe(n))
+		return d.Errorf(n, path, "expected a mapping of package types to lists (deb: [libsqlite3-0, \"openssl>=3\"]), got %s", yamlx.Describe(n))
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		p := joinPath(path, k.Value)
+		p := yamlx.JoinPath(path, k.Value)
 		if !slices.Contains(packageTypes, k.Value) {
-			return d.errf(k, path, "unknown package type %q; use one of %s", k.Value, strings.Join(packageTypes, ", "))
+			return d.Errorf(k, path, "unknown package type %q; use one of %s", k.Value, strings.Join(packageTypes, ", "))
 		}
 		var entries []string
-		if err := d.decode(v, reflect.ValueOf(&entries).Elem(), p); err != nil {
+		if err := d.Decode(v, &entries, p); err != nil {
 			return err
 		}
 		for j, e := range entries {
@@ -454,7 +253,7 @@ func (r *PackageRequirements) decodeNode(d *specDecoder, n *yaml.Node, path stri
 				if j < len(v.Content) {
 					line = v.Content[j].Line
 				}
-				return &SpecError{File: d.file, Line: line, Path: fmt.Sprintf("%s[%d]", p, j), Msg: fmt.Sprintf("%q names no package", e)}
+				return &SpecError{File: d.File, Line: line, Path: fmt.Sprintf("%s[%d]", p, j), Msg: fmt.Sprintf("%q names no package", e)}
 			}
 			line := v.Line
 			if j < len(v.Content) {

@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/imagegate/imagegate/internal/yamlx"
 )
 
 // Actions a changes file may declare, and the class of change each one
@@ -57,24 +58,21 @@ type Declaration struct {
 	Line int    `json:"line"`
 }
 
-// ParseChanges parses a changes file. Errors name the file and line, e.g.
+// ParseChanges parses a changes file. Errors wrap ErrChanges and a
+// *yamlx.Error naming the file and line, e.g.
 // `changes.yaml:4: unknown action "delete"; use one of add, remove, …`.
 // An empty file declares nothing.
 func ParseChanges(name string, data []byte) (*Changes, error) {
 	ch := &Changes{Name: name}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrChanges, yamlError(name, err))
+	top, err := yamlx.Parse(name, data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrChanges, err)
 	}
-	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return ch, nil
-	}
-	top := doc.Content[0]
-	if top.Kind == yaml.ScalarNode && top.Tag == "!!null" {
+	if top == nil || yamlx.IsNull(top) {
 		return ch, nil
 	}
 	fail := func(n *yaml.Node, format string, args ...any) error {
-		return fmt.Errorf("%w: %s:%d: %s", ErrChanges, name, n.Line, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %w", ErrChanges, yamlx.Errorf(name, n, "", format, args...))
 	}
 	if top.Kind != yaml.MappingNode {
 		return nil, fail(top, "expected a mapping with a \"changes:\" list")
@@ -84,7 +82,7 @@ func ParseChanges(name string, data []byte) (*Changes, error) {
 		if k.Value != "changes" {
 			return nil, fail(k, "unknown key %q; the file holds one \"changes:\" list", k.Value)
 		}
-		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		if yamlx.IsNull(v) {
 			continue
 		}
 		if v.Kind != yaml.SequenceNode {
@@ -180,18 +178,6 @@ func checkPattern(p string) error {
 		return nil
 	}
 	return errors.New("IDs start with os/, package/, runtime/ or tool/ (e.g. tool/php*, runtime/python@3.7/module/sqlite3)")
-}
-
-var yamlLine = regexp.MustCompile(`line (\d+): `)
-
-// yamlError turns yaml's "yaml: line 4: did not find …" into "name:4: did
-// not find …", the form editors and CI annotations understand.
-func yamlError(name string, err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLine.FindStringSubmatchIndex(msg); m != nil && m[0] == 0 {
-		return name + ":" + msg[m[2]:m[3]] + ": " + msg[m[1]:]
-	}
-	return name + ": " + msg
 }
 
 // Covers reports whether the declaration covers a change of class (ClassRemoved, …) to the entry id.

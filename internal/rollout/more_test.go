@@ -208,6 +208,10 @@ func TestConcurrentResolves(t *testing.T) {
 	// has the change.
 	var published atomic.Int64
 	published.Store(-1)
+	// reaching is the ring a Tick under way may publish: a resolve can see
+	// it before Tick returns and published catches up.
+	var reaching atomic.Int64
+	reaching.Store(-1)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var failures atomic.Int64
@@ -232,7 +236,7 @@ func TestConcurrentResolves(t *testing.T) {
 				}
 				before := int(published.Load())
 				res, err := e.svc.Resolve(context.Background(), org, label, run)
-				after := int(published.Load())
+				after := int(reaching.Load())
 				resolves.Add(1)
 				bad := ""
 				switch {
@@ -257,12 +261,14 @@ func TestConcurrentResolves(t *testing.T) {
 			}
 		})
 	}
+	reaching.Store(0)
 	e.must(e.ctl.Tick(e.ctx))
 	published.Store(0)
 	for ring := range 3 {
 		time.Sleep(20 * time.Millisecond)
 		e.clock.Advance(5 * time.Hour)
 		e.jobsDone(label, "v2", ring, 3, 0)
+		reaching.Store(int64(ring + 1))
 		e.must(e.ctl.Tick(e.ctx))
 		published.Store(int64(ring + 1))
 	}

@@ -1,15 +1,16 @@
-package server
+// Package config is the serve command's configuration: the YAML file, the
+// IMAGEGATE_* environment variables and the flags that override them, merged
+// in that order. It knows the domain's ring plans and policies, and nothing
+// of HTTP or of the stores.
+package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
+	"os"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/yamlx"
 )
 
 // Config is the serve command's YAML file: where to listen and store, the
@@ -80,51 +81,63 @@ type ControllerConfig struct {
 	LeaseTTL time.Duration `yaml:"leaseTTL"`
 }
 
-// ParseConfig reads a YAML config strictly (an unknown key is an error, so
-// a typo does not silently leave a default in place) and validates it.
-func ParseConfig(b []byte) (Config, error) {
+// Parse reads a YAML config strictly (an unknown key is an error, so a typo
+// does not silently leave a default in place) and validates it. name is
+// used in errors, which are *yamlx.Error values naming the line and the
+// path of the offending value.
+func Parse(name string, b []byte) (Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("config: %w", err)
+	top, err := yamlx.Parse(name, b)
+	if err != nil {
+		return Config{}, err
 	}
-	if err := c.Validate(); err != nil {
+	if top != nil {
+		d := yamlx.NewDecoder(name)
+		// yaml's own wording, which the config has always used.
+		d.UnknownField = func(key, hint string) string { return "field " + key + " not found" + hint }
+		if err := d.Decode(top, &c, ""); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := c.validate(name); err != nil {
 		return Config{}, err
 	}
 	return c, nil
 }
 
-// Validate checks ring plans and policy ranges.
-func (c Config) Validate() error {
+// validate checks ring plans and policy ranges.
+func (c Config) validate(file string) error {
+	errAt := func(path, format string, args ...any) error {
+		return &yamlx.Error{File: file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
 	if len(c.Rings) > 0 {
 		if err := rollout.ValidateRings(RingPlan(c.Rings)); err != nil {
-			return fmt.Errorf("config: rings: %w", err)
+			return errAt("rings", "%v", err)
 		}
 	}
 	for label, img := range c.Images {
 		if label == "" {
-			return fmt.Errorf("config: images: empty label")
+			return errAt("images", "empty label")
 		}
 		if len(img.Rings) == 0 {
-			return fmt.Errorf("config: images.%s: no rings", label)
+			return errAt("images."+label, "no rings")
 		}
 		if err := rollout.ValidateRings(RingPlan(img.Rings)); err != nil {
-			return fmt.Errorf("config: images.%s.rings: %w", label, err)
+			return errAt("images."+label+".rings", "%v", err)
 		}
 	}
 	p := c.Policies
 	switch {
 	case p.ExpeditedBakeFactor < 0 || p.ExpeditedBakeFactor > 1:
-		return fmt.Errorf("config: policies.expeditedBakeFactor %v: want a factor in (0, 1]", p.ExpeditedBakeFactor)
+		return errAt("policies.expeditedBakeFactor", "%v: want a factor in (0, 1]", p.ExpeditedBakeFactor)
 	case p.MaxFailureRate < 0 || p.MaxFailureRate > 1:
-		return fmt.Errorf("config: policies.maxFailureRate %v: want a share in [0, 1]", p.MaxFailureRate)
+		return errAt("policies.maxFailureRate", "%v: want a share in [0, 1]", p.MaxFailureRate)
 	case p.PinExpiryWarning < 0 || p.TokenCacheTTL < 0 || p.HealthMinJobs < 0:
-		return fmt.Errorf("config: policies: durations and counts must not be negative")
+		return errAt("policies", "durations and counts must not be negative")
 	case c.Controller.Interval < 0 || c.Controller.LeaseTTL < 0:
-		return fmt.Errorf("config: controller: durations must not be negative")
+		return errAt("controller", "durations must not be negative")
 	case c.Controller.LeaseTTL > 0 && c.Controller.Interval >= c.Controller.LeaseTTL:
-		return fmt.Errorf("config: controller.interval %v must be shorter than leaseTTL %v, or the lease lapses between ticks", c.Controller.Interval, c.Controller.LeaseTTL)
+		return errAt("controller.interval", "%v must be shorter than leaseTTL %v, or the lease lapses between ticks", c.Controller.Interval, c.Controller.LeaseTTL)
 	}
 	return nil
 }
@@ -142,6 +155,47 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	}
 }
 
+// Flag is a command-line value and whether it was given: a flag's default
+// fills a setting only when neither the file nor the environment did.
+type Flag struct {
+	Value string
+	Given bool
+}
+
+// Flags are the settings the serve command's flags can override.
+type Flags struct {
+	Listen, DB, DataDir Flag
+}
+
+// Load reads the config file at path (IMAGEGATE_CONFIG when path is empty;
+// no file when both are), then applies the environment and the flags, in
+// that order of precedence (last wins).
+func Load(path string, getenv func(string) string, flags Flags) (Config, error) {
+	if path == "" {
+		path = getenv("IMAGEGATE_CONFIG")
+	}
+	var cfg Config
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		if cfg, err = Parse(path, b); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.ApplyEnv(getenv)
+	for _, o := range []struct {
+		flag Flag
+		dst  *string
+	}{{flags.Listen, &cfg.Listen}, {flags.DB, &cfg.DB}, {flags.DataDir, &cfg.DataDir}} {
+		if o.flag.Given || *o.dst == "" {
+			*o.dst = o.flag.Value
+		}
+	}
+	return cfg, nil
+}
+
 // RingPlan converts configured rings to the domain's.
 func RingPlan(rs []RingConfig) []rollout.Ring {
 	out := make([]rollout.Ring, len(rs))
@@ -150,4 +204,18 @@ func RingPlan(rs []RingConfig) []rollout.Ring {
 			ControlPercent: r.ControlPercent, ManualApproval: r.ManualApproval}
 	}
 	return out
+}
+
+// RingPlans are the configured plans keyed by label ("" = the global plan,
+// present only when the file gives one), as rollout.Service.ApplyConfigRings
+// takes them.
+func (c Config) RingPlans() map[string][]rollout.Ring {
+	plans := map[string][]rollout.Ring{}
+	if len(c.Rings) > 0 {
+		plans[""] = RingPlan(c.Rings)
+	}
+	for label, img := range c.Images {
+		plans[label] = RingPlan(img.Rings)
+	}
+	return plans
 }

@@ -1,0 +1,136 @@
+package main
+
+// The plumbing every client command (version, rollout, pin, resolve)
+// shares: where the server is, the token, and the output format.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imagegate/imagegate/internal/apiclient"
+)
+
+const clientHelp = `Talks to an imagegate server: --server URL or IMAGEGATE_SERVER, with the
+token in IMAGEGATE_TOKEN. --server @FILE reads the URL from FILE (as written by
+serve --addr-file), waiting up to 15s for it to appear.
+Output: -o json (the API's JSON, the default when stdout is not a terminal) or -o table.
+
+Exit codes:
+  0  success
+  2  usage error, or the server refused (unknown, conflict, forbidden, ...)`
+
+// clientOptions are the flags every client command shares.
+type clientOptions struct {
+	server string
+	output string
+	getenv func(string) string
+}
+
+func (o *clientOptions) register(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&o.server, "server", "", "server URL (default $IMAGEGATE_SERVER); @FILE reads it from FILE")
+	f.StringVarP(&o.output, "output", "o", "", "output format: json or table (default json unless stdout is a terminal)")
+}
+
+func (o *clientOptions) client(ctx context.Context) (*apiclient.Client, error) {
+	getenv := o.getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	url := o.server
+	if url == "" {
+		url = getenv("IMAGEGATE_SERVER")
+	}
+	if file, ok := strings.CutPrefix(url, "@"); ok {
+		var err error
+		if url, err = waitForURL(ctx, file, 15*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	return apiclient.New(url, getenv("IMAGEGATE_TOKEN"), &http.Client{Timeout: 60 * time.Second})
+}
+
+// waitForURL reads a server URL from file, waiting for a server that is
+// still starting to write it.
+func waitForURL(ctx context.Context, file string, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		b, err := os.ReadFile(file)
+		if url := strings.TrimSpace(string(b)); err == nil && url != "" {
+			return url, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no server URL in %s after %v (is imagegate serve --addr-file %s running?)", file, wait, file)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (o *clientOptions) format(stdout io.Writer) (string, error) {
+	switch o.output {
+	case "":
+		return defaultFormat(stdout, ""), nil
+	case "json", "table":
+		return o.output, nil
+	}
+	return "", fmt.Errorf("-o %q: want json or table", o.output)
+}
+
+// emit writes v as indented JSON or, for people, as the table that table
+// writes.
+func (o *clientOptions) emit(stdout io.Writer, v any, table func(w *tabwriter.Writer)) error {
+	format, err := o.format(stdout)
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// readJSONFile reads an optional JSON file given by a flag ("" is none).
+func readJSONFile(path, what string) (json.RawMessage, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("%s %s is not JSON", what, path)
+	}
+	return b, nil
+}

@@ -1,0 +1,144 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/imagegate/imagegate/internal/config"
+	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/yamlx"
+)
+
+func TestParseConfig(t *testing.T) {
+	c, err := config.Parse("imagegate.yaml", []byte(`
+listen: ":9090"
+dataDir: /var/lib/imagegate
+rings:
+  - {name: canary, orgs: [imagegate-team], bakeTime: 2h, minJobs: 50}
+  - {name: early, percent: 10, bakeTime: 24h, minJobs: 500, controlPercent: 10}
+  - {name: everyone, percent: 100}
+images:
+  ubuntu-16.04:
+    rings: [{name: all, percent: 100, bakeTime: 30m, manualApproval: true}]
+policies: {expeditedBakeFactor: 0.2, pinExpiryWarning: 48h, maxFailureRate: 0.05}
+controller: {interval: 2s, leaseTTL: 15s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []rollout.Ring{
+		{Name: "canary", Orgs: []string{"imagegate-team"}, BakeTime: 2 * time.Hour, MinJobs: 50},
+		{Name: "early", Percent: 10, BakeTime: 24 * time.Hour, MinJobs: 500, ControlPercent: 10},
+		{Name: "everyone", Percent: 100},
+	}
+	if diff := cmp.Diff(want, config.RingPlan(c.Rings)); diff != "" {
+		t.Errorf("rings (-want +got):\n%s", diff)
+	}
+	if c.Listen != ":9090" || c.Policies.PinExpiryWarning != 48*time.Hour || c.Controller.LeaseTTL != 15*time.Second ||
+		!c.Images["ubuntu-16.04"].Rings[0].ManualApproval {
+		t.Errorf("config: %+v", c)
+	}
+	env := map[string]string{"IMAGEGATE_LISTEN": "127.0.0.1:1", "IMAGEGATE_DB": "postgres://x"}
+	c.ApplyEnv(func(k string) string { return env[k] })
+	if c.Listen != "127.0.0.1:1" || c.DB != "postgres://x" || c.DataDir != "/var/lib/imagegate" {
+		t.Errorf("after env: listen %q db %q dataDir %q", c.Listen, c.DB, c.DataDir)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"typo", "listne: :80", "field listne not found"},
+		{"last ring not everyone", "rings: [{name: a, percent: 50}]", "must cover everyone"},
+		{"bad duration", "rings: [{name: a, percent: 100, bakeTime: tomorrow}]", "`tomorrow` into time.Duration"},
+		{"image without rings", "images: {u: {}}", "images.u: no rings"},
+		{"factor", "policies: {expeditedBakeFactor: 3}", "expeditedBakeFactor"},
+		{"lease shorter than interval", "controller: {interval: 10s, leaseTTL: 5s}", "shorter than leaseTTL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse("imagegate.yaml", []byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRingPlans(t *testing.T) {
+	c, err := config.Parse("imagegate.yaml", []byte(`
+rings: [{name: canary, orgs: [a], bakeTime: 1h}, {name: all, percent: 100}]
+images: {u: {rings: [{name: all, percent: 100, bakeTime: 5m}]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]rollout.Ring{
+		"":  {{Name: "canary", Orgs: []string{"a"}, BakeTime: time.Hour}, {Name: "all", Percent: 100}},
+		"u": {{Name: "all", Percent: 100, BakeTime: 5 * time.Minute}},
+	}
+	if diff := cmp.Diff(want, c.RingPlans()); diff != "" {
+		t.Errorf("plans (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string][]rollout.Ring{}, (config.Config{}).RingPlans()); diff != "" {
+		t.Errorf("plans of an empty config (-want +got):\n%s", diff)
+	}
+}
+
+// TestLoad: flags given beat IMAGEGATE_* variables, which beat the file
+// (found through IMAGEGATE_CONFIG too), which beats the flags' defaults.
+func TestLoad(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "imagegate.yaml")
+	if err := os.WriteFile(file, []byte("listen: ':7000'\ndb: /file.db\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defaults := config.Flags{Listen: config.Flag{Value: ":8080"}, DataDir: config.Flag{Value: "imagegate-data"}}
+	type got struct{ Listen, DB, DataDir string }
+	tests := []struct {
+		name  string
+		path  string
+		env   map[string]string
+		flags config.Flags
+		want  got
+	}{
+		{"defaults", "", nil, defaults, got{":8080", "", "imagegate-data"}},
+		{"file", file, nil, defaults, got{":7000", "/file.db", "imagegate-data"}},
+		{"file from env", "", map[string]string{"IMAGEGATE_CONFIG": file}, defaults, got{":7000", "/file.db", "imagegate-data"}},
+		{"env over file", file, map[string]string{"IMAGEGATE_LISTEN": ":7001", "IMAGEGATE_DATA_DIR": "/env"}, defaults, got{":7001", "/file.db", "/env"}},
+		{"flag over env", file, map[string]string{"IMAGEGATE_LISTEN": ":7001"},
+			config.Flags{Listen: config.Flag{Value: ":9", Given: true}, DB: config.Flag{Value: "/flag.db", Given: true}}, got{":9", "/flag.db", ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(tt.path, func(k string) string { return tt.env[k] }, tt.flags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got{c.Listen, c.DB, c.DataDir}); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("listen: :80\nrings:\n  - {name: a, percent: 100, bakeTim: 1h}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	none := func(string) string { return "" }
+	_, err := config.Load(bad, none, config.Flags{})
+	var ye *yamlx.Error
+	if want := bad + `:3: rings[0]: field bakeTim not found; did you mean "bakeTime"?`; !errors.As(err, &ye) || err.Error() != want {
+		t.Errorf("Load(bad) = %v, want %s", err, want)
+	}
+	if _, err := config.Load(filepath.Join(dir, "absent.yaml"), none, config.Flags{}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(absent) = %v, want ErrNotExist", err)
+	}
+}
