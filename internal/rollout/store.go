@@ -18,6 +18,8 @@ import (
 // that changes nothing (PutImage of an existing image, RevokeVersion of a
 // revoked version) writes no audit entry and does not bump Generation.
 type Store interface {
+	TelemetryStore
+
 	// PutImage creates the image if it does not exist (idempotent: an
 	// existing image is left as is, with no audit entry).
 	PutImage(ctx context.Context, img Image, audit AuditEntry) error

@@ -65,6 +65,7 @@ type DB struct {
 	quit           chan struct{}
 	wg             sync.WaitGroup
 	closing        sync.Once
+	tel            telCache // telemetry rows known committed (telemetry.go)
 }
 
 var _ rollout.Store = (*DB)(nil)
