@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -388,7 +389,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		}
 		var msg string
 		_, err = pgx.ForEachRow(rows, []any{&id, &msg}, func() error {
-			if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 {
+			if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
 				t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
 			}
 			return nil

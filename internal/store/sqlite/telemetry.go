@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -462,7 +463,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			rows.Close()
 			return t, wrap(err)
 		}
-		if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 {
+		if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
 			t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
 		}
 	}
