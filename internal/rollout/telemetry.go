@@ -176,12 +176,19 @@ func (s *Service) ingestEvents(ctx context.Context, events []JobEvent) (int, err
 	if len(events) == 0 {
 		return 0, nil
 	}
-	// Images registered on another replica a moment ago are known here
-	// too; the generation read is cheap next to the batch's commit.
-	if err := s.refresh(ctx); err != nil {
-		return 0, err
-	}
+	// Events are read against the routing table resolve uses (as stale as
+	// resolve's answers, RefreshInterval at most); an image registered on
+	// another replica a moment ago is looked for once more.
 	table := s.table.Load()
+	for i := range events {
+		if table.routes[events[i].Label] == nil {
+			if err := s.refresh(ctx); err != nil {
+				return 0, err
+			}
+			table = s.table.Load()
+			break
+		}
+	}
 	now := s.clock.Now()
 	for i := range events {
 		if err := s.checkIngest(table, &events[i], now); err != nil {
