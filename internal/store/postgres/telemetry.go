@@ -363,7 +363,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		}
 
 		rows, err = tx.Query(ctx, `SELECT m.signature, count(*) FROM tel_ring_members m
-			WHERE m.rollout_id = $1 AND m.stage = $2 AND m.cohort = $3 AND m.signature <> '' AND m.kind = $4
+			WHERE m.rollout_id = $1 AND m.stage = $2 AND m.cohort = $3 AND m.signature > '' AND m.kind = $4
 			AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = $5 AND h.pipeline = m.member
 				AND h.signature = m.signature AND h.version <> $6 AND h.first_seen < $7)
 			GROUP BY m.signature`, rolloutID, stage, rollout.CohortNew, tally.KindPipeline, label, version, created)
@@ -380,20 +380,24 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			return err
 		}
 
-		rows, err = tx.Query(ctx, `SELECT e.signature, e.message FROM tel_examples e
-			WHERE e.label = $1 AND e.version IN ($2, $3) AND e.slot < 2
-			AND e.signature IN (SELECT signature FROM tel_ring_sigs WHERE rollout_id = $4 AND stage = $5)
-			ORDER BY e.signature, e.version <> $2, e.slot`, label, version, from, rolloutID, stage)
-		if err != nil {
-			return err
-		}
+		// The new version's examples first, then the old's: each a range
+		// of the primary key in its order.
 		var msg string
-		_, err = pgx.ForEachRow(rows, []any{&id, &msg}, func() error {
-			if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
-				t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
+		for _, v := range []string{version, from} {
+			rows, err = tx.Query(ctx, `SELECT signature, message FROM tel_examples
+				WHERE label = $1 AND version = $2 AND slot < 2 ORDER BY signature, slot`, label, v)
+			if err != nil {
+				return err
 			}
-			return nil
-		})
+			if _, err := pgx.ForEachRow(rows, []any{&id, &msg}, func() error {
+				if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
+					t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
 		return err
 	})
 	if err != nil {

@@ -468,7 +468,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 	}
 
 	rows, err = tx.QueryContext(ctx, `SELECT m.signature, COUNT(*) FROM tel_ring_members m
-		WHERE m.rollout_id = ? AND m.stage = ? AND m.cohort = ? AND m.signature <> '' AND m.kind = ?
+		WHERE m.rollout_id = ? AND m.stage = ? AND m.cohort = ? AND m.signature > '' AND m.kind = ?
 		AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ? AND h.pipeline = m.member
 			AND h.signature = m.signature AND h.version <> ? AND h.first_seen < ?)
 		GROUP BY m.signature`, rolloutID, stage, rollout.CohortNew, tally.KindPipeline, label, version, created)
@@ -492,26 +492,28 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 	}
 
 	// Two examples per signature: the new version's first, then the old's.
-	rows, err = tx.QueryContext(ctx, `SELECT e.signature, e.message FROM tel_examples e
-		WHERE e.label = ? AND e.version IN (?, ?) AND e.slot < 2
-		AND e.signature IN (SELECT DISTINCT signature FROM tel_ring_sigs WHERE rollout_id = ? AND stage = ?)
-		ORDER BY e.signature, e.version <> ?, e.slot`, label, version, from, rolloutID, stage, version)
-	if err != nil {
-		return t, wrap(err)
-	}
-	for rows.Next() {
-		var id, msg string
-		if err := rows.Scan(&id, &msg); err != nil {
-			rows.Close()
+	// Each version's examples are one range of the primary key, read in
+	// its order: no sort, and no lookup per signature.
+	for _, v := range []string{version, from} {
+		rows, err = tx.QueryContext(ctx, `SELECT signature, message FROM tel_examples
+			WHERE label = ? AND version = ? AND slot < 2 ORDER BY signature, slot`, label, v)
+		if err != nil {
 			return t, wrap(err)
 		}
-		if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
-			t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
+		for rows.Next() {
+			var id, msg string
+			if err := rows.Scan(&id, &msg); err != nil {
+				rows.Close()
+				return t, wrap(err)
+			}
+			if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
+				t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
+			}
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return t, wrap(err)
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return t, wrap(err)
+		}
 	}
 	return t, nil
 }
