@@ -41,7 +41,7 @@ func newServeCmd(g *globalOptions) *cobra.Command {
 PostgreSQL database, exactly one runs it at a time).
 
 Settings come from --config (YAML: listen, db, dataDir, rings, images, policies,
-controller), then IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR, then flags.
+analysis, controller), then IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR, then flags.
 The database defaults to SQLite at DATA_DIR/imagegate.db; give --db postgres://...
 for several replicas. At first start the admin token is IMAGEGATE_ADMIN_TOKEN, or one
 is generated and printed once to stderr.
@@ -100,16 +100,23 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	}
 	defer st.Close()
 
-	var health rollout.Health
+	// The telemetry decision is on by default; the failure-rate gate joins
+	// it when configured.
+	telemetry := rollout.NewTelemetryHealth(st, cfg.Analysis.Policies(), log)
+	health := rollout.AllOf{telemetry}
 	if p := cfg.Policies; p.MaxFailureRate > 0 {
 		minJobs := p.HealthMinJobs
 		if minJobs == 0 {
 			minJobs = 20
 		}
-		health = rollout.FailureRateHealth{Jobs: st, MaxFailureRate: p.MaxFailureRate, MinJobs: minJobs}
+		health = append(health, rollout.FailureRateHealth{Jobs: st, MaxFailureRate: p.MaxFailureRate, MinJobs: minJobs})
+	}
+	signer, err := rollout.NewStoredSigner(ctx, st, time.Now())
+	if err != nil {
+		return err
 	}
 	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{
-		Health: health, Logger: log,
+		Health: health, Analyzer: telemetry, Signer: signer, Logger: log,
 		ExpeditedBakeFactor: cfg.Policies.ExpeditedBakeFactor, PinExpiryWarning: cfg.Policies.PinExpiryWarning,
 	})
 	if err != nil {

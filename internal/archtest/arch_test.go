@@ -19,25 +19,27 @@ const module = "github.com/imagegate/imagegate/"
 // forbidden maps a package (prefix) to the packages (prefixes) it must not
 // import, directly or indirectly.
 var forbidden = map[string][]string{
-	"internal/":               {"cmd/"},
-	"internal/snapshot":       {"internal/scan", "internal/source", "internal/sandbox", "internal/diff", "internal/check", "internal/cpython", "internal/version", "internal/junit", "internal/rollout", "internal/store", "internal/server", "internal/api"},
-	"internal/cpython":        {"internal/"},
-	"internal/source":         {"internal/scan", "internal/diff", "internal/check"},
-	"internal/sandbox":        {"internal/scan", "internal/source", "internal/diff", "internal/check"},
-	"internal/diff":           {"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
-	"internal/version":        {"internal/"},
-	"internal/check":          {"internal/scan", "internal/store", "internal/server"},
-	"internal/report":         {"internal/"},
-	"internal/signature":      {"internal/"}, // the standard library only
-	"internal/yamlx":          {"internal/"},
-	"internal/rollout":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
-	"internal/store/":         {"internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
+	"internal/":          {"cmd/"},
+	"internal/snapshot":  {"internal/scan", "internal/source", "internal/sandbox", "internal/diff", "internal/check", "internal/cpython", "internal/version", "internal/junit", "internal/rollout", "internal/store", "internal/server", "internal/api"},
+	"internal/cpython":   {"internal/"},
+	"internal/source":    {"internal/scan", "internal/diff", "internal/check"},
+	"internal/sandbox":   {"internal/scan", "internal/source", "internal/diff", "internal/check"},
+	"internal/diff":      {"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
+	"internal/version":   {"internal/"},
+	"internal/check":     {"internal/scan", "internal/store", "internal/server"},
+	"internal/report":    {"internal/"},
+	"internal/signature": {"internal/"}, // the standard library only
+	"internal/yamlx":     {"internal/"},
+	"internal/rollout":   {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
+	// The stores reach diff only through rollout's decision (rollout → analysis → diff).
+	"internal/store/":         {"internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 	"internal/store/sqlite":   {"internal/store/postgres"},
 	"internal/store/postgres": {"internal/store/sqlite"},
 	// batch wraps any store's run assignments; it knows no store.
-	"internal/store/batch":   {"internal/store/sqlite", "internal/store/postgres", "internal/store/storetest", "internal/store/page"},
-	"internal/server":        {"internal/store", "internal/scan", "internal/source", "internal/sandbox", "internal/config"},
-	"internal/config":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
+	"internal/store/batch": {"internal/store/sqlite", "internal/store/postgres", "internal/store/storetest", "internal/store/page"},
+	"internal/server":      {"internal/store", "internal/scan", "internal/source", "internal/sandbox", "internal/config"},
+	// config reaches diff only through rollout's decision (rollout → analysis → diff).
+	"internal/config":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 	"internal/apiclient":     {"internal/store", "internal/server"},
 	"internal/api":           {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
 	"internal/scan/ldso":     {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools"},
