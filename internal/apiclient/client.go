@@ -300,3 +300,23 @@ func (c *Client) Audit(ctx context.Context, f rollout.AuditFilter, p rollout.Pag
 func (c *Client) Ready(ctx context.Context) error {
 	return c.do(ctx, "GET", "/readyz", nil, nil, nil)
 }
+
+// Analysis returns the telemetry decision of every ring rollout id entered
+// (GET /api/v1/rollouts/{id}/analysis).
+func (c *Client) Analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, error) {
+	var out rollout.RolloutAnalysis
+	err := c.do(ctx, "GET", "/api/v1/rollouts/"+seg(id)+"/analysis", nil, nil, &out)
+	return out, err
+}
+
+// Signatures lists the error signatures seen on label (of version, when
+// not "") with their counts (GET /api/v1/images/{label}/signatures).
+func (c *Client) Signatures(ctx context.Context, label, version string, p rollout.Page) (api.List[rollout.Signature], error) {
+	q := url.Values{}
+	if version != "" {
+		q.Set("version", version)
+	}
+	var out api.List[rollout.Signature]
+	err := c.do(ctx, "GET", "/api/v1/images/"+seg(label)+"/signatures", pageQuery(q, p), nil, &out)
+	return out, err
+}

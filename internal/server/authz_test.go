@@ -63,6 +63,7 @@ var allowed = map[string][]string{
 
 	"GET /api/v1/images/{label}/signatures": {"admin"},
 	"GET /api/v1/rollouts/{id}/telemetry":   {"admin"},
+	"GET /api/v1/rollouts/{id}/analysis":    {"admin"},
 }
 
 // requestFor builds a plausible request for a route, acting for org-a.
