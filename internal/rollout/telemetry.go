@@ -110,10 +110,13 @@ type SignatureCounts struct {
 	Jobs      int64 `json:"jobs"`
 	// WithoutHistory counts the pipelines that had not produced the
 	// signature on another version of the label before the rollout was
-	// created (the evidence; computed when read, so history backfilled
-	// later counts), OrgsWithoutHistory their distinct orgs, and TopOrgs
-	// the evidence pipelines of the MaxTopOrgs orgs with the most of them,
-	// largest first. Not computed for the flagged cohort.
+	// created: the evidence. For the new cohort it is computed when read
+	// (history backfilled later counts), with OrgsWithoutHistory their
+	// distinct orgs and TopOrgs the evidence pipelines of the MaxTopOrgs
+	// orgs with the most of them, largest first. For the control and old
+	// cohorts (the fleet-sized side, which the analysis reads as totals)
+	// it is judged when each pipeline first hits the signature in the
+	// ring, and the per-org fields stay empty. Not computed for flagged.
 	WithoutHistory     int64   `json:"withoutHistory"`
 	OrgsWithoutHistory int64   `json:"orgsWithoutHistory"`
 	TopOrgs            []int64 `json:"topOrgs,omitempty"`

@@ -98,6 +98,7 @@ type versionSigKey struct{ label, version, sig string }
 func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 	expNew := map[tally.Ring]*[2]int64{}
 	sigNew := map[ringSigKey]*[2]int64{}
+	var candidates []tally.RingMember // new control/old signature pipelines: evidence unless history
 	if len(b.RingMembers) > 0 {
 		n := len(b.RingMembers)
 		rs, cs, ss, ks, ms, os := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -108,12 +109,12 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		rows, err := tx.Query(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org)
 			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
 			ORDER BY 1, 2, 3, 4, 5, 6
-			ON CONFLICT DO NOTHING RETURNING rollout_id, stage, cohort, signature, kind`, rs, st, cs, ss, ks, ms, os)
+			ON CONFLICT DO NOTHING RETURNING rollout_id, stage, cohort, signature, kind, member`, rs, st, cs, ss, ks, ms, os)
 		if err != nil {
 			return fmt.Errorf("ring members: %w", err)
 		}
 		var m tally.RingMember
-		_, err = pgx.ForEachRow(rows, []any{&m.RolloutID, &m.Stage, &m.Cohort, &m.Signature, &m.Kind}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&m.RolloutID, &m.Stage, &m.Cohort, &m.Signature, &m.Kind, &m.Member}, func() error {
 			var c *[2]int64
 			if m.Signature == "" {
 				if c = expNew[m.Ring]; c == nil {
@@ -129,6 +130,9 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 			}
 			if m.Kind == tally.KindPipeline {
 				c[0]++
+				if m.Signature != "" && (m.Cohort == rollout.CohortControl || m.Cohort == rollout.CohortOld) {
+					candidates = append(candidates, m)
+				}
 			} else {
 				c[1]++
 			}
@@ -177,6 +181,30 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		})
 		if err != nil {
 			return fmt.Errorf("signature history: %w", err)
+		}
+	}
+	evidence := map[ringSigKey]int64{}
+	if len(candidates) > 0 {
+		// After the batch's history: a backfilled job in it counts.
+		n := len(candidates)
+		rs, cs, ss, ps := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		st := make([]int32, n)
+		for i, m := range candidates {
+			rs[i], st[i], cs[i], ss[i], ps[i] = m.RolloutID, int32(m.Stage), m.Cohort, m.Signature, m.Member
+		}
+		rows, err := tx.Query(ctx, `SELECT c.r, c.st, c.co, c.s, count(*) FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[]) AS c(r, st, co, s, p)
+			JOIN rollouts ro ON ro.id = c.r
+			WHERE NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ro.label AND h.pipeline = c.p AND h.signature = c.s
+				AND h.version <> ro.version AND h.first_seen < ro.created_at)
+			GROUP BY 1, 2, 3, 4`, rs, st, cs, ss, ps)
+		if err != nil {
+			return fmt.Errorf("signature evidence: %w", err)
+		}
+		var k ringSigKey
+		var cnt int64
+		_, err = pgx.ForEachRow(rows, []any{&k.RolloutID, &k.Stage, &k.Cohort, &k.sig, &cnt}, func() error { evidence[k] += cnt; return nil })
+		if err != nil {
+			return fmt.Errorf("signature evidence: %w", err)
 		}
 	}
 	if len(b.VersionOrgs) > 0 {
@@ -254,18 +282,20 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		n := len(b.RingSigs)
 		rs, cs, ss := make([]string, n), make([]string, n), make([]string, n)
 		st := make([]int32, n)
-		js, ps, os := make([]int64, n), make([]int64, n), make([]int64, n)
+		js, ps, os, es := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		for i, s := range b.RingSigs {
 			rs[i], st[i], cs[i], ss[i], js[i] = s.RolloutID, int32(s.Stage), s.Cohort, s.Signature, s.Jobs
 			if c := sigNew[ringSigKey{s.Ring, s.Signature}]; c != nil {
 				ps[i], os[i] = c[0], c[1]
 			}
+			es[i] = evidence[ringSigKey{s.Ring, s.Signature}]
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO tel_ring_sigs AS t (rollout_id, stage, cohort, signature, jobs, pipelines, orgs)
-			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_ring_sigs AS t (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
 			ORDER BY 1, 2, 3, 4
 			ON CONFLICT (rollout_id, stage, cohort, signature) DO UPDATE SET jobs = t.jobs + excluded.jobs,
-				pipelines = t.pipelines + excluded.pipelines, orgs = t.orgs + excluded.orgs`, rs, st, cs, ss, js, ps, os); err != nil {
+				pipelines = t.pipelines + excluded.pipelines, orgs = t.orgs + excluded.orgs, evidence = t.evidence + excluded.evidence`,
+			rs, st, cs, ss, js, ps, os, es); err != nil {
 			return fmt.Errorf("ring signatures: %w", err)
 		}
 	}
@@ -406,7 +436,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			}
 		}
 
-		rows, err = tx.Query(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, COALESCE(t.template, '')
+		rows, err = tx.Query(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, COALESCE(t.template, '')
 			FROM tel_ring_sigs s LEFT JOIN tel_templates t ON t.signature = s.signature
 			WHERE s.rollout_id = $1 AND s.stage = $2 ORDER BY s.signature`, rolloutID, stage)
 		if err != nil {
@@ -415,14 +445,19 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		index := map[string]int{}
 		var id, cohort, tmpl string
 		var sc rollout.SignatureCounts
-		if _, err := pgx.ForEachRow(rows, []any{&id, &cohort, &sc.Jobs, &sc.Pipelines, &sc.Orgs, &tmpl}, func() error {
+		var evidence int64
+		if _, err := pgx.ForEachRow(rows, []any{&id, &cohort, &sc.Jobs, &sc.Pipelines, &sc.Orgs, &evidence, &tmpl}, func() error {
 			i, ok := index[id]
 			if !ok {
 				i = len(t.Signatures)
 				index[id] = i
 				t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Template: tmpl, Cohorts: map[string]rollout.SignatureCounts{}})
 			}
-			t.Signatures[i].Cohorts[cohort] = sc
+			c := sc
+			if cohort == rollout.CohortControl || cohort == rollout.CohortOld {
+				c.WithoutHistory = evidence
+			}
+			t.Signatures[i].Cohorts[cohort] = c
 			return nil
 		}); err != nil {
 			return err
@@ -440,7 +475,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		perOrg := map[sigCohort][]int64{}
 		var org string
 		var n int64
-		for _, cohort := range []string{rollout.CohortNew, rollout.CohortControl, rollout.CohortOld} {
+		for _, cohort := range []string{rollout.CohortNew} { // the others' was counted at ingest
 			rows, err = tx.Query(ctx, `SELECT m.signature, m.org, count(*) FROM tel_ring_members m
 				WHERE m.rollout_id = $1 AND m.stage = $2 AND m.cohort = $3 AND m.signature > '' AND m.kind = $4
 				AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = $5 AND h.pipeline = m.member

@@ -126,6 +126,7 @@ type versionSigKey struct{ label, version, sig string }
 func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned []string) ([]string, error) {
 	expNew := map[tally.Ring]*[2]int64{} // new pipelines, orgs
 	sigNew := map[ringSigKey]*[2]int64{}
+	var candidates []tally.RingMember // new control/old signature pipelines: evidence unless history
 	if len(b.RingMembers) > 0 {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
@@ -161,6 +162,9 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			}
 			if m.Kind == tally.KindPipeline {
 				c[0]++
+				if m.Signature != "" && (m.Cohort == rollout.CohortControl || m.Cohort == rollout.CohortOld) {
+					candidates = append(candidates, m)
+				}
 			} else {
 				c[1]++
 			}
@@ -191,6 +195,25 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			}
 			if jobs == h.Jobs { // nothing was there before
 				bump(versionSigKey{h.Label, h.Version, h.Signature}, 0)
+			}
+		}
+	}
+	evidence := map[ringSigKey]int64{}
+	if len(candidates) > 0 {
+		// After the batch's history: a backfilled job in it counts.
+		st, err := tx.PrepareContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM rollouts r JOIN tel_history h ON h.label = r.label
+			AND h.pipeline = ? AND h.signature = ? AND h.version <> r.version AND h.first_seen < r.created_at WHERE r.id = ?)`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for _, m := range candidates {
+			var fresh bool
+			if err := st.QueryRowContext(ctx, m.Member, m.Signature, m.RolloutID).Scan(&fresh); err != nil {
+				return learned, fmt.Errorf("signature evidence: %w", err)
+			}
+			if fresh {
+				evidence[ringSigKey{m.Ring, m.Signature}]++
 			}
 		}
 	}
@@ -257,9 +280,9 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 		}
 	}
 	if len(b.RingSigs) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_sigs (rollout_id, stage, cohort, signature, jobs, pipelines, orgs)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs,
-			pipelines = pipelines + excluded.pipelines, orgs = orgs + excluded.orgs`)
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_sigs (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs,
+			pipelines = pipelines + excluded.pipelines, orgs = orgs + excluded.orgs, evidence = evidence + excluded.evidence`)
 		if err != nil {
 			return learned, err
 		}
@@ -269,7 +292,8 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			if c == nil {
 				c = new([2]int64)
 			}
-			if _, err := st.ExecContext(ctx, s.RolloutID, s.Stage, s.Cohort, s.Signature, s.Jobs, c[0], c[1]); err != nil {
+			if _, err := st.ExecContext(ctx, s.RolloutID, s.Stage, s.Cohort, s.Signature, s.Jobs, c[0], c[1],
+				evidence[ringSigKey{s.Ring, s.Signature}]); err != nil {
 				return learned, fmt.Errorf("ring signature: %w", err)
 			}
 		}
@@ -555,7 +579,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		}
 	}
 
-	rows, err = tx.QueryContext(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, COALESCE(t.template, '')
+	rows, err = tx.QueryContext(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, COALESCE(t.template, '')
 		FROM tel_ring_sigs s LEFT JOIN tel_templates t ON t.signature = s.signature
 		WHERE s.rollout_id = ? AND s.stage = ? ORDER BY s.signature`, rolloutID, stage)
 	if err != nil {
@@ -565,7 +589,8 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 	for rows.Next() {
 		var id, cohort, tmpl string
 		var c rollout.SignatureCounts
-		if err := rows.Scan(&id, &cohort, &c.Jobs, &c.Pipelines, &c.Orgs, &tmpl); err != nil {
+		var evidence int64
+		if err := rows.Scan(&id, &cohort, &c.Jobs, &c.Pipelines, &c.Orgs, &evidence, &tmpl); err != nil {
 			rows.Close()
 			return t, wrap(err)
 		}
@@ -574,6 +599,9 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			i = len(t.Signatures)
 			index[id] = i
 			t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Template: tmpl, Cohorts: map[string]rollout.SignatureCounts{}})
+		}
+		if cohort == rollout.CohortControl || cohort == rollout.CohortOld {
+			c.WithoutHistory = evidence
 		}
 		t.Signatures[i].Cohorts[cohort] = c
 	}
@@ -585,15 +613,15 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		return t, nil
 	}
 
-	// Evidence: each cohort's signature pipelines without history, per
-	// org. One query per cohort keeps each a range of the primary key past
-	// the exposure members (signature '').
+	// The new cohort's evidence: its signature pipelines without history,
+	// per org, judged now (the other cohorts' was counted at ingest). One
+	// range of the primary key past the exposure members (signature '').
 	type sigCohort struct {
 		i      int
 		cohort string
 	}
 	perOrg := map[sigCohort][]int64{}
-	for _, cohort := range []string{rollout.CohortNew, rollout.CohortControl, rollout.CohortOld} {
+	for _, cohort := range []string{rollout.CohortNew} {
 		rows, err = tx.QueryContext(ctx, `SELECT m.signature, m.org, COUNT(*) FROM tel_ring_members m
 			WHERE m.rollout_id = ? AND m.stage = ? AND m.cohort = ? AND m.signature > '' AND m.kind = ?
 			AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ? AND h.pipeline = m.member

@@ -30,3 +30,9 @@ CREATE TABLE tel_org_days (
 	failed  INTEGER NOT NULL,
 	PRIMARY KEY (label, version, org, day)
 ) WITHOUT ROWID;
+
+-- The control and old cohorts' evidence per signature: pipelines that had
+-- not produced it before the rollout, judged when each first hit it in
+-- the ring (the new cohort's is computed when read). Counting it at
+-- ingest keeps the read off the fleet-sized old side.
+ALTER TABLE tel_ring_sigs ADD COLUMN evidence INTEGER NOT NULL DEFAULT 0;
