@@ -136,11 +136,10 @@ func Open(ctx context.Context, spec string, opts Options) (*Tree, error) {
 	return t, nil
 }
 
-// openDir opens an unpacked tree. It is a root filesystem when it has
-// etc/, usr/ or bin/ at its top, as every Linux distribution's root does
-// and no tool cache (hostedtoolcache, pyenv versions, a JDK) does; a
-// tool folder's programs are built for this machine, so scanners resolve
-// their libraries against this machine instead.
+// openDir opens an unpacked tree. Whether it is a root filesystem or a tool
+// folder is decided by what it holds (isRootFS); a tool folder's programs
+// are built for this machine, so scanners resolve their libraries against
+// this machine instead and run them locally.
 func openDir(spec, p string) (*Tree, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
@@ -153,14 +152,30 @@ func openDir(spec, p string) (*Tree, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%w: %s: not a directory", ErrBadSource, spec)
 	}
-	t := &Tree{Spec: spec, Dir: abs}
-	for _, d := range []string{"etc", "usr", "bin"} {
-		if fi, err := os.Stat(filepath.Join(abs, d)); err == nil && fi.IsDir() {
-			t.RootFS = true
-			break
+	return &Tree{Spec: spec, Dir: abs, RootFS: isRootFS(abs)}, nil
+}
+
+// rootFSMarks are what a Linux root filesystem has and an installation
+// prefix never does: an os-release, a dynamic loader or a C library.
+var rootFSMarks = []string{
+	"etc/os-release", "usr/lib/os-release",
+	"lib/ld-linux*.so*", "lib64/ld-linux*.so*", "lib/ld-musl-*.so*",
+	"usr/lib/ld-linux*.so*", "usr/lib64/ld-linux*.so*",
+	"lib/libc.so.6", "lib/*/libc.so.6", "usr/lib/*/libc.so.6", "lib/libc.musl-*",
+}
+
+// isRootFS tells a root filesystem from a tool folder by content. A prefix
+// such as a Python installation (bin/, lib/, include/, share/) has bin/ and
+// lib/ too, so those prove nothing; an os-release, a loader or libc does,
+// and so does the /etc beside /usr that every distribution has (a conda
+// environment has etc/ but no usr/).
+func isRootFS(dir string) bool {
+	for _, m := range rootFSMarks {
+		if hits, _ := filepath.Glob(filepath.Join(dir, m)); len(hits) > 0 {
+			return true
 		}
 	}
-	return t, nil
+	return isDir(filepath.Join(dir, "etc")) && isDir(filepath.Join(dir, "usr"))
 }
 
 // extractImage applies the image's layers onto a fresh directory. The
