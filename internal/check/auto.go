@@ -77,15 +77,9 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) []Result {
 }
 
 // runtimeIDs gives each runtime the identity diff matches it by
-// (runtime/python@3.7), so that one changes file serves both. Two installs
-// of one version share it, as in diff; results name the path.
-func runtimeIDs(rts []snapshot.Runtime) []string {
-	ids := make([]string, len(rts))
-	for i := range rts {
-		ids[i] = diff.RuntimeID(&rts[i])
-	}
-	return ids
-}
+// (runtime/python@3.7, or with its install root when the image holds two of
+// one series), so that one changes file serves both.
+func runtimeIDs(rts []snapshot.Runtime) []string { return diff.RuntimeIDs(rts) }
 
 func majorMinor(v string) string {
 	parts := strings.SplitN(v, ".", 3)
