@@ -98,6 +98,17 @@ func majorMinor(v string) string {
 // itself; a distribution's own Python is "os-package".
 func builtFromSource(rt *snapshot.Runtime) bool { return rt.Origin != snapshot.OriginOSPackage }
 
+// distributionPython is true for a Python the distribution's own Python
+// packages own (python3.11-minimal, libpython3.11-stdlib, python3-libs),
+// for which distroOptional's packages exist; not for one another package
+// bundles (the Google Cloud SDK's, owned by google-cloud-cli), which no
+// distribution package completes. An unknown owner counts as the
+// distribution's.
+func distributionPython(rt *snapshot.Runtime) bool {
+	owner, _, _ := strings.Cut(rt.OwnerPackage, ":")
+	return owner == "" || strings.HasPrefix(owner, "python") || strings.HasPrefix(owner, "libpython")
+}
+
 func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 	var out []Result
 	title := fmt.Sprintf("python %s at %s", rt.Version, rt.Path)
@@ -222,14 +233,19 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 		add(r)
 	}
 	if len(notInstalled) > 0 {
+		why := "the distribution ships them in optional packages"
 		var ev []string
-		for _, n := range notInstalled {
-			if p, ok := distroOptional[n]; ok {
-				ev = append(ev, n+": in "+strings.ReplaceAll(p, "3.X", "3."+strings.TrimPrefix(majorMinor(rt.Version), "3.")))
+		if distributionPython(rt) {
+			for _, n := range notInstalled {
+				if p, ok := distroOptional[n]; ok {
+					ev = append(ev, n+": in "+strings.ReplaceAll(p, "3.X", "3."+strings.TrimPrefix(majorMinor(rt.Version), "3.")))
+				}
 			}
+		} else {
+			why = "package " + rt.OwnerPackage + ", which ships this Python, leaves them out"
 		}
 		add(Result{ID: id + "/modules/not-installed", Status: StatusInfo,
-			Message:  "not installed (the distribution ships them in optional packages): " + strings.Join(notInstalled, ", "),
+			Message:  "not installed (" + why + "): " + strings.Join(notInstalled, ", "),
 			Evidence: ev})
 	}
 	if !known {
