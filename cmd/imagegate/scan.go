@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"os"
 	"time"
 
 	"github.com/imagegate/imagegate/internal/scan"
@@ -111,6 +112,7 @@ func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec stri
 		ToolTimeout:    o.toolTimeout,
 		ScannerVersion: scannerVersion(),
 		Logger:         g.logger(),
+		HostPATH:       os.Getenv("PATH"),
 	})
 	if err != nil {
 		tree.Close()
