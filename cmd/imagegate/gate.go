@@ -20,10 +20,7 @@ func loadImage(ctx context.Context, g *globalOptions, o scanOptions, arg string)
 	if !source.IsSource(arg) {
 		snap, err := snapshot.ReadFile(arg)
 		if err != nil {
-			if os.IsNotExist(err) {
-				return nil, nil, fmt.Errorf("%s: no such snapshot file (a SOURCE needs a prefix: %s)", arg, source.Prefixes)
-			}
-			return nil, nil, err
+			return nil, nil, notASnapshot(arg, err)
 		}
 		return snap, nil, nil
 	}
@@ -60,9 +57,9 @@ func newDiffCmd(g *globalOptions) *cobra.Command {
 Entries are matched by identity (python@3.7, package/deb/libssl3, tool/git); removed,
 downgraded and newly broken entries fail unless the --changes file declares them.
 
-` + exitCodesHelp,
+` + exitHelpGate,
 		Example: "  imagegate diff previous.json current.json -o markdown\n  imagegate diff previous.json dir:/mnt/image --changes changes.yaml -o junit --out diff.xml",
-		Args:    cobra.ExactArgs(2),
+		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDiff(cmd.Context(), g, o, args[0], args[1], cmd.OutOrStdout())
 		},
@@ -96,16 +93,22 @@ func runDiff(ctx context.Context, g *globalOptions, o diffOptions, oldArg, newAr
 	var oldSnap, newSnap *snapshot.Snapshot
 	if !source.IsSource(oldArg) && !source.IsSource(newArg) {
 		// Both are files: decode them at once (a million entries each
-		// must diff in under two seconds).
+		// must diff in under two seconds). A file that is not there gets
+		// the hint check gives.
+		for _, arg := range []string{oldArg, newArg} {
+			if fi, err := os.Stat(arg); err != nil || fi.IsDir() {
+				return notASnapshot(arg, err)
+			}
+		}
 		if oldSnap, newSnap, err = diff.LoadPair(ctx, oldArg, newArg); err != nil {
 			return err
 		}
 	} else {
 		if oldSnap, err = loadSnapshot(ctx, g, o.scan, oldArg); err != nil {
-			return fmt.Errorf("old: %w", err)
+			return err
 		}
 		if newSnap, err = loadSnapshot(ctx, g, o.scan, newArg); err != nil {
-			return fmt.Errorf("new: %w", err)
+			return err
 		}
 	}
 	report := diff.Compare(oldSnap, newSnap, changes)
@@ -139,9 +142,9 @@ shared library must resolve, and every probed tool must answer. --baseline adds 
 against the previous image; --spec adds declarative tests (commands, files, versions,
 modules, packages, image metadata).
 
-` + exitCodesHelp,
+` + exitHelpGate,
 		Example: "  imagegate check dir:/opt/hostedtoolcache\n  imagegate check oci:./image --baseline previous.json --spec image-tests.yaml --junit check.xml",
-		Args:    cobra.ExactArgs(1),
+		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
 		},
@@ -169,7 +172,7 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 	if o.spec != "" {
 		data, err := os.ReadFile(o.spec)
 		if err != nil {
-			return fmt.Errorf("read spec: %w", err)
+			return fmt.Errorf("--spec %s: %w", o.spec, unwrapPath(err))
 		}
 		if spec, err = check.ParseSpec(o.spec, data); err != nil {
 			return err
@@ -178,7 +181,7 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 	var baseline *snapshot.Snapshot
 	if o.baseline != "" {
 		if baseline, err = loadSnapshot(ctx, g, o.scan, o.baseline); err != nil {
-			return fmt.Errorf("baseline: %w", err)
+			return fmt.Errorf("--baseline %w", err)
 		}
 	}
 	snap, tree, err := loadImage(ctx, g, o.scan, targetArg)

@@ -39,7 +39,7 @@ func newPinCmd(g *globalOptions) *cobra.Command {
 	set := &cobra.Command{
 		Use:   "set ORG LABEL VERSION --reason TEXT --expires 72h|RFC3339",
 		Short: "Pin ORG's LABEL to VERSION (an org token may pin only its own organisation)",
-		Args:  cobra.ExactArgs(3),
+		Args:  exactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPinSet(cmd.Context(), so, args, cmd.OutOrStdout())
 		},
@@ -52,7 +52,7 @@ func newPinCmd(g *globalOptions) *cobra.Command {
 	clearCmd := &cobra.Command{
 		Use:   "clear ORG LABEL",
 		Short: "Remove ORG's pin of LABEL",
-		Args:  cobra.ExactArgs(2),
+		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPinClear(cmd.Context(), co, args, cmd.OutOrStdout())
 		},
@@ -62,7 +62,7 @@ func newPinCmd(g *globalOptions) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List pins in force, flagging those about to expire",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPinList(cmd.Context(), lo, args, cmd.OutOrStdout())
 		},
@@ -72,6 +72,7 @@ func newPinCmd(g *globalOptions) *cobra.Command {
 	list.Flags().IntVar(&lo.page.Limit, "limit", 0, "at most this many (server default 100)")
 	list.Flags().StringVar(&lo.page.After, "after", "", "the next cursor of a previous page")
 	cmd.AddCommand(set, clearCmd, list)
+	documentClient(cmd)
 	return cmd
 }
 

@@ -23,7 +23,7 @@ func newResolveCmd(g *globalOptions) *cobra.Command {
 		Use:   "resolve --org ORG LABEL",
 		Short: "Ask which version of LABEL a job of ORG gets, and why",
 		Long:  clientHelp,
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runResolve(cmd.Context(), ro, args, cmd.OutOrStdout())
 		},

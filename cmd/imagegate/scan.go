@@ -40,9 +40,9 @@ func newScanCmd(g *globalOptions) *cobra.Command {
   docker-archive:FILE   a 'docker save' tarball
   registry:REF          an image in a registry (docker credentials; --insecure for plain HTTP)
 
-` + exitCodesHelp,
+` + exitHelpScan,
 		Example: "  imagegate scan host -o table\n  imagegate scan dir:/opt/hostedtoolcache --exec none --out snapshot.json",
-		Args:    cobra.ExactArgs(1),
+		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runScan(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
 		},

@@ -47,8 +47,8 @@ for several replicas. At first start the admin token is IMAGEGATE_ADMIN_TOKEN, o
 is generated and printed once to stderr.
 Stops gracefully on SIGTERM or interrupt.
 
-` + exitCodesHelp,
-		Args: cobra.NoArgs,
+` + exitHelpServe,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServe(cmd.Context(), g, opts, cmd.Flags().Changed, cmd.ErrOrStderr())
 		},

@@ -3,6 +3,7 @@ package diff
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -158,7 +159,11 @@ func parseItem(name string, item *yaml.Node, fail func(*yaml.Node, string, ...an
 func ReadChanges(path string) (*Changes, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read changes file: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path comes first already
+		}
+		return nil, fmt.Errorf("%s: cannot read the changes file: %w", path, err)
 	}
 	return ParseChanges(path, data)
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -59,6 +60,17 @@ const (
 // an image instead of a snapshot file.
 const Prefixes = "dir:, host, oci:, docker-archive:, registry:"
 
+// badSource is an ErrBadSource whose text starts with the SOURCE, as every
+// message the CLI prints does ("SOURCE: what went wrong: why").
+type badSource struct{ msg string }
+
+func (e *badSource) Error() string        { return e.msg }
+func (e *badSource) Is(target error) bool { return target == ErrBadSource }
+
+func badSourcef(format string, args ...any) error {
+	return &badSource{fmt.Sprintf(format, args...)}
+}
+
 // Ref is a SOURCE taken apart, before anything is opened.
 type Ref struct {
 	// Scheme is one of the Scheme constants.
@@ -96,16 +108,30 @@ func Parse(spec string) (Ref, error) {
 		return Ref{Scheme: SchemeHost}, nil
 	case scheme == SchemeDir:
 		if rest == "" {
-			return Ref{}, fmt.Errorf("%w: %q names no directory after \"dir:\"", ErrBadSource, spec)
+			return Ref{}, badSourcef("%q names no directory after \"dir:\"", spec)
 		}
 		return Ref{Scheme: scheme, Location: rest}, nil
 	case isImageScheme(scheme):
 		if rest == "" {
-			return Ref{}, fmt.Errorf("%w: %q names no image after %q", ErrBadSource, spec, scheme+":")
+			return Ref{}, badSourcef("%q names no image after %q", spec, scheme+":")
 		}
 		return Ref{Scheme: scheme, Location: rest}, nil
 	}
-	return Ref{}, fmt.Errorf("%w: %q: use dir:PATH, host, oci:PATH, docker-archive:FILE or registry:REF", ErrBadSource, spec)
+	if looksLikePath(spec) {
+		return Ref{}, badSourcef("%q: use dir:PATH, host, oci:PATH, docker-archive:FILE or registry:REF; for this directory, dir:%s", spec, spec)
+	}
+	return Ref{}, badSourcef("%q: use dir:PATH, host, oci:PATH, docker-archive:FILE or registry:REF", spec)
+}
+
+// looksLikePath is true for an argument meant as a directory that lacks
+// its dir: prefix: absolute, relative from here or home, or an existing
+// directory.
+func looksLikePath(arg string) bool {
+	if strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, "./") || strings.HasPrefix(arg, "../") || strings.HasPrefix(arg, "~") || arg == "." {
+		return true
+	}
+	fi, err := os.Stat(arg)
+	return err == nil && fi.IsDir()
 }
 
 // Open makes the files of SOURCE available on this machine. SOURCE is one
@@ -143,14 +169,18 @@ func Open(ctx context.Context, spec string, opts Options) (*Tree, error) {
 func openDir(spec, p string) (*Tree, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBadSource, spec, err)
+		return nil, badSourcef("%s: %v", spec, err)
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBadSource, spec, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in the message already
+		}
+		return nil, badSourcef("%s: %v", spec, err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("%w: %s: not a directory", ErrBadSource, spec)
+		return nil, badSourcef("%s: not a directory", spec)
 	}
 	return &Tree{Spec: spec, Dir: abs, RootFS: isRootFS(abs)}, nil
 }
