@@ -79,7 +79,7 @@ func waitForURL(ctx context.Context, file string, wait time.Duration) (string, e
 			return url, nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("no server URL in %s after %v (is imagegate serve --addr-file %s running?)", file, wait, file)
+			return "", fmt.Errorf("%s: %w: no server URL in it after %v (is imagegate serve --addr-file %s running?)", file, apiclient.ErrUnreachable, wait, file)
 		}
 		select {
 		case <-ctx.Done():

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -107,7 +106,7 @@ func versionTable(vs ...rollout.Version) func(*tabwriter.Writer) {
 
 func runVersionPush(ctx context.Context, opts *versionPushOptions, args []string, stdout io.Writer) error {
 	if opts.snapshot == "" {
-		return errors.New("--snapshot FILE is required (the JSON of imagegate scan)")
+		return usageErrorf("--snapshot FILE is required (the JSON of imagegate scan)")
 	}
 	snap, err := readJSONFile(opts.snapshot, "snapshot")
 	if err != nil {
@@ -142,7 +141,7 @@ func runVersionList(ctx context.Context, opts *versionListOptions, args []string
 
 func runVersionRevoke(ctx context.Context, opts *versionRevokeOptions, args []string, stdout io.Writer) error {
 	if strings.TrimSpace(opts.reason) == "" {
-		return errors.New("--reason is required: say why the version is revoked")
+		return usageErrorf("--reason is required: say why the version is revoked")
 	}
 	c, err := opts.client(ctx)
 	if err != nil {

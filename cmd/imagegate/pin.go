@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -80,13 +79,13 @@ func newPinCmd(g *globalOptions) *cobra.Command {
 func parseExpiry(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		if d <= 0 {
-			return time.Time{}, fmt.Errorf("--expires %s: must be in the future", s)
+			return time.Time{}, usageErrorf("--expires %s: must be in the future", s)
 		}
 		return now.Add(d).UTC().Truncate(time.Second), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("--expires %q: want a duration such as 72h or a time such as 2026-05-01T00:00:00Z", s)
+		return time.Time{}, usageErrorf("--expires %q: want a duration such as 72h or a time such as 2026-05-01T00:00:00Z", s)
 	}
 	return t, nil
 }
@@ -113,7 +112,7 @@ func pinTable(ps ...rollout.PinView) func(*tabwriter.Writer) {
 
 func runPinSet(ctx context.Context, opts *pinSetOptions, args []string, stdout io.Writer) error {
 	if strings.TrimSpace(opts.reason) == "" || opts.expires == "" {
-		return errors.New("--reason and --expires are required: a pin says why and until when")
+		return usageErrorf("--reason and --expires are required: a pin says why and until when")
 	}
 	exp, err := parseExpiry(opts.expires, opts.now())
 	if err != nil {

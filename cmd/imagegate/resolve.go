@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -36,7 +35,7 @@ func newResolveCmd(g *globalOptions) *cobra.Command {
 
 func runResolve(ctx context.Context, opts *resolveOptions, args []string, stdout io.Writer) error {
 	if opts.org == "" {
-		return errors.New("--org is required")
+		return usageErrorf("--org is required")
 	}
 	c, err := opts.client(ctx)
 	if err != nil {

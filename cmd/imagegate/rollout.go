@@ -122,7 +122,7 @@ func rolloutTable(rs ...rollout.Rollout) func(*tabwriter.Writer) {
 
 func runRolloutStart(ctx context.Context, opts *rolloutStartOptions, args []string, stdout io.Writer) error {
 	if opts.force && strings.TrimSpace(opts.reason) == "" {
-		return errors.New("--force needs --reason: say why a failed gate is overridden")
+		return usageErrorf("--force needs --reason: say why a failed gate is overridden")
 	}
 	c, err := opts.client(ctx)
 	if err != nil {

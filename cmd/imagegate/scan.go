@@ -34,11 +34,12 @@ func newScanCmd(g *globalOptions) *cobra.Command {
 		Short: "Inventory an image into a snapshot",
 		Long: `Inventory an image: OS packages, every runtime and its standard-library modules
 (whether each really imports), and the tools on PATH. SOURCE is one of:
-  dir:PATH              an unpacked root filesystem or a tool cache folder
-  host                  the machine imagegate runs on
-  oci:PATH[@DIGEST]     an OCI image layout
-  docker-archive:FILE   a 'docker save' tarball
-  registry:REF          an image in a registry (docker credentials; --insecure for plain HTTP)
+  dir:PATH                    an unpacked root filesystem, or a tool folder (a tool cache,
+                              one installation prefix), told apart by what it holds
+  host                        the machine imagegate runs on
+  oci:PATH[@DIGEST]           an OCI image layout
+  docker-archive:FILE[:TAG]   a 'docker save' tarball (:TAG picks one of several images)
+  registry:REF                an image in a registry (docker credentials; --insecure for plain HTTP)
 
 ` + exitHelpScan,
 		Example: "  imagegate scan host -o table\n  imagegate scan dir:/opt/hostedtoolcache --exec none --out snapshot.json",
