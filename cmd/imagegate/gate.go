@@ -8,6 +8,7 @@ import (
 
 	"github.com/imagegate/imagegate/internal/check"
 	"github.com/imagegate/imagegate/internal/diff"
+	rpt "github.com/imagegate/imagegate/internal/report"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
 	"github.com/spf13/cobra"
@@ -122,13 +123,14 @@ func runDiff(ctx context.Context, g *globalOptions, o diffOptions, oldArg, newAr
 }
 
 type checkOptions struct {
-	scan     scanOptions
-	baseline string
-	spec     string
-	changes  string
-	format   string
-	out      string
-	junit    string
+	scan         scanOptions
+	baseline     string
+	spec         string
+	changes      string
+	format       string
+	out          string
+	junit        string
+	writeChanges string
 }
 
 func newCheckCmd(g *globalOptions) *cobra.Command {
@@ -146,7 +148,7 @@ modules, packages, image metadata).
 		Example: "  imagegate check dir:/opt/hostedtoolcache\n  imagegate check oci:./image --baseline previous.json --spec image-tests.yaml --junit check.xml",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheck(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
+			return runCheck(cmd.Context(), g, o, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
@@ -156,13 +158,17 @@ modules, packages, image metadata).
 	f.StringVarP(&o.format, "output", "o", "table", "output format: table, json, markdown or junit")
 	f.StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
 	f.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to this file")
+	f.StringVar(&o.writeChanges, "write-changes", "", "write a changes file to FILE that declares every current failure with a TODO reason (to adopt the gate now and tighten it later)")
 	addScanFlags(cmd, &o.scan)
 	return cmd
 }
 
-func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg string, stdout io.Writer) error {
+func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg string, stdout, stderr io.Writer) error {
 	if err := checkFormat(o.format); err != nil {
 		return err
+	}
+	if o.writeChanges != "" && o.writeChanges == o.changes {
+		return usageErrorf("--write-changes %s would overwrite the --changes file it reads: name another file", o.writeChanges)
 	}
 	changes, err := loadChanges(o.changes)
 	if err != nil {
@@ -200,6 +206,20 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 	}
 	if err := writeOutput(stdout, o.out, func(w io.Writer) error { return report.Write(w, o.format) }); err != nil {
 		return err
+	}
+	// The last line says what to do next: how to accept today's failures
+	// (a machine's first check is often red for a known gap), or how to use
+	// the file just written.
+	if o.writeChanges != "" {
+		var n int
+		err := writeOutput(stdout, o.writeChanges, func(w io.Writer) (err error) { n, err = report.WriteChanges(w); return err })
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "imagegate: wrote %d %s to %s: replace each TODO reason, then run imagegate check %s --changes %s\n",
+			n, rpt.Plural(n, "declaration", "declarations"), o.writeChanges, targetArg, o.writeChanges)
+	} else if report.Failed() && o.changes == "" {
+		fmt.Fprintf(stderr, "imagegate: to accept these failures for now and tighten the gate later, run imagegate check %s --write-changes changes.yaml\n", targetArg)
 	}
 	if report.Failed() {
 		return errGateFailed

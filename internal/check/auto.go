@@ -225,6 +225,7 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 			continue
 		}
 		r := fails[i].res
+		r.declareAs = diff.ActionFor(diff.ClassBroken)
 		if fails[i].cause {
 			declare(&r, ch, diff.ClassRemoved, diff.ClassBroken)
 		} else {
@@ -288,6 +289,7 @@ func toolProbes(tools []snapshot.Tool, ch *diff.Changes) []Result {
 		if rest := report.RestLines(t.Error); rest != "" {
 			r.Evidence = []string{rest}
 		}
+		r.declareAs = diff.ActionFor(diff.ClassBroken)
 		declare(&r, ch, diff.ClassBroken)
 		out = append(out, r)
 	}

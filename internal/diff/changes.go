@@ -23,6 +23,17 @@ var actionClass = map[string]string{
 	"fix":       ClassFixed,
 }
 
+// ActionFor is the changes-file action that declares a change of class
+// ("remove" for ClassRemoved); "" for a class no action declares.
+func ActionFor(class string) string {
+	for action, c := range actionClass {
+		if c == class {
+			return action
+		}
+	}
+	return ""
+}
+
 const actionList = "add, remove, upgrade, downgrade, break, fix"
 
 // ErrChanges is wrapped by every error ParseChanges returns.
