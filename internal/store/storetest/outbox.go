@@ -270,7 +270,9 @@ func testOutboxConcurrent(t *testing.T, s rollout.OutboxStore) {
 	for c := range claimers {
 		holder := fmt.Sprint("h", c)
 		wg.Go(func() {
-			for {
+			// Bounded, so a store that hands out claimed items fails
+			// rather than spins.
+			for range n {
 				got, err := s.Claim(ctx(t), holder, T0, time.Minute, 4)
 				if err != nil {
 					t.Error(err)
