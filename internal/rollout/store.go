@@ -31,6 +31,7 @@ type Store interface {
 	RunStore
 	LeaseStore
 	TelemetryStore
+	OutboxStore
 	// Generation is a number that increases whenever anything that
 	// resolve depends on changes (rollouts, pins, versions, rings, run
 	// assignments forgotten); replicas poll it to refresh their in-memory
