@@ -65,14 +65,14 @@ func (p ReportPolicy) Validate() error {
 // ReportMatcher is what a Signer may offer besides Sign for user reports:
 // a report must not teach the miner (a sentence clustered with real error
 // lines could generalise a signature and change its id), so Reports uses
-// Match when the Signer has it, and Sign otherwise.
+// MatchReport when the Signer has it, and Sign otherwise.
 //
-// Contract: Match returns the signature text belongs to among those
+// Contract: MatchReport returns the signature text belongs to among those
 // already known (known true), or else the id and template text would have
 // as a new signature (known false), without adding it; id "" means the
 // text yields none. Ids follow Signer's rules. Safe for concurrent use.
 type ReportMatcher interface {
-	Match(text string) (id, template string, known bool)
+	MatchReport(text string) (id, template string, known bool)
 }
 
 // ReportOptions configure Reports.
@@ -197,7 +197,7 @@ func (rs *Reports) sign(text string) (id, template string, known bool) {
 	}
 	text = CutErrorText(text, MaxErrorText)
 	if m, ok := rs.signer.(ReportMatcher); ok {
-		return m.Match(text)
+		return m.MatchReport(text)
 	}
 	id, template = rs.signer.Sign(text)
 	return id, template, false
