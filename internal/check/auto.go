@@ -3,6 +3,7 @@ package check
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -216,11 +217,18 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes, foldedInto
 		slices.Sort(absent)
 		kept := fails[:0]
 		for _, f := range fails {
-			if need := neededFrom(f.res, absent); need != "" && !f.cause {
+			need := neededFrom(f.res, absent)
+			if need == "" {
+				// Debian 12 keeps a stub distutils package in the
+				// standard library and ships distutils.sysconfig and the
+				// rest in python3-distutils.
+				need = neededSubmodule(f.res)
+			}
+			if need != "" && !f.cause {
 				notInstalled = append(notInstalled, f.module+" (needs "+need+")")
 				line := f.module + ": needs " + need
 				if p := distroPackage(need, majorMinor(rt.Version)); p != "" {
-					line += ", in " + p
+					line += ", which " + p + " provides"
 				}
 				needs = append(needs, line)
 				continue
@@ -352,6 +360,18 @@ func neededFrom(r Result, names []string) string {
 	text := r.Message + "\n" + strings.Join(r.Evidence, "\n")
 	for _, n := range names {
 		if cpython.ReportsMissing(text, n) {
+			return n
+		}
+	}
+	return ""
+}
+
+// neededSubmodule returns the module of distroOptional whose submodule r's
+// error says is missing ("No module named 'distutils.sysconfig'"), or "".
+func neededSubmodule(r Result) string {
+	text := r.Message + "\n" + strings.Join(r.Evidence, "\n")
+	for _, n := range slices.Sorted(maps.Keys(distroOptional)) {
+		if strings.Contains(text, "No module named '"+n+".") {
 			return n
 		}
 	}
