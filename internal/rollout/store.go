@@ -30,6 +30,8 @@ type Store interface {
 	EventStore
 	RunStore
 	LeaseStore
+	TelemetryStore
+	OutboxStore
 	// Generation is a number that increases whenever anything that
 	// resolve depends on changes (rollouts, pins, versions, rings, run
 	// assignments forgotten); replicas poll it to refresh their in-memory

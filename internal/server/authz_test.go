@@ -60,6 +60,9 @@ var allowed = map[string][]string{
 	"GET /api/v1/resolve":               {"admin", "runner", "org-own"},
 	"POST /api/v1/events":               {"admin", "runner"},
 	"GET /api/v1/audit":                 {"admin"},
+
+	"GET /api/v1/images/{label}/signatures": {"admin"},
+	"GET /api/v1/rollouts/{id}/telemetry":   {"admin"},
 }
 
 // requestFor builds a plausible request for a route, acting for org-a.

@@ -4,4 +4,5 @@ package server
 var (
 	AppendResolution = appendResolution
 	ResolveParams    = resolveParams
+	DecodeEvents     = decodeEvents
 )

@@ -50,6 +50,8 @@ type Service interface {
 	Images(ctx context.Context, p rollout.Page) ([]rollout.Image, string, error)
 	Versions(ctx context.Context, label string, p rollout.Page) ([]rollout.Version, string, error)
 	Version(ctx context.Context, label, version string) (rollout.Version, error)
+	RingTelemetry(ctx context.Context, id string, ring int) (rollout.Telemetry, error)
+	Signatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error)
 }
 
 // Store is the part of rollout.Store the server reads directly: tokens,

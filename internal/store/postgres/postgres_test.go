@@ -82,6 +82,11 @@ func TestStore(t *testing.T) {
 	})
 }
 
+func TestOutbox(t *testing.T) {
+	testenv.RequirePostgres(t)
+	storetest.RunOutbox(t, func(t *testing.T) rollout.OutboxStore { return mustOpen(t, freshSchema(t)) })
+}
+
 // TestCrash kill -9s a process appending events; every batch it
 // acknowledged survives, none is torn.
 func TestCrash(t *testing.T) {
