@@ -39,6 +39,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress to stderr")
 	root.AddCommand(newScanCmd(g), newDiffCmd(g), newCheckCmd(g))
 	root.AddCommand(newServeCmd(g), newImageCmd(g), newRolloutCmd(g), newPinCmd(g), newResolveCmd(g), newVersionCmd(g))
+	root.AddCommand(newReportCmd(g))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{c, err}
 	})

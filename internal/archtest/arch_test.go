@@ -32,6 +32,7 @@ var forbidden = map[string][]string{
 	"internal/signature":      {"internal/"}, // the standard library only
 	"internal/yamlx":          {"internal/"},
 	"internal/rollout":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
+	"internal/alert":          {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
 	"internal/store/":         {"internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
 	"internal/store/sqlite":   {"internal/store/postgres"},
 	"internal/store/postgres": {"internal/store/sqlite"},

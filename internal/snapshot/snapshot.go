@@ -72,6 +72,7 @@ type Image struct {
 	WorkingDir   string            `json:"workingDir,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
 	ExposedPorts []string          `json:"exposedPorts,omitempty"`
+	Volumes      []string          `json:"volumes,omitempty"`
 	OS           string            `json:"os,omitempty"`
 	Architecture string            `json:"architecture,omitempty"`
 }
