@@ -171,7 +171,8 @@ func cutFrom(built, inImage string) string {
 		return ""
 	}
 	built = path.Clean(built)
-	if inImage == "/" || strings.HasSuffix(built, path.Clean(inImage)) && strings.HasSuffix(strings.TrimSuffix(built, path.Clean(inImage)), "/") {
+	// inImage starts with "/", so a suffix match ends at a path boundary.
+	if inImage == "/" || strings.HasSuffix(built, path.Clean(inImage)) {
 		return built
 	}
 	return ""
