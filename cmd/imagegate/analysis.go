@@ -74,6 +74,7 @@ func runRolloutAnalysis(ctx context.Context, opts *clientOptions, args []string,
 			if len(d.Signatures) == 0 {
 				continue
 			}
+			// Evidence pipelines / orgs / failed jobs on each side.
 			fmt.Fprintln(w, "SIGNATURE\tNEW P/O/J\tOLD P/O/J\tLOG E\tBAR\tREGRESSION\tTEMPLATE\tPROBABLE CAUSE")
 			for i, s := range d.Signatures {
 				if i == maxAnalysisRows {
@@ -90,7 +91,7 @@ func runRolloutAnalysis(ctx context.Context, opts *clientOptions, args []string,
 				}
 				fmt.Fprintf(w, "%s\t%d/%d/%d\t%d/%d/%d\t%s\t%.1f\t%v\t%s\t%s\n", s.ID,
 					s.New.PipelinesWithoutHistory, s.New.OrgsWithoutHistory, s.New.Jobs,
-					s.Old.PipelinesWithoutHistory, s.Old.OrgsWithoutHistory, s.Old.Jobs,
+					s.Old.PipelinesWithoutHistory, s.Old.Orgs, s.Old.Jobs, // the old side's evidence is a total
 					logE, s.Test.LogThreshold, s.Test.Regression, cut(s.Template, 60), cause)
 			}
 		}
