@@ -105,7 +105,7 @@ type gossType struct {
 	aliases map[string]string
 }
 
-const needsContainer = "needs a running container; imagegate checks the image (goss --run is not implemented)"
+const needsContainer = "needs a running container; imagegate checks the image without starting one (--run is not implemented yet)"
 
 var gossTypes = map[string]*gossType{
 	"file": {name: "File", attrs: []string{"exists", "mode", "owner", "uid", "group", "gid", "linked-to", "filetype", "contents", "size", "md5", "sha256", "sha512"},
