@@ -192,6 +192,9 @@ func ReadGossFile(file string) (*GossSuite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read goss file: %w", err)
 	}
+	if err := refuseTemplate(file, data); err != nil {
+		return nil, err
+	}
 	top, err := yamlx.Parse(file, data)
 	if err != nil {
 		return nil, err
@@ -206,6 +209,9 @@ func ParseGoss(fsys fs.FS, name string) (*GossSuite, error) {
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		return nil, fmt.Errorf("read goss file: %w", err)
+	}
+	if err := refuseTemplate(name, data); err != nil {
+		return nil, err
 	}
 	top, err := yamlx.Parse(name, data)
 	if err != nil {
@@ -270,9 +276,8 @@ var gossTypeNames = func() []string {
 func (l *gossLoader) load(name string, data []byte, top *yaml.Node, depth int) error {
 	file := l.display(name)
 	l.suite.Files = append(l.suite.Files, file)
-	if i := bytes.Index(data, []byte("{{")); i >= 0 {
-		return &SpecError{File: file, Line: 1 + bytes.Count(data[:i], []byte("\n")),
-			Msg: "goss templates ({{ … }}) are not supported: render the file first (goss render > rendered.yaml) and pass that"}
+	if err := refuseTemplate(file, data); err != nil {
+		return err
 	}
 	if top == nil {
 		return nil // an empty include adds nothing, as in goss
@@ -350,6 +355,9 @@ func (l *gossLoader) load(name string, data []byte, top *yaml.Node, depth int) e
 			if err != nil {
 				return &SpecError{File: file, Line: inc.line, Path: "gossfile." + inc.key, Msg: fmt.Sprintf("read %s: %v", l.display(m), err)}
 			}
+			if err := refuseTemplate(l.display(m), b); err != nil {
+				return err
+			}
 			sub, err := yamlx.Parse(l.display(m), b)
 			if err != nil {
 				return err
@@ -360,6 +368,17 @@ func (l *gossLoader) load(name string, data []byte, top *yaml.Node, depth int) e
 		}
 	}
 	return nil
+}
+
+// refuseTemplate: goss renders a file as a Go text/template before
+// reading it; imagegate does not, and says so where the first action is.
+func refuseTemplate(file string, data []byte) error {
+	i := bytes.Index(data, []byte("{{"))
+	if i < 0 {
+		return nil
+	}
+	return &SpecError{File: file, Line: 1 + bytes.Count(data[:i], []byte("\n")),
+		Msg: "goss templates ({{ … }}) are not supported: render the file first (goss render > rendered.yaml) and pass that"}
 }
 
 // add appends r, or replaces a resource of the same type and key read
@@ -396,6 +415,7 @@ func (l *gossLoader) parseResource(d *yamlx.Decoder, gt *gossType, typ string, k
 	slices.Sort(known)
 	seen := map[string]bool{}
 	attrs := map[string]GossAttr{}
+	nodes := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(v.Content); i += 2 {
 		ak, av := v.Content[i], resolveAlias(v.Content[i+1])
 		name := ak.Value
@@ -432,6 +452,7 @@ func (l *gossLoader) parseResource(d *yamlx.Decoder, gt *gossType, typ string, k
 				return r, err
 			}
 			attrs[name] = GossAttr{Name: name, Line: ak.Line, m: m}
+			nodes[name] = av
 		default:
 			return r, d.Errorf(ak, p, "unknown %s attribute %q%s", typ, name, yamlx.Suggest(name, known))
 		}
@@ -440,6 +461,15 @@ func (l *gossLoader) parseResource(d *yamlx.Decoder, gt *gossType, typ string, k
 		if !seen[req] {
 			return r, d.Errorf(k, p, "%s is required for a %s resource", req, typ)
 		}
+	}
+	if a, ok := attrs["matches"]; ok && r.asText {
+		// as-reader: the content is text, so a list is line patterns.
+		m, err := compileGossMatcher(d, nodes["matches"], p+".matches", true)
+		if err != nil {
+			return r, err
+		}
+		a.m = m
+		attrs["matches"] = a
 	}
 	for _, name := range gt.attrs {
 		if a, ok := attrs[name]; ok {

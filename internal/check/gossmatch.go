@@ -196,7 +196,7 @@ func compileNamed(d *yamlx.Decoder, key, v *yaml.Node, path string, depth int) (
 		if err != nil {
 			return nil, err
 		}
-		c, err := version.ParseConstraint(version.Semver, s)
+		c, err := version.ParseConstraint(version.Semver, normalizeConstraint(s))
 		if err != nil {
 			return nil, d.Errorf(v, path, "%v", err)
 		}

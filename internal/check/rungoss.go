@@ -89,7 +89,12 @@ func (r *gossRun) resource(ctx context.Context, res *GossResource) []Result {
 	case "matching":
 		skipAfterFirst = false
 		content := res.content
-		if s, ok := content.(string); ok && res.asText {
+		if res.asText {
+			// goss formats the content with %v and reads it as text.
+			s, ok := content.(string)
+			if !ok {
+				s = fmt.Sprint(content)
+			}
 			content = gossText(s)
 		}
 		actual = func(string) (any, error) { return content, nil }

@@ -271,6 +271,9 @@ type SpecError = yamlx.Error
 func ParseSpec(name string, data []byte) (*Spec, error) {
 	top, err := yamlx.Parse(name, data)
 	if err != nil {
+		if terr := refuseTemplate(name, data); terr != nil {
+			return nil, terr // a goss template is not YAML until goss renders it
+		}
 		return nil, err
 	}
 	var s Spec
