@@ -105,6 +105,10 @@ type Result struct {
 	Evidence []string `json:"evidence,omitempty"`
 	// Reason is the changes file's reason for a declared result.
 	Reason string `json:"reason,omitempty"`
+
+	// declareAs is the changes-file action that would declare this
+	// failure ("break", "remove", …); "" when none can (spec tests).
+	declareAs string
 }
 
 // Failed reports whether the gate fails.

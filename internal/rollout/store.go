@@ -32,6 +32,7 @@ type Store interface {
 	LeaseStore
 	TelemetryStore
 	OutboxStore
+	ReportStore
 	// Generation is a number that increases whenever anything that
 	// resolve depends on changes (rollouts, pins, versions, rings, run
 	// assignments forgotten); replicas poll it to refresh their in-memory

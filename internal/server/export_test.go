@@ -5,4 +5,5 @@ var (
 	AppendResolution = appendResolution
 	ResolveParams    = resolveParams
 	DecodeEvents     = decodeEvents
+	DecodeReport     = decodeReport
 )

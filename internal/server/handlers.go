@@ -79,6 +79,7 @@ func (s *Server) register() {
 	s.handle("POST", "/api/v1/events", RunnerWrite, s.events)
 	s.handle("GET", "/api/v1/audit", AdminOnly, s.audit)
 	s.registerTelemetry()
+	s.registerReports()
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ Principal) error {

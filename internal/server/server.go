@@ -87,6 +87,9 @@ type Options struct {
 	// MaxBodyBytes limits request bodies (default 256 MiB: snapshots of
 	// big images run to 100 MB).
 	MaxBodyBytes int64
+	// Reports serves POST and GET /api/v1/reports; without it they
+	// answer 412.
+	Reports Reports
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -100,6 +103,7 @@ type Server struct {
 	maxBody int64
 	mux     *http.ServeMux
 	routes  []Route
+	reports Reports
 }
 
 // New builds the server and registers its routes and metrics.
@@ -107,7 +111,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Service == nil || opts.Store == nil {
 		return nil, fmt.Errorf("server: Service and Store are required")
 	}
-	s := &Server{svc: opts.Service, st: opts.Store, log: opts.Logger, now: opts.Now, maxBody: opts.MaxBodyBytes}
+	s := &Server{svc: opts.Service, st: opts.Store, log: opts.Logger, now: opts.Now, maxBody: opts.MaxBodyBytes, reports: opts.Reports}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

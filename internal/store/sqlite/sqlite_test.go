@@ -39,6 +39,12 @@ func TestOutbox(t *testing.T) {
 	})
 }
 
+func TestReports(t *testing.T) {
+	storetest.RunReports(t, func(t *testing.T) rollout.Store {
+		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	})
+}
+
 // TestSharedFile runs the suite's races across two handles on one file, as
 // two server processes would have.
 func TestSharedFile(t *testing.T) {
