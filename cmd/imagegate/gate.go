@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/imagegate/imagegate/internal/check"
@@ -126,6 +128,7 @@ type checkOptions struct {
 	scan         scanOptions
 	baseline     string
 	spec         string
+	goss         string
 	changes      string
 	format       string
 	out          string
@@ -142,7 +145,8 @@ func newCheckCmd(g *globalOptions) *cobra.Command {
 With no configuration, every standard-library module of every runtime must import, every
 shared library must resolve, and every probed tool must answer. --baseline adds the diff
 against the previous image; --spec adds declarative tests (commands, files, versions,
-modules, packages, image metadata).
+modules, packages, image metadata): imagegate's own, a container-structure-test config, or a
+goss file (recognised by its resource types; --goss names one explicitly).
 
 ` + exitHelpGate,
 		Example: "  imagegate check dir:/opt/hostedtoolcache\n  imagegate check oci:./image --baseline previous.json --spec image-tests.yaml --junit check.xml",
@@ -153,7 +157,8 @@ modules, packages, image metadata).
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.baseline, "baseline", "", "the previous image: a snapshot file or a SOURCE")
-	f.StringVar(&o.spec, "spec", "", "YAML file of declarative tests")
+	f.StringVar(&o.spec, "spec", "", "YAML file of declarative tests (imagegate, container-structure-test or goss)")
+	f.StringVar(&o.goss, "goss", "", "goss file to run against the image, with its gossfile includes")
 	f.StringVar(&o.changes, "changes", "", "YAML file declaring intended changes against the baseline")
 	f.StringVarP(&o.format, "output", "o", "table", "output format: table, json, markdown or junit")
 	f.StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
@@ -184,6 +189,15 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 			return err
 		}
 	}
+	var goss *check.GossSuite
+	if o.goss != "" {
+		if goss, err = check.ReadGossFile(o.goss); err != nil {
+			if _, ok := errors.AsType[*fs.PathError](err); ok {
+				return fmt.Errorf("--goss %s: %w", o.goss, unwrapPath(err))
+			}
+			return err
+		}
+	}
 	var baseline *snapshot.Snapshot
 	if o.baseline != "" {
 		if baseline, err = loadSnapshot(ctx, g, o.scan, o.baseline); err != nil {
@@ -195,7 +209,7 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 		return err
 	}
 	defer tree.Close()
-	report, err := check.Run(ctx, snap, check.Options{Baseline: baseline, Changes: changes, Spec: spec, Target: tree})
+	report, err := check.Run(ctx, snap, check.Options{Baseline: baseline, Changes: changes, Spec: spec, Goss: goss, Target: tree})
 	if err != nil {
 		return err
 	}
