@@ -282,6 +282,15 @@ func readNode(t *source.Tree, prefix string) ([]snapshot.Runtime, string) {
 	if r.Version == "" && isDir(t, path.Join(modules, "npm")) {
 		r.Version = versionFromPath(prefix)
 	}
+	if r.Version == "" {
+		// Debian's nodejs ships no headers (libnode-dev does) and no npm;
+		// its changelog names the upstream version it packages.
+		if data, err := readFile(t, path.Join(prefix, "share", "doc", "nodejs", "changelog.Debian.gz")); err == nil {
+			if v, err := ParseDebianChangelog(data); err == nil {
+				r.Version = v
+			}
+		}
+	}
 	r.Packages = readNodeModules(t, modules)
 	return []snapshot.Runtime{r}, ""
 }

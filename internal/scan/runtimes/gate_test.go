@@ -15,10 +15,14 @@ import (
 // regression is a real fixture made from an untouched one, and the one
 // part that must fail the gate because of it.
 type regression struct {
-	name       string
-	good, bad  string // tool folders
-	wantID     string
-	wantStatus string // the check line's first word
+	name      string
+	good, bad string // tool folders
+	// goodRoot and badRoot build fresh trees instead, root filesystems
+	// when rootFS is set (scanned chrooted with execution).
+	goodRoot, badRoot func(testing.TB) string
+	rootFS            bool
+	wantID            string
+	wantStatus        string // the check line's first word
 }
 
 // mustGate runs the release gate (check without a baseline, and diff) over
@@ -33,13 +37,20 @@ func mustGate(t *testing.T, tc regression) {
 			if mode.execute {
 				exec = snapshot.ExecLocal
 			}
-			snap := func(root string) *snapshot.Snapshot {
-				rs, _ := collect(t, root, mode.execute)
-				s := &snapshot.Snapshot{Schema: snapshot.SchemaV1, Source: "dir:" + root, Exec: exec, Runtimes: rs}
+			snap := func(root string, build func(testing.TB) string) *snapshot.Snapshot {
+				if build != nil {
+					root = build(t)
+				}
+				collectTree := collect
+				if tc.rootFS {
+					collectTree = collectRootFS
+				}
+				rs, _ := collectTree(t, root, mode.execute)
+				s := &snapshot.Snapshot{Schema: snapshot.SchemaV1, Source: "dir:image", Exec: exec, Runtimes: rs}
 				s.Normalize()
 				return s
 			}
-			good, bad := snap(tc.good), snap(tc.bad)
+			good, bad := snap(tc.good, tc.goodRoot), snap(tc.bad, tc.badRoot)
 			ctx := context.Background()
 			rep, err := check.Run(ctx, good, check.Options{})
 			if err != nil {

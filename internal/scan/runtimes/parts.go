@@ -42,6 +42,7 @@ type partsChecker func(ctx context.Context, t *source.Tree, res *ldso.Resolver, 
 
 var partsCheckers = map[string]partsChecker{
 	KindJava: checkJava,
+	KindNode: checkNode,
 }
 
 func checkJava(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snapshot.Runtime, opts Options) (map[string]*snapshot.Module, []string) {

@@ -2,6 +2,7 @@ package runtimes
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -55,6 +56,10 @@ type sweepEvent struct {
 type sweepOutcome struct {
 	hello   *sweepEvent
 	results map[string]partResult
+	// startErr says why the runtime never said hello: the last line it
+	// wrote on stderr (the loader's "error while loading shared
+	// libraries"), else how it ended.
+	startErr string
 }
 
 // sweepSpec says how to run one runtime's probe.
@@ -77,10 +82,12 @@ func runPartsSweep(ctx context.Context, r source.Runner, spec sweepSpec) (sweepO
 	for attempt := 0; attempt <= len(spec.parts); attempt++ {
 		run, res, err := runSweepOnce(ctx, r, spec, todo)
 		if err != nil {
+			out.startErr = err.Error()
 			return out, fmt.Sprintf("%s: parts not checked by running it, statuses are from files only: %v", spec.what, err)
 		}
 		if out.hello == nil {
 			if run.hello == nil {
+				out.startErr = cmp.Or(run.stderr.lastLine(), describeEnd(res, ""))
 				return out, fmt.Sprintf("%s: parts check did not start (%s), statuses are from files only", spec.what, describeEnd(res, run.stderr.lastLine()))
 			}
 			out.hello = run.hello
