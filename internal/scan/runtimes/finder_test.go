@@ -231,6 +231,8 @@ func TestCollectImage(t *testing.T) {
 	}
 	wantWarnings := []string{
 		"node at /usr: version unknown (its files do not state it and it was not run); not reported",
+		"go at /usr/lib/go-1.19: no standard package list for Go 1.19 (scripts/gen-runtime-lists); its packages and tools are not checked, only cgo",
+		"go at /usr/local/go: no standard package list for Go 1.22 (scripts/gen-runtime-lists); its packages and tools are not checked, only cgo",
 		"node at /usr/local/lib/nodejs/node-v16.0.0-linux-x64: no built-in module list for Node.js 16; only what the running node reports is checked",
 	}
 	if diff := cmp.Diff(wantWarnings, warnings); diff != "" {
@@ -301,7 +303,11 @@ func TestCollectRunFails(t *testing.T) {
 	if diff := cmp.Diff([]string{"go 1.21.0 /go"}, summary(got)); diff != "" {
 		t.Errorf("runtimes (-want +got):\n%s", diff)
 	}
-	wantWarnings := []string{"go at /go: /go/bin/go version: exit status 2: go: cannot find GOROOT directory"}
+	wantWarnings := []string{
+		"go at /go: /go/bin/go version: exit status 2: go: cannot find GOROOT directory",
+		"go at /go: go env not run, cgo checked from files only: exited with status 2: go: cannot find GOROOT directory",
+		"go at /go: no standard package list for Go 1.21 (scripts/gen-runtime-lists); its packages and tools are not checked, only cgo",
+	}
 	if diff := cmp.Diff(wantWarnings, warnings); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}

@@ -43,6 +43,7 @@ type partsChecker func(ctx context.Context, t *source.Tree, res *ldso.Resolver, 
 var partsCheckers = map[string]partsChecker{
 	KindJava: checkJava,
 	KindNode: checkNode,
+	KindGo:   checkGo,
 }
 
 func checkJava(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snapshot.Runtime, opts Options) (map[string]*snapshot.Module, []string) {
