@@ -42,7 +42,8 @@ var lddPath = regexp.MustCompile(`(?:=>\s+)?(/\S+)\s+\(0x`)
 // mustRootFS unpacks packages into a new root filesystem and copies in the
 // shared libraries of this machine that its ELF files need and it lacks
 // (libc, libstdc++, ICU, OpenSSL, the loader), at the same paths: a minimal
-// Debian image in which the unpacked programs run chrooted.
+// Debian image in which the unpacked programs run chrooted. elves are glob
+// patterns relative to the root.
 func mustRootFS(tb testing.TB, pkgs []string, elves ...string) string {
 	tb.Helper()
 	root := tb.TempDir()
@@ -50,8 +51,16 @@ func mustRootFS(tb testing.TB, pkgs []string, elves ...string) string {
 		mustRun(tb, "dpkg-deb", "-x", p, root)
 	}
 	libDirs := []string{filepath.Join(root, "usr/lib/x86_64-linux-gnu"), filepath.Join(root, "lib/x86_64-linux-gnu")}
-	for _, e := range elves {
-		cmd := exec.Command("ldd", filepath.Join(root, e))
+	var files []string
+	for _, pattern := range elves {
+		m, _ := filepath.Glob(filepath.Join(root, pattern))
+		if len(m) == 0 {
+			tb.Fatalf("%s: nothing unpacked matches", pattern)
+		}
+		files = append(files, m...)
+	}
+	for _, e := range files {
+		cmd := exec.Command("ldd", e)
 		cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+strings.Join(libDirs, ":"))
 		out, err := cmd.Output()
 		if err != nil {

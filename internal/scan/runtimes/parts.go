@@ -44,6 +44,7 @@ var partsCheckers = map[string]partsChecker{
 	KindJava: checkJava,
 	KindNode: checkNode,
 	KindGo:   checkGo,
+	KindRuby: checkRuby,
 }
 
 func checkJava(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snapshot.Runtime, opts Options) (map[string]*snapshot.Module, []string) {
