@@ -81,6 +81,8 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) (out []Result, folded 
 		if rt.Kind == snapshot.RuntimePython {
 			pythons++
 			out = append(out, pythonModules(rt, ids[i], ch, folded)...)
+		} else if len(rt.Modules) > 0 {
+			out = append(out, runtimeParts(rt, ids[i], ch)...)
 		}
 	}
 	if pythons > 0 && snap.Exec == snapshot.ExecNone {
