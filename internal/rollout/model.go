@@ -44,6 +44,9 @@ type Version struct {
 	// Snapshot and CheckReport are stored as given (imagegate JSON).
 	Snapshot    json.RawMessage `json:"snapshot,omitempty"`
 	CheckReport json.RawMessage `json:"checkReport,omitempty"`
+	// Image is the image the version was built as, when pushed with --ref
+	// (re-verification pulls it by its digest).
+	Image *ImageRef `json:"image,omitempty"`
 	// Revoked versions are never served again, pins to them included,
 	// unless a pin overrides with a visible reason.
 	Revoked       bool      `json:"revoked"`
