@@ -135,13 +135,14 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	ctl := rollout.NewController(svc, st, rollout.ControllerOptions{
 		Holder: holder, Interval: cfg.Controller.Interval, LeaseTTL: cfg.Controller.LeaseTTL, Logger: log,
 	})
-	_, reports, err := serveAlerts(svc, st, cfg)
+	outbox, reports, err := serveAlerts(svc, st, cfg)
 	if err != nil {
 		return err
 	}
 	srv, err := server.New(server.Options{
 		Service: svc, Store: st, Controller: ctl, Registry: server.NewRegistry(), Logger: log,
 		TokenCacheTTL: cfg.Policies.TokenCacheTTL, Reports: reports,
+		Verify: rollout.NewVerifications(svc, st, rollout.VerifyOptions{Alerter: outbox}),
 	})
 	if err != nil {
 		return err

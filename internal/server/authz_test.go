@@ -66,6 +66,10 @@ var allowed = map[string][]string{
 
 	"POST /api/v1/reports": {"admin", "org-own"},
 	"GET /api/v1/reports":  {"admin"},
+
+	"GET /api/v1/verify/targets": {"admin", "runner"},
+	"POST /api/v1/verifications": {"admin", "runner"},
+	"GET /api/v1/verifications":  {"admin"},
 }
 
 // requestFor builds a plausible request for a route, acting for org-a.
