@@ -72,6 +72,10 @@ type Ring struct {
 	ControlPercent float64 `json:"controlPercent"`
 	// ManualApproval holds the rollout in this ring until someone promotes it.
 	ManualApproval bool `json:"manualApproval"`
+	// NoticePeriod: the rollout does not enter this ring before this long
+	// after its change notices went out (NoticeGate; not for ring 0, which
+	// starts with the rollout). Expedited rollouts skip it, audited.
+	NoticePeriod time.Duration `json:"noticePeriod,omitempty"`
 }
 
 // State is where a rollout is in its life; stored and sent as its string.

@@ -34,6 +34,7 @@ type Store interface {
 	OutboxStore
 	ReportStore
 	VerifyStore
+	SubscriptionStore
 	// Generation is a number that increases whenever anything that
 	// resolve depends on changes (rollouts, pins, versions, rings, run
 	// assignments forgotten); replicas poll it to refresh their in-memory
