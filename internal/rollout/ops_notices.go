@@ -352,8 +352,10 @@ func (n *Notices) Upcoming(ctx context.Context, org string) ([]Notice, error) {
 // skip the periods; their notices' audit entry says so. An unhealthy
 // verdict of Next still halts at once.
 type NoticeGate struct {
-	Next  Health // nil: every ring healthy
-	Sent  interface{ NoticesSent(ctx context.Context, rolloutID string) (NoticeRun, error) }
+	Next Health // nil: every ring healthy
+	Sent interface {
+		NoticesSent(ctx context.Context, rolloutID string) (NoticeRun, error)
+	}
 	Clock Clock // default: the system clock
 }
 
