@@ -61,7 +61,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	srv, err := server.New(server.Options{Service: svc, Store: st, Controller: ctl, Registry: reg, Now: clk.Now, Reports: reports,
-		Verify: rollout.NewVerifications(svc, st, rollout.VerifyOptions{})})
+		Verify: rollout.NewVerifications(svc, st, rollout.VerifyOptions{}), Notices: rollout.NewNotices(svc, st, rollout.NoticeOptions{})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,6 +81,7 @@ func (s *Server) register() {
 	s.registerTelemetry()
 	s.registerReports()
 	s.registerVerify()
+	s.registerNotices()
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ Principal) error {

@@ -93,6 +93,9 @@ type Options struct {
 	// Verify serves re-verification (/api/v1/verify/targets,
 	// /api/v1/verifications) and its age gauge; without it they answer 412.
 	Verify Verify
+	// Notices serves subscriptions and upcoming changes; without it they
+	// answer 412.
+	Notices Notices
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -108,6 +111,7 @@ type Server struct {
 	routes  []Route
 	reports Reports
 	verify  Verify
+	notices Notices
 }
 
 // New builds the server and registers its routes and metrics.
@@ -115,7 +119,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Service == nil || opts.Store == nil {
 		return nil, fmt.Errorf("server: Service and Store are required")
 	}
-	s := &Server{svc: opts.Service, st: opts.Store, log: opts.Logger, now: opts.Now, maxBody: opts.MaxBodyBytes, reports: opts.Reports, verify: opts.Verify}
+	s := &Server{svc: opts.Service, st: opts.Store, log: opts.Logger, now: opts.Now, maxBody: opts.MaxBodyBytes, reports: opts.Reports, verify: opts.Verify, notices: opts.Notices}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
