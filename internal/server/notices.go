@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/rollout"
 )
 
@@ -15,17 +16,6 @@ type Notices interface {
 	Subscriptions(ctx context.Context, f rollout.SubscriptionFilter, p rollout.Page) ([]rollout.Subscription, string, error)
 	Unsubscribe(ctx context.Context, actor, org, id string) error
 	Upcoming(ctx context.Context, org string) ([]rollout.Notice, error)
-}
-
-// SubscribeRequest is the body of POST /api/v1/subscriptions; org is
-// implied by an org token.
-type SubscribeRequest struct {
-	Org       string   `json:"org,omitempty"`
-	Label     string   `json:"label"`
-	URL       string   `json:"url,omitempty"`
-	Format    string   `json:"format,omitempty"`
-	OrgTarget bool     `json:"orgTarget,omitempty"`
-	Filters   []string `json:"filters,omitempty"`
 }
 
 // registerNotices adds change-notice subscriptions: an organisation
@@ -57,7 +47,7 @@ func orgOf(p Principal, given string) (string, error) {
 }
 
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, p Principal) error {
-	var req SubscribeRequest
+	var req api.SubscribeRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
