@@ -116,7 +116,7 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		health = rollout.FailureRateHealth{Jobs: st, MaxFailureRate: p.MaxFailureRate, MinJobs: minJobs}
 	}
 	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{
-		Health: health, Logger: log,
+		Health: rollout.NoticeGate{Next: health, Sent: st}, Logger: log,
 		ExpeditedBakeFactor: cfg.Policies.ExpeditedBakeFactor, PinExpiryWarning: cfg.Policies.PinExpiryWarning,
 	})
 	if err != nil {
@@ -139,10 +139,12 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	if err != nil {
 		return err
 	}
+	notices := rollout.NewNotices(svc, st, rollout.NoticeOptions{Logger: log})
 	srv, err := server.New(server.Options{
 		Service: svc, Store: st, Controller: ctl, Registry: server.NewRegistry(), Logger: log,
 		TokenCacheTTL: cfg.Policies.TokenCacheTTL, Reports: reports,
-		Verify: rollout.NewVerifications(svc, st, rollout.VerifyOptions{Alerter: outbox}),
+		Verify:  rollout.NewVerifications(svc, st, rollout.VerifyOptions{Alerter: outbox}),
+		Notices: notices,
 	})
 	if err != nil {
 		return err
@@ -169,6 +171,7 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		return err
 	}
 	defer stopSender()
+	defer startNotices(ctx, notices, cfg.Controller.Interval)()
 
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	ctlDone := make(chan struct{})
