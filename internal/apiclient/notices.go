@@ -15,8 +15,8 @@ func (c *Client) Subscribe(ctx context.Context, req api.SubscribeRequest) (rollo
 }
 
 // Upcoming lists what org's subscriptions are told about rollouts under way.
-func (c *Client) Upcoming(ctx context.Context, org string) ([]rollout.Notice, error) {
-	var out api.List[rollout.Notice]
+func (c *Client) Upcoming(ctx context.Context, org string) ([]rollout.ChangeNotice, error) {
+	var out api.List[rollout.ChangeNotice]
 	err := c.do(ctx, "GET", "/api/v1/orgs/"+seg(org)+"/upcoming", nil, nil, &out)
 	return out.Items, err
 }

@@ -119,9 +119,9 @@ type NoticeEntry struct {
 	To    string `json:"to,omitempty"`
 }
 
-// Notice is what one subscriber is told, the Details of its alert and an
+// ChangeNotice is what one subscriber is told, the Details of its alert and an
 // item of GET /api/v1/orgs/{org}/upcoming.
-type Notice struct {
+type ChangeNotice struct {
 	Org         string `json:"org"`
 	Label       string `json:"label"`
 	Version     string `json:"version"`
@@ -142,13 +142,13 @@ type Notice struct {
 	SubscriptionID string `json:"subscriptionId,omitempty"`
 }
 
-// noticeDetails is Notice as alert Details.
-func (n Notice) details() json.RawMessage {
+// details is the notice as its alert's Details.
+func (n ChangeNotice) details() json.RawMessage {
 	b, _ := json.Marshal(n)
 	return b
 }
 
-func (n Notice) summary() string {
+func (n ChangeNotice) summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s is rolling out", n.Label, n.Version)
 	if n.FromVersion != "" {

@@ -188,10 +188,10 @@ func ReachesAt(r Rollout, ring int, sent, now time.Time) (time.Time, bool) {
 	return t, false
 }
 
-func (n *Notices) notice(r Rollout, rn releaseNotes, s Subscription, sent, now time.Time) Notice {
+func (n *Notices) notice(r Rollout, rn releaseNotes, s Subscription, sent, now time.Time) ChangeNotice {
 	ring := RingOf(r.Rings, s.Org)
 	at, reached := ReachesAt(r, ring, sent, now)
-	nt := Notice{Org: s.Org, Label: r.Label, Version: r.Version, FromVersion: r.FromVersion, RolloutID: r.ID,
+	nt := ChangeNotice{Org: s.Org, Label: r.Label, Version: r.Version, FromVersion: r.FromVersion, RolloutID: r.ID,
 		Ring: ring, ReachesAt: at.UTC(), Reached: reached, Entries: rn.entries(s.Filters), ReleaseNotes: rn.markdown, SubscriptionID: s.ID}
 	if ring >= 0 && ring < len(r.Rings) {
 		nt.RingName = r.Rings[ring].Name
@@ -312,8 +312,8 @@ func UpcomingPath(org string) string { return "/api/v1/orgs/" + org + "/upcoming
 
 // Upcoming is what org's subscriptions would be told about the rollouts
 // under way now, one notice per subscription with a match.
-func (n *Notices) Upcoming(ctx context.Context, org string) ([]Notice, error) {
-	out := []Notice{}
+func (n *Notices) Upcoming(ctx context.Context, org string) ([]ChangeNotice, error) {
+	out := []ChangeNotice{}
 	now := n.svc.clock.Now().UTC()
 	notes := map[string]releaseNotes{}
 	err := each(ctx, func(p Page) ([]Subscription, string, error) {

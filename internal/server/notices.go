@@ -15,7 +15,7 @@ type Notices interface {
 	Subscribe(ctx context.Context, actor string, s rollout.Subscription) (rollout.Subscription, error)
 	Subscriptions(ctx context.Context, f rollout.SubscriptionFilter, p rollout.Page) ([]rollout.Subscription, string, error)
 	Unsubscribe(ctx context.Context, actor, org, id string) error
-	Upcoming(ctx context.Context, org string) ([]rollout.Notice, error)
+	Upcoming(ctx context.Context, org string) ([]rollout.ChangeNotice, error)
 }
 
 // registerNotices adds change-notice subscriptions: an organisation

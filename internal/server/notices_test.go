@@ -109,7 +109,7 @@ func TestNotices(t *testing.T) {
 	if len(items) != 1 || items[0].URL != hook || items[0].Alert.Kind != rollout.AlertNotice {
 		t.Fatalf("outbox holds %+v, want one notice to %s", items, hook)
 	}
-	var n rollout.Notice
+	var n rollout.ChangeNotice
 	if err := json.Unmarshal(items[0].Alert.Details, &n); err != nil {
 		t.Fatal(err)
 	}
