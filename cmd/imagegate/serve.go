@@ -126,7 +126,7 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	// before the controller runs.
 	notify := &lateNotifier{}
 	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{
-		Health: health, Analyzer: telemetry, Signer: signer, Notifier: notify, Logger: log,
+		Health: rollout.NoticeGate{Next: health, Sent: st}, Analyzer: telemetry, Signer: signer, Notifier: notify, Logger: log,
 		ExpeditedBakeFactor: cfg.Policies.ExpeditedBakeFactor, PinExpiryWarning: cfg.Policies.PinExpiryWarning,
 	})
 	if err != nil {
@@ -150,9 +150,12 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		return err
 	}
 	notify.n = rollout.AlertNotifier{Alerter: outbox}
+	notices := rollout.NewNotices(svc, st, rollout.NoticeOptions{Logger: log})
 	srv, err := server.New(server.Options{
 		Service: svc, Store: st, Controller: ctl, Registry: server.NewRegistry(), Logger: log,
 		TokenCacheTTL: cfg.Policies.TokenCacheTTL, Reports: reports,
+		Verify:  rollout.NewVerifications(svc, st, rollout.VerifyOptions{Alerter: outbox}),
+		Notices: notices,
 	})
 	if err != nil {
 		return err
@@ -179,6 +182,7 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		return err
 	}
 	defer stopSender()
+	defer startNotices(ctx, notices, cfg.Controller.Interval)()
 
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	ctlDone := make(chan struct{})

@@ -40,6 +40,9 @@ type PushVersionRequest struct {
 	Version     string          `json:"version"`
 	Snapshot    json.RawMessage `json:"snapshot,omitempty"`
 	CheckReport json.RawMessage `json:"checkReport,omitempty"`
+	// Image is the image the version was built as (imagegate image push
+	// --ref); re-verification pulls it by its digest.
+	Image *rollout.ImageRef `json:"image,omitempty"`
 }
 
 // ReasonRequest is the body of actions that record why they were taken.

@@ -51,6 +51,9 @@ var forbidden = map[string][]string{
 	"internal/scan/runtimes": {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/check", "internal/diff"},
 	"internal/scan/python":   {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/check", "internal/diff"},
 	"internal/testenv":       {"internal/"},
+	// verify is the re-verification worker: a client of the API that pulls
+	// and scans; the server judges, so it reaches no store or server.
+	"internal/verify": {"internal/server", "internal/store", "internal/config", "internal/alert"},
 
 	// analysis is the pure decision core the rollout controller calls: the
 	// snapshot and diff vocabularies in, a decision out, nothing that does I/O.

@@ -130,6 +130,9 @@ type RingConfig struct {
 	MinJobs        int           `yaml:"minJobs"`
 	ControlPercent float64       `yaml:"controlPercent"`
 	ManualApproval bool          `yaml:"manualApproval"`
+	// NoticePeriod: the rollout enters this ring no earlier than this long
+	// after its change notices went out.
+	NoticePeriod time.Duration `yaml:"noticePeriod"`
 }
 
 // ImageConfig holds the settings of one label.
@@ -371,7 +374,7 @@ func RingPlan(rs []RingConfig) []rollout.Ring {
 	out := make([]rollout.Ring, len(rs))
 	for i, r := range rs {
 		out[i] = rollout.Ring{Name: r.Name, Orgs: r.Orgs, Percent: r.Percent, BakeTime: r.BakeTime, MinJobs: r.MinJobs,
-			ControlPercent: r.ControlPercent, ManualApproval: r.ManualApproval}
+			ControlPercent: r.ControlPercent, ManualApproval: r.ManualApproval, NoticePeriod: r.NoticePeriod}
 	}
 	return out
 }

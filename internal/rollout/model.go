@@ -44,6 +44,9 @@ type Version struct {
 	// Snapshot and CheckReport are stored as given (imagegate JSON).
 	Snapshot    json.RawMessage `json:"snapshot,omitempty"`
 	CheckReport json.RawMessage `json:"checkReport,omitempty"`
+	// Image is the image the version was built as, when pushed with --ref
+	// (re-verification pulls it by its digest).
+	Image *ImageRef `json:"image,omitempty"`
 	// Revoked versions are never served again, pins to them included,
 	// unless a pin overrides with a visible reason.
 	Revoked       bool      `json:"revoked"`
@@ -69,6 +72,10 @@ type Ring struct {
 	ControlPercent float64 `json:"controlPercent"`
 	// ManualApproval holds the rollout in this ring until someone promotes it.
 	ManualApproval bool `json:"manualApproval"`
+	// NoticePeriod: the rollout does not enter this ring before this long
+	// after its change notices went out (NoticeGate; not for ring 0, which
+	// starts with the rollout). Expedited rollouts skip it, audited.
+	NoticePeriod time.Duration `json:"noticePeriod,omitempty"`
 }
 
 // State is where a rollout is in its life; stored and sent as its string.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // PushVersion registers v (creating its image if needed). Gate comes from
@@ -23,6 +24,14 @@ func (s *Service) PushVersion(ctx context.Context, actor string, v Version) (Ver
 	}
 	if len(v.Snapshot) > 0 && !json.Valid(v.Snapshot) {
 		return Version{}, fmt.Errorf("push %s %s: snapshot is not JSON (give the file imagegate scan wrote): %w", v.Label, v.Version, ErrInvalid)
+	}
+	if v.Image != nil {
+		if err := CheckImageRef(*v.Image); err != nil {
+			return Version{}, fmt.Errorf("push %s %s: %w", v.Label, v.Version, err)
+		}
+		img := *v.Image
+		img.DriftedAt, img.Drift = time.Time{}, nil
+		v.Image = &img
 	}
 	now := s.clock.Now()
 	v.Gate, v.Revoked, v.RevokedReason, v.CreatedAt = gate, false, "", now
@@ -111,5 +120,13 @@ func (s *Service) Versions(ctx context.Context, label string, p Page) ([]Version
 // Version returns one version with its snapshot and check report.
 func (s *Service) Version(ctx context.Context, label, version string) (Version, error) {
 	v, err := s.st.GetVersion(ctx, label, version, true)
-	return v, errWrap(err, "version %s %s", label, version)
+	if err != nil {
+		return v, errWrap(err, "version %s %s", label, version)
+	}
+	if img, err := s.st.VersionImage(ctx, label, version); err == nil {
+		v.Image = &img
+	} else if !errors.Is(err, ErrNotFound) {
+		return v, errWrap(err, "image of version %s %s", label, version)
+	}
+	return v, nil
 }

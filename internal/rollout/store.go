@@ -33,6 +33,8 @@ type Store interface {
 	TelemetryStore
 	OutboxStore
 	ReportStore
+	VerifyStore
+	SubscriptionStore
 	// Generation is a number that increases whenever anything that
 	// resolve depends on changes (rollouts, pins, versions, rings, run
 	// assignments forgotten); replicas poll it to refresh their in-memory

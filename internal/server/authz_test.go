@@ -67,6 +67,15 @@ var allowed = map[string][]string{
 
 	"POST /api/v1/reports": {"admin", "org-own"},
 	"GET /api/v1/reports":  {"admin"},
+
+	"GET /api/v1/verify/targets": {"admin", "runner"},
+	"POST /api/v1/verifications": {"admin", "runner"},
+	"GET /api/v1/verifications":  {"admin"},
+
+	"POST /api/v1/subscriptions":        {"admin", "org-own"},
+	"GET /api/v1/subscriptions":         {"admin", "org-own"},
+	"DELETE /api/v1/subscriptions/{id}": {"admin", "org-own"},
+	"GET /api/v1/orgs/{org}/upcoming":   {"admin", "org-own"},
 }
 
 // requestFor builds a plausible request for a route, acting for org-a.
@@ -94,6 +103,10 @@ func requestFor(t *testing.T, base string, rt server.Route, rolloutID string, ex
 		body = `{"events":[{"jobId":"j-matrix","org":"org-a","label":"` + label + `","version":"v1","outcome":"succeeded","startedAt":"2026-03-02T09:00:00Z","durationMs":5}]}`
 	case rt.Path == "/api/v1/reports" && rt.Method == "POST":
 		body = `{"label":"` + label + `","text":"ModuleNotFoundError: No module named '_sqlite3'","org":"org-a"}`
+	case rt.Path == "/api/v1/subscriptions" && rt.Method == "POST":
+		body = `{"org":"org-a","label":"` + label + `","url":"https://hooks.example/x","filters":["tool/php*"]}`
+	case strings.HasPrefix(rt.Path, "/api/v1/subscriptions"):
+		path += "?org=org-a"
 	case rt.Method == "POST":
 		body = `{"reason":"matrix"}`
 	}

@@ -80,6 +80,8 @@ func (s *Server) register() {
 	s.handle("GET", "/api/v1/audit", AdminOnly, s.audit)
 	s.registerTelemetry()
 	s.registerReports()
+	s.registerVerify()
+	s.registerNotices()
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ Principal) error {
@@ -161,7 +163,7 @@ func (s *Server) pushVersion(w http.ResponseWriter, r *http.Request, p Principal
 		return err
 	}
 	v, err := s.svc.PushVersion(r.Context(), p.Actor(), rollout.Version{
-		Label: r.PathValue("label"), Version: req.Version, Snapshot: req.Snapshot, CheckReport: req.CheckReport,
+		Label: r.PathValue("label"), Version: req.Version, Snapshot: req.Snapshot, CheckReport: req.CheckReport, Image: req.Image,
 	})
 	if err != nil {
 		return err

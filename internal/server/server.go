@@ -91,6 +91,12 @@ type Options struct {
 	// Reports serves POST and GET /api/v1/reports; without it they
 	// answer 412.
 	Reports Reports
+	// Verify serves re-verification (/api/v1/verify/targets,
+	// /api/v1/verifications) and its age gauge; without it they answer 412.
+	Verify Verify
+	// Notices serves subscriptions and upcoming changes; without it they
+	// answer 412.
+	Notices Notices
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -105,6 +111,8 @@ type Server struct {
 	mux     *http.ServeMux
 	routes  []Route
 	reports Reports
+	verify  Verify
+	notices Notices
 }
 
 // New builds the server and registers its routes and metrics.
@@ -112,7 +120,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Service == nil || opts.Store == nil {
 		return nil, fmt.Errorf("server: Service and Store are required")
 	}
-	s := &Server{svc: opts.Service, st: opts.Store, log: opts.Logger, now: opts.Now, maxBody: opts.MaxBodyBytes, reports: opts.Reports}
+	s := &Server{svc: opts.Service, st: opts.Store, log: opts.Logger, now: opts.Now, maxBody: opts.MaxBodyBytes, reports: opts.Reports, verify: opts.Verify, notices: opts.Notices}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -136,6 +144,9 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if err := registerVerifyMetrics(reg, opts.Verify, s.now); err != nil {
+		return nil, err
+	}
 	s.mux = http.NewServeMux()
 	s.register()
 	return s, nil
