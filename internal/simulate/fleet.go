@@ -73,14 +73,14 @@ func newFleet(p Params, r *rand.Rand) *fleet {
 		f.orgs[i] = org{name: fmt.Sprintf("org-%05d", i), weight: math.Pow(1-r.Float64(), -1/p.OrgSizeAlpha),
 			mult: math.Exp(0.5*r.NormFloat64() - 0.125)}
 	}
-	// Ring 0 is named orgs among the busiest 5 %: the platform's own and
+	// Ring 0 is named orgs among the busiest 1 %: the platform's own and
 	// its friendliest heavy users, flakier than the fleet.
 	byWeight := make([]int, len(f.orgs))
 	for i := range byWeight {
 		byWeight[i] = i
 	}
 	slices.SortFunc(byWeight, func(a, b int) int { return cmp.Compare(f.orgs[b].weight, f.orgs[a].weight) })
-	top := byWeight[:max(p.Ring0Orgs, len(f.orgs)/20)]
+	top := byWeight[:max(p.Ring0Orgs, len(f.orgs)/100)]
 	r.Shuffle(len(top), func(i, j int) { top[i], top[j] = top[j], top[i] })
 	for _, o := range top[:p.Ring0Orgs] {
 		f.orgs[o].ring0 = true
@@ -97,7 +97,7 @@ func newFleet(p Params, r *rand.Rand) *fleet {
 	f.nightly = make([][]int32, 24*60)
 	jobs, runs := 0.0, 0.0
 	for oi, o := range f.orgs {
-		n := min(1+int(3*math.Sqrt(o.weight/meanW)), 300)
+		n := min(1+int(6*math.Sqrt(o.weight/meanW)), 1000)
 		// Zipf shares within the org: one main pipeline, a tail of others.
 		sum := 0.0
 		for k := range n {

@@ -23,8 +23,9 @@ const (
 var Scenarios = []string{ScenarioClean, ScenarioBrokenFeature, ScenarioSlowDegradation, ScenarioOutage,
 	ScenarioRetryStorm, ScenarioImprovement, ScenarioTextDrift, ScenarioTwoLabels}
 
-// Params describe one simulated fleet, its rollout and the detectors; the
-// zero value of a field means its default (DefaultParams). Every field is
+// Params describe one simulated fleet, its rollout and the detectors;
+// DefaultParams has every default, WithDefaults fills the zero fields that
+// cannot mean anything else. Every field is
 // a flag of `imagegate simulate` and is echoed in the JSON output, so a
 // result says what produced it.
 type Params struct {
@@ -38,7 +39,7 @@ type Params struct {
 
 	// The fleet: JobsPerHour on average over a week (the daily and weekly
 	// cycles move it around that), Orgs of heavy-tailed sizes, Ring0Orgs of
-	// them named in Ring 0, chosen among the busiest 5 %.
+	// them named in Ring 0, chosen among the busiest 1 %.
 	JobsPerHour float64 `json:"jobsPerHour"`
 	Orgs        int     `json:"orgs"`
 	Ring0Orgs   int     `json:"ring0Orgs"`
@@ -115,6 +116,12 @@ type Params struct {
 	MWConfidence      float64       `json:"mwConfidence"`
 	MWTolerance       float64       `json:"mwTolerance"`
 	MWAllowedIncrease float64       `json:"mwAllowedIncrease"`
+
+	// DryRun lets imagegate's gate decide without acting (the rollout goes
+	// on as if every verdict were healthy), so that all three detectors
+	// are judged on the same uncensored stream. Off, imagegate acts, as
+	// the issue asks, and a peer that had not decided by then is censored.
+	DryRun bool `json:"dryRun"`
 }
 
 // DefaultParams is the fleet of the issue: a week of 100,000 jobs an hour
@@ -135,7 +142,10 @@ func DefaultParams() Params {
 	}
 }
 
-// WithDefaults returns p with every zero field set to its default.
+// WithDefaults returns p with every field whose zero value means nothing
+// set to its default. Shares for which zero is meaningful (no background,
+// no control share, customers who never pin) keep it: start from
+// DefaultParams to change only some.
 func (p Params) WithDefaults() Params {
 	d := DefaultParams()
 	or := func(v *float64, def float64) {
@@ -168,29 +178,19 @@ func (p Params) WithDefaults() Params {
 	ori(&p.Orgs, d.Orgs)
 	ori(&p.Ring0Orgs, d.Ring0Orgs)
 	or(&p.OrgSizeAlpha, d.OrgSizeAlpha)
-	or(&p.NightlyShare, d.NightlyShare)
-	or(&p.Background, d.Background)
 	ori(&p.Signatures, d.Signatures)
 	or(&p.SignatureZipf, d.SignatureZipf)
-	or(&p.PrivateShare, d.PrivateShare)
 	or(&p.Ring0Flakiness, d.Ring0Flakiness)
-	or(&p.Affected, d.Affected)
 	or(&p.Factor, d.Factor)
-	or(&p.OutageRate, d.OutageRate)
 	ord(&p.OutageAfter, d.OutageAfter)
 	ori(&p.StormRetries, d.StormRetries)
 	ord(&p.StormEvery, d.StormEvery)
 	ori(&p.GiveUpAfter, d.GiveUpAfter)
 	ord(&p.ReactAfter, d.ReactAfter)
-	or(&p.PinShare, d.PinShare)
-	or(&p.StopShare, d.StopShare)
-	or(&p.ControlPercent, d.ControlPercent)
 	ord(&p.TickEvery, d.TickEvery)
 	ori(&p.Batch, d.Batch)
-	or(&p.MaxFailureRate, d.MaxFailureRate)
 	ori(&p.HealthMinJobs, d.HealthMinJobs)
 	ord(&p.ThresholdWindow, d.ThresholdWindow)
-	or(&p.ThresholdDiff, d.ThresholdDiff)
 	ori(&p.ThresholdMinJobs, d.ThresholdMinJobs)
 	ori(&p.FailureLimit, d.FailureLimit)
 	ord(&p.MWEvery, d.MWEvery)

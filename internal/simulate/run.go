@@ -127,6 +127,46 @@ type action struct {
 	pipe int32
 }
 
+// dryRun wraps imagegate's gate: it records the first unhealthy verdict
+// per rollout and answers healthy instead, so the controller carries on.
+// Inconclusive verdicts still hold the ring, as they would.
+type dryRun struct {
+	inner rollout.Health
+	mu    sync.Mutex
+	first map[string]int // rollout id -> ring of the first unhealthy verdict
+}
+
+var _ rollout.Health = (*dryRun)(nil)
+
+// Check implements rollout.Health.
+func (d *dryRun) Check(ctx context.Context, r rollout.Rollout, ring int) (rollout.HealthResult, error) {
+	res, err := d.inner.Check(ctx, r, ring)
+	if err != nil || !res.Known || res.Healthy {
+		return res, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.first == nil {
+		d.first = map[string]int{}
+	}
+	if _, seen := d.first[r.ID]; !seen {
+		d.first[r.ID] = ring
+	}
+	return rollout.HealthResult{Known: true, Healthy: true, Reason: "dry-run, would have failed: " + res.Reason}, nil
+}
+
+// fired reports whether the gate has found rollout id unhealthy, and in
+// which ring; false on a nil dryRun.
+func (d *dryRun) fired(id string) (int, bool) {
+	if d == nil {
+		return 0, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ring, ok := d.first[id]
+	return ring, ok
+}
+
 // ringSize bounds how far ahead jobs and reports are scheduled, in
 // minutes: longer than the longest job plus its report delay.
 const ringSize = 512
@@ -139,6 +179,7 @@ type sim struct {
 	clock *Clock
 	svc   *rollout.Service
 	ctl   *rollout.Controller
+	dry   *dryRun
 
 	labels  []*labelRun
 	starts  [ringSize][]job
@@ -161,11 +202,20 @@ type SeedResult struct {
 	Jobs     int64         `json:"jobs"`
 	Events   int64         `json:"events"`
 	Minutes  int           `json:"minutes"`
+	Fleet    FleetStats    `json:"fleet"`
 	Elapsed  time.Duration `json:"-"`
 	// Ingest and Tick are the wall time spent in IngestEvents and in the
 	// controller's ticks: where a run's time goes.
 	Ingest time.Duration `json:"-"`
 	Tick   time.Duration `json:"-"`
+}
+
+// FleetStats describe the fleet a seed drew.
+type FleetStats struct {
+	Orgs, Pipelines int
+	// Ring0Pipelines run in Ring 0's orgs; Affected use the broken
+	// feature, Ring0Affected of them in Ring 0, in Ring0AffectedOrgs orgs.
+	Ring0Pipelines, Affected, Ring0Affected, Ring0AffectedOrgs int
 }
 
 // RolloutRun is one label's rollout in one seed, per detector.
@@ -206,12 +256,18 @@ func RunSeed(ctx context.Context, p Params, seed uint64, open Opener) (SeedResul
 	}
 	defer closeStore()
 	clock := NewClock(Start)
-	svc, err := rollout.NewService(ctx, st, serviceOptions(p, clock, st))
+	so := serviceOptions(p, clock, st)
+	var dry *dryRun
+	if p.DryRun {
+		dry = &dryRun{inner: so.Health}
+		so.Health = dry
+	}
+	svc, err := rollout.NewService(ctx, st, so)
 	if err != nil {
 		return SeedResult{}, fmt.Errorf("start the service: %w", err)
 	}
 	defer svc.Close()
-	s := &sim{ctx: ctx, p: p, rng: rand.New(rand.NewPCG(seed, 0x1a6e6a7e)), clock: clock, svc: svc, stormPipe: -1,
+	s := &sim{ctx: ctx, p: p, dry: dry, rng: rand.New(rand.NewPCG(seed, 0x1a6e6a7e)), clock: clock, svc: svc, stormPipe: -1,
 		ctl: rollout.NewController(svc, st, rollout.ControllerOptions{Holder: "simulate", Clock: clock})}
 	s.f = newFleet(p, s.rng)
 	res, err := s.run()
@@ -598,6 +654,9 @@ func (s *sim) tickController(m int, now time.Time) error {
 			ls.ring0At = r.RingStartedAt
 			s.scheduleIncidents(ls)
 		}
+		if ring, ok := s.dry.fired(r.ID); ok && !ls.verdicts[0].Halted {
+			ls.verdicts[0] = verdict{Halted: true, Ring: ring, Minute: m, At: now}
+		}
 		switch r.State {
 		case rollout.StateHalted, rollout.StateRolledBack:
 			ls.verdicts[0] = verdict{Halted: true, Ring: r.Ring, Minute: m, At: now}
@@ -647,6 +706,18 @@ func (s *sim) scheduleIncidents(ls *labelRun) {
 
 func (s *sim) result(minutes int) SeedResult {
 	res := SeedResult{Jobs: s.jobs, Events: s.events, Minutes: minutes, Ingest: s.ingest, Tick: s.tick}
+	res.Fleet.Orgs, res.Fleet.Pipelines = len(s.f.orgs), len(s.f.pipes)
+	affectedOrgs := map[int32]bool{}
+	for _, pl := range s.f.pipes {
+		r0 := s.f.orgs[pl.org].ring0
+		res.Fleet.Ring0Pipelines += b2i(r0)
+		res.Fleet.Affected += b2i(pl.uses)
+		res.Fleet.Ring0Affected += b2i(pl.uses && r0)
+		if pl.uses && r0 {
+			affectedOrgs[pl.org] = true
+		}
+	}
+	res.Fleet.Ring0AffectedOrgs = len(affectedOrgs)
 	for _, ls := range s.labels {
 		rr := RolloutRun{Label: ls.name, Worse: ls.worse, State: ls.state}
 		for i, v := range ls.verdicts {
