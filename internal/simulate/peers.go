@@ -17,7 +17,7 @@ import (
 
 // minute is what one simulated minute's reports add to a ring's sides.
 type minute struct {
-	newJobs, newFailed, oldJobs, oldFailed int64
+	NewJobs, NewFailed, OldJobs, OldFailed int64
 }
 
 // peer is a gate under comparison. observe is called once a minute while
@@ -54,24 +54,24 @@ func (g *thresholdGate) observe(inRing time.Duration, ringChanged bool, m minute
 	if ringChanged {
 		g.seen, g.cur, g.failures = 0, minute{}, 0
 	}
-	g.seen += m.newJobs
-	g.cur.newJobs += m.newJobs
-	g.cur.newFailed += m.newFailed
-	g.cur.oldJobs += m.oldJobs
-	g.cur.oldFailed += m.oldFailed
+	g.seen += m.NewJobs
+	g.cur.NewJobs += m.NewJobs
+	g.cur.NewFailed += m.NewFailed
+	g.cur.OldJobs += m.OldJobs
+	g.cur.OldFailed += m.OldFailed
 	if inRing%g.window != 0 {
 		return false
 	}
 	w := g.cur
 	g.cur = minute{}
-	if g.seen < g.minJobs || w.newJobs == 0 {
+	if g.seen < g.minJobs || w.NewJobs == 0 {
 		return false
 	}
 	oldRate := 0.0
-	if w.oldJobs > 0 {
-		oldRate = float64(w.oldFailed) / float64(w.oldJobs)
+	if w.OldJobs > 0 {
+		oldRate = float64(w.OldFailed) / float64(w.OldJobs)
 	}
-	if float64(w.newFailed)/float64(w.newJobs)-oldRate > g.diff {
+	if float64(w.NewFailed)/float64(w.NewJobs)-oldRate > g.diff {
 		g.failures++
 	} else {
 		g.failures = 0
@@ -109,20 +109,20 @@ func (g *mannWhitneyGate) observe(inRing time.Duration, ringChanged bool, m minu
 		g.buckets = append(g.buckets, minute{})
 	}
 	b := &g.buckets[i]
-	b.newJobs += m.newJobs
-	b.newFailed += m.newFailed
-	b.oldJobs += m.oldJobs
-	b.oldFailed += m.oldFailed
+	b.NewJobs += m.NewJobs
+	b.NewFailed += m.NewFailed
+	b.OldJobs += m.OldJobs
+	b.OldFailed += m.OldFailed
 	if inRing%g.every != 0 {
 		return false
 	}
 	var x, y []float64
 	for _, b := range g.buckets {
-		if b.newJobs > 0 {
-			x = append(x, float64(b.newFailed)/float64(b.newJobs))
+		if b.NewJobs > 0 {
+			x = append(x, float64(b.NewFailed)/float64(b.NewJobs))
 		}
-		if b.oldJobs > 0 {
-			y = append(y, float64(b.oldFailed)/float64(b.oldJobs))
+		if b.OldJobs > 0 {
+			y = append(y, float64(b.OldFailed)/float64(b.OldJobs))
 		}
 	}
 	return kayentaHigh(x, y, g.conf, g.tol, g.allowedInc)

@@ -220,10 +220,13 @@ type FleetStats struct {
 
 // RolloutRun is one label's rollout in one seed, per detector.
 type RolloutRun struct {
-	Label     string            `json:"label"`
-	Worse     bool              `json:"worse"`
-	State     string            `json:"state"`
-	Detectors []DetectorOutcome `json:"detectors"`
+	Label string `json:"label"`
+	Worse bool   `json:"worse"`
+	State string `json:"state"`
+	// CausedFailures counts the failed jobs the new version caused in the
+	// whole run.
+	CausedFailures int64             `json:"causedFailures"`
+	Detectors      []DetectorOutcome `json:"detectors"`
 }
 
 // DetectorOutcome is what one detector did to one rollout.
@@ -608,14 +611,14 @@ func (s *sim) observePeers(m int, now time.Time, evs []rollout.JobEvent) {
 			failed := e.Outcome == rollout.OutcomeFailed
 			switch {
 			case e.Version == ls.new && e.Ring == ls.ring:
-				c.newJobs++
+				c.NewJobs++
 				if failed {
-					c.newFailed++
+					c.NewFailed++
 				}
 			case e.Version == ls.old:
-				c.oldJobs++
+				c.OldJobs++
 				if failed {
-					c.oldFailed++
+					c.OldFailed++
 				}
 			}
 		}
@@ -720,6 +723,9 @@ func (s *sim) result(minutes int) SeedResult {
 	res.Fleet.Ring0AffectedOrgs = len(affectedOrgs)
 	for _, ls := range s.labels {
 		rr := RolloutRun{Label: ls.name, Worse: ls.worse, State: ls.state}
+		for _, c := range ls.caused {
+			rr.CausedFailures += int64(c)
+		}
 		for i, v := range ls.verdicts {
 			d := DetectorOutcome{Name: detectorNames[i], Halted: v.Halted, Ring: -1, Censored: !v.Halted}
 			if v.Halted {
