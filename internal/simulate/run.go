@@ -538,8 +538,12 @@ func (s *sim) finish(m int, j *job) {
 		}
 	}
 	if j.first && pl.deployStage && outcome == rollout.OutcomeSucceeded {
-		sm := int(end.Add(10*time.Second).Sub(Start) / time.Minute)
-		s.starts[sm%ringSize] = append(s.starts[sm%ringSize], job{pipe: j.pipe, run: j.run, start: end.Add(10 * time.Second)})
+		next := end.Add(10 * time.Second)
+		// A stage due within this minute starts with the next one: this
+		// minute's starts are already under way.
+		sm := max(int(next.Sub(Start)/time.Minute), m+1)
+		next = maxTime(next, Start.Add(time.Duration(sm)*time.Minute))
+		s.starts[sm%ringSize] = append(s.starts[sm%ringSize], job{pipe: j.pipe, run: j.run, start: next})
 	}
 	if !isNew || j.storm {
 		return
@@ -560,6 +564,13 @@ func (s *sim) finish(m int, j *job) {
 			s.actions = append(s.actions, action{at: react, pipe: j.pipe})
 		}
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // degraded is the rank of the signature slow-degradation makes commoner:
