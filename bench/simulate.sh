@@ -8,6 +8,7 @@
 #   SEEDS=5 bench/simulate.sh         # fewer seeds (quick look)
 #   SCENARIOS="clean broken-feature" bench/simulate.sh
 #   PERF_ONLY=1 bench/simulate.sh     # the one-seed week on SQLite, timed
+#   PERF=0 bench/simulate.sh          # the comparisons without it
 #   DB=postgres://... bench/simulate.sh
 #
 # Each scenario runs twice: with imagegate acting (the semantics: a
@@ -60,4 +61,4 @@ for s in $SCENARIOS; do
       column -t -N DETECTOR,RUNS,HALTED,RING0,FALSE,CENSORED,MIN-MED,MIN-P90,FAILED-MED,ORGS-MED
   done
 done
-perf
+[ "${PERF:-1}" = 0 ] || perf

@@ -32,9 +32,9 @@ func (c *Clock) Now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
 // Set moves the clock to t.
 func (c *Clock) Set(t time.Time) { c.ns.Store(t.UnixNano()) }
 
-// Start is when every simulation begins: a Monday, so the weekly cycle
+// simStart is when every simulation begins: a Monday, so the weekly cycle
 // starts with a working week.
-var Start = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+var simStart = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 
 // HealthName names the health gate serviceOptions gives imagegate's
 // controller; the JSON output reports it, so a result says which
@@ -258,7 +258,7 @@ func RunSeed(ctx context.Context, p Params, seed uint64, open Opener) (SeedResul
 		return SeedResult{}, fmt.Errorf("open the store for seed %d: %w", seed, err)
 	}
 	defer closeStore()
-	clock := NewClock(Start)
+	clock := NewClock(simStart)
 	so := serviceOptions(p, clock, st)
 	var dry *dryRun
 	if p.DryRun {
@@ -316,7 +316,7 @@ func (s *sim) run() (SeedResult, error) {
 	tickEvery := int(p.TickEvery / time.Minute)
 	m := 0
 	for ; m < minutes; m++ {
-		t := Start.Add(time.Duration(m) * time.Minute)
+		t := simStart.Add(time.Duration(m) * time.Minute)
 		s.clock.Set(t)
 		if err := s.applyActions(t); err != nil {
 			return SeedResult{}, err
@@ -525,7 +525,7 @@ func (s *sim) finish(m int, j *job) {
 	}
 	end := j.start.Add(dur)
 	at := end.Add(delay)
-	rm := int(at.Sub(Start) / time.Minute)
+	rm := int(at.Sub(simStart) / time.Minute)
 	s.nextJob++
 	s.jobs++
 	ev := s.event(j, pl, o, ls, outcome, text, dur)
@@ -541,8 +541,8 @@ func (s *sim) finish(m int, j *job) {
 		next := end.Add(10 * time.Second)
 		// A stage due within this minute starts with the next one: this
 		// minute's starts are already under way.
-		sm := max(int(next.Sub(Start)/time.Minute), m+1)
-		next = maxTime(next, Start.Add(time.Duration(sm)*time.Minute))
+		sm := max(int(next.Sub(simStart)/time.Minute), m+1)
+		next = maxTime(next, simStart.Add(time.Duration(sm)*time.Minute))
 		s.starts[sm%ringSize] = append(s.starts[sm%ringSize], job{pipe: j.pipe, run: j.run, start: next})
 	}
 	if !isNew || j.storm {
@@ -712,7 +712,7 @@ func (s *sim) scheduleIncidents(ls *labelRun) {
 		from := ls.ring0At.Add(15 * time.Minute)
 		for k := range p.StormRetries {
 			t := from.Add(time.Duration(k) * p.StormEvery)
-			sm := int(t.Sub(Start) / time.Minute)
+			sm := int(t.Sub(simStart) / time.Minute)
 			s.starts[sm%ringSize] = append(s.starts[sm%ringSize], job{pipe: s.stormPipe, run: s.nextRun, first: k == 0, storm: true, start: t})
 		}
 	}
