@@ -42,6 +42,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newReportCmd(g))
 	root.AddCommand(newSignaturesCmd(g))
 	root.AddCommand(newVerifyCmd(g))
+	root.AddCommand(newSimulateCmd(g))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{c, err}
 	})

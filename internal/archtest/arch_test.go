@@ -57,6 +57,13 @@ var forbidden = map[string][]string{
 
 	// analysis is the pure decision core the rollout controller calls: the
 	// snapshot and diff vocabularies in, a decision out, nothing that does I/O.
+	// simulate drives the control plane through its public API on a real
+	// store, as a runner and an operator would: never through the HTTP
+	// server or its wire types, never the scanner (diff comes with rollout,
+	// whose analysis ranks a version's diff).
+	"internal/simulate": {"internal/server", "internal/api", "internal/apiclient", "internal/scan", "internal/source",
+		"internal/sandbox", "internal/check"},
+
 	"internal/analysis": {"internal/rollout", "internal/store", "internal/server", "internal/api", "internal/apiclient",
 		"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 }
