@@ -5,16 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // PushVersion registers v (creating its image if needed). Gate comes from
 // v.CheckReport (its "verdict", or "failed" count) and is "unknown"
 // without a report, whatever v.Gate said. ErrConflict if it exists.
 func (s *Service) PushVersion(ctx context.Context, actor string, v Version) (Version, error) {
-	if err := checkName("label", v.Label); err != nil {
+	if err := CheckName("label", v.Label); err != nil {
 		return Version{}, err
 	}
-	if err := checkName("version", v.Version); err != nil {
+	if err := CheckName("version", v.Version); err != nil {
 		return Version{}, err
 	}
 	gate, err := GateOf(v.CheckReport)
@@ -41,8 +42,14 @@ func (s *Service) PushVersion(ctx context.Context, actor string, v Version) (Ver
 // (pins to it stop applying unless they override), runs lose their
 // affinity to it, and a rollout of it still under way is rolled back.
 func (s *Service) RevokeVersion(ctx context.Context, actor, label, version, reason string) error {
-	if reason == "" {
+	if err := checkNames("revoke", "label", label, "version", version); err != nil {
+		return err
+	}
+	if strings.TrimSpace(reason) == "" {
 		return fmt.Errorf("revoke %s %s: a reason is required (it is shown to everyone pinned to it): %w", label, version, ErrInvalid)
+	}
+	if err := CheckText("reason", reason, MaxReason); err != nil {
+		return fmt.Errorf("revoke %s %s: %w", label, version, err)
 	}
 	if _, err := s.st.GetVersion(ctx, label, version, false); err != nil {
 		return errWrap(err, "revoke %s %s", label, version)
@@ -76,10 +83,30 @@ func (s *Service) RevokeVersion(ctx context.Context, actor, label, version, reas
 }
 
 // SetRings replaces the ring plan of label ("" = the global plan). Running
-// rollouts keep the plan they started with.
+// rollouts keep the plan they started with. ErrNotFound for a label no
+// version was pushed of: a plan nobody can address by mistake (a typo in
+// the label) would otherwise wait silently for an image of that name. The
+// serve config may still name labels before their first push
+// (ApplyConfigRings).
 func (s *Service) SetRings(ctx context.Context, actor, label string, rings []Ring) error {
 	if label != "" {
-		if err := checkName("label", label); err != nil {
+		if err := CheckName("label", label); err != nil {
+			return err
+		}
+		vs, _, err := s.st.ListVersions(ctx, label, Page{Limit: 1})
+		if err != nil {
+			return errWrap(err, "set rings of %s", label)
+		}
+		if len(vs) == 0 {
+			return fmt.Errorf("set rings of %s: %w: no version of the image was pushed; push one first (or set the plan in the serve config)", label, ErrNotFound)
+		}
+	}
+	return s.setRings(ctx, actor, label, rings)
+}
+
+func (s *Service) setRings(ctx context.Context, actor, label string, rings []Ring) error {
+	if label != "" {
+		if err := CheckName("label", label); err != nil {
 			return err
 		}
 	}

@@ -28,7 +28,7 @@ func (s *Service) ApplyConfigRings(ctx context.Context, plans map[string][]Ring)
 		if err == nil && reflect.DeepEqual(normRings(cur), normRings(rings)) {
 			continue
 		}
-		if err := s.SetRings(ctx, ConfigActor, label, rings); err != nil {
+		if err := s.setRings(ctx, ConfigActor, label, rings); err != nil {
 			return fmt.Errorf("apply ring plan %q from the config: %w", label, err)
 		}
 	}

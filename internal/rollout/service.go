@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 )
 
 // ServiceOptions configure a Service; zero values take the defaults noted.
@@ -418,20 +417,6 @@ func (c *runCache) putLocked(k, v string) {
 		c.old, c.cur = c.cur, make(map[string]string)
 	}
 	c.cur[k] = v
-}
-
-// checkName rejects names that would be ambiguous in URLs, logs and tables.
-func checkName(kind, v string) error {
-	if v == "" {
-		return fmt.Errorf("%s is required: %w", kind, ErrInvalid)
-	}
-	if len(v) > 200 {
-		return fmt.Errorf("%s %.20q… is longer than 200 bytes: %w", kind, v, ErrInvalid)
-	}
-	if i := strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '/' }); i >= 0 {
-		return fmt.Errorf("%s %q contains %q: use letters, digits, '.', '-', '_' or ':': %w", kind, v, v[i], ErrInvalid)
-	}
-	return nil
 }
 
 func details(kv ...any) json.RawMessage {

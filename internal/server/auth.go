@@ -76,22 +76,16 @@ func NewToken() (string, error) {
 }
 
 // ValidRole reports whether role is one a token may have.
-func ValidRole(role string) bool {
-	if role == rollout.RoleAdmin || role == rollout.RoleRunner {
-		return true
-	}
-	org, ok := strings.CutPrefix(role, rollout.RoleOrgPrefix)
-	return ok && org != "" && strings.TrimSpace(org) == org
-}
+func ValidRole(role string) bool { return rollout.CheckRole(role) == nil }
 
 // CreateToken stores a new token with the given role and returns it in
 // clear, the only time it is ever visible.
 func CreateToken(ctx context.Context, st TokenStore, actor, name, role string, now time.Time) (string, rollout.Token, error) {
-	if !ValidRole(role) {
-		return "", rollout.Token{}, fmt.Errorf("role %q: want admin, runner or org:<id>: %w", role, rollout.ErrInvalid)
+	if err := rollout.CheckRole(role); err != nil {
+		return "", rollout.Token{}, fmt.Errorf("create token: %w", err)
 	}
-	if name == "" {
-		return "", rollout.Token{}, fmt.Errorf("token name is empty: %w", rollout.ErrInvalid)
+	if err := rollout.CheckName("token name", name); err != nil {
+		return "", rollout.Token{}, fmt.Errorf("create token: %w", err)
 	}
 	secret, err := NewToken()
 	if err != nil {
