@@ -32,7 +32,10 @@ var allowed = map[string][]string{
 	"GET /metrics":             {"anonymous", "bogus", "admin", "runner", "org-own", "org-other"},
 	"GET /api/v1/openapi.json": {"anonymous", "bogus", "admin", "runner", "org-own", "org-other"},
 
-	"POST /api/v1/tokens": {"admin"},
+	"POST /api/v1/tokens":             {"admin"},
+	"GET /api/v1/tokens":              {"admin"},
+	"DELETE /api/v1/tokens/{id}":      {"admin"},
+	"POST /api/v1/tokens/{id}/rotate": {"admin"},
 
 	"GET /api/v1/images":                                    {"admin", "org-own", "org-other"},
 	"GET /api/v1/images/{label}/versions":                   {"admin", "org-own", "org-other"},

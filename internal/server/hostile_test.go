@@ -87,6 +87,8 @@ func openStore(t testing.TB, kind string) rollout.Store {
 // completed and a pending rollout, a pin and tokens of every role.
 type hostile struct {
 	URL     string
+	st      rollout.Store
+	svc     *rollout.Service
 	srv     *server.Server
 	rollout string // the pending rollout's id
 	tokens  map[string]string
@@ -117,7 +119,7 @@ func newHostile(t testing.TB, kind string) *hostile {
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	admin, _ := apiclient.New(hs.URL, adminSecret, nil)
-	h := &hostile{URL: hs.URL, srv: srv, tokens: map[string]string{"admin": adminSecret}, clock: clk}
+	h := &hostile{URL: hs.URL, st: st, svc: svc, srv: srv, tokens: map[string]string{"admin": adminSecret}, clock: clk}
 	if err := admin.SetRings(ctx, "", threeRings); err != nil {
 		t.Fatal(err)
 	}

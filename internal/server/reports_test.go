@@ -390,7 +390,7 @@ func TestReportAuthorization(t *testing.T) {
 	if err != nil || len(list.Items) != 3 {
 		t.Fatalf("reports stored: %d (%v), want the 3 allowed", len(list.Items), err)
 	}
-	if list.Items[0].Actor != "token:bootstrap-admin" || list.Items[0].Org != "org-b" {
+	if list.Items[0].Actor != adminActor || list.Items[0].Org != "org-b" {
 		t.Errorf("newest report %+v, want org-b's by the admin", list.Items[0])
 	}
 	var apiErr *apiclient.Error

@@ -126,6 +126,7 @@ func New(opts Options) (*Server, error) {
 		ttl = 30 * time.Second
 	}
 	s.tokens = newTokenCache(opts.Store, ttl, s.now)
+	s.tokens.log = s.log
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
