@@ -118,6 +118,7 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{
 		Health: health, Logger: log,
 		ExpeditedBakeFactor: cfg.Policies.ExpeditedBakeFactor, PinExpiryWarning: cfg.Policies.PinExpiryWarning,
+		AllowUnknownGate: cfg.Policies.AllowUnknownGate,
 	})
 	if err != nil {
 		return fmt.Errorf("start service: %w", err)

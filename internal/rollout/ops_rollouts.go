@@ -66,7 +66,11 @@ func (s *Service) StartRollout(ctx context.Context, actor string, req StartReque
 		return Rollout{}, fmt.Errorf("start rollout of %s %s: force needs a reason for the audit log: %w", req.Label, req.Version, ErrInvalid)
 	case v.Gate == GateFail && !req.Force:
 		return Rollout{}, fmt.Errorf("start rollout of %s %s: its check gate failed; fix the image or force with a reason: %w", req.Label, req.Version, ErrPrecondition)
+	case v.Gate == GateUnknown && !req.Force && !s.opts.AllowUnknownGate:
+		return Rollout{}, fmt.Errorf("start rollout of %s %s: its gate is unknown (pushed without a check report); push a checked version, or force with a reason (the serve config's policies.allowUnknownGate relaxes this): %w",
+			req.Label, req.Version, ErrPrecondition)
 	}
+	unknownAllowed := v.Gate == GateUnknown && !req.Force
 	plan, err := s.st.GetRings(ctx, req.Label)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -124,7 +128,7 @@ func (s *Service) StartRollout(ctx context.Context, actor string, req StartReque
 		reason := req.ForceReason
 		err = s.st.CreateRollout(ctx, &r, sup, AuditEntry{Actor: actor, Action: "rollout.start", Subject: "rollout/" + r.ID,
 			Reason: reason, Details: details("version", r.Version, "from", from, "expedited", r.Expedited, "supersedes", r.Supersedes, "forced", r.Forced,
-				"autoRollback", r.AutoRollback, "state", r.State)})
+				"autoRollback", r.AutoRollback, "state", r.State, "gate", v.Gate, "unknownGateAllowed", unknownAllowed)})
 		if errors.Is(err, ErrConflict) && attempt < 3 {
 			continue // the superseded rollout moved meanwhile: decide again
 		}

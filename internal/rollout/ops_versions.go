@@ -40,7 +40,9 @@ func (s *Service) PushVersion(ctx context.Context, actor string, v Version) (Ver
 
 // RevokeVersion takes a version back for good: it is never served again
 // (pins to it stop applying unless they override), runs lose their
-// affinity to it, and a rollout of it still under way is rolled back.
+// affinity to it, and a rollout of it still under way is rolled back
+// with the reason. Revoking a revoked version writes nothing: with the
+// same reason it succeeds (a retry), with another it is ErrConflict.
 func (s *Service) RevokeVersion(ctx context.Context, actor, label, version, reason string) error {
 	if err := checkNames("revoke", "label", label, "version", version); err != nil {
 		return err
@@ -51,8 +53,17 @@ func (s *Service) RevokeVersion(ctx context.Context, actor, label, version, reas
 	if err := CheckText("reason", reason, MaxReason); err != nil {
 		return fmt.Errorf("revoke %s %s: %w", label, version, err)
 	}
-	if _, err := s.st.GetVersion(ctx, label, version, false); err != nil {
+	v, err := s.st.GetVersion(ctx, label, version, false)
+	if err != nil {
 		return errWrap(err, "revoke %s %s", label, version)
+	}
+	if v.Revoked {
+		// Nothing changes, so nothing is written: a retry (same reason)
+		// succeeds; another reason is refused rather than dropped.
+		if v.RevokedReason == reason {
+			return nil
+		}
+		return fmt.Errorf("revoke %s %s: %w: it is already revoked (%q); the first reason stands", label, version, ErrConflict, v.RevokedReason)
 	}
 	if err := s.st.RevokeVersion(ctx, label, version, reason, AuditEntry{Actor: actor, Action: "version.revoke",
 		Subject: "version/" + label + "/" + version, Reason: reason}); err != nil {
@@ -70,7 +81,7 @@ func (s *Service) RevokeVersion(ctx context.Context, actor, label, version, reas
 			if Terminal(r.State) {
 				return errNoChange
 			}
-			r.State = StateRolledBack
+			r.State, r.Reason = StateRolledBack, "version revoked: "+reason
 			return nil
 		}); err != nil && !errors.Is(err, errNoChange) {
 			return err
@@ -89,6 +100,13 @@ func (s *Service) RevokeVersion(ctx context.Context, actor, label, version, reas
 // serve config may still name labels before their first push
 // (ApplyConfigRings).
 func (s *Service) SetRings(ctx context.Context, actor, label string, rings []Ring) error {
+	if s.managedByConfig(label) {
+		key := "rings"
+		if label != "" {
+			key = "images." + label + ".rings"
+		}
+		return fmt.Errorf("set rings of %q: %w: the serve config manages this plan (%s) and wins at every start; change it there", label, ErrConflict, key)
+	}
 	if label != "" {
 		if err := CheckName("label", label); err != nil {
 			return err

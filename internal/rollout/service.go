@@ -35,6 +35,11 @@ type ServiceOptions struct {
 	// Signer gives failed jobs' error texts their signature; nil stores
 	// no signatures (exposure is still counted).
 	Signer Signer
+	// AllowUnknownGate lets a version without a check report (gate
+	// unknown) roll out without Force, as a passed one does; the
+	// rollout.start audit entry then records "unknownGateAllowed". Off, an
+	// unknown gate needs Force with a reason, like a failed one.
+	AllowUnknownGate bool
 }
 
 // StartRequest asks for a rollout of Label at Version.
@@ -79,6 +84,9 @@ type Service struct {
 	served    sync.Map // servedKey -> *atomic.Int64
 	flushMu   sync.Mutex
 	timelines timelines // rollouts by label, for reading job events
+	// configRings are the labels whose ring plan the serve config manages
+	// (see ApplyConfigRings).
+	configRings atomic.Pointer[map[string]bool]
 
 	stop      context.CancelFunc
 	done      chan struct{}
