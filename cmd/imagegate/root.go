@@ -52,7 +52,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress to stderr")
 	root.AddCommand(newScanCmd(g), newDiffCmd(g), newCheckCmd(g))
 	root.AddCommand(newServeCmd(g), newVersionCmd(g), newRolloutCmd(g), newPinCmd(g), newResolveCmd(g))
-	root.AddCommand(newReportCmd(g))
+	root.AddCommand(newReportCmd(g), newTokenCmd(g))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
 	})
