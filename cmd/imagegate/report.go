@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,7 +35,7 @@ job's signature. When enough organisations report one signature within a day (th
 serve config's reports:), the server alerts and halts the rollout that carries it.
 
 ` + clientHelp,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.stdin = cmd.InOrStdin()
 			return runReport(cmd.Context(), opts, args, cmd.OutOrStdout())
@@ -56,7 +55,7 @@ func runReport(ctx context.Context, opts *reportOptions, args []string, stdout i
 	text := opts.text
 	switch {
 	case opts.textFile != "" && text != "":
-		return errors.New("give --text or --text-file, not both")
+		return usageErrorf("give --text or --text-file, not both")
 	case opts.textFile == "-":
 		b, err := io.ReadAll(io.LimitReader(opts.stdin, rollout.MaxReportText+1))
 		if err != nil {
@@ -71,7 +70,7 @@ func runReport(ctx context.Context, opts *reportOptions, args []string, stdout i
 		text = string(b)
 	}
 	if strings.TrimSpace(text) == "" {
-		return errors.New("--text (or --text-file) is required: paste the error from the failed job's log")
+		return usageErrorf("--text (or --text-file) is required: paste the error from the failed job's log")
 	}
 	c, err := opts.client(ctx)
 	if err != nil {

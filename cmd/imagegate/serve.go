@@ -42,7 +42,7 @@ func newServeCmd(g *globalOptions) *cobra.Command {
 PostgreSQL database, exactly one runs it at a time).
 
 Settings come from --config (YAML: listen, db, dataDir, rings, images, policies,
-controller, externalURL, alerts, reports; see examples/imagegate.yaml), then
+analysis, controller, externalURL, alerts, reports; see examples/imagegate.yaml), then
 IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR, IMAGEGATE_EXTERNAL_URL, then flags.
 Every replica sends the alerts queued in the database's outbox (one POST per
 decision and target, retried until acknowledged).
@@ -51,8 +51,8 @@ for several replicas. At first start the admin token is IMAGEGATE_ADMIN_TOKEN, o
 is generated and printed once to stderr.
 Stops gracefully on SIGTERM or interrupt.
 
-` + exitCodesHelp,
-		Args: cobra.NoArgs,
+` + exitHelpServe,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServe(cmd.Context(), g, opts, cmd.Flags().Changed, cmd.ErrOrStderr())
 		},
@@ -107,16 +107,26 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	}
 	defer st.Close()
 
-	var health rollout.Health
+	// The telemetry decision is on by default; the failure-rate gate joins
+	// it when configured.
+	telemetry := rollout.NewTelemetryHealth(st, cfg.Analysis.Policies(), log)
+	health := rollout.AllOf{telemetry}
 	if p := cfg.Policies; p.MaxFailureRate > 0 {
 		minJobs := p.HealthMinJobs
 		if minJobs == 0 {
 			minJobs = 20
 		}
-		health = rollout.FailureRateHealth{Jobs: st, MaxFailureRate: p.MaxFailureRate, MinJobs: minJobs}
+		health = append(health, rollout.FailureRateHealth{Jobs: st, MaxFailureRate: p.MaxFailureRate, MinJobs: minJobs})
 	}
+	signer, err := rollout.NewStoredSigner(ctx, st, time.Now())
+	if err != nil {
+		return err
+	}
+	// The Notifier is bound to the outbox once serveAlerts has built it,
+	// before the controller runs.
+	notify := &lateNotifier{}
 	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{
-		Health: health, Logger: log,
+		Health: health, Analyzer: telemetry, Signer: signer, Notifier: notify, Logger: log,
 		ExpeditedBakeFactor: cfg.Policies.ExpeditedBakeFactor, PinExpiryWarning: cfg.Policies.PinExpiryWarning,
 		AllowUnknownGate: cfg.Policies.AllowUnknownGate,
 	})
@@ -136,10 +146,11 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	ctl := rollout.NewController(svc, st, rollout.ControllerOptions{
 		Holder: holder, Interval: cfg.Controller.Interval, LeaseTTL: cfg.Controller.LeaseTTL, Logger: log,
 	})
-	_, reports, err := serveAlerts(svc, st, cfg)
+	outbox, reports, err := serveAlerts(svc, st, cfg)
 	if err != nil {
 		return err
 	}
+	notify.n = rollout.AlertNotifier{Alerter: outbox}
 	srv, err := server.New(server.Options{
 		Service: svc, Store: st, Controller: ctl, Registry: server.NewRegistry(), Logger: log,
 		TokenCacheTTL: cfg.Policies.TokenCacheTTL, Reports: reports,
@@ -202,4 +213,14 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// lateNotifier forwards to n, set once before the controller starts.
+type lateNotifier struct{ n rollout.Notifier }
+
+func (l *lateNotifier) Notify(ctx context.Context, x rollout.Notice) error {
+	if l.n == nil {
+		return nil
+	}
+	return l.n.Notify(ctx, x)
 }

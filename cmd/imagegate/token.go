@@ -40,7 +40,7 @@ func newTokenCmd(g *globalOptions) *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create NAME --role admin|runner|org:ID [--expires 720h|RFC3339]",
 		Short: "Create a token; its secret is printed this once only",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTokenCreate(cmd.Context(), cro, args, cmd.OutOrStdout())
 		},
@@ -52,7 +52,7 @@ func newTokenCmd(g *globalOptions) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens: ids, names, roles, expiry, last use, revocation (never a secret)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTokenList(cmd.Context(), lo, args, cmd.OutOrStdout())
 		},
@@ -64,7 +64,7 @@ func newTokenCmd(g *globalOptions) *cobra.Command {
 	revoke := &cobra.Command{
 		Use:   "revoke ID [--reason TEXT]",
 		Short: "Revoke a token for good (at once on this server, within the token cache TTL on others)",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTokenRevoke(cmd.Context(), ro, args, cmd.OutOrStdout())
 		},
@@ -75,7 +75,7 @@ func newTokenCmd(g *globalOptions) *cobra.Command {
 	rotate := &cobra.Command{
 		Use:   "rotate ID [--reason TEXT]",
 		Short: "Replace a token by a new one of the same name and role and revoke the old (the bootstrap admin token: then set IMAGEGATE_ADMIN_TOKEN to the new secret)",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTokenRotate(cmd.Context(), rto, args, cmd.OutOrStdout())
 		},
@@ -104,7 +104,7 @@ func secretTable(t api.CreateTokenResponse) func(*tabwriter.Writer) {
 
 func runTokenCreate(ctx context.Context, opts *tokenCreateOptions, args []string, stdout io.Writer) error {
 	if opts.role == "" {
-		return fmt.Errorf("--role is required: admin, runner or org:<id>")
+		return usageErrorf("--role is required: admin, runner or org:<id>")
 	}
 	req := api.CreateTokenRequest{Name: args[0], Role: opts.role}
 	if opts.expires != "" {

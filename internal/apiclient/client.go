@@ -45,6 +45,10 @@ func New(baseURL, token string, hc *http.Client) (*Client, error) {
 	return &Client{base: u, token: token, hc: hc}, nil
 }
 
+// ErrUnreachable is wrapped by errors of requests that got no answer: the
+// server is not running, the URL is wrong, the network failed or timed out.
+var ErrUnreachable = errors.New("cannot reach the server")
+
 // Error is an error response of the server.
 type Error struct {
 	Status  int
@@ -85,7 +89,12 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w (is the server running and --server right?)", method, u.Redacted(), err)
+		// url.Error repeats the method and URL said here already.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%s %s: %w: %w (is the server running and --server right?)", method, u.Redacted(), ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -330,4 +339,24 @@ func (c *Client) Audit(ctx context.Context, f rollout.AuditFilter, p rollout.Pag
 // Ready reports whether the server answers /readyz with 200.
 func (c *Client) Ready(ctx context.Context) error {
 	return c.do(ctx, "GET", "/readyz", nil, nil, nil)
+}
+
+// Analysis returns the telemetry decision of every ring rollout id entered
+// (GET /api/v1/rollouts/{id}/analysis).
+func (c *Client) Analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, error) {
+	var out rollout.RolloutAnalysis
+	err := c.do(ctx, "GET", "/api/v1/rollouts/"+seg(id)+"/analysis", nil, nil, &out)
+	return out, err
+}
+
+// Signatures lists the error signatures seen on label (of version, when
+// not "") with their counts (GET /api/v1/images/{label}/signatures).
+func (c *Client) Signatures(ctx context.Context, label, version string, p rollout.Page) (api.List[rollout.Signature], error) {
+	q := url.Values{}
+	if version != "" {
+		q.Set("version", version)
+	}
+	var out api.List[rollout.Signature]
+	err := c.do(ctx, "GET", "/api/v1/images/"+seg(label)+"/signatures", pageQuery(q, p), nil, &out)
+	return out, err
 }

@@ -81,6 +81,8 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) (out []Result, folded 
 		if rt.Kind == snapshot.RuntimePython {
 			pythons++
 			out = append(out, pythonModules(rt, ids[i], ch, folded)...)
+		} else if len(rt.Modules) > 0 {
+			out = append(out, runtimeParts(rt, ids[i], ch)...)
 		}
 	}
 	if pythons > 0 && snap.Exec == snapshot.ExecNone {
@@ -95,15 +97,9 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) (out []Result, folded 
 }
 
 // runtimeIDs gives each runtime the identity diff matches it by
-// (runtime/python@3.7), so that one changes file serves both. Two installs
-// of one version share it, as in diff; results name the path.
-func runtimeIDs(rts []snapshot.Runtime) []string {
-	ids := make([]string, len(rts))
-	for i := range rts {
-		ids[i] = diff.RuntimeID(&rts[i])
-	}
-	return ids
-}
+// (runtime/python@3.7, or with its install root when the image holds two of
+// one series), so that one changes file serves both.
+func runtimeIDs(rts []snapshot.Runtime) []string { return diff.RuntimeIDs(rts) }
 
 func majorMinor(v string) string {
 	parts := strings.SplitN(v, ".", 3)
@@ -121,6 +117,17 @@ func majorMinor(v string) string {
 // builtFromSource is true for runtimes an image build compiled or unpacked
 // itself; a distribution's own Python is "os-package".
 func builtFromSource(rt *snapshot.Runtime) bool { return rt.Origin != snapshot.OriginOSPackage }
+
+// distributionPython is true for a Python the distribution's own Python
+// packages own (python3.11-minimal, libpython3.11-stdlib, python3-libs),
+// for which distroOptional's packages exist; not for one another package
+// bundles (the Google Cloud SDK's, owned by google-cloud-cli), which no
+// distribution package completes. An unknown owner counts as the
+// distribution's.
+func distributionPython(rt *snapshot.Runtime) bool {
+	owner, _, _ := strings.Cut(rt.OwnerPackage, ":")
+	return owner == "" || strings.HasPrefix(owner, "python") || strings.HasPrefix(owner, "libpython")
+}
 
 func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes, foldedInto map[string]string) []Result {
 	var out []Result
@@ -265,6 +272,7 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes, foldedInto
 			continue
 		}
 		r := fails[i].res
+		r.declareAs = diff.ActionFor(diff.ClassBroken)
 		if fails[i].cause {
 			declare(&r, ch, diff.ClassRemoved, diff.ClassBroken)
 		} else {
@@ -273,15 +281,20 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes, foldedInto
 		add(r)
 	}
 	if len(notInstalled) > 0 {
+		why := "the distribution ships them in optional packages"
 		var ev []string
-		for _, n := range notInstalled {
-			if p := distroPackage(n, majorMinor(rt.Version)); p != "" {
-				ev = append(ev, n+": in "+p)
+		if distributionPython(rt) {
+			for _, n := range notInstalled {
+				if p := distroPackage(n, majorMinor(rt.Version)); p != "" {
+					ev = append(ev, n+": in "+p)
+				}
 			}
+		} else {
+			why = "package " + rt.OwnerPackage + ", which ships this Python, leaves them out"
 		}
 		ev = append(ev, needs...)
 		add(Result{ID: id + "/modules/not-installed", Status: StatusInfo,
-			Message:  "not installed (the distribution ships them in optional packages): " + strings.Join(notInstalled, ", "),
+			Message:  "not installed (" + why + "): " + strings.Join(notInstalled, ", "),
 			Evidence: ev})
 	}
 	if !known {
@@ -324,6 +337,7 @@ func toolProbes(tools []snapshot.Tool, ch *diff.Changes) []Result {
 		if rest := report.RestLines(t.Error); rest != "" {
 			r.Evidence = []string{rest}
 		}
+		r.declareAs = diff.ActionFor(diff.ClassBroken)
 		declare(&r, ch, diff.ClassBroken)
 		out = append(out, r)
 	}

@@ -19,7 +19,7 @@ func baselineResults(d *diff.Report) []Result {
 	for i := range d.Changes {
 		c := &d.Changes[i]
 		total++
-		r := Result{ID: c.ID, Origin: OriginBaseline, Kind: "diff", Message: describeChange(c)}
+		r := Result{ID: c.ID, Origin: OriginBaseline, Kind: "diff", Message: describeChange(c), declareAs: diff.ActionFor(c.Class)}
 		if p := changePath(c); p != "" {
 			r.Name = p
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/internal/alert"
+	"github.com/imagegate/imagegate/internal/analysis"
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/yamlx"
 )
@@ -35,6 +36,12 @@ import (
 //	  pinExpiryWarning: 72h
 //	  maxFailureRate: 0.05
 //	  healthMinJobs: 20
+//	analysis:                               # the telemetry decision, on by default
+//	  alpha: 0.001                          # false-alarm bound per ring, however often checked
+//	  minOrgs: 3                            # orgs a regression must affect
+//	  action: rollback                      # rollback | halt | dry-run
+//	  rings:                                # overrides by ring name
+//	    canary: {action: halt}
 //	controller: {interval: 1s, leaseTTL: 10s}
 //	externalURL: https://imagegate.example.com  # links in alerts; default: the listen address
 //	alerts:                                 # one POST per decision, retried until acknowledged
@@ -48,6 +55,7 @@ type Config struct {
 	Rings      []RingConfig           `yaml:"rings"`
 	Images     map[string]ImageConfig `yaml:"images"`
 	Policies   PolicyConfig           `yaml:"policies"`
+	Analysis   AnalysisConfig         `yaml:"analysis"`
 	Controller ControllerConfig       `yaml:"controller"`
 	// ExternalURL is how people reach the server (alert links); flag
 	// --external-url and IMAGEGATE_EXTERNAL_URL override it.
@@ -73,6 +81,44 @@ type ReportsConfig struct {
 	// Action is halt (default: alert and halt the rollout whose version
 	// carries the signature) or alert (alert only).
 	Action string `yaml:"action"`
+}
+
+// AnalysisConfig is the telemetry decision's policy (rollout.TelemetryHealth):
+// zero values take the defaults (alpha 0.001, minOrgs 3, action
+// rollback). Rings overrides them by ring name; an override's zero
+// values keep the top level's.
+type AnalysisConfig struct {
+	Alpha   float64                         `yaml:"alpha"`
+	MinOrgs int                             `yaml:"minOrgs"`
+	Action  string                          `yaml:"action"`
+	Rings   map[string]AnalysisPolicyConfig `yaml:"rings"`
+}
+
+// AnalysisPolicyConfig is one level of AnalysisConfig.
+type AnalysisPolicyConfig struct {
+	// Alpha bounds the probability that a ring without a regression is
+	// ever failed, however often it is checked.
+	Alpha float64 `yaml:"alpha"`
+	// MinOrgs is how many distinct orgs a regression must affect.
+	MinOrgs int `yaml:"minOrgs"`
+	// Action is what a regression does: rollback, halt, or dry-run
+	// (decide, record and alert, but do not act).
+	Action string `yaml:"action"`
+}
+
+// Policies returns the analysis policy as the domain takes it.
+func (a AnalysisConfig) Policies() rollout.AnalysisPolicies {
+	conv := func(p AnalysisPolicyConfig) rollout.AnalysisPolicy {
+		return rollout.AnalysisPolicy{Params: analysis.Params{Alpha: p.Alpha, MinOrgs: p.MinOrgs}, Action: p.Action}
+	}
+	out := rollout.AnalysisPolicies{Default: conv(AnalysisPolicyConfig{Alpha: a.Alpha, MinOrgs: a.MinOrgs, Action: a.Action})}
+	for name, r := range a.Rings {
+		if out.Rings == nil {
+			out.Rings = map[string]rollout.AnalysisPolicy{}
+		}
+		out.Rings[name] = conv(r)
+	}
+	return out
 }
 
 // RingConfig is a rollout.Ring with durations written as "24h".
@@ -160,6 +206,18 @@ func (c Config) validate(file string) error {
 		}
 		if err := rollout.ValidateRings(RingPlan(img.Rings)); err != nil {
 			return errAt("images."+label+".rings", "%v", err)
+		}
+	}
+	pols := c.Analysis.Policies()
+	if err := pols.Default.Validate(); err != nil {
+		return errAt("analysis", "%v", err)
+	}
+	for name := range c.Analysis.Rings {
+		if name == "" {
+			return errAt("analysis.rings", "empty ring name")
+		}
+		if err := pols.For(name).Validate(); err != nil {
+			return errAt("analysis.rings."+name, "%v", err)
 		}
 	}
 	p := c.Policies

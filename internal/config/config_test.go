@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/imagegate/imagegate/internal/analysis"
 	"github.com/imagegate/imagegate/internal/config"
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/yamlx"
@@ -59,6 +60,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"image without rings", "images: {u: {}}", "images.u: no rings"},
 		{"factor", "policies: {expeditedBakeFactor: 3}", "expeditedBakeFactor"},
 		{"lease shorter than interval", "controller: {interval: 10s, leaseTTL: 5s}", "shorter than leaseTTL"},
+		{"analysis typo", "analysis: {alhpa: 0.01}", "field alhpa not found"},
+		{"analysis action", "analysis: {action: panic}", `analysis: analysis action "panic"`},
+		{"analysis alpha", "analysis: {alpha: 2}", "analysis alpha 2"},
+		{"analysis minOrgs", "analysis: {minOrgs: 40}", "analysis minOrgs 40: at most 11"},
+		{"analysis ring override", "analysis: {rings: {canary: {action: stop}}}", `analysis.rings.canary: analysis action "stop"`},
+		{"analysis ring typo", "analysis: {rings: {canary: {acton: halt}}}", "field acton not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +75,40 @@ func TestParseConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAnalysisConfig(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		ring       string
+		want       rollout.AnalysisPolicy
+	}{
+		{"defaults: on, rollback", "", "canary",
+			rollout.AnalysisPolicy{Params: analysis.DefaultParams(), Action: rollout.ActionRollback}},
+		{"top level", "analysis: {alpha: 0.01, minOrgs: 5, action: halt}", "early",
+			rollout.AnalysisPolicy{Params: withAlphaOrgs(0.01, 5), Action: rollout.ActionHalt}},
+		{"ring override keeps the rest", "analysis: {alpha: 0.01, action: halt, rings: {canary: {action: dry-run}}}", "canary",
+			rollout.AnalysisPolicy{Params: withAlphaOrgs(0.01, 3), Action: rollout.ActionDryRun}},
+		{"other rings keep the top level", "analysis: {alpha: 0.01, action: halt, rings: {canary: {action: dry-run, minOrgs: 2}}}", "early",
+			rollout.AnalysisPolicy{Params: withAlphaOrgs(0.01, 3), Action: rollout.ActionHalt}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse("imagegate.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tt.want, c.Analysis.Policies().For(tt.ring)); d != "" {
+				t.Errorf("policy of ring %s (-want +got):\n%s", tt.ring, d)
+			}
+		})
+	}
+}
+
+func withAlphaOrgs(alpha float64, orgs int) analysis.Params {
+	p := analysis.DefaultParams()
+	p.Alpha, p.MinOrgs = alpha, orgs
+	return p
 }
 
 func TestRingPlans(t *testing.T) {

@@ -279,6 +279,9 @@ func (s *Service) reconcile(ctx context.Context, actor string, r Rollout) (Rollo
 	if err != nil {
 		return r, "", err
 	}
+	if in.Health.Action == ActionDryRun && in.Health.Decision != nil {
+		r = s.recordDryRun(ctx, actor, r, in)
+	}
 	next, action, why := Step(r, in)
 	if action == "" {
 		return r, why, nil
@@ -296,12 +299,63 @@ func (s *Service) reconcile(ctx context.Context, actor string, r Rollout) (Rollo
 	if err != nil {
 		return r, "", errWrap(err, "%s %s", action, r.ID)
 	}
+	if in.Health.Known && !in.Health.Healthy && (next.State == StateHalted || next.State == StateRolledBack) {
+		act := ActionHalt
+		if next.State == StateRolledBack {
+			act = ActionRollback
+		}
+		s.notify(ctx, Notice{Action: act, Rollout: next, Ring: r.Ring, Reason: next.Reason, Health: in.Health, At: in.Now})
+	}
 	if next.State == StateRolledBack {
 		if err := s.st.ForgetRuns(ctx, r.Label); err != nil {
 			return next, "", errWrap(err, "forget runs of %s", r.Label)
 		}
 	}
 	return next, why, s.refresh(ctx)
+}
+
+type dryRunKey struct {
+	rollout, signature string
+	ring               int
+}
+
+// recordDryRun writes a dry-run's would-be decision to the audit log (and
+// tells the Notifier) once per rollout, ring and signature this process
+// has seen; a restart records it once more. It returns r as now stored;
+// on a concurrent change r itself, for Step's write to find the conflict.
+func (s *Service) recordDryRun(ctx context.Context, actor string, r Rollout, in GateInput) Rollout {
+	d := in.Health.Decision
+	key := dryRunKey{rollout: r.ID, ring: r.Ring, signature: "aggregate"}
+	if d.Signature != nil {
+		key.signature = d.Signature.ID
+	}
+	if _, done := s.dryRuns.Load(key); done {
+		return r
+	}
+	cur := r
+	cur.UpdatedAt = in.Now
+	err := s.st.UpdateRollout(ctx, &cur, AuditEntry{Actor: actor, Action: "rollout.dry-run", Subject: "rollout/" + r.ID,
+		Reason: in.Health.Reason, Details: details("ring", r.Ring, "state", r.State, "version", r.Version, "health", in.Health)})
+	if err != nil {
+		if !errors.Is(err, ErrConflict) {
+			s.log.Warn("record dry-run decision", "rollout", r.ID, "err", err)
+		}
+		return r
+	}
+	s.dryRuns.Store(key, true)
+	s.log.Info("dry-run decision, not acted on", "rollout", r.ID, "label", r.Label, "version", r.Version, "decision", d.summaryLine())
+	s.notify(ctx, Notice{Action: ActionDryRun, Rollout: cur, Ring: r.Ring, Reason: in.Health.Reason, Health: in.Health, At: in.Now})
+	return cur
+}
+
+// notify is the one place decisions reach the Notifier.
+func (s *Service) notify(ctx context.Context, n Notice) {
+	if s.opts.Notifier == nil {
+		return
+	}
+	if err := s.opts.Notifier.Notify(ctx, n); err != nil {
+		s.log.Warn("notify decision", "rollout", n.Rollout.ID, "action", n.Action, "err", err)
+	}
 }
 
 func (s *Service) gateInput(ctx context.Context, r Rollout) (GateInput, error) {
@@ -325,6 +379,9 @@ func (s *Service) gateInput(ctx context.Context, r Rollout) (GateInput, error) {
 			return in, fmt.Errorf("health of rollout %s in ring %d: %w", r.ID, r.Ring, err)
 		}
 		in.Health = h
+		// Rollback is the analysis' default action: a verdict that asks
+		// for it gets it, whatever the rollout was started with.
+		in.AutoRollback = in.AutoRollback || h.Action == ActionRollback
 	}
 	return in, nil
 }

@@ -40,6 +40,39 @@ type ServiceOptions struct {
 	// rollout.start audit entry then records "unknownGateAllowed". Off, an
 	// unknown gate needs Force with a reason, like a failed one.
 	AllowUnknownGate bool
+	// Analyzer answers Service.Analysis (the API's per-ring analysis);
+	// nil: ErrPrecondition. TelemetryHealth is one.
+	Analyzer RingAnalyzer
+	// Notifier is told of every decision of the health gate the
+	// controller acted on (halt, rollback) or recorded under dry-run; nil
+	// tells no one. See Notifier.
+	Notifier Notifier
+}
+
+// Notifier is where a decision would enqueue its alerts (issue 7's
+// outbox).
+//
+// Contract: Notify is called once per decision, after the decision and
+// its audit entry are stored, from the controller's goroutine: it must
+// return quickly (enqueue durably, deliver elsewhere) and be safe for
+// concurrent use (replicas' Services are distinct, but Promote also
+// decides). An error is logged and never undoes the decision; a crash
+// between the decision and Notify loses that notification, so an
+// outbox wants to be written in the same transaction eventually.
+type Notifier interface {
+	Notify(ctx context.Context, n Notice) error
+}
+
+// Notice is a decision to alert about.
+type Notice struct {
+	// Action: ActionRollback, ActionHalt, or ActionDryRun (would have
+	// acted).
+	Action  string       `json:"action"`
+	Rollout Rollout      `json:"rollout"`
+	Ring    int          `json:"ring"`
+	Reason  string       `json:"reason"`
+	Health  HealthResult `json:"health"`
+	At      time.Time    `json:"at"`
 }
 
 // StartRequest asks for a rollout of Label at Version.
@@ -87,6 +120,7 @@ type Service struct {
 	// configRings are the labels whose ring plan the serve config manages
 	// (see ApplyConfigRings).
 	configRings atomic.Pointer[map[string]bool]
+	dryRuns     sync.Map // dryRunKey -> true: would-be decisions recorded
 
 	stop      context.CancelFunc
 	done      chan struct{}

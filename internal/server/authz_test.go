@@ -66,6 +66,7 @@ var allowed = map[string][]string{
 
 	"GET /api/v1/images/{label}/signatures": {"admin"},
 	"GET /api/v1/rollouts/{id}/telemetry":   {"admin"},
+	"GET /api/v1/rollouts/{id}/analysis":    {"admin"},
 
 	"POST /api/v1/reports": {"admin", "org-own"},
 	"GET /api/v1/reports":  {"admin"},

@@ -51,6 +51,7 @@ type Service interface {
 	Versions(ctx context.Context, label string, p rollout.Page) ([]rollout.Version, string, error)
 	Version(ctx context.Context, label, version string) (rollout.Version, error)
 	RingTelemetry(ctx context.Context, id string, ring int) (rollout.Telemetry, error)
+	Analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, error)
 	Signatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error)
 }
 

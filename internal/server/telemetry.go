@@ -15,6 +15,16 @@ import (
 func (s *Server) registerTelemetry() {
 	s.handle("GET", "/api/v1/images/{label}/signatures", AdminOnly, s.listSignatures)
 	s.handle("GET", "/api/v1/rollouts/{id}/telemetry", AdminOnly, s.ringTelemetry)
+	s.handle("GET", "/api/v1/rollouts/{id}/analysis", AdminOnly, s.rolloutAnalysis)
+}
+
+func (s *Server) rolloutAnalysis(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	a, err := s.svc.Analysis(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
 }
 
 // decodeEvents reads a POST /api/v1/events body: {"events": [...]}, with

@@ -214,13 +214,18 @@ func (f *Finder) collectOne(ctx context.Context, t *source.Tree, res *ldso.Resol
 		Path:   in.prefix,
 		Origin: t.Origin(in.prefix),
 	}
+	if rt.Origin == snapshot.OriginSource {
+		rt.Origin = source.OriginOfPath(cutFrom(builtPrefix(t, in), in.prefix))
+	}
 	exe := findExecutable(t, in)
 	rt.Executable = exe
 	rt.Version = staticVersion(t, in)
 
 	a := newAnalysis(t, res, in, hostPrefix, exe)
 	mods, warnings := a.run()
-	if exe != "" {
+	// A runner that will start the interpreter tells the truth about it
+	// (the sweep warns when it cannot); the static guess is for --exec none.
+	if exe != "" && t.Runner == nil {
 		if host, err := t.HostPath(exe); err == nil {
 			missing, err := res.Missing(host, a.libCoord(path.Dir(exe)), a.libCoord(path.Join(in.prefix, "lib")))
 			if err == nil && len(missing) > 0 {
