@@ -36,7 +36,7 @@ func TestAnalysisOutputs(t *testing.T) {
 	defer st.Close()
 	clk := testenv.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	health := rollout.NewTelemetryHealth(st, rollout.AnalysisPolicies{}, nil)
-	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{Clock: clk, Health: health, Analyzer: health,
+	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{Clock: clk, AllowUnknownGate: true, Health: health, Analyzer: health,
 		Signer: signature.NewSigner(signature.Options{}, nil)})
 	if err != nil {
 		t.Fatal(err)

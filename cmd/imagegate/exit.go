@@ -45,6 +45,7 @@ var exitCodes = []struct {
 	{rollout.ErrPrecondition, exitFailed},
 	{rollout.ErrInvalid, exitFailed},
 	{api.ErrUnauthenticated, exitFailed},
+	{api.ErrTooLarge, exitFailed},
 	{apiclient.ErrUnreachable, exitOffline},
 	{errServerFailed, exitOffline},
 }

@@ -43,6 +43,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newSignaturesCmd(g))
 	root.AddCommand(newVerifyCmd(g))
 	root.AddCommand(newSimulateCmd(g))
+	root.AddCommand(newTokenCmd(g))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{c, err}
 	})

@@ -128,6 +128,7 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{
 		Health: rollout.NoticeGate{Next: health, Sent: st}, Analyzer: telemetry, Signer: signer, Notifier: notify, Logger: log,
 		ExpeditedBakeFactor: cfg.Policies.ExpeditedBakeFactor, PinExpiryWarning: cfg.Policies.PinExpiryWarning,
+		AllowUnknownGate: cfg.Policies.AllowUnknownGate,
 	})
 	if err != nil {
 		return fmt.Errorf("start service: %w", err)

@@ -24,14 +24,17 @@ type List[T any] struct {
 type CreateTokenRequest struct {
 	Name string `json:"name"`
 	Role string `json:"role"`
+	// ExpiresAt, when set, is when the token stops working.
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
 
 // CreateTokenResponse carries the token in clear, shown only this once.
 type CreateTokenResponse struct {
-	ID    string `json:"id"`
-	Name  string `json:"name"`
-	Role  string `json:"role"`
-	Token string `json:"token"`
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
 
 // PushVersionRequest registers a version with its evidence: the snapshot

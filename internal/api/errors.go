@@ -17,11 +17,18 @@ const (
 	CodeForbidden       = "forbidden"
 	CodePrecondition    = "precondition_failed"
 	CodeUnauthenticated = "unauthenticated"
-	CodeInternal        = "internal"
+	CodeTooLarge        = "too_large"
+	// CodeNotAllowed answers a method the path does not serve (405); no
+	// error kind maps to it.
+	CodeNotAllowed = "method_not_allowed"
+	CodeInternal   = "internal"
 )
 
 // ErrUnauthenticated is a missing, malformed or unknown bearer token (401).
 var ErrUnauthenticated = errors.New("unauthenticated")
+
+// ErrTooLarge is a request body over the route's limit (413).
+var ErrTooLarge = errors.New("request body too large")
 
 // errorKinds is the one mapping from error kind to HTTP status and code.
 var errorKinds = []struct {
@@ -30,6 +37,7 @@ var errorKinds = []struct {
 	code   string
 }{
 	{ErrUnauthenticated, http.StatusUnauthorized, CodeUnauthenticated},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
 	{rollout.ErrNotFound, http.StatusNotFound, CodeNotFound},
 	{rollout.ErrConflict, http.StatusConflict, CodeConflict},
 	{rollout.ErrInvalid, http.StatusBadRequest, CodeInvalid},

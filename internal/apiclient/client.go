@@ -137,6 +137,37 @@ func (c *Client) CreateToken(ctx context.Context, name, role string) (api.Create
 	return out, err
 }
 
+// NewToken creates an API token as req asks (an expiry, when set); the
+// returned Token is the secret.
+func (c *Client) NewToken(ctx context.Context, req api.CreateTokenRequest) (api.CreateTokenResponse, error) {
+	var out api.CreateTokenResponse
+	err := c.do(ctx, "POST", "/api/v1/tokens", nil, req, &out)
+	return out, err
+}
+
+// Tokens lists API tokens (never their secrets).
+func (c *Client) Tokens(ctx context.Context, p rollout.Page) (api.List[rollout.Token], error) {
+	var out api.List[rollout.Token]
+	err := c.do(ctx, "GET", "/api/v1/tokens", pageQuery(nil, p), nil, &out)
+	return out, err
+}
+
+// RevokeToken revokes token id; revoking a revoked token returns it
+// unchanged.
+func (c *Client) RevokeToken(ctx context.Context, id, reason string) (rollout.Token, error) {
+	var out rollout.Token
+	err := c.do(ctx, "DELETE", "/api/v1/tokens/"+seg(id), nil, api.ReasonRequest{Reason: reason}, &out)
+	return out, err
+}
+
+// RotateToken replaces token id by a new one of the same name and role,
+// revoking the old; the returned Token is the new secret.
+func (c *Client) RotateToken(ctx context.Context, id, reason string) (api.CreateTokenResponse, error) {
+	var out api.CreateTokenResponse
+	err := c.do(ctx, "POST", "/api/v1/tokens/"+seg(id)+"/rotate", nil, api.ReasonRequest{Reason: reason}, &out)
+	return out, err
+}
+
 // Images lists images.
 func (c *Client) Images(ctx context.Context, p rollout.Page) (api.List[rollout.Image], error) {
 	var out api.List[rollout.Image]

@@ -155,6 +155,9 @@ type PolicyConfig struct {
 	HealthMinJobs int `yaml:"healthMinJobs"`
 	// TokenCacheTTL bounds how long a revoked token keeps working (default 30s).
 	TokenCacheTTL time.Duration `yaml:"tokenCacheTTL"`
+	// AllowUnknownGate lets a version pushed without a check report roll
+	// out without --force; each such rollout says so in its audit entry.
+	AllowUnknownGate bool `yaml:"allowUnknownGate"`
 }
 
 // ControllerConfig tunes the reconcile loop.

@@ -227,6 +227,25 @@ type Token struct {
 	Role      string    `json:"role"`
 	Hash      []byte    `json:"-"`
 	CreatedAt time.Time `json:"createdAt"`
+	// ExpiresAt, when set, is when the token stops working.
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// LastUsedAt is when a replica last looked the token up: at most a
+	// token cache TTL older than its last use.
+	LastUsedAt time.Time `json:"lastUsedAt,omitzero"`
+	// RevokedAt, when set, is when the token was revoked; it never works
+	// again and its secret cannot be registered again.
+	RevokedAt time.Time `json:"revokedAt,omitzero"`
+}
+
+// Usable says why t may not authenticate a request at now ("" when it may).
+func (t Token) Usable(now time.Time) string {
+	switch {
+	case !t.RevokedAt.IsZero():
+		return "revoked at " + t.RevokedAt.UTC().Format(time.RFC3339)
+	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
+		return "expired at " + t.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return ""
 }
 
 // Page asks for one page of a list: items after the cursor, at most Limit.

@@ -45,10 +45,10 @@ func NewNotices(svc *Service, st Store, opts NoticeOptions) *Notices {
 
 // Subscribe stores a subscription of s.Org to s.Label by actor.
 func (n *Notices) Subscribe(ctx context.Context, actor string, s Subscription) (Subscription, error) {
-	if err := checkName("label", s.Label); err != nil {
+	if err := CheckName("label", s.Label); err != nil {
 		return Subscription{}, fmt.Errorf("subscribe: %w", err)
 	}
-	if err := checkName("org", s.Org); err != nil {
+	if err := CheckName("org", s.Org); err != nil {
 		return Subscription{}, fmt.Errorf("subscribe: %w", err)
 	}
 	for _, f := range s.Filters {

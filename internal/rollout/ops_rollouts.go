@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -48,6 +49,12 @@ func (s *Service) activeRollouts(ctx context.Context, label string) ([]Rollout, 
 // completes at once. ErrPrecondition when the version's gate failed and
 // req.Force is not set, or it is revoked.
 func (s *Service) StartRollout(ctx context.Context, actor string, req StartRequest) (Rollout, error) {
+	if err := checkNames("start rollout", "label", req.Label, "version", req.Version); err != nil {
+		return Rollout{}, err
+	}
+	if err := CheckText("forceReason", req.ForceReason, MaxReason); err != nil {
+		return Rollout{}, fmt.Errorf("start rollout of %s %s: %w", req.Label, req.Version, err)
+	}
 	v, err := s.st.GetVersion(ctx, req.Label, req.Version, false)
 	if err != nil {
 		return Rollout{}, errWrap(err, "start rollout of %s %s (push the version first)", req.Label, req.Version)
@@ -55,11 +62,15 @@ func (s *Service) StartRollout(ctx context.Context, actor string, req StartReque
 	switch {
 	case v.Revoked:
 		return Rollout{}, fmt.Errorf("start rollout of %s %s: the version is revoked (%s): %w", req.Label, req.Version, v.RevokedReason, ErrPrecondition)
-	case req.Force && req.ForceReason == "":
+	case req.Force && strings.TrimSpace(req.ForceReason) == "":
 		return Rollout{}, fmt.Errorf("start rollout of %s %s: force needs a reason for the audit log: %w", req.Label, req.Version, ErrInvalid)
 	case v.Gate == GateFail && !req.Force:
 		return Rollout{}, fmt.Errorf("start rollout of %s %s: its check gate failed; fix the image or force with a reason: %w", req.Label, req.Version, ErrPrecondition)
+	case v.Gate == GateUnknown && !req.Force && !s.opts.AllowUnknownGate:
+		return Rollout{}, fmt.Errorf("start rollout of %s %s: its gate is unknown (pushed without a check report); push a checked version, or force with a reason (the serve config's policies.allowUnknownGate relaxes this): %w",
+			req.Label, req.Version, ErrPrecondition)
 	}
+	unknownAllowed := v.Gate == GateUnknown && !req.Force
 	plan, err := s.st.GetRings(ctx, req.Label)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -117,7 +128,7 @@ func (s *Service) StartRollout(ctx context.Context, actor string, req StartReque
 		reason := req.ForceReason
 		err = s.st.CreateRollout(ctx, &r, sup, AuditEntry{Actor: actor, Action: "rollout.start", Subject: "rollout/" + r.ID,
 			Reason: reason, Details: details("version", r.Version, "from", from, "expedited", r.Expedited, "supersedes", r.Supersedes, "forced", r.Forced,
-				"autoRollback", r.AutoRollback, "state", r.State)})
+				"autoRollback", r.AutoRollback, "state", r.State, "gate", v.Gate, "unknownGateAllowed", unknownAllowed)})
 		if errors.Is(err, ErrConflict) && attempt < 3 {
 			continue // the superseded rollout moved meanwhile: decide again
 		}
@@ -151,6 +162,12 @@ var errNoChange = errors.New("no change")
 // audit entry, retrying from a fresh read when someone else (the
 // controller) changed it meanwhile.
 func (s *Service) transition(ctx context.Context, actor, id, action, reason string, fn func(r *Rollout) error) (Rollout, error) {
+	if err := CheckName("rollout id", id); err != nil {
+		return Rollout{}, err
+	}
+	if err := CheckText("reason", reason, MaxReason); err != nil {
+		return Rollout{}, fmt.Errorf("%s %s: %w", action, id, err)
+	}
 	for attempt := 0; ; attempt++ {
 		r, err := s.st.GetRollout(ctx, id)
 		if err != nil {

@@ -107,7 +107,7 @@ func newFleet(t *testing.T, policy rollout.AnalysisPolicies, oldSnap, newSnap []
 	t.Cleanup(func() { db.Close() })
 	health := rollout.NewTelemetryHealth(db, policy, nil)
 	f.db = db
-	f.svc, err = rollout.NewService(f.ctx, db, rollout.ServiceOptions{Clock: f.clock, Health: health, Analyzer: health,
+	f.svc, err = rollout.NewService(f.ctx, db, rollout.ServiceOptions{Clock: f.clock, AllowUnknownGate: true, Health: health, Analyzer: health,
 		Signer: signature.NewSigner(signature.Options{}, nil), Notifier: f.notes})
 	if err != nil {
 		t.Fatal(err)

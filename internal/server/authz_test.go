@@ -32,7 +32,10 @@ var allowed = map[string][]string{
 	"GET /metrics":             {"anonymous", "bogus", "admin", "runner", "org-own", "org-other"},
 	"GET /api/v1/openapi.json": {"anonymous", "bogus", "admin", "runner", "org-own", "org-other"},
 
-	"POST /api/v1/tokens": {"admin"},
+	"POST /api/v1/tokens":             {"admin"},
+	"GET /api/v1/tokens":              {"admin"},
+	"DELETE /api/v1/tokens/{id}":      {"admin"},
+	"POST /api/v1/tokens/{id}/rotate": {"admin"},
 
 	"GET /api/v1/images":                                    {"admin", "org-own", "org-other"},
 	"GET /api/v1/images/{label}/versions":                   {"admin", "org-own", "org-other"},
@@ -239,7 +242,7 @@ func TestErrorStatuses(t *testing.T) {
 	}
 }
 
-// TestBodyLimit: a body over MaxBodyBytes is refused with a message
+// TestBodyLimit: a body over MaxBodyBytes is refused (413) with a message
 // naming the limit.
 func TestBodyLimit(t *testing.T) {
 	e := newEnv(t)
@@ -252,7 +255,7 @@ func TestBodyLimit(t *testing.T) {
 	c, _ := apiclient.New(hs.URL, adminSecret, nil)
 	_, err = c.PushVersion(context.Background(), label, api.PushVersionRequest{Version: "big", Snapshot: []byte(`"` + strings.Repeat("x", 4096) + `"`)})
 	var apiErr *apiclient.Error
-	if !errors.As(err, &apiErr) || apiErr.Status != 400 || !strings.Contains(apiErr.Message, "limit of 1024 bytes") {
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusRequestEntityTooLarge || apiErr.Code != api.CodeTooLarge || !strings.Contains(apiErr.Message, "limit of 1024 bytes") {
 		t.Fatalf("oversized push: %v", err)
 	}
 }

@@ -43,11 +43,12 @@ func noticeEnv(t *testing.T) (*env, *rollout.Notices) {
 	t.Helper()
 	ctx := context.Background()
 	e := newEnv(t)
-	if err := e.admin.SetRings(ctx, label, noticeRings); err != nil {
-		t.Fatal(err)
-	}
+	// A label's ring plan may be set once a version of it was pushed.
 	if _, err := e.admin.PushVersion(ctx, label, api.PushVersionRequest{Version: "v1", CheckReport: []byte(passReport),
 		Snapshot: snapshotJSON(t, map[string]string{"php8.1": "8.1.2", "git": "2.40.1", "node": "18.19.0"})}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.admin.SetRings(ctx, label, noticeRings); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v1", Expedited: true}); err != nil {

@@ -135,6 +135,7 @@ func New(opts Options) (*Server, error) {
 		ttl = 30 * time.Second
 	}
 	s.tokens = newTokenCache(opts.Store, ttl, s.now)
+	s.tokens.log = s.log
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -153,7 +154,12 @@ func New(opts Options) (*Server, error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.routerErrors(w, r) {
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Access says who may call a route. Org-scoped routes additionally check,
 // in the handler, that an org token acts only for its own organisation.
@@ -199,15 +205,17 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p Principal) error
 
 func (s *Server) handle(method, path string, access Access, h handlerFunc) {
 	s.routes = append(s.routes, Route{Method: method, Path: path, Access: access})
-	requests := s.metrics.requests.MustCurryWith(prometheus.Labels{"route": method + " " + path})
-	s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
+	route := method + " " + path
+	requests := s.metrics.requests.MustCurryWith(prometheus.Labels{"route": route})
+	names, limit := wildcards(path), s.bodyLimit(route)
+	s.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		s.serve(sw, r, access, h)
+		s.serve(sw, r, access, names, limit, h)
 		requests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
 	})
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, access Access, h handlerFunc) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, access Access, names []string, limit int64, h handlerFunc) {
 	var p Principal
 	if access != Public {
 		var err error
@@ -221,8 +229,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, access Access, h 
 			return
 		}
 	}
+	if err := checkInput(r, names); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	if err := h(w, r, p); err != nil {
 		s.writeError(w, r, err)
@@ -256,7 +268,7 @@ func decode(r *http.Request, v any) error {
 func bodyError(err error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return fmt.Errorf("request body is larger than the server's limit of %d bytes: %w", tooBig.Limit, rollout.ErrInvalid)
+		return fmt.Errorf("request body is larger than the server's limit of %d bytes for this endpoint: %w", tooBig.Limit, api.ErrTooLarge)
 	}
 	return fmt.Errorf("request body: %v: %w", err, rollout.ErrInvalid)
 }

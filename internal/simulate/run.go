@@ -52,6 +52,9 @@ func serviceOptions(p Params, clock rollout.Clock, st rollout.Store) rollout.Ser
 		Clock:        clock,
 		Health:       rollout.FailureRateHealth{Jobs: st, MaxFailureRate: p.MaxFailureRate, MinJobs: p.HealthMinJobs},
 		AutoRollback: true,
+		// Simulated versions carry no snapshot or check report: the gate
+		// under test is the telemetry, not the release check.
+		AllowUnknownGate: true,
 		// Every write of the Service refreshes its routing table at once
 		// and the simulator is its only writer; the background refresh and
 		// flush run on wall time and have nothing to add.

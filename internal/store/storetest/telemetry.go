@@ -101,7 +101,7 @@ const telLabel = "img"
 func newTelEnv(t *testing.T, s rollout.Store) *telEnv {
 	t.Helper()
 	e := &telEnv{t: t, s: s, clock: NewClock(T0)}
-	svc, err := rollout.NewService(ctx(t), s, rollout.ServiceOptions{Clock: e.clock, Signer: LastLineSigner{}})
+	svc, err := rollout.NewService(ctx(t), s, rollout.ServiceOptions{Clock: e.clock, AllowUnknownGate: true, Signer: LastLineSigner{}})
 	must(t, err)
 	t.Cleanup(func() { svc.Close() })
 	e.svc = svc
