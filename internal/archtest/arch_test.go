@@ -64,6 +64,11 @@ var forbidden = map[string][]string{
 	"internal/simulate": {"internal/server", "internal/api", "internal/apiclient", "internal/scan", "internal/source",
 		"internal/sandbox", "internal/check"},
 
+	// client is linked into runners outside the module: the wire contract
+	// and its HTTP client only, never the server, a store or the scanner.
+	"client": {"cmd/", "internal/server", "internal/store", "internal/config", "internal/alert", "internal/scan",
+		"internal/source", "internal/sandbox", "internal/check", "internal/verify", "internal/simulate"},
+
 	"internal/analysis": {"internal/rollout", "internal/store", "internal/server", "internal/api", "internal/apiclient",
 		"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 }
