@@ -192,6 +192,9 @@ type Client struct {
 	close sync.Once
 }
 
+// maxCached is the cache size past which expired answers are swept.
+const maxCached = 10000
+
 type cacheKey struct{ org, label, run string }
 
 type cached struct {
@@ -244,7 +247,16 @@ func (c *Client) Resolve(ctx context.Context, org, label, runID string) (Resolut
 	res, err := c.api.Resolve(ctx, org, label, runID)
 	if err == nil {
 		c.mu.Lock()
-		c.cache[key] = cached{res, time.Now()}
+		now := time.Now()
+		if len(c.cache) >= maxCached {
+			// Run ids make keys unbounded: forget what has expired.
+			for k, e := range c.cache {
+				if now.Sub(e.at) >= c.opts.CacheTTL {
+					delete(c.cache, k)
+				}
+			}
+		}
+		c.cache[key] = cached{res, now}
 		c.last[[2]string{org, label}] = res
 		if res.Reason == "default" {
 			c.defaults[label] = res
@@ -328,11 +340,18 @@ func (c *Client) loop() {
 	t := time.NewTimer(c.opts.FlushInterval)
 	defer t.Stop()
 	for {
+		// While backing off, a full batch waits for the timer too: a
+		// fleet of busy runners must not hammer a server that is coming
+		// back.
+		wake := c.wake
+		if backoff > 0 {
+			wake = nil
+		}
 		select {
 		case <-c.stop:
 			return
 		case <-t.C:
-		case <-c.wake:
+		case <-wake:
 		}
 		for {
 			err := c.sendBatch(context.Background())
