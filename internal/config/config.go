@@ -48,6 +48,7 @@ import (
 //	  - {url: https://hooks.slack.com/services/T0/B0/XXX, format: slack}
 //	  - {url: https://ops.example.com/imagegate, format: json}
 //	reports: {escalateOrgs: 3, window: 24h, action: halt}
+//	tls: {cert: /etc/imagegate/tls.crt, key: /etc/imagegate/tls.key}  # HTTPS and HTTP/2; re-read on SIGHUP
 type Config struct {
 	Listen     string                 `yaml:"listen"`
 	DB         string                 `yaml:"db"`
@@ -62,6 +63,26 @@ type Config struct {
 	ExternalURL string        `yaml:"externalURL"`
 	Alerts      []AlertConfig `yaml:"alerts"`
 	Reports     ReportsConfig `yaml:"reports"`
+	// TLS serves HTTPS (and HTTP/2) with this pair; flags --tls-cert and
+	// --tls-key and IMAGEGATE_TLS_CERT / IMAGEGATE_TLS_KEY override it.
+	TLS TLSConfig `yaml:"tls"`
+}
+
+// TLSConfig names a PEM certificate (chain) and its private key. Both or
+// neither: a half-configured pair is refused rather than served as HTTP.
+type TLSConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Enabled reports whether the server speaks HTTPS.
+func (t TLSConfig) Enabled() bool { return t.Cert != "" }
+
+func (t TLSConfig) validate() error {
+	if (t.Cert == "") != (t.Key == "") {
+		return fmt.Errorf("give both cert and key (--tls-cert and --tls-key), or neither to serve plain HTTP")
+	}
+	return nil
 }
 
 // AlertConfig is one webhook receiving alerts (alert.Target).
@@ -236,6 +257,9 @@ func (c Config) validate(file string) error {
 	case c.Controller.LeaseTTL > 0 && c.Controller.Interval >= c.Controller.LeaseTTL:
 		return errAt("controller.interval", "%v must be shorter than leaseTTL %v, or the lease lapses between ticks", c.Controller.Interval, c.Controller.LeaseTTL)
 	}
+	if err := c.TLS.validate(); err != nil {
+		return errAt("tls", "%v", err)
+	}
 	return c.validateAlerts(errAt)
 }
 
@@ -290,15 +314,15 @@ func (c Config) ReportPolicy() rollout.ReportPolicy {
 	return rollout.ReportPolicy{EscalateOrgs: r.EscalateOrgs, Window: r.Window, Action: r.Action}
 }
 
-// ApplyEnv overrides listen, db, data dir and external URL from
-// IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR and
-// IMAGEGATE_EXTERNAL_URL when set.
+// ApplyEnv overrides listen, db, data dir, external URL and the TLS pair
+// from IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR,
+// IMAGEGATE_EXTERNAL_URL, IMAGEGATE_TLS_CERT and IMAGEGATE_TLS_KEY when set.
 func (c *Config) ApplyEnv(getenv func(string) string) {
 	for _, o := range []struct {
 		env string
 		dst *string
 	}{{"IMAGEGATE_LISTEN", &c.Listen}, {"IMAGEGATE_DB", &c.DB}, {"IMAGEGATE_DATA_DIR", &c.DataDir},
-		{"IMAGEGATE_EXTERNAL_URL", &c.ExternalURL}} {
+		{"IMAGEGATE_EXTERNAL_URL", &c.ExternalURL}, {"IMAGEGATE_TLS_CERT", &c.TLS.Cert}, {"IMAGEGATE_TLS_KEY", &c.TLS.Key}} {
 		if v := getenv(o.env); v != "" {
 			*o.dst = v
 		}
@@ -318,6 +342,8 @@ type Flags struct {
 	// ExternalURL's default is empty: BaseURL derives one from the
 	// listen address.
 	ExternalURL Flag
+	// TLSCert and TLSKey default to empty (plain HTTP).
+	TLSCert, TLSKey Flag
 }
 
 // Load reads the config file at path (IMAGEGATE_CONFIG when path is empty;
@@ -341,7 +367,8 @@ func Load(path string, getenv func(string) string, flags Flags) (Config, error) 
 	for _, o := range []struct {
 		flag Flag
 		dst  *string
-	}{{flags.Listen, &cfg.Listen}, {flags.DB, &cfg.DB}, {flags.DataDir, &cfg.DataDir}, {flags.ExternalURL, &cfg.ExternalURL}} {
+	}{{flags.Listen, &cfg.Listen}, {flags.DB, &cfg.DB}, {flags.DataDir, &cfg.DataDir}, {flags.ExternalURL, &cfg.ExternalURL},
+		{flags.TLSCert, &cfg.TLS.Cert}, {flags.TLSKey, &cfg.TLS.Key}} {
 		if o.flag.Given || *o.dst == "" {
 			*o.dst = o.flag.Value
 		}
@@ -350,6 +377,9 @@ func Load(path string, getenv func(string) string, flags Flags) (Config, error) 
 		if err := CheckExternalURL(cfg.ExternalURL); err != nil {
 			return cfg, fmt.Errorf("external URL: %w", err)
 		}
+	}
+	if err := cfg.TLS.validate(); err != nil {
+		return cfg, fmt.Errorf("tls: %w", err)
 	}
 	return cfg, nil
 }
@@ -362,14 +392,18 @@ func (c Config) BaseURL(addr string) string {
 	if c.ExternalURL != "" {
 		return strings.TrimSuffix(c.ExternalURL, "/")
 	}
+	scheme := "http://"
+	if c.TLS.Enabled() {
+		scheme = "https://"
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + addr
+		return scheme + addr
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // RingPlan converts configured rings to the domain's.

@@ -66,6 +66,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"analysis minOrgs", "analysis: {minOrgs: 40}", "analysis minOrgs 40: at most 11"},
 		{"analysis ring override", "analysis: {rings: {canary: {action: stop}}}", `analysis.rings.canary: analysis action "stop"`},
 		{"analysis ring typo", "analysis: {rings: {canary: {acton: halt}}}", "field acton not found"},
+		{"tls without key", "tls: {cert: /c.pem}", "tls: give both cert and key"},
+		{"tls typo", "tls: {crt: /c.pem}", "field crt not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,11 +137,11 @@ images: {u: {rings: [{name: all, percent: 100, bakeTime: 5m}]}}
 // (found through IMAGEGATE_CONFIG too), which beats the flags' defaults.
 func TestLoad(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "imagegate.yaml")
-	if err := os.WriteFile(file, []byte("listen: ':7000'\ndb: /file.db\n"), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte("listen: ':7000'\ndb: /file.db\ntls: {cert: /f.crt, key: /f.key}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	defaults := config.Flags{Listen: config.Flag{Value: ":8080"}, DataDir: config.Flag{Value: "imagegate-data"}}
-	type got struct{ Listen, DB, DataDir string }
+	type got struct{ Listen, DB, DataDir, Cert, Key string }
 	tests := []struct {
 		name  string
 		path  string
@@ -147,12 +149,15 @@ func TestLoad(t *testing.T) {
 		flags config.Flags
 		want  got
 	}{
-		{"defaults", "", nil, defaults, got{":8080", "", "imagegate-data"}},
-		{"file", file, nil, defaults, got{":7000", "/file.db", "imagegate-data"}},
-		{"file from env", "", map[string]string{"IMAGEGATE_CONFIG": file}, defaults, got{":7000", "/file.db", "imagegate-data"}},
-		{"env over file", file, map[string]string{"IMAGEGATE_LISTEN": ":7001", "IMAGEGATE_DATA_DIR": "/env"}, defaults, got{":7001", "/file.db", "/env"}},
+		{"defaults", "", nil, defaults, got{":8080", "", "imagegate-data", "", ""}},
+		{"file", file, nil, defaults, got{":7000", "/file.db", "imagegate-data", "/f.crt", "/f.key"}},
+		{"file from env", "", map[string]string{"IMAGEGATE_CONFIG": file}, defaults, got{":7000", "/file.db", "imagegate-data", "/f.crt", "/f.key"}},
+		{"env over file", file, map[string]string{"IMAGEGATE_LISTEN": ":7001", "IMAGEGATE_DATA_DIR": "/env", "IMAGEGATE_TLS_CERT": "/e.crt"}, defaults,
+			got{":7001", "/file.db", "/env", "/e.crt", "/f.key"}},
 		{"flag over env", file, map[string]string{"IMAGEGATE_LISTEN": ":7001"},
-			config.Flags{Listen: config.Flag{Value: ":9", Given: true}, DB: config.Flag{Value: "/flag.db", Given: true}}, got{":9", "/flag.db", ""}},
+			config.Flags{Listen: config.Flag{Value: ":9", Given: true}, DB: config.Flag{Value: "/flag.db", Given: true},
+				TLSCert: config.Flag{Value: "/g.crt", Given: true}, TLSKey: config.Flag{Value: "/g.key", Given: true}},
+			got{":9", "/flag.db", "", "/g.crt", "/g.key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,7 +165,7 @@ func TestLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got{c.Listen, c.DB, c.DataDir}); diff != "" {
+			if diff := cmp.Diff(tt.want, got{c.Listen, c.DB, c.DataDir, c.TLS.Cert, c.TLS.Key}); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -178,6 +183,10 @@ func TestLoadErrors(t *testing.T) {
 	var ye *yamlx.Error
 	if want := bad + `:3: rings[0]: field bakeTim not found; did you mean "bakeTime"?`; !errors.As(err, &ye) || err.Error() != want {
 		t.Errorf("Load(bad) = %v, want %s", err, want)
+	}
+	onlyKey := config.Flags{TLSKey: config.Flag{Value: "/k.pem", Given: true}}
+	if _, err := config.Load("", none, onlyKey); err == nil || !strings.Contains(err.Error(), "give both cert and key") {
+		t.Errorf("Load(--tls-key only) = %v, want a refusal naming both", err)
 	}
 	if _, err := config.Load(filepath.Join(dir, "absent.yaml"), none, config.Flags{}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(absent) = %v, want ErrNotExist", err)
