@@ -175,7 +175,7 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		Service: svc, Store: st, Controller: ctl, Registry: server.NewRegistry(), Logger: log,
 		TokenCacheTTL: cfg.Policies.TokenCacheTTL, Reports: reports,
 		Verify:  rollout.NewVerifications(svc, st, rollout.VerifyOptions{Alerter: outbox}),
-		Notices: notices,
+		Notices: notices, RateLimits: rateLimits(cfg.Limits),
 	})
 	if err != nil {
 		return err
@@ -214,10 +214,13 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		defer close(ctlDone)
 		ctl.Run(ctlCtx)
 	}()
+	to := cfg.Timeouts.Effective()
 	hs := &http.Server{
 		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: to.ReadHeader,
+		ReadTimeout:       to.Read,
+		WriteTimeout:      to.Write,
+		IdleTimeout:       to.Idle,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
@@ -247,6 +250,11 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+func rateLimits(l config.LimitsConfig) server.RateLimits {
+	r, b, hr, hb := l.Effective()
+	return server.RateLimits{API: server.RateLimit{Rate: r, Burst: b}, Hot: server.RateLimit{Rate: hr, Burst: hb}}
 }
 
 // reloadOnHangup re-reads the TLS pair on every SIGHUP, so a renewed

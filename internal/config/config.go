@@ -48,6 +48,8 @@ import (
 //	  - {url: https://hooks.slack.com/services/T0/B0/XXX, format: slack}
 //	  - {url: https://ops.example.com/imagegate, format: json}
 //	reports: {escalateOrgs: 3, window: 24h, action: halt}
+//	limits: {rate: 50, burst: 100, hotRate: 20000, hotBurst: 40000}  # per token
+//	timeouts: {readHeader: 10s, read: 5m, write: 5m, idle: 2m}
 //	tls: {cert: /etc/imagegate/tls.crt, key: /etc/imagegate/tls.key}  # HTTPS and HTTP/2; re-read on SIGHUP
 type Config struct {
 	Listen     string                 `yaml:"listen"`
@@ -66,6 +68,79 @@ type Config struct {
 	// TLS serves HTTPS (and HTTP/2) with this pair; flags --tls-cert and
 	// --tls-key and IMAGEGATE_TLS_CERT / IMAGEGATE_TLS_KEY override it.
 	TLS TLSConfig `yaml:"tls"`
+	// Limits bound each token's request rate.
+	Limits LimitsConfig `yaml:"limits"`
+	// Timeouts bound how long one connection may take over a request.
+	Timeouts TimeoutsConfig `yaml:"timeouts"`
+}
+
+// TimeoutsConfig are http.Server's timeouts; zero takes the default. They
+// keep a slow or stalled client from holding a connection (and its
+// goroutine and buffers) for ever.
+type TimeoutsConfig struct {
+	// ReadHeader bounds reading a request's headers (default 10s).
+	ReadHeader time.Duration `yaml:"readHeader"`
+	// Read bounds reading a whole request, body included (default 5m: a
+	// snapshot of a big image runs to 100 MB).
+	Read time.Duration `yaml:"read"`
+	// Write bounds writing the response, from the end of the headers
+	// read (default 5m).
+	Write time.Duration `yaml:"write"`
+	// Idle bounds a kept-alive connection between requests (default 2m).
+	Idle time.Duration `yaml:"idle"`
+}
+
+// Effective returns the timeouts with defaults filled in.
+func (t TimeoutsConfig) Effective() TimeoutsConfig {
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&t.ReadHeader, 10 * time.Second}, {&t.Read, 5 * time.Minute}, {&t.Write, 5 * time.Minute}, {&t.Idle, 2 * time.Minute}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	return t
+}
+
+// LimitsConfig is a token bucket per token (requests per second, bursts
+// of up to burst) for the API, and another for resolve and event ingest,
+// which runners call once per CI job. A zero value takes the default; a
+// negative rate turns that limit off.
+type LimitsConfig struct {
+	Rate     float64 `yaml:"rate"`     // default 50
+	Burst    int     `yaml:"burst"`    // default 100
+	HotRate  float64 `yaml:"hotRate"`  // default 20000
+	HotBurst int     `yaml:"hotBurst"` // default 40000
+}
+
+// Limit defaults: far above what a person or a script does, and above a
+// large fleet's resolve rate on one runner token.
+const (
+	DefaultRate     = 50
+	DefaultBurst    = 100
+	DefaultHotRate  = 20000
+	DefaultHotBurst = 40000
+)
+
+// Effective returns the limits with defaults filled in; a rate of 0 in
+// the result means no limit.
+func (l LimitsConfig) Effective() (rate float64, burst int, hotRate float64, hotBurst int) {
+	pick := func(r float64, b int, dr float64, db int) (float64, int) {
+		switch {
+		case r < 0:
+			return 0, 0
+		case r == 0:
+			r = dr
+		}
+		if b == 0 {
+			b = max(db, int(r))
+		}
+		return r, b
+	}
+	rate, burst = pick(l.Rate, l.Burst, DefaultRate, DefaultBurst)
+	hotRate, hotBurst = pick(l.HotRate, l.HotBurst, DefaultHotRate, DefaultHotBurst)
+	return rate, burst, hotRate, hotBurst
 }
 
 // TLSConfig names a PEM certificate (chain) and its private key. Both or
@@ -259,6 +334,12 @@ func (c Config) validate(file string) error {
 	}
 	if err := c.TLS.validate(); err != nil {
 		return errAt("tls", "%v", err)
+	}
+	if c.Limits.Burst < 0 || c.Limits.HotBurst < 0 {
+		return errAt("limits", "bursts must not be negative")
+	}
+	if t := c.Timeouts; t.ReadHeader < 0 || t.Read < 0 || t.Write < 0 || t.Idle < 0 {
+		return errAt("timeouts", "durations must not be negative")
 	}
 	return c.validateAlerts(errAt)
 }

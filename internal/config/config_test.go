@@ -68,6 +68,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"analysis ring typo", "analysis: {rings: {canary: {acton: halt}}}", "field acton not found"},
 		{"tls without key", "tls: {cert: /c.pem}", "tls: give both cert and key"},
 		{"tls typo", "tls: {crt: /c.pem}", "field crt not found"},
+		{"negative burst", "limits: {burst: -1}", "limits: bursts must not be negative"},
+		{"negative timeout", "timeouts: {read: -1s}", "timeouts: durations must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,5 +192,55 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := config.Load(filepath.Join(dir, "absent.yaml"), none, config.Flags{}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(absent) = %v, want ErrNotExist", err)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	type lim struct {
+		Rate     float64
+		Burst    int
+		HotRate  float64
+		HotBurst int
+	}
+	for _, tt := range []struct {
+		name, yaml string
+		want       lim
+	}{
+		{"defaults", "", lim{50, 100, 20000, 40000}},
+		{"set", "limits: {rate: 5, burst: 7, hotRate: 100, hotBurst: 300}", lim{5, 7, 100, 300}},
+		{"burst follows a big rate", "limits: {rate: 500}", lim{500, 500, 20000, 40000}},
+		{"off", "limits: {rate: -1, hotRate: -1}", lim{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse("imagegate.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got lim
+			got.Rate, got.Burst, got.HotRate, got.HotBurst = c.Limits.Effective()
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	for _, tt := range []struct {
+		name, yaml string
+		want       config.TimeoutsConfig
+	}{
+		{"defaults", "", config.TimeoutsConfig{ReadHeader: 10 * time.Second, Read: 5 * time.Minute, Write: 5 * time.Minute, Idle: 2 * time.Minute}},
+		{"some set", "timeouts: {readHeader: 2s, idle: 30s}", config.TimeoutsConfig{ReadHeader: 2 * time.Second, Read: 5 * time.Minute, Write: 5 * time.Minute, Idle: 30 * time.Second}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse("imagegate.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, c.Timeouts.Effective()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }
