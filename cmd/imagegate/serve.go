@@ -162,8 +162,14 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s/%d", host, os.Getpid())
+	sqlitePath, _ := strings.CutPrefix(where, "sqlite ")
+	if sqlitePath == where {
+		sqlitePath = ""
+	}
+	replica, unlock := controllerHolder(cfg, sqlitePath, log)
+	defer unlock()
 	ctl := rollout.NewController(svc, st, rollout.ControllerOptions{
-		Holder: holder, Interval: cfg.Controller.Interval, LeaseTTL: cfg.Controller.LeaseTTL, Logger: log,
+		Holder: replica, Interval: cfg.Controller.Interval, LeaseTTL: cfg.Controller.LeaseTTL, Logger: log,
 	})
 	outbox, reports, err := serveAlerts(svc, st, cfg)
 	if err != nil {

@@ -260,6 +260,12 @@ type PolicyConfig struct {
 type ControllerConfig struct {
 	Interval time.Duration `yaml:"interval"`
 	LeaseTTL time.Duration `yaml:"leaseTTL"`
+	// Replica names this replica in the controller lease, so that once
+	// restarted it takes its own lease back at once instead of waiting
+	// for it to expire. It must differ between replicas that run at the
+	// same time. Default: host and SQLite file for SQLite (exclusive by a
+	// lock file), host and process id otherwise.
+	Replica string `yaml:"replica"`
 }
 
 // Parse reads a YAML config strictly (an unknown key is an error, so a typo
