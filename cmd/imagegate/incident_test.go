@@ -246,6 +246,33 @@ alerts:
 	}
 	t.Logf("ring 0: %s (%d live signatures, %d of them on both sides, new side %d pipelines, old %d)", d.Why, len(d.Signatures), both, a.Rings[0].New.Pipelines, a.Rings[0].Old.Pipelines)
 
+	// The audit log keeps the decision: the template, examples, the
+	// counts on each side, the statistic and the probable cause.
+	audit, err := c.Audit(ctx, rollout.AuditFilter{SubjectPrefix: "rollout/" + ro.ID}, rollout.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decided *rollout.DecisionSummary
+	for _, e := range audit.Items {
+		var det struct {
+			Health rollout.HealthResult `json:"health"`
+		}
+		if e.Action == "rollout.rollback" && json.Unmarshal(e.Details, &det) == nil && det.Health.Decision != nil {
+			decided = det.Health.Decision
+			break
+		}
+	}
+	switch {
+	case decided == nil:
+		t.Errorf("no rollback audit entry of rollout %s holds the decision: %+v", ro.ID, audit.Items)
+	case decided.Signature == nil || !strings.Contains(decided.Signature.Template, "_sqlite3") || len(decided.Signature.Examples) == 0 ||
+		!strings.Contains(decided.Signature.Examples[0], "ModuleNotFoundError: No module named '_sqlite3'") ||
+		decided.Signature.New.Orgs < 3 || decided.Signature.Old.Pipelines != 0 || decided.Statistic < decided.Threshold ||
+		len(decided.ProbableCause) == 0 || decided.ProbableCause[0].Change.ID != "runtime/python@3.7/module/sqlite3":
+		dj, _ := json.MarshalIndent(decided, "", "  ")
+		t.Errorf("the audited decision does not explain the _sqlite3 regression:\n%s", dj)
+	}
+
 	// The same, as people read it.
 	if out := cli(0, "rollout", "analysis", ro.ID); !strings.Contains(out, "_sqlite3") || !strings.Contains(out, "runtime/python@3.7/module/sqlite3") {
 		t.Errorf("imagegate rollout analysis does not name _sqlite3 and its cause:\n%s", out)
@@ -268,7 +295,8 @@ alerts:
 		t.Fatalf("alert body: %v\n%s", err, body)
 	}
 	if p.Label != label || p.Version != "v2" || p.Ring != 0 || !strings.Contains(p.Signature.Template, "_sqlite3") ||
-		len(p.ProbableCause) == 0 || p.ProbableCause[0].Identity != "runtime/python@3.7/module/sqlite3" {
+		len(p.ProbableCause) == 0 || p.ProbableCause[0].Identity != "runtime/python@3.7/module/sqlite3" ||
+		!strings.HasSuffix(p.Link, "/api/v1/rollouts/"+ro.ID+"/analysis") {
 		t.Fatalf("alert does not name v2 in ring 0, the _sqlite3 signature and runtime/python@3.7/module/sqlite3 first:\n%s", body)
 	}
 	for _, want := range []string{"_sqlite3", "runtime/python@3.7/module/sqlite3"} {
