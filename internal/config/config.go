@@ -48,7 +48,7 @@ import (
 //	  - {url: https://hooks.slack.com/services/T0/B0/XXX, format: slack}
 //	  - {url: https://ops.example.com/imagegate, format: json}
 //	reports: {escalateOrgs: 3, window: 24h, action: halt}
-//	limits: {rate: 50, burst: 100, hotRate: 20000, hotBurst: 40000}  # per token
+//	limits: {rate: 50, burst: 100, hotRate: 200000, hotBurst: 400000}  # per token
 //	timeouts: {readHeader: 10s, read: 5m, write: 5m, idle: 2m}
 //	tls: {cert: /etc/imagegate/tls.crt, key: /etc/imagegate/tls.key}  # HTTPS and HTTP/2; re-read on SIGHUP
 type Config struct {
@@ -110,17 +110,18 @@ func (t TimeoutsConfig) Effective() TimeoutsConfig {
 type LimitsConfig struct {
 	Rate     float64 `yaml:"rate"`     // default 50
 	Burst    int     `yaml:"burst"`    // default 100
-	HotRate  float64 `yaml:"hotRate"`  // default 20000
-	HotBurst int     `yaml:"hotBurst"` // default 40000
+	HotRate  float64 `yaml:"hotRate"`  // default 200000
+	HotBurst int     `yaml:"hotBurst"` // default 400000
 }
 
-// Limit defaults: far above what a person or a script does, and above a
-// large fleet's resolve rate on one runner token.
+// Limit defaults: far above what a person or a script does; the runners'
+// bucket is above what one replica can answer (about 50,000 resolves a
+// second here), so by default it only stops a runaway client.
 const (
 	DefaultRate     = 50
 	DefaultBurst    = 100
-	DefaultHotRate  = 20000
-	DefaultHotBurst = 40000
+	DefaultHotRate  = 200000
+	DefaultHotBurst = 400000
 )
 
 // Effective returns the limits with defaults filled in; a rate of 0 in

@@ -206,9 +206,9 @@ func TestLimits(t *testing.T) {
 		name, yaml string
 		want       lim
 	}{
-		{"defaults", "", lim{50, 100, 20000, 40000}},
+		{"defaults", "", lim{50, 100, 200000, 400000}},
 		{"set", "limits: {rate: 5, burst: 7, hotRate: 100, hotBurst: 300}", lim{5, 7, 100, 300}},
-		{"burst follows a big rate", "limits: {rate: 500}", lim{500, 500, 20000, 40000}},
+		{"burst follows a big rate", "limits: {rate: 500}", lim{500, 500, 200000, 400000}},
 		{"off", "limits: {rate: -1, hotRate: -1}", lim{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
