@@ -18,8 +18,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // ErrBadSource is wrapped by errors in the SOURCE argument itself: an
@@ -122,11 +120,11 @@ func Open(ctx context.Context, spec string, opts Options) (*Tree, error) {
 	case SchemeDir:
 		return openDir(spec, ref.Location)
 	}
-	img, facts, err := openImage(ctx, ref.Scheme, ref.Location, opts)
+	facts, layers, err := openImage(ctx, ref.Scheme, ref.Location, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec, err)
 	}
-	t, err := extractImage(ctx, img, opts)
+	t, err := extractImage(ctx, layers, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec, err)
 	}
@@ -167,7 +165,7 @@ func openDir(spec, p string) (*Tree, error) {
 // image root is TempDir/imagegate-*/rootfs: the outer directory is 0700,
 // so files kept with their setuid bits or ownership are out of reach of
 // other users, and the rootfs itself can take the image's own mode.
-func extractImage(ctx context.Context, img v1.Image, opts Options) (t *Tree, err error) {
+func extractImage(ctx context.Context, layers []blob, opts Options) (t *Tree, err error) {
 	tmp, err := os.MkdirTemp(opts.TempDir, "imagegate-")
 	if err != nil {
 		return nil, fmt.Errorf("make extraction directory (set --temp-dir to a writable place): %w", err)
@@ -189,14 +187,42 @@ func extractImage(ctx context.Context, img v1.Image, opts Options) (t *Tree, err
 		return nil, err
 	}
 	defer x.Close()
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("list layers: %w", err)
+	// The next layer is opened, and its decompression started, while
+	// the one before it is still being written.
+	streams := make([]*readahead, len(layers))
+	defer func() {
+		for _, s := range streams {
+			if s != nil {
+				s.Close()
+			}
+		}
+	}()
+	open := func(i int) error {
+		rc, err := layers[i].Open()
+		if err == nil {
+			rc, err = uncompressed(rc)
+		}
+		if err != nil {
+			return fmt.Errorf("layer %d: open: %w", i+1, err)
+		}
+		streams[i] = newReadahead(rc)
+		return nil
 	}
-	for i, l := range layers {
-		if err := applyLayer(ctx, x, i+1, l); err != nil {
+	for i := range layers {
+		if streams[i] == nil {
+			if err := open(i); err != nil {
+				return nil, err
+			}
+		}
+		if i+1 < len(layers) {
+			if err := open(i + 1); err != nil {
+				return nil, err
+			}
+		}
+		if err := applyLayer(ctx, x, i+1, streams[i]); err != nil {
 			return nil, err
 		}
+		streams[i].Close()
 	}
 	if err := x.Finish(); err != nil {
 		return nil, err
@@ -205,12 +231,7 @@ func extractImage(ctx context.Context, img v1.Image, opts Options) (t *Tree, err
 }
 
 // applyLayer streams one layer into x; errors name the layer (from 1).
-func applyLayer(ctx context.Context, x *Extractor, n int, l v1.Layer) error {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return fmt.Errorf("layer %d: open: %w", n, err)
-	}
-	defer rc.Close()
+func applyLayer(ctx context.Context, x *Extractor, n int, rc io.Reader) error {
 	if err := x.ApplyLayer(ctx, rc); err != nil {
 		return err
 	}
