@@ -55,10 +55,13 @@ func (b archiveBlob) Open() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.NewSectionReader(f, b.offset, b.size), f}, nil
+	return sectionFile{io.NewSectionReader(f, b.offset, b.size), f}, nil
+}
+
+// sectionFile reads a part of a file, at offsets too.
+type sectionFile struct {
+	*io.SectionReader
+	io.Closer
 }
 
 func (b archiveBlob) Size() int64 { return b.size }

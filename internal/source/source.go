@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -41,6 +42,20 @@ type Options struct {
 	// Platform selects an image from a multi-platform index, e.g.
 	// "linux/arm64" ("" = this machine's).
 	Platform string
+	// InMemory reads oci:, docker-archive: and registry: images into a
+	// tree held in memory instead of extracting them (each layer streamed
+	// once; nothing of the image is written to disk). Such a Tree has no
+	// Dir and no host paths: it can be read, never executed.
+	InMemory bool
+	// Logger receives debug lines about reading the image (nil = none).
+	Logger *slog.Logger
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // The schemes of a SOURCE: what comes before its first colon ("host" has
@@ -124,7 +139,12 @@ func Open(ctx context.Context, spec string, opts Options) (*Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec, err)
 	}
-	t, err := extractImage(ctx, layers, opts)
+	var t *Tree
+	if opts.InMemory {
+		t, err = streamImage(ctx, layers, opts)
+	} else {
+		t, err = extractImage(ctx, layers, opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec, err)
 	}
@@ -187,8 +207,19 @@ func extractImage(ctx context.Context, layers []blob, opts Options) (t *Tree, er
 		return nil, err
 	}
 	defer x.Close()
-	// The next layer is opened, and its decompression started, while
-	// the one before it is still being written.
+	if err := eachLayer(ctx, layers, func(_ int, r io.Reader) error { return x.ApplyLayer(ctx, r) }); err != nil {
+		return nil, err
+	}
+	if err := x.Finish(); err != nil {
+		return nil, err
+	}
+	return &Tree{Dir: dir, RootFS: true, Skipped: x.Skipped(), tmp: tmp}, nil
+}
+
+// eachLayer calls apply with each layer's uncompressed tar stream, in
+// order. The next layer is opened, and its decompression started, while
+// the one before it is still being applied. Errors name the layer (from 1).
+func eachLayer(ctx context.Context, layers []blob, apply func(i int, r io.Reader) error) error {
 	streams := make([]*readahead, len(layers))
 	defer func() {
 		for _, s := range streams {
@@ -209,36 +240,29 @@ func extractImage(ctx context.Context, layers []blob, opts Options) (t *Tree, er
 		return nil
 	}
 	for i := range layers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if streams[i] == nil {
 			if err := open(i); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if i+1 < len(layers) {
 			if err := open(i + 1); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		if err := applyLayer(ctx, x, i+1, streams[i]); err != nil {
-			return nil, err
+		if err := apply(i, streams[i]); err != nil {
+			return err
+		}
+		// Read to the end so that go-containerregistry verifies the
+		// layer's digest; the tar end marker usually comes before the
+		// stream's end.
+		if _, err := io.Copy(io.Discard, io.LimitReader(streams[i], 1<<30)); err != nil {
+			return fmt.Errorf("layer %d: read: %w", i+1, err)
 		}
 		streams[i].Close()
-	}
-	if err := x.Finish(); err != nil {
-		return nil, err
-	}
-	return &Tree{Dir: dir, RootFS: true, Skipped: x.Skipped(), tmp: tmp}, nil
-}
-
-// applyLayer streams one layer into x; errors name the layer (from 1).
-func applyLayer(ctx context.Context, x *Extractor, n int, rc io.Reader) error {
-	if err := x.ApplyLayer(ctx, rc); err != nil {
-		return err
-	}
-	// Read to the end so that go-containerregistry verifies the layer's
-	// digest; the tar end marker usually comes before the stream's end.
-	if _, err := io.Copy(io.Discard, io.LimitReader(rc, 1<<30)); err != nil {
-		return fmt.Errorf("layer %d: read: %w", n, err)
 	}
 	return nil
 }

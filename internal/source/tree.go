@@ -50,11 +50,16 @@ type Tree struct {
 	// tmp is the directory Open created and Close removes; "" when
 	// nothing was extracted.
 	tmp string
+	// mem holds the image when it was streamed into memory (Dir is "").
+	mem *memTree
 }
 
 // Close removes whatever Open extracted. It does nothing for dir: and host
 // sources and is safe to call more than once, and on a nil Tree.
 func (t *Tree) Close() error {
+	if t != nil {
+		t.mem = nil
+	}
 	if t == nil || t.tmp == "" {
 		return nil
 	}
@@ -67,6 +72,9 @@ func (t *Tree) Close() error {
 // resolving symbolic links inside Dir, never on the host: an absolute link
 // target such as /etc/alternatives/java means Dir/etc/alternatives/java.
 func (t *Tree) HostPath(inImage string) (string, error) {
+	if t.mem != nil {
+		return "", fmt.Errorf("%s: %w; read it through the Tree", inImage, ErrNotOnDisk)
+	}
 	if t.Dir == "/" {
 		return path.Clean("/" + inImage), nil
 	}
@@ -89,6 +97,9 @@ func (t *Tree) LibraryRoot() string {
 // Resolve returns the path inside the image that inImage names once every
 // symbolic link on the way is followed, inside the image.
 func (t *Tree) Resolve(inImage string) (string, error) {
+	if t.mem != nil {
+		return t.mem.resolve(path.Clean("/" + inImage))
+	}
 	if t.Dir == "/" {
 		p, err := filepath.EvalSymlinks(path.Clean("/" + inImage))
 		if err != nil {
