@@ -734,7 +734,6 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	return k, nil
 }
 
-
 // load returns a file's whole contents, reading them back from the layer
 // the first time a read falls outside what was kept. The caller holds mu.
 func (t *memTree) load(n *mnode, name string) ([]byte, error) {
