@@ -24,6 +24,9 @@ type scanOptions struct {
 	maxTotalSize  int64
 	maxEntries    int
 	platform      string
+	// inMemory streams an image into memory instead of extracting it:
+	// when nothing will run and nothing reads the files after the scan.
+	inMemory bool
 }
 
 func newScanCmd(g *globalOptions) *cobra.Command {
@@ -83,6 +86,7 @@ func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, 
 
 // scanSource opens and scans one SOURCE.
 func scanSource(ctx context.Context, g *globalOptions, o scanOptions, spec string) (*snapshot.Snapshot, error) {
+	o.inMemory = o.exec == scan.ExecNone
 	snap, tree, err := scanForGate(ctx, g, o, spec)
 	if err != nil {
 		return nil, err
@@ -101,6 +105,8 @@ func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec stri
 		MaxTotalSize: o.maxTotalSize,
 		MaxEntries:   o.maxEntries,
 		Platform:     o.platform,
+		InMemory:     o.inMemory,
+		Logger:       g.logger(),
 	})
 	if err != nil {
 		return nil, nil, err

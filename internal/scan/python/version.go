@@ -2,9 +2,7 @@ package python
 
 import (
 	"bufio"
-	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -23,10 +21,10 @@ var (
 // python3.11 without headers); a path element that is the version itself
 // (tool caches, pyenv); and finally X.Y alone.
 func staticVersion(t *source.Tree, in *install) string {
-	if incs, err := t.HostPath(path.Join(in.prefix, "include")); err == nil {
-		matches, _ := filepath.Glob(filepath.Join(incs, "python"+in.xy+"*", "patchlevel.h"))
-		for _, m := range matches {
-			if b, err := readLimited(m); err == nil {
+	incs, _ := t.Glob(path.Join(in.prefix, "include", "python"+in.xy+"*"))
+	for _, inc := range incs {
+		if m := path.Join(inc, "patchlevel.h"); isFile(t, m) {
+			if b, err := readLimited(t, m); err == nil {
 				if v := pyVersionDefine.FindSubmatch(b); v != nil && strings.HasPrefix(string(v[1]), in.xy+".") {
 					return string(v[1])
 				}
@@ -64,11 +62,7 @@ func upstream(v string) string {
 // dpkgVersion returns the upstream version of the first of pkgs that the
 // dpkg database lists as installed.
 func dpkgVersion(t *source.Tree, pkgs ...string) string {
-	p, err := t.HostPath("/var/lib/dpkg/status")
-	if err != nil {
-		return ""
-	}
-	f, err := os.Open(p)
+	f, err := t.Open("/var/lib/dpkg/status")
 	if err != nil {
 		return ""
 	}
@@ -113,11 +107,7 @@ func dpkgVersion(t *source.Tree, pkgs ...string) string {
 // apkVersion returns the upstream version of Alpine's package pkg when it
 // is for Python xy.
 func apkVersion(t *source.Tree, pkg, xy string) string {
-	p, err := t.HostPath("/lib/apk/db/installed")
-	if err != nil {
-		return ""
-	}
-	f, err := os.Open(p)
+	f, err := t.Open("/lib/apk/db/installed")
 	if err != nil {
 		return ""
 	}
