@@ -24,6 +24,7 @@ type scanOptions struct {
 	maxTotalSize  int64
 	maxEntries    int
 	platform      string
+	cacheDir      string
 	// inMemory streams an image into memory instead of extracting it:
 	// when nothing will run and nothing reads the files after the scan.
 	inMemory bool
@@ -67,6 +68,7 @@ func (o *scanOptions) addFlags(f *pflag.FlagSet, execHelp string) {
 	f.Int64Var(&o.maxFileSize, "max-file-size", 0, "largest file accepted from an image layer, in bytes (default 8 GiB)")
 	f.Int64Var(&o.maxTotalSize, "max-total-size", 0, "largest unpacked image accepted, in bytes (default 64 GiB)")
 	f.IntVar(&o.maxEntries, "max-entries", 0, "most entries accepted in an image's layers (default 5 million)")
+	f.StringVar(&o.cacheDir, "cache-dir", source.DefaultCacheDir(), `where registry: layers are kept between scans, by digest ("" = none)`)
 }
 
 func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, stdout io.Writer) error {
@@ -98,6 +100,7 @@ func scanSource(ctx context.Context, g *globalOptions, o scanOptions, spec strin
 // scanForGate opens and scans one SOURCE and keeps the image's files until
 // the tree is closed, for the spec tests that read them or run programs.
 func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec string) (*snapshot.Snapshot, *source.Tree, error) {
+	progress, erase := newProgress(g.stderr, g.verbose)
 	tree, err := source.Open(ctx, spec, source.Options{
 		Insecure:     o.insecure,
 		TempDir:      o.tempDir,
@@ -107,7 +110,10 @@ func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec stri
 		Platform:     o.platform,
 		InMemory:     o.inMemory,
 		Logger:       g.logger(),
+		CacheDir:     o.cacheDir,
+		Progress:     progress,
 	})
+	erase()
 	if err != nil {
 		return nil, nil, err
 	}

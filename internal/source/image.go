@@ -49,6 +49,12 @@ func openImage(ctx context.Context, scheme, rest string, opts Options) (*snapsho
 	if err != nil {
 		return nil, nil, fmt.Errorf("list layers: %w", err)
 	}
+	if scheme == SchemeRegistry && opts.CacheDir != "" {
+		blobs, err := pullLayers(ctx, layers, opts.CacheDir, opts.progress())
+		if err != nil || blobs != nil {
+			return facts, blobs, err
+		}
+	}
 	blobs := make([]blob, len(layers))
 	for i, l := range layers {
 		blobs[i] = compressedBlob{l}

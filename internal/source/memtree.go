@@ -84,6 +84,7 @@ type memBuilder struct {
 	total   int64
 	buf     []byte
 	scratch []byte // an ELF file being streamed
+	kept    int64  // bytes of contents kept, for the log
 	skipped []snapshot.SkippedEntry
 	seen    map[string]struct{}
 	dirs    map[string]resolvedDir
@@ -258,6 +259,12 @@ func (b *memBuilder) contents(n *mnode, r io.Reader, size int64) error {
 		return err
 	}
 	n.size = got
+	defer func() {
+		b.kept += int64(len(n.data))
+		for _, p := range n.pieces {
+			b.kept += int64(len(p.b))
+		}
+	}()
 	if n.data == nil && !isELF && got == 0 {
 		n.data = []byte{}
 	}
@@ -510,14 +517,14 @@ func (b *memBuilder) opaque(dir *mnode, dp string) {
 }
 
 // streamImage reads every layer once into a memTree.
-func streamImage(ctx context.Context, layers []blob, opts Options) (*Tree, error) {
+func streamImage(ctx context.Context, layers []blob, progress func(Event), opts Options) (*Tree, error) {
 	b := newMemBuilder(layers, opts)
 	started := time.Now()
-	err := eachLayer(ctx, layers, func(_ int, r io.Reader) error { return b.applyLayer(ctx, r) })
+	err := eachLayer(ctx, layers, progress, func(_ int, r io.Reader) error { return b.applyLayer(ctx, r) })
 	if err != nil {
 		return nil, err
 	}
-	b.t.log.Debug("streamed image into memory", "layers", len(layers), "entries", b.entries, "bytes", b.total, "elapsed", time.Since(started))
+	b.t.log.Debug("streamed image into memory", "layers", len(layers), "entries", b.entries, "bytes", b.total, "kept", b.kept, "elapsed", time.Since(started))
 	return &Tree{RootFS: true, Skipped: sortSkipped(b.skipped), mem: b.t}, nil
 }
 

@@ -49,6 +49,14 @@ type Options struct {
 	InMemory bool
 	// Logger receives debug lines about reading the image (nil = none).
 	Logger *slog.Logger
+	// CacheDir keeps registry: layers between scans, by digest, so that
+	// the next scan fetches only the layers that changed ("" = no cache:
+	// layers are streamed from the registry; DefaultCacheDir is the
+	// user's cache directory).
+	CacheDir string
+	// Progress is told how fetching and unpacking layers goes (nil =
+	// nobody). It is called from several goroutines at once.
+	Progress func(Event)
 }
 
 func (o Options) logger() *slog.Logger {
@@ -141,9 +149,9 @@ func Open(ctx context.Context, spec string, opts Options) (*Tree, error) {
 	}
 	var t *Tree
 	if opts.InMemory {
-		t, err = streamImage(ctx, layers, opts)
+		t, err = streamImage(ctx, layers, opts.progress(), opts)
 	} else {
-		t, err = extractImage(ctx, layers, opts)
+		t, err = extractImage(ctx, layers, opts.progress(), opts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec, err)
@@ -185,7 +193,7 @@ func openDir(spec, p string) (*Tree, error) {
 // image root is TempDir/imagegate-*/rootfs: the outer directory is 0700,
 // so files kept with their setuid bits or ownership are out of reach of
 // other users, and the rootfs itself can take the image's own mode.
-func extractImage(ctx context.Context, layers []blob, opts Options) (t *Tree, err error) {
+func extractImage(ctx context.Context, layers []blob, progress func(Event), opts Options) (t *Tree, err error) {
 	tmp, err := os.MkdirTemp(opts.TempDir, "imagegate-")
 	if err != nil {
 		return nil, fmt.Errorf("make extraction directory (set --temp-dir to a writable place): %w", err)
@@ -207,7 +215,7 @@ func extractImage(ctx context.Context, layers []blob, opts Options) (t *Tree, er
 		return nil, err
 	}
 	defer x.Close()
-	if err := eachLayer(ctx, layers, func(_ int, r io.Reader) error { return x.ApplyLayer(ctx, r) }); err != nil {
+	if err := eachLayer(ctx, layers, progress, func(_ int, r io.Reader) error { return x.ApplyLayer(ctx, r) }); err != nil {
 		return nil, err
 	}
 	if err := x.Finish(); err != nil {
@@ -219,7 +227,7 @@ func extractImage(ctx context.Context, layers []blob, opts Options) (t *Tree, er
 // eachLayer calls apply with each layer's uncompressed tar stream, in
 // order. The next layer is opened, and its decompression started, while
 // the one before it is still being applied. Errors name the layer (from 1).
-func eachLayer(ctx context.Context, layers []blob, apply func(i int, r io.Reader) error) error {
+func eachLayer(ctx context.Context, layers []blob, progress func(Event), apply func(i int, r io.Reader) error) error {
 	streams := make([]*readahead, len(layers))
 	defer func() {
 		for _, s := range streams {
@@ -231,6 +239,10 @@ func eachLayer(ctx context.Context, layers []blob, apply func(i int, r io.Reader
 	open := func(i int) error {
 		rc, err := layers[i].Open()
 		if err == nil {
+			total := layers[i].Size()
+			rc = &progressReader{ReadCloser: rc, report: func(n int64) {
+				progress(Event{Kind: EventUnpacking, Layer: i + 1, Layers: len(layers), Bytes: n, Total: total})
+			}}
 			rc, err = uncompressed(rc)
 		}
 		if err != nil {
@@ -263,6 +275,7 @@ func eachLayer(ctx context.Context, layers []blob, apply func(i int, r io.Reader
 			return fmt.Errorf("layer %d: read: %w", i+1, err)
 		}
 		streams[i].Close()
+		progress(Event{Kind: EventUnpacked, Layer: i + 1, Layers: len(layers), Bytes: layers[i].Size(), Total: layers[i].Size()})
 	}
 	return nil
 }
