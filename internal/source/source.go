@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // ErrBadSource is wrapped by errors in the SOURCE argument itself: an
@@ -215,12 +216,14 @@ func extractImage(ctx context.Context, layers []blob, progress func(Event), opts
 		return nil, err
 	}
 	defer x.Close()
+	started := time.Now()
 	if err := eachLayer(ctx, layers, progress, func(_ int, r io.Reader) error { return x.ApplyLayer(ctx, r) }); err != nil {
 		return nil, err
 	}
 	if err := x.Finish(); err != nil {
 		return nil, err
 	}
+	opts.logger().Debug("extracted image", "layers", len(layers), "dir", dir, "elapsed", time.Since(started))
 	return &Tree{Dir: dir, RootFS: true, Skipped: x.Skipped(), tmp: tmp}, nil
 }
 
