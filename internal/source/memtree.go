@@ -37,6 +37,31 @@ const (
 	maxELFScan = 256 << 20
 )
 
+// Bulk that no collector reads, whose contents a streamed image does not
+// keep (they are read back if anyone asks): message catalogs, compiled
+// Python, Perl modules, compressed man pages and changelogs, and whole
+// documentation, translation and time-zone trees.
+var (
+	unreadSuffixes = []string{".mo", ".pyc", ".pm", ".pod", ".gz"}
+	unreadDirs     = []string{"usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/", "usr/share/i18n/", "usr/share/zoneinfo/"}
+)
+
+// keepable reports whether a file's contents may be kept in memory; name
+// is clean and relative to the root.
+func keepable(name string) bool {
+	for _, s := range unreadSuffixes {
+		if strings.HasSuffix(name, s) {
+			return false
+		}
+	}
+	for _, d := range unreadDirs {
+		if strings.HasPrefix(name, d) {
+			return false
+		}
+	}
+	return true
+}
+
 // memTree is an image's file tree held in memory, built by streaming each
 // layer once (memBuilder); it implements a Tree's reads. Nodes are never
 // changed once built, except for contents loaded on demand.
@@ -187,7 +212,7 @@ func (b *memBuilder) apply(hdr *tar.Header, tr *tar.Reader, offset int64) error 
 			return fmt.Errorf("%w: file is %d bytes, over the %s per-file limit (raise it with --max-file-size)", ErrLimit, hdr.Size, bytesHuman(b.limits.maxFile))
 		}
 		n := &mnode{mode: perm, uid: hdr.Uid, gid: hdr.Gid, layer: b.layer - 1, offset: offset}
-		if err := b.contents(n, tr, hdr.Size); err != nil {
+		if err := b.contents(n, tr, hdr.Size, keepable(p)); err != nil {
 			return err
 		}
 		b.replace(parent, base, n)
@@ -231,7 +256,7 @@ func (b *memBuilder) replace(dir *mnode, base string, n *mnode) {
 
 // contents reads a regular file's data, counting it against the limits,
 // and keeps what the policy above says.
-func (b *memBuilder) contents(n *mnode, r io.Reader, size int64) error {
+func (b *memBuilder) contents(n *mnode, r io.Reader, size int64, keepText bool) error {
 	var isELF bool
 	var head []byte
 	keep := func(p []byte) error {
@@ -241,14 +266,14 @@ func (b *memBuilder) contents(n *mnode, r io.Reader, size int64) error {
 			switch {
 			case isELF && size <= maxELFScan:
 				b.scratch = b.scratch[:0]
-			case !isELF && size <= keepWhole:
+			case !isELF && keepText && size <= keepWhole:
 				n.data = make([]byte, 0, size)
 			}
 		}
 		switch {
 		case isELF && size <= maxELFScan:
 			b.scratch = append(b.scratch, p...)
-		case !isELF && size <= keepWhole:
+		case !isELF && keepText && size <= keepWhole:
 			n.data = append(n.data, p...)
 		}
 		return nil
