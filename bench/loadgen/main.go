@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -49,6 +50,9 @@ type options struct {
 	ingestWorkers, batch int
 	ingestDuration       time.Duration
 	maxEvents            int64
+	pipelines            int
+	failRate             float64
+	oldVersion, version  string // seeded: what the fleet runs and what ring 0 gets
 	asJSON               bool
 }
 
@@ -97,6 +101,10 @@ func main() {
 	flag.IntVar(&o.batch, "batch", 500, "events per POST /api/v1/events")
 	flag.DurationVar(&o.ingestDuration, "ingest-duration", 10*time.Second, "ingest phase length (0 skips it)")
 	flag.Int64Var(&o.maxEvents, "events", 5_000_000, "stop the ingest phase after this many events")
+	flag.IntVar(&o.pipelines, "pipelines", 5000, "distinct pipelines events come from")
+	flag.Float64Var(&o.failRate, "fail-rate", 0.08, "share of failed jobs (with an error text from ~200 templates)")
+	flag.StringVar(&o.oldVersion, "old-version", "v1", "version most orgs run (set by -seed)")
+	flag.StringVar(&o.version, "new-version", "v2", "version ring 0 (org-0, org-1) runs (set by -seed)")
 	flag.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -114,11 +122,11 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		return fmt.Errorf("-server %s is not on loopback: loadgen only loads this machine", o.server)
 	}
 	if o.seed {
-		tok, err := seed(ctx, o)
+		tok, old, cur, err := seed(ctx, o)
 		if err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
-		o.token = tok
+		o.token, o.oldVersion, o.version = tok, old, cur
 	}
 	var res Result
 	if o.duration > 0 {
@@ -151,11 +159,12 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	return nil
 }
 
-// seed creates a label mid-rollout and a runner token; it returns the token.
-func seed(ctx context.Context, o options) (string, error) {
+// seed creates a label mid-rollout and a runner token; it returns the
+// token and the old and new versions.
+func seed(ctx context.Context, o options) (string, string, string, error) {
 	c, err := apiclient.New(o.server, o.token, nil)
 	if err != nil {
-		return "", err
+		return "", "", "", err
 	}
 	rings := []rollout.Ring{
 		{Name: "canary", Orgs: []string{"org-0", "org-1"}, BakeTime: 24 * time.Hour},
@@ -163,21 +172,21 @@ func seed(ctx context.Context, o options) (string, error) {
 		{Name: "everyone", Percent: 100},
 	}
 	if err := c.SetRings(ctx, o.label, rings); err != nil {
-		return "", err
+		return "", "", "", err
 	}
 	suffix := randHex(3)
 	old, cur := "v1-"+suffix, "v2-"+suffix
 	for _, v := range []string{old, cur} {
 		if _, err := c.PushVersion(ctx, o.label, api.PushVersionRequest{Version: v, CheckReport: []byte(`{"verdict":"pass"}`)}); err != nil {
-			return "", err
+			return "", "", "", err
 		}
 		if _, err := c.StartRollout(ctx, api.StartRolloutRequest{Label: o.label, Version: v}); err != nil {
-			return "", err
+			return "", "", "", err
 		}
 	}
 	t, err := c.CreateToken(ctx, "loadgen-runner-"+suffix, rollout.RoleRunner)
 	if err != nil {
-		return "", err
+		return "", "", "", err
 	}
 	// Let every replica's routing table see the rollout.
 	rc, _ := apiclient.New(o.server, t.Token, nil)
@@ -185,11 +194,11 @@ func seed(ctx context.Context, o options) (string, error) {
 		if r, err := rc.Resolve(ctx, "org-0", o.label, ""); err == nil && r.Version == cur {
 			break
 		} else if time.Now().After(deadline) {
-			return "", fmt.Errorf("the server does not resolve the seeded rollout: %+v, %v", r, err)
+			return "", "", "", fmt.Errorf("the server does not resolve the seeded rollout: %+v, %v", r, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return t.Token, nil
+	return t.Token, old, cur, nil
 }
 
 func randHex(n int) string {
@@ -341,14 +350,11 @@ func ingestLoad(ctx context.Context, o options) (*IngestResult, error) {
 		go func() {
 			defer wg.Done()
 			evs := make([]rollout.JobEvent, o.batch)
-			now := time.Now().UTC()
+			rng := mrand.New(mrand.NewPCG(uint64(w), 7))
 			for b := 0; time.Now().Before(deadline) && total.Load() < o.maxEvents; b++ {
+				now := time.Now().UTC()
 				for i := range evs {
-					evs[i] = rollout.JobEvent{JobID: fmt.Sprintf("%s-%d-%d-%d", prefix, w, b, i), Org: fmt.Sprintf("org-%d", (b*o.batch+i)%o.orgs),
-						Label: o.label, Version: "v2", Ring: i % 3, Outcome: rollout.OutcomeSucceeded, StartedAt: now, DurationMs: int64(1000 + i)}
-					if i%20 == 0 {
-						evs[i].Outcome, evs[i].ErrorText = rollout.OutcomeFailed, "exit status 1"
-					}
+					evs[i] = pipelineEvent(rng, o, fmt.Sprintf("%s-%d-%d-%d", prefix, w, b, i), now)
 				}
 				t0 := time.Now()
 				resp, err := c.PostEvents(ctx, evs)
@@ -376,4 +382,63 @@ func ingestLoad(ctx context.Context, o options) (*IngestResult, error) {
 		Workers: o.ingestWorkers, Batch: o.batch, Events: total.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
 		PerSecond: float64(total.Load()) / elapsed.Seconds(), P50ms: ms(all[len(all)/2]), P99ms: ms(all[len(all)*99/100]),
 	}, nil
+}
+
+// pipelineEvent is one job of a pipeline drawn from -pipelines (its org
+// follows from it, so a pipeline always belongs to one org), on the version
+// the org's ring runs; a failure carries an error text like a runner's.
+func pipelineEvent(rng *mrand.Rand, o options, id string, now time.Time) rollout.JobEvent {
+	p := rng.IntN(o.pipelines)
+	org := p % o.orgs
+	e := rollout.JobEvent{JobID: id, Org: fmt.Sprintf("org-%d", org), Label: o.label, Version: o.oldVersion,
+		Pipeline: fmt.Sprintf("org-%d/repo-%d/.github/workflows/ci.yml", org, p), RunID: fmt.Sprintf("%s-run", id),
+		Outcome: rollout.OutcomeSucceeded, StartedAt: now.Add(-time.Duration(rng.IntN(60_000)) * time.Millisecond),
+		DurationMs: int64(10_000 + rng.IntN(600_000))}
+	if org < 2 { // ring 0 of the seeded plan
+		e.Version = o.version
+	}
+	if rng.Float64() < o.failRate {
+		e.Outcome, e.ErrorText = rollout.OutcomeFailed, errorText(rng)
+	}
+	return e
+}
+
+// errorKinds are the shapes of error blocks CI logs end in; each takes a
+// subject from errorSubjects, which makes ~200 distinct templates, and
+// variable parts (numbers, paths, hashes, durations) that a miner masks.
+var errorKinds = []string{
+	"Traceback (most recent call last):\n  File \"/home/runner/work/app/%[2]s.py\", line %[3]d, in <module>\n    import %[1]s\nModuleNotFoundError: No module named '%[1]s'",
+	"npm ERR! code E404\nnpm ERR! 404 Not Found - GET https://registry.npmjs.org/%[1]s/-/%[1]s-%[3]d.0.%[4]d.tgz\nnpm ERR! 404 '%[1]s@^%[3]d.0.0' is not in this registry.",
+	"--- FAIL: Test%[1]s (%[3]d.%[4]ds)\n    %[2]s_test.go:%[3]d: got %[4]d, want %[3]d\nFAIL\ngithub.com/acme/%[2]s\t%[3]d.%[4]ds",
+	"Error: Process completed with exit code %[3]d.",
+	"fatal: unable to access 'https://github.com/acme/%[1]s.git/': Could not resolve host: github.com",
+	"error[E0432]: unresolved import `%[1]s`\n --> src/%[2]s.rs:%[3]d:%[4]d",
+	"ERROR: Could not find a version that satisfies the requirement %[1]s==%[3]d.%[4]d (from versions: none)",
+	"java.lang.OutOfMemoryError: Java heap space\n\tat com.acme.%[1]s.run(%[2]s.java:%[3]d)",
+	"E: Unable to locate package lib%[1]s-dev",
+	"/usr/bin/ld: cannot find -l%[1]s: No such file or directory\ncollect2: error: ld returned 1 exit status",
+	"ImportError: lib%[1]s.so.%[3]d: cannot open shared object file: No such file or directory",
+	"docker: Error response from daemon: pull access denied for acme/%[1]s, repository does not exist (sha256:%[5]s)",
+	"FAILED tests/test_%[1]s.py::test_%[2]s - AssertionError: assert %[3]d == %[4]d",
+	"Error: Cannot find module '%[1]s'\nRequire stack:\n- /home/runner/work/app/%[2]s.js",
+	"TimeoutError: job %[5]s exceeded %[3]d minutes",
+	"OSError: [Errno 28] No space left on device: '/tmp/%[2]s-%[5]s'",
+	"curl: (28) Operation timed out after %[3]d milliseconds with 0 bytes received",
+	"ssl.SSLCertVerificationError: certificate verify failed: unable to get local issuer certificate (_ssl.c:%[3]d)",
+	"make: *** [Makefile:%[3]d: %[1]s] Error %[4]d",
+	"panic: runtime error: invalid memory address or nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 addr=0x%[4]x pc=0x%[3]x]\ngoroutine 1 [running]:\nmain.%[1]s()",
+}
+
+var errorSubjects = []string{"sqlite3", "requests", "numpy", "lxml", "ssl", "yaml", "openssl", "zlib", "ffi", "curl"}
+
+func errorText(rng *mrand.Rand) string {
+	kind := errorKinds[rng.IntN(len(errorKinds))]
+	subj := errorSubjects[rng.IntN(len(errorSubjects))]
+	var b strings.Builder
+	for i := range 3 + rng.IntN(6) {
+		fmt.Fprintf(&b, "2026-03-02T09:%02d:%02d.%03dZ step %d: building %s (%d/%d)\n", rng.IntN(60), rng.IntN(60), rng.IntN(1000), i, subj, i, 9)
+	}
+	fmt.Fprintf(&b, kind, subj, "mod_"+randHex(2), 1+rng.IntN(500), rng.IntN(100), randHex(8))
+	b.WriteString("\n##[error]Process completed with exit code 1.\n")
+	return b.String()
 }

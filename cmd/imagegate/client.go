@@ -24,9 +24,19 @@ token in IMAGEGATE_TOKEN. --server @FILE reads the URL from FILE (as written by
 serve --addr-file), waiting up to 15s for it to appear.
 Output: -o json (the API's JSON, the default when stdout is not a terminal) or -o table.
 
-Exit codes:
-  0  success
-  2  usage error, or the server refused (unknown, conflict, forbidden, ...)`
+` + exitHelpClient
+
+// documentClient gives every command under a client group (image, rollout,
+// pin) that has no long help of its own the group's: where the server is,
+// and the client exit codes.
+func documentClient(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		if c.Long == "" {
+			c.Long = c.Short + ".\n\n" + clientHelp
+		}
+		documentClient(c)
+	}
+}
 
 // clientOptions are the flags every client command shares.
 type clientOptions struct {
@@ -69,7 +79,7 @@ func waitForURL(ctx context.Context, file string, wait time.Duration) (string, e
 			return url, nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("no server URL in %s after %v (is imagegate serve --addr-file %s running?)", file, wait, file)
+			return "", fmt.Errorf("%s: %w: no server URL in it after %v (is imagegate serve --addr-file %s running?)", file, apiclient.ErrUnreachable, wait, file)
 		}
 		select {
 		case <-ctx.Done():
@@ -86,7 +96,7 @@ func (o *clientOptions) format(stdout io.Writer) (string, error) {
 	case "json", "table":
 		return o.output, nil
 	}
-	return "", fmt.Errorf("-o %q: want json or table", o.output)
+	return "", usageErrorf("-o %q: want json or table", o.output)
 }
 
 // emit writes v as indented JSON or, for people, as the table that table

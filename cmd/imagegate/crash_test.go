@@ -46,6 +46,10 @@ func TestKillDuringIngest(t *testing.T) {
 	c := adminClient(t, s.url)
 	ctx := context.Background()
 	at := time.Now().UTC().Truncate(time.Second)
+	// Events are accepted for registered images only.
+	if _, err := c.PushVersion(ctx, "crash", api.PushVersionRequest{Version: "b-seed"}); err != nil {
+		t.Fatal(err)
+	}
 
 	const workers, perBatch = 4, 500
 	var mu sync.Mutex

@@ -8,6 +8,7 @@ import (
 
 	"github.com/imagegate/imagegate/internal/check"
 	"github.com/imagegate/imagegate/internal/diff"
+	rpt "github.com/imagegate/imagegate/internal/report"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
 	"github.com/spf13/cobra"
@@ -20,10 +21,7 @@ func loadImage(ctx context.Context, g *globalOptions, o scanOptions, arg string)
 	if !source.IsSource(arg) {
 		snap, err := snapshot.ReadFile(arg)
 		if err != nil {
-			if os.IsNotExist(err) {
-				return nil, nil, fmt.Errorf("%s: no such snapshot file (a SOURCE needs a prefix: %s)", arg, source.Prefixes)
-			}
-			return nil, nil, err
+			return nil, nil, notASnapshot(arg, err)
 		}
 		return snap, nil, nil
 	}
@@ -60,9 +58,9 @@ func newDiffCmd(g *globalOptions) *cobra.Command {
 Entries are matched by identity (python@3.7, package/deb/libssl3, tool/git); removed,
 downgraded and newly broken entries fail unless the --changes file declares them.
 
-` + exitCodesHelp,
+` + exitHelpGate,
 		Example: "  imagegate diff previous.json current.json -o markdown\n  imagegate diff previous.json dir:/mnt/image --changes changes.yaml -o junit --out diff.xml",
-		Args:    cobra.ExactArgs(2),
+		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDiff(cmd.Context(), g, o, args[0], args[1], cmd.OutOrStdout())
 		},
@@ -96,16 +94,22 @@ func runDiff(ctx context.Context, g *globalOptions, o diffOptions, oldArg, newAr
 	var oldSnap, newSnap *snapshot.Snapshot
 	if !source.IsSource(oldArg) && !source.IsSource(newArg) {
 		// Both are files: decode them at once (a million entries each
-		// must diff in under two seconds).
+		// must diff in under two seconds). A file that is not there gets
+		// the hint check gives.
+		for _, arg := range []string{oldArg, newArg} {
+			if fi, err := os.Stat(arg); err != nil || fi.IsDir() {
+				return notASnapshot(arg, err)
+			}
+		}
 		if oldSnap, newSnap, err = diff.LoadPair(ctx, oldArg, newArg); err != nil {
 			return err
 		}
 	} else {
 		if oldSnap, err = loadSnapshot(ctx, g, o.scan, oldArg); err != nil {
-			return fmt.Errorf("old: %w", err)
+			return err
 		}
 		if newSnap, err = loadSnapshot(ctx, g, o.scan, newArg); err != nil {
-			return fmt.Errorf("new: %w", err)
+			return err
 		}
 	}
 	report := diff.Compare(oldSnap, newSnap, changes)
@@ -119,13 +123,14 @@ func runDiff(ctx context.Context, g *globalOptions, o diffOptions, oldArg, newAr
 }
 
 type checkOptions struct {
-	scan     scanOptions
-	baseline string
-	spec     string
-	changes  string
-	format   string
-	out      string
-	junit    string
+	scan         scanOptions
+	baseline     string
+	spec         string
+	changes      string
+	format       string
+	out          string
+	junit        string
+	writeChanges string
 }
 
 func newCheckCmd(g *globalOptions) *cobra.Command {
@@ -139,11 +144,11 @@ shared library must resolve, and every probed tool must answer. --baseline adds 
 against the previous image; --spec adds declarative tests (commands, files, versions,
 modules, packages, image metadata).
 
-` + exitCodesHelp,
+` + exitHelpGate,
 		Example: "  imagegate check dir:/opt/hostedtoolcache\n  imagegate check oci:./image --baseline previous.json --spec image-tests.yaml --junit check.xml",
-		Args:    cobra.ExactArgs(1),
+		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheck(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
+			return runCheck(cmd.Context(), g, o, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
@@ -153,13 +158,17 @@ modules, packages, image metadata).
 	f.StringVarP(&o.format, "output", "o", "table", "output format: table, json, markdown or junit")
 	f.StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
 	f.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to this file")
+	f.StringVar(&o.writeChanges, "write-changes", "", "write a changes file to FILE that declares every current failure with a TODO reason (to adopt the gate now and tighten it later)")
 	addScanFlags(cmd, &o.scan)
 	return cmd
 }
 
-func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg string, stdout io.Writer) error {
+func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg string, stdout, stderr io.Writer) error {
 	if err := checkFormat(o.format); err != nil {
 		return err
+	}
+	if o.writeChanges != "" && o.writeChanges == o.changes {
+		return usageErrorf("--write-changes %s would overwrite the --changes file it reads: name another file", o.writeChanges)
 	}
 	changes, err := loadChanges(o.changes)
 	if err != nil {
@@ -169,7 +178,7 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 	if o.spec != "" {
 		data, err := os.ReadFile(o.spec)
 		if err != nil {
-			return fmt.Errorf("read spec: %w", err)
+			return fmt.Errorf("--spec %s: %w", o.spec, unwrapPath(err))
 		}
 		if spec, err = check.ParseSpec(o.spec, data); err != nil {
 			return err
@@ -178,7 +187,7 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 	var baseline *snapshot.Snapshot
 	if o.baseline != "" {
 		if baseline, err = loadSnapshot(ctx, g, o.scan, o.baseline); err != nil {
-			return fmt.Errorf("baseline: %w", err)
+			return fmt.Errorf("--baseline %w", err)
 		}
 	}
 	snap, tree, err := loadImage(ctx, g, o.scan, targetArg)
@@ -197,6 +206,20 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 	}
 	if err := writeOutput(stdout, o.out, func(w io.Writer) error { return report.Write(w, o.format) }); err != nil {
 		return err
+	}
+	// The last line says what to do next: how to accept today's failures
+	// (a machine's first check is often red for a known gap), or how to use
+	// the file just written.
+	if o.writeChanges != "" {
+		var n int
+		err := writeOutput(stdout, o.writeChanges, func(w io.Writer) (err error) { n, err = report.WriteChanges(w); return err })
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "imagegate: wrote %d %s to %s: replace each TODO reason, then run imagegate check %s --changes %s\n",
+			n, rpt.Plural(n, "declaration", "declarations"), o.writeChanges, targetArg, o.writeChanges)
+	} else if report.Failed() && o.changes == "" {
+		fmt.Fprintf(stderr, "imagegate: to accept these failures for now and tighten the gate later, run imagegate check %s --write-changes changes.yaml\n", targetArg)
 	}
 	if report.Failed() {
 		return errGateFailed

@@ -4,12 +4,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/imagegate/imagegate/internal/report"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,18 +65,16 @@ func stdoutBroken() bool {
 	return err == nil && n > 0 && fds[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0
 }
 
-// run executes one command line and returns the process exit code:
-// 0 success (the gate passes), 1 the gate fails, 2 usage or input error.
+// run executes one command line and returns the process exit code (see
+// exitCodes): 0 success, 1 the gate fails or the server refused, 2 usage or
+// input error, 3 the server cannot be reached or failed.
 func run(ctx context.Context, args []string, stdout, stderr *os.File) int {
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
+	code := exitCode(err)
+	if err != nil && !gateFailed(err) {
+		printError(stderr, err)
 	}
-	if gateFailed(err) {
-		return 1
-	}
-	fmt.Fprintf(stderr, "imagegate: %v\n", report.OneLine(err.Error()))
-	return 2
+	return code
 }

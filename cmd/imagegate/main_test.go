@@ -24,12 +24,15 @@ func TestMain(m *testing.M) {
 }
 
 // TestScripts runs the end-to-end scripts in testdata/script: the real
-// binary against fixtures built from this machine's CPython builds.
+// binary against fixtures built from this machine's CPython builds. Each
+// script states what it needs as a condition (see need), so a machine
+// without one build skips only the scripts that use it.
 func TestScripts(t *testing.T) {
-	versions := pyenvVersions(t)
+	versions := testenv.PyenvDir()
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
+		Condition:           need(versions),
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PYENV_VERSIONS", versions)
 			return nil
@@ -43,10 +46,41 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// pyenvVersions finds this machine's CPython builds; under CI they are
-// required, elsewhere their absence skips the scripts that need them.
-func pyenvVersions(t *testing.T) string {
-	return filepath.Dir(testenv.RequirePython(t, "3.7.16"))
+// need answers a script's condition about the machine: [python:VERSION]
+// (a pyenv build in $PYENV_VERSIONS), [root], [tool:NAME]. A script
+// states each need as "[!python:3.7.16] skip"; under CI=true a missing one
+// is an error instead, so that the script fails rather than skips, as
+// testenv.Require does for Go tests.
+func need(versions string) func(cond string) (bool, error) {
+	return func(cond string) (bool, error) {
+		kind, arg, _ := strings.Cut(cond, ":")
+		var ok bool
+		var why string
+		switch kind {
+		case "python":
+			exe := filepath.Join(versions, arg, "bin", "python"+minorOf(arg))
+			_, err := os.Stat(exe)
+			ok, why = err == nil, fmt.Sprintf("no CPython %s build: %v", arg, err)
+		case "root":
+			ok, why = os.Geteuid() == 0, "needs root"
+		case "tool":
+			_, err := exec.LookPath(arg)
+			ok, why = err == nil, fmt.Sprintf("%s not installed: %v", arg, err)
+		default:
+			return false, fmt.Errorf("unknown condition %q (want python:VERSION, root or tool:NAME)", cond)
+		}
+		if !ok && testenv.CI() {
+			return false, fmt.Errorf("%s (CI=true: not skipping)", why)
+		}
+		return ok, nil
+	}
+}
+
+// minorOf returns "X.Y" of "X.Y.Z".
+func minorOf(version string) string {
+	x, rest, _ := strings.Cut(version, ".")
+	y, _, _ := strings.Cut(rest, ".")
+	return x + "." + y
 }
 
 // cmdLinkTree copies a directory tree using hard links for files, so that a

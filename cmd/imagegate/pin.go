@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -39,7 +38,7 @@ func newPinCmd(g *globalOptions) *cobra.Command {
 	set := &cobra.Command{
 		Use:   "set ORG LABEL VERSION --reason TEXT --expires 72h|RFC3339",
 		Short: "Pin ORG's LABEL to VERSION (an org token may pin only its own organisation)",
-		Args:  cobra.ExactArgs(3),
+		Args:  exactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPinSet(cmd.Context(), so, args, cmd.OutOrStdout())
 		},
@@ -52,7 +51,7 @@ func newPinCmd(g *globalOptions) *cobra.Command {
 	clearCmd := &cobra.Command{
 		Use:   "clear ORG LABEL",
 		Short: "Remove ORG's pin of LABEL",
-		Args:  cobra.ExactArgs(2),
+		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPinClear(cmd.Context(), co, args, cmd.OutOrStdout())
 		},
@@ -62,7 +61,7 @@ func newPinCmd(g *globalOptions) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List pins in force, flagging those about to expire",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPinList(cmd.Context(), lo, args, cmd.OutOrStdout())
 		},
@@ -72,6 +71,7 @@ func newPinCmd(g *globalOptions) *cobra.Command {
 	list.Flags().IntVar(&lo.page.Limit, "limit", 0, "at most this many (server default 100)")
 	list.Flags().StringVar(&lo.page.After, "after", "", "the next cursor of a previous page")
 	cmd.AddCommand(set, clearCmd, list)
+	documentClient(cmd)
 	return cmd
 }
 
@@ -79,13 +79,13 @@ func newPinCmd(g *globalOptions) *cobra.Command {
 func parseExpiry(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		if d <= 0 {
-			return time.Time{}, fmt.Errorf("--expires %s: must be in the future", s)
+			return time.Time{}, usageErrorf("--expires %s: must be in the future", s)
 		}
 		return now.Add(d).UTC().Truncate(time.Second), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("--expires %q: want a duration such as 72h or a time such as 2026-05-01T00:00:00Z", s)
+		return time.Time{}, usageErrorf("--expires %q: want a duration such as 72h or a time such as 2026-05-01T00:00:00Z", s)
 	}
 	return t, nil
 }
@@ -112,7 +112,7 @@ func pinTable(ps ...rollout.PinView) func(*tabwriter.Writer) {
 
 func runPinSet(ctx context.Context, opts *pinSetOptions, args []string, stdout io.Writer) error {
 	if strings.TrimSpace(opts.reason) == "" || opts.expires == "" {
-		return errors.New("--reason and --expires are required: a pin says why and until when")
+		return usageErrorf("--reason and --expires are required: a pin says why and until when")
 	}
 	exp, err := parseExpiry(opts.expires, opts.now())
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -23,7 +22,7 @@ func newResolveCmd(g *globalOptions) *cobra.Command {
 		Use:   "resolve --org ORG LABEL",
 		Short: "Ask which version of LABEL a job of ORG gets, and why",
 		Long:  clientHelp,
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runResolve(cmd.Context(), ro, args, cmd.OutOrStdout())
 		},
@@ -36,7 +35,7 @@ func newResolveCmd(g *globalOptions) *cobra.Command {
 
 func runResolve(ctx context.Context, opts *resolveOptions, args []string, stdout io.Writer) error {
 	if opts.org == "" {
-		return errors.New("--org is required")
+		return usageErrorf("--org is required")
 	}
 	c, err := opts.client(ctx)
 	if err != nil {

@@ -49,7 +49,7 @@ func newRolloutCmd(g *globalOptions) *cobra.Command {
 	start := &cobra.Command{
 		Use:   "start LABEL VERSION",
 		Short: "Roll a version out through the rings (a running, paused or halted rollout of the image is superseded)",
-		Args:  cobra.ExactArgs(2),
+		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRolloutStart(cmd.Context(), so, args, cmd.OutOrStdout())
 		},
@@ -63,7 +63,7 @@ func newRolloutCmd(g *globalOptions) *cobra.Command {
 	status := &cobra.Command{
 		Use:   "status LABEL",
 		Short: "The image's current rollout: per ring the intended version and what was actually served",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRolloutStatus(cmd.Context(), co, args, cmd.OutOrStdout())
 		},
@@ -73,7 +73,7 @@ func newRolloutCmd(g *globalOptions) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List rollouts, newest first",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRolloutList(cmd.Context(), lo, args, cmd.OutOrStdout())
 		},
@@ -95,7 +95,7 @@ func newRolloutCmd(g *globalOptions) *cobra.Command {
 		c := &cobra.Command{
 			Use:   a.name + " ROLLOUT_ID|LABEL",
 			Short: a.short + "; LABEL means the image's newest rollout",
-			Args:  cobra.ExactArgs(1),
+			Args:  exactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return runRolloutAction(cmd.Context(), ao, args, cmd.OutOrStdout())
 			},
@@ -103,6 +103,7 @@ func newRolloutCmd(g *globalOptions) *cobra.Command {
 		c.Flags().StringVar(&ao.reason, "reason", "", "why (kept in the audit log)")
 		cmd.AddCommand(c)
 	}
+	documentClient(cmd)
 	return cmd
 }
 
@@ -121,7 +122,7 @@ func rolloutTable(rs ...rollout.Rollout) func(*tabwriter.Writer) {
 
 func runRolloutStart(ctx context.Context, opts *rolloutStartOptions, args []string, stdout io.Writer) error {
 	if opts.force && strings.TrimSpace(opts.reason) == "" {
-		return errors.New("--force needs --reason: say why a failed gate is overridden")
+		return usageErrorf("--force needs --reason: say why a failed gate is overridden")
 	}
 	c, err := opts.client(ctx)
 	if err != nil {

@@ -1,28 +1,15 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 
 	"github.com/imagegate/imagegate/internal/report"
 	"github.com/spf13/cobra"
 )
-
-const exitCodesHelp = `Exit codes:
-  0  success (for check and diff: the gate passes)
-  1  the gate fails: something changed or broke that nobody declared
-  2  usage or input error (bad source, unreadable file, invalid spec)`
-
-// errGateFailed is returned by commands whose verdict is "fail"; it maps to
-// exit code 1 and prints nothing more (the report has said it all).
-var errGateFailed = errors.New("gate failed")
-
-func gateFailed(err error) bool { return errors.Is(err, errGateFailed) }
 
 type globalOptions struct {
 	verbose bool
@@ -42,7 +29,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "imagegate",
 		Short:         "Scan CI build images, gate their releases, and roll them out",
-		Long:          "imagegate inventories build images (runtimes, standard-library modules, OS packages, tools),\nfails a release that lost something nobody declared, and rolls images out in rings.\n\n" + exitCodesHelp,
+		Long:          "imagegate inventories build images (runtimes, standard-library modules, OS packages, tools),\nfails a release that lost something nobody declared, and rolls images out in rings.\n\n" + exitHelpRoot,
 		Version:       scannerVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -51,18 +38,12 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress to stderr")
 	root.AddCommand(newScanCmd(g), newDiffCmd(g), newCheckCmd(g))
-	root.AddCommand(newServeCmd(g), newVersionCmd(g), newRolloutCmd(g), newPinCmd(g), newResolveCmd(g))
+	root.AddCommand(newServeCmd(g), newImageCmd(g), newRolloutCmd(g), newPinCmd(g), newResolveCmd(g), newVersionCmd(g))
+	root.AddCommand(newReportCmd(g))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
+		return &usageError{c, err}
 	})
 	return root
-}
-
-func scannerVersion() string {
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
-		return info.Main.Version
-	}
-	return "dev"
 }
 
 // writeOutput writes to --out atomically (a temporary file renamed into

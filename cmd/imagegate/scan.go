@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"os"
 	"time"
 
 	"github.com/imagegate/imagegate/internal/scan"
@@ -37,15 +38,16 @@ func newScanCmd(g *globalOptions) *cobra.Command {
 		Short: "Inventory an image into a snapshot",
 		Long: `Inventory an image: OS packages, every runtime and its standard-library modules
 (whether each really imports), and the tools on PATH. SOURCE is one of:
-  dir:PATH              an unpacked root filesystem or a tool cache folder
-  host                  the machine imagegate runs on
-  oci:PATH[@DIGEST]     an OCI image layout
-  docker-archive:FILE   a 'docker save' tarball
-  registry:REF          an image in a registry (docker credentials; --insecure for plain HTTP)
+  dir:PATH                    an unpacked root filesystem, or a tool folder (a tool cache,
+                              one installation prefix), told apart by what it holds
+  host                        the machine imagegate runs on
+  oci:PATH[@DIGEST]           an OCI image layout
+  docker-archive:FILE[:TAG]   a 'docker save' tarball (:TAG picks one of several images)
+  registry:REF                an image in a registry (docker credentials; --insecure for plain HTTP)
 
-` + exitCodesHelp,
+` + exitHelpScan,
 		Example: "  imagegate scan host -o table\n  imagegate scan dir:/opt/hostedtoolcache --exec none --out snapshot.json",
-		Args:    cobra.ExactArgs(1),
+		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runScan(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
 		},
@@ -123,6 +125,7 @@ func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec stri
 		ToolTimeout:    o.toolTimeout,
 		ScannerVersion: scannerVersion(),
 		Logger:         g.logger(),
+		HostPATH:       os.Getenv("PATH"),
 	})
 	if err != nil {
 		tree.Close()

@@ -28,6 +28,7 @@ type serveOptions struct {
 	db       string
 	dataDir  string
 	addrFile string
+	external string
 	getenv   func(string) string
 }
 
@@ -41,14 +42,17 @@ func newServeCmd(g *globalOptions) *cobra.Command {
 PostgreSQL database, exactly one runs it at a time).
 
 Settings come from --config (YAML: listen, db, dataDir, rings, images, policies,
-controller), then IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR, then flags.
+controller, externalURL, alerts, reports; see examples/imagegate.yaml), then
+IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR, IMAGEGATE_EXTERNAL_URL, then flags.
+Every replica sends the alerts queued in the database's outbox (one POST per
+decision and target, retried until acknowledged).
 The database defaults to SQLite at DATA_DIR/imagegate.db; give --db postgres://...
 for several replicas. At first start the admin token is IMAGEGATE_ADMIN_TOKEN, or one
 is generated and printed once to stderr.
 Stops gracefully on SIGTERM or interrupt.
 
-` + exitCodesHelp,
-		Args: cobra.NoArgs,
+` + exitHelpServe,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServe(cmd.Context(), g, opts, cmd.Flags().Changed, cmd.ErrOrStderr())
 		},
@@ -59,6 +63,7 @@ Stops gracefully on SIGTERM or interrupt.
 	f.StringVar(&opts.db, "db", "", "SQLite file path or postgres:// URL (default DATA_DIR/imagegate.db)")
 	f.StringVar(&opts.dataDir, "data-dir", "imagegate-data", "directory of the default SQLite database")
 	f.StringVar(&opts.addrFile, "addr-file", "", "write the server's URL to this file once it listens (for scripts using port 0)")
+	f.StringVar(&opts.external, "external-url", "", "the URL people reach this server at, for links in alerts (also IMAGEGATE_EXTERNAL_URL; default: the listen address)")
 	return cmd
 }
 
@@ -69,6 +74,8 @@ func serveConfig(opts *serveOptions, changed func(string) bool) (config.Config, 
 		Listen:  config.Flag{Value: opts.listen, Given: changed("listen")},
 		DB:      config.Flag{Value: opts.db, Given: changed("db")},
 		DataDir: config.Flag{Value: opts.dataDir, Given: changed("data-dir")},
+
+		ExternalURL: config.Flag{Value: opts.external, Given: changed("external-url")},
 	})
 }
 
@@ -124,12 +131,17 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	}
 
 	host, _ := os.Hostname()
+	holder := fmt.Sprintf("%s/%d", host, os.Getpid())
 	ctl := rollout.NewController(svc, st, rollout.ControllerOptions{
-		Holder: fmt.Sprintf("%s/%d", host, os.Getpid()), Interval: cfg.Controller.Interval, LeaseTTL: cfg.Controller.LeaseTTL, Logger: log,
+		Holder: holder, Interval: cfg.Controller.Interval, LeaseTTL: cfg.Controller.LeaseTTL, Logger: log,
 	})
+	_, reports, err := serveAlerts(svc, st, cfg)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Options{
 		Service: svc, Store: st, Controller: ctl, Registry: server.NewRegistry(), Logger: log,
-		TokenCacheTTL: cfg.Policies.TokenCacheTTL,
+		TokenCacheTTL: cfg.Policies.TokenCacheTTL, Reports: reports,
 	})
 	if err != nil {
 		return err
@@ -149,6 +161,13 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 			return err
 		}
 	}
+
+	stopSender, err := startSender(ctx, st, holder, cfg.BaseURL(ln.Addr().String()), log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopSender()
 
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	ctlDone := make(chan struct{})

@@ -1,138 +1,117 @@
 package main
 
 import (
-	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
+	"runtime/debug"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-
-	"github.com/imagegate/imagegate/internal/api"
-	"github.com/imagegate/imagegate/internal/rollout"
 )
 
-// imagegate version push|list|revoke
-
-type versionPushOptions struct {
-	*clientOptions
-	snapshot, checkReport string
+// toolVersion is what `imagegate version` prints: the -o json form is a
+// contract (fields added, never renamed).
+type toolVersion struct {
+	// Version is the module version the binary was built as (v0.3.1 from
+	// go install …@v0.3.1, a pseudo-version from go build in a clone), or
+	// "dev" when the build recorded none.
+	Version string `json:"version"`
+	// Commit is the VCS revision ("" when not built from a clone), and
+	// Modified whether the work tree had uncommitted changes.
+	Commit   string `json:"commit,omitempty"`
+	Time     string `json:"commitTime,omitempty"`
+	Modified bool   `json:"modified,omitempty"`
+	Go       string `json:"goVersion"`
+	Platform string `json:"platform,omitempty"`
 }
 
-type versionListOptions struct {
-	*clientOptions
-	page rollout.Page
+// versionOf reads a toolVersion from build info (ok false: none recorded).
+func versionOf(info *debug.BuildInfo, ok bool) toolVersion {
+	v := toolVersion{Version: "dev"}
+	if !ok || info == nil {
+		return v
+	}
+	v.Go = info.GoVersion
+	if mv := info.Main.Version; mv != "" && mv != "(devel)" {
+		v.Version = mv
+	}
+	var goos, goarch string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v.Commit = s.Value
+		case "vcs.time":
+			v.Time = s.Value
+		case "vcs.modified":
+			v.Modified = s.Value == "true"
+		case "GOOS":
+			goos = s.Value
+		case "GOARCH":
+			goarch = s.Value
+		}
+	}
+	if goos != "" && goarch != "" {
+		v.Platform = goos + "/" + goarch
+	}
+	return v
 }
 
-type versionRevokeOptions struct {
-	*clientOptions
-	reason string
-}
+// scannerVersion is the version written into snapshots.
+func scannerVersion() string { return versionOf(debug.ReadBuildInfo()).Version }
+
+type versionOptions struct{ output string }
 
 func newVersionCmd(g *globalOptions) *cobra.Command {
-	co := &clientOptions{}
-	cmd := &cobra.Command{Use: "version", Short: "Register, list and revoke image versions on a server", Long: clientHelp}
-	co.register(cmd)
+	var o versionOptions
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print imagegate's version, commit and Go version",
+		Long: `Print the version of this imagegate binary, from what the Go toolchain recorded when
+it was built: the module version ("dev" when there is none, as for go run), the commit
+and whether the work tree was modified, and the Go version.
 
-	push := &versionPushOptions{clientOptions: co}
-	pushCmd := &cobra.Command{
-		Use:   "push LABEL VERSION --snapshot FILE [--check-report FILE]",
-		Short: "Register a version with its snapshot and `imagegate check -o json` report",
-		Args:  cobra.ExactArgs(2),
+Exit codes:
+  0  success
+  2  usage error`,
+		Example: "  imagegate version\n  imagegate version -o json",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVersionPush(cmd.Context(), push, args, cmd.OutOrStdout())
+			return runVersion(o, versionOf(debug.ReadBuildInfo()), cmd.OutOrStdout())
 		},
 	}
-	pushCmd.Flags().StringVar(&push.snapshot, "snapshot", "", "snapshot JSON from imagegate scan")
-	pushCmd.Flags().StringVar(&push.checkReport, "check-report", "", "report JSON from imagegate check -o json (the gate verdict); without it the gate is unknown")
-
-	list := &versionListOptions{clientOptions: co}
-	listCmd := &cobra.Command{
-		Use:   "list LABEL",
-		Short: "List versions of an image, newest first",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVersionList(cmd.Context(), list, args, cmd.OutOrStdout())
-		},
-	}
-	listCmd.Flags().IntVar(&list.page.Limit, "limit", 0, "at most this many (server default 100)")
-	listCmd.Flags().StringVar(&list.page.After, "after", "", "the next cursor of a previous page")
-
-	revoke := &versionRevokeOptions{clientOptions: co}
-	revokeCmd := &cobra.Command{
-		Use:   "revoke LABEL VERSION --reason TEXT",
-		Short: "Revoke a version: it is never served again, unless a pin overrides with a reason",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVersionRevoke(cmd.Context(), revoke, args, cmd.OutOrStdout())
-		},
-	}
-	revokeCmd.Flags().StringVar(&revoke.reason, "reason", "", "why (kept in the audit log; required)")
-	cmd.AddCommand(pushCmd, listCmd, revokeCmd)
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	// The image-version commands lived here before `image`; the old
+	// spelling keeps working, hidden, for one release.
+	cmd.AddCommand(imageVersionCmds(&clientOptions{}, "imagegate image")...)
 	return cmd
 }
 
-func versionTable(vs ...rollout.Version) func(*tabwriter.Writer) {
-	return func(w *tabwriter.Writer) {
-		fmt.Fprintln(w, "LABEL\tVERSION\tGATE\tREVOKED\tCREATED")
-		for _, v := range vs {
-			revoked := "-"
-			if v.Revoked {
-				revoked = "yes: " + v.RevokedReason
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", v.Label, v.Version, v.Gate, revoked, ts(v.CreatedAt))
-		}
+func runVersion(o versionOptions, v toolVersion, stdout io.Writer) error {
+	switch o.output {
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "text", "table", "":
+	default:
+		return usageErrorf("-o %q: want text or json", o.output)
 	}
-}
-
-func runVersionPush(ctx context.Context, opts *versionPushOptions, args []string, stdout io.Writer) error {
-	if opts.snapshot == "" {
-		return errors.New("--snapshot FILE is required (the JSON of imagegate scan)")
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "version:\t%s\n", v.Version)
+	commit := v.Commit
+	if commit == "" {
+		commit = "unknown (not built from a git clone)"
+	} else if v.Modified {
+		commit += " (modified)"
 	}
-	snap, err := readJSONFile(opts.snapshot, "snapshot")
-	if err != nil {
-		return err
+	fmt.Fprintf(tw, "commit:\t%s\n", commit)
+	if v.Time != "" {
+		fmt.Fprintf(tw, "committed:\t%s\n", v.Time)
 	}
-	report, err := readJSONFile(opts.checkReport, "check report")
-	if err != nil {
-		return err
+	fmt.Fprintf(tw, "go:\t%s\n", dash(v.Go))
+	if v.Platform != "" {
+		fmt.Fprintf(tw, "platform:\t%s\n", v.Platform)
 	}
-	c, err := opts.client(ctx)
-	if err != nil {
-		return err
-	}
-	v, err := c.PushVersion(ctx, args[0], api.PushVersionRequest{Version: args[1], Snapshot: snap, CheckReport: report})
-	if err != nil {
-		return err
-	}
-	return opts.emit(stdout, v, versionTable(v))
-}
-
-func runVersionList(ctx context.Context, opts *versionListOptions, args []string, stdout io.Writer) error {
-	c, err := opts.client(ctx)
-	if err != nil {
-		return err
-	}
-	l, err := c.Versions(ctx, args[0], opts.page)
-	if err != nil {
-		return err
-	}
-	return opts.emit(stdout, l, versionTable(l.Items...))
-}
-
-func runVersionRevoke(ctx context.Context, opts *versionRevokeOptions, args []string, stdout io.Writer) error {
-	if strings.TrimSpace(opts.reason) == "" {
-		return errors.New("--reason is required: say why the version is revoked")
-	}
-	c, err := opts.client(ctx)
-	if err != nil {
-		return err
-	}
-	v, err := c.RevokeVersion(ctx, args[0], args[1], opts.reason)
-	if err != nil {
-		return err
-	}
-	return opts.emit(stdout, v, versionTable(v))
+	return tw.Flush()
 }

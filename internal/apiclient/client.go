@@ -45,6 +45,10 @@ func New(baseURL, token string, hc *http.Client) (*Client, error) {
 	return &Client{base: u, token: token, hc: hc}, nil
 }
 
+// ErrUnreachable is wrapped by errors of requests that got no answer: the
+// server is not running, the URL is wrong, the network failed or timed out.
+var ErrUnreachable = errors.New("cannot reach the server")
+
 // Error is an error response of the server.
 type Error struct {
 	Status  int
@@ -85,7 +89,12 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w (is the server running and --server right?)", method, u.Redacted(), err)
+		// url.Error repeats the method and URL said here already.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%s %s: %w: %w (is the server running and --server right?)", method, u.Redacted(), ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {

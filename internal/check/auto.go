@@ -3,6 +3,7 @@ package check
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +33,21 @@ var distroOptional = map[string]string{
 	"test":       "libpython3.X-testsuite",
 }
 
+// distroPackage names the package that ships module for a distribution's
+// Python major.minor, or "". CPython 3.12 dropped distutils; Debian 13 still
+// ships _distutils_system_mod in libpython3.13-stdlib, and there distutils
+// comes from setuptools (checked with dpkg -S on a Debian 13 image).
+func distroPackage(module, mm string) string {
+	p, ok := distroOptional[module]
+	if !ok {
+		return ""
+	}
+	if module == "distutils" && version.Compare(version.PEP440, mm, "3.12") >= 0 {
+		p = "python3-setuptools"
+	}
+	return strings.ReplaceAll(p, "3.X", "3."+strings.TrimPrefix(mm, "3."))
+}
+
 // failing are module statuses that mean the module's files are there but it
 // does not work: always a failure, whoever built the Python (the 2019 case:
 // Lib/sqlite3/ present, _sqlite3 absent).
@@ -42,9 +58,11 @@ var failing = map[string]bool{
 	snapshot.StatusTimeout:     true,
 }
 
-// automatic is the evidence that needs no configuration.
-func automatic(snap *snapshot.Snapshot, ch *diff.Changes) []Result {
-	var out []Result
+// automatic is the evidence that needs no configuration. folded maps the ID
+// of each failure shown only as another result's cause (_sqlite3) to the ID
+// of that result (sqlite3), so that a baseline change of either joins it.
+func automatic(snap *snapshot.Snapshot, ch *diff.Changes) (out []Result, folded map[string]string) {
+	folded = map[string]string{}
 	ids := runtimeIDs(snap.Runtimes)
 	order := make([]int, len(snap.Runtimes))
 	for i := range order {
@@ -62,7 +80,7 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) []Result {
 		rt := &snap.Runtimes[i]
 		if rt.Kind == snapshot.RuntimePython {
 			pythons++
-			out = append(out, pythonModules(rt, ids[i], ch)...)
+			out = append(out, pythonModules(rt, ids[i], ch, folded)...)
 		}
 	}
 	if pythons > 0 && snap.Exec == snapshot.ExecNone {
@@ -73,19 +91,13 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) []Result {
 	for _, w := range snap.Warnings {
 		out = append(out, Result{ID: "snapshot/warning", Origin: OriginAutomatic, Kind: "snapshot", Status: StatusInfo, Message: w})
 	}
-	return out
+	return out, folded
 }
 
 // runtimeIDs gives each runtime the identity diff matches it by
-// (runtime/python@3.7), so that one changes file serves both. Two installs
-// of one version share it, as in diff; results name the path.
-func runtimeIDs(rts []snapshot.Runtime) []string {
-	ids := make([]string, len(rts))
-	for i := range rts {
-		ids[i] = diff.RuntimeID(&rts[i])
-	}
-	return ids
-}
+// (runtime/python@3.7, or with its install root when the image holds two of
+// one series), so that one changes file serves both.
+func runtimeIDs(rts []snapshot.Runtime) []string { return diff.RuntimeIDs(rts) }
 
 func majorMinor(v string) string {
 	parts := strings.SplitN(v, ".", 3)
@@ -104,7 +116,18 @@ func majorMinor(v string) string {
 // itself; a distribution's own Python is "os-package".
 func builtFromSource(rt *snapshot.Runtime) bool { return rt.Origin != snapshot.OriginOSPackage }
 
-func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
+// distributionPython is true for a Python the distribution's own Python
+// packages own (python3.11-minimal, libpython3.11-stdlib, python3-libs),
+// for which distroOptional's packages exist; not for one another package
+// bundles (the Google Cloud SDK's, owned by google-cloud-cli), which no
+// distribution package completes. An unknown owner counts as the
+// distribution's.
+func distributionPython(rt *snapshot.Runtime) bool {
+	owner, _, _ := strings.Cut(rt.OwnerPackage, ":")
+	return owner == "" || strings.HasPrefix(owner, "python") || strings.HasPrefix(owner, "libpython")
+}
+
+func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes, foldedInto map[string]string) []Result {
 	var out []Result
 	title := fmt.Sprintf("python %s at %s", rt.Version, rt.Path)
 	if rt.Origin != "" {
@@ -137,8 +160,10 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 		fails = append(fails, failure{module: name, cause: true,
 			res: Result{ID: id + "/module/" + name, Status: StatusFail, Message: "missing: " + evidence}})
 	}
+	okModules := make(map[string]bool, len(rt.Modules))
 	for _, m := range rt.Modules {
 		seen[m.Name] = true
+		okModules[m.Name] = m.Status == snapshot.StatusOK
 		if cpython.PlatformOnly(m.Name) {
 			continue
 		}
@@ -179,14 +204,38 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 		missing(name, "not in the snapshot, though CPython "+majorMinor(rt.Version)+" ships it on Linux")
 	}
 	slices.Sort(notInstalled)
-	if !builtFromSource(rt) && len(notInstalled) > 0 {
+	var needs []string // evidence: "turtle: needs tkinter, in python3-tk"
+	if !builtFromSource(rt) {
 		// A distribution's module that fails only because it needs one the
 		// distribution left out (Debian's turtle needs tkinter, from
-		// python3-tk) is as intended as the missing module itself.
+		// python3-tk; Debian 13's _distutils_system_mod needs distutils,
+		// from python3-setuptools, which CPython no longer ships) is as
+		// intended as the missing module itself. Only modules the
+		// distribution is known to ship separately qualify: any other
+		// missing import is a failure.
+		absent := slices.Clone(notInstalled)
+		for name := range distroOptional {
+			if !okModules[name] && !slices.Contains(absent, name) {
+				absent = append(absent, name)
+			}
+		}
+		slices.Sort(absent)
 		kept := fails[:0]
 		for _, f := range fails {
-			if need := neededFrom(f.res, notInstalled); need != "" && !f.cause {
+			need := neededFrom(f.res, absent)
+			if need == "" {
+				// Debian 12 keeps a stub distutils package in the
+				// standard library and ships distutils.sysconfig and the
+				// rest in python3-distutils.
+				need = neededSubmodule(f.res)
+			}
+			if need != "" && !f.cause {
 				notInstalled = append(notInstalled, f.module+" (needs "+need+")")
+				line := f.module + ": needs " + need
+				if p := distroPackage(need, majorMinor(rt.Version)); p != "" {
+					line += ", which " + p + " provides"
+				}
+				needs = append(needs, line)
 				continue
 			}
 			kept = append(kept, f)
@@ -212,6 +261,7 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 			j := byName[name]
 			f.res.Evidence = append(f.res.Evidence, "cause: "+name+" "+fails[j].res.Message)
 			folded[j] = true
+			foldedInto[fails[j].res.ID] = f.res.ID
 		}
 	}
 	slices.SortStableFunc(fails, func(a, b failure) int { return cmp.Compare(a.module, b.module) })
@@ -220,6 +270,7 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 			continue
 		}
 		r := fails[i].res
+		r.declareAs = diff.ActionFor(diff.ClassBroken)
 		if fails[i].cause {
 			declare(&r, ch, diff.ClassRemoved, diff.ClassBroken)
 		} else {
@@ -228,14 +279,20 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 		add(r)
 	}
 	if len(notInstalled) > 0 {
+		why := "the distribution ships them in optional packages"
 		var ev []string
-		for _, n := range notInstalled {
-			if p, ok := distroOptional[n]; ok {
-				ev = append(ev, n+": in "+strings.ReplaceAll(p, "3.X", "3."+strings.TrimPrefix(majorMinor(rt.Version), "3.")))
+		if distributionPython(rt) {
+			for _, n := range notInstalled {
+				if p := distroPackage(n, majorMinor(rt.Version)); p != "" {
+					ev = append(ev, n+": in "+p)
+				}
 			}
+		} else {
+			why = "package " + rt.OwnerPackage + ", which ships this Python, leaves them out"
 		}
+		ev = append(ev, needs...)
 		add(Result{ID: id + "/modules/not-installed", Status: StatusInfo,
-			Message:  "not installed (the distribution ships them in optional packages): " + strings.Join(notInstalled, ", "),
+			Message:  "not installed (" + why + "): " + strings.Join(notInstalled, ", "),
 			Evidence: ev})
 	}
 	if !known {
@@ -278,6 +335,7 @@ func toolProbes(tools []snapshot.Tool, ch *diff.Changes) []Result {
 		if rest := report.RestLines(t.Error); rest != "" {
 			r.Evidence = []string{rest}
 		}
+		r.declareAs = diff.ActionFor(diff.ClassBroken)
 		declare(&r, ch, diff.ClassBroken)
 		out = append(out, r)
 	}
@@ -314,6 +372,18 @@ func neededFrom(r Result, names []string) string {
 	text := r.Message + "\n" + strings.Join(r.Evidence, "\n")
 	for _, n := range names {
 		if cpython.ReportsMissing(text, n) {
+			return n
+		}
+	}
+	return ""
+}
+
+// neededSubmodule returns the module of distroOptional whose submodule r's
+// error says is missing ("No module named 'distutils.sysconfig'"), or "".
+func neededSubmodule(r Result) string {
+	text := r.Message + "\n" + strings.Join(r.Evidence, "\n")
+	for _, n := range slices.Sorted(maps.Keys(distroOptional)) {
+		if strings.Contains(text, "No module named '"+n+".") {
 			return n
 		}
 	}

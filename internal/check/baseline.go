@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/imagegate/imagegate/internal/diff"
@@ -18,7 +19,7 @@ func baselineResults(d *diff.Report) []Result {
 	for i := range d.Changes {
 		c := &d.Changes[i]
 		total++
-		r := Result{ID: c.ID, Origin: OriginBaseline, Kind: "diff", Message: describeChange(c)}
+		r := Result{ID: c.ID, Origin: OriginBaseline, Kind: "diff", Message: describeChange(c), declareAs: diff.ActionFor(c.Class)}
 		if p := changePath(c); p != "" {
 			r.Name = p
 		}
@@ -91,4 +92,46 @@ func changePath(c *diff.Change) string {
 		return c.Old.Path
 	}
 	return ""
+}
+
+// joinBaseline lists one cause once: a baseline change of something the
+// automatic evidence already reports (sqlite3 ok → import-error), or of a
+// cause folded into such a result (_sqlite3 removed), becomes a line of that
+// result's evidence instead of a result of its own. The joined result fails
+// if either did. The embedded diff report keeps every change.
+func joinBaseline(auto, base []Result, folded map[string]string) []Result {
+	owner := make(map[string]int, len(auto))
+	for i := range auto {
+		if auto[i].Status == StatusFail || auto[i].Status == StatusDeclared {
+			owner[auto[i].ID] = i
+		}
+	}
+	kept := make([]Result, 0, len(base))
+	for _, b := range base {
+		i, ok := -1, false
+		if b.Status == StatusFail || b.Status == StatusDeclared {
+			if i, ok = owner[b.ID]; !ok {
+				i, ok = owner[folded[b.ID]]
+			}
+		}
+		if !ok {
+			kept = append(kept, b)
+			continue
+		}
+		a := &auto[i]
+		line := "baseline: " + b.Message
+		if b.ID != a.ID {
+			line = "baseline: " + path.Base(b.ID) + " " + b.Message
+		}
+		if b.Status == StatusDeclared {
+			line += " (declared: " + b.Reason + ")"
+		}
+		a.Evidence = append(a.Evidence, line)
+		if b.Status == StatusFail && a.Status == StatusDeclared {
+			a.Status = StatusFail
+			a.Evidence = append(a.Evidence, "declared for the automatic check ("+a.Reason+"), not for the baseline")
+			a.Reason = ""
+		}
+	}
+	return append(auto, kept...)
 }

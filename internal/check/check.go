@@ -102,6 +102,10 @@ type Result struct {
 	Evidence []string `json:"evidence,omitempty"`
 	// Reason is the changes file's reason for a declared result.
 	Reason string `json:"reason,omitempty"`
+
+	// declareAs is the changes-file action that would declare this
+	// failure ("break", "remove", …); "" when none can (spec tests).
+	declareAs string
 }
 
 // Failed reports whether the gate fails.
@@ -130,10 +134,13 @@ func Run(ctx context.Context, snap *snapshot.Snapshot, opts Options) (*Report, e
 		return nil, errors.New("check: the Spec must come from ParseSpec")
 	}
 	r := &Report{Schema: SchemaV1, Source: snap.Source}
-	r.Results = append(r.Results, automatic(snap, opts.Changes)...)
+	auto, folded := automatic(snap, opts.Changes)
 	if opts.Baseline != nil {
 		r.Baseline = diff.Compare(opts.Baseline, snap, opts.Changes)
-		r.Results = append(r.Results, baselineResults(r.Baseline)...)
+		base := baselineResults(r.Baseline)
+		r.Results = append(r.Results, joinBaseline(auto, base, folded)...)
+	} else {
+		r.Results = append(r.Results, auto...)
 	}
 	if opts.Spec != nil {
 		res, err := runSpec(ctx, snap, opts.Spec, opts.Target)

@@ -168,6 +168,26 @@ func TestAutomatic(t *testing.T) {
 			failed: true,
 		},
 		{
+			name: "Debian 13's _distutils_system_mod needs distutils, from python3-setuptools: a note",
+			snap: snap([]snapshot.Runtime{pythonRuntime(t, "3.13.5", "/usr", "os-package",
+				snapshot.Module{Name: "_distutils_system_mod", Status: snapshot.StatusImportError, Error: "No module named 'distutils'"})}),
+			want: []string{"info runtime/python@3.13/modules/not-installed: not installed (the distribution ships them in optional packages): _distutils_system_mod (needs distutils)"},
+		},
+		{
+			name: "the same module of a source-built python still fails",
+			snap: snap([]snapshot.Runtime{pythonRuntime(t, "3.13.5", "/usr/local", "source",
+				snapshot.Module{Name: "_distutils_system_mod", Status: snapshot.StatusImportError, Error: "No module named 'distutils'"})}),
+			want:   []string{"fail runtime/python@3.13/module/_distutils_system_mod: import-error: No module named 'distutils'"},
+			failed: true,
+		},
+		{
+			name: "a distribution's module needing one no optional package ships fails",
+			snap: snap([]snapshot.Runtime{pythonRuntime(t, "3.13.5", "/usr", "os-package",
+				snapshot.Module{Name: "_distutils_system_mod", Status: snapshot.StatusImportError, Error: "No module named 'nosuchthing'"})}),
+			want:   []string{"fail runtime/python@3.13/module/_distutils_system_mod: import-error: No module named 'nosuchthing'"},
+			failed: true,
+		},
+		{
 			name: "a distribution's python whose module does not import fails",
 			snap: snap([]snapshot.Runtime{pythonRuntime(t, "3.11.2", "/usr", "os-package",
 				snapshot.Module{Name: "sqlite3", Status: snapshot.StatusImportError, Error: noSqlite})}),
@@ -219,7 +239,7 @@ func TestAutomatic(t *testing.T) {
 				pythonRuntime(t, "3.7.16", toolcache37, "toolcache"),
 				pythonRuntime(t, "3.7.17", "/root/.pyenv/versions/3.7.17", "pyenv", incident...),
 			}),
-			want:   []string{"fail runtime/python@3.7/module/sqlite3: import-error: " + noSqlite},
+			want:   []string{"fail runtime/python@3.7[/root/.pyenv/versions/*]/module/sqlite3: import-error: " + noSqlite},
 			failed: true,
 		},
 		{
@@ -304,25 +324,27 @@ func TestBaseline(t *testing.T) {
 		name    string
 		changes string
 		want    []string
-		note    string
-		failed  bool
+		// evidence is the failed or declared result's evidence.
+		evidence []string
+		note     string
+		failed   bool
 	}{
 		{
-			name: "the broken module fails twice: automatically and against the baseline",
+			name: "the broken module fails once, the baseline change as its evidence",
 			want: []string{
 				"fail runtime/python@3.7/module/sqlite3: import-error: " + noSqlite,
-				"fail runtime/python@3.7/module/sqlite3: broken: ok → import-error: " + noSqlite,
 			},
-			note:   "baseline: 1 unexpected change since dir:/image",
-			failed: true,
+			evidence: []string{"baseline: broken: ok → import-error: " + noSqlite},
+			note:     "baseline: 1 unexpected change since dir:/image",
+			failed:   true,
 		},
 		{
 			name:    "declared, both pass",
 			changes: "changes:\n  - break: runtime/python@3.7/module/sqlite3\n    reason: going away\n  - remove: tool/php\n",
 			want: []string{
 				"declared runtime/python@3.7/module/sqlite3: import-error: " + noSqlite,
-				"declared runtime/python@3.7/module/sqlite3: broken: ok → import-error: " + noSqlite,
 			},
+			evidence: []string{"baseline: broken: ok → import-error: " + noSqlite + " (declared: going away)"},
 			// diff words the warning about the stale declaration; check
 			// passes it on.
 			note: "baseline/warning: changes.yaml:4:",
@@ -341,6 +363,9 @@ func TestBaseline(t *testing.T) {
 			if diff := cmp.Diff(tt.want, lines(r, check.StatusFail, check.StatusDeclared)); diff != "" {
 				t.Errorf("results (-want +got):\n%s", diff)
 			}
+			if diff := cmp.Diff(tt.evidence, r.Results[0].Evidence); diff != "" {
+				t.Errorf("evidence of %s (-want +got):\n%s", r.Results[0].ID, diff)
+			}
 			notes := lines(r, check.StatusInfo)
 			if !slices.ContainsFunc(notes, func(s string) bool { return strings.HasPrefix(s, "info "+tt.note) }) {
 				t.Errorf("no note starting %q in %q", tt.note, notes)
@@ -348,16 +373,52 @@ func TestBaseline(t *testing.T) {
 			if r.Failed() != tt.failed || r.Baseline == nil || r.Baseline.Failed() != tt.failed {
 				t.Errorf("Failed() = %v, baseline %v; want %v", r.Failed(), r.Baseline, tt.failed)
 			}
-			// Every format carries the embedded diff.
+			// Every format but JUnit carries the embedded diff; JUnit has
+			// one test case for the one cause.
 			for _, format := range []string{"table", "markdown", "junit", "json"} {
 				var b strings.Builder
 				if err := r.Write(&b, format); err != nil {
 					t.Fatalf("%s: %v", format, err)
 				}
-				if n := strings.Count(b.String(), "python@3.7/module/sqlite3"); n < 2 {
+				n := strings.Count(b.String(), "python@3.7/module/sqlite3")
+				switch {
+				case format == "junit" && n != 1:
+					t.Errorf("junit names the module %d times, want one test case", n)
+				case format != "junit" && n < 2:
 					t.Errorf("%s names the module %d times, want the check's result and the diff's", format, n)
 				}
 			}
 		})
+	}
+}
+
+// TestBaselineOneCause is the incident against a baseline: _sqlite3 went
+// missing, which broke sqlite3. Automatic evidence and the baseline diff
+// both see it; the report lists it once, every change as evidence.
+func TestBaselineOneCause(t *testing.T) {
+	old := snap([]snapshot.Runtime{pythonRuntime(t, "3.7.16", toolcache37, "toolcache")})
+	cur := snap([]snapshot.Runtime{pythonRuntime(t, "3.7.16", toolcache37, "toolcache",
+		snapshot.Module{Name: "sqlite3", Status: snapshot.StatusImportError, Kind: "package", Error: noSqlite},
+		snapshot.Module{Name: "_sqlite3", Status: snapshot.StatusMissing})})
+	r, err := check.Run(context.Background(), cur, check.Options{Baseline: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"fail runtime/python@3.7/module/sqlite3: import-error: " + noSqlite}
+	if diff := cmp.Diff(want, lines(r, check.StatusFail, check.StatusDeclared)); diff != "" {
+		t.Fatalf("results (-want +got):\n%s", diff)
+	}
+	ev := r.Results[0].Evidence
+	wantEv := []string{
+		"cause: _sqlite3 missing: not shipped by this build",
+		"baseline: broken: ok → import-error: " + noSqlite,
+	}
+	if diff := cmp.Diff(wantEv, ev); diff != "" {
+		t.Errorf("evidence (-want +got):\n%s", diff)
+	}
+	// diff itself counts _sqlite3 as sqlite3's consequence, not as a
+	// second unexpected change; the embedded report keeps both entries.
+	if r.Baseline.Summary.Unexpected != 1 || len(r.Baseline.Changes) != 2 {
+		t.Errorf("embedded diff: %d unexpected of %d changes, want 1 of 2", r.Baseline.Summary.Unexpected, len(r.Baseline.Changes))
 	}
 }

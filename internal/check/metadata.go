@@ -29,13 +29,24 @@ func checkMetadata(img *snapshot.Image, m *MetadataTest) []Result {
 	for i, e := range m.Labels {
 		out = append(out, keyValue("spec/metadataTest/labels/"+e.Key, "label "+e.Key, e, m.labelRe[i], img.Labels))
 	}
+	for _, e := range m.UnboundEnvVars {
+		r := specResult("spec/metadataTest/unboundEnvVars/"+e.Key, "metadata", "")
+		if v, ok := env[e.Key]; ok {
+			r.fail("env %s is set (%q), expected unset", e.Key, v)
+		} else {
+			r.Message = "env " + e.Key + " not set"
+		}
+		out = append(out, r)
+	}
+	// container-structure-test compares port numbers only ("8080" is
+	// exposed by 8080/tcp and 8080/udp alike); "8080/udp" is exact.
 	ports := map[string]bool{}
 	for _, p := range img.ExposedPorts {
 		ports[p] = true
+		num, _, _ := strings.Cut(p, "/")
+		ports[num] = true
 		if !strings.Contains(p, "/") {
 			ports[p+"/tcp"] = true
-		} else if q, ok := strings.CutSuffix(p, "/tcp"); ok {
-			ports[q] = true
 		}
 	}
 	for _, p := range m.ExposedPorts {
@@ -53,6 +64,28 @@ func checkMetadata(img *snapshot.Image, m *MetadataTest) []Result {
 			r.fail("port %s is exposed, expected not", p)
 		} else {
 			r.Message = "port " + p + " not exposed"
+		}
+		out = append(out, r)
+	}
+	vols := map[string]bool{}
+	for _, v := range img.Volumes {
+		vols[v] = true
+	}
+	for _, v := range m.Volumes {
+		r := specResult("spec/metadataTest/volumes/"+v, "metadata", "")
+		if vols[v] {
+			r.Message = "volume " + v + " declared"
+		} else {
+			r.fail("volume %s is not declared; declared: %s", v, listOrNone(img.Volumes))
+		}
+		out = append(out, r)
+	}
+	for _, v := range m.UnmountedVolumes {
+		r := specResult("spec/metadataTest/unmountedVolumes/"+v, "metadata", "")
+		if vols[v] {
+			r.fail("volume %s is declared, expected not", v)
+		} else {
+			r.Message = "volume " + v + " not declared"
 		}
 		out = append(out, r)
 	}

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"io/fs"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -11,6 +12,7 @@ import (
 // includes the file type; written in octal ("0755", "4755") it does not.
 type fileMode struct {
 	text     string
+	goForm   bool // compared as fs.FileMode.String(), as container-structure-test does
 	withType bool
 	perm     fs.FileMode // permission and setuid/setgid/sticky bits
 	typ      byte        // ls type letter when withType
@@ -46,6 +48,9 @@ func parseFileMode(s string) (fileMode, error) {
 		}
 		return fileMode{text: s, withType: true, perm: perm, typ: s[0]}, nil
 	}
+	if goModeRE.MatchString(s) {
+		return fileMode{text: s, goForm: true}, nil
+	}
 	n, err := strconv.ParseUint(s, 8, 32)
 	if err != nil || n > 07777 || len(s) < 3 {
 		return fileMode{}, fmt.Errorf("mode %q: write it like ls -l (\"-rwxr-xr-x\") or in octal (\"0755\")", s)
@@ -65,8 +70,15 @@ func parseFileMode(s string) (fileMode, error) {
 
 const specialBits = fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
 
+// goModeRE is Go's FileMode.String(): type and special-bit letters
+// (dalTLDpSugct?) before the nine permission characters.
+var goModeRE = regexp.MustCompile(`^[dalTLDpSugct?]*[r-][w-][x-][r-][w-][x-][r-][w-][x-]$`)
+
 // matches reports whether m is what the spec expects.
 func (e fileMode) matches(m fs.FileMode) bool {
+	if e.goForm {
+		return m.String() == e.text
+	}
 	if e.withType && typeLetter(m) != e.typ {
 		return false
 	}
@@ -76,6 +88,9 @@ func (e fileMode) matches(m fs.FileMode) bool {
 // format renders m the way the expectation was written, so that a failure
 // shows like against like.
 func (e fileMode) format(m fs.FileMode) string {
+	if e.goForm {
+		return m.String()
+	}
 	if e.withType {
 		return lsMode(m)
 	}

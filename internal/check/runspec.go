@@ -38,24 +38,47 @@ var (
 
 func runSpec(ctx context.Context, snap *snapshot.Snapshot, s *Spec, t *source.Tree) ([]Result, error) {
 	var out []Result
+	for _, w := range s.Warnings {
+		out = append(out, Result{ID: "spec/warning", Origin: OriginSpec, Kind: "spec", Status: StatusInfo, Message: w})
+	}
+	var img imageConfig
+	if snap.Image != nil {
+		img = imageConfig{env: snap.Image.Env, user: snap.Image.User, workingDir: snap.Image.WorkingDir}
+	}
+	if o := s.ContainerRunOptions; o != nil && o.AllocateTty && len(s.CommandTests) > 0 {
+		out = append(out, Result{ID: "spec/containerRunOptions/allocateTty", Origin: OriginSpec, Kind: "option", Status: StatusInfo,
+			Message: "allocateTty ignored: command tests get pipes, not a terminal"})
+	}
+	var rc *runContext
+	if len(s.CommandTests) > 0 {
+		rc = newRunContext(s, img, t)
+	}
 	for i := range s.CommandTests {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		out = append(out, runCommandTest(ctx, snap, &s.CommandTests[i], fmt.Sprintf("spec/commandTests[%d]", i), t))
+		out = append(out, runCommandTest(ctx, rc, &s.CommandTests[i], fmt.Sprintf("spec/commandTests[%d]", i), t))
 	}
 	var users *idNames
+	imageEnv := envOf(img.env)
 	for _, list := range []struct {
 		name  string
 		tests []FileTest
-	}{{"fileTests", s.FileTests}, {"fileExistenceTests", s.FileExistenceTests}, {"fileContentTests", s.FileContentTests}} {
+		// how reads the path as container-structure-test does: $VAR
+		// expanded against the image's Env, and for existence the entry
+		// itself (a link's own mode), not what it points to.
+		how fileReading
+	}{{"fileTests", s.FileTests, followLinks}, {"fileExistenceTests", s.FileExistenceTests, cstExistence}, {"fileContentTests", s.FileContentTests, cstContent}} {
 		for i := range list.tests {
 			ft := &list.tests[i]
 			if users == nil && (ft.Owner != "" || ft.Group != "") && t != nil {
 				users = readIDNames(t)
 			}
-			out = append(out, runFileTest(ft, fmt.Sprintf("spec/%s[%d]", list.name, i), t, users))
+			out = append(out, runFileTest(ft, fmt.Sprintf("spec/%s[%d]", list.name, i), t, users, list.how, imageEnv))
 		}
+	}
+	for i := range s.LicenseTests {
+		out = append(out, runLicenseTest(&s.LicenseTests[i], fmt.Sprintf("spec/licenseTests[%d]", i), t))
 	}
 	for i := range s.Tools {
 		out = append(out, checkTool(snap, &s.Tools[i]))
@@ -91,34 +114,14 @@ func (r *Result) fail(format string, args ...any) {
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// commandEnv is what `docker run` would give the program: the image's Env
-// (or a standard PATH), HOME, then the test's own variables.
-func commandEnv(img *snapshot.Image, extra []EnvVar) []string {
-	env := map[string]string{}
-	var order []string
-	set := func(k, v string) {
-		if _, ok := env[k]; !ok {
-			order = append(order, k)
-		}
-		env[k] = v
-	}
-	set("PATH", defaultPath)
-	set("HOME", "/root")
-	if img != nil {
-		for _, kv := range img.Env {
-			k, v, _ := strings.Cut(kv, "=")
-			set(k, v)
-		}
-	}
-	for _, e := range extra {
-		set(e.Key, e.Value)
-	}
-	out := make([]string, 0, len(order))
-	for _, k := range order {
-		out = append(out, k+"="+env[k])
-	}
-	return out
-}
+// fileReading is how a file test finds its file.
+type fileReading int
+
+const (
+	followLinks  fileReading = iota // imagegate's fileTests: links resolved inside the image
+	cstExistence                    // the entry itself, path expanded
+	cstContent                      // links followed, path expanded
+)
 
 // lookPath finds name on the image's PATH, inside the image.
 func lookPath(t *source.Tree, name string, env []string) (string, error) {
@@ -147,7 +150,7 @@ func lookPath(t *source.Tree, name string, env []string) (string, error) {
 	return "", fmt.Errorf("%s: not found on the image's PATH (%s)", name, p)
 }
 
-func runCommandTest(ctx context.Context, snap *snapshot.Snapshot, ct *CommandTest, id string, t *source.Tree) Result {
+func runCommandTest(ctx context.Context, rc *runContext, ct *CommandTest, id string, t *source.Tree) Result {
 	r := specResult(id, "command", ct.Name)
 	switch {
 	case t == nil:
@@ -156,21 +159,56 @@ func runCommandTest(ctx context.Context, snap *snapshot.Snapshot, ct *CommandTes
 	case t.Runner == nil:
 		r.fail("%v", errNoRunner)
 		return r
+	case rc.refused != "":
+		r.fail("not run: %s", rc.refused)
+		return r
+	case rc.userErr != nil:
+		r.fail("not run: cannot run as the image's user: %v", rc.userErr)
+		return r
 	}
-	env := commandEnv(snap.Image, ct.EnvVars)
-	prog, args := ct.Command, ct.Args
+	// As container-structure-test: the test's variables and the command
+	// line are expanded against the image's Env (with globalEnvVars), not
+	// against each other; a shell script expands its own.
+	base := envOf(rc.env)
+	e := base.clone()
+	for _, v := range ct.EnvVars {
+		e.set(v.Key, base.expand(v.Value))
+	}
+	env := e.list()
+	var prog string
+	var args []string
 	if ct.Shell != "" {
 		prog, args = "/bin/sh", []string{"-c", ct.Shell}
+	} else {
+		prog = base.expand(ct.Command[0])
+		for _, a := range ct.Args {
+			args = append(args, base.expand(a))
+		}
 	}
 	prog, err := lookPath(t, prog, env)
 	if err != nil {
 		r.fail("%v", err)
 		return r
 	}
+	var before, after [][]string
+	for _, steps := range []struct {
+		list [][]string
+		out  *[][]string
+	}{{ct.Setup, &before}, {ct.Teardown, &after}} {
+		for _, argv := range steps.list {
+			p, err := lookPath(t, argv[0], env)
+			if err != nil {
+				r.fail("set-up or tear-down: %v", err)
+				return r
+			}
+			*steps.out = append(*steps.out, append([]string{p}, argv[1:]...))
+		}
+	}
 	timeout := cmp.Or(time.Duration(ct.Timeout), DefaultCommandTimeout)
 	var stdout, stderr bytes.Buffer
 	res, err := t.Runner.Run(ctx, sandbox.Command{
-		Path: prog, Args: args, Env: env, Dir: ct.Workdir,
+		Path: prog, Args: args, Env: env, Dir: cmp.Or(ct.Workdir, rc.dir), User: rc.user,
+		Before: before, After: after,
 		Stdout: &stdout, Stderr: &stderr, Timeout: timeout, MaxOutput: maxCommandOutput,
 	})
 	if err != nil {
@@ -313,40 +351,59 @@ func readIDFile(t *source.Tree, p string) (map[string]int, error) {
 	return m, nil
 }
 
-func runFileTest(ft *FileTest, id string, t *source.Tree, names *idNames) Result {
+func runFileTest(ft *FileTest, id string, t *source.Tree, names *idNames, how fileReading, imageEnv *env) Result {
 	r := specResult(id, "file", ft.Name)
 	if t == nil {
 		r.fail("%v", errNoTarget)
 		return r
 	}
 	shouldExist := ft.ShouldExist == nil || *ft.ShouldExist
-	host, err := t.HostPath(ft.Path)
+	p := ft.Path
+	if how != followLinks {
+		p = imageEnv.expand(p)
+	}
+	var host string
 	var fi os.FileInfo
-	if err == nil {
+	var err error
+	if how == cstExistence {
+		host, fi, err = lstatInImage(t, p)
+	} else if host, err = t.HostPath(p); err == nil {
 		fi, err = os.Stat(host)
 	}
 	exists := err == nil
 	switch {
 	case !shouldExist && exists:
-		r.fail("%s exists, expected absent", ft.Path)
+		r.fail("%s exists, expected absent", p)
 		return r
 	case !shouldExist:
-		r.Message = ft.Path + " is absent"
+		r.Message = p + " is absent"
 		return r
 	case !exists:
 		if errors.Is(err, os.ErrNotExist) {
-			r.fail("%s does not exist", ft.Path)
+			r.fail("%s does not exist", p)
 		} else {
-			r.fail("%s: %v", ft.Path, err)
+			r.fail("%s: %v", p, err)
 		}
 		return r
 	}
 	var problems, got []string
-	if ft.mode != nil {
-		if !ft.mode.matches(fi.Mode()) {
-			problems = append(problems, fmt.Sprintf("mode %s, expected %s", ft.mode.format(fi.Mode()), ft.mode.text))
+	if ft.IsExecutableBy != "" {
+		bits := map[string]os.FileMode{"owner": 0o100, "group": 0o010, "other": 0o001, "any": 0o111}[ft.IsExecutableBy]
+		if fi.Mode()&bits == 0 {
+			problems = append(problems, fmt.Sprintf("not executable by %s (%s)", ft.IsExecutableBy, fi.Mode()))
 		}
-		got = append(got, "mode "+ft.mode.format(fi.Mode()))
+	}
+	if ft.mode != nil {
+		want := *ft.mode
+		if how == cstExistence && want.withType {
+			// container-structure-test compares FileMode.String(), so
+			// "-rwxr-xr-x" does not match a setuid file's "urwxr-xr-x".
+			want.goForm = true
+		}
+		if !want.matches(fi.Mode()) {
+			problems = append(problems, fmt.Sprintf("mode %s, expected %s", want.format(fi.Mode()), want.text))
+		}
+		got = append(got, "mode "+want.format(fi.Mode()))
 	}
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	checkID := func(what string, want *int, name string, table map[string]int, have uint32) {
@@ -392,6 +449,15 @@ func runFileTest(ft *FileTest, id string, t *source.Tree, names *idNames) Result
 		checkID("gid", ft.GID, ft.Group, groups, 0)
 	}
 	if len(ft.expectedContents)+len(ft.excludedContents) > 0 {
+		if how == cstExistence && fi.Mode()&os.ModeSymlink != 0 {
+			// Content is the target's, as everywhere else.
+			host, _ = t.HostPath(p)
+			if fi, err = os.Stat(host); err != nil {
+				problems = append(problems, fmt.Sprintf("content: %v", err))
+			}
+		}
+	}
+	if len(ft.expectedContents)+len(ft.excludedContents) > 0 && fi != nil {
 		content, err := readBounded(host, fi)
 		if err != nil {
 			problems = append(problems, err.Error())
@@ -400,10 +466,10 @@ func runFileTest(ft *FileTest, id string, t *source.Tree, names *idNames) Result
 		}
 	}
 	if len(problems) == 0 {
-		r.Message = strings.Join(append([]string{ft.Path + " exists"}, got...), ", ")
+		r.Message = strings.Join(append([]string{p + " exists"}, got...), ", ")
 		return r
 	}
-	r.fail("%s: %s", ft.Path, problems[0])
+	r.fail("%s: %s", p, problems[0])
 	r.Evidence = problems[1:]
 	return r
 }

@@ -51,6 +51,16 @@ func makeRoot(t *testing.T) string {
 	if err := os.Symlink("usr/bin", filepath.Join(root, "bin")); err != nil {
 		t.Fatal(err)
 	}
+	// Commands run as the image's user (app) in its WorkingDir (/srv),
+	// with sandbox.Local where the files are: app must reach them.
+	for _, d := range []string{filepath.Dir(root), root} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "srv"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n", 0o644)
 	write("etc/group", "root:x:0:\napp:x:1000:\n", 0o644)
 	write("etc/app.conf", "listen = 8080\ndebug = true\n", 0o640)

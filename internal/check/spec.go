@@ -22,8 +22,13 @@ import (
 // python and packages. The format is documented in SCHEMA.md.
 type Spec struct {
 	// SchemaVersion is accepted for container-structure-test compatibility
-	// and otherwise ignored.
-	SchemaVersion      string              `yaml:"schemaVersion"`
+	// ("1.0.0" and "2.0.0" read alike: 1.0.0's list-form command is
+	// accepted in every version) and otherwise ignored.
+	SchemaVersion string `yaml:"schemaVersion"`
+	// GlobalEnvVars are set for every command test, their values expanded
+	// ($VAR, ${VAR}) against the image's Env as it grows, as
+	// container-structure-test does.
+	GlobalEnvVars      []EnvVar            `yaml:"globalEnvVars"`
 	CommandTests       []CommandTest       `yaml:"commandTests"`
 	FileTests          []FileTest          `yaml:"fileTests"`
 	FileExistenceTests []FileTest          `yaml:"fileExistenceTests"`
@@ -32,23 +37,70 @@ type Spec struct {
 	Python             []PythonRequirement `yaml:"python"`
 	Packages           PackageRequirements `yaml:"packages"`
 	MetadataTest       *MetadataTest       `yaml:"metadataTest"`
+	// LicenseTests check Debian copyright files and others, as
+	// container-structure-test does.
+	LicenseTests []LicenseTest `yaml:"licenseTests"`
+	// ContainerRunOptions are container-structure-test's docker run
+	// options: what the sandbox can honour safely it does (user, envVars,
+	// envFile, capabilities of Docker's default set); what it cannot
+	// (privileged, bindMounts, other capabilities) fails the command tests
+	// with the reason, rather than running them differently.
+	ContainerRunOptions *RunOptions `yaml:"containerRunOptions"`
+
+	// Warnings are notes about the file itself (legacy field names).
+	Warnings []string `yaml:"-"`
 
 	parsed bool // set by ParseSpec, which compiles what the tests need
+}
+
+// LicenseTest is container-structure-test's licenseTests entry.
+type LicenseTest struct {
+	// Debian checks /usr/share/doc/*/copyright.
+	Debian bool     `yaml:"debian"`
+	Files  []string `yaml:"files"`
+	Line   int      `yaml:"-"`
+}
+
+// RunOptions are container-structure-test's containerRunOptions.
+type RunOptions struct {
+	// User replaces the image's User for command tests.
+	User       string `yaml:"user"`
+	Privileged bool   `yaml:"privileged"`
+	// AllocateTty is ignored: programs get pipes, not a terminal.
+	AllocateTty bool `yaml:"allocateTty"`
+	// EnvVars names variables of imagegate's own environment passed to
+	// command tests; EnvFile is a KEY=VALUE file (relative to the working
+	// directory, as for container-structure-test) passed likewise.
+	EnvVars      []string `yaml:"envVars"`
+	EnvFile      string   `yaml:"envFile"`
+	Capabilities []string `yaml:"capabilities"`
+	BindMounts   []string `yaml:"bindMounts"`
+	Line         int      `yaml:"-"`
 }
 
 // CommandTest runs one program inside the image and checks how it ended.
 type CommandTest struct {
 	Name string `yaml:"name"`
 	// Command is the program (absolute, or looked up on the image's PATH)
-	// and Args its arguments; Shell is the alternative: a script run with
-	// /bin/sh -c.
-	Command string   `yaml:"command"`
+	// and Args its arguments, both with $VAR and ${VAR} expanded against
+	// the image's Env (and globalEnvVars), as container-structure-test
+	// does; a list ("command: [echo, hi]", its schemaVersion 1.0.0 form)
+	// is the program followed by arguments. Shell is the alternative: a
+	// script run with /bin/sh -c.
+	Command Program  `yaml:"command"`
 	Args    []string `yaml:"args"`
 	Shell   string   `yaml:"shell"`
+	// Setup and Teardown are programs run before and after, in the same
+	// sandbox (what Setup writes the test sees), as the same user; their
+	// exit status and output are not checked.
+	Setup    [][]string `yaml:"setup"`
+	Teardown [][]string `yaml:"teardown"`
 	// EnvVars are added to the image's own environment (its config Env, or
-	// a standard PATH and HOME when it has none).
+	// a standard PATH and HOME when it has none), their values expanded
+	// against it.
 	EnvVars []EnvVar `yaml:"envVars"`
-	Workdir string   `yaml:"workdir"`
+	// Workdir replaces the image's WorkingDir.
+	Workdir string `yaml:"workdir"`
 	// ExitCode is the expected exit status (0 unless given).
 	ExitCode int `yaml:"exitCode"`
 	// Regular expressions (Go RE2 syntax) that stdout / stderr must match or
@@ -73,15 +125,34 @@ type EnvVar struct {
 	Value string `yaml:"value"`
 }
 
+// Program is a command: one string, or a list of the program and its
+// arguments.
+type Program []string
+
+// DecodeYAML implements yamlx.Unmarshaler.
+func (p *Program) DecodeYAML(d *yamlx.Decoder, n *yaml.Node, path string) error {
+	if n.Kind == yaml.ScalarNode {
+		*p = Program{n.Value}
+		return nil
+	}
+	var list []string
+	if err := d.Decode(n, &list, path); err != nil {
+		return d.Errorf(n, path, "expected a program name or a list of the program and its arguments, got %s", yamlx.Describe(n))
+	}
+	*p = list
+	return nil
+}
+
 // FileTest checks one path inside the image.
 type FileTest struct {
 	Name string `yaml:"name"`
 	Path string `yaml:"path"`
 	// ShouldExist defaults to true; false makes every other check moot.
 	ShouldExist *bool `yaml:"shouldExist"`
-	// Mode is "-rwxr-xr-x" (ls -l form, type letter included) or octal
-	// ("0755", "4755"). Permissions is container-structure-test's name for
-	// the same thing; give one of them.
+	// Mode is "-rwxr-xr-x" (ls -l form, type letter included), Go's
+	// FileMode.String() form ("Lrwxrwxrwx", "dtrwxrwxrwx", "urwxr-xr-x"),
+	// or octal ("0755", "4755"). Permissions is container-structure-test's
+	// name for the same thing; give one of them.
 	Mode        string `yaml:"mode"`
 	Permissions string `yaml:"permissions"`
 	UID         *int   `yaml:"uid"`
@@ -93,7 +164,10 @@ type FileTest struct {
 	// Regular expressions the file's content must / must not match.
 	ExpectedContents []string `yaml:"expectedContents"`
 	ExcludedContents []string `yaml:"excludedContents"`
-	Line             int      `yaml:"-"`
+	// IsExecutableBy is owner, group, other or any: that execute bit
+	// must be set (of a link's own mode in fileExistenceTests).
+	IsExecutableBy string `yaml:"isExecutableBy"`
+	Line           int    `yaml:"-"`
 
 	mode             *fileMode
 	expectedContents []*regexp.Regexp
@@ -140,15 +214,26 @@ type PackageRequirements []PackageRequirement
 // metadataTest does. A nil list or string is not checked; an empty list
 // means "must be empty".
 type MetadataTest struct {
-	EnvVars        []KeyValue `yaml:"envVars"`
+	EnvVars []KeyValue `yaml:"envVars"`
+	// Env is the name container-structure-test dropped for EnvVars;
+	// accepted with a warning.
+	Env []KeyValue `yaml:"env"`
+	// UnboundEnvVars must not be set (only their keys count).
+	UnboundEnvVars []KeyValue `yaml:"unboundEnvVars"`
 	Labels         []KeyValue `yaml:"labels"`
-	ExposedPorts   []string   `yaml:"exposedPorts"`
-	UnexposedPorts []string   `yaml:"unexposedPorts"`
-	Entrypoint     *[]string  `yaml:"entrypoint"`
-	Cmd            *[]string  `yaml:"cmd"`
-	Workdir        *string    `yaml:"workdir"`
-	User           *string    `yaml:"user"`
-	Line           int        `yaml:"-"`
+	// Ports are compared as container-structure-test compares them: "8080"
+	// is port 8080 of any protocol; "8080/udp" (an imagegate extension)
+	// that protocol only.
+	ExposedPorts   []string `yaml:"exposedPorts"`
+	UnexposedPorts []string `yaml:"unexposedPorts"`
+	// Volumes must be declared; UnmountedVolumes must not.
+	Volumes          []string  `yaml:"volumes"`
+	UnmountedVolumes []string  `yaml:"unmountedVolumes"`
+	Entrypoint       *[]string `yaml:"entrypoint"`
+	Cmd              *[]string `yaml:"cmd"`
+	Workdir          *string   `yaml:"workdir"`
+	User             *string   `yaml:"user"`
+	Line             int       `yaml:"-"`
 
 	envRe, labelRe []*regexp.Regexp // nil entries where IsRegex is false
 }
@@ -166,6 +251,7 @@ type Duration time.Duration
 
 var (
 	_ yamlx.Unmarshaler = (*Duration)(nil)
+	_ yamlx.Unmarshaler = (*Program)(nil)
 	_ yamlx.Unmarshaler = (*ToolRequirements)(nil)
 	_ yamlx.Unmarshaler = (*PackageRequirements)(nil)
 )
@@ -304,16 +390,32 @@ func (s *Spec) validate(file string) error {
 	for i := range s.CommandTests {
 		t := &s.CommandTests[i]
 		p := fmt.Sprintf("commandTests[%d]", i)
+		if len(t.Command) > 1 {
+			t.Args = append(slices.Clone(t.Command[1:]), t.Args...)
+			t.Command = t.Command[:1]
+		}
 		switch {
-		case t.Command == "" && t.Shell == "":
+		case len(t.Command) == 0 && t.Shell == "":
 			return errAt(t.Line, p, "give command (with args) or shell")
-		case t.Command != "" && t.Shell != "":
+		case len(t.Command) == 1 && t.Command[0] == "":
+			return errAt(t.Line, p, "command is empty")
+		case len(t.Command) != 0 && t.Shell != "":
 			return errAt(t.Line, p, "give either command or shell, not both")
 		case t.Shell != "" && len(t.Args) > 0:
 			return errAt(t.Line, p, "args go with command; put them in the shell script instead")
 		}
+		for _, steps := range []struct {
+			name string
+			list [][]string
+		}{{"setup", t.Setup}, {"teardown", t.Teardown}} {
+			for j, argv := range steps.list {
+				if len(argv) == 0 || argv[0] == "" {
+					return errAt(t.Line, fmt.Sprintf("%s.%s[%d]", p, steps.name, j), "empty command; give the program and its arguments")
+				}
+			}
+		}
 		if t.Name == "" {
-			t.Name = strings.TrimSpace(t.Command + " " + strings.Join(t.Args, " ") + t.Shell)
+			t.Name = strings.TrimSpace(strings.Join(t.Command, " ") + " " + strings.Join(t.Args, " ") + t.Shell)
 		}
 		for j, e := range t.EnvVars {
 			if e.Key == "" || strings.Contains(e.Key, "=") {
@@ -340,7 +442,9 @@ func (s *Spec) validate(file string) error {
 		for i := range list.tests {
 			t := &list.tests[i]
 			p := fmt.Sprintf("%s[%d]", list.name, i)
-			if !strings.HasPrefix(t.Path, "/") {
+			// container-structure-test expands $VAR in its own test kinds.
+			expands := list.name != "fileTests" && strings.HasPrefix(t.Path, "$")
+			if !strings.HasPrefix(t.Path, "/") && !expands {
 				return errAt(t.Line, p, "path %q must be absolute (a path inside the image)", t.Path)
 			}
 			if t.Name == "" {
@@ -348,6 +452,11 @@ func (s *Spec) validate(file string) error {
 			}
 			if t.Mode != "" && t.Permissions != "" {
 				return errAt(t.Line, p, "give mode or permissions, not both")
+			}
+			switch t.IsExecutableBy {
+			case "", "owner", "group", "other", "any":
+			default:
+				return errAt(t.Line, p+".isExecutableBy", "%q: use owner, group, other or any", t.IsExecutableBy)
 			}
 			if m := cmpOr(t.Mode, t.Permissions); m != "" {
 				fm, err := parseFileMode(m)
@@ -399,6 +508,26 @@ func (s *Spec) validate(file string) error {
 			return errAt(r.Line, "packages."+r.Type, "version constraint %q for %s: %v", r.Constraint, r.Name, err)
 		}
 	}
+	for i, e := range s.GlobalEnvVars {
+		if e.Key == "" || strings.Contains(e.Key, "=") {
+			return errAt(0, fmt.Sprintf("globalEnvVars[%d]", i), "key %q is not a variable name", e.Key)
+		}
+	}
+	for i, l := range s.LicenseTests {
+		if !l.Debian && len(l.Files) == 0 {
+			return errAt(l.Line, fmt.Sprintf("licenseTests[%d]", i), "give debian: true or files to check")
+		}
+		for j, f := range l.Files {
+			if !strings.HasPrefix(f, "/") {
+				return errAt(l.Line, fmt.Sprintf("licenseTests[%d].files[%d]", i, j), "path %q must be absolute (a path inside the image)", f)
+			}
+		}
+	}
+	if m := s.MetadataTest; m != nil && len(m.Env) > 0 {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("%s:%d: metadataTest.env is the name container-structure-test dropped; read as envVars", file, m.Line))
+		m.EnvVars = append(m.EnvVars, m.Env...)
+		m.Env = nil
+	}
 	if m := s.MetadataTest; m != nil {
 		for _, kv := range []struct {
 			name string
@@ -428,7 +557,7 @@ func (s *Spec) validate(file string) error {
 
 func (s *Spec) empty() bool {
 	return len(s.CommandTests)+len(s.FileTests)+len(s.FileExistenceTests)+len(s.FileContentTests)+
-		len(s.Tools)+len(s.Python)+len(s.Packages) == 0 && s.MetadataTest == nil
+		len(s.Tools)+len(s.Python)+len(s.Packages)+len(s.LicenseTests) == 0 && s.MetadataTest == nil
 }
 
 func cmpOr(a, b string) string {

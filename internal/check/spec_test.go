@@ -31,7 +31,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{
 			name: "unrelated field lists the known ones",
 			spec: "fileTests:\n  - path: /a\n    colour: blue\n",
-			want: `spec.yaml:3: fileTests[0]: unknown field "colour"; known fields: name, path, shouldExist, mode, permissions, uid, gid, owner, group, expectedContents, excludedContents`,
+			want: `spec.yaml:3: fileTests[0]: unknown field "colour"; known fields: name, path, shouldExist, mode, permissions, uid, gid, owner, group, expectedContents, excludedContents, isExecutableBy`,
 		},
 		{
 			name: "exit code is not a number",
@@ -239,7 +239,7 @@ func FuzzParseSpec(f *testing.F) {
 			t.Fatal("nil spec without error")
 		}
 		for _, c := range spec.CommandTests {
-			if (c.Command == "") == (c.Shell == "") {
+			if (len(c.Command) == 0) == (c.Shell == "") || len(c.Command) > 1 || (len(c.Command) == 1 && c.Command[0] == "") {
 				t.Fatalf("accepted a command test with command %q and shell %q", c.Command, c.Shell)
 			}
 		}

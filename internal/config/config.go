@@ -6,9 +6,13 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/alert"
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/yamlx"
 )
@@ -32,6 +36,11 @@ import (
 //	  maxFailureRate: 0.05
 //	  healthMinJobs: 20
 //	controller: {interval: 1s, leaseTTL: 10s}
+//	externalURL: https://imagegate.example.com  # links in alerts; default: the listen address
+//	alerts:                                 # one POST per decision, retried until acknowledged
+//	  - {url: https://hooks.slack.com/services/T0/B0/XXX, format: slack}
+//	  - {url: https://ops.example.com/imagegate, format: json}
+//	reports: {escalateOrgs: 3, window: 24h, action: halt}
 type Config struct {
 	Listen     string                 `yaml:"listen"`
 	DB         string                 `yaml:"db"`
@@ -40,6 +49,30 @@ type Config struct {
 	Images     map[string]ImageConfig `yaml:"images"`
 	Policies   PolicyConfig           `yaml:"policies"`
 	Controller ControllerConfig       `yaml:"controller"`
+	// ExternalURL is how people reach the server (alert links); flag
+	// --external-url and IMAGEGATE_EXTERNAL_URL override it.
+	ExternalURL string        `yaml:"externalURL"`
+	Alerts      []AlertConfig `yaml:"alerts"`
+	Reports     ReportsConfig `yaml:"reports"`
+}
+
+// AlertConfig is one webhook receiving alerts (alert.Target).
+type AlertConfig struct {
+	URL string `yaml:"url"`
+	// Format is json (default), slack or teams.
+	Format string `yaml:"format"`
+}
+
+// ReportsConfig says when user reports escalate (rollout.ReportPolicy).
+type ReportsConfig struct {
+	// EscalateOrgs distinct organisations reporting one signature within
+	// Window escalate it (default 3).
+	EscalateOrgs int `yaml:"escalateOrgs"`
+	// Window is how far back reports count (default 24h).
+	Window time.Duration `yaml:"window"`
+	// Action is halt (default: alert and halt the rollout whose version
+	// carries the signature) or alert (alert only).
+	Action string `yaml:"action"`
 }
 
 // RingConfig is a rollout.Ring with durations written as "24h".
@@ -139,16 +172,69 @@ func (c Config) validate(file string) error {
 	case c.Controller.LeaseTTL > 0 && c.Controller.Interval >= c.Controller.LeaseTTL:
 		return errAt("controller.interval", "%v must be shorter than leaseTTL %v, or the lease lapses between ticks", c.Controller.Interval, c.Controller.LeaseTTL)
 	}
+	return c.validateAlerts(errAt)
+}
+
+// validateAlerts checks alerts, externalURL and reports: a target that can
+// never be delivered to is refused at start, not found at the first halt.
+func (c Config) validateAlerts(errAt func(path, format string, args ...any) error) error {
+	seen := map[string]int{}
+	for i, t := range c.AlertTargets() {
+		path := fmt.Sprintf("alerts[%d]", i)
+		if err := t.Validate(); err != nil {
+			return errAt(path, "%v", err)
+		}
+		if j, ok := seen[t.ID()]; ok {
+			return errAt(path, "the same target as alerts[%d]", j)
+		}
+		seen[t.ID()] = i
+	}
+	if c.ExternalURL != "" {
+		if err := CheckExternalURL(c.ExternalURL); err != nil {
+			return errAt("externalURL", "%v", err)
+		}
+	}
+	if err := c.ReportPolicy().Validate(); err != nil {
+		return errAt("reports", "%v", err)
+	}
 	return nil
 }
 
-// ApplyEnv overrides listen, db and data dir from IMAGEGATE_LISTEN,
-// IMAGEGATE_DB and IMAGEGATE_DATA_DIR when set.
+// CheckExternalURL refuses an external URL alert links cannot be made
+// absolute with.
+func CheckExternalURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q: want an absolute http:// or https:// URL such as https://imagegate.example.com", s)
+	}
+	return nil
+}
+
+// AlertTargets are the configured alert receivers.
+func (c Config) AlertTargets() []alert.Target {
+	out := make([]alert.Target, len(c.Alerts))
+	for i, a := range c.Alerts {
+		out[i] = alert.Target{URL: a.URL, Format: a.Format}
+	}
+	return out
+}
+
+// ReportPolicy is the configured escalation of user reports; zero values
+// mean rollout's defaults.
+func (c Config) ReportPolicy() rollout.ReportPolicy {
+	r := c.Reports
+	return rollout.ReportPolicy{EscalateOrgs: r.EscalateOrgs, Window: r.Window, Action: r.Action}
+}
+
+// ApplyEnv overrides listen, db, data dir and external URL from
+// IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR and
+// IMAGEGATE_EXTERNAL_URL when set.
 func (c *Config) ApplyEnv(getenv func(string) string) {
 	for _, o := range []struct {
 		env string
 		dst *string
-	}{{"IMAGEGATE_LISTEN", &c.Listen}, {"IMAGEGATE_DB", &c.DB}, {"IMAGEGATE_DATA_DIR", &c.DataDir}} {
+	}{{"IMAGEGATE_LISTEN", &c.Listen}, {"IMAGEGATE_DB", &c.DB}, {"IMAGEGATE_DATA_DIR", &c.DataDir},
+		{"IMAGEGATE_EXTERNAL_URL", &c.ExternalURL}} {
 		if v := getenv(o.env); v != "" {
 			*o.dst = v
 		}
@@ -165,6 +251,9 @@ type Flag struct {
 // Flags are the settings the serve command's flags can override.
 type Flags struct {
 	Listen, DB, DataDir Flag
+	// ExternalURL's default is empty: BaseURL derives one from the
+	// listen address.
+	ExternalURL Flag
 }
 
 // Load reads the config file at path (IMAGEGATE_CONFIG when path is empty;
@@ -188,12 +277,35 @@ func Load(path string, getenv func(string) string, flags Flags) (Config, error) 
 	for _, o := range []struct {
 		flag Flag
 		dst  *string
-	}{{flags.Listen, &cfg.Listen}, {flags.DB, &cfg.DB}, {flags.DataDir, &cfg.DataDir}} {
+	}{{flags.Listen, &cfg.Listen}, {flags.DB, &cfg.DB}, {flags.DataDir, &cfg.DataDir}, {flags.ExternalURL, &cfg.ExternalURL}} {
 		if o.flag.Given || *o.dst == "" {
 			*o.dst = o.flag.Value
 		}
 	}
+	if cfg.ExternalURL != "" {
+		if err := CheckExternalURL(cfg.ExternalURL); err != nil {
+			return cfg, fmt.Errorf("external URL: %w", err)
+		}
+	}
 	return cfg, nil
+}
+
+// BaseURL is the URL alert links start with: ExternalURL, else the
+// address the server listens on (addr, host:port as net.Listener.Addr
+// gives it, an unspecified host made loopback so a link opens on this
+// machine at least).
+func (c Config) BaseURL(addr string) string {
+	if c.ExternalURL != "" {
+		return strings.TrimSuffix(c.ExternalURL, "/")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // RingPlan converts configured rings to the domain's.

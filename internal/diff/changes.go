@@ -3,6 +3,7 @@ package diff
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -20,6 +21,17 @@ var actionClass = map[string]string{
 	"downgrade": ClassDowngraded,
 	"break":     ClassBroken,
 	"fix":       ClassFixed,
+}
+
+// ActionFor is the changes-file action that declares a change of class
+// ("remove" for ClassRemoved); "" for a class no action declares.
+func ActionFor(class string) string {
+	for action, c := range actionClass {
+		if c == class {
+			return action
+		}
+	}
+	return ""
 }
 
 const actionList = "add, remove, upgrade, downgrade, break, fix"
@@ -158,7 +170,11 @@ func parseItem(name string, item *yaml.Node, fail func(*yaml.Node, string, ...an
 func ReadChanges(path string) (*Changes, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read changes file: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path comes first already
+		}
+		return nil, fmt.Errorf("%s: cannot read the changes file: %w", path, err)
 	}
 	return ParseChanges(path, data)
 }
@@ -197,10 +213,27 @@ func (d *Declaration) Covers(class, id string) bool {
 }
 
 // glob matches name against pattern: "**" any run, "*" any run without "/",
-// "?" one byte other than "/"; everything else literally. It remembers
+// "?" one byte other than "/"; everything else literally. The "/" of an
+// install root in brackets (runtime/python@3.11[/usr]) is not a separator:
+// runtime/python@*/module/x matches every install's module x. It remembers
 // failed positions, so patterns with many stars stay linear in practice
 // (O(len(pattern)·len(name)) at worst).
 func glob(pattern, name string) bool {
+	var inRoot []bool
+	if strings.IndexByte(name, '[') >= 0 {
+		inRoot = make([]bool, len(name))
+		depth := 0
+		for i := range len(name) {
+			switch name[i] {
+			case '[':
+				depth++
+			case ']':
+				depth = max(depth-1, 0)
+			}
+			inRoot[i] = depth > 0
+		}
+	}
+	sep := func(i int) bool { return name[i] == '/' && (inRoot == nil || !inRoot[i]) }
 	var failed map[[2]int]bool
 	var match func(p, n int) bool
 	match = func(p, n int) bool {
@@ -220,7 +253,7 @@ func glob(pattern, name string) bool {
 					if match(q, i) {
 						return true
 					}
-					if i < len(name) && name[i] == '/' && !double {
+					if i < len(name) && sep(i) && !double {
 						break
 					}
 				}
@@ -230,7 +263,7 @@ func glob(pattern, name string) bool {
 				failed[key] = true
 				return false
 			case '?':
-				if n == len(name) || name[n] == '/' {
+				if n == len(name) || sep(n) {
 					return false
 				}
 			default:

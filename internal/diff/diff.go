@@ -10,6 +10,7 @@ package diff
 import (
 	"cmp"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,8 +96,8 @@ type Summary struct {
 // Change is one difference between the two snapshots.
 type Change struct {
 	// ID names the entry (see SCHEMA.md), e.g. "package/deb/libssl3:amd64"
-	// or "runtime/python@3.7/module/sqlite3". Two installs with the same
-	// identity (two python 3.7s) share an ID and differ in path.
+	// or "runtime/python@3.7/module/sqlite3"; several installs of one
+	// series are told apart by root: "runtime/python@3.11[/usr]".
 	ID      string `json:"id"`
 	Section string `json:"section"`
 	Class   string `json:"class"`
@@ -485,6 +486,91 @@ func leadingNumbers(v string) []string {
 	return nums
 }
 
+// RuntimeIDs gives each runtime of one snapshot its identity: RuntimeID
+// where it is the only install of its series, and RuntimeID with its
+// install root ("runtime/python@3.11[/opt/hostedtoolcache/Python/*/x64]")
+// where the snapshot holds several (a tool-cache 3.11 beside the system's),
+// so that check IDs and JUnit names are unique. Diff names them the same
+// way, so one changes file serves both.
+func RuntimeIDs(rts []snapshot.Runtime) []string {
+	ids := make([]string, len(rts))
+	bySeries := map[string][]int{}
+	for i := range rts {
+		ids[i] = RuntimeID(&rts[i])
+		bySeries[ids[i]] = append(bySeries[ids[i]], i)
+	}
+	for id, idx := range bySeries {
+		if len(idx) < 2 {
+			continue
+		}
+		group := make([]*snapshot.Runtime, len(idx))
+		for k, i := range idx {
+			group[k] = &rts[i]
+		}
+		for k, root := range installRoots(group) {
+			ids[idx[k]] = id + "[" + root + "]"
+		}
+	}
+	return ids
+}
+
+// versionPart is a version inside a path element: 3.11.7, v20.10.0,
+// 8.0.100, 3.13.0rc1, 17.0.9 of 17.0.9-tem.
+var versionPart = regexp.MustCompile(`v?[0-9]+(\.[0-9]+)+([a-z]+[0-9]*)?`)
+
+// MaskVersions replaces the version parts of an install root with "*", so
+// that /opt/hostedtoolcache/Python/3.11.7/x64 and .../3.11.8/x64 name one
+// entry: the update of an install is not a new install. An element that is
+// a bare number (a JDK at /usr/lib/jvm/17) is a version too.
+func MaskVersions(root string) string {
+	els := strings.Split(root, "/")
+	for i, el := range els {
+		if bare := strings.TrimPrefix(el, "v"); bare != "" && strings.Trim(bare, "0123456789") == "" {
+			els[i] = "*"
+			continue
+		}
+		els[i] = versionPart.ReplaceAllString(el, "*")
+	}
+	return strings.Join(els, "/")
+}
+
+// installRoots names each install of one series by its masked root, or by
+// its path where two masked roots coincide (3.11.7 and 3.11.8 side by side
+// in one tool cache).
+func installRoots(rs []*snapshot.Runtime) []string {
+	roots := make([]string, len(rs))
+	seen := map[string]int{}
+	for i, r := range rs {
+		roots[i] = MaskVersions(r.Path)
+		seen[roots[i]]++
+	}
+	for i, r := range rs {
+		if seen[roots[i]] > 1 {
+			roots[i] = r.Path
+		}
+	}
+	return roots
+}
+
+// install is a runtime with the root that names it within its series.
+type install struct {
+	rt   snapshot.Runtime
+	root string
+}
+
+func installs(rs []snapshot.Runtime) []install {
+	ptrs := make([]*snapshot.Runtime, len(rs))
+	for i := range rs {
+		ptrs[i] = &rs[i]
+	}
+	roots := installRoots(ptrs)
+	out := make([]install, len(rs))
+	for i := range rs {
+		out[i] = install{rs[i], roots[i]}
+	}
+	return out
+}
+
 func (c *comparer) runtimes(old, new []snapshot.Runtime) {
 	type group struct{ o, n []snapshot.Runtime }
 	groups := map[string]*group{}
@@ -515,18 +601,30 @@ func (c *comparer) runtimes(old, new []snapshot.Runtime) {
 		g := groups[id]
 		slices.SortFunc(g.o, byPath)
 		slices.SortFunc(g.n, byPath)
-		pairs, gone, came := pairUp(g.o, g.n,
-			func(a, b *snapshot.Runtime) bool { return a.Path == b.Path },
-			func(a, b *snapshot.Runtime) bool { return a.Origin == b.Origin },
+		// One install of the series on each side keeps the plain ID (and
+		// is paired whatever its path); several are named by their roots,
+		// and paired by root first, so that the tool cache's 3.11 is
+		// compared with the tool cache's and the system's with the system's.
+		qualify := len(g.o) > 1 || len(g.n) > 1
+		name := func(in *install) string {
+			if !qualify {
+				return id
+			}
+			return id + "[" + in.root + "]"
+		}
+		pairs, gone, came := pairUp(installs(g.o), installs(g.n),
+			func(a, b *install) bool { return a.root == b.root },
+			func(a, b *install) bool { return a.rt.Path == b.rt.Path },
+			func(a, b *install) bool { return a.rt.Origin == b.rt.Origin },
 		)
 		for _, p := range pairs {
-			c.runtime(id, p[0], p[1])
+			c.runtime(name(p[1]), &p[0].rt, &p[1].rt)
 		}
 		for _, a := range gone {
-			c.add(Change{ID: id, Section: SectionRuntimes, Class: ClassRemoved, Old: &State{Version: a.Version, Path: a.Path}})
+			c.add(Change{ID: name(a), Section: SectionRuntimes, Class: ClassRemoved, Old: &State{Version: a.rt.Version, Path: a.rt.Path}})
 		}
 		for _, b := range came {
-			c.add(Change{ID: id, Section: SectionRuntimes, Class: ClassAdded, New: &State{Version: b.Version, Path: b.Path}})
+			c.add(Change{ID: name(b), Section: SectionRuntimes, Class: ClassAdded, New: &State{Version: b.rt.Version, Path: b.rt.Path}})
 		}
 	}
 }

@@ -212,7 +212,8 @@ func TestCompareFixedAndChanged(t *testing.T) {
 }
 
 // Two installs of one series (a tool cache 3.7 and a pyenv 3.7) are told
-// apart by path, then by origin, never crossed.
+// apart by their install roots with version parts masked, in the ID too,
+// never crossed.
 func TestCompareSameSeriesTwice(t *testing.T) {
 	pyenv := func(v, status string) snapshot.Runtime {
 		return snapshot.Runtime{Kind: "python", Version: v, Path: "/root/.pyenv/versions/" + v, Origin: "pyenv", Modules: mods("sqlite3", status)}
@@ -230,12 +231,105 @@ func TestCompareSameSeriesTwice(t *testing.T) {
 		got = append(got, pathRow{c.ID, c.Class, c.Old.Path, c.New.Path})
 	}
 	want := []pathRow{
-		{"runtime/python@3.7", diff.ClassUpgraded, "/opt/hostedtoolcache/Python/3.7.16/x64", "/opt/hostedtoolcache/Python/3.7.17/x64"},
-		{"runtime/python@3.7", diff.ClassUpgraded, "/root/.pyenv/versions/3.7.9", "/root/.pyenv/versions/3.7.17"},
-		{"runtime/python@3.7/module/sqlite3", diff.ClassBroken, "/root/.pyenv/versions/3.7.17", "/root/.pyenv/versions/3.7.17"},
+		{"runtime/python@3.7[/opt/hostedtoolcache/Python/*/x64]", diff.ClassUpgraded, "/opt/hostedtoolcache/Python/3.7.16/x64", "/opt/hostedtoolcache/Python/3.7.17/x64"},
+		{"runtime/python@3.7[/root/.pyenv/versions/*]", diff.ClassUpgraded, "/root/.pyenv/versions/3.7.9", "/root/.pyenv/versions/3.7.17"},
+		{"runtime/python@3.7[/root/.pyenv/versions/*]/module/sqlite3", diff.ClassBroken, "/root/.pyenv/versions/3.7.17", "/root/.pyenv/versions/3.7.17"},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("changes (-want +got):\n%s", d)
+	}
+}
+
+// The hosted-image case: a tool-cache 3.11 and the system's 3.11 in one
+// image. Each is compared with its own kind across an update of either,
+// one added beside a lone install pairs the lone one by root, and a
+// pattern with * still reaches every install's modules.
+func TestCompareTwoInstallsOfOneSeries(t *testing.T) {
+	rt := func(v, path, origin, sqlite string) snapshot.Runtime {
+		return snapshot.Runtime{Kind: "python", Version: v, Path: path, Origin: origin, Modules: mods("sqlite3", sqlite)}
+	}
+	tc := func(v, sqlite string) snapshot.Runtime {
+		return rt(v, "/opt/hostedtoolcache/Python/"+v+"/x64", "toolcache", sqlite)
+	}
+	system := rt("3.11.2", "/usr", "os-package", "ok")
+	with := func(rts ...snapshot.Runtime) *snapshot.Snapshot {
+		return &snapshot.Snapshot{Schema: snapshot.SchemaV1, Runtimes: rts}
+	}
+	type row struct{ ID, Class string }
+	rows := func(r *diff.Report) []row {
+		var out []row
+		for _, c := range r.Changes {
+			out = append(out, row{c.ID, c.Class})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name     string
+		old, new *snapshot.Snapshot
+		want     []row
+	}{
+		{"tool cache upgraded, sqlite3 broken", with(tc("3.11.7", "ok"), system), with(tc("3.11.8", "broken"), system), []row{
+			{"runtime/python@3.11[/opt/hostedtoolcache/Python/*/x64]", diff.ClassUpgraded},
+			{"runtime/python@3.11[/opt/hostedtoolcache/Python/*/x64]/module/sqlite3", diff.ClassBroken},
+		}},
+		{"system one added beside the tool cache", with(tc("3.11.7", "ok")), with(tc("3.11.7", "ok"), system), []row{
+			{"runtime/python@3.11[/usr]", diff.ClassAdded},
+		}},
+		{"one per series keeps the plain ID", with(tc("3.11.7", "ok")), with(tc("3.11.8", "ok")), []row{
+			{"runtime/python@3.11", diff.ClassUpgraded},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := diff.Compare(tc.old, tc.new, nil)
+			if d := cmp.Diff(tc.want, rows(r)); d != "" {
+				t.Errorf("changes (-want +got):\n%s", d)
+			}
+		})
+	}
+	ch, err := diff.ParseChanges("changes.yaml", []byte("changes:\n  - break: runtime/python@*/module/sqlite3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := diff.Compare(with(tc("3.11.7", "ok"), system), with(tc("3.11.8", "broken"), system), ch); r.Failed() {
+		t.Errorf("runtime/python@*/module/sqlite3 does not cover %s", r.Changes[1].ID)
+	}
+}
+
+func TestRuntimeIDs(t *testing.T) {
+	rts := []snapshot.Runtime{
+		{Kind: "python", Version: "3.11.7", Path: "/opt/hostedtoolcache/Python/3.11.7/x64"},
+		{Kind: "python", Version: "3.11.2", Path: "/usr"},
+		{Kind: "python", Version: "3.12.1", Path: "/usr/local"},
+		{Kind: "node", Version: "20.10.0", Path: "/root/.nvm/versions/node/v20.10.0"},
+		{Kind: "node", Version: "20.11.1", Path: "/root/.nvm/versions/node/v20.11.1"},
+	}
+	want := []string{
+		"runtime/python@3.11[/opt/hostedtoolcache/Python/*/x64]",
+		"runtime/python@3.11[/usr]",
+		"runtime/python@3.12",
+		// Masked alike: the full paths tell them apart.
+		"runtime/node@20[/root/.nvm/versions/node/v20.10.0]",
+		"runtime/node@20[/root/.nvm/versions/node/v20.11.1]",
+	}
+	if d := cmp.Diff(want, diff.RuntimeIDs(rts)); d != "" {
+		t.Errorf("RuntimeIDs (-want +got):\n%s", d)
+	}
+}
+
+func TestMaskVersions(t *testing.T) {
+	for in, want := range map[string]string{
+		"/opt/hostedtoolcache/Python/3.11.7/x64":   "/opt/hostedtoolcache/Python/*/x64",
+		"/root/.nvm/versions/node/v20.10.0":        "/root/.nvm/versions/node/*",
+		"/usr/share/dotnet/sdk/8.0.100":            "/usr/share/dotnet/sdk/*",
+		"/root/.sdkman/candidates/java/17.0.9-tem": "/root/.sdkman/candidates/java/*-tem",
+		"/usr/lib/jvm/17":                          "/usr/lib/jvm/*",
+		"/usr/lib/jvm/java-17-openjdk-amd64":       "/usr/lib/jvm/java-17-openjdk-amd64",
+		"/opt/python/3.13.0rc1":                    "/opt/python/*",
+		"/usr":                                     "/usr",
+	} {
+		if got := diff.MaskVersions(in); got != want {
+			t.Errorf("MaskVersions(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

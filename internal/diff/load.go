@@ -2,14 +2,14 @@ package diff
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/imagegate/imagegate/internal/snapshot"
 )
 
 // LoadPair reads the old and the new snapshot files at the same time: the
 // two decodes are independent and dominate a large diff's wall time. The
-// error names the file that could not be read. Decoding is not interrupted
+// error starts with the path of the file that could not be read (the old
+// one when both fail). Decoding is not interrupted
 // by ctx; a cancelled ctx is reported once both reads have returned.
 func LoadPair(ctx context.Context, oldPath, newPath string) (old, new *snapshot.Snapshot, err error) {
 	if err := ctx.Err(); err != nil {
@@ -25,9 +25,9 @@ func LoadPair(ctx context.Context, oldPath, newPath string) (old, new *snapshot.
 	<-done
 	switch {
 	case err != nil:
-		return nil, nil, fmt.Errorf("old snapshot: %w", err)
+		return nil, nil, err
 	case newErr != nil:
-		return nil, nil, fmt.Errorf("new snapshot: %w", newErr)
+		return nil, nil, newErr
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err

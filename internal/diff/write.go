@@ -9,6 +9,7 @@ import (
 
 	"github.com/imagegate/imagegate/internal/junit"
 	"github.com/imagegate/imagegate/internal/report"
+	"github.com/imagegate/imagegate/internal/version"
 )
 
 // Formats are the ways Report.Write writes a report.
@@ -35,21 +36,64 @@ func (r *Report) Write(w io.Writer, format string) error {
 }
 
 // ordered returns the changes with unexpected ones first, then declared
-// ones, then the rest, each group in report order.
+// ones, then the rest, each group in display order.
 func (r *Report) ordered() []*Change {
-	out := make([]*Change, 0, len(r.Changes))
+	all := r.display()
+	out := make([]*Change, 0, len(all))
 	for _, pick := range []func(*Change) bool{
 		func(c *Change) bool { return c.Unexpected },
 		func(c *Change) bool { return !c.Unexpected && c.Declared != nil },
 		func(c *Change) bool { return !c.Unexpected && c.Declared == nil },
 	} {
-		for i := range r.Changes {
-			if pick(&r.Changes[i]) {
-				out = append(out, &r.Changes[i])
+		for _, c := range all {
+			if pick(c) {
+				out = append(out, c)
 			}
 		}
 	}
 	return out
+}
+
+// display is the changes as people read them: report order, except that
+// runtimes of one kind come in version order (python@3.6 before
+// python@3.10), which the JSON's order by ID is not.
+func (r *Report) display() []*Change {
+	out := make([]*Change, len(r.Changes))
+	for i := range r.Changes {
+		out[i] = &r.Changes[i]
+	}
+	slices.SortStableFunc(out, func(a, b *Change) int {
+		if c := cmp.Compare(sectionRank[a.Section], sectionRank[b.Section]); c != 0 {
+			return c
+		}
+		ka, sa, ra, oka := runtimeSeries(a.ID)
+		kb, sb, rb, okb := runtimeSeries(b.ID)
+		if oka && okb {
+			if c := cmp.Or(cmp.Compare(ka, kb), version.Compare(version.Natural, sa, sb), cmp.Compare(ra, rb)); c != 0 {
+				return c
+			}
+		}
+		return compareChanges(*a, *b)
+	})
+	return out
+}
+
+// runtimeSeries takes "runtime/python@3.11[/usr]/module/ssl" apart into
+// its kind, series and the rest.
+func runtimeSeries(id string) (kind, series, rest string, ok bool) {
+	after, ok := strings.CutPrefix(id, "runtime/")
+	if !ok {
+		return "", "", "", false
+	}
+	kind, after, ok = strings.Cut(after, "@")
+	if !ok {
+		return "", "", "", false
+	}
+	end := strings.IndexAny(after, "[/")
+	if end < 0 {
+		end = len(after)
+	}
+	return kind, after[:end], after[end:], true
 }
 
 // value is what a table shows for one side of a change.
@@ -198,7 +242,15 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 	} else {
 		p("# ✅ Image gate passes\n\n")
 	}
-	p("Comparing %s (%s) with %s (%s).\n\n", code(r.Old.Source), mdCell(report.OrDash(r.Old.OS)), code(r.New.Source), mdCell(report.OrDash(r.New.OS)))
+	// The parenthesis names the OS, and is left out when a side has none
+	// (a tool folder), rather than showing an unexplained "(-)".
+	side := func(s Side) string {
+		if s.OS == "" {
+			return code(s.Source)
+		}
+		return code(s.Source) + " (OS: " + mdCell(s.OS) + ")"
+	}
+	p("Comparing %s with %s.\n\n", side(r.Old), side(r.New))
 	cl := r.Summary.Classes
 	p("%d added, %d removed, %d upgraded, %d downgraded, %d broken, %d fixed, %d changed; %d declared.\n",
 		cl[ClassAdded], cl[ClassRemoved], cl[ClassUpgraded], cl[ClassDowngraded], cl[ClassBroken], cl[ClassFixed], cl[ClassChanged], r.Summary.Declared)
@@ -227,8 +279,7 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 
 	for _, sec := range Sections {
 		var added, removed, updated [][]string
-		for i := range r.Changes {
-			c := &r.Changes[i]
+		for _, c := range r.display() {
 			if c.Section != sec {
 				continue
 			}
@@ -283,8 +334,7 @@ func (r *Report) writeJUnit(w io.Writer) error {
 	for _, sec := range Sections {
 		var out strings.Builder
 		n := 0
-		for i := range r.Changes {
-			c := &r.Changes[i]
+		for _, c := range r.display() {
 			if c.Section != sec || c.Unexpected {
 				continue
 			}

@@ -210,12 +210,13 @@ func TestLoadPair(t *testing.T) {
 	}
 
 	_, _, err = diff.LoadPair(context.Background(), oldPath, bad)
-	if !errors.Is(err, snapshot.ErrSchema) || !strings.Contains(err.Error(), "new snapshot: "+bad) {
+	if !errors.Is(err, snapshot.ErrSchema) || !strings.HasPrefix(err.Error(), bad+": ") {
 		t.Errorf("LoadPair with a bad new file: %v, want ErrSchema naming %s", err, bad)
 	}
-	_, _, err = diff.LoadPair(context.Background(), filepath.Join(dir, "absent.json"), newPath)
-	if !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "old snapshot: ") {
-		t.Errorf("LoadPair with a missing old file: %v, want ErrNotExist", err)
+	absent := filepath.Join(dir, "absent.json")
+	_, _, err = diff.LoadPair(context.Background(), absent, newPath)
+	if !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), absent+": ") {
+		t.Errorf("LoadPair with a missing old file: %v, want ErrNotExist naming %s first", err, absent)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -125,9 +125,21 @@ func (e *env) tickTo(id string, state rollout.State, ring int) rollout.Rollout {
 }
 
 // jobsDone ingests n finished jobs of version in ring, failed of them
-// failing, started now.
+// failing, started now, from an org of that ring outside its control share
+// (the server places events by their org).
 func (e *env) jobsDone(label, version string, ring, n, failed int) {
 	e.t.Helper()
+	rings, err := e.db.GetRings(e.ctx, label)
+	e.must(err)
+	if rs, _, err := e.db.ListRollouts(e.ctx, label, []rollout.State{rollout.StatePending, rollout.StateBaking, rollout.StatePaused, rollout.StateHalted}, rollout.Page{Limit: 1}); err == nil && len(rs) > 0 {
+		rings = rs[0].Rings
+	}
+	var org string
+	if ring < len(rings) && len(rings[ring].Orgs) > 0 {
+		org = rings[ring].Orgs[0]
+	} else {
+		org = orgIn(e.t, rings, ring, false)
+	}
 	var evs []rollout.JobEvent
 	for i := range n {
 		e.jobs++
@@ -135,7 +147,7 @@ func (e *env) jobsDone(label, version string, ring, n, failed int) {
 		if i < failed {
 			out = rollout.OutcomeFailed
 		}
-		evs = append(evs, rollout.JobEvent{JobID: fmt.Sprintf("job-%d", e.jobs), Org: "org-x", Label: label, Version: version,
+		evs = append(evs, rollout.JobEvent{JobID: fmt.Sprintf("job-%d", e.jobs), Org: org, Label: label, Version: version,
 			Ring: ring, Outcome: out, StartedAt: e.clock.Now(), DurationMs: 1000})
 	}
 	got, err := e.svc.IngestEvents(e.ctx, evs)

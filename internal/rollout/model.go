@@ -169,15 +169,25 @@ const (
 
 // JobEvent is one job's outcome, reported by a runner.
 type JobEvent struct {
-	JobID      string    `json:"jobId"`
-	Org        string    `json:"org"`
-	Label      string    `json:"label"`
-	Version    string    `json:"version"`
+	JobID   string `json:"jobId"`
+	Org     string `json:"org"`
+	Label   string `json:"label"`
+	Version string `json:"version"`
+	// Pipeline is the stable id of the customer's pipeline definition
+	// (org/repo/.github/workflows/ci.yml); events without it count in job
+	// totals but not in the telemetry analysis. RunID is the workflow run.
+	Pipeline string `json:"pipeline,omitempty"`
+	RunID    string `json:"runId,omitempty"`
+	// Ring is what the runner said; the server replaces it with the ring
+	// it counts the job in for gates (see Service.IngestEvents), -1 for
+	// none.
 	Ring       int       `json:"ring"`
 	Outcome    string    `json:"outcome"`
 	StartedAt  time.Time `json:"startedAt"`
 	DurationMs int64     `json:"durationMs"`
-	ErrorText  string    `json:"errorText,omitempty"`
+	// ErrorText is the tail of the failed step's log; the server keeps
+	// its last MaxErrorText bytes, cut at a line boundary.
+	ErrorText string `json:"errorText,omitempty"`
 }
 
 // JobCounts aggregates job events.

@@ -350,6 +350,7 @@ func TestControllerLease(t *testing.T) {
 
 func TestIngestEventsValidation(t *testing.T) {
 	e := newEnv(t, rollout.ServiceOptions{})
+	e.push(label, "v1", "pass")
 	ok := rollout.JobEvent{JobID: "j1", Org: "o", Label: label, Version: "v1", Ring: 0, Outcome: rollout.OutcomeFailed, StartedAt: t0, DurationMs: 5}
 	for _, tc := range []struct {
 		name string

@@ -11,17 +11,9 @@ const MaxEventBatch = 10_000
 // IngestEvents validates a batch of job events and stores it durably;
 // events already stored (same JobID) are ignored. Returns how many were
 // new. One invalid event rejects the batch (ErrInvalid), naming it.
+// The server decides what each event means (see ingestEvents).
 func (s *Service) IngestEvents(ctx context.Context, events []JobEvent) (int, error) {
-	if len(events) > MaxEventBatch {
-		return 0, fmt.Errorf("batch of %d events: send at most %d per request: %w", len(events), MaxEventBatch, ErrInvalid)
-	}
-	for i, e := range events {
-		if err := checkEvent(e); err != nil {
-			return 0, fmt.Errorf("event %d (jobId %q): %w", i, e.JobID, err)
-		}
-	}
-	n, err := s.st.AppendEvents(ctx, events)
-	return n, errWrap(err, "store %d events", len(events))
+	return s.ingestEvents(ctx, events)
 }
 
 func checkEvent(e JobEvent) error {

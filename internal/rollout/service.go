@@ -33,6 +33,9 @@ type ServiceOptions struct {
 	RefreshInterval time.Duration
 	// FlushInterval is how often served counts are written; default 5s.
 	FlushInterval time.Duration
+	// Signer gives failed jobs' error texts their signature; nil stores
+	// no signatures (exposure is still counted).
+	Signer Signer
 }
 
 // StartRequest asks for a rollout of Label at Version.
@@ -76,6 +79,7 @@ type Service struct {
 	runs      runCache
 	served    sync.Map // servedKey -> *atomic.Int64
 	flushMu   sync.Mutex
+	timelines timelines // rollouts by label, for reading job events
 
 	stop      context.CancelFunc
 	done      chan struct{}

@@ -30,6 +30,9 @@ type Store interface {
 	EventStore
 	RunStore
 	LeaseStore
+	TelemetryStore
+	OutboxStore
+	ReportStore
 	// Generation is a number that increases whenever anything that
 	// resolve depends on changes (rollouts, pins, versions, rings, run
 	// assignments forgotten); replicas poll it to refresh their in-memory

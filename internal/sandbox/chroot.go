@@ -112,6 +112,10 @@ type childConfig struct {
 	Env   []string      `json:"env"`
 	Dir   string        `json:"dir"`
 	Opts  ChrootOptions `json:"opts"`
+	User  *Credential   `json:"user,omitempty"`
+	// Before and After run around the program; see Command.
+	Before [][]string `json:"before,omitempty"`
+	After  [][]string `json:"after,omitempty"`
 }
 
 // childStatus is what the init process reports back, as JSON on fd 4.
@@ -162,7 +166,12 @@ func (c *Chroot) Run(ctx context.Context, cmd Command) (Result, error) {
 	}
 	cfg := childConfig{
 		Root: c.root, Path: cmd.Path, Args: append([]string{cmd.Path}, cmd.Args...),
-		Env: cmd.Env, Dir: dir, Opts: c.opts,
+		Env: cmd.Env, Dir: dir, Opts: c.opts, User: cmd.User, Before: cmd.Before, After: cmd.After,
+	}
+	for _, argv := range append(append([][]string{}, cmd.Before...), cmd.After...) {
+		if len(argv) == 0 || !path.IsAbs(argv[0]) {
+			return Result{}, fmt.Errorf("run %s: set-up and tear-down programs need an absolute path, got %q", cmd.Path, argv)
+		}
 	}
 	if cmd.Timeout > 0 {
 		var cancel context.CancelFunc

@@ -295,3 +295,33 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// TestChrootHosts: an image without /etc/hosts gets a container runtime's
+// (localhost resolves), an image with one keeps it, and neither image
+// directory is written.
+func TestChrootHosts(t *testing.T) {
+	tests := []struct {
+		name, own, want string
+	}{
+		{name: "none in the image", want: "127.0.0.1\tlocalhost imagegate\n::1\tlocalhost ip6-localhost ip6-loopback\n"},
+		{name: "the image's own", own: "10.0.0.1 db\n", want: "10.0.0.1 db\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := mustRootFS(t)
+			if tt.own != "" {
+				if err := os.WriteFile(filepath.Join(root, "etc/hosts"), []byte(tt.own), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := treeState(t, root)
+			got := runCmd(t, mustChroot(t, root, sandbox.ChrootOptions{}), sandbox.Command{Path: "/bin/cat", Args: []string{"/etc/hosts"}})
+			if diff := cmp.Diff(run{stdout: tt.want}, got, cmp.AllowUnexported(run{}), cmp.Comparer(errorsEqual)); diff != "" {
+				t.Errorf("cat /etc/hosts (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(before, treeState(t, root)); diff != "" {
+				t.Errorf("image changed (-before +after):\n%s", diff)
+			}
+		})
+	}
+}

@@ -87,25 +87,51 @@ func sandboxInit() int {
 	if err := dropCapabilities(); err != nil {
 		return fail(step("drop capabilities", err))
 	}
-	pid, err := syscall.ForkExec(cfg.Path, cfg.Args, &syscall.ProcAttr{
+	// Set-up and tear-down write nothing to the program's streams.
+	devNull, err := os.OpenFile("/dev/null", os.O_RDWR, 0)
+	if err != nil {
+		return fail(step("open /dev/null", err))
+	}
+	quiet := []uintptr{devNull.Fd(), devNull.Fd(), devNull.Fd()}
+	for _, argv := range cfg.Before {
+		if _, err := runChild(cfg, argv, quiet); err != nil {
+			return fail(step("set-up "+argv[0], err))
+		}
+	}
+	ws, err := runChild(cfg, cfg.Args, []uintptr{0, 1, 2})
+	if err != nil {
+		return fail(err)
+	}
+	for _, argv := range cfg.After {
+		if _, err := runChild(cfg, argv, quiet); err != nil {
+			return fail(step("tear-down "+argv[0], err))
+		}
+	}
+	return report(childStatus{Status: uint32(ws)})
+}
+
+// runChild starts argv as cfg says and waits for it. As PID 1 the init
+// inherits every orphan; it reaps them until the child itself ends.
+// Returning at the end kills whatever was left running.
+func runChild(cfg childConfig, argv []string, files []uintptr) (syscall.WaitStatus, error) {
+	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{
 		Dir:   cfg.Dir,
 		Env:   cfg.Env,
-		Files: []uintptr{0, 1, 2},
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Credential: cfg.User.sys()},
 	})
 	if err != nil {
-		return fail(step("exec", err))
+		return 0, step("exec", err)
 	}
-	// As PID 1 we inherit every orphan; reap them until the program
-	// itself ends. Returning then kills whatever it left running.
 	for {
 		var ws syscall.WaitStatus
 		wpid, err := syscall.Wait4(-1, &ws, 0, nil)
 		switch {
 		case err == syscall.EINTR:
 		case err != nil:
-			return fail(step("wait", err))
+			return 0, step("wait", err)
 		case wpid == pid:
-			return report(childStatus{Status: uint32(ws)})
+			return ws, nil
 		}
 	}
 }
@@ -161,6 +187,9 @@ func setUp(cfg childConfig) error {
 	}
 	if err := mountDev(newRoot+"/dev", size); err != nil {
 		return err
+	}
+	if err := ensureHosts(newRoot+"/etc", cfg.Opts.Hostname); err != nil {
+		return step("create /etc/hosts", err)
 	}
 	if err := syscall.Mount("tmpfs", newRoot+"/tmp", "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV,
 		fmt.Sprintf("size=%d,mode=1777", size)); err != nil {
@@ -339,4 +368,24 @@ func dropCapabilities() error {
 		}
 	}
 	return nil
+}
+
+// ensureHosts gives an image without /etc/hosts the one a container
+// runtime would write, so that localhost resolves; it lives only in the
+// memory layer. An image's own file (or link) is left alone.
+func ensureHosts(etc, hostname string) error {
+	// Still before pivot_root: a link here would point into the host.
+	fi, err := os.Lstat(etc)
+	switch {
+	case err == nil && !fi.IsDir():
+		return nil
+	case err != nil:
+		if err := os.Mkdir(etc, 0o755); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Lstat(etc + "/hosts"); err == nil {
+		return nil
+	}
+	return os.WriteFile(etc+"/hosts", []byte("127.0.0.1\tlocalhost "+hostname+"\n::1\tlocalhost ip6-localhost ip6-loopback\n"), 0o644)
 }

@@ -55,6 +55,32 @@ func (l *Local) inRoot(p string) (string, error) {
 // program could not be started: it is missing (ErrNotFound), not
 // executable, or its working directory is missing.
 func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
+	step := func(argv []string) error {
+		if len(argv) == 0 {
+			return fmt.Errorf("run %s: empty set-up or tear-down command", cmd.Path)
+		}
+		_, err := l.run(ctx, Command{Path: argv[0], Args: argv[1:], Env: cmd.Env, Dir: cmd.Dir,
+			Timeout: cmd.Timeout, User: cmd.User})
+		return err
+	}
+	for _, argv := range cmd.Before {
+		if err := step(argv); err != nil {
+			return Result{}, err
+		}
+	}
+	res, err := l.run(ctx, cmd)
+	if err != nil {
+		return res, err
+	}
+	for _, argv := range cmd.After {
+		if err := step(argv); err != nil {
+			return Result{}, err
+		}
+	}
+	return res, nil
+}
+
+func (l *Local) run(ctx context.Context, cmd Command) (Result, error) {
 	if !path.IsAbs(cmd.Path) {
 		return Result{}, fmt.Errorf("run %q: program path must be absolute inside the image", cmd.Path)
 	}
@@ -97,7 +123,7 @@ func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 		Stderr: out.stderr(),
 		// The group is ours to kill; should imagegate die, its leader
 		// dies too (what it started does not: see Local).
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cmd.User.sys()},
 		WaitDelay:   drainGrace,
 	}
 	if cmd.Timeout > 0 {

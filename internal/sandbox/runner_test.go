@@ -38,6 +38,44 @@ func (s runnerSuite) Run(t *testing.T) {
 	t.Run("CannotStart", s.testCannotStart)
 	t.Run("KillsEverything", s.testKillsEverything)
 	t.Run("Concurrent", s.testConcurrent)
+	t.Run("UserAndSteps", s.testUserAndSteps)
+}
+
+// testUserAndSteps: a program runs as the user given, and its set-up runs
+// first in the same place (what it writes, the program reads) while the
+// output of set-up and tear-down reaches no one.
+func (s runnerSuite) testUserAndSteps(t *testing.T) {
+	root := mustRootFS(t)
+	r := s.New(t, root)
+	// Local runs the image's files where they are: the user must reach
+	// them through the test's temporary directories.
+	for _, d := range []string{filepath.Dir(root), root} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Set-up runs as the user too: it needs a directory it may write.
+	if err := os.Mkdir(filepath.Join(root, "shared"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "shared"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	made := s.Seen(root, "/shared/made-by-set-up")
+	got := runCmd(t, r, sandbox.Command{
+		Path: "/bin/sh", Args: []string{"-c", "cat " + made + "; while read k v rest; do [ $k = Uid: ] && echo uid $v; done </proc/self/status; true"},
+		User:   &sandbox.Credential{UID: 1000, GID: 1000},
+		Before: [][]string{{"/bin/sh", "-c", "echo set-up > " + made + "; echo noise"}},
+		After:  [][]string{{"/bin/sh", "-c", "echo tear-down; exit 4"}},
+	})
+	want := run{stdout: "set-up\nuid 1000\n"}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(run{}), cmp.Comparer(errorsEqual)); diff != "" {
+		t.Errorf("Run() mismatch (-want +got):\n%s", diff)
+	}
+	_, err := r.Run(context.Background(), sandbox.Command{Path: "/bin/sh", Before: [][]string{{"/usr/bin/missing"}}})
+	if err == nil {
+		t.Errorf("a set-up program that is missing: Run() = nil error, want one")
+	}
 }
 
 func (s runnerSuite) testRun(t *testing.T) {

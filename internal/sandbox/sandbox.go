@@ -7,6 +7,7 @@ package sandbox
 
 import (
 	"io"
+	"syscall"
 	"time"
 )
 
@@ -29,6 +30,31 @@ type Command struct {
 	// Zero means the context's deadline alone.
 	Timeout   time.Duration
 	MaxOutput int64
+	// User runs the program (and Before and After) as this user instead
+	// of as the caller; setting it needs root.
+	User *Credential
+	// Before are programs (absolute path, then arguments) run one after
+	// another ahead of the program, and After behind it, with its
+	// environment, directory and user. In a Chroot they share the
+	// program's sandbox, so what Before writes the program sees. Their
+	// output is discarded and their exit status ignored (a test's set-up
+	// and tear-down, as container-structure-test runs them); one that
+	// cannot be started fails Run.
+	Before, After [][]string
+}
+
+// Credential is a user to run as, resolved inside the image.
+type Credential struct {
+	UID, GID uint32
+	// Groups are the supplementary groups; none when empty.
+	Groups []uint32
+}
+
+func (c *Credential) sys() *syscall.Credential {
+	if c == nil {
+		return nil
+	}
+	return &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: append([]uint32{}, c.Groups...)}
 }
 
 // Result is how a program ended.

@@ -4,10 +4,13 @@
 package scan
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -48,6 +51,10 @@ type Options struct {
 	Logger         *slog.Logger
 	// Now stamps ScannedAt; time.Now when nil.
 	Now func() time.Time
+	// HostPATH is the PATH of the process that runs the scan, searched for
+	// tools when the SOURCE is host (a hosted image puts /usr/local/go/bin
+	// and ~/.cargo/bin there); ignored for every other SOURCE.
+	HostPATH string
 }
 
 // Scan inventories the image whose files tree holds. It sets tree.Runner to
@@ -135,8 +142,10 @@ func Scan(ctx context.Context, tree *source.Tree, opts Options) (*snapshot.Snaps
 		otherRuntimes, w, err = rt.Collect(ctx, tree)
 		return w, err
 	})
+	toolDirs := toolPath(tree, opts.HostPATH)
+	snap.ToolPath = toolDirs
 	collect("tools", func() (w []string, err error) {
-		snap.Tools, w, err = tools.Collect(ctx, tree, tools.Options{ExtraDirs: imagePath(tree.Image), Timeout: opts.ToolTimeout})
+		snap.Tools, w, err = tools.Collect(ctx, tree, tools.Options{Dirs: toolDirs, Timeout: opts.ToolTimeout})
 		return w, err
 	})
 	wg.Wait()
@@ -183,6 +192,59 @@ func attributeOwners(t *source.Tree, snap *snapshot.Snapshot, owners *ospkg.Owne
 			snap.Tools[i].OwnerPackage = pkg
 		}
 	}
+}
+
+// toolPath is the PATH tools are listed from, in search order, each
+// directory once: for host, the invoking process's PATH first (what the
+// shell that ran the scan finds); then the PATH the image's
+// /etc/environment defines (a hosted image's PATH for every job); then the
+// standard directories; then the image config's PATH.
+func toolPath(tree *source.Tree, hostPATH string) []string {
+	var dirs []string
+	if tree.Spec == source.SchemeHost {
+		dirs = append(dirs, filepath.SplitList(hostPATH)...)
+	}
+	if tree.RootFS {
+		dirs = append(dirs, environmentPath(tree)...)
+	}
+	dirs = append(dirs, tools.StandardDirs()...)
+	dirs = append(dirs, imagePath(tree.Image)...)
+	seen := map[string]bool{}
+	out := dirs[:0]
+	for _, d := range dirs {
+		if !path.IsAbs(d) {
+			continue // a relative entry depends on the working directory
+		}
+		d = path.Clean(d)
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// environmentPath reads PATH from the image's /etc/environment (pam_env's
+// KEY=VALUE lines, the value optionally quoted); nil when there is none.
+func environmentPath(tree *source.Tree) []string {
+	f, err := tree.Open("/etc/environment")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
+	var value string
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		line = strings.TrimPrefix(line, "export ")
+		if v, ok := strings.CutPrefix(line, "PATH="); ok {
+			value = strings.Trim(v, `"'`)
+		}
+	}
+	if value == "" {
+		return nil
+	}
+	return filepath.SplitList(value)
 }
 
 // imagePath returns the directories of the image config's PATH, so that

@@ -60,6 +60,12 @@ var allowed = map[string][]string{
 	"GET /api/v1/resolve":               {"admin", "runner", "org-own"},
 	"POST /api/v1/events":               {"admin", "runner"},
 	"GET /api/v1/audit":                 {"admin"},
+
+	"GET /api/v1/images/{label}/signatures": {"admin"},
+	"GET /api/v1/rollouts/{id}/telemetry":   {"admin"},
+
+	"POST /api/v1/reports": {"admin", "org-own"},
+	"GET /api/v1/reports":  {"admin"},
 }
 
 // requestFor builds a plausible request for a route, acting for org-a.
@@ -85,6 +91,8 @@ func requestFor(t *testing.T, base string, rt server.Route, rolloutID string, ex
 		body = `{"label":"` + label + `","version":"v2"}`
 	case rt.Path == "/api/v1/events":
 		body = `{"events":[{"jobId":"j-matrix","org":"org-a","label":"` + label + `","version":"v1","outcome":"succeeded","startedAt":"2026-03-02T09:00:00Z","durationMs":5}]}`
+	case rt.Path == "/api/v1/reports" && rt.Method == "POST":
+		body = `{"label":"` + label + `","text":"ModuleNotFoundError: No module named '_sqlite3'","org":"org-a"}`
 	case rt.Method == "POST":
 		body = `{"reason":"matrix"}`
 	}

@@ -56,7 +56,11 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := server.New(server.Options{Service: svc, Store: st, Controller: ctl, Registry: reg, Now: clk.Now})
+	reports, err := rollout.NewReports(svc, st, rollout.ReportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Options{Service: svc, Store: st, Controller: ctl, Registry: reg, Now: clk.Now, Reports: reports})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,4 +4,6 @@ package server
 var (
 	AppendResolution = appendResolution
 	ResolveParams    = resolveParams
+	DecodeEvents     = decodeEvents
+	DecodeReport     = decodeReport
 )

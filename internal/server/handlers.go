@@ -78,6 +78,8 @@ func (s *Server) register() {
 	s.mux.HandleFunc("GET /api/v1/resolve", s.resolve)
 	s.handle("POST", "/api/v1/events", RunnerWrite, s.events)
 	s.handle("GET", "/api/v1/audit", AdminOnly, s.audit)
+	s.registerTelemetry()
+	s.registerReports()
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ Principal) error {
@@ -387,19 +389,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ Principal) err
 		return bodyError(err)
 	}
 	var req api.EventsRequest
-	body = bytes.TrimSpace(body)
-	if len(body) > 0 && body[0] == '[' {
-		err = json.Unmarshal(body, &req.Events)
-	} else {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		err = dec.Decode(&req)
-	}
-	if err != nil {
-		return fmt.Errorf("events body: %v: %w", err, rollout.ErrInvalid)
-	}
-	if len(req.Events) > rollout.MaxEventBatch {
-		return fmt.Errorf("%d events in one batch; send at most %d: %w", len(req.Events), rollout.MaxEventBatch, rollout.ErrInvalid)
+	if req.Events, err = decodeEvents(body); err != nil {
+		return err
 	}
 	s.metrics.eventsReceived.Add(float64(len(req.Events)))
 	n, err := s.svc.IngestEvents(r.Context(), req.Events)

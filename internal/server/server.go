@@ -50,6 +50,8 @@ type Service interface {
 	Images(ctx context.Context, p rollout.Page) ([]rollout.Image, string, error)
 	Versions(ctx context.Context, label string, p rollout.Page) ([]rollout.Version, string, error)
 	Version(ctx context.Context, label, version string) (rollout.Version, error)
+	RingTelemetry(ctx context.Context, id string, ring int) (rollout.Telemetry, error)
+	Signatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error)
 }
 
 // Store is the part of rollout.Store the server reads directly: tokens,
@@ -85,6 +87,9 @@ type Options struct {
 	// MaxBodyBytes limits request bodies (default 256 MiB: snapshots of
 	// big images run to 100 MB).
 	MaxBodyBytes int64
+	// Reports serves POST and GET /api/v1/reports; without it they
+	// answer 412.
+	Reports Reports
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -98,6 +103,7 @@ type Server struct {
 	maxBody int64
 	mux     *http.ServeMux
 	routes  []Route
+	reports Reports
 }
 
 // New builds the server and registers its routes and metrics.
@@ -105,7 +111,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Service == nil || opts.Store == nil {
 		return nil, fmt.Errorf("server: Service and Store are required")
 	}
-	s := &Server{svc: opts.Service, st: opts.Store, log: opts.Logger, now: opts.Now, maxBody: opts.MaxBodyBytes}
+	s := &Server{svc: opts.Service, st: opts.Store, log: opts.Logger, now: opts.Now, maxBody: opts.MaxBodyBytes, reports: opts.Reports}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

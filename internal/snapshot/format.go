@@ -1,11 +1,14 @@
 package snapshot
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/imagegate/imagegate/internal/report"
+	"github.com/imagegate/imagegate/internal/version"
 )
 
 // Formats are the ways a snapshot is written: "json" (the contract),
@@ -51,7 +54,8 @@ func WriteTable(w io.Writer, s *Snapshot) error {
 	fmt.Fprintf(tw, "PACKAGES\t%d%s\n", sum.Packages, byType(sum.PackagesByType))
 	fmt.Fprintf(tw, "TOOLS\t%d\n", sum.Tools)
 	fmt.Fprintf(tw, "\nRUNTIME\tVERSION\tPATH\tORIGIN\tMODULES\tNOT OK\n")
-	for _, r := range s.Runtimes {
+	runtimes := byVersion(s.Runtimes)
+	for _, r := range runtimes {
 		notOK := 0
 		for _, m := range r.Modules {
 			if m.Status != StatusOK {
@@ -65,7 +69,7 @@ func WriteTable(w io.Writer, s *Snapshot) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.Kind, r.Version, r.Path, report.OrDash(r.Origin), mods, notOK)
 	}
 	var problems [][4]string
-	for _, r := range s.Runtimes {
+	for _, r := range runtimes {
 		for _, m := range r.Modules {
 			if m.Status != StatusOK {
 				problems = append(problems, [4]string{r.Kind + "@" + r.Version, m.Name, m.Status, evidence(m)})
@@ -82,6 +86,19 @@ func WriteTable(w io.Writer, s *Snapshot) error {
 		fmt.Fprintf(tw, "\nWARNING\t%s\n", warning)
 	}
 	return tw.Flush()
+}
+
+// byVersion orders runtimes as people read them: by kind, then version in
+// the runtime's own order (3.6 before 3.10), then path. The JSON keeps its
+// canonical order (Normalize); only the renderings use this one.
+func byVersion(rts []Runtime) []Runtime {
+	out := slices.Clone(rts)
+	slices.SortStableFunc(out, func(a, b Runtime) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind),
+			version.Compare(version.SchemeForRuntime(a.Kind), a.Version, b.Version),
+			cmp.Compare(a.Path, b.Path))
+	})
+	return out
 }
 
 func evidence(m Module) string {
@@ -116,9 +133,10 @@ func WriteMarkdown(w io.Writer, s *Snapshot) error {
 	fmt.Fprintf(&b, "- Scanned: %s by %s %s (programs run: %s)\n", s.ScannedAt.Format("2006-01-02 15:04:05Z07:00"), s.Scanner.Name, report.OrDash(s.Scanner.Version), s.Exec)
 	fmt.Fprintf(&b, "- OS packages: %d%s\n\n", sum.Packages, byType(sum.PackagesByType))
 
-	if len(s.Runtimes) > 0 {
+	runtimes := byVersion(s.Runtimes)
+	if len(runtimes) > 0 {
 		b.WriteString("## Runtimes\n\n| Runtime | Version | Path | Standard library |\n|---|---|---|---|\n")
-		for _, r := range s.Runtimes {
+		for _, r := range runtimes {
 			lib := "-"
 			if len(r.Modules) > 0 {
 				notOK := 0
@@ -137,7 +155,7 @@ func WriteMarkdown(w io.Writer, s *Snapshot) error {
 		b.WriteString("\n")
 	}
 	var problems []string
-	for _, r := range s.Runtimes {
+	for _, r := range runtimes {
 		for _, m := range r.Modules {
 			if m.Status != StatusOK {
 				problems = append(problems, fmt.Sprintf("| %s %s | `%s` | %s | %s |\n", r.Kind, report.MDText(r.Version), m.Name, m.Status, report.MDText(evidence(m))))

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -97,7 +99,7 @@ func decode(data []byte) (*Snapshot, error) {
 	var s Snapshot
 	rest, err := fastjson.Parse(data, &s, fastjson.DontCopyString)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrSchema, describeJSONError(err))
+		return nil, fmt.Errorf("%w: %s", ErrSchema, describeJSONError(data, err))
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
 		return nil, fmt.Errorf("%w: trailing data after the JSON document", ErrSchema)
@@ -112,26 +114,134 @@ func decode(data []byte) (*Snapshot, error) {
 	return &s, nil
 }
 
-func describeJSONError(err error) string {
+// describeJSONError says where and why data is not a snapshot, in JSON's
+// terms rather than Go's ("tools: want a list, got an object" rather than
+// "expected []snapshot.Tool"). The fast decoder's offsets and wording are
+// not reliable, so the standard library, which is, parses the document
+// again: only on this error path, and the answer is worth the time.
+func describeJSONError(data []byte, err error) string {
+	var v Snapshot
+	if serr := json.Unmarshal(data, &v); serr != nil {
+		err = serr
+	}
 	var syn *json.SyntaxError
 	if errors.As(err, &syn) {
-		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn)
+		// Offset counts the bytes read, the bad one included.
+		off := syn.Offset
+		if off > 0 && int(off) <= len(data) && !strings.HasPrefix(syn.Error(), "unexpected end") {
+			off--
+		}
+		return fmt.Sprintf("invalid JSON at %s: %s", position(data, off), syn.Error())
 	}
 	var typ *json.UnmarshalTypeError
 	if errors.As(err, &typ) {
-		return fmt.Sprintf("field %q: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+		where := "the document"
+		if typ.Field != "" {
+			where = fmt.Sprintf("field %q", typ.Field)
+		}
+		return fmt.Sprintf("%s at %s: want %s, got %s", where, position(data, valueStart(data, typ.Offset)), jsonKind(typ.Type), article(typ.Value))
 	}
-	if errors.Is(err, io.EOF) {
-		return "empty input"
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "the JSON document ends early"
 	}
-	return err.Error()
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// valueStart turns the offset the standard library gives for a value of
+// the wrong type (the bytes read: past the opening bracket of a list or
+// object, past the whole of a scalar) into the offset where it starts.
+func valueStart(data []byte, offset int64) int64 {
+	end := int(min(max(offset, 0), int64(len(data))))
+	if end == 0 {
+		return 0
+	}
+	switch c := data[end-1]; {
+	case c == '[' || c == '{':
+		return int64(end - 1)
+	case c == '"':
+		for i := end - 2; i >= 0; i-- {
+			if data[i] == '"' {
+				bs := 0
+				for j := i - 1; j >= 0 && data[j] == '\\'; j-- {
+					bs++
+				}
+				if bs%2 == 0 {
+					return int64(i)
+				}
+			}
+		}
+		return 0
+	}
+	i := end
+	for i > 0 && !bytes.ContainsRune([]byte(" \t\r\n:,[{"), rune(data[i-1])) {
+		i--
+	}
+	return int64(i)
+}
+
+// position is "line L, column C (offset N)" of a zero-based byte offset:
+// lines and columns count from 1, as editors show them.
+func position(data []byte, offset int64) string {
+	off := int(min(max(offset, 0), int64(len(data))))
+	line := 1 + bytes.Count(data[:off], []byte("\n"))
+	col := off - bytes.LastIndexByte(data[:off], '\n')
+	return fmt.Sprintf("line %d, column %d (offset %d)", line, col, off)
+}
+
+// jsonKind names what a Go type is written as in JSON.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "a value"
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "a value"
+}
+
+// article words the standard library's UnmarshalTypeError.Value ("array",
+// "object", "string", "number 5", "bool").
+func article(v string) string {
+	switch {
+	case v == "array":
+		return "a list"
+	case v == "object":
+		return "an object"
+	case v == "bool":
+		return "true or false"
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	case v == "string":
+		return "a string"
+	}
+	return v
 }
 
 // ReadFile reads a snapshot from a file.
 func ReadFile(path string) (*Snapshot, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		// "PATH: no such file or directory", still errors.Is
+		// fs.ErrNotExist, rather than "open PATH: ...".
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	s, err := decode(data)
 	if err != nil {

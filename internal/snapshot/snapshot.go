@@ -30,6 +30,12 @@ type Snapshot struct {
 	Packages     []Package `json:"packages"`
 	Runtimes     []Runtime `json:"runtimes"`
 	Tools        []Tool    `json:"tools"`
+	// ToolPath is the PATH Tools were listed from, in search order (the
+	// one list not sorted: its order is its meaning): the standard
+	// directories, the image's /etc/environment and config PATH, and for
+	// host the PATH of the process that ran the scan. Absent in snapshots
+	// written before it was added.
+	ToolPath []string `json:"toolPath,omitempty"`
 	// Skipped lists image entries that were deliberately not materialised
 	// (device nodes, FIFOs, sockets).
 	Skipped []SkippedEntry `json:"skipped,omitempty"`
@@ -66,6 +72,7 @@ type Image struct {
 	WorkingDir   string            `json:"workingDir,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
 	ExposedPorts []string          `json:"exposedPorts,omitempty"`
+	Volumes      []string          `json:"volumes,omitempty"`
 	OS           string            `json:"os,omitempty"`
 	Architecture string            `json:"architecture,omitempty"`
 }

@@ -354,6 +354,10 @@ func imageFacts(img v1.Image, ref string, withManifest bool) (*snapshot.Image, e
 		facts.ExposedPorts = append(facts.ExposedPorts, p)
 	}
 	slices.Sort(facts.ExposedPorts)
+	for v := range cf.Config.Volumes {
+		facts.Volumes = append(facts.Volumes, v)
+	}
+	slices.Sort(facts.Volumes)
 	if withManifest {
 		d, err := img.Digest()
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -81,6 +82,17 @@ const (
 // an image instead of a snapshot file.
 const Prefixes = "dir:, host, oci:, docker-archive:, registry:"
 
+// badSource is an ErrBadSource whose text starts with the SOURCE, as every
+// message the CLI prints does ("SOURCE: what went wrong: why").
+type badSource struct{ msg string }
+
+func (e *badSource) Error() string        { return e.msg }
+func (e *badSource) Is(target error) bool { return target == ErrBadSource }
+
+func badSourcef(format string, args ...any) error {
+	return &badSource{fmt.Sprintf(format, args...)}
+}
+
 // Ref is a SOURCE taken apart, before anything is opened.
 type Ref struct {
 	// Scheme is one of the Scheme constants.
@@ -118,16 +130,30 @@ func Parse(spec string) (Ref, error) {
 		return Ref{Scheme: SchemeHost}, nil
 	case scheme == SchemeDir:
 		if rest == "" {
-			return Ref{}, fmt.Errorf("%w: %q names no directory after \"dir:\"", ErrBadSource, spec)
+			return Ref{}, badSourcef("%q names no directory after \"dir:\"", spec)
 		}
 		return Ref{Scheme: scheme, Location: rest}, nil
 	case isImageScheme(scheme):
 		if rest == "" {
-			return Ref{}, fmt.Errorf("%w: %q names no image after %q", ErrBadSource, spec, scheme+":")
+			return Ref{}, badSourcef("%q names no image after %q", spec, scheme+":")
 		}
 		return Ref{Scheme: scheme, Location: rest}, nil
 	}
-	return Ref{}, fmt.Errorf("%w: %q: use dir:PATH, host, oci:PATH, docker-archive:FILE or registry:REF", ErrBadSource, spec)
+	if looksLikePath(spec) {
+		return Ref{}, badSourcef("%q: use dir:PATH, host, oci:PATH, docker-archive:FILE or registry:REF; for this directory, dir:%s", spec, spec)
+	}
+	return Ref{}, badSourcef("%q: use dir:PATH, host, oci:PATH, docker-archive:FILE or registry:REF", spec)
+}
+
+// looksLikePath is true for an argument meant as a directory that lacks
+// its dir: prefix: absolute, relative from here or home, or an existing
+// directory.
+func looksLikePath(arg string) bool {
+	if strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, "./") || strings.HasPrefix(arg, "../") || strings.HasPrefix(arg, "~") || arg == "." {
+		return true
+	}
+	fi, err := os.Stat(arg)
+	return err == nil && fi.IsDir()
 }
 
 // Open makes the files of SOURCE available on this machine. SOURCE is one
@@ -163,31 +189,50 @@ func Open(ctx context.Context, spec string, opts Options) (*Tree, error) {
 	return t, nil
 }
 
-// openDir opens an unpacked tree. It is a root filesystem when it has
-// etc/, usr/ or bin/ at its top, as every Linux distribution's root does
-// and no tool cache (hostedtoolcache, pyenv versions, a JDK) does; a
-// tool folder's programs are built for this machine, so scanners resolve
-// their libraries against this machine instead.
+// openDir opens an unpacked tree. Whether it is a root filesystem or a tool
+// folder is decided by what it holds (isRootFS); a tool folder's programs
+// are built for this machine, so scanners resolve their libraries against
+// this machine instead and run them locally.
 func openDir(spec, p string) (*Tree, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBadSource, spec, err)
+		return nil, badSourcef("%s: %v", spec, err)
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBadSource, spec, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in the message already
+		}
+		return nil, badSourcef("%s: %v", spec, err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("%w: %s: not a directory", ErrBadSource, spec)
+		return nil, badSourcef("%s: not a directory", spec)
 	}
-	t := &Tree{Spec: spec, Dir: abs}
-	for _, d := range []string{"etc", "usr", "bin"} {
-		if fi, err := os.Stat(filepath.Join(abs, d)); err == nil && fi.IsDir() {
-			t.RootFS = true
-			break
+	return &Tree{Spec: spec, Dir: abs, RootFS: isRootFS(abs)}, nil
+}
+
+// rootFSMarks are what a Linux root filesystem has and an installation
+// prefix never does: an os-release, a dynamic loader or a C library.
+var rootFSMarks = []string{
+	"etc/os-release", "usr/lib/os-release",
+	"lib/ld-linux*.so*", "lib64/ld-linux*.so*", "lib/ld-musl-*.so*",
+	"usr/lib/ld-linux*.so*", "usr/lib64/ld-linux*.so*",
+	"lib/libc.so.6", "lib/*/libc.so.6", "usr/lib/*/libc.so.6", "lib/libc.musl-*",
+}
+
+// isRootFS tells a root filesystem from a tool folder by content. A prefix
+// such as a Python installation (bin/, lib/, include/, share/) has bin/ and
+// lib/ too, so those prove nothing; an os-release, a loader or libc does,
+// and so does the /etc beside /usr that every distribution has (a conda
+// environment has etc/ but no usr/).
+func isRootFS(dir string) bool {
+	for _, m := range rootFSMarks {
+		if hits, _ := filepath.Glob(filepath.Join(dir, m)); len(hits) > 0 {
+			return true
 		}
 	}
-	return t, nil
+	return isDir(filepath.Join(dir, "etc")) && isDir(filepath.Join(dir, "usr"))
 }
 
 // extractImage applies the image's layers onto a fresh directory. The

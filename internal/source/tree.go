@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -31,9 +30,10 @@ type Tree struct {
 	// Dir is the host directory that is the image's "/" ("/" for host).
 	Dir string
 	// RootFS is true for a whole root filesystem (host, images, a dir:
-	// that has etc/, usr/ or bin/) and false for a tool folder such as
-	// dir:/opt/hostedtoolcache, whose programs are built to run on this
-	// machine and whose shared libraries therefore come from this machine.
+	// that has an os-release, a dynamic loader, libc, or /etc and /usr)
+	// and false for a tool folder such as dir:/opt/hostedtoolcache or one
+	// Python prefix, whose programs are built to run on this machine and
+	// whose shared libraries therefore come from this machine.
 	RootFS bool
 	// Image holds the manifest and config facts of oci:, docker-archive:
 	// and registry: sources; nil otherwise.
@@ -118,31 +118,44 @@ func (t *Tree) Resolve(inImage string) (string, error) {
 	return path.Clean("/" + filepath.ToSlash(rel)), nil
 }
 
-// Origin tells how the installation at prefix (in-image) got there, by the
-// conventions of the tools that make them. A tool cache scanned on its own
-// (dir:/opt/hostedtoolcache) is recognised by the <arch>.complete marker the
-// cache writes beside each installation. The scan later replaces the answer
-// with snapshot.OriginOSPackage when the OS package manager owns the runtime.
+// Origin tells how the installation at prefix (in-image) got there, from
+// what is inside the tree only, so that two copies of one tree get the
+// same answer: the in-image path by the conventions of the tools that make
+// installations (hostedtoolcache, pyenv, nvm, sdkman), the <arch>.complete
+// marker a tool cache writes beside each installation, conda's conda-meta.
+// Where the tree's own path says nothing (dir:~/.pyenv/versions puts the
+// build at /3.9.18), a collector may ask OriginOfPath about the prefix the
+// installation was built for. The scan later replaces the answer with
+// snapshot.OriginOSPackage when the OS package manager owns the runtime.
 func (t *Tree) Origin(prefix string) string {
-	host, _ := t.HostPath(prefix)
-	both := prefix + "\x00" + host
-	switch {
-	case strings.Contains(both, "/hostedtoolcache/"), strings.Contains(both, "/toolcache/"):
-		return snapshot.OriginToolcache
-	case strings.Contains(both, "/.pyenv/versions/"):
-		return snapshot.OriginPyenv
-	case strings.Contains(both, "/.nvm/versions/"):
-		return snapshot.OriginNVM
-	case strings.Contains(both, "/.sdkman/candidates/"):
-		return snapshot.OriginSDKMAN
+	if o := OriginOfPath(prefix); o != snapshot.OriginSource {
+		return o
 	}
-	if host != "" && prefix != "/" {
-		if fi, err := os.Lstat(host + ".complete"); err == nil && fi.Mode().IsRegular() {
+	real, err := t.Resolve(prefix)
+	if err == nil && prefix != "/" && real != "/" {
+		if fi, err := t.Lstat(real + ".complete"); err == nil && fi.Mode().IsRegular() {
 			return snapshot.OriginToolcache
 		}
-		if fi, err := os.Lstat(filepath.Join(host, "conda-meta")); err == nil && fi.IsDir() {
+		if fi, err := t.Lstat(path.Join(real, "conda-meta")); err == nil && fi.IsDir() {
 			return snapshot.OriginConda
 		}
+	}
+	return snapshot.OriginSource
+}
+
+// OriginOfPath classifies an installation path by the conventions of the
+// tools that make installations; snapshot.OriginSource when none applies.
+func OriginOfPath(p string) string {
+	p = path.Clean("/"+p) + "/"
+	switch {
+	case strings.Contains(p, "/hostedtoolcache/"), strings.Contains(p, "/toolcache/"):
+		return snapshot.OriginToolcache
+	case strings.Contains(p, "/.pyenv/versions/"):
+		return snapshot.OriginPyenv
+	case strings.Contains(p, "/.nvm/versions/"):
+		return snapshot.OriginNVM
+	case strings.Contains(p, "/.sdkman/candidates/"):
+		return snapshot.OriginSDKMAN
 	}
 	return snapshot.OriginSource
 }

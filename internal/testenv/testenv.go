@@ -67,6 +67,15 @@ func RequirePostgres(tb testing.TB) string {
 // its CPython builds (2.7, 3.6 to 3.13).
 func PyenvVersions(tb testing.TB) string {
 	tb.Helper()
+	dir := PyenvDir()
+	_, err := os.Stat(dir)
+	Require(tb, err == nil, "no pyenv CPython builds: %v", err)
+	return dir
+}
+
+// PyenvDir is where PyenvVersions looks, whether or not it exists: for
+// test drivers (testscript) whose scripts each state the builds they need.
+func PyenvDir() string {
 	root := os.Getenv("PYENV_ROOT")
 	if root == "" {
 		if out, err := exec.Command("pyenv", "root").Output(); err == nil {
@@ -77,10 +86,7 @@ func PyenvVersions(tb testing.TB) string {
 		home, _ := os.UserHomeDir()
 		root = filepath.Join(home, ".pyenv")
 	}
-	dir := filepath.Join(root, "versions")
-	_, err := os.Stat(dir)
-	Require(tb, err == nil, "no pyenv CPython builds: %v", err)
-	return dir
+	return filepath.Join(root, "versions")
 }
 
 // RequirePython returns the prefix of this machine's pyenv build of

@@ -209,13 +209,18 @@ func (f *Finder) collectOne(ctx context.Context, t *source.Tree, res *ldso.Resol
 		Path:   in.prefix,
 		Origin: t.Origin(in.prefix),
 	}
+	if rt.Origin == snapshot.OriginSource {
+		rt.Origin = source.OriginOfPath(cutFrom(builtPrefix(t, in), in.prefix))
+	}
 	exe := findExecutable(t, in)
 	rt.Executable = exe
 	rt.Version = staticVersion(t, in)
 
 	a := newAnalysis(t, res, in, exe)
 	mods, warnings := a.run()
-	if exe != "" {
+	// A runner that will start the interpreter tells the truth about it
+	// (the sweep warns when it cannot); the static guess is for --exec none.
+	if exe != "" && t.Runner == nil {
 		missing, err := res.MissingIn(t, exe, a.libCoord(path.Dir(exe)), a.libCoord(path.Join(in.prefix, "lib")))
 		if err == nil && len(missing) > 0 {
 			warnings = append(warnings, fmt.Sprintf("python %s: the interpreter %s cannot start: %s", in.prefix, exe, ldso.NotFoundError(missing[0])))

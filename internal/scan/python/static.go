@@ -366,6 +366,8 @@ func (a *analysis) lookupUncached(full string) *modInfo {
 				cur = &modInfo{kind: kindExtension, file: so[0]}
 			} else if a.isFile(path.Join(cur.dir, p+".so")) {
 				cur = &modInfo{kind: kindExtension, file: path.Join(cur.dir, p+".so")}
+			} else if registersSubmodule(a.t, cur.file, full) {
+				return &modInfo{kind: kindOpaque}
 			} else {
 				return &modInfo{kind: kindAbsent}
 			}
@@ -496,4 +498,27 @@ func finish(mods map[string]*snapshot.Module) []snapshot.Module {
 	}
 	slices.SortFunc(out, func(a, b snapshot.Module) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// registersSubmodule reports whether a package's __init__.py puts full into
+// sys.modules itself, as Debian 13's collections does for collections.abc
+// (_sys.modules['collections.abc'] = _collections_abc) with no abc.py on
+// disk: the submodule exists once the package is imported.
+func registersSubmodule(t *source.Tree, initPy, full string) bool {
+	f, err := t.Open(initPy)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return false
+	}
+	text := string(b)
+	for _, q := range []string{"'", `"`} {
+		if strings.Contains(text, "modules["+q+full+q+"]") {
+			return true
+		}
+	}
+	return false
 }

@@ -128,3 +128,38 @@ func apkVersion(t *source.Tree, pkg, xy string) string {
 	}
 	return ""
 }
+
+var sysconfigPrefix = regexp.MustCompile(`(?m)^\s*'prefix':\s*'([^'\n]+)'`)
+
+// builtPrefix is the prefix the installation was configured for, from its
+// _sysconfigdata (the build's `./configure --prefix`): it travels with
+// every copy of the tree, so a pyenv build copied elsewhere still says it
+// was made by pyenv. "" when the file is absent or says nothing.
+func builtPrefix(t *source.Tree, in *install) string {
+	matches, _ := t.Glob(path.Join(in.prefix, in.libRel, "_sysconfigdata*.py"))
+	for _, m := range matches {
+		if b, err := readLimited(t, m); err == nil {
+			if v := sysconfigPrefix.FindSubmatch(b); v != nil {
+				return string(v[1])
+			}
+		}
+	}
+	return ""
+}
+
+// cutFrom returns built when the in-image prefix is its tail, that is when
+// the scanned tree was cut out of the place the installation was built for
+// (dir:~/.pyenv/versions puts /root/.pyenv/versions/3.9.18 at /3.9.18, and
+// dir:~/.pyenv/versions/3.9.18 at /); "" otherwise, for an installation
+// that now lives elsewhere on purpose (a build copied to /usr/local).
+func cutFrom(built, inImage string) string {
+	if built == "" || !path.IsAbs(built) {
+		return ""
+	}
+	built = path.Clean(built)
+	// inImage starts with "/", so a suffix match ends at a path boundary.
+	if inImage == "/" || strings.HasSuffix(built, path.Clean(inImage)) {
+		return built
+	}
+	return ""
+}

@@ -82,6 +82,16 @@ func TestStore(t *testing.T) {
 	})
 }
 
+func TestOutbox(t *testing.T) {
+	testenv.RequirePostgres(t)
+	storetest.RunOutbox(t, func(t *testing.T) rollout.OutboxStore { return mustOpen(t, freshSchema(t)) })
+}
+
+func TestReports(t *testing.T) {
+	testenv.RequirePostgres(t)
+	storetest.RunReports(t, func(t *testing.T) rollout.Store { return mustOpen(t, freshSchema(t)) })
+}
+
 // TestCrash kill -9s a process appending events; every batch it
 // acknowledged survives, none is torn.
 func TestCrash(t *testing.T) {

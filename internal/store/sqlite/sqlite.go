@@ -59,6 +59,7 @@ type DB struct {
 	insRun, selRun *sql.Stmt
 	runs           *batch.Runs // group-commits AssignRun through runRows
 	closing        sync.Once
+	tel            telCache // telemetry rows known committed (telemetry.go)
 }
 
 var _ rollout.Store = (*DB)(nil)

@@ -33,6 +33,18 @@ func TestStore(t *testing.T) {
 	})
 }
 
+func TestOutbox(t *testing.T) {
+	storetest.RunOutbox(t, func(t *testing.T) rollout.OutboxStore {
+		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	})
+}
+
+func TestReports(t *testing.T) {
+	storetest.RunReports(t, func(t *testing.T) rollout.Store {
+		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	})
+}
+
 // TestSharedFile runs the suite's races across two handles on one file, as
 // two server processes would have.
 func TestSharedFile(t *testing.T) {

@@ -55,7 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) rollout.Store) {
 		{"LeaseConcurrent", testLeaseConcurrent},
 		{"Cursors", testCursors},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, telemetryTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
 		})

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imagegate/imagegate/internal/api"
+	"github.com/imagegate/imagegate/internal/rollout"
+)
+
+// imagegate report LABEL --text ... [--job ID] [--version V] [--org ORG]
+
+type reportOptions struct {
+	*clientOptions
+	text, textFile, job, version, org string
+	stdin                             io.Reader
+}
+
+func newReportCmd(g *globalOptions) *cobra.Command {
+	opts := &reportOptions{clientOptions: &clientOptions{}}
+	cmd := &cobra.Command{
+		Use:   "report LABEL --text TEXT|--text-file FILE [--job ID] [--version VERSION] [--org ORG]",
+		Short: "Report a problem with an image; enough organisations reporting one error escalate it",
+		Long: `Report a problem with an image as your organisation (an org token), or on an
+organisation's behalf (an admin token with --org). Paste the error from the failed job's
+log (--text-file - reads stdin): its last error line is matched to the signatures the
+server knows from job events. Prose without an error line is stored but matches no
+job's signature. When enough organisations report one signature within a day (the
+serve config's reports:), the server alerts and halts the rollout that carries it.
+
+` + clientHelp,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.stdin = cmd.InOrStdin()
+			return runReport(cmd.Context(), opts, args, cmd.OutOrStdout())
+		},
+	}
+	opts.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&opts.text, "text", "", "the error as you saw it (best: the failed step's last log lines)")
+	f.StringVar(&opts.textFile, "text-file", "", "read the text from this file (- for stdin)")
+	f.StringVar(&opts.job, "job", "", "the failed job's id")
+	f.StringVar(&opts.version, "version", "", "the image version the job ran, when known")
+	f.StringVar(&opts.org, "org", "", "the organisation reporting (required with an admin token; an org token reports for its own)")
+	return cmd
+}
+
+func runReport(ctx context.Context, opts *reportOptions, args []string, stdout io.Writer) error {
+	text := opts.text
+	switch {
+	case opts.textFile != "" && text != "":
+		return usageErrorf("give --text or --text-file, not both")
+	case opts.textFile == "-":
+		b, err := io.ReadAll(io.LimitReader(opts.stdin, rollout.MaxReportText+1))
+		if err != nil {
+			return fmt.Errorf("read the report from stdin: %w", err)
+		}
+		text = string(b)
+	case opts.textFile != "":
+		b, err := os.ReadFile(opts.textFile)
+		if err != nil {
+			return fmt.Errorf("read the report: %w", err)
+		}
+		text = string(b)
+	}
+	if strings.TrimSpace(text) == "" {
+		return usageErrorf("--text (or --text-file) is required: paste the error from the failed job's log")
+	}
+	c, err := opts.client(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := c.Report(ctx, api.ReportRequest{Label: args[0], Text: text, JobID: opts.job, Version: opts.version, Org: opts.org})
+	if err != nil {
+		return err
+	}
+	return opts.emit(stdout, res, func(w *tabwriter.Writer) {
+		r := res.Report
+		fmt.Fprintln(w, "REPORT\tORG\tLABEL\tSIGNATURE\tKNOWN\tORGS\tESCALATION")
+		esc := "-"
+		if e := res.Escalation; e != nil {
+			esc = e.Action
+			if e.RolloutID != "" {
+				esc += " " + e.RolloutID
+			}
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%t\t%d\t%s\n", r.ID, r.Org, r.Label, dash(r.Signature), r.Known, res.Orgs, esc)
+		if r.Template != "" {
+			fmt.Fprintf(w, "\nmatched: %s\n", r.Template)
+		}
+	})
+}

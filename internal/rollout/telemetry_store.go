@@ -1,0 +1,60 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+)
+
+// TelemetryStore keeps job events as the server read them, and the
+// aggregates the analysis reads instead of the events.
+//
+// Contract (besides Store's): AppendObservations writes the events and
+// every aggregate in one durable transaction, and only events whose JobID
+// was not stored before contribute to aggregates, so a retried or
+// overlapping batch never counts twice — also when two replicas append
+// the same events at once. Distinct counts (pipelines, orgs) are exact.
+// Readers never scan events: cost depends on the number of aggregates
+// (cohorts, signatures), not of events.
+//
+// Stage history: the store records, in the same transaction as the
+// rollout's write, every ring a rollout enters and when (Rollout.Ring
+// and RingStartedAt as written by CreateRollout and UpdateRollout), so
+// that an event can be placed in the ring its rollout was in when the job
+// started. Stages of rollouts written before the store kept them are
+// known from their current ring only.
+type TelemetryStore interface {
+	// AppendObservations stores the events of obs (idempotent on JobID,
+	// like AppendEvents) and their aggregates; returns how many were new.
+	// ErrInvalid for an observation without JobID.
+	AppendObservations(ctx context.Context, obs []Observation) (int, error)
+	// RolloutStages returns the rings rollout id entered, in order; empty
+	// for a rollout still pending or unknown.
+	RolloutStages(ctx context.Context, rolloutID string) ([]Stage, error)
+	// RingTelemetry returns the aggregates of rollout id while it was in
+	// ring stage; ErrNotFound when the rollout does not exist. A stage
+	// without events gives empty exposure and no signatures.
+	RingTelemetry(ctx context.Context, rolloutID string, stage int) (Telemetry, error)
+	// ListSignatures lists the signatures seen on label (of version, when
+	// not ""), most recently seen first.
+	ListSignatures(ctx context.Context, label, version string, p Page) ([]Signature, string, error)
+}
+
+// CheckObservations refuses a batch in which an observation has no job ID
+// or a cohort that is not one of the Cohort* values.
+func CheckObservations(obs []Observation) error {
+	for i := range obs {
+		o := &obs[i]
+		if o.JobID == "" {
+			return fmt.Errorf("append observations: %w: event %d has no jobId", ErrInvalid, i)
+		}
+		switch o.Cohort {
+		case "", CohortNew, CohortControl, CohortOld, CohortFlagged:
+		default:
+			return fmt.Errorf("append observations: %w: event %d has cohort %q", ErrInvalid, i, o.Cohort)
+		}
+		if o.Cohort != "" && o.RolloutID == "" {
+			return fmt.Errorf("append observations: %w: event %d has cohort %q but no rollout", ErrInvalid, i, o.Cohort)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,449 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/imagegate/imagegate/internal/alert"
+	"github.com/imagegate/imagegate/internal/api"
+	"github.com/imagegate/imagegate/internal/apiclient"
+	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/server"
+	"github.com/imagegate/imagegate/internal/signature"
+	"github.com/imagegate/imagegate/internal/store/sqlite"
+	"github.com/imagegate/imagegate/internal/testenv"
+)
+
+const sqliteTraceback = `Run python -m pytest
+Traceback (most recent call last):
+  File "/home/runner/work/shop/shop/tests/test_db.py", line 3, in <module>
+    import sqlite3
+  File "/opt/hostedtoolcache/Python/3.7.3/x64/lib/python3.7/sqlite3/__init__.py", line 23, in <module>
+    from sqlite3.dbapi2 import *
+  File "/opt/hostedtoolcache/Python/3.7.3/x64/lib/python3.7/sqlite3/dbapi2.py", line 27, in <module>
+    from _sqlite3 import *
+ModuleNotFoundError: No module named '_sqlite3'
+Error: Process completed with exit code 1.`
+
+// minerSigner is the signature miner as the Service's Signer: job events
+// teach it (Sign), reports only look (MatchReport, from the Miner).
+type minerSigner struct{ *signature.Miner }
+
+func (s minerSigner) Sign(text string) (string, string) {
+	m := s.Add(signature.Extract(text))
+	return m.ID, m.Template
+}
+
+var _ rollout.ReportMatcher = minerSigner{}
+
+// hook is a webhook receiver that records the alerts POSTed to it.
+type hook struct {
+	mu     sync.Mutex
+	alerts []map[string]any
+	got    chan struct{}
+}
+
+func newHook(t *testing.T) (*hook, string) {
+	h := &hook{got: make(chan struct{}, 16)}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		h.mu.Lock()
+		h.alerts = append(h.alerts, body)
+		h.mu.Unlock()
+		h.got <- struct{}{}
+	}))
+	t.Cleanup(hs.Close)
+	return h, hs.URL + "/hook"
+}
+
+func (h *hook) received() []map[string]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]map[string]any(nil), h.alerts...)
+}
+
+// reportEnv is a server over HTTP with the real miner, the alert outbox
+// with the real Sender delivering to a webhook receiver, on a SQLite
+// store and a hand-moved clock.
+type reportEnv struct {
+	*env
+	hook    *hook
+	rollout rollout.Rollout
+	canary  []string // ring 0's orgs
+}
+
+var reportRings = []rollout.Ring{
+	{Name: "canary", Orgs: []string{"org-a", "org-b", "org-c", "org-d"}, BakeTime: 72 * time.Hour},
+	{Name: "everyone", Percent: 100},
+}
+
+func newReportEnv(t *testing.T, policy rollout.ReportPolicy) *reportEnv {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "imagegate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clk := testenv.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{Clock: clk, Signer: minerSigner{signature.NewMiner(signature.Options{})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	h, hookURL := newHook(t)
+	outbox, err := alert.NewOutbox(st, []alert.Target{{URL: hookURL, Format: alert.FormatJSON}}, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, err := alert.NewSender(st, alert.SenderOptions{Holder: "test", BaseURL: "https://imagegate.example.com", Clock: clk, Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); sender.Run(sctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	reports, err := rollout.NewReports(svc, st, rollout.ReportOptions{Policy: policy, Alerter: outbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := rollout.NewController(svc, st, rollout.ControllerOptions{Holder: "test", Clock: clk})
+	if err := server.BootstrapAdmin(ctx, st, adminSecret, io.Discard, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Options{Service: svc, Store: st, Controller: ctl, Now: clk.Now, Reports: reports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	e := &env{URL: hs.URL, clock: clk, st: st, svc: svc, ctl: ctl, srv: srv, tokens: map[string]string{"admin": adminSecret}}
+	e.admin = e.client(t, adminSecret)
+	e.runner = e.client(t, e.token(t, rollout.RoleRunner))
+	re := &reportEnv{env: e, hook: h, canary: reportRings[0].Orgs}
+
+	// v1 is the fleet's version; v2 rolls out and bakes in the canary
+	// ring, where its jobs fail with the traceback while v1's fail with
+	// an unrelated network error.
+	if err := e.admin.SetRings(ctx, "", reportRings); err != nil {
+		t.Fatal(err)
+	}
+	mustPush(t, e.admin, label, "v1", passReport)
+	if _, err := e.admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	mustPush(t, e.admin, label, "v2", passReport)
+	if re.rollout, err = e.admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	e.tick(t, time.Minute)
+	if r, _ := e.admin.Rollout(ctx, re.rollout.ID); r.State != rollout.StateBaking || r.Ring != 0 {
+		t.Fatalf("rollout after a tick: %s in ring %d, want baking in ring 0", r.State, r.Ring)
+	}
+	e.clock.Advance(time.Minute)
+	var events []rollout.JobEvent
+	for i, org := range re.canary {
+		events = append(events, rollout.JobEvent{JobID: fmt.Sprint("new-", i), Org: org, Label: label, Version: "v2",
+			Pipeline: org + "/shop/.github/workflows/ci.yml", Outcome: rollout.OutcomeFailed, StartedAt: e.clock.Now(),
+			DurationMs: 1000, ErrorText: sqliteTraceback})
+	}
+	for i := range 4 {
+		events = append(events, rollout.JobEvent{JobID: fmt.Sprint("old-", i), Org: fmt.Sprint("org-x", i), Label: label, Version: "v1",
+			Pipeline: fmt.Sprintf("org-x%d/api/ci.yml", i), Outcome: rollout.OutcomeFailed, StartedAt: e.clock.Now(), DurationMs: 1000,
+			ErrorText: "fatal: unable to access 'https://github.com/acme/api.git/': The requested URL returned error: 502"})
+	}
+	if _, err := e.runner.PostEvents(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	return re
+}
+
+// report sends text as org (its own token) and returns the result.
+func (re *reportEnv) report(t *testing.T, org, text string) rollout.ReportResult {
+	t.Helper()
+	res, err := re.org(t, org).Report(context.Background(), api.ReportRequest{Label: label, Text: text, JobID: "job-of-" + org})
+	if err != nil {
+		t.Fatalf("report as %s: %v", org, err)
+	}
+	return res
+}
+
+func (re *reportEnv) state(t *testing.T) rollout.Rollout {
+	t.Helper()
+	r, err := re.admin.Rollout(context.Background(), re.rollout.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestReportEscalation is the 2019 story told by customers: three
+// organisations report the same traceback within a day; the rollout
+// whose version carries that signature in its job events is halted and an
+// alert reaches the webhook, once: a fourth report neither alerts nor
+// halts again (not even after an admin resumed the rollout).
+func TestReportEscalation(t *testing.T) {
+	ctx := context.Background()
+	re := newReportEnv(t, rollout.ReportPolicy{})
+
+	first := re.report(t, "org-a", "ModuleNotFoundError: No module named '_sqlite3'")
+	if !first.Report.Known || first.Report.Signature == "" || first.Orgs != 1 || first.Escalation != nil {
+		t.Fatalf("first report: %+v, want a known signature, 1 org, no escalation", first)
+	}
+	re.clock.Advance(5 * time.Hour)
+	// The same org again, and its traceback pasted whole by another:
+	// one signature, two orgs.
+	if res := re.report(t, "org-a", sqliteTraceback); res.Orgs != 1 || res.Report.Signature != first.Report.Signature {
+		t.Fatalf("repeat of org-a: %+v, want the same signature and still 1 org", res)
+	}
+	re.clock.Advance(5 * time.Hour)
+	if res := re.report(t, "org-b", sqliteTraceback); res.Orgs != 2 || res.Escalation != nil || res.Report.Signature != first.Report.Signature {
+		t.Fatalf("org-b's report: %+v, want 2 orgs and no escalation", res)
+	}
+	if st := re.state(t).State; st != rollout.StateBaking {
+		t.Fatalf("after two orgs: rollout %s, want baking", st)
+	}
+	re.clock.Advance(12 * time.Hour) // 22h after the first report
+	third := re.report(t, "org-c", "after the image update our tests fail:\n"+sqliteTraceback)
+	want := &rollout.Escalation{Key: rollout.EscalationKey(label, first.Report.Signature, re.rollout.ID), Label: label,
+		Signature: first.Report.Signature, Template: first.Report.Template, RolloutID: re.rollout.ID, Version: "v2",
+		Orgs: 3, Action: rollout.EscalateHalt, CreatedAt: re.clock.Now()}
+	if diff := cmp.Diff(want, third.Escalation); diff != "" {
+		t.Fatalf("third org's escalation (-want +got):\n%s", diff)
+	}
+	r := re.state(t)
+	if r.State != rollout.StateHalted || !strings.Contains(r.Reason, "3 organisations reported signature "+first.Report.Signature) ||
+		!strings.Contains(r.Reason, "_sqlite3") {
+		t.Fatalf("rollout after three orgs: %s %q, want halted naming the signature and 3 organisations", r.State, r.Reason)
+	}
+	audit, err := re.admin.Audit(ctx, rollout.AuditFilter{SubjectPrefix: "rollout/" + r.ID}, rollout.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, a := range audit.Items {
+		actions = append(actions, a.Actor+" "+a.Action)
+	}
+	if diff := cmp.Diff([]string{"system:reports report.escalate", "system:reports rollout.halt"}, actions[:2]); diff != "" {
+		t.Errorf("newest audit entries of the rollout (-want +got):\n%s", diff)
+	}
+
+	select {
+	case <-re.hook.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no alert reached the webhook within 10s")
+	}
+	got := re.hook.received()[0]
+	sig, _ := got["signature"].(map[string]any)
+	if got["kind"] != "escalation" || got["label"] != label || got["version"] != "v2" || got["rolloutId"] != r.ID ||
+		sig["id"] != first.Report.Signature || !strings.Contains(fmt.Sprint(sig["template"]), "_sqlite3") ||
+		got["link"] != "https://imagegate.example.com"+rollout.AnalysisPath(r.ID) ||
+		!strings.Contains(fmt.Sprint(got["summary"]), "is halted") {
+		t.Errorf("alert: %v", got)
+	}
+
+	// An admin decides to go on; a fourth org's report changes nothing.
+	if _, err := re.admin.Act(ctx, r.ID, "resume", "checked: a test bug"); err != nil {
+		t.Fatal(err)
+	}
+	re.clock.Advance(time.Hour)
+	fourth := re.report(t, "org-d", sqliteTraceback)
+	if fourth.Orgs != 4 || fourth.Escalation == nil || fourth.Escalation.Key != want.Key || fourth.Escalation.Orgs != 3 {
+		t.Errorf("fourth report: %+v, want 4 orgs and the existing escalation", fourth)
+	}
+	if st := re.state(t).State; st != rollout.StateBaking {
+		t.Errorf("after the fourth report: rollout %s, want still baking (escalated once)", st)
+	}
+	items, _, err := re.st.ListOutbox(ctx, rollout.OutboxFilter{}, rollout.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 {
+		t.Errorf("%d outbox items, want the one escalation alert", len(items))
+	}
+	time.Sleep(50 * time.Millisecond) // ten sender passes
+	if n := len(re.hook.received()); n != 1 {
+		t.Errorf("webhook received %d alerts, want 1", n)
+	}
+	list, err := re.admin.Reports(ctx, label, rollout.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 5 || list.Items[0].Org != "org-d" {
+		t.Errorf("admin's report list: %d reports, newest from %q; want 5, newest from org-d", len(list.Items), list.Items[0].Org)
+	}
+}
+
+// TestReportNoEscalation: two organisations (one of them three times), or
+// three spread over more than the window, do not escalate.
+func TestReportNoEscalation(t *testing.T) {
+	ctx := context.Background()
+	re := newReportEnv(t, rollout.ReportPolicy{})
+	for i, org := range []string{"org-a", "org-b", "org-a", "org-a"} {
+		if res := re.report(t, org, sqliteTraceback); res.Escalation != nil || res.Orgs > 2 {
+			t.Fatalf("report %d from %s: %+v, want no escalation", i, org, res)
+		}
+	}
+	re.clock.Advance(25 * time.Hour)
+	// org-a and org-b reported more than a day ago: org-c is alone.
+	if res := re.report(t, "org-c", sqliteTraceback); res.Orgs != 1 || res.Escalation != nil {
+		t.Fatalf("org-c a day later: %+v, want 1 org in the window, no escalation", res)
+	}
+	if st := re.state(t).State; st != rollout.StateBaking {
+		t.Errorf("rollout %s, want baking", st)
+	}
+	items, _, err := re.st.ListOutbox(ctx, rollout.OutboxFilter{}, rollout.Page{})
+	if err != nil || len(items) != 0 {
+		t.Errorf("outbox: %d items (%v), want none", len(items), err)
+	}
+}
+
+// TestReportEscalationAlertOnly: with action alert the rollout keeps
+// baking; a signature the old version has too is not the new version's
+// doing and halts nothing either.
+func TestReportEscalationAlertOnly(t *testing.T) {
+	re := newReportEnv(t, rollout.ReportPolicy{Action: rollout.EscalateAlert})
+	var res rollout.ReportResult
+	for _, org := range re.canary[:3] {
+		res = re.report(t, org, sqliteTraceback)
+	}
+	if res.Escalation == nil || res.Escalation.Action != rollout.EscalateAlert || res.Escalation.RolloutID != re.rollout.ID {
+		t.Fatalf("escalation %+v, want action alert for the rollout", res.Escalation)
+	}
+	if st := re.state(t).State; st != rollout.StateBaking {
+		t.Errorf("rollout %s, want baking under an alert-only policy", st)
+	}
+	<-re.hook.got
+	if got := re.hook.received()[0]; !strings.Contains(fmt.Sprint(got["summary"]), "not halted") {
+		t.Errorf("alert summary %q, want it to say the rollout was not halted", got["summary"])
+	}
+
+	halting := newReportEnv(t, rollout.ReportPolicy{})
+	const network = "fatal: unable to access 'https://github.com/acme/api.git/': The requested URL returned error: 502"
+	for _, org := range halting.canary[:3] {
+		res = halting.report(t, org, network)
+	}
+	if res.Escalation == nil || res.Escalation.RolloutID != "" || res.Escalation.Action != rollout.EscalateAlert {
+		t.Fatalf("escalation of the old version's signature: %+v, want an alert naming no rollout", res.Escalation)
+	}
+	if st := halting.state(t).State; st != rollout.StateBaking {
+		t.Errorf("rollout %s after reports of a signature both versions have, want baking", st)
+	}
+}
+
+// TestReportAuthorization: an org reports for itself only, an admin for
+// any org it names, a runner not at all.
+func TestReportAuthorization(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	mustPush(t, e.admin, label, "v1", passReport)
+	text := "ModuleNotFoundError: No module named '_sqlite3'"
+	tests := []struct {
+		name    string
+		c       *apiclient.Client
+		org     string
+		status  int
+		wantOrg string
+	}{
+		{"org for itself, implicitly", e.org(t, "org-a"), "", 201, "org-a"},
+		{"org for itself, named", e.org(t, "org-a"), "org-a", 201, "org-a"},
+		{"org for another org", e.org(t, "org-a"), "org-b", 403, ""},
+		{"runner", e.runner, "org-a", 403, ""},
+		{"runner without org", e.runner, "", 403, ""},
+		{"admin on behalf of an org", e.admin, "org-b", 201, "org-b"},
+		{"admin without org", e.admin, "", 400, ""},
+		{"no token", e.client(t, ""), "org-a", 401, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := tt.c.Report(ctx, api.ReportRequest{Label: label, Text: text, Org: tt.org})
+			if tt.status == 201 {
+				if err != nil || res.Report.Org != tt.wantOrg {
+					t.Fatalf("report: %+v, %v; want stored for %s", res.Report, err, tt.wantOrg)
+				}
+				return
+			}
+			var apiErr *apiclient.Error
+			if !errors.As(err, &apiErr) || apiErr.Status != tt.status {
+				t.Fatalf("report: %v, want status %d", err, tt.status)
+			}
+		})
+	}
+	list, err := e.admin.Reports(ctx, "", rollout.Page{})
+	if err != nil || len(list.Items) != 3 {
+		t.Fatalf("reports stored: %d (%v), want the 3 allowed", len(list.Items), err)
+	}
+	if list.Items[0].Actor != "token:bootstrap-admin" || list.Items[0].Org != "org-b" {
+		t.Errorf("newest report %+v, want org-b's by the admin", list.Items[0])
+	}
+	var apiErr *apiclient.Error
+	if _, err := e.org(t, "org-a").Reports(ctx, "", rollout.Page{}); !errors.As(err, &apiErr) || apiErr.Status != 403 {
+		t.Errorf("an org listing reports: %v, want 403", err)
+	}
+}
+
+// TestReportValidation: every bad body is a 400 (an unknown image a 404)
+// naming what is wrong, and nothing is stored.
+func TestReportValidation(t *testing.T) {
+	e := newEnv(t)
+	mustPush(t, e.admin, label, "v1", passReport)
+	long := strings.Repeat("x", rollout.MaxReportField+1)
+	tests := []struct {
+		name, body string
+		status     int
+		want       string
+	}{
+		{"not JSON", `{"label":`, 400, "report body"},
+		{"unknown field", `{"label":"` + label + `","text":"x","colour":"red"}`, 400, "unknown field"},
+		{"two values", `{"label":"` + label + `","text":"x"} {}`, 400, "more than one JSON value"},
+		{"no label", `{"text":"x"}`, 400, "org and label are required"},
+		{"empty text", `{"label":"` + label + `","text":"  \n"}`, 400, "the text is empty"},
+		{"NUL in text", `{"label":"` + label + `","text":"a\u0000b"}`, 400, "without NUL"},
+		{"text too long", `{"label":"` + label + `","text":"` + strings.Repeat("y", rollout.MaxReportText+1) + `"}`, 400, "at most 16384 are accepted"},
+		{"body too large", `{"label":"` + label + `","text":"` + strings.Repeat(`\u0041`, server.MaxReportBody/6+1) + `"}`, 400, "limit of"},
+		{"job id too long", `{"label":"` + label + `","text":"x","jobId":"` + long + `"}`, 400, "jobId"},
+		{"version with a newline", `{"label":"` + label + `","text":"x","version":"v1\n"}`, 400, "version"},
+		{"unregistered version", `{"label":"` + label + `","text":"x","version":"v9"}`, 400, `version "v9" is not registered`},
+		{"unknown image", `{"label":"nope","text":"x"}`, 404, "not registered"},
+	}
+	org := e.token(t, "org:org-a")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", e.URL+"/api/v1/reports", strings.NewReader(tt.body))
+			req.Header.Set("Authorization", "Bearer "+org)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var eb api.ErrorBody
+			if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.status || !strings.Contains(eb.Error.Message, tt.want) {
+				t.Errorf("%d %q, want %d containing %q", resp.StatusCode, eb.Error.Message, tt.status, tt.want)
+			}
+		})
+	}
+	list, err := e.admin.Reports(context.Background(), "", rollout.Page{})
+	if err != nil || len(list.Items) != 0 {
+		t.Errorf("refused reports were stored: %d (%v)", len(list.Items), err)
+	}
+}

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+)
+
+// registerTelemetry adds the telemetry read endpoints. They are admin
+// only: error texts are other organisations' logs.
+func (s *Server) registerTelemetry() {
+	s.handle("GET", "/api/v1/images/{label}/signatures", AdminOnly, s.listSignatures)
+	s.handle("GET", "/api/v1/rollouts/{id}/telemetry", AdminOnly, s.ringTelemetry)
+}
+
+// decodeEvents reads a POST /api/v1/events body: {"events": [...]}, with
+// unknown fields refused, or a bare JSON array of events. Every error
+// wraps rollout.ErrInvalid.
+func decodeEvents(body []byte) ([]rollout.JobEvent, error) {
+	var events []rollout.JobEvent
+	var err error
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] == '[' {
+		err = json.Unmarshal(body, &events)
+	} else {
+		var req struct {
+			Events []rollout.JobEvent `json:"events"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&req)
+		events = req.Events
+	}
+	if err != nil {
+		return nil, fmt.Errorf("events body: %v: %w", err, rollout.ErrInvalid)
+	}
+	if len(events) > rollout.MaxEventBatch {
+		return nil, fmt.Errorf("%d events in one batch; send at most %d: %w", len(events), rollout.MaxEventBatch, rollout.ErrInvalid)
+	}
+	return events, nil
+}
+
+func (s *Server) listSignatures(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	items, next, err := s.svc.Signatures(r.Context(), r.PathValue("label"), r.URL.Query().Get("version"), pg)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list(items, next))
+	return nil
+}
+
+// ringTelemetry answers for ?ring=N, by default the ring the rollout is in.
+func (s *Server) ringTelemetry(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	id := r.PathValue("id")
+	var ring int
+	if v := r.URL.Query().Get("ring"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("ring %q: want a ring index (0, 1, ...): %w", v, rollout.ErrInvalid)
+		}
+		ring = n
+	} else {
+		ro, err := s.svc.GetRollout(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		ring = ro.Ring
+	}
+	t, err := s.svc.RingTelemetry(r.Context(), id, ring)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}

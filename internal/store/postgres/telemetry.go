@@ -1,0 +1,462 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/page"
+	"github.com/imagegate/imagegate/internal/store/tally"
+)
+
+// AppendObservations writes the events and their aggregates in one
+// transaction of one statement per table (arrays unnested server-side).
+// Rows of every statement go in key order and the statements in a fixed
+// order, counters last, so concurrent batches lock rows in one global
+// order and hold the hot counter rows only until their commit.
+func (db *DB) AppendObservations(ctx context.Context, obs []rollout.Observation) (int, error) {
+	if err := rollout.CheckObservations(obs); err != nil {
+		return 0, err
+	}
+	if len(obs) == 0 {
+		return 0, nil
+	}
+	for attempt := 0; ; attempt++ {
+		var added int
+		err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			fresh, err := insertObservations(ctx, tx, obs)
+			if err != nil {
+				return err
+			}
+			added = len(fresh)
+			return writeTally(ctx, tx, tally.Group(fresh))
+		})
+		if isCode(err, deadlockDetected) && attempt < 3 {
+			continue // not expected with the lock order above; harmless if it happens
+		}
+		if err != nil {
+			return 0, fmt.Errorf("append %d events: %w", len(obs), err)
+		}
+		return added, nil
+	}
+}
+
+func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) ([]rollout.Observation, error) {
+	n := len(obs)
+	ids, orgs, labels, versions, outcomes, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	pipes, runs, rollouts, cohorts, sigs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	rings, stages := make([]int32, n), make([]int32, n)
+	durations := make([]int64, n)
+	started, received := make([]time.Time, n), make([]time.Time, n)
+	for i, o := range obs {
+		ids[i], orgs[i], labels[i], versions[i], outcomes[i], errs[i] = o.JobID, o.Org, o.Label, o.Version, o.Outcome, o.ErrorText
+		pipes[i], runs[i], rollouts[i], cohorts[i], sigs[i] = o.Pipeline, o.RunID, o.RolloutID, o.Cohort, o.Signature
+		rings[i], stages[i], durations[i], started[i], received[i] = int32(o.Ring), int32(o.Stage), o.DurationMs, o.StartedAt, o.ReceivedAt
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO events
+		(job_id, org, label, version, ring, outcome, started_at, duration_ms, error_text,
+		 pipeline, run_id, received_at, rollout_id, stage, cohort, signature)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+			$7::timestamptz[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
+			$13::text[], $14::int[], $15::text[], $16::text[]) AS e
+		ORDER BY 1
+		ON CONFLICT (job_id) DO NOTHING RETURNING job_id`,
+		ids, orgs, labels, versions, rings, outcomes, started, durations, errs, pipes, runs, received, rollouts, stages, cohorts, sigs)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	isNew := make(map[string]bool, len(stored))
+	for _, id := range stored {
+		isNew[id] = true
+	}
+	fresh := make([]rollout.Observation, 0, len(stored))
+	for _, o := range obs {
+		if isNew[o.JobID] {
+			fresh = append(fresh, o)
+			delete(isNew, o.JobID) // a duplicate in the batch counts once
+		}
+	}
+	return fresh, nil
+}
+
+type ringSigKey struct {
+	tally.Ring
+	sig string
+}
+
+type versionSigKey struct{ label, version, sig string }
+
+func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
+	expNew := map[tally.Ring]*[2]int64{}
+	sigNew := map[ringSigKey]*[2]int64{}
+	if len(b.RingMembers) > 0 {
+		n := len(b.RingMembers)
+		rs, cs, ss, ks, ms := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		st := make([]int32, n)
+		for i, m := range b.RingMembers {
+			rs[i], st[i], cs[i], ss[i], ks[i], ms[i] = m.RolloutID, int32(m.Stage), m.Cohort, m.Signature, m.Kind, m.Member
+		}
+		rows, err := tx.Query(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[])
+			ORDER BY 1, 2, 3, 4, 5, 6
+			ON CONFLICT DO NOTHING RETURNING rollout_id, stage, cohort, signature, kind`, rs, st, cs, ss, ks, ms)
+		if err != nil {
+			return fmt.Errorf("ring members: %w", err)
+		}
+		var m tally.RingMember
+		_, err = pgx.ForEachRow(rows, []any{&m.RolloutID, &m.Stage, &m.Cohort, &m.Signature, &m.Kind}, func() error {
+			var c *[2]int64
+			if m.Signature == "" {
+				if c = expNew[m.Ring]; c == nil {
+					c = new([2]int64)
+					expNew[m.Ring] = c
+				}
+			} else {
+				k := ringSigKey{m.Ring, m.Signature}
+				if c = sigNew[k]; c == nil {
+					c = new([2]int64)
+					sigNew[k] = c
+				}
+			}
+			if m.Kind == tally.KindPipeline {
+				c[0]++
+			} else {
+				c[1]++
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("ring members: %w", err)
+		}
+	}
+
+	vNew := map[versionSigKey]*[2]int64{}
+	bump := func(k versionSigKey, i int) {
+		c := vNew[k]
+		if c == nil {
+			c = new([2]int64)
+			vNew[k] = c
+		}
+		c[i]++
+	}
+	if len(b.History) > 0 {
+		n := len(b.History)
+		ls, ps, ss, vs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		fs, las := make([]time.Time, n), make([]time.Time, n)
+		js := make([]int64, n)
+		delta := make(map[[4]string]int64, n)
+		for i, h := range b.History {
+			ls[i], ps[i], ss[i], vs[i], fs[i], las[i], js[i] = h.Label, h.Pipeline, h.Signature, h.Version, h.First, h.Last, h.Jobs
+			delta[[4]string{h.Label, h.Pipeline, h.Signature, h.Version}] = h.Jobs
+		}
+		rows, err := tx.Query(ctx, `INSERT INTO tel_history AS h (label, pipeline, signature, version, first_seen, last_seen, jobs)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bigint[])
+			ORDER BY 1, 2, 3, 4
+			ON CONFLICT (label, pipeline, signature, version) DO UPDATE SET first_seen = least(h.first_seen, excluded.first_seen),
+				last_seen = greatest(h.last_seen, excluded.last_seen), jobs = h.jobs + excluded.jobs
+			RETURNING label, pipeline, signature, version, jobs`, ls, ps, ss, vs, fs, las, js)
+		if err != nil {
+			return fmt.Errorf("signature history: %w", err)
+		}
+		var k [4]string
+		var jobs int64
+		_, err = pgx.ForEachRow(rows, []any{&k[0], &k[1], &k[2], &k[3], &jobs}, func() error {
+			if jobs == delta[k] { // nothing was there before
+				bump(versionSigKey{k[0], k[3], k[2]}, 0)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("signature history: %w", err)
+		}
+	}
+	if len(b.VersionOrgs) > 0 {
+		n := len(b.VersionOrgs)
+		ls, vs, ss, os := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		for i, o := range b.VersionOrgs {
+			ls[i], vs[i], ss[i], os[i] = o.Label, o.Version, o.Signature, o.Org
+		}
+		rows, err := tx.Query(ctx, `INSERT INTO tel_version_orgs (label, version, signature, org)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ORDER BY 1, 2, 3, 4
+			ON CONFLICT DO NOTHING RETURNING label, version, signature`, ls, vs, ss, os)
+		if err != nil {
+			return fmt.Errorf("signature orgs: %w", err)
+		}
+		var k versionSigKey
+		_, err = pgx.ForEachRow(rows, []any{&k.label, &k.version, &k.sig}, func() error { bump(k, 1); return nil })
+		if err != nil {
+			return fmt.Errorf("signature orgs: %w", err)
+		}
+	}
+	if len(b.Examples) > 0 {
+		n := len(b.Examples)
+		ls, vs, ss, ms := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		for i, e := range b.Examples {
+			ls[i], vs[i], ss[i], ms[i] = e.Label, e.Version, e.Signature, e.Message
+		}
+		// The slot after those taken; the key's slot bound caps them at
+		// three even when two batches race for the same slot.
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_examples (label, version, signature, slot, message)
+			SELECT l, v, s, slot, m FROM (
+				SELECT u.l, u.v, u.s, u.m,
+					(SELECT count(*) FROM tel_examples e WHERE e.label = u.l AND e.version = u.v AND e.signature = u.s)
+						+ row_number() OVER (PARTITION BY u.l, u.v, u.s ORDER BY u.ord) - 1 AS slot
+				FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(l, v, s, m, ord)
+				WHERE NOT EXISTS (SELECT 1 FROM tel_examples e
+					WHERE e.label = u.l AND e.version = u.v AND e.signature = u.s AND e.message = u.m)
+			) x WHERE slot < 3 ORDER BY 1, 2, 3, 4
+			ON CONFLICT DO NOTHING`, ls, vs, ss, ms); err != nil {
+			return fmt.Errorf("examples: %w", err)
+		}
+	}
+	if len(b.Templates) > 0 {
+		n := len(b.Templates)
+		ss, ts := make([]string, n), make([]string, n)
+		for i, t := range b.Templates {
+			ss[i], ts[i] = t.Signature, t.Template
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_templates (signature, template)
+			SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1 ON CONFLICT DO NOTHING`, ss, ts); err != nil {
+			return fmt.Errorf("templates: %w", err)
+		}
+	}
+
+	if len(b.VersionSigs) > 0 {
+		n := len(b.VersionSigs)
+		ls, vs, ss := make([]string, n), make([]string, n), make([]string, n)
+		fs, las := make([]time.Time, n), make([]time.Time, n)
+		js, ps, os := make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, v := range b.VersionSigs {
+			ls[i], vs[i], ss[i], fs[i], las[i], js[i] = v.Label, v.Version, v.Signature, v.First, v.Last, v.Jobs
+			if c := vNew[versionSigKey{v.Label, v.Version, v.Signature}]; c != nil {
+				ps[i], os[i] = c[0], c[1]
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_signatures AS t (label, version, signature, first_seen, last_seen, jobs, pipelines, orgs)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::bigint[], $7::bigint[], $8::bigint[])
+			ORDER BY 1, 2, 3
+			ON CONFLICT (label, version, signature) DO UPDATE SET first_seen = least(t.first_seen, excluded.first_seen),
+				last_seen = greatest(t.last_seen, excluded.last_seen), jobs = t.jobs + excluded.jobs,
+				pipelines = t.pipelines + excluded.pipelines, orgs = t.orgs + excluded.orgs`, ls, vs, ss, fs, las, js, ps, os); err != nil {
+			return fmt.Errorf("version signatures: %w", err)
+		}
+	}
+	if len(b.RingSigs) > 0 {
+		n := len(b.RingSigs)
+		rs, cs, ss := make([]string, n), make([]string, n), make([]string, n)
+		st := make([]int32, n)
+		js, ps, os := make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, s := range b.RingSigs {
+			rs[i], st[i], cs[i], ss[i], js[i] = s.RolloutID, int32(s.Stage), s.Cohort, s.Signature, s.Jobs
+			if c := sigNew[ringSigKey{s.Ring, s.Signature}]; c != nil {
+				ps[i], os[i] = c[0], c[1]
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_ring_sigs AS t (rollout_id, stage, cohort, signature, jobs, pipelines, orgs)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+			ORDER BY 1, 2, 3, 4
+			ON CONFLICT (rollout_id, stage, cohort, signature) DO UPDATE SET jobs = t.jobs + excluded.jobs,
+				pipelines = t.pipelines + excluded.pipelines, orgs = t.orgs + excluded.orgs`, rs, st, cs, ss, js, ps, os); err != nil {
+			return fmt.Errorf("ring signatures: %w", err)
+		}
+	}
+	if len(b.Exposure) > 0 {
+		n := len(b.Exposure)
+		rs, cs := make([]string, n), make([]string, n)
+		st := make([]int32, n)
+		js, fs, ps, os := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, e := range b.Exposure {
+			rs[i], st[i], cs[i], js[i], fs[i] = e.RolloutID, int32(e.Stage), e.Cohort, e.Jobs, e.Failed
+			if c := expNew[e.Ring]; c != nil {
+				ps[i], os[i] = c[0], c[1]
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_exposure AS t (rollout_id, stage, cohort, jobs, failed, pipelines, orgs)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+			ORDER BY 1, 2, 3
+			ON CONFLICT (rollout_id, stage, cohort) DO UPDATE SET jobs = t.jobs + excluded.jobs, failed = t.failed + excluded.failed,
+				pipelines = t.pipelines + excluded.pipelines, orgs = t.orgs + excluded.orgs`, rs, st, cs, js, fs, ps, os); err != nil {
+			return fmt.Errorf("exposure: %w", err)
+		}
+	}
+	return nil
+}
+
+// RolloutStages reads the stages migration 0004's trigger wrote.
+func (db *DB) RolloutStages(ctx context.Context, rolloutID string) ([]rollout.Stage, error) {
+	rows, err := db.pool.Query(ctx, `SELECT stage, started_at FROM rollout_stages WHERE rollout_id = $1 ORDER BY stage`, rolloutID)
+	if err != nil {
+		return nil, fmt.Errorf("stages of rollout %s: %w", rolloutID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rollout.Stage, error) {
+		var s rollout.Stage
+		err := r.Scan(&s.Ring, &s.StartedAt)
+		s.StartedAt = s.StartedAt.UTC()
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stages of rollout %s: %w", rolloutID, err)
+	}
+	return out, nil
+}
+
+// RingTelemetry reads the aggregates of one ring in one REPEATABLE READ
+// snapshot.
+func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (rollout.Telemetry, error) {
+	t := rollout.Telemetry{RolloutID: rolloutID, Stage: stage, Exposure: map[string]rollout.Exposure{}}
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var label, version, from string
+		var created time.Time
+		err := tx.QueryRow(ctx, `SELECT label, version, from_version, created_at FROM rollouts WHERE id = $1`, rolloutID).
+			Scan(&label, &version, &from, &created)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("rollout %s: %w", rolloutID, rollout.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT cohort, jobs, failed, pipelines, orgs FROM tel_exposure WHERE rollout_id = $1 AND stage = $2`, rolloutID, stage)
+		if err != nil {
+			return err
+		}
+		var c string
+		var e rollout.Exposure
+		if _, err := pgx.ForEachRow(rows, []any{&c, &e.Jobs, &e.Failed, &e.Pipelines, &e.Orgs}, func() error {
+			t.Exposure[c] = e
+			return nil
+		}); err != nil {
+			return err
+		}
+
+		rows, err = tx.Query(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, COALESCE(t.template, '')
+			FROM tel_ring_sigs s LEFT JOIN tel_templates t ON t.signature = s.signature
+			WHERE s.rollout_id = $1 AND s.stage = $2 ORDER BY s.signature`, rolloutID, stage)
+		if err != nil {
+			return err
+		}
+		index := map[string]int{}
+		var id, cohort, tmpl string
+		var sc rollout.SignatureCounts
+		if _, err := pgx.ForEachRow(rows, []any{&id, &cohort, &sc.Jobs, &sc.Pipelines, &sc.Orgs, &tmpl}, func() error {
+			i, ok := index[id]
+			if !ok {
+				i = len(t.Signatures)
+				index[id] = i
+				t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Template: tmpl, Cohorts: map[string]rollout.SignatureCounts{}})
+			}
+			t.Signatures[i].Cohorts[cohort] = sc
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(t.Signatures) == 0 {
+			return nil
+		}
+
+		rows, err = tx.Query(ctx, `SELECT m.signature, count(*) FROM tel_ring_members m
+			WHERE m.rollout_id = $1 AND m.stage = $2 AND m.cohort = $3 AND m.signature > '' AND m.kind = $4
+			AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = $5 AND h.pipeline = m.member
+				AND h.signature = m.signature AND h.version <> $6 AND h.first_seen < $7)
+			GROUP BY m.signature`, rolloutID, stage, rollout.CohortNew, tally.KindPipeline, label, version, created)
+		if err != nil {
+			return err
+		}
+		var n int64
+		if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error {
+			if i, ok := index[id]; ok {
+				t.Signatures[i].NewWithoutHistory = n
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+
+		// The new version's examples first, then the old's: each a range
+		// of the primary key in its order.
+		var msg string
+		for _, v := range []string{version, from} {
+			rows, err = tx.Query(ctx, `SELECT signature, message FROM tel_examples
+				WHERE label = $1 AND version = $2 AND slot < 2 ORDER BY signature, slot`, label, v)
+			if err != nil {
+				return err
+			}
+			if _, err := pgx.ForEachRow(rows, []any{&id, &msg}, func() error {
+				if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
+					t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return t, fmt.Errorf("telemetry of rollout %s ring %d: %w", rolloutID, stage, err)
+	}
+	return t, nil
+}
+
+// ListSignatures pages by (version, signature).
+func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error) {
+	after, err := page.AfterKey(p.After, 2)
+	if err != nil {
+		return nil, "", err
+	}
+	n := page.Limit(p)
+	rows, err := db.pool.Query(ctx, `SELECT s.version, s.signature, COALESCE(t.template, ''), s.first_seen, s.last_seen,
+			s.jobs, s.pipelines, s.orgs
+		FROM tel_signatures s LEFT JOIN tel_templates t ON t.signature = s.signature
+		WHERE s.label = $1 AND ($2 = '' OR s.version = $2) AND (s.version, s.signature) > ($3, $4)
+		ORDER BY s.version, s.signature LIMIT $5`, label, version, after[0], after[1], n+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("signatures of %s: %w", label, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rollout.Signature, error) {
+		s := rollout.Signature{Label: label}
+		err := r.Scan(&s.Version, &s.ID, &s.Template, &s.FirstSeen, &s.LastSeen, &s.Jobs, &s.Pipelines, &s.Orgs)
+		s.FirstSeen, s.LastSeen = s.FirstSeen.UTC(), s.LastSeen.UTC()
+		return s, err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("signatures of %s: %w", label, err)
+	}
+	next := ""
+	if len(out) > n {
+		out = out[:n]
+		next = page.KeyCursor(out[n-1].Version, out[n-1].ID)
+	}
+	if len(out) == 0 {
+		return out, "", nil
+	}
+	idx := map[[2]string]int{}
+	for i, s := range out {
+		idx[[2]string{s.Version, s.ID}] = i
+	}
+	first, last := out[0], out[len(out)-1]
+	rows, err = db.pool.Query(ctx, `SELECT version, signature, message FROM tel_examples
+		WHERE label = $1 AND (version, signature) >= ($2, $3) AND (version, signature) <= ($4, $5)
+		ORDER BY version, signature, slot`, label, first.Version, first.ID, last.Version, last.ID)
+	if err != nil {
+		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
+	}
+	var v, id, msg string
+	if _, err := pgx.ForEachRow(rows, []any{&v, &id, &msg}, func() error {
+		if i, ok := idx[[2]string{v, id}]; ok {
+			out[i].Examples = append(out[i].Examples, msg)
+		}
+		return nil
+	}); err != nil {
+		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
+	}
+	return out, next, nil
+}

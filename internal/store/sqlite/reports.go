@@ -1,0 +1,146 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/page"
+)
+
+var _ rollout.ReportStore = (*DB)(nil)
+
+// AddReport inserts r.
+func (db *DB) AddReport(ctx context.Context, r rollout.Report) (rollout.Report, error) {
+	r, err := rollout.PrepareReport(r, time.Now())
+	if err != nil {
+		return r, err
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO reports
+			(org, label, version, job_id, text, signature, template, known, actor, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			r.Org, r.Label, r.Version, r.JobID, r.Text, r.Signature, r.Template, r.Known, r.Actor, us(r.CreatedAt)).Scan(&r.ID)
+	})
+	if err != nil {
+		return r, fmt.Errorf("add report on %s from %s: %w", r.Label, r.Org, err)
+	}
+	return r, nil
+}
+
+// ReportOrgs reads the distinct orgs from the signature index alone.
+func (db *DB) ReportOrgs(ctx context.Context, label, signature string, since time.Time) ([]string, error) {
+	if signature == "" {
+		return nil, nil
+	}
+	rows, err := db.rd.QueryContext(ctx, `SELECT DISTINCT org FROM reports
+		WHERE label = ? AND signature = ? AND created_at >= ? ORDER BY org`, label, signature, us(since))
+	if err != nil {
+		return nil, fmt.Errorf("orgs reporting %s on %s: %w", signature, label, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var org string
+		if err := rows.Scan(&org); err != nil {
+			return nil, fmt.Errorf("orgs reporting %s on %s: %w", signature, label, err)
+		}
+		out = append(out, org)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("orgs reporting %s on %s: %w", signature, label, err)
+	}
+	return out, nil
+}
+
+// ListReports lists reports newest first.
+func (db *DB) ListReports(ctx context.Context, f rollout.ReportFilter, p rollout.Page) ([]rollout.Report, string, error) {
+	after, err := page.AfterSeq(p.After)
+	if err != nil {
+		return nil, "", err
+	}
+	n := page.Limit(p)
+	q := `SELECT id, org, label, version, job_id, text, signature, template, known, actor, created_at FROM reports WHERE id < ?`
+	args := []any{after}
+	if f.Label != "" {
+		q += ` AND label = ?`
+		args = append(args, f.Label)
+	}
+	if f.Signature != "" {
+		q += ` AND signature = ?`
+		args = append(args, f.Signature)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, n+1)
+	rows, err := db.rd.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list reports: %w", err)
+	}
+	defer rows.Close()
+	var out []rollout.Report
+	for rows.Next() {
+		var r rollout.Report
+		var at int64
+		if err := rows.Scan(&r.ID, &r.Org, &r.Label, &r.Version, &r.JobID, &r.Text, &r.Signature, &r.Template, &r.Known, &r.Actor, &at); err != nil {
+			return nil, "", fmt.Errorf("list reports: %w", err)
+		}
+		r.CreatedAt = fromUS(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list reports: %w", err)
+	}
+	if len(out) > n {
+		out = out[:n]
+		return out, page.SeqCursor(out[n-1].ID), nil
+	}
+	return out, "", nil
+}
+
+// AddEscalation inserts e and its audit entry unless e.Key exists; the
+// primary key, not a read first, decides between racing writers.
+func (db *DB) AddEscalation(ctx context.Context, e rollout.Escalation, audit rollout.AuditEntry) (bool, error) {
+	e, err := rollout.PrepareEscalation(e, time.Now())
+	if err != nil {
+		return false, err
+	}
+	var added bool
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO escalations
+			(key, label, signature, template, rollout_id, version, orgs, action, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
+			e.Key, e.Label, e.Signature, e.Template, e.RolloutID, e.Version, e.Orgs, e.Action, us(e.CreatedAt))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if added = n > 0; err != nil || !added {
+			return err
+		}
+		return insertAudit(ctx, tx, audit)
+	})
+	if err != nil {
+		return false, fmt.Errorf("record escalation %s: %w", e.Key, err)
+	}
+	return added, nil
+}
+
+// GetEscalation returns ErrNotFound when key is not recorded.
+func (db *DB) GetEscalation(ctx context.Context, key string) (rollout.Escalation, error) {
+	var e rollout.Escalation
+	var at int64
+	err := db.rd.QueryRowContext(ctx, `SELECT key, label, signature, template, rollout_id, version, orgs, action, created_at
+		FROM escalations WHERE key = ?`, key).
+		Scan(&e.Key, &e.Label, &e.Signature, &e.Template, &e.RolloutID, &e.Version, &e.Orgs, &e.Action, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("escalation %s: %w", key, rollout.ErrNotFound)
+	}
+	if err != nil {
+		return e, fmt.Errorf("read escalation %s: %w", key, err)
+	}
+	e.CreatedAt = fromUS(at)
+	return e, nil
+}

@@ -1,0 +1,618 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/page"
+	"github.com/imagegate/imagegate/internal/store/tally"
+)
+
+// AppendObservations writes the events and their aggregates in one
+// fsynced transaction (see rollout.TelemetryStore). SQLite runs one
+// statement per aggregate row; to keep up with ingest, set members this
+// process has already seen committed are not inserted again (telCache):
+// they are never deleted, so the insert would be a no-op.
+func (db *DB) AppendObservations(ctx context.Context, obs []rollout.Observation) (int, error) {
+	if err := rollout.CheckObservations(obs); err != nil {
+		return 0, err
+	}
+	if len(obs) == 0 {
+		return 0, nil
+	}
+	var added int
+	var learned []string
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		added, learned = 0, learned[:0]
+		fresh, err := insertObservations(ctx, tx, obs)
+		if err != nil {
+			return err
+		}
+		added = len(fresh)
+		learned, err = db.writeTally(ctx, tx, tally.Group(fresh), learned)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("append %d events: %w", len(obs), err)
+	}
+	db.tel.add(learned)
+	return added, nil
+}
+
+// insertObservations inserts the events and returns those that were new.
+// Rows go eventsPerInsert to a statement: with modernc's driver the cost
+// of a statement, not of a row, dominated ingest.
+func insertObservations(ctx context.Context, tx *sql.Tx, obs []rollout.Observation) ([]rollout.Observation, error) {
+	const cols = 16
+	full, err := tx.PrepareContext(ctx, insertEventsSQL(eventsPerInsert))
+	if err != nil {
+		return nil, err
+	}
+	defer full.Close()
+	isNew := make(map[string]bool, len(obs))
+	args := make([]any, 0, cols*eventsPerInsert)
+	for start := 0; start < len(obs); start += eventsPerInsert {
+		chunk := obs[start:min(start+eventsPerInsert, len(obs))]
+		args = args[:0]
+		for _, o := range chunk {
+			args = append(args, o.JobID, o.Org, o.Label, o.Version, o.Ring, o.Outcome, us(o.StartedAt),
+				o.DurationMs, o.ErrorText, o.Pipeline, o.RunID, us(o.ReceivedAt), o.RolloutID, o.Stage, o.Cohort, o.Signature)
+		}
+		var rows *sql.Rows
+		if len(chunk) == eventsPerInsert {
+			rows, err = full.QueryContext(ctx, args...)
+		} else {
+			rows, err = tx.QueryContext(ctx, insertEventsSQL(len(chunk)), args...)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("insert events: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("insert events: %w", err)
+			}
+			isNew[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("insert events: %w", err)
+		}
+	}
+	fresh := make([]rollout.Observation, 0, len(isNew))
+	for _, o := range obs {
+		if isNew[o.JobID] {
+			fresh = append(fresh, o)
+			delete(isNew, o.JobID) // a duplicate in the batch counts once
+		}
+	}
+	return fresh, nil
+}
+
+const eventsPerInsert = 50
+
+func insertEventsSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO events (job_id, org, label, version, ring, outcome, started_at, duration_ms, error_text,
+		pipeline, run_id, received_at, rollout_id, stage, cohort, signature) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	b.WriteString(" ON CONFLICT DO NOTHING RETURNING job_id")
+	return b.String()
+}
+
+type ringSigKey struct {
+	tally.Ring
+	sig string
+}
+
+type versionSigKey struct{ label, version, sig string }
+
+// writeTally writes b's rows. Counters go last: they are the rows every
+// batch touches.
+func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned []string) ([]string, error) {
+	expNew := map[tally.Ring]*[2]int64{} // new pipelines, orgs
+	sigNew := map[ringSigKey]*[2]int64{}
+	if len(b.RingMembers) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for _, m := range b.RingMembers {
+			key := "m\x00" + m.RolloutID + "\x00" + strconv.Itoa(m.Stage) + "\x00" + m.Cohort + "\x00" + m.Signature + "\x00" + m.Kind + "\x00" + m.Member
+			if db.tel.has(key) {
+				continue
+			}
+			n, err := execN(ctx, st, m.RolloutID, m.Stage, m.Cohort, m.Signature, m.Kind, m.Member)
+			if err != nil {
+				return learned, fmt.Errorf("ring member: %w", err)
+			}
+			learned = append(learned, key)
+			if n == 0 {
+				continue
+			}
+			var c *[2]int64
+			if m.Signature == "" {
+				if c = expNew[m.Ring]; c == nil {
+					c = new([2]int64)
+					expNew[m.Ring] = c
+				}
+			} else {
+				k := ringSigKey{m.Ring, m.Signature}
+				if c = sigNew[k]; c == nil {
+					c = new([2]int64)
+					sigNew[k] = c
+				}
+			}
+			if m.Kind == tally.KindPipeline {
+				c[0]++
+			} else {
+				c[1]++
+			}
+		}
+	}
+
+	vNew := map[versionSigKey]*[2]int64{}
+	bump := func(k versionSigKey, i int) {
+		c := vNew[k]
+		if c == nil {
+			c = new([2]int64)
+			vNew[k] = c
+		}
+		c[i]++
+	}
+	if len(b.History) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_history (label, pipeline, signature, version, first_seen, last_seen, jobs)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
+			last_seen = max(last_seen, excluded.last_seen), jobs = jobs + excluded.jobs RETURNING jobs`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for _, h := range b.History {
+			var jobs int64
+			if err := st.QueryRowContext(ctx, h.Label, h.Pipeline, h.Signature, h.Version, us(h.First), us(h.Last), h.Jobs).Scan(&jobs); err != nil {
+				return learned, fmt.Errorf("signature history: %w", err)
+			}
+			if jobs == h.Jobs { // nothing was there before
+				bump(versionSigKey{h.Label, h.Version, h.Signature}, 0)
+			}
+		}
+	}
+	if len(b.VersionOrgs) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_version_orgs (label, version, signature, org) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for _, o := range b.VersionOrgs {
+			key := "o\x00" + o.Label + "\x00" + o.Version + "\x00" + o.Signature + "\x00" + o.Org
+			if db.tel.has(key) {
+				continue
+			}
+			n, err := execN(ctx, st, o.Label, o.Version, o.Signature, o.Org)
+			if err != nil {
+				return learned, fmt.Errorf("signature org: %w", err)
+			}
+			learned = append(learned, key)
+			if n == 1 {
+				bump(versionSigKey{o.Label, o.Version, o.Signature}, 1)
+			}
+		}
+	}
+	var err error
+	if learned, err = db.writeExamples(ctx, tx, b.Examples, learned); err != nil {
+		return learned, err
+	}
+	if len(b.Templates) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_templates (signature, template) VALUES (?, ?) ON CONFLICT DO NOTHING`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for _, t := range b.Templates {
+			key := "t\x00" + t.Signature
+			if db.tel.has(key) {
+				continue
+			}
+			if _, err := st.ExecContext(ctx, t.Signature, t.Template); err != nil {
+				return learned, fmt.Errorf("signature template: %w", err)
+			}
+			learned = append(learned, key)
+		}
+	}
+
+	if len(b.VersionSigs) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_signatures (label, version, signature, first_seen, last_seen, jobs, pipelines, orgs)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
+			last_seen = max(last_seen, excluded.last_seen), jobs = jobs + excluded.jobs,
+			pipelines = pipelines + excluded.pipelines, orgs = orgs + excluded.orgs`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for _, v := range b.VersionSigs {
+			c := vNew[versionSigKey{v.Label, v.Version, v.Signature}]
+			if c == nil {
+				c = new([2]int64)
+			}
+			if _, err := st.ExecContext(ctx, v.Label, v.Version, v.Signature, us(v.First), us(v.Last), v.Jobs, c[0], c[1]); err != nil {
+				return learned, fmt.Errorf("version signature: %w", err)
+			}
+		}
+	}
+	if len(b.RingSigs) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_sigs (rollout_id, stage, cohort, signature, jobs, pipelines, orgs)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs,
+			pipelines = pipelines + excluded.pipelines, orgs = orgs + excluded.orgs`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for _, s := range b.RingSigs {
+			c := sigNew[ringSigKey{s.Ring, s.Signature}]
+			if c == nil {
+				c = new([2]int64)
+			}
+			if _, err := st.ExecContext(ctx, s.RolloutID, s.Stage, s.Cohort, s.Signature, s.Jobs, c[0], c[1]); err != nil {
+				return learned, fmt.Errorf("ring signature: %w", err)
+			}
+		}
+	}
+	if len(b.Exposure) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_exposure (rollout_id, stage, cohort, jobs, failed, pipelines, orgs)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs, failed = failed + excluded.failed,
+			pipelines = pipelines + excluded.pipelines, orgs = orgs + excluded.orgs`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for _, e := range b.Exposure {
+			c := expNew[e.Ring]
+			if c == nil {
+				c = new([2]int64)
+			}
+			if _, err := st.ExecContext(ctx, e.RolloutID, e.Stage, e.Cohort, e.Jobs, e.Failed, c[0], c[1]); err != nil {
+				return learned, fmt.Errorf("exposure: %w", err)
+			}
+		}
+	}
+	return learned, nil
+}
+
+// writeExamples fills the free example slots of each version's signature
+// with the batch's messages not stored yet.
+func (db *DB) writeExamples(ctx context.Context, tx *sql.Tx, exs []tally.Example, learned []string) ([]string, error) {
+	if len(exs) == 0 {
+		return learned, nil
+	}
+	sel, err := tx.PrepareContext(ctx, `SELECT slot, message FROM tel_examples WHERE label = ? AND version = ? AND signature = ?`)
+	if err != nil {
+		return learned, err
+	}
+	defer sel.Close()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO tel_examples (label, version, signature, slot, message) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return learned, err
+	}
+	defer ins.Close()
+	for i := 0; i < len(exs); {
+		j := i + 1
+		for j < len(exs) && exs[j].Label == exs[i].Label && exs[j].Version == exs[i].Version && exs[j].Signature == exs[i].Signature {
+			j++
+		}
+		e := exs[i]
+		group := exs[i:j]
+		i = j
+		key := "x\x00" + e.Label + "\x00" + e.Version + "\x00" + e.Signature
+		if db.tel.has(key) {
+			continue
+		}
+		var used [tally.MaxExamples]bool
+		have := map[string]bool{}
+		rows, err := sel.QueryContext(ctx, e.Label, e.Version, e.Signature)
+		if err != nil {
+			return learned, fmt.Errorf("examples: %w", err)
+		}
+		for rows.Next() {
+			var slot int
+			var msg string
+			if err := rows.Scan(&slot, &msg); err != nil {
+				rows.Close()
+				return learned, fmt.Errorf("examples: %w", err)
+			}
+			if slot >= 0 && slot < len(used) {
+				used[slot] = true
+			}
+			have[msg] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return learned, fmt.Errorf("examples: %w", err)
+		}
+		slot := 0
+		for _, g := range group {
+			for slot < len(used) && used[slot] {
+				slot++
+			}
+			if slot == len(used) {
+				break
+			}
+			if have[g.Message] {
+				continue
+			}
+			if _, err := ins.ExecContext(ctx, e.Label, e.Version, e.Signature, slot, g.Message); err != nil {
+				return learned, fmt.Errorf("example: %w", err)
+			}
+			used[slot], have[g.Message] = true, true
+		}
+		if used == [tally.MaxExamples]bool{true, true, true} {
+			learned = append(learned, key)
+		}
+	}
+	return learned, nil
+}
+
+func execN(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// RolloutStages reads the stages the triggers of migration 0004 wrote.
+func (db *DB) RolloutStages(ctx context.Context, rolloutID string) ([]rollout.Stage, error) {
+	rows, err := db.rd.QueryContext(ctx, `SELECT stage, started_at FROM rollout_stages WHERE rollout_id = ? ORDER BY stage`, rolloutID)
+	if err != nil {
+		return nil, fmt.Errorf("stages of rollout %s: %w", rolloutID, err)
+	}
+	defer rows.Close()
+	var out []rollout.Stage
+	for rows.Next() {
+		var s rollout.Stage
+		var at int64
+		if err := rows.Scan(&s.Ring, &at); err != nil {
+			return nil, fmt.Errorf("stages of rollout %s: %w", rolloutID, err)
+		}
+		s.StartedAt = fromUS(at)
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("stages of rollout %s: %w", rolloutID, err)
+	}
+	return out, nil
+}
+
+// RingTelemetry reads the aggregates of one ring in four queries on one
+// read transaction (a consistent snapshot).
+func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (rollout.Telemetry, error) {
+	t := rollout.Telemetry{RolloutID: rolloutID, Stage: stage, Exposure: map[string]rollout.Exposure{}}
+	tx, err := db.rd.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return t, fmt.Errorf("telemetry of rollout %s: %w", rolloutID, err)
+	}
+	defer tx.Rollback()
+	var label, version, from string
+	var created int64
+	err = tx.QueryRowContext(ctx, `SELECT label, version, from_version, created_at FROM rollouts WHERE id = ?`, rolloutID).
+		Scan(&label, &version, &from, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("rollout %s: %w", rolloutID, rollout.ErrNotFound)
+	}
+	if err != nil {
+		return t, fmt.Errorf("telemetry of rollout %s: %w", rolloutID, err)
+	}
+	wrap := func(err error) error { return fmt.Errorf("telemetry of rollout %s ring %d: %w", rolloutID, stage, err) }
+
+	rows, err := tx.QueryContext(ctx, `SELECT cohort, jobs, failed, pipelines, orgs FROM tel_exposure WHERE rollout_id = ? AND stage = ?`, rolloutID, stage)
+	if err != nil {
+		return t, wrap(err)
+	}
+	for rows.Next() {
+		var c string
+		var e rollout.Exposure
+		if err := rows.Scan(&c, &e.Jobs, &e.Failed, &e.Pipelines, &e.Orgs); err != nil {
+			rows.Close()
+			return t, wrap(err)
+		}
+		t.Exposure[c] = e
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return t, wrap(err)
+	}
+
+	rows, err = tx.QueryContext(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, COALESCE(t.template, '')
+		FROM tel_ring_sigs s LEFT JOIN tel_templates t ON t.signature = s.signature
+		WHERE s.rollout_id = ? AND s.stage = ? ORDER BY s.signature`, rolloutID, stage)
+	if err != nil {
+		return t, wrap(err)
+	}
+	index := map[string]int{}
+	for rows.Next() {
+		var id, cohort, tmpl string
+		var c rollout.SignatureCounts
+		if err := rows.Scan(&id, &cohort, &c.Jobs, &c.Pipelines, &c.Orgs, &tmpl); err != nil {
+			rows.Close()
+			return t, wrap(err)
+		}
+		i, ok := index[id]
+		if !ok {
+			i = len(t.Signatures)
+			index[id] = i
+			t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Template: tmpl, Cohorts: map[string]rollout.SignatureCounts{}})
+		}
+		t.Signatures[i].Cohorts[cohort] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return t, wrap(err)
+	}
+	if len(t.Signatures) == 0 {
+		return t, nil
+	}
+
+	rows, err = tx.QueryContext(ctx, `SELECT m.signature, COUNT(*) FROM tel_ring_members m
+		WHERE m.rollout_id = ? AND m.stage = ? AND m.cohort = ? AND m.signature > '' AND m.kind = ?
+		AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ? AND h.pipeline = m.member
+			AND h.signature = m.signature AND h.version <> ? AND h.first_seen < ?)
+		GROUP BY m.signature`, rolloutID, stage, rollout.CohortNew, tally.KindPipeline, label, version, created)
+	if err != nil {
+		return t, wrap(err)
+	}
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			rows.Close()
+			return t, wrap(err)
+		}
+		if i, ok := index[id]; ok {
+			t.Signatures[i].NewWithoutHistory = n
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return t, wrap(err)
+	}
+
+	// Two examples per signature: the new version's first, then the old's.
+	// Each version's examples are one range of the primary key, read in
+	// its order: no sort, and no lookup per signature.
+	for _, v := range []string{version, from} {
+		rows, err = tx.QueryContext(ctx, `SELECT signature, message FROM tel_examples
+			WHERE label = ? AND version = ? AND slot < 2 ORDER BY signature, slot`, label, v)
+		if err != nil {
+			return t, wrap(err)
+		}
+		for rows.Next() {
+			var id, msg string
+			if err := rows.Scan(&id, &msg); err != nil {
+				rows.Close()
+				return t, wrap(err)
+			}
+			if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
+				t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return t, wrap(err)
+		}
+	}
+	return t, nil
+}
+
+// ListSignatures pages by (version, signature).
+func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error) {
+	after, err := page.AfterKey(p.After, 2)
+	if err != nil {
+		return nil, "", err
+	}
+	n := page.Limit(p)
+	rows, err := db.rd.QueryContext(ctx, `SELECT s.version, s.signature, COALESCE(t.template, ''), s.first_seen, s.last_seen,
+			s.jobs, s.pipelines, s.orgs
+		FROM tel_signatures s LEFT JOIN tel_templates t ON t.signature = s.signature
+		WHERE s.label = ? AND (? = '' OR s.version = ?) AND (s.version, s.signature) > (?, ?)
+		ORDER BY s.version, s.signature LIMIT ?`, label, version, version, after[0], after[1], n+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("signatures of %s: %w", label, err)
+	}
+	var out []rollout.Signature
+	for rows.Next() {
+		s := rollout.Signature{Label: label}
+		var first, last int64
+		if err := rows.Scan(&s.Version, &s.ID, &s.Template, &first, &last, &s.Jobs, &s.Pipelines, &s.Orgs); err != nil {
+			rows.Close()
+			return nil, "", fmt.Errorf("signatures of %s: %w", label, err)
+		}
+		s.FirstSeen, s.LastSeen = fromUS(first), fromUS(last)
+		out = append(out, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("signatures of %s: %w", label, err)
+	}
+	next := ""
+	if len(out) > n {
+		out = out[:n]
+		next = page.KeyCursor(out[n-1].Version, out[n-1].ID)
+	}
+	if len(out) == 0 {
+		return out, "", nil
+	}
+	idx := map[[2]string]int{}
+	for i, s := range out {
+		idx[[2]string{s.Version, s.ID}] = i
+	}
+	first, last := out[0], out[len(out)-1]
+	rows, err = db.rd.QueryContext(ctx, `SELECT version, signature, message FROM tel_examples
+		WHERE label = ? AND (version, signature) >= (?, ?) AND (version, signature) <= (?, ?)
+		ORDER BY version, signature, slot`, label, first.Version, first.ID, last.Version, last.ID)
+	if err != nil {
+		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v, id, msg string
+		if err := rows.Scan(&v, &id, &msg); err != nil {
+			return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
+		}
+		if i, ok := idx[[2]string{v, id}]; ok {
+			out[i].Examples = append(out[i].Examples, msg)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
+	}
+	return out, next, nil
+}
+
+// telCache remembers keys of aggregate rows known to be committed (set
+// members, full example slots, templates), in two generations so memory
+// stays bounded: a forgotten key only costs one redundant insert.
+type telCache struct {
+	mu       sync.Mutex
+	cur, old map[string]struct{}
+}
+
+const telCacheSize = 1 << 18
+
+func (c *telCache) has(k string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.cur[k]; ok {
+		return true
+	}
+	_, ok := c.old[k]
+	return ok
+}
+
+func (c *telCache) add(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		if c.cur == nil || len(c.cur) >= telCacheSize {
+			c.old, c.cur = c.cur, make(map[string]struct{}, 1024)
+		}
+		c.cur[k] = struct{}{}
+	}
+}

@@ -1,0 +1,473 @@
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+)
+
+// telemetryTests run with the suite (Run).
+var telemetryTests = []struct {
+	name string
+	fn   func(t *testing.T, s rollout.Store)
+}{
+	{"TelemetryCohorts", testTelemetryCohorts},
+	{"TelemetryBatchRefusedWhole", testTelemetryRefusal},
+	{"TelemetryExamplesCapped", testTelemetryExamples},
+	{"TelemetryConcurrentRetries", testTelemetryConcurrent},
+	{"RolloutStages", testRolloutStages},
+}
+
+// LastLineSigner is a stand-in for the signature miner (another
+// package's job), for store tests only: the signature of an error text is
+// its last non-empty line with numbers masked, its id a hash of that.
+type LastLineSigner struct{}
+
+var _ rollout.Signer = LastLineSigner{}
+
+var digits = regexp.MustCompile(`\b[0-9]+\b`)
+
+// Sign implements rollout.Signer.
+func (LastLineSigner) Sign(text string) (string, string) {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	tmpl := digits.ReplaceAllString(strings.TrimSpace(lines[len(lines)-1]), "<*>")
+	if tmpl == "" {
+		return "", ""
+	}
+	h := sha256.Sum256([]byte(tmpl))
+	return "s-" + hex.EncodeToString(h[:6]), tmpl
+}
+
+// Clock is a clock the test moves by hand.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now implements rollout.Clock.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// OrgIn finds an org of ring (index) in or out of its control share.
+func OrgIn(tb testing.TB, rings []rollout.Ring, ring int, control bool) string {
+	tb.Helper()
+	for i := range 100000 {
+		org := fmt.Sprintf("org-%d", i)
+		if rollout.RingOf(rings, org) == ring && rollout.InControl(rings[ring], org) == control {
+			return org
+		}
+	}
+	tb.Fatalf("no org in ring %d (control %v)", ring, control)
+	return ""
+}
+
+// telEnv is a control plane over the store under test.
+type telEnv struct {
+	t     *testing.T
+	s     rollout.Store
+	svc   *rollout.Service
+	ctl   *rollout.Controller
+	clock *Clock
+	rings []rollout.Ring
+}
+
+const telLabel = "img"
+
+func newTelEnv(t *testing.T, s rollout.Store) *telEnv {
+	t.Helper()
+	e := &telEnv{t: t, s: s, clock: NewClock(T0)}
+	svc, err := rollout.NewService(ctx(t), s, rollout.ServiceOptions{Clock: e.clock, Signer: LastLineSigner{}})
+	must(t, err)
+	t.Cleanup(func() { svc.Close() })
+	e.svc = svc
+	e.ctl = rollout.NewController(svc, s, rollout.ControllerOptions{Holder: "test", Clock: e.clock})
+	e.rings = []rollout.Ring{
+		{Name: "canary", Orgs: []string{"org-canary"}, BakeTime: time.Hour},
+		{Name: "early", Percent: 50, ControlPercent: 30, BakeTime: time.Hour},
+		{Name: "everyone", Percent: 100},
+	}
+	must(t, svc.SetRings(ctx(t), "test", "", e.rings))
+	for _, v := range []string{"v1", "v2"} {
+		_, err := svc.PushVersion(ctx(t), "test", rollout.Version{Label: telLabel, Version: v})
+		must(t, err)
+	}
+	r, err := svc.StartRollout(ctx(t), "test", rollout.StartRequest{Label: telLabel, Version: "v1"})
+	must(t, err)
+	if r.State != rollout.StateCompleted {
+		t.Fatalf("first rollout is %s, want completed", r.State)
+	}
+	return e
+}
+
+// ev is a job event started at the clock's now plus at.
+func (e *telEnv) ev(id, org, version, pipeline, outcome, text string, at time.Duration) rollout.JobEvent {
+	return rollout.JobEvent{JobID: id, Org: org, Label: telLabel, Version: version, Pipeline: pipeline, Outcome: outcome,
+		StartedAt: e.clock.Now().Add(at), DurationMs: 1000, ErrorText: text}
+}
+
+func (e *telEnv) ingest(want int, evs ...rollout.JobEvent) {
+	e.t.Helper()
+	n, err := e.svc.IngestEvents(ctx(e.t), evs)
+	must(e.t, err)
+	if n != want {
+		e.t.Fatalf("IngestEvents stored %d new events, want %d", n, want)
+	}
+}
+
+func (e *telEnv) tickTo(id string, ring int) {
+	e.t.Helper()
+	must(e.t, e.ctl.Tick(ctx(e.t)))
+	r, err := e.s.GetRollout(ctx(e.t), id)
+	must(e.t, err)
+	if r.State != rollout.StateBaking || r.Ring != ring {
+		e.t.Fatalf("rollout is %s in ring %d, want baking in ring %d", r.State, r.Ring, ring)
+	}
+}
+
+const (
+	flaky   = "Run tests\nERROR: connection reset by peer after 31 retries\n"
+	sqlite3 = "Traceback (most recent call last):\n  File \"app.py\", line 3\nModuleNotFoundError: No module named '_sqlite3'\n"
+)
+
+// testTelemetryCohorts runs a rollout through two rings with job events
+// from every kind of org, and reads what the store aggregated.
+func testTelemetryCohorts(t *testing.T, s rollout.Store) {
+	e := newTelEnv(t, s)
+	flakyID, _ := LastLineSigner{}.Sign(flaky)
+	sqliteID, _ := LastLineSigner{}.Sign(sqlite3)
+	r1, r1c, r2 := OrgIn(t, e.rings, 1, false), OrgIn(t, e.rings, 1, true), OrgIn(t, e.rings, 2, false)
+	F, S := rollout.OutcomeFailed, rollout.OutcomeSucceeded
+
+	// Last week's history on v1: pipeline p-a already hits the flaky error.
+	e.ingest(2,
+		e.ev("h1", "org-canary", "v1", "p-a", F, flaky, -3*24*time.Hour),
+		e.ev("h2", "org-canary", "v1", "p-a", S, "", -3*24*time.Hour))
+	e.clock.Advance(time.Minute)
+	r, err := e.svc.StartRollout(ctx(t), "test", rollout.StartRequest{Label: telLabel, Version: "v2"})
+	must(t, err)
+	// Pending: a job on v2 is flagged, one on v1 is history only.
+	e.ingest(2, e.ev("pend-1", "org-canary", "v2", "p-a", S, "", 0), e.ev("pend-2", r2, "v1", "p-x", S, "", 0))
+	e.clock.Advance(time.Minute)
+	e.tickTo(r.ID, 0)
+	stage0 := e.clock.Now()
+	e.clock.Advance(10 * time.Minute)
+
+	e.ingest(7,
+		e.ev("a1", "org-canary", "v2", "p-a", F, flaky, 0),         // new, has history
+		e.ev("a2", "org-canary", "v2", "p-b", F, sqlite3, 0),       // new
+		e.ev("a3", "org-canary", "v2", "p-c", F, "x\n"+sqlite3, 0), // new
+		e.ev("a4", r1, "v1", "p-d", F, sqlite3, 0),                 // old (ring 1 not reached)
+		e.ev("a5", r1c, "v1", "p-e", S, "", 0),                     // old: control applies in ring 1 only
+		e.ev("a6", r1, "v2", "p-f", F, sqlite3, 0),                 // flagged: ring 1 not reached
+		e.ev("a7", "org-canary", "v2", "", F, sqlite3, 0))          // no pipeline: job totals only
+	// A retry of the same jobs, overlapping, changes nothing.
+	e.ingest(0, e.ev("a2", "org-canary", "v2", "p-b", F, sqlite3, 0), e.ev("a3", "org-canary", "v2", "p-c", F, sqlite3, 0))
+
+	e.clock.Advance(time.Hour)
+	e.tickTo(r.ID, 1)
+	stage1 := e.clock.Now()
+	e.clock.Advance(time.Minute)
+	e.ingest(6,
+		e.ev("b1", r1, "v2", "p-g", F, sqlite3, 0),                 // new
+		e.ev("b2", r1c, "v1", "p-h", F, flaky, 0),                  // control
+		e.ev("b3", r1c, "v2", "p-i", S, "", 0),                     // flagged: control org on v2
+		e.ev("b4", r2, "v1", "p-j", S, "", 0),                      // old
+		e.ev("b5", "org-canary", "v2", "p-b", F, sqlite3, 0),       // new (ring 0 keeps v2)
+		e.ev("late", "org-canary", "v2", "p-k", S, "", -time.Hour)) // started in ring 0: counted there
+
+	stages, err := s.RolloutStages(ctx(t), r.ID)
+	must(t, err)
+	if d := cmp.Diff([]rollout.Stage{{Ring: 0, StartedAt: stage0}, {Ring: 1, StartedAt: stage1}}, stages); d != "" {
+		t.Errorf("RolloutStages (-want +got):\n%s", d)
+	}
+
+	got0, err := s.RingTelemetry(ctx(t), r.ID, 0)
+	must(t, err)
+	want0 := rollout.Telemetry{RolloutID: r.ID, Stage: 0,
+		Exposure: map[string]rollout.Exposure{
+			rollout.CohortNew:     {Pipelines: 4, Orgs: 1, Jobs: 4, Failed: 3},
+			rollout.CohortOld:     {Pipelines: 2, Orgs: 2, Jobs: 2, Failed: 1},
+			rollout.CohortFlagged: {Pipelines: 1, Orgs: 1, Jobs: 1, Failed: 1},
+		},
+		Signatures: sortSigs([]rollout.RingSignature{
+			{ID: flakyID, Template: "ERROR: connection reset by peer after <*> retries",
+				Examples: []string{"Run tests\nERROR: connection reset by peer after 31 retries\n"},
+				Cohorts:  map[string]rollout.SignatureCounts{rollout.CohortNew: {Pipelines: 1, Orgs: 1, Jobs: 1}}},
+			{ID: sqliteID, Template: "ModuleNotFoundError: No module named '_sqlite3'",
+				Examples: []string{sqlite3, "x\n" + sqlite3},
+				Cohorts: map[string]rollout.SignatureCounts{
+					rollout.CohortNew:     {Pipelines: 2, Orgs: 1, Jobs: 2},
+					rollout.CohortOld:     {Pipelines: 1, Orgs: 1, Jobs: 1},
+					rollout.CohortFlagged: {Pipelines: 1, Orgs: 1, Jobs: 1},
+				},
+				NewWithoutHistory: 2},
+		}),
+	}
+	if d := cmp.Diff(want0, got0); d != "" {
+		t.Errorf("RingTelemetry ring 0 (-want +got):\n%s", d)
+	}
+	got1, err := s.RingTelemetry(ctx(t), r.ID, 1)
+	must(t, err)
+	want1 := rollout.Telemetry{RolloutID: r.ID, Stage: 1,
+		Exposure: map[string]rollout.Exposure{
+			rollout.CohortNew:     {Pipelines: 2, Orgs: 2, Jobs: 2, Failed: 2},
+			rollout.CohortControl: {Pipelines: 1, Orgs: 1, Jobs: 1, Failed: 1},
+			rollout.CohortOld:     {Pipelines: 1, Orgs: 1, Jobs: 1},
+			rollout.CohortFlagged: {Pipelines: 1, Orgs: 1, Jobs: 1},
+		},
+		Signatures: sortSigs([]rollout.RingSignature{
+			{ID: flakyID, Template: "ERROR: connection reset by peer after <*> retries",
+				Examples: []string{"Run tests\nERROR: connection reset by peer after 31 retries\n"},
+				Cohorts:  map[string]rollout.SignatureCounts{rollout.CohortControl: {Pipelines: 1, Orgs: 1, Jobs: 1}}},
+			{ID: sqliteID, Template: "ModuleNotFoundError: No module named '_sqlite3'",
+				Examples: []string{sqlite3, "x\n" + sqlite3},
+				Cohorts:  map[string]rollout.SignatureCounts{rollout.CohortNew: {Pipelines: 2, Orgs: 2, Jobs: 2}},
+				// p-b hit it on v2 in ring 0, which is not history.
+				NewWithoutHistory: 2},
+		}),
+	}
+	if d := cmp.Diff(want1, got1); d != "" {
+		t.Errorf("RingTelemetry ring 1 (-want +got):\n%s", d)
+	}
+
+	// Gates count jobs of the version in the ring: flagged jobs in none,
+	// the job without a pipeline in ring 0.
+	for _, tc := range []struct {
+		version string
+		ring    int
+		since   time.Time
+		want    int64
+	}{
+		{"v2", 0, stage0, 6},        // a1-a3, a7, b5, late
+		{"v2", 1, stage1, 1},        // b1; b3 is flagged
+		{"v2", -1, time.Time{}, 10}, // and pend-1, a6, b3 (flagged), b1
+	} {
+		c, err := s.CountJobs(ctx(t), telLabel, tc.version, tc.ring, tc.since)
+		must(t, err)
+		if c.Total != tc.want {
+			t.Errorf("CountJobs(%s, ring %d) = %d, want %d", tc.version, tc.ring, c.Total, tc.want)
+		}
+	}
+
+	sigs, _, err := s.ListSignatures(ctx(t), telLabel, "v2", rollout.Page{})
+	must(t, err)
+	var listed []string
+	for _, sg := range sigs {
+		listed = append(listed, fmt.Sprintf("%s %s jobs=%d pipelines=%d orgs=%d", sg.Version, sg.Template, sg.Jobs, sg.Pipelines, sg.Orgs))
+	}
+	wantListed := []string{
+		"v2 ERROR: connection reset by peer after <*> retries jobs=1 pipelines=1 orgs=1",
+		"v2 ModuleNotFoundError: No module named '_sqlite3' jobs=5 pipelines=4 orgs=2",
+	}
+	if flakyID > sqliteID {
+		wantListed[0], wantListed[1] = wantListed[1], wantListed[0]
+	}
+	if d := cmp.Diff(wantListed, listed); d != "" {
+		t.Errorf("ListSignatures(v2) (-want +got):\n%s", d)
+	}
+	if _, err := s.RingTelemetry(ctx(t), "r-missing", 0); err == nil {
+		t.Error("RingTelemetry of a missing rollout succeeded")
+	} else {
+		wantErr(t, "RingTelemetry of a missing rollout", err, rollout.ErrNotFound)
+	}
+}
+
+func sortSigs(sigs []rollout.RingSignature) []rollout.RingSignature {
+	for i := 1; i < len(sigs); i++ {
+		for j := i; j > 0 && sigs[j].ID < sigs[j-1].ID; j-- {
+			sigs[j], sigs[j-1] = sigs[j-1], sigs[j]
+		}
+	}
+	return sigs
+}
+
+// testTelemetryRefusal: one bad event refuses the batch, naming it, and
+// nothing of the batch is stored.
+func testTelemetryRefusal(t *testing.T, s rollout.Store) {
+	e := newTelEnv(t, s)
+	ok := e.ev("ok", "org-canary", "v1", "p", rollout.OutcomeSucceeded, "", 0)
+	for _, tc := range []struct {
+		name string
+		bad  rollout.JobEvent
+		want string
+	}{
+		{"unknown label", func() rollout.JobEvent { b := ok; b.JobID, b.Label = "bad", "nope"; return b }(), "not registered"},
+		{"future", e.ev("bad", "org-canary", "v1", "p", rollout.OutcomeSucceeded, "", 6*time.Minute), "ahead"},
+		{"year 9999", func() rollout.JobEvent {
+			b := ok
+			b.JobID, b.StartedAt = "bad", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+			return b
+		}(), "ahead"},
+		{"too old", e.ev("bad", "org-canary", "v1", "p", rollout.OutcomeSucceeded, "", -8*24*time.Hour), "ago"},
+	} {
+		_, err := e.svc.IngestEvents(ctx(t), []rollout.JobEvent{ok, ok, tc.bad, tc.bad})
+		wantErr(t, tc.name, err, rollout.ErrInvalid)
+		if !strings.Contains(err.Error(), "event 2 ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %q does not name event 2 and say %q", tc.name, err, tc.want)
+		}
+	}
+	c, err := s.CountJobs(ctx(t), telLabel, "v1", -1, time.Time{})
+	must(t, err)
+	if c.Total != 0 {
+		t.Errorf("refused batches stored %d events", c.Total)
+	}
+	// Clock skew within bounds: accepted, counted as received now.
+	e.ingest(2, ok, e.ev("soon", "org-canary", "v1", "p", rollout.OutcomeSucceeded, "", 4*time.Minute))
+	c, err = s.CountJobs(ctx(t), telLabel, "v1", -1, e.clock.Now().Add(time.Second))
+	must(t, err)
+	if c.Total != 0 {
+		t.Errorf("%d events count after the moment they were received", c.Total)
+	}
+}
+
+// testTelemetryExamples: a version's signature keeps three examples,
+// RingTelemetry shows two.
+func testTelemetryExamples(t *testing.T, s rollout.Store) {
+	e := newTelEnv(t, s)
+	var evs []rollout.JobEvent
+	for i := range 6 {
+		evs = append(evs, e.ev(fmt.Sprint("j", i), "org-canary", "v1", fmt.Sprint("p", i%2), rollout.OutcomeFailed,
+			fmt.Sprintf("step %d\nERROR: exit code %d\n", i, i), 0))
+	}
+	e.ingest(3, evs[:3]...)
+	e.ingest(3, evs[3:]...)
+	sigs, next, err := s.ListSignatures(ctx(t), telLabel, "", rollout.Page{})
+	must(t, err)
+	if len(sigs) != 1 || next != "" {
+		t.Fatalf("ListSignatures = %+v, %q; want one signature", sigs, next)
+	}
+	want := []string{"step 0\nERROR: exit code 0\n", "step 1\nERROR: exit code 1\n", "step 2\nERROR: exit code 2\n"}
+	if d := cmp.Diff(want, sigs[0].Examples); d != "" {
+		t.Errorf("examples (-want +got):\n%s", d)
+	}
+	if sigs[0].Jobs != 6 || sigs[0].Pipelines != 2 || sigs[0].Orgs != 1 || !sigs[0].FirstSeen.Equal(T0) || !sigs[0].LastSeen.Equal(T0) {
+		t.Errorf("signature counts %+v", sigs[0])
+	}
+
+	// Paging: one signature per page, in (version, id) order.
+	for i := range 3 {
+		e.ingest(1, e.ev(fmt.Sprint("k", i), "org-canary", "v2", "p", rollout.OutcomeFailed, fmt.Sprintf("fatal: kind %c\n", 'a'+i), 0))
+	}
+	var pages []string
+	p := rollout.Page{Limit: 1}
+	for {
+		got, next, err := s.ListSignatures(ctx(t), telLabel, "", p)
+		must(t, err)
+		for _, sg := range got {
+			pages = append(pages, sg.Version+" "+sg.Template)
+		}
+		if next == "" {
+			break
+		}
+		p.After = next
+	}
+	if len(pages) != 4 || pages[0] != "v1 ERROR: exit code <*>" {
+		t.Errorf("paged signatures %q, want v1's then v2's three", pages)
+	}
+}
+
+// testTelemetryConcurrent: replicas retrying the same batches at once
+// count every event once in every aggregate.
+func testTelemetryConcurrent(t *testing.T, s rollout.Store) {
+	e := newTelEnv(t, s)
+	var evs []rollout.JobEvent
+	for i := range 200 {
+		text := ""
+		out := rollout.OutcomeSucceeded
+		if i%4 == 0 {
+			out, text = rollout.OutcomeFailed, fmt.Sprintf("ERROR: sig %d\n", i%3)
+		}
+		evs = append(evs, e.ev(fmt.Sprint("j", i), fmt.Sprint("org-", i%9), "v1", fmt.Sprint("p", i%13), out, text, 0))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for w := range 6 {
+		wg.Go(func() {
+			for b := range 4 {
+				chunk := evs[((b+w)%4)*50 : ((b+w)%4+1)*50]
+				if _, err := e.svc.IngestEvents(context.Background(), chunk); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		must(t, err)
+	}
+	sigs, _, err := s.ListSignatures(ctx(t), telLabel, "v1", rollout.Page{})
+	must(t, err)
+	var jobs int64
+	for _, sg := range sigs {
+		jobs += sg.Jobs
+		// The 50 failed events (i = 0, 4, ... 196) cover every
+		// pipeline (i%13) and every org (i%9).
+		if sg.Pipelines != 13 || sg.Orgs != 9 {
+			t.Errorf("signature %s: %d pipelines, %d orgs; want 13 and 9", sg.Template, sg.Pipelines, sg.Orgs)
+		}
+	}
+	if len(sigs) != 1 || jobs != 50 {
+		t.Errorf("%d signatures with %d jobs, want 1 with 50", len(sigs), jobs)
+	}
+}
+
+// testRolloutStages: the store records each ring a rollout enters, by
+// whichever write moves it, and nothing for a pending one.
+func testRolloutStages(t *testing.T, s rollout.Store) {
+	MustVersion(t, s, "img", "v1")
+	r := newRollout("img", "v1")
+	r.State, r.RingStartedAt = rollout.StatePending, time.Time{}
+	must(t, s.CreateRollout(ctx(t), &r, nil, Audit("rollout.start", "rollout/x")))
+	got, err := s.RolloutStages(ctx(t), r.ID)
+	must(t, err)
+	if len(got) != 0 {
+		t.Errorf("stages of a pending rollout: %+v", got)
+	}
+	r.State, r.Ring, r.RingStartedAt = rollout.StateBaking, 0, T0.Add(time.Minute)
+	must(t, s.UpdateRollout(ctx(t), &r, Audit("rollout.ring", "rollout/"+r.ID)))
+	r.Reason = "unrelated change"
+	must(t, s.UpdateRollout(ctx(t), &r, Audit("rollout.pause", "rollout/"+r.ID)))
+	r.Ring, r.RingStartedAt = 1, T0.Add(time.Hour)
+	must(t, s.UpdateRollout(ctx(t), &r, Audit("rollout.ring", "rollout/"+r.ID)))
+	r.State = rollout.StateCompleted
+	must(t, s.UpdateRollout(ctx(t), &r, Audit("rollout.complete", "rollout/"+r.ID)))
+	got, err = s.RolloutStages(ctx(t), r.ID)
+	must(t, err)
+	want := []rollout.Stage{{Ring: 0, StartedAt: T0.Add(time.Minute)}, {Ring: 1, StartedAt: T0.Add(time.Hour)}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("RolloutStages (-want +got):\n%s", d)
+	}
+	// A rollout stored already in a ring (a first version completes at once).
+	done := newRollout("img", "v1")
+	done.State = rollout.StateCompleted
+	must(t, s.CreateRollout(ctx(t), &done, nil, Audit("rollout.start", "rollout/y")))
+	got, err = s.RolloutStages(ctx(t), done.ID)
+	must(t, err)
+	if d := cmp.Diff([]rollout.Stage{{Ring: 0, StartedAt: T0}}, got); d != "" {
+		t.Errorf("RolloutStages of a rollout created baking (-want +got):\n%s", d)
+	}
+}

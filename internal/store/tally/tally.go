@@ -1,0 +1,239 @@
+// Package tally groups a batch of new job observations into the
+// aggregate rows they touch, the same way for every store: the stores
+// then write each group with one upsert (SQLite) or one array statement
+// (PostgreSQL) instead of one per event.
+//
+// Every slice of a Batch is sorted by its key, so concurrent writers of
+// overlapping batches lock rows in the same order.
+package tally
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+)
+
+// Member kinds: what a distinct-count set holds.
+const (
+	KindPipeline = "p"
+	KindOrg      = "o"
+)
+
+// Ring names one cohort of one ring of a rollout.
+type Ring struct {
+	RolloutID string
+	Stage     int
+	Cohort    string
+}
+
+func (a Ring) compare(b Ring) int {
+	return cmp.Or(cmp.Compare(a.RolloutID, b.RolloutID), cmp.Compare(a.Stage, b.Stage), cmp.Compare(a.Cohort, b.Cohort))
+}
+
+// Exposure adds Jobs and Failed to a ring cohort's exposure row.
+type Exposure struct {
+	Ring
+	Jobs, Failed int64
+}
+
+// RingMember is one pipeline or org of a ring cohort (Signature "") or of
+// a signature in it.
+type RingMember struct {
+	Ring
+	Signature    string
+	Kind, Member string
+}
+
+// RingSig adds Jobs to a signature's row in a ring cohort.
+type RingSig struct {
+	Ring
+	Signature string
+	Jobs      int64
+}
+
+// VersionSig is a signature of a label's version: Jobs to add, and the
+// first and last startedAt of the batch.
+type VersionSig struct {
+	Label, Version, Signature string
+	First, Last               time.Time
+	Jobs                      int64
+}
+
+// History is a pipeline's record of a signature on a version (it is also
+// VersionSig's set of distinct pipelines).
+type History struct {
+	Label, Pipeline, Signature, Version string
+	First, Last                         time.Time
+	Jobs                                int64
+}
+
+// VersionOrg is one org that hit a signature on a version.
+type VersionOrg struct {
+	Label, Version, Signature, Org string
+}
+
+// Example is a candidate example message of a version's signature; at
+// most three distinct ones per signature and batch.
+type Example struct {
+	Label, Version, Signature string
+	Message                   string
+}
+
+// Template is a signature's template.
+type Template struct {
+	Signature, Template string
+}
+
+// Batch is a batch of new observations, grouped.
+type Batch struct {
+	Exposure    []Exposure
+	RingMembers []RingMember
+	RingSigs    []RingSig
+	VersionSigs []VersionSig
+	History     []History
+	VersionOrgs []VersionOrg
+	Examples    []Example
+	Templates   []Template
+}
+
+// MaxExamples is how many example messages a version's signature keeps.
+const MaxExamples = 3
+
+// Group groups observations that the store found new. Events without a
+// pipeline are left out (they count in job totals only), as is the
+// signature part of events without a signature.
+func Group(obs []rollout.Observation) Batch {
+	var b Batch
+	exp := map[Ring]*Exposure{}
+	members := map[RingMember]bool{}
+	sigs := map[RingMember]*RingSig{} // keyed with Kind/Member empty
+	vsigs := map[[3]string]*VersionSig{}
+	hist := map[[4]string]*History{}
+	vorgs := map[VersionOrg]bool{}
+	examples := map[[3]string][]string{}
+	templates := map[string]string{}
+	for i := range obs {
+		o := &obs[i]
+		if o.Pipeline == "" {
+			continue
+		}
+		failed := o.Outcome == rollout.OutcomeFailed
+		ring := Ring{o.RolloutID, o.Stage, o.Cohort}
+		if o.RolloutID != "" {
+			e := exp[ring]
+			if e == nil {
+				e = &Exposure{Ring: ring}
+				exp[ring] = e
+			}
+			e.Jobs++
+			if failed {
+				e.Failed++
+			}
+			members[RingMember{Ring: ring, Kind: KindPipeline, Member: o.Pipeline}] = true
+			members[RingMember{Ring: ring, Kind: KindOrg, Member: o.Org}] = true
+		}
+		if !failed || o.Signature == "" {
+			continue
+		}
+		if o.RolloutID != "" {
+			k := RingMember{Ring: ring, Signature: o.Signature}
+			s := sigs[k]
+			if s == nil {
+				s = &RingSig{Ring: ring, Signature: o.Signature}
+				sigs[k] = s
+			}
+			s.Jobs++
+			members[RingMember{Ring: ring, Signature: o.Signature, Kind: KindPipeline, Member: o.Pipeline}] = true
+			members[RingMember{Ring: ring, Signature: o.Signature, Kind: KindOrg, Member: o.Org}] = true
+		}
+		vk := [3]string{o.Label, o.Version, o.Signature}
+		v := vsigs[vk]
+		if v == nil {
+			v = &VersionSig{Label: o.Label, Version: o.Version, Signature: o.Signature, First: o.StartedAt, Last: o.StartedAt}
+			vsigs[vk] = v
+		}
+		v.Jobs++
+		v.First, v.Last = minTime(v.First, o.StartedAt), maxTime(v.Last, o.StartedAt)
+		hk := [4]string{o.Label, o.Pipeline, o.Signature, o.Version}
+		h := hist[hk]
+		if h == nil {
+			h = &History{Label: o.Label, Pipeline: o.Pipeline, Signature: o.Signature, Version: o.Version, First: o.StartedAt, Last: o.StartedAt}
+			hist[hk] = h
+		}
+		h.Jobs++
+		h.First, h.Last = minTime(h.First, o.StartedAt), maxTime(h.Last, o.StartedAt)
+		vorgs[VersionOrg{o.Label, o.Version, o.Signature, o.Org}] = true
+		if ex := examples[vk]; len(ex) < MaxExamples && o.Example != "" && !slices.Contains(ex, o.Example) {
+			examples[vk] = append(ex, o.Example)
+		}
+		if _, ok := templates[o.Signature]; !ok {
+			templates[o.Signature] = o.Template
+		}
+	}
+	for _, e := range exp {
+		b.Exposure = append(b.Exposure, *e)
+	}
+	slices.SortFunc(b.Exposure, func(x, y Exposure) int { return x.compare(y.Ring) })
+	for m := range members {
+		b.RingMembers = append(b.RingMembers, m)
+	}
+	slices.SortFunc(b.RingMembers, compareMember)
+	for _, s := range sigs {
+		b.RingSigs = append(b.RingSigs, *s)
+	}
+	slices.SortFunc(b.RingSigs, func(x, y RingSig) int {
+		return cmp.Or(x.compare(y.Ring), cmp.Compare(x.Signature, y.Signature))
+	})
+	for _, v := range vsigs {
+		b.VersionSigs = append(b.VersionSigs, *v)
+	}
+	slices.SortFunc(b.VersionSigs, func(x, y VersionSig) int {
+		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Version, y.Version), cmp.Compare(x.Signature, y.Signature))
+	})
+	for _, h := range hist {
+		b.History = append(b.History, *h)
+	}
+	slices.SortFunc(b.History, func(x, y History) int {
+		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Pipeline, y.Pipeline), cmp.Compare(x.Signature, y.Signature), cmp.Compare(x.Version, y.Version))
+	})
+	for o := range vorgs {
+		b.VersionOrgs = append(b.VersionOrgs, o)
+	}
+	slices.SortFunc(b.VersionOrgs, func(x, y VersionOrg) int {
+		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Version, y.Version), cmp.Compare(x.Signature, y.Signature), cmp.Compare(x.Org, y.Org))
+	})
+	for k, ms := range examples {
+		for _, m := range ms {
+			b.Examples = append(b.Examples, Example{k[0], k[1], k[2], m})
+		}
+	}
+	// Stable within a key: the order the messages arrived in.
+	slices.SortStableFunc(b.Examples, func(x, y Example) int {
+		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Version, y.Version), cmp.Compare(x.Signature, y.Signature))
+	})
+	for s, t := range templates {
+		b.Templates = append(b.Templates, Template{s, t})
+	}
+	slices.SortFunc(b.Templates, func(x, y Template) int { return cmp.Compare(x.Signature, y.Signature) })
+	return b
+}
+
+func compareMember(x, y RingMember) int {
+	return cmp.Or(x.compare(y.Ring), cmp.Compare(x.Signature, y.Signature), cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Member, y.Member))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
