@@ -151,6 +151,10 @@ func TestOpenInMemory(t *testing.T) {
 			if _, err := tree.HostPath("/etc/os-release"); !errors.Is(err, source.ErrNotOnDisk) {
 				t.Errorf("HostPath: %v, want ErrNotOnDisk", err)
 			}
+			tree.Close()
+			if b, err := tree.ReadFile("/etc/os-release"); err == nil {
+				t.Errorf("ReadFile after Close: %q, want an error", b)
+			}
 		})
 	}
 

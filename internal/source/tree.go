@@ -72,7 +72,9 @@ func (t *Tree) Close() error {
 // resolving symbolic links inside Dir, never on the host: an absolute link
 // target such as /etc/alternatives/java means Dir/etc/alternatives/java.
 func (t *Tree) HostPath(inImage string) (string, error) {
-	if t.mem != nil {
+	if t.mem != nil || t.Dir == "" {
+		// No Dir: held in memory, or closed; never a path relative to
+		// the working directory.
 		return "", fmt.Errorf("%s: %w; read it through the Tree", inImage, ErrNotOnDisk)
 	}
 	if t.Dir == "/" {
