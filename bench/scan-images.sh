@@ -115,6 +115,7 @@ bench_image() { # NAME IMAGES-DIR ROOTFS
   for spec in "docker-archive:$dir/image.tar" "oci:$dir/oci" "registry:$addr/bench/image:1"; do
     local kind=${spec%%:*} syftspec=$spec insecure=""
     if [ "$kind" = registry ]; then insecure="--insecure"; fi
+    if [ "$kind" = oci ]; then syftspec="oci-dir:${spec#oci:}"; fi
     echo "-- $kind"
     if [ -n "$SYFT" ]; then
       race "imagegate scan --exec none" "'$out/imagegate' scan '$spec' $insecure --cache-dir '$out/cache' --exec none -o json" \
