@@ -39,11 +39,14 @@ const (
 
 // Bulk that no collector reads, whose contents a streamed image does not
 // keep (they are read back if anyone asks): message catalogs, compiled
-// Python, Perl modules, compressed man pages and changelogs, and whole
+// Python, Perl modules, JavaScript and Java code, static archives and
+// objects, web assets, compressed man pages and changelogs, and whole
 // documentation, translation and time-zone trees.
 var (
-	unreadSuffixes = []string{".mo", ".pyc", ".pm", ".pod", ".gz"}
-	unreadDirs     = []string{"usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/", "usr/share/i18n/", "usr/share/zoneinfo/"}
+	unreadSuffixes = []string{".mo", ".pyc", ".pm", ".pod", ".gz", ".js", ".mjs", ".cjs", ".ts", ".map",
+		".jar", ".class", ".a", ".o", ".html", ".css", ".svg", ".png"}
+	unreadDirs     = []string{"usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/", "usr/share/i18n/", "usr/share/zoneinfo/",
+		"usr/include/c++/", "usr/include/linux/", "usr/include/asm-generic/", "usr/include/x86_64-linux-gnu/", "usr/include/aarch64-linux-gnu/"}
 )
 
 // keepable reports whether a file's contents may be kept in memory; name
@@ -265,6 +268,11 @@ func (b *memBuilder) contents(n *mnode, r io.Reader, size int64, keepText bool) 
 			head = p
 			switch {
 			case isELF && size <= maxELFScan:
+				// Sized from the header: growing by doubling would hold
+				// twice the largest library meanwhile.
+				if int64(cap(b.scratch)) < size {
+					b.scratch = make([]byte, 0, size)
+				}
 				b.scratch = b.scratch[:0]
 			case !isELF && keepText && size <= keepWhole:
 				n.data = make([]byte, 0, size)
@@ -295,7 +303,7 @@ func (b *memBuilder) contents(n *mnode, r io.Reader, size int64, keepText bool) 
 	}
 	if isELF && size <= maxELFScan {
 		n.pieces = elfPieces(b.scratch)
-		if cap(b.scratch) > 64<<20 {
+		if cap(b.scratch) > 16<<20 {
 			b.scratch = nil // do not hold on to one huge file's buffer
 		}
 	}
@@ -344,8 +352,7 @@ func elfPieces(b []byte) (pieces []piece) {
 		switch {
 		case s.Type == elf.SHT_DYNAMIC, s.Type == elf.SHT_DYNSYM, s.Type == elf.SHT_STRTAB,
 			s.Type == elf.SHT_GNU_VERDEF, s.Type == elf.SHT_GNU_VERNEED, s.Type == elf.SHT_GNU_VERSYM,
-			s.Type == elf.SHT_NOTE, s.Type == elf.SHT_GNU_HASH, s.Type == elf.SHT_HASH,
-			s.Size <= keepELFSection:
+			s.Type == elf.SHT_NOTE, s.Size <= keepELFSection:
 			add(s.Offset, s.Size)
 		}
 	}
