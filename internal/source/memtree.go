@@ -45,7 +45,7 @@ const (
 var (
 	unreadSuffixes = []string{".mo", ".pyc", ".pm", ".pod", ".gz", ".js", ".mjs", ".cjs", ".ts", ".map",
 		".jar", ".class", ".a", ".o", ".html", ".css", ".svg", ".png"}
-	unreadDirs     = []string{"usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/", "usr/share/i18n/", "usr/share/zoneinfo/",
+	unreadDirs = []string{"usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/", "usr/share/i18n/", "usr/share/zoneinfo/",
 		"usr/include/c++/", "usr/include/linux/", "usr/include/asm-generic/", "usr/include/x86_64-linux-gnu/", "usr/include/aarch64-linux-gnu/"}
 )
 
