@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/imagegate/imagegate/internal/check"
@@ -30,13 +32,21 @@ func loadImage(ctx context.Context, g *globalOptions, o scanOptions, arg string)
 
 // loadSnapshot is loadImage for when only the snapshot is needed.
 func loadSnapshot(ctx context.Context, g *globalOptions, o scanOptions, arg string) (*snapshot.Snapshot, error) {
-	snap, tree, err := loadImage(ctx, g, o, arg)
+	return snapshotOnly(loadImage(ctx, g, o, arg))
+}
+
+// snapshotOnly closes the tree of a load or scan whose caller needs only
+// the snapshot.
+func snapshotOnly(snap *snapshot.Snapshot, tree *source.Tree, err error) (*snapshot.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
 	tree.Close()
 	return snap, nil
 }
+
+// gateFormats are the output formats of diff and check.
+const gateFormats = "output format: table, json, markdown or junit"
 
 func addScanFlags(cmd *cobra.Command, o *scanOptions) {
 	o.addFlags(cmd.Flags(), "how to run the programs of a SOURCE that is scanned first: auto, none, local or chroot")
@@ -66,8 +76,7 @@ downgraded and newly broken entries fail unless the --changes file declares them
 		},
 	}
 	cmd.Flags().StringVar(&o.changes, "changes", "", "YAML file declaring intended changes")
-	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table, json, markdown or junit")
-	cmd.Flags().StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
+	addOutputFlags(cmd.Flags(), &o.format, &o.out, "table", gateFormats)
 	addScanFlags(cmd, &o.scan)
 	return cmd
 }
@@ -126,6 +135,7 @@ type checkOptions struct {
 	scan         scanOptions
 	baseline     string
 	spec         string
+	goss         string
 	changes      string
 	format       string
 	out          string
@@ -142,7 +152,8 @@ func newCheckCmd(g *globalOptions) *cobra.Command {
 With no configuration, every standard-library module of every runtime must import, every
 shared library must resolve, and every probed tool must answer. --baseline adds the diff
 against the previous image; --spec adds declarative tests (commands, files, versions,
-modules, packages, image metadata).
+modules, packages, image metadata): imagegate's own, a container-structure-test config, or a
+goss file (recognised by its resource types; --goss names one explicitly).
 
 ` + exitHelpGate,
 		Example: "  imagegate check dir:/opt/hostedtoolcache\n  imagegate check oci:./image --baseline previous.json --spec image-tests.yaml --junit check.xml",
@@ -153,10 +164,10 @@ modules, packages, image metadata).
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.baseline, "baseline", "", "the previous image: a snapshot file or a SOURCE")
-	f.StringVar(&o.spec, "spec", "", "YAML file of declarative tests")
+	f.StringVar(&o.spec, "spec", "", "YAML file of declarative tests (imagegate, container-structure-test or goss)")
+	f.StringVar(&o.goss, "goss", "", "goss file to run against the image, with its gossfile includes")
 	f.StringVar(&o.changes, "changes", "", "YAML file declaring intended changes against the baseline")
-	f.StringVarP(&o.format, "output", "o", "table", "output format: table, json, markdown or junit")
-	f.StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
+	addOutputFlags(f, &o.format, &o.out, "table", gateFormats)
 	f.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to this file")
 	f.StringVar(&o.writeChanges, "write-changes", "", "write a changes file to FILE that declares every current failure with a TODO reason (to adopt the gate now and tighten it later)")
 	addScanFlags(cmd, &o.scan)
@@ -184,6 +195,15 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 			return err
 		}
 	}
+	var goss *check.GossSuite
+	if o.goss != "" {
+		if goss, err = check.ReadGossFile(o.goss); err != nil {
+			if _, ok := errors.AsType[*fs.PathError](err); ok {
+				return fmt.Errorf("--goss %s: %w", o.goss, unwrapPath(err))
+			}
+			return err
+		}
+	}
 	var baseline *snapshot.Snapshot
 	if o.baseline != "" {
 		if baseline, err = loadSnapshot(ctx, g, o.scan, o.baseline); err != nil {
@@ -195,7 +215,7 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 		return err
 	}
 	defer tree.Close()
-	report, err := check.Run(ctx, snap, check.Options{Baseline: baseline, Changes: changes, Spec: spec, Target: tree})
+	report, err := check.Run(ctx, snap, check.Options{Baseline: baseline, Changes: changes, Spec: spec, Goss: goss, Target: tree})
 	if err != nil {
 		return err
 	}

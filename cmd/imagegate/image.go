@@ -18,6 +18,8 @@ import (
 type versionPushOptions struct {
 	*clientOptions
 	snapshot, checkReport string
+	ref                   string // --ref: see verify.Reference
+	refInsecure           bool
 }
 
 type versionListOptions struct {
@@ -55,6 +57,8 @@ func imageVersionCmds(co *clientOptions, moved string) []*cobra.Command {
 	}
 	pushCmd.Flags().StringVar(&push.snapshot, "snapshot", "", "snapshot JSON from imagegate scan")
 	pushCmd.Flags().StringVar(&push.checkReport, "check-report", "", "report JSON from imagegate check -o json (the gate verdict); without it the gate is unknown")
+	pushCmd.Flags().StringVar(&push.ref, "ref", "", "the image the version was built as, registry:HOST/REPO@sha256:… or registry:HOST/REPO:TAG (its digest is recorded now), for imagegate verify")
+	pushCmd.Flags().BoolVar(&push.refInsecure, "insecure", false, "resolve a --ref tag over plain HTTP (test registries)")
 
 	list := &versionListOptions{clientOptions: co}
 	listCmd := &cobra.Command{
@@ -120,7 +124,11 @@ func runVersionPush(ctx context.Context, opts *versionPushOptions, args []string
 	if err != nil {
 		return err
 	}
-	v, err := c.PushVersion(ctx, args[0], api.PushVersionRequest{Version: args[1], Snapshot: snap, CheckReport: report})
+	req := api.PushVersionRequest{Version: args[1], Snapshot: snap, CheckReport: report}
+	if req.Image, err = pushRef(ctx, opts.ref, snap, opts.refInsecure); err != nil {
+		return err
+	}
+	v, err := c.PushVersion(ctx, args[0], req)
 	if err != nil {
 		return err
 	}

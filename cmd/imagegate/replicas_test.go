@@ -82,7 +82,7 @@ func TestReplicasFailover(t *testing.T) {
 	if err := ca.SetRings(ctx, "", []rollout.Ring{{Name: "all", Percent: 100}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ca.PushVersion(ctx, "pg", api.PushVersionRequest{Version: "v1"}); err != nil {
+	if _, err := ca.PushVersion(ctx, "pg", api.PushVersionRequest{Version: "v1", CheckReport: []byte(`{"verdict":"pass"}`)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ca.StartRollout(ctx, api.StartRolloutRequest{Label: "pg", Version: "v1"}); err != nil {

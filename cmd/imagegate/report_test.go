@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http/httptest"
@@ -69,7 +70,7 @@ func TestReportCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("-o json: %v in %q", err, out)
 	}
-	if res.Report.ID == 0 || res.Report.Org != "org-a" || res.Report.JobID != "j-1" || res.Report.Actor != "token:bootstrap-admin" {
+	if res.Report.ID == 0 || res.Report.Org != "org-a" || res.Report.JobID != "j-1" || res.Report.Actor != "token:bootstrap-admin (tok-"+hex.EncodeToString(server.HashToken("report-admin")[:6])+", admin)" {
 		t.Errorf("report %+v, want it stored for org-a with its job", res.Report)
 	}
 	out, err = run("Error: Process completed with exit code 1.\n", "report", "ubuntu-22.04", "--text-file", "-", "--org", "org-b", "-o", "table")

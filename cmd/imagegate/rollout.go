@@ -83,6 +83,7 @@ func newRolloutCmd(g *globalOptions) *cobra.Command {
 	list.Flags().IntVar(&lo.page.Limit, "limit", 0, "at most this many (server default 100)")
 	list.Flags().StringVar(&lo.page.After, "after", "", "the next cursor of a previous page")
 	cmd.AddCommand(start, status, list)
+	cmd.AddCommand(newRolloutAnalysisCmd(co))
 
 	for _, a := range []struct{ name, short string }{
 		{apiclient.ActionPause, "Hold a rollout where it is"},

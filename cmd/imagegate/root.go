@@ -40,6 +40,10 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newScanCmd(g), newDiffCmd(g), newCheckCmd(g))
 	root.AddCommand(newServeCmd(g), newImageCmd(g), newRolloutCmd(g), newPinCmd(g), newResolveCmd(g), newVersionCmd(g))
 	root.AddCommand(newReportCmd(g))
+	root.AddCommand(newSignaturesCmd(g))
+	root.AddCommand(newVerifyCmd(g))
+	root.AddCommand(newSimulateCmd(g))
+	root.AddCommand(newTokenCmd(g))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{c, err}
 	})

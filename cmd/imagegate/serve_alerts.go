@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/imagegate/imagegate/internal/alert"
 	"github.com/imagegate/imagegate/internal/config"
@@ -42,4 +43,21 @@ func startSender(ctx context.Context, st rollout.OutboxStore, holder, baseURL st
 		s.Run(sctx)
 	}()
 	return func() { cancel(); <-done }, nil
+}
+
+// startNotices fans change notices out every interval (default 5s) until
+// the returned stop is called. Every replica runs it: each notice's
+// outbox key names its rollout and subscription, so two replicas queue it
+// once.
+func startNotices(ctx context.Context, n *rollout.Notices, interval time.Duration) (stop func()) {
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	nctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Run(nctx, interval)
+	}()
+	return func() { cancel(); <-done }
 }

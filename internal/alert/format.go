@@ -83,6 +83,12 @@ func Title(a rollout.Alert) string {
 		return fmt.Sprintf("Escalation: users report %s %s failing", a.Label, a.Version)
 	case rollout.AlertDryRun:
 		return fmt.Sprintf("Dry run: would stop %s %s %s", a.Label, a.Version, where)
+	case rollout.AlertDrift:
+		return fmt.Sprintf("Drift: live %s %s is no longer the image that was pushed", a.Label, a.Version)
+	case rollout.AlertNotice:
+		return fmt.Sprintf("Coming to your builds: %s %s", a.Label, a.Version)
+	case rollout.AlertUnreachable:
+		return fmt.Sprintf("Unreachable: live %s %s cannot be pulled", a.Label, a.Version)
 	}
 	return fmt.Sprintf("%s %s %s %s", a.Kind, a.Label, a.Version, where)
 }

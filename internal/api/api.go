@@ -24,14 +24,17 @@ type List[T any] struct {
 type CreateTokenRequest struct {
 	Name string `json:"name"`
 	Role string `json:"role"`
+	// ExpiresAt, when set, is when the token stops working.
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
 
 // CreateTokenResponse carries the token in clear, shown only this once.
 type CreateTokenResponse struct {
-	ID    string `json:"id"`
-	Name  string `json:"name"`
-	Role  string `json:"role"`
-	Token string `json:"token"`
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
 
 // PushVersionRequest registers a version with its evidence: the snapshot
@@ -40,6 +43,9 @@ type PushVersionRequest struct {
 	Version     string          `json:"version"`
 	Snapshot    json.RawMessage `json:"snapshot,omitempty"`
 	CheckReport json.RawMessage `json:"checkReport,omitempty"`
+	// Image is the image the version was built as (imagegate image push
+	// --ref); re-verification pulls it by its digest.
+	Image *rollout.ImageRef `json:"image,omitempty"`
 }
 
 // ReasonRequest is the body of actions that record why they were taken.

@@ -17,11 +17,22 @@ const (
 	CodeForbidden       = "forbidden"
 	CodePrecondition    = "precondition_failed"
 	CodeUnauthenticated = "unauthenticated"
-	CodeInternal        = "internal"
+	CodeTooLarge        = "too_large"
+	CodeRateLimited     = "rate_limited"
+	// CodeNotAllowed answers a method the path does not serve (405); no
+	// error kind maps to it.
+	CodeNotAllowed = "method_not_allowed"
+	CodeInternal   = "internal"
 )
 
 // ErrUnauthenticated is a missing, malformed or unknown bearer token (401).
 var ErrUnauthenticated = errors.New("unauthenticated")
+
+// ErrTooLarge is a request body over the route's limit (413).
+var ErrTooLarge = errors.New("request body too large")
+
+// ErrRateLimited is a token over its request rate (429, with Retry-After).
+var ErrRateLimited = errors.New("rate limited")
 
 // errorKinds is the one mapping from error kind to HTTP status and code.
 var errorKinds = []struct {
@@ -30,6 +41,8 @@ var errorKinds = []struct {
 	code   string
 }{
 	{ErrUnauthenticated, http.StatusUnauthorized, CodeUnauthenticated},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
+	{ErrRateLimited, http.StatusTooManyRequests, CodeRateLimited},
 	{rollout.ErrNotFound, http.StatusNotFound, CodeNotFound},
 	{rollout.ErrConflict, http.StatusConflict, CodeConflict},
 	{rollout.ErrInvalid, http.StatusBadRequest, CodeInvalid},

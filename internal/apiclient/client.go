@@ -137,6 +137,37 @@ func (c *Client) CreateToken(ctx context.Context, name, role string) (api.Create
 	return out, err
 }
 
+// NewToken creates an API token as req asks (an expiry, when set); the
+// returned Token is the secret.
+func (c *Client) NewToken(ctx context.Context, req api.CreateTokenRequest) (api.CreateTokenResponse, error) {
+	var out api.CreateTokenResponse
+	err := c.do(ctx, "POST", "/api/v1/tokens", nil, req, &out)
+	return out, err
+}
+
+// Tokens lists API tokens (never their secrets).
+func (c *Client) Tokens(ctx context.Context, p rollout.Page) (api.List[rollout.Token], error) {
+	var out api.List[rollout.Token]
+	err := c.do(ctx, "GET", "/api/v1/tokens", pageQuery(nil, p), nil, &out)
+	return out, err
+}
+
+// RevokeToken revokes token id; revoking a revoked token returns it
+// unchanged.
+func (c *Client) RevokeToken(ctx context.Context, id, reason string) (rollout.Token, error) {
+	var out rollout.Token
+	err := c.do(ctx, "DELETE", "/api/v1/tokens/"+seg(id), nil, api.ReasonRequest{Reason: reason}, &out)
+	return out, err
+}
+
+// RotateToken replaces token id by a new one of the same name and role,
+// revoking the old; the returned Token is the new secret.
+func (c *Client) RotateToken(ctx context.Context, id, reason string) (api.CreateTokenResponse, error) {
+	var out api.CreateTokenResponse
+	err := c.do(ctx, "POST", "/api/v1/tokens/"+seg(id)+"/rotate", nil, api.ReasonRequest{Reason: reason}, &out)
+	return out, err
+}
+
 // Images lists images.
 func (c *Client) Images(ctx context.Context, p rollout.Page) (api.List[rollout.Image], error) {
 	var out api.List[rollout.Image]
@@ -308,4 +339,24 @@ func (c *Client) Audit(ctx context.Context, f rollout.AuditFilter, p rollout.Pag
 // Ready reports whether the server answers /readyz with 200.
 func (c *Client) Ready(ctx context.Context) error {
 	return c.do(ctx, "GET", "/readyz", nil, nil, nil)
+}
+
+// Analysis returns the telemetry decision of every ring rollout id entered
+// (GET /api/v1/rollouts/{id}/analysis).
+func (c *Client) Analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, error) {
+	var out rollout.RolloutAnalysis
+	err := c.do(ctx, "GET", "/api/v1/rollouts/"+seg(id)+"/analysis", nil, nil, &out)
+	return out, err
+}
+
+// Signatures lists the error signatures seen on label (of version, when
+// not "") with their counts (GET /api/v1/images/{label}/signatures).
+func (c *Client) Signatures(ctx context.Context, label, version string, p rollout.Page) (api.List[rollout.Signature], error) {
+	q := url.Values{}
+	if version != "" {
+		q.Set("version", version)
+	}
+	var out api.List[rollout.Signature]
+	err := c.do(ctx, "GET", "/api/v1/images/"+seg(label)+"/signatures", pageQuery(q, p), nil, &out)
+	return out, err
 }

@@ -20,26 +20,29 @@ const module = "github.com/imagegate/imagegate/"
 // forbidden maps a package (prefix) to the packages (prefixes) it must not
 // import, directly or indirectly.
 var forbidden = map[string][]string{
-	"internal/":               {"cmd/"},
-	"internal/snapshot":       {"internal/scan", "internal/source", "internal/sandbox", "internal/diff", "internal/check", "internal/cpython", "internal/junit", "internal/rollout", "internal/store", "internal/server", "internal/api"},
-	"internal/cpython":        {"internal/"},
-	"internal/source":         {"internal/scan", "internal/diff", "internal/check"},
-	"internal/sandbox":        {"internal/scan", "internal/source", "internal/diff", "internal/check"},
-	"internal/diff":           {"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
-	"internal/version":        {"internal/"},
-	"internal/check":          {"internal/scan", "internal/store", "internal/server"},
-	"internal/report":         {"internal/"},
-	"internal/signature":      {"internal/"}, // the standard library only
-	"internal/yamlx":          {"internal/"},
-	"internal/rollout":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
-	"internal/alert":          {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
-	"internal/store/":         {"internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
+	"internal/":          {"cmd/"},
+	"internal/snapshot":  {"internal/scan", "internal/source", "internal/sandbox", "internal/diff", "internal/check", "internal/cpython", "internal/junit", "internal/rollout", "internal/store", "internal/server", "internal/api"},
+	"internal/cpython":   {"internal/"},
+	"internal/source":    {"internal/scan", "internal/diff", "internal/check"},
+	"internal/sandbox":   {"internal/scan", "internal/source", "internal/diff", "internal/check"},
+	"internal/diff":      {"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
+	"internal/version":   {"internal/"},
+	"internal/check":     {"internal/scan", "internal/store", "internal/server"},
+	"internal/report":    {"internal/"},
+	"internal/signature": {"internal/"}, // the standard library only
+	"internal/yamlx":     {"internal/"},
+	"internal/rollout":   {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
+	// alert reaches diff only through rollout's decision (rollout → analysis → diff).
+	"internal/alert": {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check"},
+	// The stores reach diff only through rollout's decision (rollout → analysis → diff).
+	"internal/store/":         {"internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 	"internal/store/sqlite":   {"internal/store/postgres"},
 	"internal/store/postgres": {"internal/store/sqlite"},
 	// batch wraps any store's run assignments; it knows no store.
-	"internal/store/batch":   {"internal/store/sqlite", "internal/store/postgres", "internal/store/storetest", "internal/store/page"},
-	"internal/server":        {"internal/store", "internal/scan", "internal/source", "internal/sandbox", "internal/config"},
-	"internal/config":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/diff"},
+	"internal/store/batch": {"internal/store/sqlite", "internal/store/postgres", "internal/store/storetest", "internal/store/page"},
+	"internal/server":      {"internal/store", "internal/scan", "internal/source", "internal/sandbox", "internal/config"},
+	// config reaches diff only through rollout's decision (rollout → analysis → diff).
+	"internal/config":        {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 	"internal/apiclient":     {"internal/store", "internal/server"},
 	"internal/api":           {"internal/store", "internal/server", "internal/scan", "internal/source", "internal/sandbox"},
 	"internal/scan/ldso":     {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools"},
@@ -48,9 +51,23 @@ var forbidden = map[string][]string{
 	"internal/scan/runtimes": {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/check", "internal/diff"},
 	"internal/scan/python":   {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/check", "internal/diff"},
 	"internal/testenv":       {"internal/"},
+	// The parts-sweep driver serves the collectors from below them.
+	"internal/scan/sweep": {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/scan/ldso", "internal/check", "internal/diff"},
+	// tlscert is plumbing the server side and the client side share.
+	"internal/tlscert": {"internal/"},
+	// verify is the re-verification worker: a client of the API that pulls
+	// and scans; the server judges, so it reaches no store or server.
+	"internal/verify": {"internal/server", "internal/store", "internal/config", "internal/alert"},
 
 	// analysis is the pure decision core the rollout controller calls: the
 	// snapshot and diff vocabularies in, a decision out, nothing that does I/O.
+	// simulate drives the control plane through its public API on a real
+	// store, as a runner and an operator would: never through the HTTP
+	// server or its wire types, never the scanner (diff comes with rollout,
+	// whose analysis ranks a version's diff).
+	"internal/simulate": {"internal/server", "internal/api", "internal/apiclient", "internal/scan", "internal/source",
+		"internal/sandbox", "internal/check"},
+
 	"internal/analysis": {"internal/rollout", "internal/store", "internal/server", "internal/api", "internal/apiclient",
 		"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 }

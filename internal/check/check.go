@@ -33,6 +33,9 @@ type Options struct {
 	// "remove" (a module gone entirely).
 	Changes *diff.Changes
 	Spec    *Spec
+	// Goss is a goss file to run besides Spec (which may be nil), from
+	// ReadGossFile or ParseGoss.
+	Goss *GossSuite
 	// Target is the image's files and runner when the snapshot was just
 	// scanned from a SOURCE; nil when it was read from a snapshot file, and
 	// then spec tests that need files or commands fail saying so.
@@ -133,6 +136,9 @@ func Run(ctx context.Context, snap *snapshot.Snapshot, opts Options) (*Report, e
 	if opts.Spec != nil && !opts.Spec.parsed {
 		return nil, errors.New("check: the Spec must come from ParseSpec")
 	}
+	if opts.Goss != nil && !opts.Goss.parsed {
+		return nil, errors.New("check: the GossSuite must come from ReadGossFile or ParseGoss")
+	}
 	r := &Report{Schema: SchemaV1, Source: snap.Source}
 	auto, folded := automatic(snap, opts.Changes)
 	if opts.Baseline != nil {
@@ -144,6 +150,13 @@ func Run(ctx context.Context, snap *snapshot.Snapshot, opts Options) (*Report, e
 	}
 	if opts.Spec != nil {
 		res, err := runSpec(ctx, snap, opts.Spec, opts.Target)
+		if err != nil {
+			return nil, err
+		}
+		r.Results = append(r.Results, res...)
+	}
+	if opts.Goss != nil {
+		res, err := runGoss(ctx, snap, opts.Goss, opts.Target)
 		if err != nil {
 			return nil, err
 		}

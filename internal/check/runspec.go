@@ -37,6 +37,9 @@ var (
 )
 
 func runSpec(ctx context.Context, snap *snapshot.Snapshot, s *Spec, t *source.Tree) ([]Result, error) {
+	if s.Goss != nil {
+		return runGoss(ctx, snap, s.Goss, t)
+	}
 	var out []Result
 	for _, w := range s.Warnings {
 		out = append(out, Result{ID: "spec/warning", Origin: OriginSpec, Kind: "spec", Status: StatusInfo, Message: w})

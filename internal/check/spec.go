@@ -47,6 +47,10 @@ type Spec struct {
 	// with the reason, rather than running them differently.
 	ContainerRunOptions *RunOptions `yaml:"containerRunOptions"`
 
+	// Goss is set when the file was a goss file (IsGoss), which ParseSpec
+	// reads with its includes; the fields above are then empty.
+	Goss *GossSuite `yaml:"-"`
+
 	// Warnings are notes about the file itself (legacy field names).
 	Warnings []string `yaml:"-"`
 
@@ -262,13 +266,24 @@ type SpecError = yamlx.Error
 
 // ParseSpec reads a YAML spec. name is used in error messages, which carry
 // the line and the path of the offending value; unknown fields are errors,
-// with a suggestion when a known field is close.
+// with a suggestion when a known field is close. A goss file (IsGoss) is
+// read as goss reads it, its includes relative to name on this machine.
 func ParseSpec(name string, data []byte) (*Spec, error) {
 	top, err := yamlx.Parse(name, data)
 	if err != nil {
+		if terr := refuseTemplate(name, data); terr != nil {
+			return nil, terr // a goss template is not YAML until goss renders it
+		}
 		return nil, err
 	}
 	var s Spec
+	if IsGoss(top) {
+		g, err := parseGossDocument(name, data, top)
+		if err != nil {
+			return nil, err
+		}
+		return &Spec{Goss: g, parsed: true}, nil
+	}
 	if top == nil {
 		return nil, &SpecError{File: name, Msg: "empty spec: add commandTests, fileTests, tools, python, packages or metadataTest"}
 	}

@@ -128,3 +128,13 @@ func PrepareAudit(a AuditEntry) AuditEntry {
 	}
 	return a
 }
+
+// SupersedeAudit is the entry CreateRollout writes, besides audit (the
+// new rollout's), for the rollout before that created supersedes: every
+// state change of every subject has an entry of its own, so the audit
+// log under rollout/<old id> says how that rollout ended.
+func SupersedeAudit(audit AuditEntry, before, created Rollout) AuditEntry {
+	return AuditEntry{At: audit.At, Actor: audit.Actor, Action: "rollout.supersede", Subject: "rollout/" + before.ID,
+		Reason:  "superseded by rollout " + created.ID + " of " + created.Version,
+		Details: details("from", before.State, "to", StateSuperseded, "ring", before.Ring, "version", before.Version, "supersededBy", created.ID)}
+}

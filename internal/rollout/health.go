@@ -23,6 +23,15 @@ type HealthResult struct {
 	Healthy bool   `json:"healthy"`
 	Known   bool   `json:"known"`
 	Reason  string `json:"reason,omitempty"`
+	// Action is what the gate's policy asks of an unhealthy verdict
+	// (ActionRollback, ActionHalt), or ActionDryRun for a verdict that is
+	// healthy only because the policy does not act; "" leaves an unhealthy
+	// verdict to the rollout's AutoRollback. A rollback asked for by
+	// either wins.
+	Action string `json:"action,omitempty"`
+	// Decision summarises a failing telemetry decision (also a dry-run's
+	// would-be one) for the audit log and alerts.
+	Decision *DecisionSummary `json:"decision,omitempty"`
 }
 
 // Health judges whether rollout r may leave ring. Implementations must be
@@ -99,8 +108,10 @@ func (ManualApproval) Check(_ context.Context, r Rollout, ring int) (HealthResul
 	return HealthResult{Reason: fmt.Sprintf("ring %d waits for approval (promote)", ring)}, nil
 }
 
-// AllOf combines health checks: unhealthy if any is unhealthy, else
-// unknown if any is unknown, else healthy. Reasons are joined.
+// AllOf combines health checks: unhealthy if any is unhealthy (that
+// check's result, with its Action and Decision), else unknown if any is
+// unknown, else healthy. Reasons are joined; the first Decision (a
+// dry-run's) rides along.
 type AllOf []Health
 
 var _ Health = AllOf(nil)
@@ -119,9 +130,12 @@ func (a AllOf) Check(ctx context.Context, r Rollout, ring int) (HealthResult, er
 		}
 		switch {
 		case res.Known && !res.Healthy:
-			return HealthResult{Known: true, Reason: res.Reason}, nil
+			return res, nil
 		case !res.Known:
 			out.Known, out.Healthy = false, false
+		}
+		if out.Decision == nil && res.Decision != nil {
+			out.Decision, out.Action = res.Decision, res.Action
 		}
 	}
 	out.Reason = strings.Join(reasons, "; ")

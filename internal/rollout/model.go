@@ -44,6 +44,9 @@ type Version struct {
 	// Snapshot and CheckReport are stored as given (imagegate JSON).
 	Snapshot    json.RawMessage `json:"snapshot,omitempty"`
 	CheckReport json.RawMessage `json:"checkReport,omitempty"`
+	// Image is the image the version was built as, when pushed with --ref
+	// (re-verification pulls it by its digest).
+	Image *ImageRef `json:"image,omitempty"`
 	// Revoked versions are never served again, pins to them included,
 	// unless a pin overrides with a visible reason.
 	Revoked       bool      `json:"revoked"`
@@ -69,6 +72,10 @@ type Ring struct {
 	ControlPercent float64 `json:"controlPercent"`
 	// ManualApproval holds the rollout in this ring until someone promotes it.
 	ManualApproval bool `json:"manualApproval"`
+	// NoticePeriod: the rollout does not enter this ring before this long
+	// after its change notices went out (NoticeGate; not for ring 0, which
+	// starts with the rollout). Expedited rollouts skip it, audited.
+	NoticePeriod time.Duration `json:"noticePeriod,omitempty"`
 }
 
 // State is where a rollout is in its life; stored and sent as its string.
@@ -220,6 +227,25 @@ type Token struct {
 	Role      string    `json:"role"`
 	Hash      []byte    `json:"-"`
 	CreatedAt time.Time `json:"createdAt"`
+	// ExpiresAt, when set, is when the token stops working.
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// LastUsedAt is when a replica last looked the token up: at most a
+	// token cache TTL older than its last use.
+	LastUsedAt time.Time `json:"lastUsedAt,omitzero"`
+	// RevokedAt, when set, is when the token was revoked; it never works
+	// again and its secret cannot be registered again.
+	RevokedAt time.Time `json:"revokedAt,omitzero"`
+}
+
+// Usable says why t may not authenticate a request at now ("" when it may).
+func (t Token) Usable(now time.Time) string {
+	switch {
+	case !t.RevokedAt.IsZero():
+		return "revoked at " + t.RevokedAt.UTC().Format(time.RFC3339)
+	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
+		return "expired at " + t.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return ""
 }
 
 // Page asks for one page of a list: items after the cursor, at most Limit.

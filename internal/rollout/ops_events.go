@@ -17,10 +17,26 @@ func (s *Service) IngestEvents(ctx context.Context, events []JobEvent) (int, err
 }
 
 func checkEvent(e JobEvent) error {
-	for _, c := range [][2]string{{"jobId", e.JobID}, {"org", e.Org}, {"label", e.Label}, {"version", e.Version}} {
-		if c[1] == "" {
-			return fmt.Errorf("%s is required: %w", c[0], ErrInvalid)
+	if err := CheckKey("jobId", e.JobID, MaxKey); err != nil {
+		return err
+	}
+	for _, c := range [][2]string{{"org", e.Org}, {"label", e.Label}, {"version", e.Version}} {
+		if err := CheckName(c[0], c[1]); err != nil {
+			return err
 		}
+	}
+	if e.Pipeline != "" {
+		if err := CheckKey("pipeline", e.Pipeline, MaxPipeline); err != nil {
+			return err
+		}
+	}
+	if e.RunID != "" {
+		if err := CheckKey("runId", e.RunID, MaxKey); err != nil {
+			return err
+		}
+	}
+	if err := CheckLog("errorText", e.ErrorText, MaxErrorTextIn); err != nil {
+		return err
 	}
 	switch {
 	case e.Outcome != OutcomeSucceeded && e.Outcome != OutcomeFailed && e.Outcome != OutcomeCanceled:

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -11,13 +12,19 @@ import (
 // OverrideRevoked with a Reason. Owner defaults to actor.
 func (s *Service) SetPin(ctx context.Context, actor string, pin Pin) (Pin, error) {
 	for _, c := range [][2]string{{"org", pin.Org}, {"label", pin.Label}, {"version", pin.Version}} {
-		if err := checkName(c[0], c[1]); err != nil {
+		if err := CheckName(c[0], c[1]); err != nil {
 			return Pin{}, fmt.Errorf("pin: %w", err)
 		}
 	}
+	if err := CheckText("reason", pin.Reason, MaxReason); err != nil {
+		return Pin{}, fmt.Errorf("pin: %w", err)
+	}
+	if err := CheckLine("owner", pin.Owner, MaxLine); err != nil {
+		return Pin{}, fmt.Errorf("pin: %w", err)
+	}
 	now := s.clock.Now()
 	switch {
-	case pin.Reason == "":
+	case strings.TrimSpace(pin.Reason) == "":
 		return Pin{}, fmt.Errorf("pin %s %s: a reason is required: %w", pin.Org, pin.Label, ErrInvalid)
 	case pin.ExpiresAt.IsZero():
 		return Pin{}, fmt.Errorf("pin %s %s: an expiry is required (pins are temporary): %w", pin.Org, pin.Label, ErrInvalid)
@@ -48,6 +55,9 @@ func (s *Service) SetPin(ctx context.Context, actor string, pin Pin) (Pin, error
 
 // ClearPin removes org's pin of label; ErrNotFound when there is none.
 func (s *Service) ClearPin(ctx context.Context, actor, org, label string) error {
+	if err := checkNames("clear pin", "org", org, "label", label); err != nil {
+		return err
+	}
 	if err := s.st.DeletePin(ctx, org, label, AuditEntry{Actor: actor, Action: "pin.clear", Subject: "pin/" + org + "/" + label}); err != nil {
 		return errWrap(err, "clear pin of %s %s", org, label)
 	}

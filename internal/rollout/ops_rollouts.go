@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -48,6 +49,12 @@ func (s *Service) activeRollouts(ctx context.Context, label string) ([]Rollout, 
 // completes at once. ErrPrecondition when the version's gate failed and
 // req.Force is not set, or it is revoked.
 func (s *Service) StartRollout(ctx context.Context, actor string, req StartRequest) (Rollout, error) {
+	if err := checkNames("start rollout", "label", req.Label, "version", req.Version); err != nil {
+		return Rollout{}, err
+	}
+	if err := CheckText("forceReason", req.ForceReason, MaxReason); err != nil {
+		return Rollout{}, fmt.Errorf("start rollout of %s %s: %w", req.Label, req.Version, err)
+	}
 	v, err := s.st.GetVersion(ctx, req.Label, req.Version, false)
 	if err != nil {
 		return Rollout{}, errWrap(err, "start rollout of %s %s (push the version first)", req.Label, req.Version)
@@ -55,11 +62,15 @@ func (s *Service) StartRollout(ctx context.Context, actor string, req StartReque
 	switch {
 	case v.Revoked:
 		return Rollout{}, fmt.Errorf("start rollout of %s %s: the version is revoked (%s): %w", req.Label, req.Version, v.RevokedReason, ErrPrecondition)
-	case req.Force && req.ForceReason == "":
+	case req.Force && strings.TrimSpace(req.ForceReason) == "":
 		return Rollout{}, fmt.Errorf("start rollout of %s %s: force needs a reason for the audit log: %w", req.Label, req.Version, ErrInvalid)
 	case v.Gate == GateFail && !req.Force:
 		return Rollout{}, fmt.Errorf("start rollout of %s %s: its check gate failed; fix the image or force with a reason: %w", req.Label, req.Version, ErrPrecondition)
+	case v.Gate == GateUnknown && !req.Force && !s.opts.AllowUnknownGate:
+		return Rollout{}, fmt.Errorf("start rollout of %s %s: its gate is unknown (pushed without a check report); push a checked version, or force with a reason (the serve config's policies.allowUnknownGate relaxes this): %w",
+			req.Label, req.Version, ErrPrecondition)
 	}
+	unknownAllowed := v.Gate == GateUnknown && !req.Force
 	plan, err := s.st.GetRings(ctx, req.Label)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -117,7 +128,7 @@ func (s *Service) StartRollout(ctx context.Context, actor string, req StartReque
 		reason := req.ForceReason
 		err = s.st.CreateRollout(ctx, &r, sup, AuditEntry{Actor: actor, Action: "rollout.start", Subject: "rollout/" + r.ID,
 			Reason: reason, Details: details("version", r.Version, "from", from, "expedited", r.Expedited, "supersedes", r.Supersedes, "forced", r.Forced,
-				"autoRollback", r.AutoRollback, "state", r.State)})
+				"autoRollback", r.AutoRollback, "state", r.State, "gate", v.Gate, "unknownGateAllowed", unknownAllowed)})
 		if errors.Is(err, ErrConflict) && attempt < 3 {
 			continue // the superseded rollout moved meanwhile: decide again
 		}
@@ -151,6 +162,12 @@ var errNoChange = errors.New("no change")
 // audit entry, retrying from a fresh read when someone else (the
 // controller) changed it meanwhile.
 func (s *Service) transition(ctx context.Context, actor, id, action, reason string, fn func(r *Rollout) error) (Rollout, error) {
+	if err := CheckName("rollout id", id); err != nil {
+		return Rollout{}, err
+	}
+	if err := CheckText("reason", reason, MaxReason); err != nil {
+		return Rollout{}, fmt.Errorf("%s %s: %w", action, id, err)
+	}
 	for attempt := 0; ; attempt++ {
 		r, err := s.st.GetRollout(ctx, id)
 		if err != nil {
@@ -262,6 +279,9 @@ func (s *Service) reconcile(ctx context.Context, actor string, r Rollout) (Rollo
 	if err != nil {
 		return r, "", err
 	}
+	if in.Health.Action == ActionDryRun && in.Health.Decision != nil {
+		r = s.recordDryRun(ctx, actor, r, in)
+	}
 	next, action, why := Step(r, in)
 	if action == "" {
 		return r, why, nil
@@ -279,12 +299,63 @@ func (s *Service) reconcile(ctx context.Context, actor string, r Rollout) (Rollo
 	if err != nil {
 		return r, "", errWrap(err, "%s %s", action, r.ID)
 	}
+	if in.Health.Known && !in.Health.Healthy && (next.State == StateHalted || next.State == StateRolledBack) {
+		act := ActionHalt
+		if next.State == StateRolledBack {
+			act = ActionRollback
+		}
+		s.notify(ctx, Notice{Action: act, Rollout: next, Ring: r.Ring, Reason: next.Reason, Health: in.Health, At: in.Now})
+	}
 	if next.State == StateRolledBack {
 		if err := s.st.ForgetRuns(ctx, r.Label); err != nil {
 			return next, "", errWrap(err, "forget runs of %s", r.Label)
 		}
 	}
 	return next, why, s.refresh(ctx)
+}
+
+type dryRunKey struct {
+	rollout, signature string
+	ring               int
+}
+
+// recordDryRun writes a dry-run's would-be decision to the audit log (and
+// tells the Notifier) once per rollout, ring and signature this process
+// has seen; a restart records it once more. It returns r as now stored;
+// on a concurrent change r itself, for Step's write to find the conflict.
+func (s *Service) recordDryRun(ctx context.Context, actor string, r Rollout, in GateInput) Rollout {
+	d := in.Health.Decision
+	key := dryRunKey{rollout: r.ID, ring: r.Ring, signature: "aggregate"}
+	if d.Signature != nil {
+		key.signature = d.Signature.ID
+	}
+	if _, done := s.dryRuns.Load(key); done {
+		return r
+	}
+	cur := r
+	cur.UpdatedAt = in.Now
+	err := s.st.UpdateRollout(ctx, &cur, AuditEntry{Actor: actor, Action: "rollout.dry-run", Subject: "rollout/" + r.ID,
+		Reason: in.Health.Reason, Details: details("ring", r.Ring, "state", r.State, "version", r.Version, "health", in.Health)})
+	if err != nil {
+		if !errors.Is(err, ErrConflict) {
+			s.log.Warn("record dry-run decision", "rollout", r.ID, "err", err)
+		}
+		return r
+	}
+	s.dryRuns.Store(key, true)
+	s.log.Info("dry-run decision, not acted on", "rollout", r.ID, "label", r.Label, "version", r.Version, "decision", d.summaryLine())
+	s.notify(ctx, Notice{Action: ActionDryRun, Rollout: cur, Ring: r.Ring, Reason: in.Health.Reason, Health: in.Health, At: in.Now})
+	return cur
+}
+
+// notify is the one place decisions reach the Notifier.
+func (s *Service) notify(ctx context.Context, n Notice) {
+	if s.opts.Notifier == nil {
+		return
+	}
+	if err := s.opts.Notifier.Notify(ctx, n); err != nil {
+		s.log.Warn("notify decision", "rollout", n.Rollout.ID, "action", n.Action, "err", err)
+	}
 }
 
 func (s *Service) gateInput(ctx context.Context, r Rollout) (GateInput, error) {
@@ -308,6 +379,9 @@ func (s *Service) gateInput(ctx context.Context, r Rollout) (GateInput, error) {
 			return in, fmt.Errorf("health of rollout %s in ring %d: %w", r.ID, r.Ring, err)
 		}
 		in.Health = h
+		// Rollback is the analysis' default action: a verdict that asks
+		// for it gets it, whatever the rollout was started with.
+		in.AutoRollback = in.AutoRollback || h.Action == ActionRollback
 	}
 	return in, nil
 }

@@ -5,16 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 )
 
 // PushVersion registers v (creating its image if needed). Gate comes from
 // v.CheckReport (its "verdict", or "failed" count) and is "unknown"
 // without a report, whatever v.Gate said. ErrConflict if it exists.
 func (s *Service) PushVersion(ctx context.Context, actor string, v Version) (Version, error) {
-	if err := checkName("label", v.Label); err != nil {
+	if err := CheckName("label", v.Label); err != nil {
 		return Version{}, err
 	}
-	if err := checkName("version", v.Version); err != nil {
+	if err := CheckName("version", v.Version); err != nil {
 		return Version{}, err
 	}
 	gate, err := GateOf(v.CheckReport)
@@ -23,6 +25,14 @@ func (s *Service) PushVersion(ctx context.Context, actor string, v Version) (Ver
 	}
 	if len(v.Snapshot) > 0 && !json.Valid(v.Snapshot) {
 		return Version{}, fmt.Errorf("push %s %s: snapshot is not JSON (give the file imagegate scan wrote): %w", v.Label, v.Version, ErrInvalid)
+	}
+	if v.Image != nil {
+		if err := CheckImageRef(*v.Image); err != nil {
+			return Version{}, fmt.Errorf("push %s %s: %w", v.Label, v.Version, err)
+		}
+		img := *v.Image
+		img.DriftedAt, img.Drift = time.Time{}, nil
+		v.Image = &img
 	}
 	now := s.clock.Now()
 	v.Gate, v.Revoked, v.RevokedReason, v.CreatedAt = gate, false, "", now
@@ -39,13 +49,30 @@ func (s *Service) PushVersion(ctx context.Context, actor string, v Version) (Ver
 
 // RevokeVersion takes a version back for good: it is never served again
 // (pins to it stop applying unless they override), runs lose their
-// affinity to it, and a rollout of it still under way is rolled back.
+// affinity to it, and a rollout of it still under way is rolled back
+// with the reason. Revoking a revoked version writes nothing: with the
+// same reason it succeeds (a retry), with another it is ErrConflict.
 func (s *Service) RevokeVersion(ctx context.Context, actor, label, version, reason string) error {
-	if reason == "" {
+	if err := checkNames("revoke", "label", label, "version", version); err != nil {
+		return err
+	}
+	if strings.TrimSpace(reason) == "" {
 		return fmt.Errorf("revoke %s %s: a reason is required (it is shown to everyone pinned to it): %w", label, version, ErrInvalid)
 	}
-	if _, err := s.st.GetVersion(ctx, label, version, false); err != nil {
+	if err := CheckText("reason", reason, MaxReason); err != nil {
+		return fmt.Errorf("revoke %s %s: %w", label, version, err)
+	}
+	v, err := s.st.GetVersion(ctx, label, version, false)
+	if err != nil {
 		return errWrap(err, "revoke %s %s", label, version)
+	}
+	if v.Revoked {
+		// Nothing changes, so nothing is written: a retry (same reason)
+		// succeeds; another reason is refused rather than dropped.
+		if v.RevokedReason == reason {
+			return nil
+		}
+		return fmt.Errorf("revoke %s %s: %w: it is already revoked (%q); the first reason stands", label, version, ErrConflict, v.RevokedReason)
 	}
 	if err := s.st.RevokeVersion(ctx, label, version, reason, AuditEntry{Actor: actor, Action: "version.revoke",
 		Subject: "version/" + label + "/" + version, Reason: reason}); err != nil {
@@ -63,7 +90,7 @@ func (s *Service) RevokeVersion(ctx context.Context, actor, label, version, reas
 			if Terminal(r.State) {
 				return errNoChange
 			}
-			r.State = StateRolledBack
+			r.State, r.Reason = StateRolledBack, "version revoked: "+reason
 			return nil
 		}); err != nil && !errors.Is(err, errNoChange) {
 			return err
@@ -76,10 +103,37 @@ func (s *Service) RevokeVersion(ctx context.Context, actor, label, version, reas
 }
 
 // SetRings replaces the ring plan of label ("" = the global plan). Running
-// rollouts keep the plan they started with.
+// rollouts keep the plan they started with. ErrNotFound for a label no
+// version was pushed of: a plan nobody can address by mistake (a typo in
+// the label) would otherwise wait silently for an image of that name. The
+// serve config may still name labels before their first push
+// (ApplyConfigRings).
 func (s *Service) SetRings(ctx context.Context, actor, label string, rings []Ring) error {
+	if s.managedByConfig(label) {
+		key := "rings"
+		if label != "" {
+			key = "images." + label + ".rings"
+		}
+		return fmt.Errorf("set rings of %q: %w: the serve config manages this plan (%s) and wins at every start; change it there", label, ErrConflict, key)
+	}
 	if label != "" {
-		if err := checkName("label", label); err != nil {
+		if err := CheckName("label", label); err != nil {
+			return err
+		}
+		vs, _, err := s.st.ListVersions(ctx, label, Page{Limit: 1})
+		if err != nil {
+			return errWrap(err, "set rings of %s", label)
+		}
+		if len(vs) == 0 {
+			return fmt.Errorf("set rings of %s: %w: no version of the image was pushed; push one first (or set the plan in the serve config)", label, ErrNotFound)
+		}
+	}
+	return s.setRings(ctx, actor, label, rings)
+}
+
+func (s *Service) setRings(ctx context.Context, actor, label string, rings []Ring) error {
+	if label != "" {
+		if err := CheckName("label", label); err != nil {
 			return err
 		}
 	}
@@ -111,5 +165,13 @@ func (s *Service) Versions(ctx context.Context, label string, p Page) ([]Version
 // Version returns one version with its snapshot and check report.
 func (s *Service) Version(ctx context.Context, label, version string) (Version, error) {
 	v, err := s.st.GetVersion(ctx, label, version, true)
-	return v, errWrap(err, "version %s %s", label, version)
+	if err != nil {
+		return v, errWrap(err, "version %s %s", label, version)
+	}
+	if img, err := s.st.VersionImage(ctx, label, version); err == nil {
+		v.Image = &img
+	} else if !errors.Is(err, ErrNotFound) {
+		return v, errWrap(err, "image of version %s %s", label, version)
+	}
+	return v, nil
 }

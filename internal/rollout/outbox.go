@@ -82,9 +82,9 @@ func CheckAlert(a Alert) error {
 		return fmt.Errorf("alert %s: %w: the alert needs a label", a.ID, ErrInvalid)
 	}
 	switch a.Kind {
-	case AlertHalt, AlertRollback, AlertEscalation, AlertDryRun:
+	case AlertHalt, AlertRollback, AlertEscalation, AlertDryRun, AlertDrift, AlertUnreachable, AlertNotice:
 	default:
-		return fmt.Errorf("alert %s: %w: kind %q is none of halt, rollback, escalation, dry-run", a.ID, ErrInvalid, a.Kind)
+		return fmt.Errorf("alert %s: %w: kind %q is none of halt, rollback, escalation, dry-run, drift, unreachable, notice", a.ID, ErrInvalid, a.Kind)
 	}
 	return nil
 }

@@ -123,6 +123,23 @@ func CheckReport(r Report) error {
 			return fmt.Errorf("report: %w: %s %.40q: want at most %d printable bytes", ErrInvalid, f.name, f.v, MaxReportField)
 		}
 	}
+	// The grammar every other endpoint applies (names.go) holds here too.
+	if err := checkNames("report", "org", r.Org, "label", r.Label); err != nil {
+		return err
+	}
+	if r.Version != "" {
+		if err := checkNames("report", "version", r.Version); err != nil {
+			return err
+		}
+	}
+	if r.JobID != "" {
+		if err := CheckKey("jobId", r.JobID, MaxKey); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
+	if err := CheckText("text", r.Text, MaxReportText); err != nil {
+		return fmt.Errorf("report on %s: %w", r.Label, err)
+	}
 	return nil
 }
 

@@ -63,6 +63,14 @@ func ValidateRings(rings []Ring) error {
 		if r.Name == "" {
 			return fmt.Errorf("ring %d has no name: %w", i, ErrInvalid)
 		}
+		if err := CheckName(fmt.Sprintf("ring %d name", i), r.Name); err != nil {
+			return err
+		}
+		for j, org := range r.Orgs {
+			if err := CheckName(fmt.Sprintf("ring %q orgs[%d]", r.Name, j), org); err != nil {
+				return err
+			}
+		}
 		if names[r.Name] {
 			return fmt.Errorf("ring name %q used twice: %w", r.Name, ErrInvalid)
 		}

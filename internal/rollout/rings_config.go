@@ -18,7 +18,18 @@ const ConfigActor = "config"
 // A label without a plan of its own is compared with the global plan, as
 // GetRings falls back to it. Plans are applied in label order, the global
 // one first.
+//
+// Precedence: the config wins. A plan it names is applied at every start
+// and is managed by the config from then on: SetRings through the API
+// refuses to change it (ErrConflict naming the file's key), so an edit
+// made through the API is never silently undone by the next restart.
+// Plans the config does not name are the API's.
 func (s *Service) ApplyConfigRings(ctx context.Context, plans map[string][]Ring) error {
+	managed := make(map[string]bool, len(plans))
+	for label := range plans {
+		managed[label] = true
+	}
+	s.configRings.Store(&managed)
 	for _, label := range slices.Sorted(maps.Keys(plans)) {
 		rings := plans[label]
 		cur, err := s.st.GetRings(ctx, label)
@@ -28,7 +39,7 @@ func (s *Service) ApplyConfigRings(ctx context.Context, plans map[string][]Ring)
 		if err == nil && reflect.DeepEqual(normRings(cur), normRings(rings)) {
 			continue
 		}
-		if err := s.SetRings(ctx, ConfigActor, label, rings); err != nil {
+		if err := s.setRings(ctx, ConfigActor, label, rings); err != nil {
 			return fmt.Errorf("apply ring plan %q from the config: %w", label, err)
 		}
 	}
@@ -45,4 +56,11 @@ func normRings(rs []Ring) []Ring {
 		out[i] = r
 	}
 	return out
+}
+
+// managedByConfig says whether the serve config names label's plan ("" =
+// the global plan).
+func (s *Service) managedByConfig(label string) bool {
+	m := s.configRings.Load()
+	return m != nil && (*m)[label]
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 )
 
 // ServiceOptions configure a Service; zero values take the defaults noted.
@@ -36,6 +35,44 @@ type ServiceOptions struct {
 	// Signer gives failed jobs' error texts their signature; nil stores
 	// no signatures (exposure is still counted).
 	Signer Signer
+	// AllowUnknownGate lets a version without a check report (gate
+	// unknown) roll out without Force, as a passed one does; the
+	// rollout.start audit entry then records "unknownGateAllowed". Off, an
+	// unknown gate needs Force with a reason, like a failed one.
+	AllowUnknownGate bool
+	// Analyzer answers Service.Analysis (the API's per-ring analysis);
+	// nil: ErrPrecondition. TelemetryHealth is one.
+	Analyzer RingAnalyzer
+	// Notifier is told of every decision of the health gate the
+	// controller acted on (halt, rollback) or recorded under dry-run; nil
+	// tells no one. See Notifier.
+	Notifier Notifier
+}
+
+// Notifier is where a decision would enqueue its alerts (issue 7's
+// outbox).
+//
+// Contract: Notify is called once per decision, after the decision and
+// its audit entry are stored, from the controller's goroutine: it must
+// return quickly (enqueue durably, deliver elsewhere) and be safe for
+// concurrent use (replicas' Services are distinct, but Promote also
+// decides). An error is logged and never undoes the decision; a crash
+// between the decision and Notify loses that notification, so an
+// outbox wants to be written in the same transaction eventually.
+type Notifier interface {
+	Notify(ctx context.Context, n Notice) error
+}
+
+// Notice is a decision to alert about.
+type Notice struct {
+	// Action: ActionRollback, ActionHalt, or ActionDryRun (would have
+	// acted).
+	Action  string       `json:"action"`
+	Rollout Rollout      `json:"rollout"`
+	Ring    int          `json:"ring"`
+	Reason  string       `json:"reason"`
+	Health  HealthResult `json:"health"`
+	At      time.Time    `json:"at"`
 }
 
 // StartRequest asks for a rollout of Label at Version.
@@ -80,6 +117,10 @@ type Service struct {
 	served    sync.Map // servedKey -> *atomic.Int64
 	flushMu   sync.Mutex
 	timelines timelines // rollouts by label, for reading job events
+	// configRings are the labels whose ring plan the serve config manages
+	// (see ApplyConfigRings).
+	configRings atomic.Pointer[map[string]bool]
+	dryRuns     sync.Map // dryRunKey -> true: would-be decisions recorded
 
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -418,20 +459,6 @@ func (c *runCache) putLocked(k, v string) {
 		c.old, c.cur = c.cur, make(map[string]string)
 	}
 	c.cur[k] = v
-}
-
-// checkName rejects names that would be ambiguous in URLs, logs and tables.
-func checkName(kind, v string) error {
-	if v == "" {
-		return fmt.Errorf("%s is required: %w", kind, ErrInvalid)
-	}
-	if len(v) > 200 {
-		return fmt.Errorf("%s %.20q… is longer than 200 bytes: %w", kind, v, ErrInvalid)
-	}
-	if i := strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '/' }); i >= 0 {
-		return fmt.Errorf("%s %q contains %q: use letters, digits, '.', '-', '_' or ':': %w", kind, v, v[i], ErrInvalid)
-	}
-	return nil
 }
 
 func details(kv ...any) json.RawMessage {

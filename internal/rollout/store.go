@@ -33,6 +33,8 @@ type Store interface {
 	TelemetryStore
 	OutboxStore
 	ReportStore
+	VerifyStore
+	SubscriptionStore
 	// Generation is a number that increases whenever anything that
 	// resolve depends on changes (rollouts, pins, versions, rings, run
 	// assignments forgotten); replicas poll it to refresh their in-memory
@@ -137,11 +139,23 @@ type TokenStore interface {
 	// minting a second token); ErrInvalid without ID or hash. It does not
 	// bump Generation: tokens are not routing.
 	CreateToken(ctx context.Context, t Token, audit AuditEntry) error
-	// TokenByHash returns ErrNotFound for an unknown hash.
+	// TokenByHash returns ErrNotFound for an unknown hash. A revoked or
+	// expired token is returned as stored (RevokedAt, ExpiresAt): the
+	// caller refuses it.
 	TokenByHash(ctx context.Context, hash []byte) (Token, error)
-	// CountTokens counts tokens of role ("" = every role); a token whose
-	// CreateToken returned is counted.
+	// CountTokens counts tokens of role ("" = every role) that are not
+	// revoked; a token whose CreateToken returned is counted.
 	CountTokens(ctx context.Context, role string) (int, error)
+	// ListTokens pages through tokens by ID, revoked ones included; the
+	// cursor is "" on the last page. Hash is never filled in.
+	ListTokens(ctx context.Context, p Page) ([]Token, string, error)
+	// RevokeToken marks token id revoked at at and returns it as stored;
+	// ErrNotFound when there is none. Idempotent: a revoked token keeps
+	// its first RevokedAt and no audit entry is written (changed false).
+	RevokeToken(ctx context.Context, id string, at time.Time, audit AuditEntry) (t Token, changed bool, err error)
+	// TouchToken records that token id was used at at: LastUsedAt only
+	// moves forward. Not audited; an unknown id is ignored.
+	TouchToken(ctx context.Context, id string, at time.Time) error
 }
 
 // EventStore holds job outcomes reported by runners.

@@ -77,6 +77,11 @@ type Stage struct {
 	StartedAt time.Time `json:"startedAt"`
 }
 
+// MaxTopOrgs is how many of the most affected orgs a cohort's counts
+// name (Exposure.TopOrgFailed, SignatureCounts.TopOrgs): enough for the
+// analysis to leave out minOrgs−1 of them.
+const MaxTopOrgs = 10
+
 // Exposure counts the jobs of one cohort of a rollout's ring (events with
 // a pipeline only).
 type Exposure struct {
@@ -84,6 +89,18 @@ type Exposure struct {
 	Orgs      int64 `json:"orgs"`      // distinct
 	Jobs      int64 `json:"jobs"`
 	Failed    int64 `json:"failed"`
+	// FailedOrgs counts the distinct orgs with a failed job; TopOrgFailed
+	// holds the failed jobs of the MaxTopOrgs orgs with the most of them,
+	// largest first.
+	FailedOrgs   int64   `json:"failedOrgs"`
+	TopOrgFailed []int64 `json:"topOrgFailed,omitempty"`
+	// HistoryJobs and HistoryFailed count the jobs of the cohort's orgs on
+	// the rollout's old version (FromVersion) in the UTC days up to and
+	// including the one the rollout was created on: how often these orgs
+	// fail anyway. Day-grained, so that reading it costs a few rows per
+	// org; computed when read, so history backfilled later counts.
+	HistoryJobs   int64 `json:"historyJobs"`
+	HistoryFailed int64 `json:"historyFailed"`
 }
 
 // SignatureCounts counts the failed jobs of one cohort with a signature.
@@ -91,6 +108,18 @@ type SignatureCounts struct {
 	Pipelines int64 `json:"pipelines"` // distinct
 	Orgs      int64 `json:"orgs"`      // distinct
 	Jobs      int64 `json:"jobs"`
+	// WithoutHistory counts the pipelines that had not produced the
+	// signature on another version of the label before the rollout was
+	// created: the evidence. For the new cohort it is computed when read
+	// (history backfilled later counts), with OrgsWithoutHistory their
+	// distinct orgs and TopOrgs the evidence pipelines of the MaxTopOrgs
+	// orgs with the most of them, largest first. For the control and old
+	// cohorts (the fleet-sized side, which the analysis reads as totals)
+	// it is judged when each pipeline first hits the signature in the
+	// ring, and the per-org fields stay empty. Not computed for flagged.
+	WithoutHistory     int64   `json:"withoutHistory"`
+	OrgsWithoutHistory int64   `json:"orgsWithoutHistory"`
+	TopOrgs            []int64 `json:"topOrgs,omitempty"`
 }
 
 // RingSignature is one signature seen in a rollout's ring.
@@ -101,10 +130,9 @@ type RingSignature struct {
 	// any, else of its old version.
 	Examples []string                   `json:"examples,omitempty"`
 	Cohorts  map[string]SignatureCounts `json:"cohorts"`
-	// NewWithoutHistory counts the new cohort's pipelines that had not
-	// produced this signature on any other version of the label before
-	// the rollout was created: the new evidence. It is computed when
-	// read, so history backfilled later still counts.
+	// NewWithoutHistory is Cohorts[CohortNew].WithoutHistory: the new
+	// cohort's pipelines that had not produced this signature on any other
+	// version of the label before the rollout was created.
 	NewWithoutHistory int64 `json:"newWithoutHistory"`
 }
 

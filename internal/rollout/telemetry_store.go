@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // TelemetryStore keeps job events as the server read them, and the
@@ -37,6 +38,10 @@ type TelemetryStore interface {
 	// ListSignatures lists the signatures seen on label (of version, when
 	// not ""), most recently seen first.
 	ListSignatures(ctx context.Context, label, version string, p Page) ([]Signature, string, error)
+	// SignatureTemplates returns the templates of the signatures last seen
+	// (on any label and version) at or after since, in no particular
+	// order: what a restarted miner is seeded with.
+	SignatureTemplates(ctx context.Context, since time.Time) ([]string, error)
 }
 
 // CheckObservations refuses a batch in which an observation has no job ID

@@ -91,9 +91,10 @@ func TestTelemetryThroughService(t *testing.T) {
 	got, err := e.svc.RingTelemetry(e.ctx, r.ID, 0)
 	e.must(err)
 	want := rollout.Telemetry{RolloutID: r.ID, Stage: 0,
-		Exposure: map[string]rollout.Exposure{rollout.CohortNew: {Pipelines: 2, Orgs: 2, Jobs: 2, Failed: 1}},
+		Exposure: map[string]rollout.Exposure{rollout.CohortNew: {Pipelines: 2, Orgs: 2, Jobs: 2, Failed: 1, FailedOrgs: 1, TopOrgFailed: []int64{1}}},
 		Signatures: []rollout.RingSignature{{ID: "sig-boom:", Template: "boom: <*>", Examples: []string{"boom: it broke"},
-			Cohorts: map[string]rollout.SignatureCounts{rollout.CohortNew: {Pipelines: 1, Orgs: 1, Jobs: 1}}, NewWithoutHistory: 1}},
+			Cohorts: map[string]rollout.SignatureCounts{rollout.CohortNew: {Pipelines: 1, Orgs: 1, Jobs: 1,
+				WithoutHistory: 1, OrgsWithoutHistory: 1, TopOrgs: []int64{1}}}, NewWithoutHistory: 1}},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("RingTelemetry (-want +got):\n%s", d)

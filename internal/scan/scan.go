@@ -96,7 +96,7 @@ func Scan(ctx context.Context, tree *source.Tree, opts Options) (*snapshot.Snaps
 	}
 
 	py := python.NewFinder(python.Options{ModuleTimeout: opts.ModuleTimeout})
-	rt := runtimes.NewFinder()
+	rt := runtimes.NewFinder(runtimes.Options{PartTimeout: opts.ModuleTimeout})
 	started := time.Now()
 	if err := walk(ctx, tree, []Finder{py, rt}); err != nil {
 		return nil, fmt.Errorf("walk %s: %w", tree.Spec, err)

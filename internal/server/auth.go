@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +25,10 @@ type TokenStore interface {
 	// TokenByHash returns rollout.ErrNotFound for an unknown hash.
 	TokenByHash(ctx context.Context, hash []byte) (rollout.Token, error)
 	CountTokens(ctx context.Context, role string) (int, error)
+	ListTokens(ctx context.Context, p rollout.Page) ([]rollout.Token, string, error)
+	// RevokeToken is idempotent: changed is false for a revoked token.
+	RevokeToken(ctx context.Context, id string, at time.Time, audit rollout.AuditEntry) (t rollout.Token, changed bool, err error)
+	TouchToken(ctx context.Context, id string, at time.Time) error
 }
 
 // Principal is the authenticated caller of a request.
@@ -34,8 +40,12 @@ type Principal struct {
 	Org string
 }
 
-// Actor is how the audit log names the caller.
-func (p Principal) Actor() string { return "token:" + p.Name }
+// Actor is how the audit log names the caller: the token's name, which
+// people chose and need not be unique, with its id and role, which are.
+func (p Principal) Actor() string { return "token:" + p.Name + " (" + p.TokenID + ", " + p.Role + ")" }
+
+// Owner is how a pin names its owner by default: the token's name.
+func (p Principal) Owner() string { return "token:" + p.Name }
 
 func (p Principal) isAdmin() bool  { return p.Role == rollout.RoleAdmin }
 func (p Principal) isRunner() bool { return p.Role == rollout.RoleRunner }
@@ -76,31 +86,42 @@ func NewToken() (string, error) {
 }
 
 // ValidRole reports whether role is one a token may have.
-func ValidRole(role string) bool {
-	if role == rollout.RoleAdmin || role == rollout.RoleRunner {
-		return true
-	}
-	org, ok := strings.CutPrefix(role, rollout.RoleOrgPrefix)
-	return ok && org != "" && strings.TrimSpace(org) == org
-}
+func ValidRole(role string) bool { return rollout.CheckRole(role) == nil }
 
 // CreateToken stores a new token with the given role and returns it in
 // clear, the only time it is ever visible.
 func CreateToken(ctx context.Context, st TokenStore, actor, name, role string, now time.Time) (string, rollout.Token, error) {
-	if !ValidRole(role) {
-		return "", rollout.Token{}, fmt.Errorf("role %q: want admin, runner or org:<id>: %w", role, rollout.ErrInvalid)
+	return createToken(ctx, st, actor, rollout.Token{Name: name, Role: role}, "", now)
+}
+
+// createToken stores a new token named and roled as t, expiring at
+// t.ExpiresAt when set.
+func createToken(ctx context.Context, st TokenStore, actor string, t rollout.Token, reason string, now time.Time) (string, rollout.Token, error) {
+	name, role := t.Name, t.Role
+	if err := rollout.CheckRole(role); err != nil {
+		return "", rollout.Token{}, fmt.Errorf("create token: %w", err)
 	}
-	if name == "" {
-		return "", rollout.Token{}, fmt.Errorf("token name is empty: %w", rollout.ErrInvalid)
+	if err := rollout.CheckName("token name", name); err != nil {
+		return "", rollout.Token{}, fmt.Errorf("create token: %w", err)
+	}
+	if !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(now) {
+		return "", rollout.Token{}, fmt.Errorf("create token: expiry %s is not in the future: %w", t.ExpiresAt.UTC().Format(time.RFC3339), rollout.ErrInvalid)
 	}
 	secret, err := NewToken()
 	if err != nil {
 		return "", rollout.Token{}, err
 	}
-	t := rollout.Token{Name: name, Role: role, Hash: HashToken(secret), CreatedAt: now.UTC()}
+	t = rollout.Token{Name: name, Role: role, Hash: HashToken(secret), CreatedAt: now.UTC(), ExpiresAt: t.ExpiresAt}
+	if !t.ExpiresAt.IsZero() {
+		t.ExpiresAt = t.ExpiresAt.UTC().Truncate(time.Microsecond)
+	}
 	t.ID = "tok-" + hex.EncodeToString(t.Hash[:6])
-	audit := rollout.AuditEntry{Actor: actor, Action: "token.create", Subject: "token/" + t.ID,
-		Details: []byte(fmt.Sprintf(`{"name":%q,"role":%q}`, name, role))}
+	details := map[string]any{"name": name, "role": role}
+	if !t.ExpiresAt.IsZero() {
+		details["expiresAt"] = t.ExpiresAt
+	}
+	db, _ := json.Marshal(details)
+	audit := rollout.AuditEntry{Actor: actor, Action: "token.create", Subject: "token/" + t.ID, Reason: reason, Details: db}
 	if err := st.CreateToken(ctx, t, audit); err != nil {
 		return "", rollout.Token{}, fmt.Errorf("create token %q: %w", name, err)
 	}
@@ -114,7 +135,12 @@ func CreateToken(ctx context.Context, st TokenStore, actor, name, role string, n
 func BootstrapAdmin(ctx context.Context, st TokenStore, envToken string, w io.Writer, now time.Time) error {
 	if envToken != "" {
 		hash := HashToken(envToken)
-		if _, err := st.TokenByHash(ctx, hash); err == nil {
+		if t, err := st.TokenByHash(ctx, hash); err == nil {
+			if !t.RevokedAt.IsZero() {
+				// A revoked secret is a leaked or rotated one: registering
+				// it again would undo the revocation.
+				return fmt.Errorf("IMAGEGATE_ADMIN_TOKEN is token %s, revoked at %s: set it to the token that replaced it (imagegate token rotate prints one) or unset it", t.ID, t.RevokedAt.UTC().Format(time.RFC3339))
+			}
 			return nil
 		} else if !errors.Is(err, rollout.ErrNotFound) {
 			return fmt.Errorf("look up IMAGEGATE_ADMIN_TOKEN: %w", err)
@@ -150,6 +176,7 @@ type tokenCache struct {
 	st  TokenStore
 	ttl time.Duration
 	now func() time.Time
+	log *slog.Logger
 
 	mu sync.RWMutex
 	m  map[[sha256.Size]byte]cachedToken
@@ -158,7 +185,10 @@ type tokenCache struct {
 type cachedToken struct {
 	p       Principal
 	unknown bool
-	expires time.Time
+	expires time.Time // of the cache entry
+	// token is what the store said; refused when not Usable at the time
+	// of each request.
+	token rollout.Token
 }
 
 // maxCachedTokens bounds memory when callers present many bogus tokens.
@@ -192,7 +222,14 @@ func (c *tokenCache) authenticate(ctx context.Context, header string) (Principal
 		case err != nil:
 			return Principal{}, fmt.Errorf("look up token: %w", err)
 		default:
-			e = cachedToken{p: principalOf(t), expires: now.Add(c.ttl)}
+			e = cachedToken{p: principalOf(t), expires: now.Add(c.ttl), token: t}
+			if t.Usable(now) == "" {
+				// Last use is as fresh as the cache: one write per token
+				// and replica per TTL, never on the hot path's hits.
+				if err := c.st.TouchToken(ctx, t.ID, now); err != nil && c.log != nil {
+					c.log.Warn("record token use", "token", t.ID, "err", err)
+				}
+			}
 		}
 		c.mu.Lock()
 		if len(c.m) >= maxCachedTokens {
@@ -204,5 +241,20 @@ func (c *tokenCache) authenticate(ctx context.Context, header string) (Principal
 	if e.unknown {
 		return Principal{}, fmt.Errorf("unknown token: %w", api.ErrUnauthenticated)
 	}
+	if why := e.token.Usable(now); why != "" {
+		return Principal{}, fmt.Errorf("token %s (%s) was %s: ask an admin for a new one: %w", e.p.TokenID, e.p.Name, why, api.ErrUnauthenticated)
+	}
 	return e.p, nil
+}
+
+// forget drops the cached lookups of token id, so a revocation holds on
+// this replica from the next request on (others: within the TTL).
+func (c *tokenCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.m {
+		if e.p.TokenID == id {
+			delete(c.m, k)
+		}
+	}
 }

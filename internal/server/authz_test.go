@@ -32,7 +32,10 @@ var allowed = map[string][]string{
 	"GET /metrics":             {"anonymous", "bogus", "admin", "runner", "org-own", "org-other"},
 	"GET /api/v1/openapi.json": {"anonymous", "bogus", "admin", "runner", "org-own", "org-other"},
 
-	"POST /api/v1/tokens": {"admin"},
+	"POST /api/v1/tokens":             {"admin"},
+	"GET /api/v1/tokens":              {"admin"},
+	"DELETE /api/v1/tokens/{id}":      {"admin"},
+	"POST /api/v1/tokens/{id}/rotate": {"admin"},
 
 	"GET /api/v1/images":                                    {"admin", "org-own", "org-other"},
 	"GET /api/v1/images/{label}/versions":                   {"admin", "org-own", "org-other"},
@@ -63,9 +66,19 @@ var allowed = map[string][]string{
 
 	"GET /api/v1/images/{label}/signatures": {"admin"},
 	"GET /api/v1/rollouts/{id}/telemetry":   {"admin"},
+	"GET /api/v1/rollouts/{id}/analysis":    {"admin"},
 
 	"POST /api/v1/reports": {"admin", "org-own"},
 	"GET /api/v1/reports":  {"admin"},
+
+	"GET /api/v1/verify/targets": {"admin", "runner"},
+	"POST /api/v1/verifications": {"admin", "runner"},
+	"GET /api/v1/verifications":  {"admin"},
+
+	"POST /api/v1/subscriptions":        {"admin", "org-own"},
+	"GET /api/v1/subscriptions":         {"admin", "org-own"},
+	"DELETE /api/v1/subscriptions/{id}": {"admin", "org-own"},
+	"GET /api/v1/orgs/{org}/upcoming":   {"admin", "org-own"},
 }
 
 // requestFor builds a plausible request for a route, acting for org-a.
@@ -93,6 +106,10 @@ func requestFor(t *testing.T, base string, rt server.Route, rolloutID string, ex
 		body = `{"events":[{"jobId":"j-matrix","org":"org-a","label":"` + label + `","version":"v1","outcome":"succeeded","startedAt":"2026-03-02T09:00:00Z","durationMs":5}]}`
 	case rt.Path == "/api/v1/reports" && rt.Method == "POST":
 		body = `{"label":"` + label + `","text":"ModuleNotFoundError: No module named '_sqlite3'","org":"org-a"}`
+	case rt.Path == "/api/v1/subscriptions" && rt.Method == "POST":
+		body = `{"org":"org-a","label":"` + label + `","url":"https://hooks.example/x","filters":["tool/php*"]}`
+	case strings.HasPrefix(rt.Path, "/api/v1/subscriptions"):
+		path += "?org=org-a"
 	case rt.Method == "POST":
 		body = `{"reason":"matrix"}`
 	}
@@ -225,7 +242,7 @@ func TestErrorStatuses(t *testing.T) {
 	}
 }
 
-// TestBodyLimit: a body over MaxBodyBytes is refused with a message
+// TestBodyLimit: a body over MaxBodyBytes is refused (413) with a message
 // naming the limit.
 func TestBodyLimit(t *testing.T) {
 	e := newEnv(t)
@@ -238,7 +255,7 @@ func TestBodyLimit(t *testing.T) {
 	c, _ := apiclient.New(hs.URL, adminSecret, nil)
 	_, err = c.PushVersion(context.Background(), label, api.PushVersionRequest{Version: "big", Snapshot: []byte(`"` + strings.Repeat("x", 4096) + `"`)})
 	var apiErr *apiclient.Error
-	if !errors.As(err, &apiErr) || apiErr.Status != 400 || !strings.Contains(apiErr.Message, "limit of 1024 bytes") {
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusRequestEntityTooLarge || apiErr.Code != api.CodeTooLarge || !strings.Contains(apiErr.Message, "limit of 1024 bytes") {
 		t.Fatalf("oversized push: %v", err)
 	}
 }

@@ -60,7 +60,8 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Options{Service: svc, Store: st, Controller: ctl, Registry: reg, Now: clk.Now, Reports: reports})
+	srv, err := server.New(server.Options{Service: svc, Store: st, Controller: ctl, Registry: reg, Now: clk.Now, Reports: reports,
+		Verify: rollout.NewVerifications(svc, st, rollout.VerifyOptions{}), Notices: rollout.NewNotices(svc, st, rollout.NoticeOptions{})})
 	if err != nil {
 		t.Fatal(err)
 	}

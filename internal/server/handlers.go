@@ -45,6 +45,7 @@ func (s *Server) register() {
 	s.handle("GET", "/api/v1/openapi.json", Public, s.openapi)
 
 	s.handle("POST", "/api/v1/tokens", AdminOnly, s.createToken)
+	s.registerTokens()
 
 	s.handle("GET", "/api/v1/images", OrgRead, s.listImages)
 	s.handle("GET", "/api/v1/images/{label}/versions", OrgRead, s.listVersions)
@@ -80,6 +81,8 @@ func (s *Server) register() {
 	s.handle("GET", "/api/v1/audit", AdminOnly, s.audit)
 	s.registerTelemetry()
 	s.registerReports()
+	s.registerVerify()
+	s.registerNotices()
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ Principal) error {
@@ -116,19 +119,6 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ Principal) er
 	return nil
 }
 
-func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p Principal) error {
-	var req api.CreateTokenRequest
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	secret, t, err := CreateToken(r.Context(), s.st, p.Actor(), req.Name, req.Role, s.now())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, api.CreateTokenResponse{ID: t.ID, Name: t.Name, Role: t.Role, Token: secret})
-	return nil
-}
-
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request, _ Principal) error {
 	pg, err := page(r)
 	if err != nil {
@@ -161,7 +151,7 @@ func (s *Server) pushVersion(w http.ResponseWriter, r *http.Request, p Principal
 		return err
 	}
 	v, err := s.svc.PushVersion(r.Context(), p.Actor(), rollout.Version{
-		Label: r.PathValue("label"), Version: req.Version, Snapshot: req.Snapshot, CheckReport: req.CheckReport,
+		Label: r.PathValue("label"), Version: req.Version, Snapshot: req.Snapshot, CheckReport: req.CheckReport, Image: req.Image,
 	})
 	if err != nil {
 		return err
@@ -358,7 +348,7 @@ func (s *Server) setPin(w http.ResponseWriter, r *http.Request, p Principal) err
 	}
 	owner := req.Owner
 	if owner == "" {
-		owner = p.Actor()
+		owner = p.Owner()
 	}
 	pin, err := s.svc.SetPin(r.Context(), p.Actor(), rollout.Pin{
 		Org: org, Label: label, Version: req.Version, Owner: owner, Reason: req.Reason,

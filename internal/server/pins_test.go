@@ -49,7 +49,7 @@ func TestPins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pin.CreatedBy != "token:test-org:org-a" || pin.Owner != "token:test-org:org-a" {
+	if pin.CreatedBy != actorOf(e.tokens["org:org-a"], "test-org:org-a", "org:org-a") || pin.Owner != "token:test-org:org-a" {
 		t.Errorf("pin made by %q owned by %q", pin.CreatedBy, pin.Owner)
 	}
 	res, err := e.runner.Resolve(ctx, "org-a", label, "")

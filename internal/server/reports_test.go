@@ -390,7 +390,7 @@ func TestReportAuthorization(t *testing.T) {
 	if err != nil || len(list.Items) != 3 {
 		t.Fatalf("reports stored: %d (%v), want the 3 allowed", len(list.Items), err)
 	}
-	if list.Items[0].Actor != "token:bootstrap-admin" || list.Items[0].Org != "org-b" {
+	if list.Items[0].Actor != adminActor || list.Items[0].Org != "org-b" {
 		t.Errorf("newest report %+v, want org-b's by the admin", list.Items[0])
 	}
 	var apiErr *apiclient.Error
@@ -417,7 +417,7 @@ func TestReportValidation(t *testing.T) {
 		{"empty text", `{"label":"` + label + `","text":"  \n"}`, 400, "the text is empty"},
 		{"NUL in text", `{"label":"` + label + `","text":"a\u0000b"}`, 400, "without NUL"},
 		{"text too long", `{"label":"` + label + `","text":"` + strings.Repeat("y", rollout.MaxReportText+1) + `"}`, 400, "at most 16384 are accepted"},
-		{"body too large", `{"label":"` + label + `","text":"` + strings.Repeat(`\u0041`, server.MaxReportBody/6+1) + `"}`, 400, "limit of"},
+		{"body too large", `{"label":"` + label + `","text":"` + strings.Repeat(`\u0041`, server.MaxReportBody/6+1) + `"}`, 413, "limit of"},
 		{"job id too long", `{"label":"` + label + `","text":"x","jobId":"` + long + `"}`, 400, "jobId"},
 		{"version with a newline", `{"label":"` + label + `","text":"x","version":"v1\n"}`, 400, "version"},
 		{"unregistered version", `{"label":"` + label + `","text":"x","version":"v9"}`, 400, `version "v9" is not registered`},

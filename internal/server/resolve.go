@@ -20,9 +20,15 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !ResolveAny.allows(p) {
 		err = fmt.Errorf("role %q may not resolve: %w", p.Role, rollout.ErrForbidden)
 	}
+	if err == nil {
+		err = s.limiter.allow(p.TokenID, true)
+	}
 	var org, label, run string
 	if err == nil {
 		org, label, run, err = resolveParams(r.URL.RawQuery)
+	}
+	if err == nil {
+		err = checkResolve(org, label, run)
 	}
 	if err == nil && p.Org != "" {
 		err = p.mayActFor(org)
@@ -79,6 +85,21 @@ func resolveParams(raw string) (org, label, run string, err error) {
 		return "", "", "", fmt.Errorf("resolve needs ?org=ORG&label=LABEL (and &run=RUN_ID for run affinity): %w", rollout.ErrInvalid)
 	}
 	return org, label, run, nil
+}
+
+// checkResolve applies the input grammar to resolve's parameters (the
+// route does not pass through serve's checkInput).
+func checkResolve(org, label, run string) error {
+	if err := rollout.CheckName("query parameter org", org); err != nil {
+		return err
+	}
+	if err := rollout.CheckName("query parameter label", label); err != nil {
+		return err
+	}
+	if run != "" {
+		return rollout.CheckKey("query parameter run", run, rollout.MaxKey)
+	}
+	return nil
 }
 
 // appendResolution encodes res exactly as encoding/json would.

@@ -180,7 +180,7 @@ func TestRolloutLifecycle(t *testing.T) {
 	}
 	var found bool
 	for _, a := range audit.Items {
-		if a.Reason == "jobs fail on v3" && a.Actor == "token:bootstrap-admin" {
+		if a.Reason == "jobs fail on v3" && a.Actor == adminActor {
 			found = true
 		}
 	}

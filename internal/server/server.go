@@ -51,6 +51,7 @@ type Service interface {
 	Versions(ctx context.Context, label string, p rollout.Page) ([]rollout.Version, string, error)
 	Version(ctx context.Context, label, version string) (rollout.Version, error)
 	RingTelemetry(ctx context.Context, id string, ring int) (rollout.Telemetry, error)
+	Analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, error)
 	Signatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error)
 }
 
@@ -90,6 +91,15 @@ type Options struct {
 	// Reports serves POST and GET /api/v1/reports; without it they
 	// answer 412.
 	Reports Reports
+	// Verify serves re-verification (/api/v1/verify/targets,
+	// /api/v1/verifications) and its age gauge; without it they answer 412.
+	Verify Verify
+	// Notices serves subscriptions and upcoming changes; without it they
+	// answer 412.
+	Notices Notices
+	// RateLimits bound each token's requests (429 with Retry-After over
+	// them); the zero value sets no limit.
+	RateLimits RateLimits
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -104,6 +114,9 @@ type Server struct {
 	mux     *http.ServeMux
 	routes  []Route
 	reports Reports
+	verify  Verify
+	notices Notices
+	limiter *limiter
 }
 
 // New builds the server and registers its routes and metrics.
@@ -111,7 +124,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Service == nil || opts.Store == nil {
 		return nil, fmt.Errorf("server: Service and Store are required")
 	}
-	s := &Server{svc: opts.Service, st: opts.Store, log: opts.Logger, now: opts.Now, maxBody: opts.MaxBodyBytes, reports: opts.Reports}
+	s := &Server{svc: opts.Service, st: opts.Store, log: opts.Logger, now: opts.Now, maxBody: opts.MaxBodyBytes, reports: opts.Reports, verify: opts.Verify, notices: opts.Notices}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -126,6 +139,8 @@ func New(opts Options) (*Server, error) {
 		ttl = 30 * time.Second
 	}
 	s.tokens = newTokenCache(opts.Store, ttl, s.now)
+	s.limiter = newLimiter(opts.RateLimits, s.now)
+	s.tokens.log = s.log
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -135,13 +150,21 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if err := registerVerifyMetrics(reg, opts.Verify, s.now); err != nil {
+		return nil, err
+	}
 	s.mux = http.NewServeMux()
 	s.register()
 	return s, nil
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.routerErrors(w, r) {
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Access says who may call a route. Org-scoped routes additionally check,
 // in the handler, that an org token acts only for its own organisation.
@@ -187,15 +210,17 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p Principal) error
 
 func (s *Server) handle(method, path string, access Access, h handlerFunc) {
 	s.routes = append(s.routes, Route{Method: method, Path: path, Access: access})
-	requests := s.metrics.requests.MustCurryWith(prometheus.Labels{"route": method + " " + path})
-	s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
+	route := method + " " + path
+	requests := s.metrics.requests.MustCurryWith(prometheus.Labels{"route": route})
+	names, limit, hot := wildcards(path), s.bodyLimit(route), route == "POST /api/v1/events"
+	s.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		s.serve(sw, r, access, h)
+		s.serve(sw, r, access, names, limit, hot, h)
 		requests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
 	})
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, access Access, h handlerFunc) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, access Access, names []string, limit int64, hot bool, h handlerFunc) {
 	var p Principal
 	if access != Public {
 		var err error
@@ -208,9 +233,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, access Access, h 
 			s.writeError(w, r, fmt.Errorf("role %q may not %s %s: %w", p.Role, r.Method, r.URL.Path, rollout.ErrForbidden))
 			return
 		}
+		if err := s.limiter.allow(p.TokenID, hot); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if err := checkInput(r, names); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	if err := h(w, r, p); err != nil {
 		s.writeError(w, r, err)
@@ -244,7 +277,7 @@ func decode(r *http.Request, v any) error {
 func bodyError(err error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return fmt.Errorf("request body is larger than the server's limit of %d bytes: %w", tooBig.Limit, rollout.ErrInvalid)
+		return fmt.Errorf("request body is larger than the server's limit of %d bytes for this endpoint: %w", tooBig.Limit, api.ErrTooLarge)
 	}
 	return fmt.Errorf("request body: %v: %w", err, rollout.ErrInvalid)
 }

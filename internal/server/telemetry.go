@@ -15,6 +15,16 @@ import (
 func (s *Server) registerTelemetry() {
 	s.handle("GET", "/api/v1/images/{label}/signatures", AdminOnly, s.listSignatures)
 	s.handle("GET", "/api/v1/rollouts/{id}/telemetry", AdminOnly, s.ringTelemetry)
+	s.handle("GET", "/api/v1/rollouts/{id}/analysis", AdminOnly, s.rolloutAnalysis)
+}
+
+func (s *Server) rolloutAnalysis(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	a, err := s.svc.Analysis(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
 }
 
 // decodeEvents reads a POST /api/v1/events body: {"events": [...]}, with
@@ -24,16 +34,21 @@ func decodeEvents(body []byte) ([]rollout.JobEvent, error) {
 	var events []rollout.JobEvent
 	var err error
 	body = bytes.TrimSpace(body)
+	// Both forms are read by the same strict decoder: an unknown field is
+	// a runner's bug in either.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
 	if len(body) > 0 && body[0] == '[' {
-		err = json.Unmarshal(body, &events)
+		err = dec.Decode(&events)
 	} else {
 		var req struct {
 			Events []rollout.JobEvent `json:"events"`
 		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
 		err = dec.Decode(&req)
 		events = req.Events
+	}
+	if err == nil && dec.More() {
+		err = fmt.Errorf("more than one JSON value")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("events body: %v: %w", err, rollout.ErrInvalid)

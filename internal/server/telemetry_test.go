@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/apiclient"
 	"github.com/imagegate/imagegate/internal/rollout"
@@ -89,7 +91,8 @@ func TestTelemetryEndpoints(t *testing.T) {
 	}
 	var tel rollout.Telemetry
 	getJSON(t, e.URL+"/api/v1/rollouts/"+r.ID+"/telemetry", &tel)
-	if tel.RolloutID != r.ID || tel.Stage != 0 || tel.Exposure[rollout.CohortNew] != (rollout.Exposure{Pipelines: 1, Orgs: 1, Jobs: 1, Failed: 1}) {
+	if tel.RolloutID != r.ID || tel.Stage != 0 || !cmp.Equal(tel.Exposure[rollout.CohortNew],
+		rollout.Exposure{Pipelines: 1, Orgs: 1, Jobs: 1, Failed: 1, FailedOrgs: 1, TopOrgFailed: []int64{1}}) {
 		t.Errorf("telemetry of ring 0: %+v", tel)
 	}
 	// No signer is configured in this server: exposure only.

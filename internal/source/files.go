@@ -2,7 +2,6 @@ package source
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -81,29 +80,38 @@ func (t *Tree) Lstat(name string) (fs.FileInfo, error) { return t.files().lstat(
 // name, exactly as stored.
 func (t *Tree) Readlink(name string) (string, error) { return t.files().readlink(inImage(name)) }
 
-// Glob returns the in-image paths matching pattern (path.Match syntax),
-// sorted, like filepath.Glob but inside the image and with links
-// followed there. Only the last element may hold wildcards.
+// Glob returns the in-image paths matching pattern (path.Match syntax in
+// any element), sorted, like filepath.Glob but inside the image and with
+// links followed there.
 func (t *Tree) Glob(pattern string) ([]string, error) {
 	pattern = inImage(pattern)
-	dir, base := path.Split(pattern)
-	if _, err := path.Match(base, ""); err != nil {
+	if _, err := path.Match(pattern, ""); err != nil {
 		return nil, err
 	}
-	if strings.ContainsAny(dir, `*?[\`) {
-		return nil, fmt.Errorf("glob %s: wildcards only in the last element", pattern)
-	}
-	ents, err := t.ReadDir(dir)
-	if err != nil {
-		return nil, nil
-	}
-	var out []string
-	for _, e := range ents {
-		if ok, _ := path.Match(base, e.Name()); ok {
-			out = append(out, path.Join(dir, e.Name()))
+	matches := []string{"/"}
+	for _, el := range strings.Split(strings.TrimPrefix(pattern, "/"), "/") {
+		var next []string
+		for _, dir := range matches {
+			if !strings.ContainsAny(el, `*?[\`) {
+				if _, err := t.Lstat(path.Join(dir, el)); err == nil {
+					next = append(next, path.Join(dir, el))
+				}
+				continue
+			}
+			ents, err := t.ReadDir(dir)
+			if err != nil {
+				continue
+			}
+			for _, e := range ents {
+				if ok, _ := path.Match(el, e.Name()); ok {
+					next = append(next, path.Join(dir, e.Name()))
+				}
+			}
 		}
+		matches = next
 	}
-	return out, nil
+	slices.Sort(matches)
+	return matches, nil
 }
 
 // Libraries is the tree shared-library paths (RPATH, ld.so.conf,
@@ -177,4 +185,36 @@ func (h hostFiles) readlink(name string) (string, error) {
 // sortDirEntries orders entries by name, as os.ReadDir does.
 func sortDirEntries(ents []fs.DirEntry) {
 	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+}
+
+// FS is the tree as an fs.FS (names relative to the image's root, as
+// io/fs wants them), for fs.WalkDir and the like.
+func (t *Tree) FS() fs.FS { return treeFS{t} }
+
+type treeFS struct{ t *Tree }
+
+var (
+	_ fs.ReadDirFS = treeFS{}
+	_ fs.StatFS    = treeFS{}
+)
+
+func (f treeFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	return f.t.Open(name)
+}
+
+func (f treeFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrInvalid}
+	}
+	return f.t.ReadDir(name)
+}
+
+func (f treeFS) Stat(name string) (fs.FileInfo, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrInvalid}
+	}
+	return f.t.Stat(name)
 }

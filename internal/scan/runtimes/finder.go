@@ -40,12 +40,14 @@ type candidate struct {
 // be called from one goroutine at a time (scan.Finder's contract); Collect
 // after the walk.
 type Finder struct {
+	opts  Options
 	found map[candidate]bool
 }
 
-// NewFinder returns a Finder that has seen nothing yet.
-func NewFinder() *Finder {
-	return &Finder{found: map[candidate]bool{}}
+// NewFinder returns a Finder that has seen nothing yet, with opts' zero
+// values replaced by defaults.
+func NewFinder(opts Options) *Finder {
+	return &Finder{opts: opts.withDefaults(), found: map[candidate]bool{}}
 }
 
 // Visit notes the installations dir is, or holds, from its entries alone. It
@@ -107,7 +109,10 @@ func (f *Finder) Visit(dir string, entries []fs.DirEntry) (prune bool) {
 }
 
 // Collect confirms each installation Visit noted, from its files: its
-// version, prefix, executable and (Node, Ruby) global packages. When
+// version, prefix, executable and (Node, Ruby) global packages; then it
+// checks each one's standard parts (modules, trust store, tools), from the
+// files and, when t.Runner is not nil, in one process of the runtime itself
+// (see parts.go). When
 // t.Runner is not nil, Node, Go, Java and Ruby are also asked for their
 // version, and their answer wins; a runtime that does not answer keeps the
 // version its files state, with a warning. A directory that only looked like
@@ -179,6 +184,10 @@ func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtim
 	slices.SortFunc(out, func(a, b snapshot.Runtime) int {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Version, b.Version), cmp.Compare(a.Path, b.Path))
 	})
+	warnings = append(warnings, checkParts(ctx, t, out, f.opts)...)
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("check runtime parts: %w", err)
+	}
 	return out, warnings, nil
 }
 
@@ -256,6 +265,15 @@ func readNode(t *source.Tree, prefix string) ([]snapshot.Runtime, string) {
 	modules := path.Join(prefix, "lib", "node_modules")
 	if r.Version == "" && isDir(t, path.Join(modules, "npm")) {
 		r.Version = versionFromPath(prefix)
+	}
+	if r.Version == "" {
+		// Debian's nodejs ships no headers (libnode-dev does) and no npm;
+		// its changelog names the upstream version it packages.
+		if data, err := readFile(t, path.Join(prefix, "share", "doc", "nodejs", "changelog.Debian.gz")); err == nil {
+			if v, err := ParseDebianChangelog(data); err == nil {
+				r.Version = v
+			}
+		}
 	}
 	r.Packages = readNodeModules(t, modules)
 	return []snapshot.Runtime{r}, ""

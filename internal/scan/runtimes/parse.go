@@ -3,9 +3,11 @@ package runtimes
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"regexp"
 	"strconv"
@@ -301,4 +303,32 @@ func versionFromPath(p string) string {
 		}
 	}
 	return ""
+}
+
+// debianChangelogHead is a Debian changelog's first line:
+// "nodejs (18.20.4+dfsg-1~deb12u3) bookworm-security; urgency=high".
+var debianChangelogHead = regexp.MustCompile(`^[a-z0-9][a-z0-9.+-]* \((?:\d+:)?(\d+\.\d+\.\d+)[^)]*\)`)
+
+// maxChangelogHead bounds what is decompressed of a changelog: only its
+// first line is read.
+const maxChangelogHead = 4096
+
+// ParseDebianChangelog returns the upstream version ("18.20.4") the newest
+// entry of a gzipped Debian changelog (changelog.Debian.gz) packages.
+func ParseDebianChangelog(gz []byte) (string, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return "", fmt.Errorf("changelog.Debian.gz: %w", err)
+	}
+	head := make([]byte, maxChangelogHead)
+	n, err := io.ReadFull(zr, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("changelog.Debian.gz: %w", err)
+	}
+	first, _, _ := bytes.Cut(head[:n], []byte("\n"))
+	m := debianChangelogHead.FindSubmatch(first)
+	if m == nil {
+		return "", fmt.Errorf("changelog.Debian.gz: %w", ErrNoVersion)
+	}
+	return string(m[1]), nil
 }

@@ -75,5 +75,12 @@ func AfterKey(after string, n int) ([]string, error) {
 	if len(parts) != n {
 		return nil, fmt.Errorf("page cursor %q: %w: pass the cursor a previous page returned", after, rollout.ErrInvalid)
 	}
+	// Keys are identifiers: a part that is empty or not one line of UTF-8
+	// never came from KeyCursor (and PostgreSQL would refuse it as text).
+	for _, p := range parts {
+		if p == "" || rollout.CheckLine("cursor", p, rollout.MaxLine) != nil {
+			return nil, fmt.Errorf("page cursor %q: %w: pass the cursor a previous page returned", after, rollout.ErrInvalid)
+		}
+	}
 	return parts, nil
 }

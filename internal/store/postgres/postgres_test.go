@@ -87,6 +87,16 @@ func TestOutbox(t *testing.T) {
 	storetest.RunOutbox(t, func(t *testing.T) rollout.OutboxStore { return mustOpen(t, freshSchema(t)) })
 }
 
+func TestSubscriptions(t *testing.T) {
+	testenv.RequirePostgres(t)
+	storetest.RunSubscriptions(t, func(t *testing.T) rollout.Store { return mustOpen(t, freshSchema(t)) })
+}
+
+func TestVerify(t *testing.T) {
+	testenv.RequirePostgres(t)
+	storetest.RunVerify(t, func(t *testing.T) rollout.Store { return mustOpen(t, freshSchema(t)) })
+}
+
 func TestReports(t *testing.T) {
 	testenv.RequirePostgres(t)
 	storetest.RunReports(t, func(t *testing.T) rollout.Store { return mustOpen(t, freshSchema(t)) })

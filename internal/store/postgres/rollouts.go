@@ -44,6 +44,11 @@ func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *
 		if created.ID == "" {
 			created.ID = rollout.RolloutID(seq)
 		}
+		if supersede != nil {
+			if err := insertAudit(ctx, tx, rollout.SupersedeAudit(audit, *supersede, created)); err != nil {
+				return false, err
+			}
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO rollouts (seq, `+rolloutCols+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 			seq, created.ID, created.Label, created.Version, created.FromVersion, created.State, created.Ring,

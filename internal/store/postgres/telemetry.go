@@ -98,22 +98,23 @@ type versionSigKey struct{ label, version, sig string }
 func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 	expNew := map[tally.Ring]*[2]int64{}
 	sigNew := map[ringSigKey]*[2]int64{}
+	var candidates []tally.RingMember // new control/old signature pipelines: evidence unless history
 	if len(b.RingMembers) > 0 {
 		n := len(b.RingMembers)
-		rs, cs, ss, ks, ms := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		rs, cs, ss, ks, ms, os := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		st := make([]int32, n)
 		for i, m := range b.RingMembers {
-			rs[i], st[i], cs[i], ss[i], ks[i], ms[i] = m.RolloutID, int32(m.Stage), m.Cohort, m.Signature, m.Kind, m.Member
+			rs[i], st[i], cs[i], ss[i], ks[i], ms[i], os[i] = m.RolloutID, int32(m.Stage), m.Cohort, m.Signature, m.Kind, m.Member, m.Org
 		}
-		rows, err := tx.Query(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member)
-			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[])
+		rows, err := tx.Query(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
 			ORDER BY 1, 2, 3, 4, 5, 6
-			ON CONFLICT DO NOTHING RETURNING rollout_id, stage, cohort, signature, kind`, rs, st, cs, ss, ks, ms)
+			ON CONFLICT DO NOTHING RETURNING rollout_id, stage, cohort, signature, kind, member`, rs, st, cs, ss, ks, ms, os)
 		if err != nil {
 			return fmt.Errorf("ring members: %w", err)
 		}
 		var m tally.RingMember
-		_, err = pgx.ForEachRow(rows, []any{&m.RolloutID, &m.Stage, &m.Cohort, &m.Signature, &m.Kind}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&m.RolloutID, &m.Stage, &m.Cohort, &m.Signature, &m.Kind, &m.Member}, func() error {
 			var c *[2]int64
 			if m.Signature == "" {
 				if c = expNew[m.Ring]; c == nil {
@@ -129,6 +130,9 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 			}
 			if m.Kind == tally.KindPipeline {
 				c[0]++
+				if m.Signature != "" && (m.Cohort == rollout.CohortControl || m.Cohort == rollout.CohortOld) {
+					candidates = append(candidates, m)
+				}
 			} else {
 				c[1]++
 			}
@@ -177,6 +181,30 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		})
 		if err != nil {
 			return fmt.Errorf("signature history: %w", err)
+		}
+	}
+	evidence := map[ringSigKey]int64{}
+	if len(candidates) > 0 {
+		// After the batch's history: a backfilled job in it counts.
+		n := len(candidates)
+		rs, cs, ss, ps := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		st := make([]int32, n)
+		for i, m := range candidates {
+			rs[i], st[i], cs[i], ss[i], ps[i] = m.RolloutID, int32(m.Stage), m.Cohort, m.Signature, m.Member
+		}
+		rows, err := tx.Query(ctx, `SELECT c.r, c.st, c.co, c.s, count(*) FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[]) AS c(r, st, co, s, p)
+			JOIN rollouts ro ON ro.id = c.r
+			WHERE NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ro.label AND h.pipeline = c.p AND h.signature = c.s
+				AND h.version <> ro.version AND h.first_seen < ro.created_at)
+			GROUP BY 1, 2, 3, 4`, rs, st, cs, ss, ps)
+		if err != nil {
+			return fmt.Errorf("signature evidence: %w", err)
+		}
+		var k ringSigKey
+		var cnt int64
+		_, err = pgx.ForEachRow(rows, []any{&k.RolloutID, &k.Stage, &k.Cohort, &k.sig, &cnt}, func() error { evidence[k] += cnt; return nil })
+		if err != nil {
+			return fmt.Errorf("signature evidence: %w", err)
 		}
 	}
 	if len(b.VersionOrgs) > 0 {
@@ -254,19 +282,52 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		n := len(b.RingSigs)
 		rs, cs, ss := make([]string, n), make([]string, n), make([]string, n)
 		st := make([]int32, n)
-		js, ps, os := make([]int64, n), make([]int64, n), make([]int64, n)
+		js, ps, os, es := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		for i, s := range b.RingSigs {
 			rs[i], st[i], cs[i], ss[i], js[i] = s.RolloutID, int32(s.Stage), s.Cohort, s.Signature, s.Jobs
 			if c := sigNew[ringSigKey{s.Ring, s.Signature}]; c != nil {
 				ps[i], os[i] = c[0], c[1]
 			}
+			es[i] = evidence[ringSigKey{s.Ring, s.Signature}]
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO tel_ring_sigs AS t (rollout_id, stage, cohort, signature, jobs, pipelines, orgs)
-			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_ring_sigs AS t (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
 			ORDER BY 1, 2, 3, 4
 			ON CONFLICT (rollout_id, stage, cohort, signature) DO UPDATE SET jobs = t.jobs + excluded.jobs,
-				pipelines = t.pipelines + excluded.pipelines, orgs = t.orgs + excluded.orgs`, rs, st, cs, ss, js, ps, os); err != nil {
+				pipelines = t.pipelines + excluded.pipelines, orgs = t.orgs + excluded.orgs, evidence = t.evidence + excluded.evidence`,
+			rs, st, cs, ss, js, ps, os, es); err != nil {
 			return fmt.Errorf("ring signatures: %w", err)
+		}
+	}
+	if len(b.OrgDays) > 0 {
+		n := len(b.OrgDays)
+		ls, vs, os := make([]string, n), make([]string, n), make([]string, n)
+		ds, js, fs := make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, d := range b.OrgDays {
+			ls[i], vs[i], os[i], ds[i], js[i], fs[i] = d.Label, d.Version, d.Org, d.Day, d.Jobs, d.Failed
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_org_days AS t (label, version, org, day, jobs, failed)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+			ORDER BY 1, 2, 3, 4
+			ON CONFLICT (label, version, org, day) DO UPDATE SET jobs = t.jobs + excluded.jobs, failed = t.failed + excluded.failed`,
+			ls, vs, os, ds, js, fs); err != nil {
+			return fmt.Errorf("org days: %w", err)
+		}
+	}
+	if len(b.RingOrgs) > 0 {
+		n := len(b.RingOrgs)
+		rs, cs, os := make([]string, n), make([]string, n), make([]string, n)
+		st := make([]int32, n)
+		fs := make([]int64, n)
+		for i, o := range b.RingOrgs {
+			rs[i], st[i], cs[i], os[i], fs[i] = o.RolloutID, int32(o.Stage), o.Cohort, o.Org, o.Failed
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_ring_orgs AS t (rollout_id, stage, cohort, org, failed)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[])
+			ORDER BY 1, 2, 3, 4
+			ON CONFLICT (rollout_id, stage, cohort, org) DO UPDATE SET failed = t.failed + excluded.failed`,
+			rs, st, cs, os, fs); err != nil {
+			return fmt.Errorf("ring orgs: %w", err)
 		}
 	}
 	if len(b.Exposure) > 0 {
@@ -337,7 +398,45 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			return err
 		}
 
-		rows, err = tx.Query(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, COALESCE(t.template, '')
+		rows, err = tx.Query(ctx, `SELECT cohort, failed FROM tel_ring_orgs WHERE rollout_id = $1 AND stage = $2 AND failed > 0`, rolloutID, stage)
+		if err != nil {
+			return err
+		}
+		failedBy := map[string][]int64{}
+		var failed int64
+		if _, err := pgx.ForEachRow(rows, []any{&c, &failed}, func() error {
+			failedBy[c] = append(failedBy[c], failed)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for c, counts := range failedBy {
+			if e, ok := t.Exposure[c]; ok {
+				e.FailedOrgs, e.TopOrgFailed = int64(len(counts)), tally.Top(counts, rollout.MaxTopOrgs)
+				t.Exposure[c] = e
+			}
+		}
+		if from != "" && len(t.Exposure) > 0 {
+			rows, err = tx.Query(ctx, `SELECT m.cohort, sum(d.jobs)::bigint, sum(d.failed)::bigint FROM tel_ring_members m
+				JOIN tel_org_days d ON d.label = $1 AND d.version = $2 AND d.org = m.member AND d.day <= $3
+				WHERE m.rollout_id = $4 AND m.stage = $5 AND m.signature = '' AND m.kind = $6
+				GROUP BY m.cohort`, label, from, tally.DayOf(created), rolloutID, stage, tally.KindOrg)
+			if err != nil {
+				return err
+			}
+			var jobs int64
+			if _, err := pgx.ForEachRow(rows, []any{&c, &jobs, &failed}, func() error {
+				if e, ok := t.Exposure[c]; ok {
+					e.HistoryJobs, e.HistoryFailed = jobs, failed
+					t.Exposure[c] = e
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+
+		rows, err = tx.Query(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, COALESCE(t.template, '')
 			FROM tel_ring_sigs s LEFT JOIN tel_templates t ON t.signature = s.signature
 			WHERE s.rollout_id = $1 AND s.stage = $2 ORDER BY s.signature`, rolloutID, stage)
 		if err != nil {
@@ -346,14 +445,19 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		index := map[string]int{}
 		var id, cohort, tmpl string
 		var sc rollout.SignatureCounts
-		if _, err := pgx.ForEachRow(rows, []any{&id, &cohort, &sc.Jobs, &sc.Pipelines, &sc.Orgs, &tmpl}, func() error {
+		var evidence int64
+		if _, err := pgx.ForEachRow(rows, []any{&id, &cohort, &sc.Jobs, &sc.Pipelines, &sc.Orgs, &evidence, &tmpl}, func() error {
 			i, ok := index[id]
 			if !ok {
 				i = len(t.Signatures)
 				index[id] = i
 				t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Template: tmpl, Cohorts: map[string]rollout.SignatureCounts{}})
 			}
-			t.Signatures[i].Cohorts[cohort] = sc
+			c := sc
+			if cohort == rollout.CohortControl || cohort == rollout.CohortOld {
+				c.WithoutHistory = evidence
+			}
+			t.Signatures[i].Cohorts[cohort] = c
 			return nil
 		}); err != nil {
 			return err
@@ -362,22 +466,46 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			return nil
 		}
 
-		rows, err = tx.Query(ctx, `SELECT m.signature, count(*) FROM tel_ring_members m
-			WHERE m.rollout_id = $1 AND m.stage = $2 AND m.cohort = $3 AND m.signature > '' AND m.kind = $4
-			AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = $5 AND h.pipeline = m.member
-				AND h.signature = m.signature AND h.version <> $6 AND h.first_seen < $7)
-			GROUP BY m.signature`, rolloutID, stage, rollout.CohortNew, tally.KindPipeline, label, version, created)
-		if err != nil {
-			return err
+		// Evidence: each cohort's signature pipelines without history, per
+		// org; one range of the primary key per cohort.
+		type sigCohort struct {
+			i      int
+			cohort string
 		}
+		perOrg := map[sigCohort][]int64{}
+		var org string
 		var n int64
-		if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error {
-			if i, ok := index[id]; ok {
-				t.Signatures[i].NewWithoutHistory = n
+		for _, cohort := range []string{rollout.CohortNew} { // the others' was counted at ingest
+			rows, err = tx.Query(ctx, `SELECT m.signature, m.org, count(*) FROM tel_ring_members m
+				WHERE m.rollout_id = $1 AND m.stage = $2 AND m.cohort = $3 AND m.signature > '' AND m.kind = $4
+				AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = $5 AND h.pipeline = m.member
+					AND h.signature = m.signature AND h.version <> $6 AND h.first_seen < $7)
+				GROUP BY m.signature, m.org`, rolloutID, stage, cohort, tally.KindPipeline, label, version, created)
+			if err != nil {
+				return err
 			}
-			return nil
-		}); err != nil {
-			return err
+			if _, err := pgx.ForEachRow(rows, []any{&id, &org, &n}, func() error {
+				if i, ok := index[id]; ok {
+					k := sigCohort{i, cohort}
+					perOrg[k] = append(perOrg[k], n)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		for k, counts := range perOrg {
+			sig := &t.Signatures[k.i]
+			c := sig.Cohorts[k.cohort]
+			for _, n := range counts {
+				c.WithoutHistory += n
+			}
+			c.OrgsWithoutHistory = int64(len(counts))
+			c.TopOrgs = tally.Top(counts, rollout.MaxTopOrgs)
+			sig.Cohorts[k.cohort] = c
+			if k.cohort == rollout.CohortNew {
+				sig.NewWithoutHistory = c.WithoutHistory
+			}
 		}
 
 		// The new version's examples first, then the old's: each a range
@@ -404,6 +532,20 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		return t, fmt.Errorf("telemetry of rollout %s ring %d: %w", rolloutID, stage, err)
 	}
 	return t, nil
+}
+
+// SignatureTemplates reads the templates of signatures last seen since.
+func (db *DB) SignatureTemplates(ctx context.Context, since time.Time) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT DISTINCT t.template FROM tel_signatures s
+		JOIN tel_templates t ON t.signature = s.signature WHERE s.last_seen >= $1`, since)
+	if err != nil {
+		return nil, fmt.Errorf("signature templates: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("signature templates: %w", err)
+	}
+	return out, nil
 }
 
 // ListSignatures pages by (version, signature).

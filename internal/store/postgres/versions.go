@@ -30,6 +30,9 @@ func (db *DB) CreateVersion(ctx context.Context, v rollout.Version, audit rollou
 		case isCode(err, foreignKeyViolation):
 			return false, rollout.ErrImageMissing(v.Label)
 		}
+		if err == nil {
+			err = insertVersionImage(ctx, tx, v)
+		}
 		return err == nil, err
 	})
 	if err != nil {

@@ -49,6 +49,11 @@ func (db *DB) CreateRollout(ctx context.Context, r *rollout.Rollout, supersede *
 			}
 			created.ID = rollout.RolloutID(seq)
 		}
+		if supersede != nil {
+			if err := insertAudit(ctx, tx, rollout.SupersedeAudit(audit, *supersede, created)); err != nil {
+				return false, err
+			}
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO rollouts (`+rolloutCols+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			created.ID, created.Label, created.Version, created.FromVersion, created.State, created.Ring,

@@ -39,6 +39,18 @@ func TestOutbox(t *testing.T) {
 	})
 }
 
+func TestSubscriptions(t *testing.T) {
+	storetest.RunSubscriptions(t, func(t *testing.T) rollout.Store {
+		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	})
+}
+
+func TestVerify(t *testing.T) {
+	storetest.RunVerify(t, func(t *testing.T) rollout.Store {
+		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	})
+}
+
 func TestReports(t *testing.T) {
 	storetest.RunReports(t, func(t *testing.T) rollout.Store {
 		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/store/page"
@@ -125,9 +126,10 @@ type versionSigKey struct{ label, version, sig string }
 func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned []string) ([]string, error) {
 	expNew := map[tally.Ring]*[2]int64{} // new pipelines, orgs
 	sigNew := map[ringSigKey]*[2]int64{}
+	var candidates []tally.RingMember // new control/old signature pipelines: evidence unless history
 	if len(b.RingMembers) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 		if err != nil {
 			return learned, err
 		}
@@ -137,7 +139,7 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			if db.tel.has(key) {
 				continue
 			}
-			n, err := execN(ctx, st, m.RolloutID, m.Stage, m.Cohort, m.Signature, m.Kind, m.Member)
+			n, err := execN(ctx, st, m.RolloutID, m.Stage, m.Cohort, m.Signature, m.Kind, m.Member, m.Org)
 			if err != nil {
 				return learned, fmt.Errorf("ring member: %w", err)
 			}
@@ -160,6 +162,9 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			}
 			if m.Kind == tally.KindPipeline {
 				c[0]++
+				if m.Signature != "" && (m.Cohort == rollout.CohortControl || m.Cohort == rollout.CohortOld) {
+					candidates = append(candidates, m)
+				}
 			} else {
 				c[1]++
 			}
@@ -190,6 +195,25 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			}
 			if jobs == h.Jobs { // nothing was there before
 				bump(versionSigKey{h.Label, h.Version, h.Signature}, 0)
+			}
+		}
+	}
+	evidence := map[ringSigKey]int64{}
+	if len(candidates) > 0 {
+		// After the batch's history: a backfilled job in it counts.
+		st, err := tx.PrepareContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM rollouts r JOIN tel_history h ON h.label = r.label
+			AND h.pipeline = ? AND h.signature = ? AND h.version <> r.version AND h.first_seen < r.created_at WHERE r.id = ?)`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for _, m := range candidates {
+			var fresh bool
+			if err := st.QueryRowContext(ctx, m.Member, m.Signature, m.RolloutID).Scan(&fresh); err != nil {
+				return learned, fmt.Errorf("signature evidence: %w", err)
+			}
+			if fresh {
+				evidence[ringSigKey{m.Ring, m.Signature}]++
 			}
 		}
 	}
@@ -256,9 +280,9 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 		}
 	}
 	if len(b.RingSigs) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_sigs (rollout_id, stage, cohort, signature, jobs, pipelines, orgs)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs,
-			pipelines = pipelines + excluded.pipelines, orgs = orgs + excluded.orgs`)
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_sigs (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs,
+			pipelines = pipelines + excluded.pipelines, orgs = orgs + excluded.orgs, evidence = evidence + excluded.evidence`)
 		if err != nil {
 			return learned, err
 		}
@@ -268,10 +292,27 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			if c == nil {
 				c = new([2]int64)
 			}
-			if _, err := st.ExecContext(ctx, s.RolloutID, s.Stage, s.Cohort, s.Signature, s.Jobs, c[0], c[1]); err != nil {
+			if _, err := st.ExecContext(ctx, s.RolloutID, s.Stage, s.Cohort, s.Signature, s.Jobs, c[0], c[1],
+				evidence[ringSigKey{s.Ring, s.Signature}]); err != nil {
 				return learned, fmt.Errorf("ring signature: %w", err)
 			}
 		}
+	}
+	if err := upsertRows(ctx, tx, `INSERT INTO tel_org_days (label, version, org, day, jobs, failed) VALUES `, "(?, ?, ?, ?, ?, ?)",
+		` ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs, failed = failed + excluded.failed`, len(b.OrgDays),
+		func(i int, args []any) []any {
+			d := &b.OrgDays[i]
+			return append(args, d.Label, d.Version, d.Org, d.Day, d.Jobs, d.Failed)
+		}); err != nil {
+		return learned, fmt.Errorf("org days: %w", err)
+	}
+	if err := upsertRows(ctx, tx, `INSERT INTO tel_ring_orgs (rollout_id, stage, cohort, org, failed) VALUES `, "(?, ?, ?, ?, ?)",
+		` ON CONFLICT DO UPDATE SET failed = failed + excluded.failed`, len(b.RingOrgs),
+		func(i int, args []any) []any {
+			o := &b.RingOrgs[i]
+			return append(args, o.RolloutID, o.Stage, o.Cohort, o.Org, o.Failed)
+		}); err != nil {
+		return learned, fmt.Errorf("ring orgs: %w", err)
 	}
 	if len(b.Exposure) > 0 {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_exposure (rollout_id, stage, cohort, jobs, failed, pipelines, orgs)
@@ -367,6 +408,55 @@ func (db *DB) writeExamples(ctx context.Context, tx *sql.Tx, exs []tally.Example
 	return learned, nil
 }
 
+// upsertRows writes n rows rowsPerUpsert to a statement (head, one
+// placeholder group per row, tail), args appending row i's values: with
+// hundreds of counter rows a batch, the cost of a statement dominates.
+func upsertRows(ctx context.Context, tx *sql.Tx, head, group, tail string, n int, args func(i int, args []any) []any) error {
+	if n == 0 {
+		return nil
+	}
+	build := func(rows int) string {
+		var b strings.Builder
+		b.WriteString(head)
+		for i := range rows {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(group)
+		}
+		b.WriteString(tail)
+		return b.String()
+	}
+	var full *sql.Stmt
+	if n >= rowsPerUpsert {
+		var err error
+		if full, err = tx.PrepareContext(ctx, build(rowsPerUpsert)); err != nil {
+			return err
+		}
+		defer full.Close()
+	}
+	var a []any
+	for start := 0; start < n; start += rowsPerUpsert {
+		end := min(start+rowsPerUpsert, n)
+		a = a[:0]
+		for i := start; i < end; i++ {
+			a = args(i, a)
+		}
+		var err error
+		if end-start == rowsPerUpsert {
+			_, err = full.ExecContext(ctx, a...)
+		} else {
+			_, err = tx.ExecContext(ctx, build(end-start), a...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const rowsPerUpsert = 100
+
 func execN(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
 	res, err := st.ExecContext(ctx, args...)
 	if err != nil {
@@ -398,7 +488,7 @@ func (db *DB) RolloutStages(ctx context.Context, rolloutID string) ([]rollout.St
 	return out, nil
 }
 
-// RingTelemetry reads the aggregates of one ring in four queries on one
+// RingTelemetry reads the aggregates of one ring in a few queries on one
 // read transaction (a consistent snapshot).
 func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (rollout.Telemetry, error) {
 	t := rollout.Telemetry{RolloutID: rolloutID, Stage: stage, Exposure: map[string]rollout.Exposure{}}
@@ -437,7 +527,59 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		return t, wrap(err)
 	}
 
-	rows, err = tx.QueryContext(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, COALESCE(t.template, '')
+	// Failed jobs per org: all of a ring's failing orgs are a few thousand
+	// rows at most.
+	rows, err = tx.QueryContext(ctx, `SELECT cohort, failed FROM tel_ring_orgs WHERE rollout_id = ? AND stage = ? AND failed > 0`, rolloutID, stage)
+	if err != nil {
+		return t, wrap(err)
+	}
+	failedBy := map[string][]int64{}
+	for rows.Next() {
+		var c string
+		var n int64
+		if err := rows.Scan(&c, &n); err != nil {
+			rows.Close()
+			return t, wrap(err)
+		}
+		failedBy[c] = append(failedBy[c], n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return t, wrap(err)
+	}
+	for c, counts := range failedBy {
+		if e, ok := t.Exposure[c]; ok {
+			e.FailedOrgs, e.TopOrgFailed = int64(len(counts)), tally.Top(counts, rollout.MaxTopOrgs)
+			t.Exposure[c] = e
+		}
+	}
+	if from != "" && len(t.Exposure) > 0 {
+		rows, err = tx.QueryContext(ctx, `SELECT m.cohort, SUM(d.jobs), SUM(d.failed) FROM tel_ring_members m
+			JOIN tel_org_days d ON d.label = ? AND d.version = ? AND d.org = m.member AND d.day <= ?
+			WHERE m.rollout_id = ? AND m.stage = ? AND m.signature = '' AND m.kind = ?
+			GROUP BY m.cohort`, label, from, tally.DayOf(fromUS(created)), rolloutID, stage, tally.KindOrg)
+		if err != nil {
+			return t, wrap(err)
+		}
+		for rows.Next() {
+			var c string
+			var jobs, failed int64
+			if err := rows.Scan(&c, &jobs, &failed); err != nil {
+				rows.Close()
+				return t, wrap(err)
+			}
+			if e, ok := t.Exposure[c]; ok {
+				e.HistoryJobs, e.HistoryFailed = jobs, failed
+				t.Exposure[c] = e
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return t, wrap(err)
+		}
+	}
+
+	rows, err = tx.QueryContext(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, COALESCE(t.template, '')
 		FROM tel_ring_sigs s LEFT JOIN tel_templates t ON t.signature = s.signature
 		WHERE s.rollout_id = ? AND s.stage = ? ORDER BY s.signature`, rolloutID, stage)
 	if err != nil {
@@ -447,7 +589,8 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 	for rows.Next() {
 		var id, cohort, tmpl string
 		var c rollout.SignatureCounts
-		if err := rows.Scan(&id, &cohort, &c.Jobs, &c.Pipelines, &c.Orgs, &tmpl); err != nil {
+		var evidence int64
+		if err := rows.Scan(&id, &cohort, &c.Jobs, &c.Pipelines, &c.Orgs, &evidence, &tmpl); err != nil {
 			rows.Close()
 			return t, wrap(err)
 		}
@@ -456,6 +599,9 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			i = len(t.Signatures)
 			index[id] = i
 			t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Template: tmpl, Cohorts: map[string]rollout.SignatureCounts{}})
+		}
+		if cohort == rollout.CohortControl || cohort == rollout.CohortOld {
+			c.WithoutHistory = evidence
 		}
 		t.Signatures[i].Cohorts[cohort] = c
 	}
@@ -467,28 +613,52 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		return t, nil
 	}
 
-	rows, err = tx.QueryContext(ctx, `SELECT m.signature, COUNT(*) FROM tel_ring_members m
-		WHERE m.rollout_id = ? AND m.stage = ? AND m.cohort = ? AND m.signature > '' AND m.kind = ?
-		AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ? AND h.pipeline = m.member
-			AND h.signature = m.signature AND h.version <> ? AND h.first_seen < ?)
-		GROUP BY m.signature`, rolloutID, stage, rollout.CohortNew, tally.KindPipeline, label, version, created)
-	if err != nil {
-		return t, wrap(err)
+	// The new cohort's evidence: its signature pipelines without history,
+	// per org, judged now (the other cohorts' was counted at ingest). One
+	// range of the primary key past the exposure members (signature '').
+	type sigCohort struct {
+		i      int
+		cohort string
 	}
-	for rows.Next() {
-		var id string
-		var n int64
-		if err := rows.Scan(&id, &n); err != nil {
-			rows.Close()
+	perOrg := map[sigCohort][]int64{}
+	for _, cohort := range []string{rollout.CohortNew} {
+		rows, err = tx.QueryContext(ctx, `SELECT m.signature, m.org, COUNT(*) FROM tel_ring_members m
+			WHERE m.rollout_id = ? AND m.stage = ? AND m.cohort = ? AND m.signature > '' AND m.kind = ?
+			AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ? AND h.pipeline = m.member
+				AND h.signature = m.signature AND h.version <> ? AND h.first_seen < ?)
+			GROUP BY m.signature, m.org`, rolloutID, stage, cohort, tally.KindPipeline, label, version, created)
+		if err != nil {
 			return t, wrap(err)
 		}
-		if i, ok := index[id]; ok {
-			t.Signatures[i].NewWithoutHistory = n
+		for rows.Next() {
+			var id, org string
+			var n int64
+			if err := rows.Scan(&id, &org, &n); err != nil {
+				rows.Close()
+				return t, wrap(err)
+			}
+			if i, ok := index[id]; ok {
+				k := sigCohort{i, cohort}
+				perOrg[k] = append(perOrg[k], n)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return t, wrap(err)
 		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return t, wrap(err)
+	for k, counts := range perOrg {
+		sig := &t.Signatures[k.i]
+		c := sig.Cohorts[k.cohort]
+		for _, n := range counts {
+			c.WithoutHistory += n
+		}
+		c.OrgsWithoutHistory = int64(len(counts))
+		c.TopOrgs = tally.Top(counts, rollout.MaxTopOrgs)
+		sig.Cohorts[k.cohort] = c
+		if k.cohort == rollout.CohortNew {
+			sig.NewWithoutHistory = c.WithoutHistory
+		}
 	}
 
 	// Two examples per signature: the new version's first, then the old's.
@@ -516,6 +686,28 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		}
 	}
 	return t, nil
+}
+
+// SignatureTemplates reads the templates of signatures last seen since.
+func (db *DB) SignatureTemplates(ctx context.Context, since time.Time) ([]string, error) {
+	rows, err := db.rd.QueryContext(ctx, `SELECT DISTINCT t.template FROM tel_signatures s
+		JOIN tel_templates t ON t.signature = s.signature WHERE s.last_seen >= ?`, us(since))
+	if err != nil {
+		return nil, fmt.Errorf("signature templates: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var tmpl string
+		if err := rows.Scan(&tmpl); err != nil {
+			return nil, fmt.Errorf("signature templates: %w", err)
+		}
+		out = append(out, tmpl)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("signature templates: %w", err)
+	}
+	return out, nil
 }
 
 // ListSignatures pages by (version, signature).

@@ -31,6 +31,9 @@ func (db *DB) CreateVersion(ctx context.Context, v rollout.Version, audit rollou
 		if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
 			return false, rollout.ErrVersionExists(v.Label, v.Version)
 		}
+		if err == nil {
+			err = insertVersionImage(ctx, tx, v)
+		}
 		return err == nil, err
 	})
 	if err != nil {

@@ -160,7 +160,20 @@ func testRolloutSupersede(t *testing.T, s rollout.Store) {
 		t.Errorf("a rejected CreateRollout left %d rollouts, want 1", len(list))
 	}
 
+	haltedAt := old
 	must(t, s.CreateRollout(ctx(t), &hot, &old, Audit("rollout.start", "rollout/new")))
+	// The superseded rollout's state change has its own entry, in the
+	// same transaction.
+	var sup []rollout.AuditEntry
+	for _, a := range allAudit(t, s)[:len(allAudit(t, s))-before] {
+		if a.Subject == "rollout/"+old.ID {
+			sup = append(sup, a)
+		}
+	}
+	if want := rollout.SupersedeAudit(Audit("rollout.start", "rollout/new"), haltedAt, hot); len(sup) != 1 || sup[0].Action != want.Action ||
+		sup[0].Reason != want.Reason || sup[0].Actor != want.Actor {
+		t.Errorf("audit of the superseded rollout: %+v, want one %+v", sup, want)
+	}
 	if hot.Supersedes != old.ID {
 		t.Errorf("Supersedes = %q, want %q", hot.Supersedes, old.ID)
 	}

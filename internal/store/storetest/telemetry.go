@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/imagegate/imagegate/internal/rollout"
 )
@@ -99,7 +101,7 @@ const telLabel = "img"
 func newTelEnv(t *testing.T, s rollout.Store) *telEnv {
 	t.Helper()
 	e := &telEnv{t: t, s: s, clock: NewClock(T0)}
-	svc, err := rollout.NewService(ctx(t), s, rollout.ServiceOptions{Clock: e.clock, Signer: LastLineSigner{}})
+	svc, err := rollout.NewService(ctx(t), s, rollout.ServiceOptions{Clock: e.clock, AllowUnknownGate: true, Signer: LastLineSigner{}})
 	must(t, err)
 	t.Cleanup(func() { svc.Close() })
 	e.svc = svc
@@ -161,10 +163,12 @@ func testTelemetryCohorts(t *testing.T, s rollout.Store) {
 	r1, r1c, r2 := OrgIn(t, e.rings, 1, false), OrgIn(t, e.rings, 1, true), OrgIn(t, e.rings, 2, false)
 	F, S := rollout.OutcomeFailed, rollout.OutcomeSucceeded
 
-	// Last week's history on v1: pipeline p-a already hits the flaky error.
-	e.ingest(2,
+	// Last week's history on v1: pipelines p-a (ring 0) and p-h (ring 1's
+	// control) already hit the flaky error.
+	e.ingest(3,
 		e.ev("h1", "org-canary", "v1", "p-a", F, flaky, -3*24*time.Hour),
-		e.ev("h2", "org-canary", "v1", "p-a", S, "", -3*24*time.Hour))
+		e.ev("h2", "org-canary", "v1", "p-a", S, "", -3*24*time.Hour),
+		e.ev("h3", r1c, "v1", "p-h", F, flaky, -2*24*time.Hour))
 	e.clock.Advance(time.Minute)
 	r, err := e.svc.StartRollout(ctx(t), "test", rollout.StartRequest{Label: telLabel, Version: "v2"})
 	must(t, err)
@@ -206,11 +210,17 @@ func testTelemetryCohorts(t *testing.T, s rollout.Store) {
 
 	got0, err := s.RingTelemetry(ctx(t), r.ID, 0)
 	must(t, err)
+	// History is the cohort's orgs' jobs on v1 up to the day the rollout
+	// was created, that day included: org-canary's h1 and h2; r1's a4 and
+	// r1c's h3, a5 and b2.
 	want0 := rollout.Telemetry{RolloutID: r.ID, Stage: 0,
 		Exposure: map[string]rollout.Exposure{
-			rollout.CohortNew:     {Pipelines: 4, Orgs: 1, Jobs: 4, Failed: 3},
-			rollout.CohortOld:     {Pipelines: 2, Orgs: 2, Jobs: 2, Failed: 1},
-			rollout.CohortFlagged: {Pipelines: 1, Orgs: 1, Jobs: 1, Failed: 1},
+			rollout.CohortNew: {Pipelines: 4, Orgs: 1, Jobs: 4, Failed: 3, FailedOrgs: 1, TopOrgFailed: []int64{3},
+				HistoryJobs: 2, HistoryFailed: 1},
+			rollout.CohortOld: {Pipelines: 2, Orgs: 2, Jobs: 2, Failed: 1, FailedOrgs: 1, TopOrgFailed: []int64{1},
+				HistoryJobs: 4, HistoryFailed: 3},
+			rollout.CohortFlagged: {Pipelines: 1, Orgs: 1, Jobs: 1, Failed: 1, FailedOrgs: 1, TopOrgFailed: []int64{1},
+				HistoryJobs: 1, HistoryFailed: 1},
 		},
 		Signatures: sortSigs([]rollout.RingSignature{
 			{ID: flakyID, Template: "ERROR: connection reset by peer after <*> retries",
@@ -219,8 +229,10 @@ func testTelemetryCohorts(t *testing.T, s rollout.Store) {
 			{ID: sqliteID, Template: "ModuleNotFoundError: No module named '_sqlite3'",
 				Examples: []string{sqlite3, "x\n" + sqlite3},
 				Cohorts: map[string]rollout.SignatureCounts{
-					rollout.CohortNew:     {Pipelines: 2, Orgs: 1, Jobs: 2},
-					rollout.CohortOld:     {Pipelines: 1, Orgs: 1, Jobs: 1},
+					rollout.CohortNew: {Pipelines: 2, Orgs: 1, Jobs: 2, WithoutHistory: 2, OrgsWithoutHistory: 1, TopOrgs: []int64{2}},
+					// The old side's evidence is a total (counted at ingest).
+					rollout.CohortOld: {Pipelines: 1, Orgs: 1, Jobs: 1, WithoutHistory: 1},
+					// Flagged jobs are evidence for nothing.
 					rollout.CohortFlagged: {Pipelines: 1, Orgs: 1, Jobs: 1},
 				},
 				NewWithoutHistory: 2},
@@ -233,18 +245,23 @@ func testTelemetryCohorts(t *testing.T, s rollout.Store) {
 	must(t, err)
 	want1 := rollout.Telemetry{RolloutID: r.ID, Stage: 1,
 		Exposure: map[string]rollout.Exposure{
-			rollout.CohortNew:     {Pipelines: 2, Orgs: 2, Jobs: 2, Failed: 2},
-			rollout.CohortControl: {Pipelines: 1, Orgs: 1, Jobs: 1, Failed: 1},
-			rollout.CohortOld:     {Pipelines: 1, Orgs: 1, Jobs: 1},
-			rollout.CohortFlagged: {Pipelines: 1, Orgs: 1, Jobs: 1},
+			// org-canary and r1.
+			rollout.CohortNew: {Pipelines: 2, Orgs: 2, Jobs: 2, Failed: 2, FailedOrgs: 2, TopOrgFailed: []int64{1, 1},
+				HistoryJobs: 3, HistoryFailed: 2},
+			rollout.CohortControl: {Pipelines: 1, Orgs: 1, Jobs: 1, Failed: 1, FailedOrgs: 1, TopOrgFailed: []int64{1},
+				HistoryJobs: 3, HistoryFailed: 2},
+			rollout.CohortOld:     {Pipelines: 1, Orgs: 1, Jobs: 1, HistoryJobs: 2},
+			rollout.CohortFlagged: {Pipelines: 1, Orgs: 1, Jobs: 1, HistoryJobs: 3, HistoryFailed: 2},
 		},
 		Signatures: sortSigs([]rollout.RingSignature{
+			// p-h's flaky error on the control side is history: no evidence.
 			{ID: flakyID, Template: "ERROR: connection reset by peer after <*> retries",
 				Examples: []string{"Run tests\nERROR: connection reset by peer after 31 retries\n"},
 				Cohorts:  map[string]rollout.SignatureCounts{rollout.CohortControl: {Pipelines: 1, Orgs: 1, Jobs: 1}}},
 			{ID: sqliteID, Template: "ModuleNotFoundError: No module named '_sqlite3'",
 				Examples: []string{sqlite3, "x\n" + sqlite3},
-				Cohorts:  map[string]rollout.SignatureCounts{rollout.CohortNew: {Pipelines: 2, Orgs: 2, Jobs: 2}},
+				Cohorts: map[string]rollout.SignatureCounts{rollout.CohortNew: {Pipelines: 2, Orgs: 2, Jobs: 2,
+					WithoutHistory: 2, OrgsWithoutHistory: 2, TopOrgs: []int64{1, 1}}},
 				// p-b hit it on v2 in ring 0, which is not history.
 				NewWithoutHistory: 2},
 		}),
@@ -287,6 +304,20 @@ func testTelemetryCohorts(t *testing.T, s rollout.Store) {
 	}
 	if d := cmp.Diff(wantListed, listed); d != "" {
 		t.Errorf("ListSignatures(v2) (-want +got):\n%s", d)
+	}
+	for _, tc := range []struct {
+		since time.Time
+		want  []string
+	}{
+		{T0.Add(-7 * 24 * time.Hour), []string{"ERROR: connection reset by peer after <*> retries", "ModuleNotFoundError: No module named '_sqlite3'"}},
+		{e.clock.Now().Add(time.Hour), nil},
+	} {
+		got, err := s.SignatureTemplates(ctx(t), tc.since)
+		must(t, err)
+		slices.Sort(got)
+		if d := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); d != "" {
+			t.Errorf("SignatureTemplates(%s) (-want +got):\n%s", tc.since, d)
+		}
 	}
 	if _, err := s.RingTelemetry(ctx(t), "r-missing", 0); err == nil {
 		t.Error("RingTelemetry of a missing rollout succeeded")

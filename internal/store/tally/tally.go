@@ -39,11 +39,36 @@ type Exposure struct {
 }
 
 // RingMember is one pipeline or org of a ring cohort (Signature "") or of
-// a signature in it.
+// a signature in it. Org is the pipeline's org (kind pipeline only).
 type RingMember struct {
 	Ring
 	Signature    string
 	Kind, Member string
+	Org          string
+}
+
+// RingOrg adds Failed to an org's failed jobs in a ring cohort.
+type RingOrg struct {
+	Ring
+	Org    string
+	Failed int64
+}
+
+// OrgDay adds Jobs and Failed to an org's jobs on a version on one UTC
+// day (Day: days since 1970-01-01).
+type OrgDay struct {
+	Label, Version, Org string
+	Day                 int64
+	Jobs, Failed        int64
+}
+
+// DayOf is the UTC day number of t, as OrgDay.Day counts it.
+func DayOf(t time.Time) int64 {
+	s := t.Unix()
+	if s < 0 && s%86400 != 0 {
+		return s/86400 - 1
+	}
+	return s / 86400
 }
 
 // RingSig adds Jobs to a signature's row in a ring cohort.
@@ -96,6 +121,8 @@ type Batch struct {
 	VersionOrgs []VersionOrg
 	Examples    []Example
 	Templates   []Template
+	RingOrgs    []RingOrg
+	OrgDays     []OrgDay
 }
 
 // MaxExamples is how many example messages a version's signature keeps.
@@ -114,6 +141,8 @@ func Group(obs []rollout.Observation) Batch {
 	vorgs := map[VersionOrg]bool{}
 	examples := map[[3]string][]string{}
 	templates := map[string]string{}
+	ringOrgs := map[RingOrg]int64{} // keyed with Failed 0
+	days := map[OrgDay]*OrgDay{}    // keyed with counts 0
 	for i := range obs {
 		o := &obs[i]
 		if o.Pipeline == "" {
@@ -121,6 +150,19 @@ func Group(obs []rollout.Observation) Batch {
 		}
 		failed := o.Outcome == rollout.OutcomeFailed
 		ring := Ring{o.RolloutID, o.Stage, o.Cohort}
+		dk := OrgDay{Label: o.Label, Version: o.Version, Org: o.Org, Day: DayOf(o.StartedAt)}
+		d := days[dk]
+		if d == nil {
+			d = &OrgDay{Label: dk.Label, Version: dk.Version, Org: dk.Org, Day: dk.Day}
+			days[dk] = d
+		}
+		d.Jobs++
+		if failed {
+			d.Failed++
+			if o.RolloutID != "" {
+				ringOrgs[RingOrg{Ring: ring, Org: o.Org}]++
+			}
+		}
 		if o.RolloutID != "" {
 			e := exp[ring]
 			if e == nil {
@@ -145,7 +187,7 @@ func Group(obs []rollout.Observation) Batch {
 				sigs[k] = s
 			}
 			s.Jobs++
-			members[RingMember{Ring: ring, Signature: o.Signature, Kind: KindPipeline, Member: o.Pipeline}] = true
+			members[RingMember{Ring: ring, Signature: o.Signature, Kind: KindPipeline, Member: o.Pipeline, Org: o.Org}] = true
 			members[RingMember{Ring: ring, Signature: o.Signature, Kind: KindOrg, Member: o.Org}] = true
 		}
 		vk := [3]string{o.Label, o.Version, o.Signature}
@@ -213,6 +255,17 @@ func Group(obs []rollout.Observation) Batch {
 	slices.SortStableFunc(b.Examples, func(x, y Example) int {
 		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Version, y.Version), cmp.Compare(x.Signature, y.Signature))
 	})
+	for k, n := range ringOrgs {
+		k.Failed = n
+		b.RingOrgs = append(b.RingOrgs, k)
+	}
+	slices.SortFunc(b.RingOrgs, func(x, y RingOrg) int { return cmp.Or(x.compare(y.Ring), cmp.Compare(x.Org, y.Org)) })
+	for _, d := range days {
+		b.OrgDays = append(b.OrgDays, *d)
+	}
+	slices.SortFunc(b.OrgDays, func(x, y OrgDay) int {
+		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Version, y.Version), cmp.Compare(x.Org, y.Org), cmp.Compare(x.Day, y.Day))
+	})
 	for s, t := range templates {
 		b.Templates = append(b.Templates, Template{s, t})
 	}
@@ -236,4 +289,17 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// Top returns the k largest of counts, largest first (counts is
+// reordered): the most affected orgs' counts a store reports.
+func Top(counts []int64, k int) []int64 {
+	slices.SortFunc(counts, func(a, b int64) int { return cmp.Compare(b, a) })
+	if len(counts) > k {
+		counts = counts[:k]
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	return slices.Clip(counts)
 }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The full comparison runs of issue 8 on the issue's fleet (a week of
+# 100,000 jobs an hour from 10,000 orgs through five rings), and the
+# one-seed performance run. Results go to OUT (default bench-results/simulate)
+# as the JSON of SCHEMA.md, plus a table on stdout.
+#
+#   bench/simulate.sh                 # every scenario, the issue's seed counts
+#   SEEDS=5 bench/simulate.sh         # fewer seeds (quick look)
+#   SCENARIOS="clean broken-feature" bench/simulate.sh
+#   PERF_ONLY=1 bench/simulate.sh     # the one-seed week on SQLite, timed
+#   PERF=0 bench/simulate.sh          # the comparisons without it
+#   DB=postgres://... bench/simulate.sh
+#
+# Each scenario runs twice: with imagegate acting (the issue's semantics: a
+# peer that had not decided when imagegate rolled back is censored) and
+# with --dry-run (imagegate records instead, so all three detectors are
+# judged on the same full stream). EXTRA is passed to every run, e.g.
+# EXTRA="--jobs-per-hour 10000 --orgs 1000" for a smaller fleet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench-results/simulate}
+DB=${DB:-}
+EXTRA=${EXTRA:-}
+SCENARIOS=${SCENARIOS:-"broken-feature text-drift two-labels slow-degradation clean outage retry-storm improvement"}
+mkdir -p "$OUT"
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/imagegate" ./cmd/imagegate
+db=()
+[ -n "$DB" ] && db=(--db "$DB")
+
+# seeds SCENARIO: the issue's counts (50 for the regressions, 200 for the
+# versions that must never be stopped), unless SEEDS says otherwise.
+seeds() {
+  if [ -n "${SEEDS:-}" ]; then echo "$SEEDS"; return; fi
+  case $1 in
+    clean|outage|retry-storm|improvement) echo 200 ;;
+    *) echo 50 ;;
+  esac
+}
+
+perf() {
+  echo "== one seed, a simulated week, clean, imagegate's gate in dry run (the rollout runs all week)"
+  /usr/bin/time -f "wall %es, user %Us, sys %Ss, max RSS %MkB" \
+    "$bin/imagegate" simulate --scenario clean --dry-run --seed 1 "${db[@]}" $EXTRA -o json --out "$OUT/perf-week.json" -v
+  grep -E '"(jobs|elapsedSeconds)"' "$OUT/perf-week.json"
+}
+
+if [ "${PERF_ONLY:-0}" = 1 ]; then
+  perf
+  exit 0
+fi
+for s in $SCENARIOS; do
+  n=$(seeds "$s")
+  for mode in acting dry-run; do
+    flags=()
+    [ "$mode" = dry-run ] && flags+=(--dry-run)
+    echo "== $s, $n seeds, imagegate $mode"
+    "$bin/imagegate" simulate --scenario "$s" --seed 1 --seeds "$n" "${flags[@]}" "${db[@]}" $EXTRA -o json --out "$OUT/$s-$mode.json"
+    jq -r '.detectors[] | [.name, .runs, .halted, .haltedInRing0, .falseHalts, .censored, .detectMinutes.median, .detectMinutes.p90, .failedJobsBeforeHalt.median, .affectedOrgsBeforeHalt.median] | @tsv' "$OUT/$s-$mode.json" |
+      column -t -N DETECTOR,RUNS,HALTED,RING0,FALSE,CENSORED,MIN-MED,MIN-P90,FAILED-MED,ORGS-MED
+  done
+done
+[ "${PERF:-1}" = 0 ] || perf

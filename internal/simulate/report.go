@@ -1,0 +1,261 @@
+package simulate
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// Options say how many seeds to run, on which stores, how many at once.
+type Options struct {
+	Seeds     int
+	SeedStart uint64
+	// Parallel seeds at once; default the number of CPUs.
+	Parallel int
+	Open     Opener
+	// Progress, when set, is called after each seed (from its goroutine,
+	// one call at a time).
+	Progress func(SeedResult)
+}
+
+// Report is the `-o json` output; SCHEMA.md documents it.
+type Report struct {
+	Scenario  string `json:"scenario"`
+	Seeds     int    `json:"seeds"`
+	SeedStart uint64 `json:"seedStart"`
+	Params    Params `json:"params"`
+	// Health is the gate imagegate's controller decided with.
+	Health    string            `json:"health"`
+	Detectors []DetectorSummary `json:"detectors"`
+	// Jobs simulated over all seeds.
+	Jobs           int64   `json:"jobs"`
+	ElapsedSeconds float64 `json:"elapsedSeconds"`
+}
+
+// DetectorSummary is one detector over all seeds.
+type DetectorSummary struct {
+	Name          string `json:"name"`
+	Runs          int    `json:"runs"`
+	Halted        int    `json:"halted"`
+	HaltedInRing0 int    `json:"haltedInRing0"`
+	FalseHalts    int    `json:"falseHalts"`
+	// Censored counts runs with a worse version in which the detector had
+	// not halted it when it stopped being observable.
+	Censored               int    `json:"censored"`
+	DetectMinutes          Stat   `json:"detectMinutes"`
+	FailedJobsBeforeHalt   Stat   `json:"failedJobsBeforeHalt"`
+	AffectedOrgsBeforeHalt Median `json:"affectedOrgsBeforeHalt"`
+}
+
+// Stat is a median and 90th percentile; null when there was nothing to
+// measure.
+type Stat struct {
+	Median *float64 `json:"median"`
+	P90    *float64 `json:"p90"`
+}
+
+// Median is a median alone; null when there was nothing to measure.
+type Median struct {
+	Median *float64 `json:"median"`
+}
+
+// Run simulates opts.Seeds seeds from opts.SeedStart, opts.Parallel at a
+// time, and summarises them. The summary depends only on p and the seeds,
+// not on which seed finished first.
+func Run(ctx context.Context, p Params, opts Options) (Report, []SeedResult, error) {
+	p = p.WithDefaults()
+	if err := p.Validate(); err != nil {
+		return Report{}, nil, err
+	}
+	if opts.Seeds < 1 {
+		return Report{}, nil, fmt.Errorf("seeds %d: run at least one", opts.Seeds)
+	}
+	if opts.Open == nil {
+		opts.Open = SQLiteOpener("")
+	}
+	par := cmp.Or(opts.Parallel, runtime.NumCPU())
+	start := time.Now()
+	results := make([]SeedResult, opts.Seeds)
+	errs := make([]error, opts.Seeds)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var progress sync.Mutex
+	for range min(par, opts.Seeds) {
+		wg.Go(func() {
+			for i := range next {
+				results[i], errs[i] = RunSeed(ctx, p, opts.SeedStart+uint64(i), opts.Open)
+				if errs[i] != nil {
+					cancel()
+					continue
+				}
+				if opts.Progress != nil {
+					progress.Lock()
+					opts.Progress(results[i])
+					progress.Unlock()
+				}
+			}
+		})
+	}
+	for i := range opts.Seeds {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return Report{}, nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return Report{}, nil, err
+	}
+	rep := Summarize(p, opts.SeedStart, results)
+	rep.ElapsedSeconds = math.Round(time.Since(start).Seconds()*10) / 10
+	return rep, results, nil
+}
+
+// Summarize computes the report's detector figures from seed results:
+//   - falseHalts counts halted rollouts whose new version is not worse;
+//   - halted and haltedInRing0 count runs in which the detector halted the
+//     worse rollout (in Ring 0), or, in scenarios without one, any rollout;
+//   - detectMinutes, failedJobsBeforeHalt and affectedOrgsBeforeHalt cover
+//     the halts of worse rollouts.
+func Summarize(p Params, seedStart uint64, results []SeedResult) Report {
+	rep := Report{Scenario: p.Scenario, Seeds: len(results), SeedStart: seedStart, Params: p, Health: HealthName}
+	anyWorse := p.worse(0) || p.worse(1)
+	for di, name := range detectorNames {
+		d := DetectorSummary{Name: name, Runs: len(results)}
+		var mins, failed, orgs []float64
+		for _, res := range results {
+			halted, ring0, censored := false, false, false
+			for _, rr := range res.Rollouts {
+				o := rr.Detectors[di]
+				if o.Halted && !rr.Worse {
+					d.FalseHalts++
+				}
+				if rr.Worse != anyWorse {
+					continue
+				}
+				halted = halted || o.Halted
+				ring0 = ring0 || (o.Halted && o.Ring == 0)
+				if rr.Worse && o.Censored {
+					censored = true
+				}
+				if rr.Worse && o.Halted {
+					mins = append(mins, o.Minutes)
+					failed = append(failed, float64(o.FailedJobs))
+					orgs = append(orgs, float64(o.AffectedOrgs))
+				}
+			}
+			d.Halted += b2i(halted)
+			d.HaltedInRing0 += b2i(ring0)
+			d.Censored += b2i(censored)
+		}
+		d.DetectMinutes = Stat{quantile(mins, 0.5), quantile(mins, 0.9)}
+		d.FailedJobsBeforeHalt = Stat{quantile(failed, 0.5), quantile(failed, 0.9)}
+		d.AffectedOrgsBeforeHalt = Median{quantile(orgs, 0.5)}
+		rep.Detectors = append(rep.Detectors, d)
+	}
+	for _, res := range results {
+		rep.Jobs += res.Jobs
+	}
+	return rep
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// quantile interpolates linearly between the closest ranks (the usual
+// "type 7" definition); nil for no values. Rounded to a tenth.
+func quantile(v []float64, q float64) *float64 {
+	if len(v) == 0 {
+		return nil
+	}
+	s := slices.Sorted(slices.Values(v))
+	h := q * float64(len(s)-1)
+	lo := int(math.Floor(h))
+	x := s[lo]
+	if lo+1 < len(s) {
+		x += (h - float64(lo)) * (s[lo+1] - s[lo])
+	}
+	x = math.Round(x*10) / 10
+	return &x
+}
+
+// MarshalJSON writes durations as Go duration strings ("4h0m0s"), which
+// the flags accept too.
+func (p Params) MarshalJSON() ([]byte, error) {
+	v := reflect.ValueOf(p)
+	t := v.Type()
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := range t.NumField() {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		var val any = v.Field(i).Interface()
+		switch x := val.(type) {
+		case time.Duration:
+			val = x.String()
+		case []time.Duration:
+			s := make([]string, len(x))
+			for k, d := range x {
+				s[k] = d.String()
+			}
+			val = s
+		}
+		enc, err := json.Marshal(val)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "%q:%s", name, enc)
+	}
+	b.WriteByte('}')
+	return []byte(b.String()), nil
+}
+
+// WriteJSON writes the report as SCHEMA.md describes it.
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes the report for people.
+func (r Report) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "scenario %s: %d seeds from %d, %d jobs, %.1fs (imagegate's gate: %s)\n\n", r.Scenario, r.Seeds, r.SeedStart, r.Jobs, r.ElapsedSeconds, r.Health)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DETECTOR\tRUNS\tHALTED\tIN RING 0\tFALSE HALTS\tCENSORED\tDETECT MIN (MEDIAN/P90)\tFAILED JOBS (MEDIAN/P90)\tORGS (MEDIAN)")
+	for _, d := range r.Detectors {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s / %s\t%s / %s\t%s\n", d.Name, d.Runs, d.Halted, d.HaltedInRing0, d.FalseHalts, d.Censored,
+			num(d.DetectMinutes.Median), num(d.DetectMinutes.P90), num(d.FailedJobsBeforeHalt.Median), num(d.FailedJobsBeforeHalt.P90), num(d.AffectedOrgsBeforeHalt.Median))
+	}
+	return tw.Flush()
+}
+
+func num(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%g", *v)
+}
