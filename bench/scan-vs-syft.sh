@@ -4,6 +4,7 @@
 #
 #   bench/scan-vs-syft.sh                 # syft must be on PATH or in $SYFT
 #   SYFT=/path/to/syft RUNS=3 bench/scan-vs-syft.sh
+#   IMAGES=0 bench/scan-vs-syft.sh    # trees only, not bench/scan-images.sh
 #
 # Install syft for benchmarking only (never a dependency):
 #   GOBIN=$(mktemp -d) go install github.com/anchore/syft/cmd/syft@v1.57.1
@@ -59,3 +60,9 @@ bench_tree "this whole machine as an image" "dir:/" "dir:/"
 echo "== imagegate scan host (with execution: nine import sweeps, tool probes)"
 measure "imagegate scan host" "$out/host.json" "$out/imagegate" scan host -o json
 echo "   modules $(count '[.runtimes[].modules[]?]|length' "$out/host.json"), not ok $(count '[.runtimes[].modules[]?|select(.status!="ok")]|length' "$out/host.json"), tools with versions $(count '[.tools[]|select(.version!=null)]|length' "$out/host.json")"
+
+# Built images (docker archive, OCI layout, registry), a larger image, a
+# five-layer one and extraction against tar: IMAGES=0 skips them.
+if [ "${IMAGES:-1}" = 1 ]; then
+  SYFT="$SYFT" bench/scan-images.sh
+fi

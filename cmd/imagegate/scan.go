@@ -25,6 +25,10 @@ type scanOptions struct {
 	maxTotalSize  int64
 	maxEntries    int
 	platform      string
+	cacheDir      string
+	// inMemory streams an image into memory instead of extracting it:
+	// when nothing will run and nothing reads the files after the scan.
+	inMemory bool
 }
 
 func newScanCmd(g *globalOptions) *cobra.Command {
@@ -72,6 +76,7 @@ func (o *scanOptions) addFlags(f *pflag.FlagSet, execHelp string) {
 	f.Int64Var(&o.maxFileSize, "max-file-size", 0, "largest file accepted from an image layer, in bytes (default 8 GiB)")
 	f.Int64Var(&o.maxTotalSize, "max-total-size", 0, "largest unpacked image accepted, in bytes (default 64 GiB)")
 	f.IntVar(&o.maxEntries, "max-entries", 0, "most entries accepted in an image's layers (default 5 million)")
+	f.StringVar(&o.cacheDir, "cache-dir", source.DefaultCacheDir(), `where registry: layers are kept between scans, by digest ("" = none)`)
 }
 
 func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, stdout io.Writer) error {
@@ -82,6 +87,9 @@ func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, 
 	if err := snapshot.Formats.Check(format); err != nil {
 		return err
 	}
+	// Only the snapshot is wanted: with nothing to run, the image need
+	// not be written anywhere.
+	o.inMemory = o.exec == scan.ExecNone
 	snap, err := snapshotOnly(scanForGate(ctx, g, o, spec))
 	if err != nil {
 		return err
@@ -92,6 +100,7 @@ func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, 
 // scanForGate opens and scans one SOURCE and keeps the image's files until
 // the tree is closed, for the spec tests that read them or run programs.
 func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec string) (*snapshot.Snapshot, *source.Tree, error) {
+	progress, erase := newProgress(g.stderr, g.verbose)
 	tree, err := source.Open(ctx, spec, source.Options{
 		Insecure:     o.insecure,
 		TempDir:      o.tempDir,
@@ -99,7 +108,12 @@ func scanForGate(ctx context.Context, g *globalOptions, o scanOptions, spec stri
 		MaxTotalSize: o.maxTotalSize,
 		MaxEntries:   o.maxEntries,
 		Platform:     o.platform,
+		InMemory:     o.inMemory,
+		Logger:       g.logger(),
+		CacheDir:     o.cacheDir,
+		Progress:     progress,
 	})
+	erase()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -228,11 +227,7 @@ func toolPath(tree *source.Tree, hostPATH string) []string {
 // environmentPath reads PATH from the image's /etc/environment (pam_env's
 // KEY=VALUE lines, the value optionally quoted); nil when there is none.
 func environmentPath(tree *source.Tree) []string {
-	p, err := tree.HostPath("/etc/environment")
-	if err != nil {
-		return nil
-	}
-	f, err := os.Open(p)
+	f, err := tree.Open("/etc/environment")
 	if err != nil {
 		return nil
 	}

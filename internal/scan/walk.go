@@ -79,7 +79,7 @@ func walk(ctx context.Context, t *source.Tree, finders []Finder) error {
 
 			var children []job
 			if ctx.Err() == nil {
-				entries, err := os.ReadDir(filepath.Join(t.Dir, j.dir))
+				entries, err := readDir(t, j.dir)
 				if err == nil {
 					mu.Lock()
 					prune := false
@@ -121,4 +121,13 @@ func walk(ctx context.Context, t *source.Tree, finders []Finder) error {
 	}
 	wg.Wait()
 	return ctx.Err()
+}
+
+// readDir lists a directory the walk reached, which has no link on its
+// way: on disk it is read directly, without resolving its path again.
+func readDir(t *source.Tree, dir string) ([]fs.DirEntry, error) {
+	if t.Dir == "" {
+		return t.ReadDir(dir)
+	}
+	return os.ReadDir(filepath.Join(t.Dir, dir))
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,14 +23,16 @@ import (
 // aims at it, and the test checks it is untouched.
 const up = "../../../sentinel"
 
+type hostileCase struct {
+	name   string
+	layers [][]ent
+	opts   source.Options
+	is     error
+	want   string // the error must contain this
+}
+
 func TestHostileArchives(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		layers [][]ent
-		opts   source.Options
-		is     error
-		want   string // the error must contain this
-	}{
+	for _, tc := range []hostileCase{
 		{
 			name:   "dot-dot entry",
 			layers: [][]ent{{file(up+"/pwned", "x")}},
@@ -137,52 +140,61 @@ func TestHostileArchives(t *testing.T) {
 			want:   `layer 2 entry "d/4": image exceeds a limit: more than 4 entries`,
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			base := t.TempDir()
-			sentinel := filepath.Join(base, "sentinel")
-			temp := filepath.Join(base, "temp")
-			for _, d := range []string{sentinel, temp} {
-				if err := os.Mkdir(d, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := os.WriteFile(filepath.Join(sentinel, "secret"), []byte("secret"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			var layers [][]byte
-			for _, l := range tc.layers {
-				layers = append(layers, mustTar(t, l...))
-			}
-			archive := filepath.Join(t.TempDir(), "hostile.tar")
-			if err := tarball.WriteToFile(archive, mustTag(t, "hostile:1"), mustImage(t, v1.Config{}, "amd64", layers...)); err != nil {
-				t.Fatal(err)
-			}
-			opts := tc.opts
-			opts.TempDir = temp
-			tree, err := source.Open(context.Background(), "docker-archive:"+archive, opts)
-			if err == nil {
-				tree.Close()
-				t.Fatalf("extracted; want an error containing %q", tc.want)
-			}
-			if !strings.Contains(err.Error(), "docker-archive:"+archive+": "+tc.want) || strings.Contains(err.Error(), "\n") {
-				t.Errorf("error:\n  %v\nwant one line containing:\n  docker-archive:%s: %s", err, archive, tc.want)
-			}
-			if tc.is != nil && !errors.Is(err, tc.is) {
-				t.Errorf("error %v does not wrap %v", err, tc.is)
-			}
-			if diff := cmp.Diff([]string{"secret"}, entries(t, sentinel)); diff != "" {
-				t.Errorf("sentinel directory changed (-want +got):\n%s", diff)
-			}
-			if b, err := os.ReadFile(filepath.Join(sentinel, "secret")); err != nil || string(b) != "secret" {
-				t.Errorf("sentinel file changed: %q, %v", b, err)
-			}
-			if left := entries(t, temp); len(left) != 0 {
-				t.Errorf("partial extraction not removed: %v", left)
-			}
-			if got := entries(t, base); !slices.Equal(got, []string{"sentinel", "sentinel/secret", "temp"}) {
-				t.Errorf("entries beside the temp dir: %v", got)
-			}
-		})
+		// The same refusals whether the image is extracted or streamed
+		// into memory (--exec none).
+		for _, inMemory := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/in-memory=%v", tc.name, inMemory), func(t *testing.T) {
+				testHostileArchive(t, tc, inMemory)
+			})
+		}
+	}
+}
+
+func testHostileArchive(t *testing.T, tc hostileCase, inMemory bool) {
+	base := t.TempDir()
+	sentinel := filepath.Join(base, "sentinel")
+	temp := filepath.Join(base, "temp")
+	for _, d := range []string{sentinel, temp} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(sentinel, "secret"), []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var layers [][]byte
+	for _, l := range tc.layers {
+		layers = append(layers, mustTar(t, l...))
+	}
+	archive := filepath.Join(t.TempDir(), "hostile.tar")
+	if err := tarball.WriteToFile(archive, mustTag(t, "hostile:1"), mustImage(t, v1.Config{}, "amd64", layers...)); err != nil {
+		t.Fatal(err)
+	}
+	opts := tc.opts
+	opts.TempDir = temp
+	opts.InMemory = inMemory
+	tree, err := source.Open(context.Background(), "docker-archive:"+archive, opts)
+	if err == nil {
+		tree.Close()
+		t.Fatalf("extracted; want an error containing %q", tc.want)
+	}
+	if !strings.Contains(err.Error(), "docker-archive:"+archive+": "+tc.want) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error:\n  %v\nwant one line containing:\n  docker-archive:%s: %s", err, archive, tc.want)
+	}
+	if tc.is != nil && !errors.Is(err, tc.is) {
+		t.Errorf("error %v does not wrap %v", err, tc.is)
+	}
+	if diff := cmp.Diff([]string{"secret"}, entries(t, sentinel)); diff != "" {
+		t.Errorf("sentinel directory changed (-want +got):\n%s", diff)
+	}
+	if b, err := os.ReadFile(filepath.Join(sentinel, "secret")); err != nil || string(b) != "secret" {
+		t.Errorf("sentinel file changed: %q, %v", b, err)
+	}
+	if left := entries(t, temp); len(left) != 0 {
+		t.Errorf("partial extraction not removed: %v", left)
+	}
+	if got := entries(t, base); !slices.Equal(got, []string{"sentinel", "sentinel/secret", "temp"}) {
+		t.Errorf("entries beside the temp dir: %v", got)
 	}
 }
 

@@ -24,20 +24,42 @@ import (
 const refNameAnnotation = "org.opencontainers.image.ref.name"
 
 // openImage finds the image a SOURCE names and reads its manifest and
-// config facts. Layers are not read yet.
-func openImage(ctx context.Context, scheme, rest string, opts Options) (v1.Image, *snapshot.Image, error) {
+// config facts and where its layers are stored. Layers are not read yet.
+func openImage(ctx context.Context, scheme, rest string, opts Options) (*snapshot.Image, []blob, error) {
 	want, err := platform(opts.Platform)
 	if err != nil {
 		return nil, nil, err
 	}
+	var (
+		img   v1.Image
+		facts *snapshot.Image
+	)
 	switch scheme {
 	case SchemeOCI:
-		return openLayout(rest, want)
+		img, facts, err = openLayout(rest, want)
 	case SchemeDockerArchive:
 		return openArchive(rest)
 	default:
-		return openRemote(ctx, rest, want, opts.Insecure)
+		img, facts, err = openRemote(ctx, rest, want, opts.Insecure)
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list layers: %w", err)
+	}
+	if scheme == SchemeRegistry && opts.CacheDir != "" {
+		blobs, err := pullLayers(ctx, layers, opts.CacheDir, opts.progress())
+		if err != nil || blobs != nil {
+			return facts, blobs, err
+		}
+	}
+	blobs := make([]blob, len(layers))
+	for i, l := range layers {
+		blobs[i] = compressedBlob{l}
+	}
+	return facts, blobs, nil
 }
 
 func platform(s string) (v1.Platform, error) {
@@ -194,7 +216,7 @@ func describe(ds []v1.Descriptor) string {
 
 // openArchive opens FILE[:TAG], a `docker save` archive. Tags contain
 // colons themselves, so the file is the shortest prefix that exists.
-func openArchive(rest string) (v1.Image, *snapshot.Image, error) {
+func openArchive(rest string) (*snapshot.Image, []blob, error) {
 	file, tag := rest, ""
 	if !isFile(rest) {
 		file = ""
@@ -247,7 +269,25 @@ func openArchive(rest string) (v1.Image, *snapshot.Image, error) {
 	// would mean compressing every layer; layers are identified by their
 	// uncompressed digests (diff IDs) instead.
 	facts, err := imageFacts(img, ref, false)
-	return img, facts, err
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	for _, d := range m {
+		if t == nil || slices.ContainsFunc(d.RepoTags, func(s string) bool { return sameTag(s, *t) }) {
+			names = d.Layers
+			break
+		}
+	}
+	blobs, err := archiveLayers(file, names)
+	return facts, blobs, err
+}
+
+// sameTag compares tags by their resolved names, as go-containerregistry
+// does when it picks the image.
+func sameTag(s string, t name.Tag) bool {
+	nt, err := name.NewTag(s)
+	return err == nil && nt.Name() == t.Name()
 }
 
 func isDir(p string) bool {

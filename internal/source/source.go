@@ -15,12 +15,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"time"
 )
 
 // ErrBadSource is wrapped by errors in the SOURCE argument itself: an
@@ -44,6 +44,28 @@ type Options struct {
 	// Platform selects an image from a multi-platform index, e.g.
 	// "linux/arm64" ("" = this machine's).
 	Platform string
+	// InMemory reads oci:, docker-archive: and registry: images into a
+	// tree held in memory instead of extracting them (each layer streamed
+	// once; nothing of the image is written to disk). Such a Tree has no
+	// Dir and no host paths: it can be read, never executed.
+	InMemory bool
+	// Logger receives debug lines about reading the image (nil = none).
+	Logger *slog.Logger
+	// CacheDir keeps registry: layers between scans, by digest, so that
+	// the next scan fetches only the layers that changed ("" = no cache:
+	// layers are streamed from the registry; DefaultCacheDir is the
+	// user's cache directory).
+	CacheDir string
+	// Progress is told how fetching and unpacking layers goes (nil =
+	// nobody). It is called from several goroutines at once.
+	Progress func(Event)
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // The schemes of a SOURCE: what comes before its first colon ("host" has
@@ -148,11 +170,16 @@ func Open(ctx context.Context, spec string, opts Options) (*Tree, error) {
 	case SchemeDir:
 		return openDir(spec, ref.Location)
 	}
-	img, facts, err := openImage(ctx, ref.Scheme, ref.Location, opts)
+	facts, layers, err := openImage(ctx, ref.Scheme, ref.Location, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec, err)
 	}
-	t, err := extractImage(ctx, img, opts)
+	var t *Tree
+	if opts.InMemory {
+		t, err = streamImage(ctx, layers, opts.progress(), opts)
+	} else {
+		t, err = extractImage(ctx, layers, opts.progress(), opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec, err)
 	}
@@ -212,7 +239,7 @@ func isRootFS(dir string) bool {
 // image root is TempDir/imagegate-*/rootfs: the outer directory is 0700,
 // so files kept with their setuid bits or ownership are out of reach of
 // other users, and the rootfs itself can take the image's own mode.
-func extractImage(ctx context.Context, img v1.Image, opts Options) (t *Tree, err error) {
+func extractImage(ctx context.Context, layers []blob, progress func(Event), opts Options) (t *Tree, err error) {
 	tmp, err := os.MkdirTemp(opts.TempDir, "imagegate-")
 	if err != nil {
 		return nil, fmt.Errorf("make extraction directory (set --temp-dir to a writable place): %w", err)
@@ -234,35 +261,69 @@ func extractImage(ctx context.Context, img v1.Image, opts Options) (t *Tree, err
 		return nil, err
 	}
 	defer x.Close()
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("list layers: %w", err)
-	}
-	for i, l := range layers {
-		if err := applyLayer(ctx, x, i+1, l); err != nil {
-			return nil, err
-		}
+	started := time.Now()
+	if err := eachLayer(ctx, layers, progress, func(_ int, r io.Reader) error { return x.ApplyLayer(ctx, r) }); err != nil {
+		return nil, err
 	}
 	if err := x.Finish(); err != nil {
 		return nil, err
 	}
+	opts.logger().Debug("extracted image", "layers", len(layers), "dir", dir, "elapsed", time.Since(started))
 	return &Tree{Dir: dir, RootFS: true, Skipped: x.Skipped(), tmp: tmp}, nil
 }
 
-// applyLayer streams one layer into x; errors name the layer (from 1).
-func applyLayer(ctx context.Context, x *Extractor, n int, l v1.Layer) error {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return fmt.Errorf("layer %d: open: %w", n, err)
+// eachLayer calls apply with each layer's uncompressed tar stream, in
+// order. The next layer is opened, and its decompression started, while
+// the one before it is still being applied. Errors name the layer (from 1).
+func eachLayer(ctx context.Context, layers []blob, progress func(Event), apply func(i int, r io.Reader) error) error {
+	streams := make([]*readahead, len(layers))
+	defer func() {
+		for _, s := range streams {
+			if s != nil {
+				s.Close()
+			}
+		}
+	}()
+	open := func(i int) error {
+		rc, err := layers[i].Open()
+		if err == nil {
+			total := layers[i].Size()
+			rc = &progressReader{ReadCloser: rc, report: func(n int64) {
+				progress(Event{Kind: EventUnpacking, Layer: i + 1, Layers: len(layers), Bytes: n, Total: total})
+			}}
+			rc, err = uncompressed(rc)
+		}
+		if err != nil {
+			return fmt.Errorf("layer %d: open: %w", i+1, err)
+		}
+		streams[i] = newReadahead(rc)
+		return nil
 	}
-	defer rc.Close()
-	if err := x.ApplyLayer(ctx, rc); err != nil {
-		return err
-	}
-	// Read to the end so that go-containerregistry verifies the layer's
-	// digest; the tar end marker usually comes before the stream's end.
-	if _, err := io.Copy(io.Discard, io.LimitReader(rc, 1<<30)); err != nil {
-		return fmt.Errorf("layer %d: read: %w", n, err)
+	for i := range layers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if streams[i] == nil {
+			if err := open(i); err != nil {
+				return err
+			}
+		}
+		if i+1 < len(layers) {
+			if err := open(i + 1); err != nil {
+				return err
+			}
+		}
+		if err := apply(i, streams[i]); err != nil {
+			return err
+		}
+		// Read to the end so that go-containerregistry verifies the
+		// layer's digest; the tar end marker usually comes before the
+		// stream's end.
+		if _, err := io.Copy(io.Discard, io.LimitReader(streams[i], 1<<30)); err != nil {
+			return fmt.Errorf("layer %d: read: %w", i+1, err)
+		}
+		streams[i].Close()
+		progress(Event{Kind: EventUnpacked, Layer: i + 1, Layers: len(layers), Bytes: layers[i].Size(), Total: layers[i].Size()})
 	}
 	return nil
 }

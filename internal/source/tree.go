@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -51,11 +50,16 @@ type Tree struct {
 	// tmp is the directory Open created and Close removes; "" when
 	// nothing was extracted.
 	tmp string
+	// mem holds the image when it was streamed into memory (Dir is "").
+	mem *memTree
 }
 
 // Close removes whatever Open extracted. It does nothing for dir: and host
 // sources and is safe to call more than once, and on a nil Tree.
 func (t *Tree) Close() error {
+	if t != nil {
+		t.mem = nil
+	}
 	if t == nil || t.tmp == "" {
 		return nil
 	}
@@ -68,6 +72,11 @@ func (t *Tree) Close() error {
 // resolving symbolic links inside Dir, never on the host: an absolute link
 // target such as /etc/alternatives/java means Dir/etc/alternatives/java.
 func (t *Tree) HostPath(inImage string) (string, error) {
+	if t.mem != nil || t.Dir == "" {
+		// No Dir: held in memory, or closed; never a path relative to
+		// the working directory.
+		return "", fmt.Errorf("%s: %w; read it through the Tree", inImage, ErrNotOnDisk)
+	}
 	if t.Dir == "/" {
 		return path.Clean("/" + inImage), nil
 	}
@@ -90,6 +99,9 @@ func (t *Tree) LibraryRoot() string {
 // Resolve returns the path inside the image that inImage names once every
 // symbolic link on the way is followed, inside the image.
 func (t *Tree) Resolve(inImage string) (string, error) {
+	if t.mem != nil {
+		return t.mem.resolve(path.Clean("/" + inImage))
+	}
 	if t.Dir == "/" {
 		p, err := filepath.EvalSymlinks(path.Clean("/" + inImage))
 		if err != nil {
@@ -121,12 +133,12 @@ func (t *Tree) Origin(prefix string) string {
 	if o := OriginOfPath(prefix); o != snapshot.OriginSource {
 		return o
 	}
-	host, err := t.HostPath(prefix)
-	if err == nil && prefix != "/" {
-		if fi, err := os.Lstat(host + ".complete"); err == nil && fi.Mode().IsRegular() {
+	real, err := t.Resolve(prefix)
+	if err == nil && prefix != "/" && real != "/" {
+		if fi, err := t.Lstat(real + ".complete"); err == nil && fi.Mode().IsRegular() {
 			return snapshot.OriginToolcache
 		}
-		if fi, err := os.Lstat(filepath.Join(host, "conda-meta")); err == nil && fi.IsDir() {
+		if fi, err := t.Lstat(path.Join(real, "conda-meta")); err == nil && fi.IsDir() {
 			return snapshot.OriginConda
 		}
 	}

@@ -17,13 +17,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/imagegate/imagegate/internal/source"
 )
 
 // maxIncludeDepth bounds ld.so.conf include recursion, which a hostile or
@@ -38,17 +38,26 @@ const maxObjects = 4096
 // for its lifetime, so one Resolver should serve a whole scan of one root and
 // be dropped with it (the cache assumes the files do not change meanwhile).
 type Resolver struct {
-	root string
+	root string       // for messages
+	lib  *source.Tree // where the libraries are
 	// confDirs are the ld.so.conf directories (in-root), in file order; they
 	// stand in for ld.so.cache, which ldconfig builds from them.
 	confDirs []string
 
 	mu      sync.Mutex
-	objects map[string]*objectEntry // host path → parsed ELF
-	// lookups caches in-root candidate path → host path of a regular file
-	// ("" when there is none), so each is resolved inside root only once.
+	objects map[objectKey]*objectEntry // parsed ELF files
+	// lookups caches in-root candidate path → whether it is a regular
+	// file, so each is resolved inside root only once.
 	lookups sync.Map
 }
+
+type objectKey struct {
+	t *source.Tree
+	p string
+}
+
+// onHost reads files by their paths on this machine.
+var onHost = &source.Tree{Spec: source.SchemeHost, Dir: "/", RootFS: true}
 
 type objectEntry struct {
 	once sync.Once
@@ -72,17 +81,30 @@ type Object struct {
 // name) and musl's root/etc/ld-musl-*.path, resolving every path inside root.
 // A missing ld.so.conf is not an error: many images have none.
 func NewResolver(ctx context.Context, root string) (*Resolver, error) {
-	r := &Resolver{root: root, objects: map[string]*objectEntry{}}
+	if root == "/" {
+		return NewTreeResolver(ctx, onHost)
+	}
+	return NewTreeResolver(ctx, &source.Tree{Dir: root, RootFS: true})
+}
+
+// NewTreeResolver is NewResolver for the libraries of a tree (which
+// source.Tree.Libraries gives), on disk or in memory.
+func NewTreeResolver(ctx context.Context, lib *source.Tree) (*Resolver, error) {
+	root := lib.Dir
+	if root == "" {
+		root = lib.Spec
+	}
+	r := &Resolver{root: root, lib: lib, objects: map[objectKey]*objectEntry{}}
 	seen := map[string]bool{}
 	if err := r.readConf(ctx, "/etc/ld.so.conf", 0, seen); err != nil {
 		return nil, err
 	}
-	musl, err := filepath.Glob(filepath.Join(r.hostDir("/etc"), "ld-musl-*.path"))
+	musl, err := lib.Glob("/etc/ld-musl-*.path")
 	if err != nil {
 		return nil, fmt.Errorf("list musl loader paths in %s: %w", root, err)
 	}
 	for _, m := range musl {
-		b, err := os.ReadFile(m)
+		b, err := lib.ReadFile(m)
 		if err != nil {
 			continue
 		}
@@ -95,23 +117,6 @@ func NewResolver(ctx context.Context, root string) (*Resolver, error) {
 	return r, nil
 }
 
-// hostDir maps an in-root path to this machine, links resolved inside root;
-// "" when it cannot be resolved.
-func (r *Resolver) hostDir(inRoot string) string {
-	if r.root == "/" {
-		p, err := filepath.EvalSymlinks(path.Clean("/" + inRoot))
-		if err != nil {
-			return ""
-		}
-		return p
-	}
-	p, err := securejoin.SecureJoin(r.root, inRoot)
-	if err != nil {
-		return ""
-	}
-	return p
-}
-
 func (r *Resolver) readConf(ctx context.Context, inRoot string, depth int, seen map[string]bool) error {
 	if depth > maxIncludeDepth || seen[inRoot] {
 		return nil
@@ -120,18 +125,17 @@ func (r *Resolver) readConf(ctx context.Context, inRoot string, depth int, seen 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	host := r.hostDir(inRoot)
-	if host == "" {
-		return nil
-	}
-	f, err := os.Open(host)
+	f, err := r.lib.Open(inRoot)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) || isDirErr(err) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP) {
 			return nil
 		}
 		return fmt.Errorf("read %s in %s: %w", inRoot, r.root, err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return nil
+	}
 	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
 	for sc.Scan() {
 		line, _, _ := strings.Cut(sc.Text(), "#")
@@ -171,25 +175,11 @@ func (r *Resolver) readConf(ctx context.Context, inRoot string, depth int, seen 
 // glob expands a pattern whose last element may hold wildcards, inside
 // root, returning in-root paths in lexical order (as ldconfig does).
 func (r *Resolver) glob(pattern string) []string {
-	dir, base := path.Split(path.Clean(pattern))
-	host := r.hostDir(dir)
-	if host == "" {
-		return nil
-	}
-	matches, err := filepath.Glob(filepath.Join(host, base))
+	matches, err := r.lib.Glob(path.Clean(pattern))
 	if err != nil {
 		return nil
 	}
-	out := make([]string, 0, len(matches))
-	for _, m := range matches {
-		out = append(out, path.Join(dir, filepath.Base(m)))
-	}
-	return out
-}
-
-func isDirErr(err error) bool {
-	var pe *os.PathError
-	return errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "is a directory")
+	return matches
 }
 
 // ConfDirs returns the directories ld.so.conf names, in-root, in order.
@@ -197,16 +187,20 @@ func (r *Resolver) ConfDirs() []string { return append([]string(nil), r.confDirs
 
 // Object parses the ELF at hostPath (cached). Malformed files, including
 // ones that make debug/elf panic, come back as errors.
-func (r *Resolver) Object(hostPath string) (*Object, error) {
+func (r *Resolver) Object(hostPath string) (*Object, error) { return r.ObjectIn(onHost, hostPath) }
+
+// ObjectIn is Object for the file at p inside t.
+func (r *Resolver) ObjectIn(t *source.Tree, p string) (*Object, error) {
+	k := objectKey{t, p}
 	r.mu.Lock()
-	e, ok := r.objects[hostPath]
+	e, ok := r.objects[k]
 	if !ok {
 		e = &objectEntry{}
-		r.objects[hostPath] = e
+		r.objects[k] = e
 	}
 	r.mu.Unlock()
 	e.once.Do(func() {
-		f, err := os.Open(hostPath)
+		f, err := t.Open(p)
 		if err != nil {
 			e.err = err
 			return
@@ -214,7 +208,7 @@ func (r *Resolver) Object(hostPath string) (*Object, error) {
 		defer f.Close()
 		e.obj, e.err = ReadObject(f)
 		if e.err != nil {
-			e.err = fmt.Errorf("read ELF %s: %w", hostPath, e.err)
+			e.err = fmt.Errorf("read ELF %s: %w", p, e.err)
 		}
 	})
 	return e.obj, e.err
@@ -289,7 +283,13 @@ func splitPath(vals []string) []string {
 // dependency that is present but unreadable, or of another ELF class or
 // machine, is skipped as the loader would skip it.
 func (r *Resolver) Missing(hostPath, origin string, extraDirs ...string) ([]string, error) {
-	top, err := r.Object(hostPath)
+	return r.MissingIn(onHost, hostPath, origin, extraDirs...)
+}
+
+// MissingIn is Missing for the file at p inside t; its dependencies are
+// still looked for among the resolver's libraries.
+func (r *Resolver) MissingIn(t *source.Tree, p, origin string, extraDirs ...string) ([]string, error) {
+	top, err := r.ObjectIn(t, p)
 	if err != nil {
 		return nil, err
 	}
@@ -358,11 +358,10 @@ func (r *Resolver) find(soname string, dirs []string, want *Object) (*Object, st
 			continue
 		}
 		seen[cand] = true
-		host := r.regularFile(cand)
-		if host == "" {
+		if !r.regularFile(cand) {
 			continue
 		}
-		o, err := r.Object(host)
+		o, err := r.ObjectIn(r.lib, cand)
 		if err != nil || o.Class != want.Class || o.Machine != want.Machine {
 			continue
 		}
@@ -371,18 +370,14 @@ func (r *Resolver) find(soname string, dirs []string, want *Object) (*Object, st
 	return nil, ""
 }
 
-func (r *Resolver) regularFile(inRoot string) string {
+func (r *Resolver) regularFile(inRoot string) bool {
 	if v, ok := r.lookups.Load(inRoot); ok {
-		return v.(string)
+		return v.(bool)
 	}
-	host := r.hostDir(inRoot)
-	if host != "" {
-		if st, err := os.Stat(host); err != nil || !st.Mode().IsRegular() {
-			host = ""
-		}
-	}
-	r.lookups.Store(inRoot, host)
-	return host
+	st, err := r.lib.Stat(inRoot)
+	ok := err == nil && st.Mode().IsRegular()
+	r.lookups.Store(inRoot, ok)
+	return ok
 }
 
 // expand substitutes the loader's dynamic string tokens. $LIB has no single

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"runtime"
 	"slices"
@@ -234,11 +233,7 @@ func atoi(s string) int {
 // goroutines while one goroutine fills the index. Lists of packages that
 // are not installed (left by an interrupted removal) are ignored.
 func readDpkgLists(ctx context.Context, t *source.Tree, installed map[string]bool, owners *Owners) ([]string, error) {
-	dir, err := t.HostPath(dpkgInfo)
-	if err != nil {
-		return []string{err.Error()}, nil
-	}
-	ents, err := os.ReadDir(dir)
+	ents, err := t.ReadDir(dpkgInfo)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -267,7 +262,7 @@ func readDpkgLists(ctx context.Context, t *source.Tree, installed map[string]boo
 	for range workers {
 		wg.Go(func() {
 			for n := range jobs {
-				b, err := os.ReadFile(dir + "/" + n)
+				b, err := t.ReadFile(dpkgInfo + "/" + n)
 				pkg, _ := listPackage(n)
 				out <- list{pkg: pkg, text: string(b), err: err}
 			}

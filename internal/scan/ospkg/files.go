@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"syscall"
 
@@ -17,11 +16,7 @@ import (
 // readImageFile reads a file inside the image. found is false, with a nil
 // error, when it does not exist (or a directory on its way is a file).
 func readImageFile(t *source.Tree, p string) (data []byte, found bool, err error) {
-	host, err := t.HostPath(p)
-	if err != nil {
-		return nil, false, err
-	}
-	data, err = os.ReadFile(host)
+	data, err = t.ReadFile(p)
 	if notExist(err) {
 		return nil, false, nil
 	}
@@ -44,11 +39,7 @@ type dirFile struct {
 // whose names match, sorted by name. A missing directory is no error; a
 // file that cannot be read becomes a warning.
 func readDirFiles(t *source.Tree, dir string, match func(name string) bool) ([]dirFile, []string) {
-	host, err := t.HostPath(dir)
-	if err != nil {
-		return nil, []string{err.Error()}
-	}
-	ents, err := os.ReadDir(host)
+	ents, err := t.ReadDir(dir)
 	if notExist(err) {
 		return nil, nil
 	}
@@ -65,7 +56,7 @@ func readDirFiles(t *source.Tree, dir string, match func(name string) bool) ([]d
 		if !e.Type().IsRegular() || !match(e.Name()) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(host, e.Name()))
+		b, err := t.ReadFile(path.Join(dir, e.Name()))
 		if err != nil {
 			warns = append(warns, fmt.Sprintf("read %s/%s: %v", dir, e.Name(), err))
 			continue

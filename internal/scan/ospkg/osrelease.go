@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 
 	"github.com/imagegate/imagegate/internal/snapshot"
@@ -26,11 +25,7 @@ func ReadOS(ctx context.Context, t *source.Tree) (snapshot.OS, error) {
 		if err := ctx.Err(); err != nil {
 			return snapshot.OS{}, err
 		}
-		host, err := t.HostPath(p)
-		if err != nil {
-			return snapshot.OS{}, fmt.Errorf("read os-release: %w", err)
-		}
-		data, err := os.ReadFile(host)
+		data, err := t.ReadFile(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

@@ -3,10 +3,12 @@ package ospkg
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 
 	"github.com/imagegate/imagegate/internal/snapshot"
@@ -32,23 +34,23 @@ const (
 func readRPM(ctx context.Context, t *source.Tree, owners *Owners) (pkgs []snapshot.Package, warns []string, err error) {
 	seen := map[string]bool{}
 	for _, dir := range rpmDirs {
-		hostDir, err := t.HostPath(dir)
+		// /var/lib/rpm is often a link to /usr/lib/sysimage/rpm; read
+		// the database once.
+		real, err := t.Resolve(dir)
+		if notExist(err) {
+			continue
+		}
 		if err != nil {
 			warns = append(warns, err.Error())
 			continue
 		}
-		// /var/lib/rpm is often a link to /usr/lib/sysimage/rpm; read
-		// the database once.
-		if real, err := filepath.EvalSymlinks(hostDir); err == nil {
-			hostDir = real
-		}
-		if seen[hostDir] {
+		if seen[real] {
 			continue
 		}
-		seen[hostDir] = true
+		seen[real] = true
 		for _, backend := range []string{rpmSQLite, rpmNDB, rpmBDB} {
-			p := filepath.Join(hostDir, backend)
-			fi, err := os.Lstat(p)
+			p := path.Join(real, backend)
+			fi, err := t.Lstat(p)
 			if err != nil || !fi.Mode().IsRegular() {
 				continue
 			}
@@ -59,9 +61,9 @@ func readRPM(ctx context.Context, t *source.Tree, owners *Owners) (pkgs []snapsh
 			var blobs [][]byte
 			switch backend {
 			case rpmSQLite:
-				blobs, err = rpmSQLiteBlobs(ctx, p)
+				blobs, err = rpmSQLiteBlobs(ctx, t, p)
 			case rpmBDB:
-				blobs, err = rpmBDBBlobs(p)
+				blobs, err = rpmBDBBlobs(t, p)
 			case rpmNDB:
 				err = fmt.Errorf("the ndb format (openSUSE) is not supported yet")
 			}
@@ -106,8 +108,8 @@ func rpmPackages(blobs [][]byte, db string, owners *Owners) ([]snapshot.Package,
 	return pkgs, warns
 }
 
-func rpmBDBBlobs(p string) ([][]byte, error) {
-	f, err := os.Open(p)
+func rpmBDBBlobs(t *source.Tree, p string) ([][]byte, error) {
+	f, err := t.Open(p)
 	if err != nil {
 		return nil, err
 	}
@@ -123,21 +125,31 @@ func rpmBDBBlobs(p string) ([][]byte, error) {
 // writing anything beside it: the file is opened immutable. rpm leaves a
 // write-ahead log only while it runs or after a crash; then the database
 // and its log are copied to a temporary folder so SQLite can apply it
-// there.
-func rpmSQLiteBlobs(ctx context.Context, p string) (_ [][]byte, err error) {
+// there, as is a database of an image held in memory (SQLite reads
+// files only).
+func rpmSQLiteBlobs(ctx context.Context, t *source.Tree, inImage string) (_ [][]byte, err error) {
 	query := "mode=ro&immutable=1"
-	if fi, err := os.Stat(p + "-wal"); err == nil && fi.Size() > 0 {
+	fi, err := t.Stat(inImage + "-wal")
+	wal := err == nil && fi.Size() > 0
+	p, err := t.HostPath(inImage)
+	if errors.Is(err, source.ErrNotOnDisk) || wal {
 		tmp, err := os.MkdirTemp("", "imagegate-rpmdb-")
 		if err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(tmp)
-		for _, suffix := range []string{"", "-wal"} {
-			if err := copyFile(p+suffix, filepath.Join(tmp, "rpmdb.sqlite"+suffix)); err != nil {
+		suffixes := []string{""}
+		if wal {
+			suffixes = append(suffixes, "-wal")
+		}
+		for _, suffix := range suffixes {
+			if err := copyFile(t, inImage+suffix, filepath.Join(tmp, "rpmdb.sqlite"+suffix)); err != nil {
 				return nil, err
 			}
 		}
 		p, query = filepath.Join(tmp, "rpmdb.sqlite"), ""
+	} else if err != nil {
+		return nil, err
 	}
 	dsn := (&url.URL{Scheme: "file", Path: p, RawQuery: query}).String()
 	db, err := sql.Open("sqlite", dsn)
@@ -165,8 +177,8 @@ func rpmSQLiteBlobs(ctx context.Context, p string) (_ [][]byte, err error) {
 	return blobs, rows.Err()
 }
 
-func copyFile(from, to string) error {
-	src, err := os.Open(from)
+func copyFile(t *source.Tree, from, to string) error {
+	src, err := t.Open(from)
 	if err != nil {
 		return err
 	}

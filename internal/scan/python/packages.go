@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/imagegate/imagegate/internal/snapshot"
@@ -83,17 +81,17 @@ func sitePackages(t *source.Tree, in *install) []snapshot.RuntimePackage {
 	seenDir := map[string]bool{}
 	var out []snapshot.RuntimePackage
 	for _, d := range dirs {
-		host, err := t.HostPath(d)
-		if err != nil || seenDir[host] {
+		real, err := t.Resolve(d)
+		if err != nil || seenDir[real] {
 			continue
 		}
-		seenDir[host] = true
-		entries, err := os.ReadDir(host)
+		seenDir[real] = true
+		entries, err := t.ReadDir(real)
 		if err != nil {
 			continue
 		}
 		for _, e := range entries {
-			md, ok := readDistribution(filepath.Join(host, e.Name()), e.Name(), e.IsDir())
+			md, ok := readDistribution(t, path.Join(real, e.Name()), e.Name(), e.IsDir())
 			if !ok {
 				continue
 			}
@@ -108,21 +106,21 @@ func sitePackages(t *source.Tree, in *install) []snapshot.RuntimePackage {
 	return out
 }
 
-func readDistribution(p, name string, isDir bool) (Metadata, bool) {
+func readDistribution(t *source.Tree, p, name string, isDir bool) (Metadata, bool) {
 	var file string
 	switch {
 	case strings.HasSuffix(name, ".dist-info") && isDir:
-		file = filepath.Join(p, "METADATA")
+		file = path.Join(p, "METADATA")
 	case strings.HasSuffix(name, ".egg-info") && isDir:
-		file = filepath.Join(p, "PKG-INFO")
+		file = path.Join(p, "PKG-INFO")
 	case strings.HasSuffix(name, ".egg-info"):
 		file = p
 	case strings.HasSuffix(name, ".egg") && isDir:
-		file = filepath.Join(p, "EGG-INFO", "PKG-INFO")
+		file = path.Join(p, "EGG-INFO", "PKG-INFO")
 	default:
 		return Metadata{}, false
 	}
-	f, err := os.Open(file)
+	f, err := t.Open(file)
 	if err != nil {
 		return Metadata{}, false
 	}

@@ -16,7 +16,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"regexp"
 	"runtime"
@@ -121,7 +120,7 @@ func hasEntry(entries []fs.DirEntry, name string, dir bool) bool {
 // installation become warnings; the error is non-nil only when the context
 // ends.
 func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtime, []string, error) {
-	res, err := ldso.NewResolver(ctx, t.LibraryRoot())
+	res, err := ldso.NewTreeResolver(ctx, t.Libraries())
 	if err != nil {
 		return nil, nil, fmt.Errorf("read shared-library configuration: %w", err)
 	}
@@ -202,10 +201,6 @@ func versionLess(a, b string) bool {
 // collectOne analyses one installation; ok is false when it turned out not
 // to be one (a conda package cache entry).
 func (f *Finder) collectOne(ctx context.Context, t *source.Tree, res *ldso.Resolver, in *install) (snapshot.Runtime, []string, bool) {
-	hostPrefix, err := t.HostPath(in.prefix)
-	if err != nil {
-		return snapshot.Runtime{}, []string{fmt.Sprintf("python %s: %v", in.prefix, err)}, false
-	}
 	if exists(t, path.Join(in.prefix, "info", "index.json")) {
 		return snapshot.Runtime{}, nil, false // conda's package cache, not an environment
 	}
@@ -221,16 +216,14 @@ func (f *Finder) collectOne(ctx context.Context, t *source.Tree, res *ldso.Resol
 	rt.Executable = exe
 	rt.Version = staticVersion(t, in)
 
-	a := newAnalysis(t, res, in, hostPrefix, exe)
+	a := newAnalysis(t, res, in, exe)
 	mods, warnings := a.run()
 	// A runner that will start the interpreter tells the truth about it
 	// (the sweep warns when it cannot); the static guess is for --exec none.
 	if exe != "" && t.Runner == nil {
-		if host, err := t.HostPath(exe); err == nil {
-			missing, err := res.Missing(host, a.libCoord(path.Dir(exe)), a.libCoord(path.Join(in.prefix, "lib")))
-			if err == nil && len(missing) > 0 {
-				warnings = append(warnings, fmt.Sprintf("python %s: the interpreter %s cannot start: %s", in.prefix, exe, ldso.NotFoundError(missing[0])))
-			}
+		missing, err := res.MissingIn(t, exe, a.libCoord(path.Dir(exe)), a.libCoord(path.Join(in.prefix, "lib")))
+		if err == nil && len(missing) > 0 {
+			warnings = append(warnings, fmt.Sprintf("python %s: the interpreter %s cannot start: %s", in.prefix, exe, ldso.NotFoundError(missing[0])))
 		}
 	}
 	if t.Runner != nil && exe != "" {
@@ -248,11 +241,7 @@ func (f *Finder) collectOne(ctx context.Context, t *source.Tree, res *ldso.Resol
 // exists reports whether an in-image path exists, links followed inside
 // the image.
 func exists(t *source.Tree, inImage string) bool {
-	p, err := t.HostPath(inImage)
-	if err != nil {
-		return false
-	}
-	_, err = os.Stat(p)
+	_, err := t.Stat(inImage)
 	return err == nil
 }
 
@@ -261,10 +250,8 @@ func exists(t *source.Tree, inImage string) bool {
 func findExecutable(t *source.Tree, in *install) string {
 	for _, name := range []string{"python" + in.xy, "python" + in.xy[:1], "python"} {
 		p := path.Join(in.prefix, "bin", name)
-		if h, err := t.HostPath(p); err == nil {
-			if st, err := os.Stat(h); err == nil && st.Mode().IsRegular() {
-				return p
-			}
+		if isFile(t, p) {
+			return p
 		}
 	}
 	return ""

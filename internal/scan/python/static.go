@@ -5,9 +5,8 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -43,8 +42,8 @@ var coreBuiltins = []string{"sys", "builtins", "__builtin__", "_imp", "marshal",
 // modInfo is one top-level module as the installation ships it.
 type modInfo struct {
 	kind string
-	host string // entry file (.py, __init__.py) or extension (.so) on this machine
-	dir  string // package directory on this machine
+	file string // entry file (.py, __init__.py) or extension (.so), in the image
+	dir  string // package directory, in the image
 }
 
 type verdict struct {
@@ -54,15 +53,14 @@ type verdict struct {
 
 // analysis is the static view of one installation.
 type analysis struct {
-	t          *source.Tree
-	res        *ldso.Resolver
-	in         *install
-	hostPrefix string
-	exe        string // in-image interpreter, "" if none
-	py2        bool
+	t   *source.Tree
+	res *ldso.Resolver
+	in  *install
+	exe string // in-image interpreter, "" if none
+	py2 bool
 
-	hostLib  string
-	paths    []string // host dirs searched for pure modules, in sys.path order
+	lib      string   // the standard library's directory, in the image
+	paths    []string // dirs searched for pure modules, in sys.path order, in the image
 	top      map[string]*modInfo
 	builtins map[string]bool
 	expected map[string]bool
@@ -72,8 +70,8 @@ type analysis struct {
 	warnings []string
 }
 
-func newAnalysis(t *source.Tree, res *ldso.Resolver, in *install, hostPrefix, exe string) *analysis {
-	return &analysis{t: t, res: res, in: in, hostPrefix: hostPrefix, exe: exe, py2: strings.HasPrefix(in.xy, "2."),
+func newAnalysis(t *source.Tree, res *ldso.Resolver, in *install, exe string) *analysis {
+	return &analysis{t: t, res: res, in: in, exe: exe, py2: strings.HasPrefix(in.xy, "2."),
 		top: map[string]*modInfo{}, builtins: map[string]bool{}, expected: map[string]bool{},
 		memo: map[string]*verdict{}, lookups: map[string]*modInfo{}, static: map[string]*verdict{}}
 }
@@ -95,22 +93,18 @@ func (a *analysis) libCoord(inImage string) string {
 // run inventories the installation and gives every module its static
 // status.
 func (a *analysis) run() (map[string]*snapshot.Module, []string) {
-	libInImage := path.Join(a.in.prefix, a.in.libRel)
-	hostLib, err := a.t.HostPath(libInImage)
-	if err != nil {
-		return nil, []string{fmt.Sprintf("python %s: %v", a.in.prefix, err)}
-	}
-	a.hostLib = hostLib
-	a.paths = []string{hostLib}
+	lib := path.Join(a.in.prefix, a.in.libRel)
+	a.lib = lib
+	a.paths = []string{lib}
 	if a.py2 {
-		plat, _ := filepath.Glob(filepath.Join(hostLib, "plat-*"))
+		plat, _ := a.t.Glob(path.Join(lib, "plat-*"))
 		a.paths = append(a.paths, plat...)
-		a.paths = append(a.paths, filepath.Join(hostLib, "lib-tk"))
+		a.paths = append(a.paths, path.Join(lib, "lib-tk"))
 	}
 	for i := len(a.paths) - 1; i >= 0; i-- { // earlier path entries win
 		a.listPure(a.paths[i])
 	}
-	a.listExtensions(filepath.Join(hostLib, "lib-dynload"))
+	a.listExtensions(path.Join(lib, "lib-dynload"))
 	a.findBuiltins()
 	exp, known := cpython.ExpectedModules(a.in.xy)
 	for _, m := range exp {
@@ -150,7 +144,7 @@ func (a *analysis) run() (map[string]*snapshot.Module, []string) {
 }
 
 func (a *analysis) listPure(dir string) {
-	entries, err := os.ReadDir(dir)
+	entries, err := a.t.ReadDir(dir)
 	if err != nil {
 		return
 	}
@@ -159,19 +153,19 @@ func (a *analysis) listPure(dir string) {
 		switch {
 		case strings.HasSuffix(name, ".py") && !e.IsDir():
 			if n := strings.TrimSuffix(name, ".py"); identifier(n) {
-				a.top[n] = &modInfo{kind: kindPure, host: filepath.Join(dir, name)}
+				a.top[n] = &modInfo{kind: kindPure, file: path.Join(dir, name)}
 			}
-		case identifier(name) && name != "__pycache__" && (e.IsDir() || e.Type()&os.ModeSymlink != 0):
-			d := filepath.Join(dir, name)
-			if init := filepath.Join(d, "__init__.py"); isFile(init) {
-				a.top[name] = &modInfo{kind: kindPackage, host: init, dir: d}
+		case identifier(name) && name != "__pycache__" && (e.IsDir() || e.Type()&fs.ModeSymlink != 0):
+			d := path.Join(dir, name)
+			if init := path.Join(d, "__init__.py"); a.isFile(init) {
+				a.top[name] = &modInfo{kind: kindPackage, file: init, dir: d}
 			}
 		}
 	}
 }
 
 func (a *analysis) listExtensions(dir string) {
-	entries, err := os.ReadDir(dir)
+	entries, err := a.t.ReadDir(dir)
 	if err != nil {
 		return
 	}
@@ -189,12 +183,16 @@ func (a *analysis) listExtensions(dir string) {
 		if _, ok := a.top[n]; ok {
 			continue // a .py earlier on sys.path shadows it
 		}
-		a.top[n] = &modInfo{kind: kindExtension, host: filepath.Join(dir, name)}
+		a.top[n] = &modInfo{kind: kindExtension, file: path.Join(dir, name)}
 	}
 }
 
-func isFile(p string) bool {
-	st, err := os.Stat(p)
+// isFile reports whether the in-image path p is a regular file, links
+// followed inside the image.
+func (a *analysis) isFile(p string) bool { return isFile(a.t, p) }
+
+func isFile(t *source.Tree, p string) bool {
+	st, err := t.Stat(p)
 	return err == nil && st.Mode().IsRegular()
 }
 
@@ -206,8 +204,8 @@ var configEntry = regexp.MustCompile(`\{"([A-Za-z_][A-Za-z0-9_]*)",`)
 // or its libpython defines, which also covers distributions that ship no
 // config.c.
 func (a *analysis) findBuiltins() {
-	if cfgs, _ := filepath.Glob(filepath.Join(a.hostLib, "config-*", "config.c")); len(cfgs) > 0 {
-		if b, err := os.ReadFile(cfgs[0]); err == nil {
+	if cfgs := a.configC(); len(cfgs) > 0 {
+		if b, err := a.t.ReadFile(cfgs[0]); err == nil {
 			for _, m := range configEntry.FindAllSubmatch(b, -1) {
 				a.builtins[string(m[1])] = true
 			}
@@ -215,7 +213,7 @@ func (a *analysis) findBuiltins() {
 	}
 	found := false
 	for _, bin := range a.interpreterBinaries() {
-		syms, err := definedSymbols(bin)
+		syms, err := definedSymbols(bin.t, bin.path)
 		if err != nil {
 			continue
 		}
@@ -251,33 +249,29 @@ func (a *analysis) findBuiltins() {
 }
 
 // interpreterBinaries returns the interpreter and the libpython it links
-// against, on this machine.
-func (a *analysis) interpreterBinaries() []string {
+// against: the first in the image, the second in the image under the
+// prefix or where the shared libraries are.
+func (a *analysis) interpreterBinaries() []treeFile {
 	if a.exe == "" {
 		return nil
 	}
-	exe, err := a.t.HostPath(a.exe)
-	if err != nil {
-		return nil
-	}
-	out := []string{exe}
-	obj, err := a.res.Object(exe)
+	out := []treeFile{{a.t, a.exe}}
+	obj, err := a.res.ObjectIn(a.t, a.exe)
 	if err != nil {
 		return out
 	}
+	libs := a.t.Libraries()
 	for _, n := range obj.Needed {
 		if !strings.HasPrefix(n, "libpython") {
 			continue
 		}
 		for _, dir := range []string{path.Join(a.in.prefix, "lib"), "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"} {
-			var p string
+			f := treeFile{libs, path.Join(dir, n)}
 			if strings.HasPrefix(dir, a.in.prefix) {
-				p, err = a.t.HostPath(path.Join(dir, n))
-			} else {
-				p, err = securejoinLib(a.t, path.Join(dir, n))
+				f.t = a.t
 			}
-			if err == nil && isFile(p) {
-				out = append(out, p)
+			if isFile(f.t, f.path) {
+				out = append(out, f)
 				break
 			}
 		}
@@ -285,26 +279,38 @@ func (a *analysis) interpreterBinaries() []string {
 	return out
 }
 
-// securejoinLib maps an in-root library path to this machine in library
-// root coordinates.
-func securejoinLib(t *source.Tree, p string) (string, error) {
-	lt := &source.Tree{Dir: t.LibraryRoot(), RootFS: true}
-	return lt.HostPath(p)
+// treeFile is a file of one of the trees a scan reads: the image, or this
+// machine for the libraries of a tool folder.
+type treeFile struct {
+	t    *source.Tree
+	path string
 }
 
-func definedSymbols(p string) (map[string]bool, error) {
-	f, err := os.Open(p)
+// configC finds config-*/config.c in the standard library.
+func (a *analysis) configC() []string {
+	dirs, _ := a.t.Glob(path.Join(a.lib, "config-*"))
+	var out []string
+	for _, d := range dirs {
+		if c := path.Join(d, "config.c"); a.isFile(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func definedSymbols(t *source.Tree, p string) (map[string]bool, error) {
+	f, err := t.Open(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return readSymbols(f)
+	return readSymbols(f, p)
 }
 
-func readSymbols(f *os.File) (syms map[string]bool, err error) {
+func readSymbols(f io.ReaderAt, name string) (syms map[string]bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			syms, err = nil, fmt.Errorf("malformed ELF %s: %v", f.Name(), r)
+			syms, err = nil, fmt.Errorf("malformed ELF %s: %v", name, r)
 		}
 	}()
 	ef, err := elf.NewFile(f)
@@ -351,16 +357,16 @@ func (a *analysis) lookupUncached(full string) *modInfo {
 			return &modInfo{kind: kindOpaque}
 		}
 		switch {
-		case isFile(filepath.Join(cur.dir, p+".py")):
-			cur = &modInfo{kind: kindPure, host: filepath.Join(cur.dir, p+".py")}
-		case isFile(filepath.Join(cur.dir, p, "__init__.py")):
-			cur = &modInfo{kind: kindPackage, host: filepath.Join(cur.dir, p, "__init__.py"), dir: filepath.Join(cur.dir, p)}
+		case a.isFile(path.Join(cur.dir, p+".py")):
+			cur = &modInfo{kind: kindPure, file: path.Join(cur.dir, p+".py")}
+		case a.isFile(path.Join(cur.dir, p, "__init__.py")):
+			cur = &modInfo{kind: kindPackage, file: path.Join(cur.dir, p, "__init__.py"), dir: path.Join(cur.dir, p)}
 		default:
-			if so, _ := filepath.Glob(filepath.Join(cur.dir, p+".*.so")); len(so) > 0 {
-				cur = &modInfo{kind: kindExtension, host: so[0]}
-			} else if isFile(filepath.Join(cur.dir, p+".so")) {
-				cur = &modInfo{kind: kindExtension, host: filepath.Join(cur.dir, p+".so")}
-			} else if registersSubmodule(cur.host, full) {
+			if so, _ := a.t.Glob(path.Join(cur.dir, p+".*.so")); len(so) > 0 {
+				cur = &modInfo{kind: kindExtension, file: so[0]}
+			} else if a.isFile(path.Join(cur.dir, p+".so")) {
+				cur = &modInfo{kind: kindExtension, file: path.Join(cur.dir, p+".so")}
+			} else if registersSubmodule(a.t, cur.file, full) {
 				return &modInfo{kind: kindOpaque}
 			} else {
 				return &modInfo{kind: kindAbsent}
@@ -388,8 +394,8 @@ func (a *analysis) verdict(full string) *verdict {
 	info := a.lookup(full)
 	switch info.kind {
 	case kindExtension:
-		origin := a.libCoord(path.Dir(a.inImage(info.host)))
-		missing, err := a.res.Missing(info.host, origin, a.libCoord(path.Join(a.in.prefix, "lib")))
+		origin := a.libCoord(path.Dir(info.file))
+		missing, err := a.res.MissingIn(a.t, info.file, origin, a.libCoord(path.Join(a.in.prefix, "lib")))
 		if err != nil {
 			v.err = fmt.Sprintf("invalid ELF file: %v", err)
 		} else if len(missing) > 0 {
@@ -403,17 +409,8 @@ func (a *analysis) verdict(full string) *verdict {
 	return v
 }
 
-// inImage maps a file under the installation back to its in-image path.
-func (a *analysis) inImage(host string) string {
-	rel, err := filepath.Rel(a.hostPrefix, host)
-	if err != nil {
-		return host
-	}
-	return path.Join(a.in.prefix, filepath.ToSlash(rel))
-}
-
 func (a *analysis) fileVerdict(info *modInfo, full string) *verdict {
-	src, err := readLimited(info.host)
+	src, err := readLimited(a.t, info.file)
 	if err != nil {
 		return &verdict{} // unreadable here says nothing about the import
 	}
@@ -479,8 +476,8 @@ func (a *analysis) need(name string) *verdict {
 	return nil
 }
 
-func readLimited(p string) ([]byte, error) {
-	f, err := os.Open(p)
+func readLimited(t *source.Tree, p string) ([]byte, error) {
+	f, err := t.Open(p)
 	if err != nil {
 		return nil, err
 	}
@@ -507,8 +504,8 @@ func finish(mods map[string]*snapshot.Module) []snapshot.Module {
 // sys.modules itself, as Debian 13's collections does for collections.abc
 // (_sys.modules['collections.abc'] = _collections_abc) with no abc.py on
 // disk: the submodule exists once the package is imported.
-func registersSubmodule(initPy, full string) bool {
-	f, err := os.Open(initPy)
+func registersSubmodule(t *source.Tree, initPy, full string) bool {
+	f, err := t.Open(initPy)
 	if err != nil {
 		return false
 	}

@@ -2,9 +2,7 @@ package python
 
 import (
 	"bufio"
-	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -23,10 +21,10 @@ var (
 // python3.11 without headers); a path element that is the version itself
 // (tool caches, pyenv); and finally X.Y alone.
 func staticVersion(t *source.Tree, in *install) string {
-	if incs, err := t.HostPath(path.Join(in.prefix, "include")); err == nil {
-		matches, _ := filepath.Glob(filepath.Join(incs, "python"+in.xy+"*", "patchlevel.h"))
-		for _, m := range matches {
-			if b, err := readLimited(m); err == nil {
+	incs, _ := t.Glob(path.Join(in.prefix, "include", "python"+in.xy+"*"))
+	for _, inc := range incs {
+		if m := path.Join(inc, "patchlevel.h"); isFile(t, m) {
+			if b, err := readLimited(t, m); err == nil {
 				if v := pyVersionDefine.FindSubmatch(b); v != nil && strings.HasPrefix(string(v[1]), in.xy+".") {
 					return string(v[1])
 				}
@@ -122,11 +120,7 @@ func apkVersion(t *source.Tree, pkg, xy string) string {
 // false. A file that is absent or unreadable has no lines: the version is
 // then looked for elsewhere.
 func eachLine(t *source.Tree, p string, fn func(line string) bool) {
-	host, err := t.HostPath(p)
-	if err != nil {
-		return
-	}
-	f, err := os.Open(host)
+	f, err := t.Open(p)
 	if err != nil {
 		return
 	}
@@ -147,13 +141,9 @@ var sysconfigPrefix = regexp.MustCompile(`(?m)^\s*'prefix':\s*'([^'\n]+)'`)
 // every copy of the tree, so a pyenv build copied elsewhere still says it
 // was made by pyenv. "" when the file is absent or says nothing.
 func builtPrefix(t *source.Tree, in *install) string {
-	lib, err := t.HostPath(path.Join(in.prefix, in.libRel))
-	if err != nil {
-		return ""
-	}
-	matches, _ := filepath.Glob(filepath.Join(lib, "_sysconfigdata*.py"))
+	matches, _ := t.Glob(path.Join(in.prefix, in.libRel, "_sysconfigdata*.py"))
 	for _, m := range matches {
-		if b, err := readLimited(m); err == nil {
+		if b, err := readLimited(t, m); err == nil {
 			if v := sysconfigPrefix.FindSubmatch(b); v != nil {
 				return string(v[1])
 			}

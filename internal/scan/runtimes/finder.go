@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"regexp"
 	"slices"
@@ -192,25 +191,10 @@ func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtim
 	return out, warnings, nil
 }
 
-func readFile(t *source.Tree, p string) ([]byte, error) {
-	host, err := t.HostPath(p)
-	if err != nil {
-		return nil, err
-	}
-	return os.ReadFile(host)
-}
+func readFile(t *source.Tree, p string) ([]byte, error) { return t.ReadFile(p) }
 
 // stat follows links inside the image, never on the host.
-func stat(t *source.Tree, p string) (fs.FileInfo, error) {
-	host, err := t.HostPath(p)
-	if err != nil {
-		return nil, err
-	}
-	if t.Dir == "/" {
-		return os.Stat(host)
-	}
-	return os.Lstat(host)
-}
+func stat(t *source.Tree, p string) (fs.FileInfo, error) { return t.Stat(p) }
 
 func isExecutable(t *source.Tree, p string) bool {
 	fi, err := stat(t, p)
@@ -301,11 +285,7 @@ func readNodeModules(t *source.Tree, dir string) []snapshot.RuntimePackage {
 	var pkgs []snapshot.RuntimePackage
 	var read func(dir string, scoped bool)
 	read = func(dir string, scoped bool) {
-		host, err := t.HostPath(dir)
-		if err != nil {
-			return
-		}
-		entries, err := os.ReadDir(host)
+		entries, err := t.ReadDir(dir)
 		if err != nil {
 			return
 		}
@@ -363,11 +343,7 @@ func readRuby(t *source.Tree, dir string) ([]snapshot.Runtime, string) {
 var gemSpecName = regexp.MustCompile(`^(.+?)-(\d[0-9A-Za-z.]*)(?:-[^-]+(?:-[^-]+)*)?\.gemspec$`)
 
 func readGemSpecs(t *source.Tree, dir string) []snapshot.RuntimePackage {
-	host, err := t.HostPath(dir)
-	if err != nil {
-		return nil
-	}
-	entries, err := os.ReadDir(host)
+	entries, err := t.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
@@ -392,11 +368,7 @@ func readDotnet(t *source.Tree, dir string) ([]snapshot.Runtime, string) {
 		{KindDotnetSDK, "sdk"},
 		{KindDotnetRuntime, "shared/Microsoft.NETCore.App"},
 	} {
-		host, err := t.HostPath(path.Join(dir, k.sub))
-		if err != nil {
-			continue
-		}
-		entries, err := os.ReadDir(host)
+		entries, err := t.ReadDir(path.Join(dir, k.sub))
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				return out, fmt.Sprintf("dotnet at %s: %v", dir, err)

@@ -80,11 +80,7 @@ func goArch(t *source.Tree) string {
 }
 
 func hasGoFiles(t *source.Tree, dir string) bool {
-	host, err := t.HostPath(dir)
-	if err != nil {
-		return false
-	}
-	entries, err := os.ReadDir(host)
+	entries, err := t.ReadDir(dir)
 	if err != nil {
 		return false
 	}
@@ -121,11 +117,7 @@ func findCompiler(t *source.Tree) string {
 // isExecutableFollow is isExecutable with links followed inside the image
 // (/usr/bin/cc → /etc/alternatives/cc → /usr/bin/gcc).
 func isExecutableFollow(t *source.Tree, p string) bool {
-	host, err := t.HostPath(p)
-	if err != nil {
-		return false
-	}
-	fi, err := os.Stat(host)
+	fi, err := t.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 

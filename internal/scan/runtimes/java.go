@@ -280,15 +280,11 @@ func javaTrustStoreStatic(t *source.Tree, prefix string) *snapshot.Module {
 // missingLibraries resolves an in-image ELF file's dependencies inside the
 // image; nil when the file cannot be read (its absence is reported apart).
 func missingLibraries(t *source.Tree, res *ldso.Resolver, inImage string, extraDirs ...string) []string {
-	host, err := t.HostPath(inImage)
-	if err != nil {
-		return nil
-	}
 	dirs := make([]string, len(extraDirs))
 	for i, d := range extraDirs {
 		dirs[i] = libCoord(t, d)
 	}
-	miss, err := res.Missing(host, libCoord(t, path.Dir(inImage)), dirs...)
+	miss, err := res.MissingIn(t, inImage, libCoord(t, path.Dir(inImage)), dirs...)
 	if err != nil {
 		return nil
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"os"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -24,17 +24,9 @@ var rubyProbe string
 // its rbconfig.rb lies in (ruby-build: lib/ruby/3.1.0/x86_64-linux;
 // Debian: lib/x86_64-linux-gnu/ruby/3.1.0).
 func rubyArchDir(t *source.Tree, prefix string) string {
-	host, err := t.HostPath(prefix)
-	if err != nil {
-		return ""
-	}
 	for _, pattern := range []string{"lib/ruby/*/*/rbconfig.rb", "lib/*/ruby/*/rbconfig.rb"} {
-		m, _ := filepath.Glob(filepath.Join(host, pattern))
-		for _, f := range m {
-			rel, err := filepath.Rel(host, filepath.Dir(f))
-			if err == nil {
-				return path.Join(prefix, filepath.ToSlash(rel))
-			}
+		if m, _ := t.Glob(path.Join(prefix, pattern)); len(m) > 0 {
+			return path.Dir(m[0])
 		}
 	}
 	return ""
@@ -106,17 +98,15 @@ func checkRuby(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snaps
 // listRubyExtensions is what an archdir ships, encodings left out (Ruby
 // loads those on demand, by name, hundreds of them).
 func listRubyExtensions(t *source.Tree, arch string) []string {
-	host, err := t.HostPath(arch)
-	if err != nil {
-		return nil
-	}
 	var out []string
-	_ = filepath.WalkDir(host, func(p string, d os.DirEntry, err error) error {
+	_ = fs.WalkDir(t.FS(), strings.TrimPrefix(path.Clean(arch), "/"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
-		rel, _ := filepath.Rel(host, p)
-		rel = filepath.ToSlash(rel)
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, strings.TrimPrefix(path.Clean(arch), "/")), "/")
+		if rel == "" {
+			rel = "."
+		}
 		if d.IsDir() && (rel == "enc" || strings.Count(rel, "/") > 3) {
 			return filepath.SkipDir
 		}

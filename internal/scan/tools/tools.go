@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -162,18 +160,18 @@ func list(t *source.Tree, dirs []string) ([]snapshot.Tool, []string) {
 			continue
 		}
 		d = path.Clean(d)
-		host, err := realDir(t, d)
+		real, err := realDir(t, d)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				warnings = append(warnings, fmt.Sprintf("tools: %v", err))
 			}
 			continue
 		}
-		if seenDir[host] {
+		if seenDir[real] {
 			continue
 		}
-		seenDir[host] = true
-		entries, err := os.ReadDir(host)
+		seenDir[real] = true
+		entries, err := t.ReadDir(real)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				warnings = append(warnings, fmt.Sprintf("tools: list %s: %v", d, err))
@@ -186,7 +184,7 @@ func list(t *source.Tree, dirs []string) ([]snapshot.Tool, []string) {
 				continue
 			}
 			inImage := path.Join(d, name)
-			if !executable(t, filepath.Join(host, name), inImage, e) {
+			if !executable(t, inImage, e) {
 				continue
 			}
 			seenName[name] = true
@@ -197,34 +195,26 @@ func list(t *source.Tree, dirs []string) ([]snapshot.Tool, []string) {
 	return tools, warnings
 }
 
-// realDir returns the directory on this machine that the in-image directory
-// d is, once links are resolved inside the image.
+// realDir returns the in-image directory that d is once links are
+// resolved inside the image.
 func realDir(t *source.Tree, d string) (string, error) {
-	host, err := t.HostPath(d)
+	real, err := t.Resolve(d)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("resolve PATH dir %s: %w", d, err)
 	}
-	if t.Dir == "/" {
-		// For the host, HostPath does not resolve links; the host's own
-		// links are the image's.
-		host, err = filepath.EvalSymlinks(host)
-		if err != nil {
-			return "", fmt.Errorf("resolve PATH dir %s: %w", d, err)
-		}
-	}
-	fi, err := os.Stat(host)
+	fi, err := t.Stat(real)
 	if err != nil {
 		return "", fmt.Errorf("PATH dir %s: %w", d, err)
 	}
 	if !fi.IsDir() {
 		return "", fmt.Errorf("PATH dir %s: %w", d, fs.ErrNotExist)
 	}
-	return host, nil
+	return real, nil
 }
 
 // executable reports whether the entry is a regular file with an execute
 // bit, following a link inside the image.
-func executable(t *source.Tree, host, inImage string, e fs.DirEntry) bool {
+func executable(t *source.Tree, inImage string, e fs.DirEntry) bool {
 	var (
 		fi  fs.FileInfo
 		err error
@@ -233,17 +223,7 @@ func executable(t *source.Tree, host, inImage string, e fs.DirEntry) bool {
 	case e.Type().IsRegular():
 		fi, err = e.Info()
 	case e.Type()&fs.ModeSymlink != 0:
-		if t.Dir == "/" {
-			fi, err = os.Stat(host)
-			break
-		}
-		var resolved string
-		resolved, err = t.HostPath(inImage)
-		if err == nil {
-			// Lstat: the link was resolved inside the image; whatever
-			// is left must not be followed on the host.
-			fi, err = os.Lstat(resolved)
-		}
+		fi, err = t.Stat(inImage)
 	default:
 		return false
 	}
