@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,7 +53,25 @@ func helperCommand(t testing.TB, args ...string) *exec.Cmd {
 type serverProc struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *strings.Builder
+	stderr *logBuffer
+}
+
+// logBuffer collects a child's stderr while tests read it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startServer starts imagegate serve with args plus a free port and waits
@@ -62,7 +81,7 @@ func startServer(t testing.TB, env []string, args ...string) *serverProc {
 	addr := filepath.Join(t.TempDir(), "addr")
 	cmd := helperCommand(t, append([]string{"serve", "--listen", "127.0.0.1:0", "--addr-file", addr}, args...)...)
 	cmd.Env = append(cmd.Env, env...)
-	s := &serverProc{cmd: cmd, stderr: &strings.Builder{}}
+	s := &serverProc{cmd: cmd, stderr: &logBuffer{}}
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	go func() {
