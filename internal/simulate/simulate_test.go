@@ -55,7 +55,10 @@ func notToday(b bar) bar {
 }
 
 func TestScenarios(t *testing.T) {
-	const seeds = 3
+	seeds := 3
+	if raceEnabled {
+		seeds = 1
+	}
 	for _, tc := range []struct {
 		scenario string
 		bars     []bar
