@@ -277,6 +277,20 @@ func (e *Extractor) ApplyLayer(ctx context.Context, r io.Reader) error {
 	e.layer++
 	e.seen = map[string]struct{}{}
 	tr := tar.NewReader(r)
+	return eachEntry(ctx, tr, e.layer, &e.entries, e.limits.maxEntries, func(hdr *tar.Header) error {
+		if len(e.fds) > maxDirHandles {
+			e.dropHandles()
+		}
+		e.closeRetired()
+		return e.apply(hdr, tr)
+	})
+}
+
+// eachEntry reads layer's tar entries in order and hands each to apply,
+// counting them into *entries against maxEntries. Extraction and the
+// in-memory tree read layers through it, so both stop at the same entry
+// with the same words.
+func eachEntry(ctx context.Context, tr *tar.Reader, layer int, entries *int, maxEntries int, apply func(*tar.Header) error) error {
 	last := ""
 	for {
 		if err := ctx.Err(); err != nil {
@@ -288,21 +302,17 @@ func (e *Extractor) ApplyLayer(ctx context.Context, r io.Reader) error {
 		}
 		if err != nil {
 			if last != "" {
-				return fmt.Errorf("layer %d: read tar after entry %q: %w", e.layer, last, err)
+				return fmt.Errorf("layer %d: read tar after entry %q: %w", layer, last, err)
 			}
-			return fmt.Errorf("layer %d: read tar: %w", e.layer, err)
+			return fmt.Errorf("layer %d: read tar: %w", layer, err)
 		}
 		last = hdr.Name
-		e.entries++
-		if e.entries > e.limits.maxEntries {
-			return fmt.Errorf("layer %d entry %q: %w: more than %d entries (raise it with --max-entries)", e.layer, hdr.Name, ErrLimit, e.limits.maxEntries)
+		*entries++
+		if *entries > maxEntries {
+			return fmt.Errorf("layer %d entry %q: %w: more than %d entries (raise it with --max-entries)", layer, hdr.Name, ErrLimit, maxEntries)
 		}
-		if len(e.fds) > maxDirHandles {
-			e.dropHandles()
-		}
-		e.closeRetired()
-		if err := e.apply(hdr, tr); err != nil {
-			return fmt.Errorf("layer %d entry %q: %w", e.layer, hdr.Name, err)
+		if err := apply(hdr); err != nil {
+			return fmt.Errorf("layer %d entry %q: %w", layer, hdr.Name, err)
 		}
 	}
 }

@@ -153,30 +153,9 @@ func (b *memBuilder) applyLayer(ctx context.Context, r io.Reader) error {
 	b.seen = map[string]struct{}{}
 	cr := &countingReader{r: r}
 	tr := tar.NewReader(cr)
-	last := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			if last != "" {
-				return fmt.Errorf("layer %d: read tar after entry %q: %w", b.layer, last, err)
-			}
-			return fmt.Errorf("layer %d: read tar: %w", b.layer, err)
-		}
-		last = hdr.Name
-		b.entries++
-		if b.entries > b.limits.maxEntries {
-			return fmt.Errorf("layer %d entry %q: %w: more than %d entries (raise it with --max-entries)", b.layer, hdr.Name, ErrLimit, b.limits.maxEntries)
-		}
-		if err := b.apply(hdr, tr, cr.n); err != nil {
-			return fmt.Errorf("layer %d entry %q: %w", b.layer, hdr.Name, err)
-		}
-	}
+	return eachEntry(ctx, tr, b.layer, &b.entries, b.limits.maxEntries, func(hdr *tar.Header) error {
+		return b.apply(hdr, tr, cr.n)
+	})
 }
 
 func (b *memBuilder) apply(hdr *tar.Header, tr *tar.Reader, offset int64) error {
