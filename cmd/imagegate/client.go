@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -21,7 +20,8 @@ import (
 
 const clientHelp = `Talks to an imagegate server: --server URL or IMAGEGATE_SERVER, with the
 token in IMAGEGATE_TOKEN. --server @FILE reads the URL from FILE (as written by
-serve --addr-file), waiting up to 15s for it to appear.
+serve --addr-file), waiting up to 15s for it to appear. An https:// server whose
+certificate a private CA signed is trusted with --ca-cert FILE or IMAGEGATE_CA_CERT.
 Output: -o json (the API's JSON, the default when stdout is not a terminal) or -o table.
 
 ` + exitHelpClient
@@ -41,6 +41,7 @@ func documentClient(cmd *cobra.Command) {
 // clientOptions are the flags every client command shares.
 type clientOptions struct {
 	server string
+	caCert string
 	output string
 	getenv func(string) string
 }
@@ -48,6 +49,7 @@ type clientOptions struct {
 func (o *clientOptions) register(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
 	f.StringVar(&o.server, "server", "", "server URL (default $IMAGEGATE_SERVER); @FILE reads it from FILE")
+	f.StringVar(&o.caCert, "ca-cert", "", "PEM file of the CA that signed the server's certificate, trusted besides the system's (default $IMAGEGATE_CA_CERT)")
 	f.StringVarP(&o.output, "output", "o", "", "output format: json or table (default json unless stdout is a terminal)")
 }
 
@@ -66,7 +68,15 @@ func (o *clientOptions) client(ctx context.Context) (*apiclient.Client, error) {
 			return nil, err
 		}
 	}
-	return apiclient.New(url, getenv("IMAGEGATE_TOKEN"), &http.Client{Timeout: 60 * time.Second})
+	ca := o.caCert
+	if ca == "" {
+		ca = getenv("IMAGEGATE_CA_CERT")
+	}
+	hc, err := apiclient.HTTPClient(ca, 60*time.Second)
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	return apiclient.New(url, getenv("IMAGEGATE_TOKEN"), hc)
 }
 
 // waitForURL reads a server URL from file, waiting for a server that is

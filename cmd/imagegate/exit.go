@@ -47,6 +47,8 @@ var exitCodes = []struct {
 	{api.ErrUnauthenticated, exitFailed},
 	{api.ErrTooLarge, exitFailed},
 	{apiclient.ErrUnreachable, exitOffline},
+	// Throttled is transient, like a server that is down: try again later.
+	{api.ErrRateLimited, exitOffline},
 	{errServerFailed, exitOffline},
 }
 
@@ -87,7 +89,7 @@ const (
   0  success
   1  the server refused: not found, conflict, forbidden, precondition failed, invalid, unauthenticated
   2  usage error (arguments, flags, unreadable input files)
-  3  the server cannot be reached, or it failed (HTTP 5xx)`
+  3  the server cannot be reached, or it failed (HTTP 5xx), or it throttled the token (429: retry later)`
 	exitHelpRoot = `Exit codes (each command's --help lists its own):
   0  success (check, diff: the gate passes)
   1  check, diff: the gate fails; client commands: the server refused

@@ -35,6 +35,7 @@ func TestExitCodes(t *testing.T) {
 		{"invalid", refused(400, api.CodeInvalid), 1},
 		{"unauthenticated", refused(401, api.CodeUnauthenticated), 1},
 		{"internal error", refused(500, api.CodeInternal), 3},
+		{"rate limited", refused(429, api.CodeRateLimited), 3},
 		{"a proxy's 502", refused(502, "http"), 3},
 		{"unreachable", fmt.Errorf("GET x: %w: connection refused", apiclient.ErrUnreachable), 3},
 		{"usage", usageErrorf("--org is required"), 2},

@@ -32,13 +32,21 @@ func loadImage(ctx context.Context, g *globalOptions, o scanOptions, arg string)
 
 // loadSnapshot is loadImage for when only the snapshot is needed.
 func loadSnapshot(ctx context.Context, g *globalOptions, o scanOptions, arg string) (*snapshot.Snapshot, error) {
-	snap, tree, err := loadImage(ctx, g, o, arg)
+	return snapshotOnly(loadImage(ctx, g, o, arg))
+}
+
+// snapshotOnly closes the tree of a load or scan whose caller needs only
+// the snapshot.
+func snapshotOnly(snap *snapshot.Snapshot, tree *source.Tree, err error) (*snapshot.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
 	tree.Close()
 	return snap, nil
 }
+
+// gateFormats are the output formats of diff and check.
+const gateFormats = "output format: table, json, markdown or junit"
 
 func addScanFlags(cmd *cobra.Command, o *scanOptions) {
 	o.addFlags(cmd.Flags(), "how to run the programs of a SOURCE that is scanned first: auto, none, local or chroot")
@@ -68,8 +76,7 @@ downgraded and newly broken entries fail unless the --changes file declares them
 		},
 	}
 	cmd.Flags().StringVar(&o.changes, "changes", "", "YAML file declaring intended changes")
-	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table, json, markdown or junit")
-	cmd.Flags().StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
+	addOutputFlags(cmd.Flags(), &o.format, &o.out, "table", gateFormats)
 	addScanFlags(cmd, &o.scan)
 	return cmd
 }
@@ -160,8 +167,7 @@ goss file (recognised by its resource types; --goss names one explicitly).
 	f.StringVar(&o.spec, "spec", "", "YAML file of declarative tests (imagegate, container-structure-test or goss)")
 	f.StringVar(&o.goss, "goss", "", "goss file to run against the image, with its gossfile includes")
 	f.StringVar(&o.changes, "changes", "", "YAML file declaring intended changes against the baseline")
-	f.StringVarP(&o.format, "output", "o", "table", "output format: table, json, markdown or junit")
-	f.StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
+	addOutputFlags(f, &o.format, &o.out, "table", gateFormats)
 	f.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to this file")
 	f.StringVar(&o.writeChanges, "write-changes", "", "write a changes file to FILE that declares every current failure with a TODO reason (to adopt the gate now and tighten it later)")
 	addScanFlags(cmd, &o.scan)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,34 +82,12 @@ func minorOf(version string) string {
 	return x + "." + y
 }
 
-// cmdLinkTree copies a directory tree using hard links for files, so that a
-// 200 MB Python build is "copied" in milliseconds; deleting a file in the
-// copy leaves the original intact.
+// cmdLinkTree copies a directory tree with linkTree.
 func cmdLinkTree(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: linktree SRC DST")
 	}
-	src, dst := ts.MkAbs(args[0]), ts.MkAbs(args[1])
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(to, 0o755)
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(target, to)
-		default:
-			return os.Link(p, to)
-		}
-	})
-	ts.Check(err)
+	ts.Check(linkTree(ts.MkAbs(args[0]), ts.MkAbs(args[1])))
 }
 
 // cmdRmGlob removes every file matching a glob and fails when none does, so

@@ -49,10 +49,16 @@ func newScanCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.format, "output", "o", "", "output format: json, table or markdown (default json, table on a terminal)")
-	f.StringVar(&o.out, "out", "", "write the output to this file instead of stdout")
+	addOutputFlags(f, &o.format, &o.out, "", "output format: json, table or markdown (default json, table on a terminal)")
 	o.addFlags(f, "how to run the image's programs: auto, none, local or chroot")
 	return cmd
+}
+
+// addOutputFlags registers -o/--output (format, with its default and help)
+// and --out, as every command that writes a report has them.
+func addOutputFlags(f *pflag.FlagSet, format, out *string, def, help string) {
+	f.StringVarP(format, "output", "o", def, help)
+	f.StringVar(out, "out", "", "write the output to this file instead of stdout")
 }
 
 // addFlags registers the flags of every command that may scan a SOURCE.
@@ -76,21 +82,11 @@ func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, 
 	if err := snapshot.Formats.Check(format); err != nil {
 		return err
 	}
-	snap, err := scanSource(ctx, g, o, spec)
+	snap, err := snapshotOnly(scanForGate(ctx, g, o, spec))
 	if err != nil {
 		return err
 	}
 	return writeOutput(stdout, o.out, func(w io.Writer) error { return snapshot.Formats.Write(w, format, snap) })
-}
-
-// scanSource opens and scans one SOURCE.
-func scanSource(ctx context.Context, g *globalOptions, o scanOptions, spec string) (*snapshot.Snapshot, error) {
-	snap, tree, err := scanForGate(ctx, g, o, spec)
-	if err != nil {
-		return nil, err
-	}
-	tree.Close()
-	return snap, nil
 }
 
 // scanForGate opens and scans one SOURCE and keeps the image's files until

@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +22,7 @@ import (
 	"github.com/imagegate/imagegate/internal/server"
 	"github.com/imagegate/imagegate/internal/store/postgres"
 	"github.com/imagegate/imagegate/internal/store/sqlite"
+	"github.com/imagegate/imagegate/internal/tlscert"
 )
 
 type serveOptions struct {
@@ -29,6 +32,8 @@ type serveOptions struct {
 	dataDir  string
 	addrFile string
 	external string
+	tlsCert  string
+	tlsKey   string
 	getenv   func(string) string
 }
 
@@ -42,8 +47,11 @@ func newServeCmd(g *globalOptions) *cobra.Command {
 PostgreSQL database, exactly one runs it at a time).
 
 Settings come from --config (YAML: listen, db, dataDir, rings, images, policies,
-analysis, controller, externalURL, alerts, reports; see examples/imagegate.yaml), then
-IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR, IMAGEGATE_EXTERNAL_URL, then flags.
+analysis, controller, externalURL, alerts, reports, tls; see examples/serve.yaml), then
+IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR, IMAGEGATE_EXTERNAL_URL,
+IMAGEGATE_TLS_CERT, IMAGEGATE_TLS_KEY, then flags.
+With --tls-cert and --tls-key it serves HTTPS and HTTP/2; SIGHUP re-reads the pair
+(a pair that fails to load is logged and the old one kept).
 Every replica sends the alerts queued in the database's outbox (one POST per
 decision and target, retried until acknowledged).
 The database defaults to SQLite at DATA_DIR/imagegate.db; give --db postgres://...
@@ -64,6 +72,8 @@ Stops gracefully on SIGTERM or interrupt.
 	f.StringVar(&opts.dataDir, "data-dir", "imagegate-data", "directory of the default SQLite database")
 	f.StringVar(&opts.addrFile, "addr-file", "", "write the server's URL to this file once it listens (for scripts using port 0)")
 	f.StringVar(&opts.external, "external-url", "", "the URL people reach this server at, for links in alerts (also IMAGEGATE_EXTERNAL_URL; default: the listen address)")
+	f.StringVar(&opts.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key (also IMAGEGATE_TLS_CERT)")
+	f.StringVar(&opts.tlsKey, "tls-key", "", "PEM private key of --tls-cert (also IMAGEGATE_TLS_KEY)")
 	return cmd
 }
 
@@ -76,6 +86,8 @@ func serveConfig(opts *serveOptions, changed func(string) bool) (config.Config, 
 		DataDir: config.Flag{Value: opts.dataDir, Given: changed("data-dir")},
 
 		ExternalURL: config.Flag{Value: opts.external, Given: changed("external-url")},
+		TLSCert:     config.Flag{Value: opts.tlsCert, Given: changed("tls-cert")},
+		TLSKey:      config.Flag{Value: opts.tlsKey, Given: changed("tls-key")},
 	})
 }
 
@@ -101,6 +113,13 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		return err
 	}
 	log := g.logger()
+	// A pair that cannot be read is refused before anything starts.
+	var pair *tlscert.Pair
+	if cfg.TLS.Enabled() {
+		if pair, err = tlscert.Load(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
+			return err
+		}
+	}
 	st, where, err := openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
@@ -143,8 +162,14 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s/%d", host, os.Getpid())
+	sqlitePath, _ := strings.CutPrefix(where, "sqlite ")
+	if sqlitePath == where {
+		sqlitePath = ""
+	}
+	replica, unlock := controllerHolder(cfg, sqlitePath, log)
+	defer unlock()
 	ctl := rollout.NewController(svc, st, rollout.ControllerOptions{
-		Holder: holder, Interval: cfg.Controller.Interval, LeaseTTL: cfg.Controller.LeaseTTL, Logger: log,
+		Holder: replica, Interval: cfg.Controller.Interval, LeaseTTL: cfg.Controller.LeaseTTL, Logger: log,
 	})
 	outbox, reports, err := serveAlerts(svc, st, cfg)
 	if err != nil {
@@ -156,7 +181,7 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		Service: svc, Store: st, Controller: ctl, Registry: server.NewRegistry(), Logger: log,
 		TokenCacheTTL: cfg.Policies.TokenCacheTTL, Reports: reports,
 		Verify:  rollout.NewVerifications(svc, st, rollout.VerifyOptions{Alerter: outbox}),
-		Notices: notices,
+		Notices: notices, RateLimits: rateLimits(cfg.Limits),
 	})
 	if err != nil {
 		return err
@@ -165,7 +190,11 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (change --listen)", cfg.Listen, err)
 	}
-	url := "http://" + ln.Addr().String()
+	scheme := "http://"
+	if pair != nil {
+		scheme = "https://"
+	}
+	url := scheme + ln.Addr().String()
 	fmt.Fprintf(stderr, "imagegate: serving %s (database: %s)\n", url, where)
 	if opts.addrFile != "" {
 		if err := writeOutput(nil, opts.addrFile, func(w io.Writer) error {
@@ -191,14 +220,24 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		defer close(ctlDone)
 		ctl.Run(ctlCtx)
 	}()
+	to := cfg.Timeouts.Effective()
 	hs := &http.Server{
 		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: to.ReadHeader,
+		ReadTimeout:       to.Read,
+		WriteTimeout:      to.Write,
+		IdleTimeout:       to.Idle,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
+	if pair != nil {
+		hs.TLSConfig = pair.ServerConfig()
+		defer reloadOnHangup(pair, log)()
+		// ServeTLS, unlike Serve, sets HTTP/2 up.
+		go func() { serveErr <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- hs.Serve(ln) }()
+	}
 
 	select {
 	case err = <-serveErr:
@@ -217,6 +256,38 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+func rateLimits(l config.LimitsConfig) server.RateLimits {
+	r, b, hr, hb := l.Effective()
+	return server.RateLimits{API: server.RateLimit{Rate: r, Burst: b}, Hot: server.RateLimit{Rate: hr, Burst: hb}}
+}
+
+// reloadOnHangup re-reads the TLS pair on every SIGHUP, so a renewed
+// certificate is served without a restart; it returns the function that
+// stops listening.
+func reloadOnHangup(pair *tlscert.Pair, log *slog.Logger) func() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				if err := pair.Reload(); err != nil {
+					log.Error("reload TLS pair; still serving the previous one", "err", err)
+					continue
+				}
+				log.Info("reloaded TLS pair", "serial", pair.Certificate().Leaf.SerialNumber.String())
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+	}
 }
 
 // lateNotifier forwards to n, set once before the controller starts.

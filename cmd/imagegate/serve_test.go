@@ -86,7 +86,18 @@ func startServer(t testing.TB, env []string, args ...string) *serverProc {
 		t.Fatalf("server did not start: %v\n%s", err, s.stderr)
 	}
 	s.url = url
-	c, _ := apiclient.New(url, "", nil)
+	// A server on TLS is trusted with the CA its client commands get.
+	var ca string
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "IMAGEGATE_CA_CERT="); ok {
+			ca = v
+		}
+	}
+	hc, err := apiclient.HTTPClient(ca, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := apiclient.New(url, "", hc)
 	for c.Ready(ctx) != nil {
 		if ctx.Err() != nil {
 			t.Fatalf("server %s never became ready:\n%s", url, s.stderr)

@@ -18,6 +18,7 @@ const (
 	CodePrecondition    = "precondition_failed"
 	CodeUnauthenticated = "unauthenticated"
 	CodeTooLarge        = "too_large"
+	CodeRateLimited     = "rate_limited"
 	// CodeNotAllowed answers a method the path does not serve (405); no
 	// error kind maps to it.
 	CodeNotAllowed = "method_not_allowed"
@@ -30,6 +31,9 @@ var ErrUnauthenticated = errors.New("unauthenticated")
 // ErrTooLarge is a request body over the route's limit (413).
 var ErrTooLarge = errors.New("request body too large")
 
+// ErrRateLimited is a token over its request rate (429, with Retry-After).
+var ErrRateLimited = errors.New("rate limited")
+
 // errorKinds is the one mapping from error kind to HTTP status and code.
 var errorKinds = []struct {
 	err    error
@@ -38,6 +42,7 @@ var errorKinds = []struct {
 }{
 	{ErrUnauthenticated, http.StatusUnauthorized, CodeUnauthenticated},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
+	{ErrRateLimited, http.StatusTooManyRequests, CodeRateLimited},
 	{rollout.ErrNotFound, http.StatusNotFound, CodeNotFound},
 	{rollout.ErrConflict, http.StatusConflict, CodeConflict},
 	{rollout.ErrInvalid, http.StatusBadRequest, CodeInvalid},

@@ -28,6 +28,7 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 		{rollout.ErrForbidden, http.StatusForbidden, "forbidden"},
 		{rollout.ErrPrecondition, http.StatusPreconditionFailed, "precondition_failed"},
 		{api.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+		{api.ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code, func(t *testing.T) {

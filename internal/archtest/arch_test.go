@@ -51,6 +51,10 @@ var forbidden = map[string][]string{
 	"internal/scan/runtimes": {"internal/scan/python", "internal/scan/ospkg", "internal/scan/tools", "internal/check", "internal/diff"},
 	"internal/scan/python":   {"internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/check", "internal/diff"},
 	"internal/testenv":       {"internal/"},
+	// The parts-sweep driver serves the collectors from below them.
+	"internal/scan/sweep": {"internal/scan/python", "internal/scan/ospkg", "internal/scan/runtimes", "internal/scan/tools", "internal/scan/ldso", "internal/check", "internal/diff"},
+	// tlscert is plumbing the server side and the client side share.
+	"internal/tlscert": {"internal/"},
 	// verify is the re-verification worker: a client of the API that pulls
 	// and scans; the server judges, so it reaches no store or server.
 	"internal/verify": {"internal/server", "internal/store", "internal/config", "internal/alert"},

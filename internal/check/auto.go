@@ -72,7 +72,7 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) (out []Result, folded 
 	slices.SortStableFunc(order, func(a, b int) int {
 		ra, rb := &snap.Runtimes[a], &snap.Runtimes[b]
 		return cmp.Or(cmp.Compare(ra.Kind, rb.Kind),
-			version.Compare(version.PEP440, majorMinor(ra.Version), majorMinor(rb.Version)),
+			version.Compare(version.PEP440, version.MajorMinor(ra.Version), version.MajorMinor(rb.Version)),
 			cmp.Compare(ra.Path, rb.Path))
 	})
 	pythons := 0
@@ -100,19 +100,6 @@ func automatic(snap *snapshot.Snapshot, ch *diff.Changes) (out []Result, folded 
 // (runtime/python@3.7, or with its install root when the image holds two of
 // one series), so that one changes file serves both.
 func runtimeIDs(rts []snapshot.Runtime) []string { return diff.RuntimeIDs(rts) }
-
-func majorMinor(v string) string {
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return v
-	}
-	// "3.13.0rc1" and "3.7" alike: keep the digits of the minor only.
-	minor := parts[1]
-	if i := strings.IndexFunc(minor, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
-		minor = minor[:i]
-	}
-	return parts[0] + "." + minor
-}
 
 // builtFromSource is true for runtimes an image build compiled or unpacked
 // itself; a distribution's own Python is "os-package".
@@ -198,12 +185,12 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes, foldedInto
 				res: Result{ID: id + "/module/" + m.Name, Status: StatusFail, Message: msg, Evidence: ev}})
 		}
 	}
-	expected, known := cpython.ExpectedModules(majorMinor(rt.Version))
+	expected, known := cpython.ExpectedModules(version.MajorMinor(rt.Version))
 	for _, name := range expected {
 		if seen[name] || cpython.PlatformOnly(name) {
 			continue
 		}
-		missing(name, "not in the snapshot, though CPython "+majorMinor(rt.Version)+" ships it on Linux")
+		missing(name, "not in the snapshot, though CPython "+version.MajorMinor(rt.Version)+" ships it on Linux")
 	}
 	slices.Sort(notInstalled)
 	var needs []string // evidence: "turtle: needs tkinter, in python3-tk"
@@ -234,7 +221,7 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes, foldedInto
 			if need != "" && !f.cause {
 				notInstalled = append(notInstalled, f.module+" (needs "+need+")")
 				line := f.module + ": needs " + need
-				if p := distroPackage(need, majorMinor(rt.Version)); p != "" {
+				if p := distroPackage(need, version.MajorMinor(rt.Version)); p != "" {
 					line += ", which " + p + " provides"
 				}
 				needs = append(needs, line)
@@ -285,7 +272,7 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes, foldedInto
 		var ev []string
 		if distributionPython(rt) {
 			for _, n := range notInstalled {
-				if p := distroPackage(n, majorMinor(rt.Version)); p != "" {
+				if p := distroPackage(n, version.MajorMinor(rt.Version)); p != "" {
 					ev = append(ev, n+": in "+p)
 				}
 			}
@@ -299,7 +286,7 @@ func pythonModules(rt *snapshot.Runtime, id string, ch *diff.Changes, foldedInto
 	}
 	if !known {
 		add(Result{ID: id + "/modules/expected", Status: StatusInfo,
-			Message: "no expected module list for CPython " + majorMinor(rt.Version) + "; only the modules the scan found were checked"})
+			Message: "no expected module list for CPython " + version.MajorMinor(rt.Version) + "; only the modules the scan found were checked"})
 	}
 	add(Result{ID: id + "/modules", Status: StatusPass, Message: fmt.Sprintf("%d standard-library %s ok at %s", ok, report.Plural(ok, "module", "modules"), rt.Path)})
 	return out

@@ -49,46 +49,14 @@ func checkMetadata(img *snapshot.Image, m *MetadataTest) []Result {
 			ports[p+"/tcp"] = true
 		}
 	}
-	for _, p := range m.ExposedPorts {
-		r := specResult("spec/metadataTest/exposedPorts/"+p, "metadata", "")
-		if ports[p] {
-			r.Message = "port " + p + " exposed"
-		} else {
-			r.fail("port %s is not exposed; exposed: %s", p, listOrNone(img.ExposedPorts))
-		}
-		out = append(out, r)
-	}
-	for _, p := range m.UnexposedPorts {
-		r := specResult("spec/metadataTest/unexposedPorts/"+p, "metadata", "")
-		if ports[p] {
-			r.fail("port %s is exposed, expected not", p)
-		} else {
-			r.Message = "port " + p + " not exposed"
-		}
-		out = append(out, r)
-	}
+	out = presence(out, "spec/metadataTest/exposedPorts/", "port", "exposed", m.ExposedPorts, true, ports, img.ExposedPorts)
+	out = presence(out, "spec/metadataTest/unexposedPorts/", "port", "exposed", m.UnexposedPorts, false, ports, img.ExposedPorts)
 	vols := map[string]bool{}
 	for _, v := range img.Volumes {
 		vols[v] = true
 	}
-	for _, v := range m.Volumes {
-		r := specResult("spec/metadataTest/volumes/"+v, "metadata", "")
-		if vols[v] {
-			r.Message = "volume " + v + " declared"
-		} else {
-			r.fail("volume %s is not declared; declared: %s", v, listOrNone(img.Volumes))
-		}
-		out = append(out, r)
-	}
-	for _, v := range m.UnmountedVolumes {
-		r := specResult("spec/metadataTest/unmountedVolumes/"+v, "metadata", "")
-		if vols[v] {
-			r.fail("volume %s is declared, expected not", v)
-		} else {
-			r.Message = "volume " + v + " not declared"
-		}
-		out = append(out, r)
-	}
+	out = presence(out, "spec/metadataTest/volumes/", "volume", "declared", m.Volumes, true, vols, img.Volumes)
+	out = presence(out, "spec/metadataTest/unmountedVolumes/", "volume", "declared", m.UnmountedVolumes, false, vols, img.Volumes)
 	if m.Entrypoint != nil {
 		out = append(out, list("spec/metadataTest/entrypoint", "entrypoint", *m.Entrypoint, img.Entrypoint))
 	}
@@ -153,4 +121,26 @@ func listOrNone(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
+}
+
+// presence gives a result per item of want: it passes when the image has
+// the item (with wanted false, when it has not). noun and state word the
+// verdict ("port 8080 exposed"); all is what the image has, listed when a
+// wanted item is missing.
+func presence(out []Result, id, noun, state string, want []string, wanted bool, has map[string]bool, all []string) []Result {
+	for _, x := range want {
+		r := specResult(id+x, "metadata", "")
+		switch {
+		case has[x] && wanted:
+			r.Message = noun + " " + x + " " + state
+		case !has[x] && !wanted:
+			r.Message = noun + " " + x + " not " + state
+		case wanted:
+			r.fail("%s %s is not %s; %s: %s", noun, x, state, state, listOrNone(all))
+		default:
+			r.fail("%s %s is %s, expected not", noun, x, state)
+		}
+		out = append(out, r)
+	}
+	return out
 }

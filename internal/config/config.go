@@ -48,6 +48,9 @@ import (
 //	  - {url: https://hooks.slack.com/services/T0/B0/XXX, format: slack}
 //	  - {url: https://ops.example.com/imagegate, format: json}
 //	reports: {escalateOrgs: 3, window: 24h, action: halt}
+//	limits: {rate: 50, burst: 100, hotRate: 200000, hotBurst: 400000}  # per token
+//	timeouts: {readHeader: 10s, read: 5m, write: 5m, idle: 2m}
+//	tls: {cert: /etc/imagegate/tls.crt, key: /etc/imagegate/tls.key}  # HTTPS and HTTP/2; re-read on SIGHUP
 type Config struct {
 	Listen     string                 `yaml:"listen"`
 	DB         string                 `yaml:"db"`
@@ -62,6 +65,100 @@ type Config struct {
 	ExternalURL string        `yaml:"externalURL"`
 	Alerts      []AlertConfig `yaml:"alerts"`
 	Reports     ReportsConfig `yaml:"reports"`
+	// TLS serves HTTPS (and HTTP/2) with this pair; flags --tls-cert and
+	// --tls-key and IMAGEGATE_TLS_CERT / IMAGEGATE_TLS_KEY override it.
+	TLS TLSConfig `yaml:"tls"`
+	// Limits bound each token's request rate.
+	Limits LimitsConfig `yaml:"limits"`
+	// Timeouts bound how long one connection may take over a request.
+	Timeouts TimeoutsConfig `yaml:"timeouts"`
+}
+
+// TimeoutsConfig are http.Server's timeouts; zero takes the default. They
+// keep a slow or stalled client from holding a connection (and its
+// goroutine and buffers) for ever.
+type TimeoutsConfig struct {
+	// ReadHeader bounds reading a request's headers (default 10s).
+	ReadHeader time.Duration `yaml:"readHeader"`
+	// Read bounds reading a whole request, body included (default 5m: a
+	// snapshot of a big image runs to 100 MB).
+	Read time.Duration `yaml:"read"`
+	// Write bounds writing the response, from the end of the headers
+	// read (default 5m).
+	Write time.Duration `yaml:"write"`
+	// Idle bounds a kept-alive connection between requests (default 2m).
+	Idle time.Duration `yaml:"idle"`
+}
+
+// Effective returns the timeouts with defaults filled in.
+func (t TimeoutsConfig) Effective() TimeoutsConfig {
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&t.ReadHeader, 10 * time.Second}, {&t.Read, 5 * time.Minute}, {&t.Write, 5 * time.Minute}, {&t.Idle, 2 * time.Minute}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	return t
+}
+
+// LimitsConfig is a token bucket per token (requests per second, bursts
+// of up to burst) for the API, and another for resolve and event ingest,
+// which runners call once per CI job. A zero value takes the default; a
+// negative rate turns that limit off.
+type LimitsConfig struct {
+	Rate     float64 `yaml:"rate"`     // default 50
+	Burst    int     `yaml:"burst"`    // default 100
+	HotRate  float64 `yaml:"hotRate"`  // default 200000
+	HotBurst int     `yaml:"hotBurst"` // default 400000
+}
+
+// Limit defaults: far above what a person or a script does; the runners'
+// bucket is above what one replica can answer (about 50,000 resolves a
+// second here), so by default it only stops a runaway client.
+const (
+	DefaultRate     = 50
+	DefaultBurst    = 100
+	DefaultHotRate  = 200000
+	DefaultHotBurst = 400000
+)
+
+// Effective returns the limits with defaults filled in; a rate of 0 in
+// the result means no limit.
+func (l LimitsConfig) Effective() (rate float64, burst int, hotRate float64, hotBurst int) {
+	pick := func(r float64, b int, dr float64, db int) (float64, int) {
+		switch {
+		case r < 0:
+			return 0, 0
+		case r == 0:
+			r = dr
+		}
+		if b == 0 {
+			b = max(db, int(r))
+		}
+		return r, b
+	}
+	rate, burst = pick(l.Rate, l.Burst, DefaultRate, DefaultBurst)
+	hotRate, hotBurst = pick(l.HotRate, l.HotBurst, DefaultHotRate, DefaultHotBurst)
+	return rate, burst, hotRate, hotBurst
+}
+
+// TLSConfig names a PEM certificate (chain) and its private key. Both or
+// neither: a half-configured pair is refused rather than served as HTTP.
+type TLSConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Enabled reports whether the server speaks HTTPS.
+func (t TLSConfig) Enabled() bool { return t.Cert != "" }
+
+func (t TLSConfig) validate() error {
+	if (t.Cert == "") != (t.Key == "") {
+		return fmt.Errorf("give both cert and key (--tls-cert and --tls-key), or neither to serve plain HTTP")
+	}
+	return nil
 }
 
 // AlertConfig is one webhook receiving alerts (alert.Target).
@@ -164,6 +261,12 @@ type PolicyConfig struct {
 type ControllerConfig struct {
 	Interval time.Duration `yaml:"interval"`
 	LeaseTTL time.Duration `yaml:"leaseTTL"`
+	// Replica names this replica in the controller lease, so that once
+	// restarted it takes its own lease back at once instead of waiting
+	// for it to expire. It must differ between replicas that run at the
+	// same time. Default: host and SQLite file for SQLite (exclusive by a
+	// lock file), host and process id otherwise.
+	Replica string `yaml:"replica"`
 }
 
 // Parse reads a YAML config strictly (an unknown key is an error, so a typo
@@ -236,6 +339,15 @@ func (c Config) validate(file string) error {
 	case c.Controller.LeaseTTL > 0 && c.Controller.Interval >= c.Controller.LeaseTTL:
 		return errAt("controller.interval", "%v must be shorter than leaseTTL %v, or the lease lapses between ticks", c.Controller.Interval, c.Controller.LeaseTTL)
 	}
+	if err := c.TLS.validate(); err != nil {
+		return errAt("tls", "%v", err)
+	}
+	if c.Limits.Burst < 0 || c.Limits.HotBurst < 0 {
+		return errAt("limits", "bursts must not be negative")
+	}
+	if t := c.Timeouts; t.ReadHeader < 0 || t.Read < 0 || t.Write < 0 || t.Idle < 0 {
+		return errAt("timeouts", "durations must not be negative")
+	}
 	return c.validateAlerts(errAt)
 }
 
@@ -290,15 +402,15 @@ func (c Config) ReportPolicy() rollout.ReportPolicy {
 	return rollout.ReportPolicy{EscalateOrgs: r.EscalateOrgs, Window: r.Window, Action: r.Action}
 }
 
-// ApplyEnv overrides listen, db, data dir and external URL from
-// IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR and
-// IMAGEGATE_EXTERNAL_URL when set.
+// ApplyEnv overrides listen, db, data dir, external URL and the TLS pair
+// from IMAGEGATE_LISTEN, IMAGEGATE_DB, IMAGEGATE_DATA_DIR,
+// IMAGEGATE_EXTERNAL_URL, IMAGEGATE_TLS_CERT and IMAGEGATE_TLS_KEY when set.
 func (c *Config) ApplyEnv(getenv func(string) string) {
 	for _, o := range []struct {
 		env string
 		dst *string
 	}{{"IMAGEGATE_LISTEN", &c.Listen}, {"IMAGEGATE_DB", &c.DB}, {"IMAGEGATE_DATA_DIR", &c.DataDir},
-		{"IMAGEGATE_EXTERNAL_URL", &c.ExternalURL}} {
+		{"IMAGEGATE_EXTERNAL_URL", &c.ExternalURL}, {"IMAGEGATE_TLS_CERT", &c.TLS.Cert}, {"IMAGEGATE_TLS_KEY", &c.TLS.Key}} {
 		if v := getenv(o.env); v != "" {
 			*o.dst = v
 		}
@@ -318,6 +430,8 @@ type Flags struct {
 	// ExternalURL's default is empty: BaseURL derives one from the
 	// listen address.
 	ExternalURL Flag
+	// TLSCert and TLSKey default to empty (plain HTTP).
+	TLSCert, TLSKey Flag
 }
 
 // Load reads the config file at path (IMAGEGATE_CONFIG when path is empty;
@@ -341,7 +455,8 @@ func Load(path string, getenv func(string) string, flags Flags) (Config, error) 
 	for _, o := range []struct {
 		flag Flag
 		dst  *string
-	}{{flags.Listen, &cfg.Listen}, {flags.DB, &cfg.DB}, {flags.DataDir, &cfg.DataDir}, {flags.ExternalURL, &cfg.ExternalURL}} {
+	}{{flags.Listen, &cfg.Listen}, {flags.DB, &cfg.DB}, {flags.DataDir, &cfg.DataDir}, {flags.ExternalURL, &cfg.ExternalURL},
+		{flags.TLSCert, &cfg.TLS.Cert}, {flags.TLSKey, &cfg.TLS.Key}} {
 		if o.flag.Given || *o.dst == "" {
 			*o.dst = o.flag.Value
 		}
@@ -350,6 +465,9 @@ func Load(path string, getenv func(string) string, flags Flags) (Config, error) 
 		if err := CheckExternalURL(cfg.ExternalURL); err != nil {
 			return cfg, fmt.Errorf("external URL: %w", err)
 		}
+	}
+	if err := cfg.TLS.validate(); err != nil {
+		return cfg, fmt.Errorf("tls: %w", err)
 	}
 	return cfg, nil
 }
@@ -362,14 +480,18 @@ func (c Config) BaseURL(addr string) string {
 	if c.ExternalURL != "" {
 		return strings.TrimSuffix(c.ExternalURL, "/")
 	}
+	scheme := "http://"
+	if c.TLS.Enabled() {
+		scheme = "https://"
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + addr
+		return scheme + addr
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // RingPlan converts configured rings to the domain's.

@@ -66,6 +66,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"analysis minOrgs", "analysis: {minOrgs: 40}", "analysis minOrgs 40: at most 11"},
 		{"analysis ring override", "analysis: {rings: {canary: {action: stop}}}", `analysis.rings.canary: analysis action "stop"`},
 		{"analysis ring typo", "analysis: {rings: {canary: {acton: halt}}}", "field acton not found"},
+		{"tls without key", "tls: {cert: /c.pem}", "tls: give both cert and key"},
+		{"tls typo", "tls: {crt: /c.pem}", "field crt not found"},
+		{"negative burst", "limits: {burst: -1}", "limits: bursts must not be negative"},
+		{"negative timeout", "timeouts: {read: -1s}", "timeouts: durations must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,11 +139,11 @@ images: {u: {rings: [{name: all, percent: 100, bakeTime: 5m}]}}
 // (found through IMAGEGATE_CONFIG too), which beats the flags' defaults.
 func TestLoad(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "imagegate.yaml")
-	if err := os.WriteFile(file, []byte("listen: ':7000'\ndb: /file.db\n"), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte("listen: ':7000'\ndb: /file.db\ntls: {cert: /f.crt, key: /f.key}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	defaults := config.Flags{Listen: config.Flag{Value: ":8080"}, DataDir: config.Flag{Value: "imagegate-data"}}
-	type got struct{ Listen, DB, DataDir string }
+	type got struct{ Listen, DB, DataDir, Cert, Key string }
 	tests := []struct {
 		name  string
 		path  string
@@ -147,12 +151,15 @@ func TestLoad(t *testing.T) {
 		flags config.Flags
 		want  got
 	}{
-		{"defaults", "", nil, defaults, got{":8080", "", "imagegate-data"}},
-		{"file", file, nil, defaults, got{":7000", "/file.db", "imagegate-data"}},
-		{"file from env", "", map[string]string{"IMAGEGATE_CONFIG": file}, defaults, got{":7000", "/file.db", "imagegate-data"}},
-		{"env over file", file, map[string]string{"IMAGEGATE_LISTEN": ":7001", "IMAGEGATE_DATA_DIR": "/env"}, defaults, got{":7001", "/file.db", "/env"}},
+		{"defaults", "", nil, defaults, got{":8080", "", "imagegate-data", "", ""}},
+		{"file", file, nil, defaults, got{":7000", "/file.db", "imagegate-data", "/f.crt", "/f.key"}},
+		{"file from env", "", map[string]string{"IMAGEGATE_CONFIG": file}, defaults, got{":7000", "/file.db", "imagegate-data", "/f.crt", "/f.key"}},
+		{"env over file", file, map[string]string{"IMAGEGATE_LISTEN": ":7001", "IMAGEGATE_DATA_DIR": "/env", "IMAGEGATE_TLS_CERT": "/e.crt"}, defaults,
+			got{":7001", "/file.db", "/env", "/e.crt", "/f.key"}},
 		{"flag over env", file, map[string]string{"IMAGEGATE_LISTEN": ":7001"},
-			config.Flags{Listen: config.Flag{Value: ":9", Given: true}, DB: config.Flag{Value: "/flag.db", Given: true}}, got{":9", "/flag.db", ""}},
+			config.Flags{Listen: config.Flag{Value: ":9", Given: true}, DB: config.Flag{Value: "/flag.db", Given: true},
+				TLSCert: config.Flag{Value: "/g.crt", Given: true}, TLSKey: config.Flag{Value: "/g.key", Given: true}},
+			got{":9", "/flag.db", "", "/g.crt", "/g.key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,7 +167,7 @@ func TestLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got{c.Listen, c.DB, c.DataDir}); diff != "" {
+			if diff := cmp.Diff(tt.want, got{c.Listen, c.DB, c.DataDir, c.TLS.Cert, c.TLS.Key}); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -179,7 +186,61 @@ func TestLoadErrors(t *testing.T) {
 	if want := bad + `:3: rings[0]: field bakeTim not found; did you mean "bakeTime"?`; !errors.As(err, &ye) || err.Error() != want {
 		t.Errorf("Load(bad) = %v, want %s", err, want)
 	}
+	onlyKey := config.Flags{TLSKey: config.Flag{Value: "/k.pem", Given: true}}
+	if _, err := config.Load("", none, onlyKey); err == nil || !strings.Contains(err.Error(), "give both cert and key") {
+		t.Errorf("Load(--tls-key only) = %v, want a refusal naming both", err)
+	}
 	if _, err := config.Load(filepath.Join(dir, "absent.yaml"), none, config.Flags{}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(absent) = %v, want ErrNotExist", err)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	type lim struct {
+		Rate     float64
+		Burst    int
+		HotRate  float64
+		HotBurst int
+	}
+	for _, tt := range []struct {
+		name, yaml string
+		want       lim
+	}{
+		{"defaults", "", lim{50, 100, 200000, 400000}},
+		{"set", "limits: {rate: 5, burst: 7, hotRate: 100, hotBurst: 300}", lim{5, 7, 100, 300}},
+		{"burst follows a big rate", "limits: {rate: 500}", lim{500, 500, 200000, 400000}},
+		{"off", "limits: {rate: -1, hotRate: -1}", lim{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse("imagegate.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got lim
+			got.Rate, got.Burst, got.HotRate, got.HotBurst = c.Limits.Effective()
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	for _, tt := range []struct {
+		name, yaml string
+		want       config.TimeoutsConfig
+	}{
+		{"defaults", "", config.TimeoutsConfig{ReadHeader: 10 * time.Second, Read: 5 * time.Minute, Write: 5 * time.Minute, Idle: 2 * time.Minute}},
+		{"some set", "timeouts: {readHeader: 2s, idle: 30s}", config.TimeoutsConfig{ReadHeader: 2 * time.Second, Read: 5 * time.Minute, Write: 5 * time.Minute, Idle: 30 * time.Second}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse("imagegate.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, c.Timeouts.Effective()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -19,6 +20,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="imagegate"`)
+	}
+	if rl := (*rateLimited)(nil); errors.As(err, &rl) {
+		w.Header().Set("Retry-After", rl.retryAfterHeader())
 	}
 	writeJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: strings.TrimSpace(msg)}})
 }

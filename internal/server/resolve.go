@@ -20,6 +20,9 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !ResolveAny.allows(p) {
 		err = fmt.Errorf("role %q may not resolve: %w", p.Role, rollout.ErrForbidden)
 	}
+	if err == nil {
+		err = s.limiter.allow(p.TokenID, true)
+	}
 	var org, label, run string
 	if err == nil {
 		org, label, run, err = resolveParams(r.URL.RawQuery)

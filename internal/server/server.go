@@ -97,6 +97,9 @@ type Options struct {
 	// Notices serves subscriptions and upcoming changes; without it they
 	// answer 412.
 	Notices Notices
+	// RateLimits bound each token's requests (429 with Retry-After over
+	// them); the zero value sets no limit.
+	RateLimits RateLimits
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -113,6 +116,7 @@ type Server struct {
 	reports Reports
 	verify  Verify
 	notices Notices
+	limiter *limiter
 }
 
 // New builds the server and registers its routes and metrics.
@@ -135,6 +139,7 @@ func New(opts Options) (*Server, error) {
 		ttl = 30 * time.Second
 	}
 	s.tokens = newTokenCache(opts.Store, ttl, s.now)
+	s.limiter = newLimiter(opts.RateLimits, s.now)
 	s.tokens.log = s.log
 	reg := opts.Registry
 	if reg == nil {
@@ -207,15 +212,15 @@ func (s *Server) handle(method, path string, access Access, h handlerFunc) {
 	s.routes = append(s.routes, Route{Method: method, Path: path, Access: access})
 	route := method + " " + path
 	requests := s.metrics.requests.MustCurryWith(prometheus.Labels{"route": route})
-	names, limit := wildcards(path), s.bodyLimit(route)
+	names, limit, hot := wildcards(path), s.bodyLimit(route), route == "POST /api/v1/events"
 	s.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		s.serve(sw, r, access, names, limit, h)
+		s.serve(sw, r, access, names, limit, hot, h)
 		requests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
 	})
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, access Access, names []string, limit int64, h handlerFunc) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, access Access, names []string, limit int64, hot bool, h handlerFunc) {
 	var p Principal
 	if access != Public {
 		var err error
@@ -226,6 +231,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, access Access, na
 		}
 		if !access.allows(p) {
 			s.writeError(w, r, fmt.Errorf("role %q may not %s %s: %w", p.Role, r.Method, r.URL.Path, rollout.ErrForbidden))
+			return
+		}
+		if err := s.limiter.allow(p.TokenID, hot); err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 	}

@@ -159,3 +159,19 @@ func compareDigits(a, b string) int {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// MajorMinor is the release series of a version: "3.13" for "3.13.0rc1" and
+// for "3.13.2" alike (only the digits of the minor are kept), v itself when
+// it has no minor. CPython's module lists and Go's and Ruby's standard
+// parts are kept per series.
+func MajorMinor(v string) string {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return v
+	}
+	minor := parts[1]
+	if i := strings.IndexFunc(minor, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		minor = minor[:i]
+	}
+	return parts[0] + "." + minor
+}

@@ -64,22 +64,11 @@ func upstream(v string) string {
 // dpkgVersion returns the upstream version of the first of pkgs that the
 // dpkg database lists as installed.
 func dpkgVersion(t *source.Tree, pkgs ...string) string {
-	p, err := t.HostPath("/var/lib/dpkg/status")
-	if err != nil {
-		return ""
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
 	want := map[string]int{}
 	for i, n := range pkgs {
 		want[n] = i + 1
 	}
 	found := make([]string, len(pkgs)+1)
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var pkg, version string
 	installed := false
 	end := func() {
@@ -88,8 +77,7 @@ func dpkgVersion(t *source.Tree, pkgs ...string) string {
 		}
 		pkg, version, installed = "", "", false
 	}
-	for sc.Scan() {
-		line := sc.Text()
+	eachLine(t, "/var/lib/dpkg/status", func(line string) bool {
 		switch {
 		case line == "":
 			end()
@@ -100,7 +88,8 @@ func dpkgVersion(t *source.Tree, pkgs ...string) string {
 		case strings.HasPrefix(line, "Status: "):
 			installed = strings.HasSuffix(strings.TrimSpace(line), " installed")
 		}
-	}
+		return true
+	})
 	end()
 	for _, v := range found[1:] {
 		if v != "" {
@@ -113,30 +102,42 @@ func dpkgVersion(t *source.Tree, pkgs ...string) string {
 // apkVersion returns the upstream version of Alpine's package pkg when it
 // is for Python xy.
 func apkVersion(t *source.Tree, pkg, xy string) string {
-	p, err := t.HostPath("/lib/apk/db/installed")
-	if err != nil {
-		return ""
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	cur := ""
-	for sc.Scan() {
-		line := sc.Text()
+	cur, found := "", ""
+	eachLine(t, "/lib/apk/db/installed", func(line string) bool {
 		switch {
 		case strings.HasPrefix(line, "P:"):
 			cur = line[2:]
 		case strings.HasPrefix(line, "V:") && cur == pkg:
 			if v := upstream(line[2:]); strings.HasPrefix(v, xy+".") {
-				return v
+				found = v
+				return false
 			}
 		}
+		return true
+	})
+	return found
+}
+
+// eachLine calls fn with each line of the image's file p until fn returns
+// false. A file that is absent or unreadable has no lines: the version is
+// then looked for elsewhere.
+func eachLine(t *source.Tree, p string, fn func(line string) bool) {
+	host, err := t.HostPath(p)
+	if err != nil {
+		return
 	}
-	return ""
+	f, err := os.Open(host)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if !fn(sc.Text()) {
+			return
+		}
+	}
 }
 
 var sysconfigPrefix = regexp.MustCompile(`(?m)^\s*'prefix':\s*'([^'\n]+)'`)

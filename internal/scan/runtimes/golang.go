@@ -12,6 +12,7 @@ import (
 	"github.com/imagegate/imagegate/internal/scan/ldso"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
+	"github.com/imagegate/imagegate/internal/version"
 )
 
 // goCgo is the part that says whether cgo works: CGO_ENABLED's effective
@@ -26,7 +27,7 @@ const goCgo = "cgo"
 func checkGo(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snapshot.Runtime, opts Options) (map[string]*snapshot.Module, []string) {
 	var warnings []string
 	mods := map[string]*snapshot.Module{}
-	xy := majorMinorOf(r.Version)
+	xy := version.MajorMinor(r.Version)
 	want, known := ExpectedParts("go", xy)
 	if !known {
 		warnings = append(warnings, fmt.Sprintf("go at %s: no standard package list for Go %s (scripts/gen-runtime-lists); its packages and tools are not checked, only cgo", r.Path, xy))
@@ -67,18 +68,6 @@ func checkGo(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snapsho
 		warnings = append(warnings, w)
 	}
 	return mods, warnings
-}
-
-func majorMinorOf(v string) string {
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return v
-	}
-	minor := parts[1]
-	if i := strings.IndexFunc(minor, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
-		minor = minor[:i]
-	}
-	return parts[0] + "." + minor
 }
 
 // goArch is the GOARCH of the image's tools: this machine's unless the

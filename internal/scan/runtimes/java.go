@@ -362,7 +362,7 @@ func javaMerge(p *javaParts, out sweepOutcome) {
 			continue
 		}
 		switch {
-		case res.status == snapshot.StatusOK:
+		case res.Status == snapshot.StatusOK:
 			if m.Status != snapshot.StatusMissing {
 				m.Status, m.Error, m.MissingLibraries = snapshot.StatusOK, "", nil
 			}
@@ -370,11 +370,11 @@ func javaMerge(p *javaParts, out sweepOutcome) {
 		case m.Status == snapshot.StatusMissing || m.Status == snapshot.StatusBroken:
 			// The files already told; the runtime's own words are the
 			// better evidence.
-			m.Error = res.err
-		case strings.Contains(res.err, "Module "+name+" not found"):
-			m.Status, m.Error = snapshot.StatusMissing, res.err
+			m.Error = res.Err
+		case strings.Contains(res.Err, "Module "+name+" not found"):
+			m.Status, m.Error = snapshot.StatusMissing, res.Err
 		default:
-			m.Status, m.Error = res.status, res.err
+			m.Status, m.Error = res.Status, res.Err
 		}
 		failed[name] = true
 	}

@@ -114,10 +114,10 @@ func checkNode(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snaps
 	for part, res := range out.results {
 		name := strings.TrimPrefix(strings.TrimPrefix(part, "module:"), "tool:")
 		m := mods[name]
-		if m == nil || res.status == snapshot.StatusOK {
+		if m == nil || res.Status == snapshot.StatusOK {
 			continue
 		}
-		m.Status, m.Error = res.status, res.err
+		m.Status, m.Error = res.Status, res.Err
 		if m.Kind == PartModule && !contains(out.hello.Modules, name) {
 			m.Status = snapshot.StatusMissing
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/imagegate/imagegate/internal/scan/ldso"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
+	"github.com/imagegate/imagegate/internal/version"
 )
 
 //go:embed probes/ruby.rb
@@ -50,7 +51,7 @@ func checkRuby(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snaps
 	if arch == "" {
 		return nil, []string{fmt.Sprintf("ruby at %s: no rbconfig.rb under lib; extensions not checked", r.Path)}
 	}
-	xy := majorMinorOf(r.Version)
+	xy := version.MajorMinor(r.Version)
 	want, known := ExpectedParts("ruby", xy)
 	if !known {
 		warnings = append(warnings, fmt.Sprintf("ruby at %s: no extension list for Ruby %s (scripts/gen-runtime-lists); only the extensions it ships are checked", r.Path, xy))
@@ -89,14 +90,14 @@ func checkRuby(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snaps
 	}
 	for part, res := range out.results {
 		m := mods[strings.TrimPrefix(part, "module:")]
-		if m == nil || res.status == snapshot.StatusOK {
+		if m == nil || res.Status == snapshot.StatusOK {
 			continue
 		}
 		switch m.Status {
 		case snapshot.StatusMissing, snapshot.StatusBroken:
-			m.Error = res.err // the interpreter's words over the files'
+			m.Error = res.Err // the interpreter's words over the files'
 		default:
-			m.Status, m.Error = res.status, res.err
+			m.Status, m.Error = res.Status, res.Err
 		}
 	}
 	return mods, warnings
