@@ -91,9 +91,12 @@ type Params struct {
 	TickEvery      time.Duration   `json:"tickEvery"`
 	Batch          int             `json:"batch"`
 
-	// imagegate's gate today (rollout.FailureRateHealth): fail when the
-	// new version's failure rate in the ring exceeds the old one's by
-	// MaxFailureRate after HealthMinJobs jobs.
+	// imagegate's optional second gate (rollout.FailureRateHealth, serve's
+	// maxFailureRate and healthMinJobs): when MaxFailureRate is above zero
+	// it joins the telemetry analysis and fails when the new version's
+	// failure rate in the ring exceeds the old one's by MaxFailureRate
+	// after HealthMinJobs jobs. Zero, the default, leaves it out, as serve
+	// does.
 	MaxFailureRate float64 `json:"maxFailureRate"`
 	HealthMinJobs  int     `json:"healthMinJobs"`
 
@@ -136,7 +139,7 @@ func DefaultParams() Params {
 		GiveUpAfter: 3, ReactAfter: 45 * time.Minute, PinShare: 0.3, StopShare: 0.3,
 		BakeTimes:      []time.Duration{4 * time.Hour, 24 * time.Hour, 24 * time.Hour, 48 * time.Hour, 24 * time.Hour},
 		ControlPercent: 10, TickEvery: time.Minute, Batch: 5000,
-		MaxFailureRate: 0.05, HealthMinJobs: 20,
+		HealthMinJobs:   20,
 		ThresholdWindow: 5 * time.Minute, ThresholdDiff: 0.05, ThresholdMinJobs: 20, FailureLimit: 3,
 		MWEvery: 30 * time.Minute, MWBucket: 5 * time.Minute, MWConfidence: 0.98, MWTolerance: 0.25, MWAllowedIncrease: 1,
 	}

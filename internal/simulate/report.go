@@ -136,7 +136,7 @@ func Run(ctx context.Context, p Params, opts Options) (Report, []SeedResult, err
 //   - detectMinutes, failedJobsBeforeHalt and affectedOrgsBeforeHalt cover
 //     the halts of worse rollouts.
 func Summarize(p Params, seedStart uint64, results []SeedResult) Report {
-	rep := Report{Scenario: p.Scenario, Seeds: len(results), SeedStart: seedStart, Params: p, Health: HealthName}
+	rep := Report{Scenario: p.Scenario, Seeds: len(results), SeedStart: seedStart, Params: p, Health: p.healthName()}
 	anyWorse := p.worse(0) || p.worse(1)
 	for di, name := range detectorNames {
 		d := DetectorSummary{Name: name, Runs: len(results)}
