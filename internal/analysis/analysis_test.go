@@ -132,6 +132,33 @@ func TestAnalyzeTopOrgsLeftOut(t *testing.T) {
 	}
 }
 
+// A break spread one pipeline per org keeps its evidence: five orgs with
+// one pipeline each, where leaving out the two most affected orgs would
+// keep three events, are five orgs counted once. Three orgs are still not a
+// fleet-wide regression, however many pipelines each brings.
+func TestAnalyzeOrgsCountedOnce(t *testing.T) {
+	spread := sig("spread", 5, 5, 0)
+	spread.New.TopOrgs = []int64{1, 1, 1, 1, 1}
+	three := sig("three orgs", 3, 3, 0)
+	three.New.TopOrgs = []int64{1, 1, 1}
+	heavy := sig("three heavy orgs", 31, 3, 0)
+	heavy.New.TopOrgs = []int64{29, 1, 1}
+	d, err := analysis.Analyze(ring(300, 9000, spread, three, heavy), analysis.Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, s := range d.Signatures {
+		got[s.ID] = s.Test.Regression
+		if s.ID == "spread" && !(s.Test.LogBFWithoutTopOrgs < s.Test.LogThreshold && s.Test.LogBFOrgsOnce >= s.Test.LogThreshold) {
+			t.Errorf("spread: want the leave-out below the bar and the orgs-once count above it: %+v", s.Test)
+		}
+	}
+	if diff := cmp.Diff(map[string]bool{"spread": true, "three orgs": false, "three heavy orgs": false}, got); diff != "" {
+		t.Errorf("regressions (-want +got):\n%s", diff)
+	}
+}
+
 // The aggregate test fails a ring whose failure rate rose across many orgs,
 // and not one whose excess is one org's retry storm.
 func TestAnalyzeAggregate(t *testing.T) {
