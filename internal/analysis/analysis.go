@@ -148,9 +148,10 @@ const (
 
 // Test is one sequential test's statistics at this check.
 type Test struct {
-	// ExposureShare is the new side's share of exposure (pipelines for a
-	// signature, jobs for the aggregate); Rho is the null share used, after
-	// the cohort adjustment (≥ ExposureShare).
+	// ExposureShare is the new side's share of exposure (for a signature
+	// the larger of its shares of pipelines and of jobs, for the aggregate
+	// its share of jobs); Rho is the null share used, after the cohort
+	// adjustment (≥ ExposureShare).
 	ExposureShare float64 `json:"exposureShare"`
 	Rho           float64 `json:"rho"`
 	// NewEvents of Events fell on the new side; NewShare is their ratio.
@@ -253,7 +254,14 @@ func Analyze(in RingInput, p Params) (Decision, error) {
 		return d, nil
 	}
 
-	rhoPipes := share(in.New.Pipelines, in.Old.Pipelines)
+	// A signature's null share is the new side's share of pipelines or of
+	// jobs, whichever is larger: a common signature saturates the pipelines
+	// it can strike and splits like them, a rare one strikes a pipeline in
+	// proportion to the jobs it runs, so a side whose pipelines each run
+	// more jobs (Ring 0's busy orgs) shows more of every rare signature
+	// without anything having changed.
+	rhoJobs := share(in.New.Jobs, in.Old.Jobs)
+	rhoPipes := max(share(in.New.Pipelines, in.Old.Pipelines), rhoJobs)
 	rhoSig := adjust(rhoPipes, d.CohortRatio)
 	minus := p.MinOrgs - 1
 	d.Signatures = make([]SignatureResult, 0, len(in.Signatures))
@@ -270,7 +278,6 @@ func Analyze(in RingInput, p Params) (Decision, error) {
 			logE = append(logE, t.LogE)
 		}
 	}
-	rhoJobs := share(in.New.Jobs, in.Old.Jobs)
 	agg := Test{ExposureShare: rhoJobs}
 	if in.New.Jobs > 0 && in.Old.Jobs > 0 {
 		agg = test(in.New.FailedJobs, in.New.FailedJobs+in.Old.FailedJobs, in.New.FailedOrgs, rhoJobs, adjust(rhoJobs, d.CohortRatio),

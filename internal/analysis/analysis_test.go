@@ -159,6 +159,38 @@ func TestAnalyzeOrgsCountedOnce(t *testing.T) {
 	}
 }
 
+// A ring whose pipelines each run more jobs than the fleet's (Ring 0's
+// busy orgs) shows more of every rare signature: counts of a simulated
+// Ring 0 at 48 minutes, a timeout on 63 of its 608 pipelines and 313 of
+// the fleet's 9,939, are about their share of jobs, not a regression,
+// while they are 2.9 times their share of pipelines. A new signature
+// spread over enough orgs still is one.
+func TestAnalyzeBusyPipelines(t *testing.T) {
+	in := analysis.RingInput{
+		New: analysis.Side{Pipelines: 608, Jobs: 2145, FailedJobs: 260, FailedOrgs: 90},
+		Old: analysis.Side{Pipelines: 9939, Jobs: 16_900, FailedJobs: 1350, FailedOrgs: 2100},
+	}
+	timeout := sig("timeout", 63, 42, 313)
+	timeout.New.TopOrgs = []int64{4, 4, 3, 3, 3, 3, 2, 2, 2, 2}
+	broken := sig("broken", 9, 9, 0)
+	broken.New.TopOrgs = []int64{1, 1, 1, 1, 1, 1, 1, 1, 1}
+	in.Signatures = []analysis.Signature{timeout, broken}
+	d, err := analysis.Analyze(in, analysis.Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, s := range d.Signatures {
+		got[s.ID] = s.Test.Regression
+		if want := 2145.0 / (2145 + 16_900); math.Abs(s.Test.ExposureShare-want) > 1e-12 {
+			t.Errorf("%s: exposure share %v, want the jobs' share %v", s.ID, s.Test.ExposureShare, want)
+		}
+	}
+	if diff := cmp.Diff(map[string]bool{"timeout": false, "broken": true}, got); diff != "" {
+		t.Errorf("regressions (-want +got):\n%s", diff)
+	}
+}
+
 // The aggregate test fails a ring whose failure rate rose across many orgs,
 // and not one whose excess is one org's retry storm.
 func TestAnalyzeAggregate(t *testing.T) {

@@ -19,7 +19,14 @@
 //
 // Under the null hypothesis a signature's events (evidence pipelines, both
 // sides) fall on the new side with probability ρ, the new side's share of
-// exposure (distinct pipelines): ρ = P_new / (P_new + P_old). After n
+// exposure: of distinct pipelines, ρ = P_new / (P_new + P_old), or of jobs
+// (J_new / (J_new + J_old)) when that is larger. A common signature
+// saturates the pipelines it can strike and splits like them; a rare one
+// strikes a pipeline in proportion to the jobs it runs, so a side whose
+// pipelines each run more jobs — Ring 0's busy orgs — shows more of every
+// rare signature, and the pipelines' share alone would call that a
+// regression (the simulator's Ring 0 runs two to three times the jobs per
+// pipeline of the fleet). After n
 // events of which y are on the new side, the Beta-Binomial mixture Bayes
 // factor with prior Beta(kρ, k(1−ρ)) on the new side's share is
 //
