@@ -299,3 +299,11 @@ func (l *lateNotifier) Notify(ctx context.Context, x rollout.Notice) error {
 	}
 	return l.n.Notify(ctx, x)
 }
+
+// The stores tell the server which of their errors are a failing
+// dependency (503) and when they cannot take writes (/readyz).
+var (
+	_ server.FailureClassifier = (*postgres.DB)(nil)
+	_ server.FailureClassifier = (*sqlite.DB)(nil)
+	_ server.ReadinessChecker  = (*sqlite.DB)(nil)
+)

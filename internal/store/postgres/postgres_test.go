@@ -236,3 +236,37 @@ func TestOpenBadDSN(t *testing.T) {
 		t.Errorf("Open with an unparsable DSN: %v; want ErrInvalid without the password", err)
 	}
 }
+
+// TestUnavailable: errors of PostgreSQL failing (unreachable, shut down,
+// the pool closed) are told apart from refusals and bugs, which stay as
+// they are.
+func TestUnavailable(t *testing.T) {
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, freshSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, missing := db.GetRollout(ctx, "no-such-rollout")
+	_, refused := pgx.Connect(ctx, "postgres://imagegate@127.0.0.1:1/x?sslmode=disable&connect_timeout=2")
+	db.Close()
+	_, closed := db.Generation(ctx)
+	tests := []struct {
+		name   string
+		err    error
+		reason string
+	}{
+		{"not found", missing, ""},
+		{"plain", errors.New("bug"), ""},
+		{"connection refused", refused, "database unreachable"},
+		{"pool closed", closed, "database closed"},
+		{"wrapped", fmt.Errorf("push: %w", refused), "database unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reason, ok := db.Unavailable(tt.err)
+			if reason != tt.reason || ok != (tt.reason != "") {
+				t.Errorf("Unavailable(%v) = %q, %v; want %q", tt.err, reason, ok, tt.reason)
+			}
+		})
+	}
+}
