@@ -58,6 +58,7 @@ type options struct {
 	pause     time.Duration
 	ingesters int
 	batch     int
+	ingestGap time.Duration
 	reporters int
 	rollouts  bool
 	bake      time.Duration
@@ -78,6 +79,7 @@ func main() {
 	flag.DurationVar(&o.pause, "resolve-pause", time.Millisecond, "pause between one loop's resolves (the machine is shared)")
 	flag.IntVar(&o.ingesters, "ingesters", 2, "concurrent event posters")
 	flag.IntVar(&o.batch, "batch", 200, "events per POST")
+	flag.DurationVar(&o.ingestGap, "ingest-pause", 0, "pause between one poster's batches")
 	flag.IntVar(&o.reporters, "reporters", 1, "concurrent report posters (about 5/s each)")
 	flag.BoolVar(&o.rollouts, "rollouts", false, "drive rollouts one after another and check their audit log")
 	flag.DurationVar(&o.bake, "bake", 2*time.Second, "bake time of each ring with -rollouts")
@@ -436,6 +438,7 @@ func (l *load) ingestLoop(w int, deadline time.Time) {
 		} else {
 			l.unacked.Add(int64(len(evs)))
 		}
+		time.Sleep(l.o.ingestGap)
 	}
 }
 

@@ -53,7 +53,8 @@ func newFaultEnv(t *testing.T, st rollout.Store) *faultEnv {
 	if err := server.BootstrapAdmin(ctx, st, adminSecret, io.Discard, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Options{Service: svc, Store: st})
+	// A short token cache: its entries expire during an outage.
+	srv, err := server.New(server.Options{Service: svc, Store: st, TokenCacheTTL: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,8 +392,12 @@ func TestPostgresRestart(t *testing.T) {
 	if a := e.do(t, "GET", "/readyz", "", nil); a.status != http.StatusServiceUnavailable || !strings.Contains(a.msg, "database") {
 		t.Errorf("readyz while PostgreSQL is down: %d %s", a.status, a.msg)
 	}
+	time.Sleep(200 * time.Millisecond) // past the token cache's TTL
 	if a := e.do(t, "GET", "/api/v1/resolve?org=org-1&label=faults", e.runner, nil); a.status != http.StatusOK {
-		t.Errorf("resolve while PostgreSQL is down: %+v", a)
+		t.Errorf("resolve while PostgreSQL is down, the runner's token cached and expired: %+v", a)
+	}
+	if a := e.do(t, "GET", "/api/v1/resolve?org=org-1&label=faults", "never-seen-token", nil); a.status != http.StatusServiceUnavailable {
+		t.Errorf("resolve while PostgreSQL is down with a token never looked up: %+v, want 503 (it cannot be checked)", a)
 	}
 	time.Sleep(time.Second)
 	pg.start()
