@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	msqlite "modernc.org/sqlite"
@@ -45,7 +46,9 @@ func unavailable(err error) (string, bool) {
 		return "database disk full", true
 	case errors.Is(err, syscall.EIO):
 		return "database I/O error", true
-	case errors.Is(err, sql.ErrConnDone), err != nil && err.Error() == "sql: database is closed":
+	case errors.Is(err, sql.ErrConnDone), err != nil && strings.Contains(err.Error(), "sql: database is closed"):
+		// database/sql's errDBClosed is not exported: Close ran, the
+		// server is stopping.
 		return "database closed", true
 	}
 	return "", false
