@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -268,5 +269,35 @@ func TestUnavailable(t *testing.T) {
 				t.Errorf("Unavailable(%v) = %q, %v; want %q", tt.err, reason, ok, tt.reason)
 			}
 		})
+	}
+}
+
+// TestOpenGivesUpOnSilentServer: a server that accepts connections and
+// never answers (a frozen host) fails Open after the default connect
+// timeout, as a failing dependency, instead of holding it for minutes.
+func TestOpenGivesUpOnSilentServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	start := time.Now()
+	_, err = postgres.Open(context.Background(), "postgres://imagegate@"+l.Addr().String()+"/x?sslmode=disable")
+	took := time.Since(start)
+	if err == nil || took > postgres.DefaultConnectTimeout+2*time.Second {
+		t.Fatalf("Open = %v after %v, want an error within about %v", err, took, postgres.DefaultConnectTimeout)
+	}
+	var db *postgres.DB
+	if reason, ok := db.Unavailable(err); !ok {
+		t.Errorf("Open's error %v is not unavailable (%q)", err, reason)
 	}
 }

@@ -7,9 +7,24 @@ import (
 	"net"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+// DefaultConnectTimeout bounds dialing and the start-up handshake when the
+// DSN sets no connect_timeout. Without it a PostgreSQL that stopped
+// answering (a dropped route, a frozen host) holds every request that
+// needs a new connection for the kernel's TCP timeout, minutes, where a
+// 503 after seconds lets clients retry elsewhere or fall back.
+const DefaultConnectTimeout = 5 * time.Second
+
+func withConnectTimeout(cfg *pgxpool.Config) {
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+}
 
 // Unavailable reports whether err, from any method of db, is PostgreSQL
 // failing rather than the request or a bug: the server unreachable or
@@ -17,7 +32,8 @@ import (
 // connections, read-only (a standby after a failover), an I/O error, a
 // timeout, or the pool closed at shutdown. The reason names the cause
 // without the DSN. The same call may succeed once the cause is gone: pgx
-// drops a broken connection and the pool dials a new one.
+// drops a broken connection and the pool dials a new one. It looks at err
+// alone (db may be nil).
 func (db *DB) Unavailable(err error) (string, bool) {
 	return unavailable(err)
 }
