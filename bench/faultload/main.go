@@ -3,7 +3,7 @@
 // replicas and restarts PostgreSQL, bench/fault-sqlite-disk.sh fills the
 // disk), and reports what the clients saw and what the store kept:
 //
-//   - resolve, job events (batches retried on the next replica until
+//   - resolve (half with a run id), job events (batches retried on the next replica until
 //     acknowledged, like a runner's client) and user reports, each answer
 //     counted by class: 2xx, 4xx, 503, other 5xx, connection error;
 //   - /readyz of every replica four times a second;
@@ -379,6 +379,10 @@ func (l *load) resolveLoop(w int, deadline time.Time) {
 	for i := 0; time.Now().Before(deadline); i++ {
 		s := l.o.servers[(w+i)%len(l.o.servers)]
 		u := fmt.Sprintf("%s/api/v1/resolve?org=org-%d&label=%s", s, (w*7919+i*31)%1000, url.QueryEscape(l.o.label))
+		if i%2 == 1 {
+			// Half with a workflow run id: run affinity writes to the store.
+			u += fmt.Sprintf("&run=%s-%d-%d", l.run, w, i/8)
+		}
 		status, body, err := l.get(u, l.runner)
 		class, ex := classify("resolve "+s, status, err, body)
 		l.rec.note("resolve", class, ex)
