@@ -268,6 +268,7 @@ func fill(t *testing.T, path string) {
 // which a test may stop and start (the shared one must keep running).
 type pgCluster struct {
 	t          *testing.T
+	bin        string // the server binaries' directory
 	data, sock string
 	port       int
 	asPostgres bool // root runs the server binaries as the postgres user
@@ -275,10 +276,11 @@ type pgCluster struct {
 
 func newPGCluster(t *testing.T) *pgCluster {
 	t.Helper()
+	c := &pgCluster{t: t, bin: pgBinDir()}
 	for _, tool := range []string{"initdb", "pg_ctl"} {
-		testenv.RequireTool(t, tool)
+		_, err := os.Stat(filepath.Join(c.bin, tool))
+		testenv.Require(t, err == nil, "PostgreSQL's %s not found (on PATH, in pg_config --bindir or /usr/lib/postgresql/*/bin): %v", tool, err)
 	}
-	c := &pgCluster{t: t}
 	base, err := os.MkdirTemp("", "imagegate-pgfault-")
 	if err != nil {
 		t.Fatal(err)
@@ -311,8 +313,28 @@ func (c *pgCluster) dsn() string {
 	return fmt.Sprintf("postgres://imagegate@127.0.0.1:%d/postgres?sslmode=disable", c.port)
 }
 
+// pgBinDir finds initdb and pg_ctl, which Debian keeps off PATH.
+func pgBinDir() string {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		return filepath.Dir(p)
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		if dir := strings.TrimSpace(string(out)); dir != "" {
+			if _, err := os.Stat(filepath.Join(dir, "initdb")); err == nil {
+				return dir
+			}
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	if len(dirs) == 0 {
+		return ""
+	}
+	return dirs[len(dirs)-1]
+}
+
 func (c *pgCluster) run(name string, args ...string) {
 	c.t.Helper()
+	name = filepath.Join(c.bin, name)
 	cmd := exec.Command(name, args...)
 	if c.asPostgres {
 		cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
