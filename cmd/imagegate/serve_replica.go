@@ -26,7 +26,10 @@ import (
 //   - otherwise the host (its name and machine id) and the TCP address
 //     ln listens on: no second process on the host can bind it while this
 //     one lives, and a restart binds it again. Not with port 0, whose
-//     address changes on every start;
+//     address changes on every start. Containers that share a host name
+//     but not a network would share it (examples/serve.yaml says so);
+//     even then the rollouts' revisions keep a decision from applying
+//     twice;
 //   - failing those, host and pid, which waits for the lease to lapse.
 func controllerHolder(cfg config.Config, sqlitePath string, ln net.Listener, log *slog.Logger) (string, func()) {
 	host, _ := os.Hostname()
