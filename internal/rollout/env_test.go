@@ -48,6 +48,10 @@ func (e *env) open(opts rollout.ServiceOptions, holder string) {
 		h.Jobs = db
 		opts.Health = h
 	}
+	if g, ok := opts.Health.(rollout.NoticeGate); ok {
+		g.Sent, g.Clock = db, e.clock
+		opts.Health = g
+	}
 	svc, err := rollout.NewService(e.ctx, db, opts)
 	if err != nil {
 		db.Close()

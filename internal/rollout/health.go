@@ -40,6 +40,15 @@ type Health interface {
 	Check(ctx context.Context, r Rollout, ring int) (HealthResult, error)
 }
 
+// StartGate is what a Health may also implement to hold a pending
+// rollout before its first ring (NoticeGate: ring 0's notice period).
+// MayStart's verdict is Known and Healthy to start; !Known holds the
+// rollout pending, Reason saying why. Same concurrency and cost rules as
+// Health.
+type StartGate interface {
+	MayStart(ctx context.Context, r Rollout) (HealthResult, error)
+}
+
 // JobCounter is the part of Store FailureRateHealth reads.
 type JobCounter interface {
 	CountJobs(ctx context.Context, label, version string, ring int, since time.Time) (JobCounts, error)

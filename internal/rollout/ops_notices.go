@@ -173,6 +173,9 @@ func ReachesAt(r Rollout, ring int, sent, now time.Time) (time.Time, bool) {
 	cur, t := r.Ring, r.RingStartedAt
 	if r.State == StatePending || t.IsZero() {
 		cur, t = 0, now
+		if len(r.Rings) > 0 && !r.Expedited && sent.Add(r.Rings[0].NoticePeriod).After(t) {
+			t = sent.Add(r.Rings[0].NoticePeriod) // ring 0 starts after its notice period (MayStart)
+		}
 	} else if ring <= r.Ring {
 		return t, true
 	}
@@ -348,9 +351,10 @@ func (n *Notices) Upcoming(ctx context.Context, org string) ([]ChangeNotice, err
 
 // NoticeGate wraps a Health so that a rollout does not enter a ring with
 // a NoticePeriod before that long after its notices went out: leaving the
-// ring before it is held as "not known yet". Expedited rollouts (hotfixes)
-// skip the periods; their notices' audit entry says so. An unhealthy
-// verdict of Next still halts at once.
+// ring before it is held as "not known yet", and so is starting ring 0
+// (StartGate). Expedited rollouts (hotfixes) skip the periods; their
+// notices' audit entry says so. An unhealthy verdict of Next still halts
+// at once.
 type NoticeGate struct {
 	Next Health // nil: every ring healthy
 	Sent interface {
@@ -359,7 +363,17 @@ type NoticeGate struct {
 	Clock Clock // default: the system clock
 }
 
-var _ Health = NoticeGate{}
+var (
+	_ Health    = NoticeGate{}
+	_ StartGate = NoticeGate{}
+)
+
+// MayStart implements StartGate: a rollout whose ring 0 declares a
+// NoticePeriod stays pending until that long after its notices went out.
+// Next is not asked: there is no ring to judge yet.
+func (g NoticeGate) MayStart(ctx context.Context, r Rollout) (HealthResult, error) {
+	return g.period(ctx, r, 0)
+}
 
 // Check implements Health.
 func (g NoticeGate) Check(ctx context.Context, r Rollout, ring int) (HealthResult, error) {
@@ -370,16 +384,27 @@ func (g NoticeGate) Check(ctx context.Context, r Rollout, ring int) (HealthResul
 			return res, err
 		}
 	}
-	if r.Expedited || ring+1 >= len(r.Rings) || r.Rings[ring+1].NoticePeriod <= 0 {
-		return res, nil
+	held, err := g.period(ctx, r, ring+1)
+	if err != nil || !held.Known {
+		return held, err
 	}
-	next := r.Rings[ring+1]
+	return res, nil
+}
+
+// period holds r out of ring (Known false, with why) until ring's
+// NoticePeriod has passed since r's notices went out.
+func (g NoticeGate) period(ctx context.Context, r Rollout, ring int) (HealthResult, error) {
+	pass := HealthResult{Healthy: true, Known: true}
+	if r.Expedited || ring >= len(r.Rings) || r.Rings[ring].NoticePeriod <= 0 {
+		return pass, nil
+	}
+	next := r.Rings[ring]
 	run, err := g.Sent.NoticesSent(ctx, r.ID)
 	if errors.Is(err, ErrNotFound) {
-		return HealthResult{Reason: fmt.Sprintf("ring %d (%s) has a notice period and the change notices have not gone out yet", ring+1, next.Name)}, nil
+		return HealthResult{Reason: fmt.Sprintf("ring %d (%s) has a notice period and the change notices have not gone out yet", ring, next.Name)}, nil
 	}
 	if err != nil {
-		return HealthResult{}, fmt.Errorf("notice period of %s ring %d: %w", r.ID, ring+1, err)
+		return HealthResult{}, fmt.Errorf("notice period of %s ring %d: %w", r.ID, ring, err)
 	}
 	now := time.Now()
 	if g.Clock != nil {
@@ -387,7 +412,7 @@ func (g NoticeGate) Check(ctx context.Context, r Rollout, ring int) (HealthResul
 	}
 	if until := run.SentAt.Add(next.NoticePeriod); now.Before(until) {
 		return HealthResult{Reason: fmt.Sprintf("ring %d (%s) was given notice at %s and starts no earlier than %s (noticePeriod %s)",
-			ring+1, next.Name, run.SentAt.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), next.NoticePeriod)}, nil
+			ring, next.Name, run.SentAt.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), next.NoticePeriod)}, nil
 	}
-	return res, nil
+	return pass, nil
 }
