@@ -20,7 +20,17 @@ func ring0NoticeRings() []rollout.Ring {
 // notices have been out that long, says why while it waits, and the
 // notice tells ring 0 when it will get the version.
 func TestRing0NoticePeriod(t *testing.T) {
-	e := newEnv(t, rollout.ServiceOptions{Health: rollout.NoticeGate{}})
+	for name, health := range map[string]rollout.Health{
+		"NoticeGate": rollout.NoticeGate{},
+		// A gate among others still holds the start.
+		"AllOf": rollout.AllOf{rollout.FailureRateHealth{MaxFailureRate: 0.05}, rollout.NoticeGate{}},
+	} {
+		t.Run(name, func(t *testing.T) { testRing0NoticePeriod(t, health) })
+	}
+}
+
+func testRing0NoticePeriod(t *testing.T, health rollout.Health) {
+	e := newEnv(t, rollout.ServiceOptions{Health: health})
 	const label = "ubuntu-22.04"
 	e.setup(label, ring0NoticeRings())
 	notices := rollout.NewNotices(e.svc, e.db, rollout.NoticeOptions{})
