@@ -52,8 +52,9 @@ func newScanCmd(g *globalOptions) *cobra.Command {
   registry:REF                an image in a registry (docker credentials; --insecure for plain HTTP)
 
 ` + exitHelpScan,
-		Example: "  imagegate scan host -o table\n  imagegate scan dir:/opt/hostedtoolcache --exec none --out snapshot.json",
-		Args:    exactArgs(1),
+		Example: "  imagegate scan host -o table\n  imagegate scan dir:/opt/hostedtoolcache --exec none --out snapshot.json\n" +
+			"  imagegate scan registry:ghcr.io/org/image@sha256:… -o cyclonedx-json --out sbom.cdx.json",
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runScan(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
 		},
