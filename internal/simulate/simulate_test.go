@@ -36,21 +36,25 @@ func ciFleet(scenario string) simulate.Params {
 // telemetry analysis, simulate.HealthName), asserted at the CI size.
 type bar struct {
 	what string
-	ok   func(d simulate.DetectorSummary, seeds int) bool
+	// median: a median over seeds, which one seed cannot show. Under
+	// -race (one seed per scenario) such bars are logged; .ci/run asserts
+	// them in its run of this package without -race, over three seeds.
+	median bool
+	ok     func(d simulate.DetectorSummary, seeds int) bool
 }
 
 var (
-	haltsInRing0 = bar{"halts the worse rollout in Ring 0 in every seed",
+	haltsInRing0 = bar{"halts the worse rollout in Ring 0 in every seed", false,
 		func(d simulate.DetectorSummary, seeds int) bool { return d.HaltedInRing0 == seeds }}
-	fast = bar{"median detection under 30 minutes after Ring 0",
+	fast = bar{"median detection under 30 minutes after Ring 0", true,
 		func(d simulate.DetectorSummary, _ int) bool {
 			return d.DetectMinutes.Median != nil && *d.DetectMinutes.Median < 30
 		}}
-	cheap = bar{"median failed jobs before the halt under 25",
+	cheap = bar{"median failed jobs before the halt under 25", true,
 		func(d simulate.DetectorSummary, _ int) bool {
 			return d.FailedJobsBeforeHalt.Median != nil && *d.FailedJobsBeforeHalt.Median < 25
 		}}
-	noFalseHalts = bar{"no false halts",
+	noFalseHalts = bar{"no false halts", false,
 		func(d simulate.DetectorSummary, _ int) bool { return d.FalseHalts == 0 }}
 )
 
@@ -89,6 +93,10 @@ func TestScenarios(t *testing.T) {
 			checkInvariants(t, p, rep, results)
 			ig := rep.Detectors[0]
 			for _, b := range tc.bars {
+				if b.median && raceEnabled {
+					t.Logf("imagegate %s over one seed under -race (asserted without it): %v", b.what, b.ok(ig, seeds))
+					continue
+				}
 				if !b.ok(ig, seeds) {
 					t.Errorf("imagegate (%s gate) does not meet the bar %q: %+v", simulate.HealthName, b.what, ig)
 				}
