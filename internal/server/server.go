@@ -100,6 +100,9 @@ type Options struct {
 	// RateLimits bound each token's requests (429 with Retry-After over
 	// them); the zero value sets no limit.
 	RateLimits RateLimits
+	// Sessions, when set, serves the dashboard (package ui) under /ui/,
+	// with its logins kept there, and redirects / to it.
+	Sessions rollout.SessionStore
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -155,6 +158,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mux = http.NewServeMux()
 	s.register()
+	if opts.Sessions != nil {
+		if err := s.mountDashboard(opts.Sessions); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
