@@ -236,4 +236,3 @@ func parseWhen(s string) (time.Time, error) {
 	}
 	return time.Time{}, err
 }
-

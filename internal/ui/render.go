@@ -50,7 +50,7 @@ func fmtDuration(d time.Duration) string {
 		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 	}
 	days := d / (24 * time.Hour)
-	return fmt.Sprintf("%dd%s", days, strings.TrimSuffix((d - days*24*time.Hour).Round(time.Hour).String(), "0m0s"))
+	return fmt.Sprintf("%dd%s", days, strings.TrimSuffix((d-days*24*time.Hour).Round(time.Hour).String(), "0m0s"))
 }
 
 func parsePages() (*pages, error) {

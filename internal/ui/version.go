@@ -289,5 +289,3 @@ func (h *Handler) versionFile(w http.ResponseWriter, r *http.Request, s *session
 	w.Write(body)
 	return nil
 }
-
-
