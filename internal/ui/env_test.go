@@ -25,13 +25,13 @@ import (
 // real SQLite store and Service, on an httptest server, with a clock the
 // test moves.
 type env struct {
-	t                        *testing.T
-	url                      string
-	st                       *sqlite.DB
-	svc                      *rollout.Service
-	clk                      *testenv.Clock
+	t                         *testing.T
+	url                       string
+	st                        *sqlite.DB
+	svc                       *rollout.Service
+	clk                       *testenv.Clock
 	admin, orgA, orgB, runner string
-	rollout                  rollout.Rollout
+	rollout                   rollout.Rollout
 }
 
 var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
