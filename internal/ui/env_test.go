@@ -3,6 +3,7 @@ package ui_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -71,7 +72,11 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { st.Close() })
 	clk := testenv.NewClock(t0)
 	tel := rollout.NewTelemetryHealth(st, rollout.AnalysisPolicies{}, nil)
-	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{Clock: clk, Health: tel, Analyzer: tel, FlushInterval: time.Hour})
+	signer, err := rollout.NewStoredSigner(ctx, st, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{Clock: clk, Health: tel, Analyzer: tel, Signer: signer, FlushInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +107,7 @@ func newEnv(t *testing.T) *env {
 	for _, v := range []rollout.Version{
 		{Label: "ubuntu-22.04", Version: "v1", Snapshot: snapshotJSON(t, true, "3.40.1-2"), CheckReport: json.RawMessage(checkPass)},
 		{Label: "ubuntu-22.04", Version: "v2", Snapshot: snapshotJSON(t, false, "3.40.1-3"), CheckReport: json.RawMessage(checkFail)},
+		{Label: "debian-12", Version: "d1", Snapshot: snapshotJSON(t, true, "3.40.1-2"), CheckReport: json.RawMessage(checkPass)},
 	} {
 		if _, err := svc.PushVersion(ctx, "token:ci", v); err != nil {
 			t.Fatal(err)
@@ -137,14 +143,50 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("set-up: rollout of v2 is %s in ring %d, want baking in ring 0", e.rollout.State, e.rollout.Ring)
 	}
 	for _, p := range []rollout.Pin{
-		{Org: "org-a", Label: "ubuntu-22.04", Version: "v1", Reason: "org-a waits for sqlite3", ExpiresAt: t0.Add(48 * time.Hour)},
+		{Org: "org-a", Label: "debian-12", Version: "d1", Reason: "org-a waits for sqlite3", ExpiresAt: t0.Add(48 * time.Hour)},
 		{Org: "org-b", Label: "ubuntu-22.04", Version: "v1", Reason: "org-b secret reason", ExpiresAt: t0.Add(30 * 24 * time.Hour)},
 	} {
 		if _, err := svc.SetPin(ctx, "token:ci", p); err != nil {
 			t.Fatal(err)
 		}
 	}
+	e.jobs(t)
 	return e
+}
+
+// jobs reports job outcomes: org-a (ring 0) on v2, where sqlite3 fails to
+// import, and 20 other orgs on v1 with the odd unrelated failure.
+func (e *env) jobs(t *testing.T) {
+	t.Helper()
+	// The jobs ran in the rollout's window, after ring 0 started.
+	e.clk.Advance(10 * time.Minute)
+	now := e.clk.Now()
+	var evs []rollout.JobEvent
+	add := func(org, version, pipeline string, n int, failed bool, text string) {
+		for i := range n {
+			ev := rollout.JobEvent{JobID: fmt.Sprintf("%s-%s-%s-%d-%d", org, version, pipeline, i, len(evs)), Org: org, Label: "ubuntu-22.04", Version: version,
+				Pipeline: org + "/" + pipeline, RunID: fmt.Sprintf("run-%d", len(evs)), Outcome: rollout.OutcomeSucceeded, StartedAt: now.Add(-time.Minute), DurationMs: 60000}
+			if failed {
+				ev.Outcome, ev.ErrorText = rollout.OutcomeFailed, text
+			}
+			evs = append(evs, ev)
+		}
+	}
+	sqliteErr := "Traceback (most recent call last):\n  File \"/app/db.py\", line 3, in <module>\n    import sqlite3\nModuleNotFoundError: No module named '_sqlite3'"
+	for p := range 6 {
+		add("org-a", "v2", fmt.Sprintf("ci-%d.yml", p), 3, false, "")
+		add("org-a", "v2", fmt.Sprintf("ci-%d.yml", p), 2, true, sqliteErr)
+	}
+	for o := range 20 {
+		org := fmt.Sprintf("org-x%02d", o)
+		add(org, "v1", "build.yml", 8, false, "")
+		if o%4 == 0 {
+			add(org, "v1", "build.yml", 1, true, "error: connect ETIMEDOUT 10.0.0.1:443")
+		}
+	}
+	if _, err := e.svc.IngestEvents(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // client is a browser without JavaScript: cookies, no redirects followed

@@ -86,9 +86,9 @@ func TestPages(t *testing.T) {
 		{"/ui/rollouts/" + id + "/confirm?action=rollback", []string{"Roll back rollout", `name="reason"`, "required"}},
 		{"/ui/images/ubuntu-22.04/versions/v2", []string{"gate failed", "runtime/python@3.11/module/sqlite3", "No module named", "Changes since v1", "<table>", "sqlite3", "Debian GNU/Linux 12"}},
 		{"/ui/images/ubuntu-22.04/versions/v2/snapshot.json", []string{`"imagegate/snapshot/v1"`}},
-		{"/ui/signatures?label=ubuntu-22.04&version=v2", []string{"Signatures of ubuntu-22.04 v2"}},
+		{"/ui/signatures?label=ubuntu-22.04&version=v2", []string{"Signatures of ubuntu-22.04 v2", "No module named", "canary"}},
 		{"/ui/pins", []string{"org-a waits for sqlite3", "org-b secret reason", "expires soon"}},
-		{"/ui/audit?action=pin.set", []string{"pin/org-a/ubuntu-22.04", "pin/org-b/ubuntu-22.04"}},
+		{"/ui/audit?action=pin.set", []string{"pin/org-a/debian-12", "pin/org-b/ubuntu-22.04"}},
 		{"/ui/images/ubuntu-22.04/hotfix", []string{"Start the hotfix"}},
 	}
 	for _, p := range pages {
