@@ -22,9 +22,22 @@ type bar struct {
 	Class string // new, old, hist
 }
 
-// barChart draws horizontal bars scaled to the largest value.
+// barChart draws horizontal bars scaled to the largest value, each with
+// its value and note written next to it.
 func barChart(title, unit string, bars []bar) chart {
-	const rowH, labelW, barW, noteW = 26, 170, 260, 210
+	return bars2(title, unit, bars, 170, 260, 210)
+}
+
+// smallBars is barChart for a table cell: short labels, the value alone.
+func smallBars(title string, bars []bar) chart {
+	for i := range bars {
+		bars[i].Note = ""
+	}
+	return bars2(title, "", bars, 40, 120, 40)
+}
+
+func bars2(title, unit string, bars []bar, labelW, barW, noteW int) chart {
+	const rowH = 26
 	width, height := labelW+barW+noteW, rowH*len(bars)+8
 	top := 0.0
 	for _, b := range bars {
@@ -48,7 +61,11 @@ func barChart(title, unit string, bars []bar) chart {
 		fmt.Fprintf(&sb, `<text class="lbl" x="0" y="%d">%s</text>`, y+16, html.EscapeString(b.Label))
 		fmt.Fprintf(&sb, `<rect class="bar %s" x="%d" y="%d" width="%.1f" height="18"><title>%s: %s (%s)</title></rect>`,
 			html.EscapeString(b.Class), labelW, y+2, math.Max(w, 1), html.EscapeString(b.Label), val, html.EscapeString(b.Note))
-		fmt.Fprintf(&sb, `<text class="val" x="%d" y="%d">%s · %s</text>`, labelW+barW, y+16, val, html.EscapeString(b.Note))
+		text := val
+		if b.Note != "" {
+			text += " · " + b.Note
+		}
+		fmt.Fprintf(&sb, `<text class="val" x="%d" y="%d">%s</text>`, labelW+barW, y+16, html.EscapeString(text))
 	}
 	sb.WriteString(`</svg>`)
 	return chart(sb.String())

@@ -47,7 +47,11 @@ func fmtDuration(d time.Duration) string {
 	case d < time.Minute:
 		return d.Round(time.Second).String()
 	case d < 24*time.Hour:
-		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+		s := strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+		if len(s) > 2 && strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
+		}
+		return s
 	}
 	days := d / (24 * time.Hour)
 	return fmt.Sprintf("%dd%s", days, strings.TrimSuffix((d-days*24*time.Hour).Round(time.Hour).String(), "0m0s"))

@@ -138,7 +138,7 @@ func ringHealthOf(ra rollout.RingAnalysis, rv *rolloutView, sum *versionSummary)
 	rh.Statistic = thresholdChart("Aggregate failure test: log e-value against the threshold", agg.LogE, agg.LogThreshold, agg.Regression)
 	for _, sr := range ra.Decision.Signatures {
 		sh := signatureHealth{SignatureResult: sr}
-		sh.Bars = barChart("Pipelines with signature "+sr.ID+" on each side", "", []bar{
+		sh.Bars = smallBars("Pipelines with signature "+sr.ID+" on each side", []bar{
 			{Label: "new", Value: float64(sr.New.Pipelines), Note: fmt.Sprintf("%d pipelines, %d jobs, %d orgs", sr.New.Pipelines, sr.New.Jobs, sr.New.Orgs), Class: "new"},
 			{Label: "old", Value: float64(sr.Old.Pipelines), Note: fmt.Sprintf("%d pipelines, %d jobs, %d orgs", sr.Old.Pipelines, sr.Old.Jobs, sr.Old.Orgs), Class: "old"},
 		})

@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/yuin/goldmark"
@@ -154,7 +155,7 @@ func (h *Handler) summary(ctx context.Context, label, version string) (*versionS
 				if err := markdown.Convert(md.Bytes(), &out); err != nil {
 					return nil, fmt.Errorf("render the diff of %s %s: %w", label, version, err)
 				}
-				s.Previous, s.DiffHTML, s.DiffFailed = prev, template.HTML(out.String()), rep.Failed()
+				s.Previous, s.DiffHTML, s.DiffFailed = prev, template.HTML(demoteHeadings(out.String())), rep.Failed()
 				s.Changes = map[string]bool{}
 				for _, c := range rep.Changes {
 					s.Changes[c.ID] = true
@@ -164,6 +165,16 @@ func (h *Handler) summary(ctx context.Context, label, version string) (*versionS
 	}
 	h.versions.put(key, s)
 	return s, nil
+}
+
+// demoteHeadings moves the release notes' headings two levels down, under
+// the page's own h2, so the page keeps one h1 and an outline that reads.
+func demoteHeadings(h string) string {
+	for _, l := range []string{"4", "3", "2", "1"} {
+		to := string(rune(l[0] + 2))
+		h = strings.NewReplacer("<h"+l+">", "<h"+to+">", "<h"+l+" ", "<h"+to+" ", "</h"+l+">", "</h"+to+">").Replace(h)
+	}
+	return h
 }
 
 func statusRank(s string) int {
