@@ -28,6 +28,7 @@ import (
 type env struct {
 	t                         *testing.T
 	url                       string
+	handler                   http.Handler
 	st                        *sqlite.DB
 	svc                       *rollout.Service
 	clk                       *testenv.Clock
@@ -87,7 +88,7 @@ func newEnv(t *testing.T) *env {
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	e := &env{t: t, url: hs.URL, st: st, svc: svc, clk: clk}
+	e := &env{t: t, url: hs.URL, handler: srv, st: st, svc: svc, clk: clk}
 	for _, tok := range []struct {
 		dst        *string
 		name, role string

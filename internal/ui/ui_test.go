@@ -1,8 +1,11 @@
 package ui_test
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -216,4 +219,95 @@ func TestRevokedTokenEndsSession(t *testing.T) {
 	if status, _, _ := c.get("/ui/"); status != http.StatusSeeOther {
 		t.Errorf("GET /ui/ with the token revoked = %d, want 303 to login", status)
 	}
+}
+
+// TestSecureCookies: over TLS both cookies are Secure.
+func TestSecureCookies(t *testing.T) {
+	e := newEnv(t)
+	ts := httptest.NewTLSServer(e.handler)
+	defer ts.Close()
+	c := ts.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Get(ts.URL + "/ui/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	req, _ := http.NewRequest("POST", ts.URL+"/ui/login", strings.NewReader(url.Values{"csrf": {csrfOf(t, string(body))}, "token": {e.admin}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, ck := range resp.Cookies() {
+		if !ck.Secure {
+			t.Errorf("cookie %s over TLS is not Secure", ck.Name)
+		}
+		req.AddCookie(ck)
+	}
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var session bool
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "imagegate_session" {
+			session = true
+			if !ck.Secure {
+				t.Error("session cookie over TLS is not Secure")
+			}
+		}
+	}
+	if !session {
+		t.Fatalf("login over TLS = %d, no session cookie", resp.StatusCode)
+	}
+}
+
+// TestLiveStream: the rollout page's stream sends its live block, and
+// sends it again when the rollout changes.
+func TestLiveStream(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	c.login(e.admin)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/ui/live/rollouts/"+e.rollout.ID, nil)
+	resp, err := c.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q, want text/event-stream", ct)
+	}
+	events := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		var ev strings.Builder
+		for sc.Scan() {
+			if sc.Text() == "" {
+				events <- ev.String()
+				ev.Reset()
+				continue
+			}
+			ev.WriteString(sc.Text() + "\n")
+		}
+		close(events)
+	}()
+	next := func(want string) {
+		t.Helper()
+		for ev := range events {
+			if strings.HasPrefix(ev, "event: update") {
+				if !strings.Contains(ev, want) {
+					t.Errorf("update lacks %q:\n%s", want, ev)
+				}
+				return
+			}
+		}
+		t.Fatalf("stream ended before an update with %q", want)
+	}
+	next(">baking<")
+	if _, err := e.svc.Pause(context.Background(), "token:test", e.rollout.ID, "looking"); err != nil {
+		t.Fatal(err)
+	}
+	next(">paused<")
 }
