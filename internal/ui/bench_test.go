@@ -121,8 +121,12 @@ func benchPages(b *testing.B, st rollout.Store) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := svc.Rollback(ctx, "token:bench", r.ID, "bench"); err != nil {
-				b.Fatal(err)
+			// A label's first rollout completes at once (nothing to
+			// replace); the others are taken back.
+			if r.State != rollout.StateCompleted {
+				if _, err := svc.Rollback(ctx, "token:bench", r.ID, "bench"); err != nil {
+					b.Fatal(err)
+				}
 			}
 			rollouts++
 		}
