@@ -126,6 +126,27 @@ func (b *browser) screenshot(name string) {
 		b.t.Fatal(err)
 	}
 	b.t.Logf("screenshot %s", file)
+	b.accessible(name)
+}
+
+// axeSource is axe-core, vendored (testdata/README.md).
+var axeSource = sync.OnceValues(func() ([]byte, error) { return os.ReadFile(filepath.Join("testdata", "axe.min.js")) })
+
+// accessible runs axe-core's WCAG 2 A and AA rules on the page and fails
+// the test on every serious or critical violation.
+func (b *browser) accessible(page string) {
+	b.t.Helper()
+	src, err := axeSource()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	eval[bool](b, string(src)+";true")
+	found := eval[[]string](b, `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa"]}}).then(r =>
+		r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+		  .map(v => v.id + " (" + v.impact + "): " + v.help + " — " + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", ")))`)
+	for _, v := range found {
+		b.t.Errorf("%s: accessibility: %s", page, v)
+	}
 }
 
 func (b *browser) login(token string) {

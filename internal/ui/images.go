@@ -31,6 +31,8 @@ type imageCard struct {
 	Rollout *rolloutView
 	Waiting string
 	Alerts  []string
+	// AsOf is when the status was read (see staleCache).
+	AsOf time.Time
 }
 
 // rolloutView is a rollout with what the pages show of it.
@@ -134,10 +136,11 @@ func (h *Handler) images(r *http.Request, s *session) (imagesData, error) {
 			c.Newest = &vs[0]
 		}
 		if s.id.IsAdmin() {
-			st, err := h.svc.Status(ctx, img.Label)
+			st, asOf, err := h.status(ctx, img.Label)
 			if err != nil {
 				return d, err
 			}
+			c.AsOf = asOf
 			c.Default, c.Waiting = st.Default, st.Waiting
 			if st.Rollout != nil {
 				gate := ""

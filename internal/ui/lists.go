@@ -73,7 +73,7 @@ func (h *Handler) signaturesPage(w http.ResponseWriter, r *http.Request, s *sess
 				last = len(d.Rollout.Rings) - 1
 			}
 			for ring := 0; ring <= last && ring < len(d.Rollout.Rings); ring++ {
-				t, err := h.svc.RingTelemetry(ctx, d.Rollout.ID, ring)
+				t, err := h.ringTelemetry(ctx, d.Rollout.ID, ring)
 				if err != nil {
 					return err
 				}

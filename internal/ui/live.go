@@ -19,11 +19,11 @@ func (h *Handler) imagesLive(w http.ResponseWriter, r *http.Request, s *session)
 func (h *Handler) rolloutLive(w http.ResponseWriter, r *http.Request, s *session) error {
 	id := r.PathValue("id")
 	return h.stream(w, r, s, "rollout", func() (any, error) {
-		rv, waiting, err := h.rolloutState(r.Context(), id)
+		rv, waiting, asOf, err := h.rolloutState(r.Context(), id)
 		if err != nil {
 			return nil, err
 		}
-		return rolloutData{R: rv, Waiting: waiting, Actions: actions(rv.State)}, nil
+		return rolloutData{R: rv, Waiting: waiting, StatusAsOf: asOf, Actions: actions(rv.State)}, nil
 	})
 }
 

@@ -7,16 +7,19 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/imagegate/imagegate/internal/analysis"
 	"github.com/imagegate/imagegate/internal/rollout"
 )
 
 type rolloutData struct {
-	R        *rolloutView
-	Waiting  string
-	Timeline []rollout.AuditEntry
-	Analysis []ringHealth
+	R       *rolloutView
+	Waiting string
+	// StatusAsOf and AnalysisAsOf are when they were read (see staleCache).
+	StatusAsOf, AnalysisAsOf time.Time
+	Timeline                 []rollout.AuditEntry
+	Analysis                 []ringHealth
 	// AnalysisOff says why there is no analysis ("" when there is).
 	AnalysisOff string
 	Actions     []actionLink
@@ -66,45 +69,48 @@ func actions(st rollout.State) []actionLink {
 }
 
 // rolloutState is the live part of the Rollout page.
-func (h *Handler) rolloutState(ctx context.Context, id string) (*rolloutView, string, error) {
+func (h *Handler) rolloutState(ctx context.Context, id string) (*rolloutView, string, time.Time, error) {
 	r, err := h.svc.GetRollout(ctx, id)
 	if err != nil {
-		return nil, "", err
+		return nil, "", time.Time{}, err
 	}
-	st, err := h.svc.Status(ctx, r.Label)
+	st, asOf, err := h.status(ctx, r.Label)
 	if err != nil {
-		return nil, "", err
+		return nil, "", time.Time{}, err
 	}
 	var status *rollout.LabelStatus
 	waiting := ""
-	if st.Rollout != nil && st.Rollout.ID == r.ID {
+	// The stored rollout is the truth (it is cheap to read); the status,
+	// possibly a moment older, adds the served counts while it describes
+	// the same revision.
+	if st.Rollout != nil && st.Rollout.ID == r.ID && st.Rollout.Revision == r.Revision {
 		status, waiting = &st, st.Waiting
-		r = *st.Rollout
 	}
 	gate := ""
 	if sum, err := h.summary(ctx, r.Label, r.Version); err == nil {
 		gate = sum.Gate
 	} else if !errors.Is(err, rollout.ErrNotFound) {
-		return nil, "", err
+		return nil, "", time.Time{}, err
 	}
-	return h.rolloutView(r, status, gate), waiting, nil
+	return h.rolloutView(r, status, gate), waiting, asOf, nil
 }
 
 func (h *Handler) rolloutPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	rv, waiting, err := h.rolloutState(ctx, id)
+	rv, waiting, asOf, err := h.rolloutState(ctx, id)
 	if err != nil {
 		return err
 	}
-	d := rolloutData{R: rv, Waiting: waiting, Actions: actions(rv.State)}
+	d := rolloutData{R: rv, Waiting: waiting, StatusAsOf: asOf, Actions: actions(rv.State)}
 	tl, _, err := h.svc.Audit(ctx, rollout.AuditFilter{SubjectPrefix: "rollout/" + id}, rollout.Page{Limit: 200})
 	if err != nil {
 		return err
 	}
 	slices.Reverse(tl)
 	d.Timeline = tl
-	a, err := h.svc.Analysis(ctx, id)
+	a, aAsOf, err := h.analysis(ctx, id)
+	d.AnalysisAsOf = aAsOf
 	switch {
 	case errors.Is(err, rollout.ErrPrecondition):
 		d.AnalysisOff = err.Error()
@@ -219,7 +225,9 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request, s *session) error 
 	fn := map[string]func(context.Context, string, string, string) (rollout.Rollout, error){
 		"pause": h.svc.Pause, "resume": h.svc.Resume, "promote": h.svc.Promote, "halt": h.svc.Halt, "rollback": h.svc.Rollback,
 	}[a.Name]
-	if _, err := fn(r.Context(), s.id.Actor, id, reason); err != nil {
+	ro, err := fn(r.Context(), s.id.Actor, id, reason)
+	h.changed(ro.Label, id)
+	if err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/ui/rollouts/"+pathEscape(id), http.StatusSeeOther)
@@ -258,6 +266,7 @@ func (h *Handler) hotfix(w http.ResponseWriter, r *http.Request, s *session) err
 		return h.showHotfix(w, r, s, http.StatusBadRequest, "Choose a version and give a reason.")
 	}
 	ro, err := h.svc.StartRollout(r.Context(), s.id.Actor, rollout.StartRequest{Label: r.PathValue("label"), Version: version, Expedited: true})
+	h.changed(r.PathValue("label"), "")
 	if err != nil {
 		return err
 	}

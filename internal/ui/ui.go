@@ -97,6 +97,10 @@ type Options struct {
 	// LiveInterval is how often a live page's stream looks for changes
 	// (default 2s).
 	LiveInterval time.Duration
+	// StaleAfter is how long a label's status and a rollout's analysis
+	// are shown before they are read again, in the background (default
+	// 2s; see staleCache).
+	StaleAfter time.Duration
 }
 
 //go:embed templates/*.html
@@ -117,6 +121,10 @@ type Handler struct {
 	pages    *pages
 	mux      *http.ServeMux
 	versions *versionCache
+
+	statuses  *staleCache[rollout.LabelStatus]
+	analyses  *staleCache[rollout.RolloutAnalysis]
+	telemetry *staleCache[rollout.Telemetry]
 }
 
 // Prefix is where the dashboard lives.
@@ -141,6 +149,13 @@ func New(opts Options) (*Handler, error) {
 	if h.live <= 0 {
 		h.live = 2 * time.Second
 	}
+	stale := opts.StaleAfter
+	if stale <= 0 {
+		stale = 2 * time.Second
+	}
+	h.statuses = newStaleCache[rollout.LabelStatus](stale, 1000)
+	h.analyses = newStaleCache[rollout.RolloutAnalysis](stale, 200)
+	h.telemetry = newStaleCache[rollout.Telemetry](stale, 200)
 	p, err := parsePages()
 	if err != nil {
 		return nil, err
