@@ -17,6 +17,10 @@ import (
 // key is asked for, and the pages say how old what they show is. Changes
 // made through the dashboard drop the label's entries at once.
 //
+// An answer that took long to compute is kept longer: it goes stale only
+// after ten times its cost, so refreshing an analysis that takes seconds
+// never keeps a core busy (at most a tenth of one per key).
+//
 // Ages are measured on the process's clock, not on Options.Now: they
 // bound the cost of reads, not what the domain means by time.
 type staleCache[V any] struct {
@@ -30,6 +34,7 @@ type staleCache[V any] struct {
 type staleEntry[V any] struct {
 	v          V
 	at         time.Time
+	cost       time.Duration
 	refreshing bool
 }
 
@@ -45,7 +50,7 @@ func (c *staleCache[V]) get(ctx context.Context, key string, fetch func(ctx cont
 	case e == nil:
 		c.mu.Unlock()
 		return c.load(ctx, key, fetch)
-	case time.Since(e.at) >= c.ttl && !e.refreshing:
+	case time.Since(e.at) >= max(c.ttl, 10*e.cost) && !e.refreshing:
 		e.refreshing = true
 		go func() {
 			// Detached from the request, which may end first; bounded.
@@ -66,6 +71,7 @@ func (c *staleCache[V]) get(ctx context.Context, key string, fetch func(ctx cont
 }
 
 func (c *staleCache[V]) load(ctx context.Context, key string, fetch func(ctx context.Context) (V, error)) (V, time.Time, error) {
+	start := time.Now()
 	v, err := fetch(ctx)
 	if err != nil {
 		var zero V
@@ -76,7 +82,7 @@ func (c *staleCache[V]) load(ctx context.Context, key string, fetch func(ctx con
 	if len(c.m) >= c.max {
 		clear(c.m)
 	}
-	c.m[key] = &staleEntry[V]{v: v, at: at}
+	c.m[key] = &staleEntry[V]{v: v, at: at, cost: at.Sub(start)}
 	c.mu.Unlock()
 	return v, at, nil
 }

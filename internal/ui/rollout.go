@@ -37,7 +37,14 @@ type ringHealth struct {
 	Rates      chart
 	Statistic  chart
 	Signatures []signatureHealth
+	// More counts the live signatures not shown (the Signatures page
+	// lists them all).
+	More int
 }
+
+// signaturesShown bounds the signatures a ring's health shows: the
+// regressions, then the strongest evidence (the analysis orders them so).
+const signaturesShown = 20
 
 type signatureHealth struct {
 	analysis.SignatureResult
@@ -142,7 +149,11 @@ func ringHealthOf(ra rollout.RingAnalysis, rv *rolloutView, sum *versionSummary)
 	})
 	agg := ra.Decision.Aggregate
 	rh.Statistic = thresholdChart("Aggregate failure test: log e-value against the threshold", agg.LogE, agg.LogThreshold, agg.Regression)
-	for _, sr := range ra.Decision.Signatures {
+	for i, sr := range ra.Decision.Signatures {
+		if i >= signaturesShown && !sr.Test.Regression {
+			rh.More = len(ra.Decision.Signatures) - i
+			break
+		}
 		sh := signatureHealth{SignatureResult: sr}
 		sh.Bars = smallBars("Pipelines with signature "+sr.ID+" on each side", []bar{
 			{Label: "new", Value: float64(sr.New.Pipelines), Note: fmt.Sprintf("%d pipelines, %d jobs, %d orgs", sr.New.Pipelines, sr.New.Jobs, sr.New.Orgs), Class: "new"},
