@@ -188,6 +188,7 @@ func benchPages(b *testing.B, st rollout.Store) {
 			b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(cpu[rank].Microseconds())/1000, "p99-cpu-ms")
+			b.Logf("%s: %d loads, p50 %s, p99 %s, p99 CPU of the request's thread %s", p.path, len(took), took[len(took)/2], p99, cpu[rank])
 			if len(took) >= 100 && p99 > pageBudget {
 				b.Errorf("%s: p99 %s over %d loads (median %s), over the budget of %s", p.path, p99, len(took), took[len(took)/2], pageBudget)
 			}
