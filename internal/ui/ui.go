@@ -213,7 +213,7 @@ func (h *Handler) page(pattern string, a access, fn pageFunc) {
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		s, err := h.session(r)
 		if err != nil {
-			if post || strings.HasPrefix(r.URL.Path, "/ui/live/") {
+			if status, _ := api.Classify(err); status != http.StatusUnauthorized || post || strings.HasPrefix(r.URL.Path, "/ui/live/") {
 				h.fail(w, r, nil, err)
 				return
 			}
