@@ -120,7 +120,7 @@ func (h *Handler) pinsPage(w http.ResponseWriter, r *http.Request, s *session) e
 
 func (h *Handler) showPins(w http.ResponseWriter, r *http.Request, s *session, status int, msg string) error {
 	org := s.id.Org // "" for an admin: every org
-	pins, next, err := h.svc.ListPins(r.Context(), org, "", rollout.Page{After: r.URL.Query().Get("after"), Limit: 100})
+	pins, next, err := h.svc.ListPins(r.Context(), org, "", rollout.Page{After: r.URL.Query().Get("after"), Limit: 50})
 	if err != nil {
 		return err
 	}
