@@ -197,7 +197,7 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 	}
 	var goss *check.GossSuite
 	if o.goss != "" {
-		if goss, err = check.ReadGossFile(o.goss); err != nil {
+		if goss, err = check.ReadGossFile(o.goss, check.GossTemplate{}); err != nil {
 			if _, ok := errors.AsType[*fs.PathError](err); ok {
 				return fmt.Errorf("--goss %s: %w", o.goss, unwrapPath(err))
 			}

@@ -1,7 +1,6 @@
 package check
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -186,51 +185,43 @@ var specFields = func() map[string]bool {
 	return m
 }()
 
-// ReadGossFile reads a goss file and its includes from this machine.
-func ReadGossFile(file string) (*GossSuite, error) {
+// ReadGossFile reads a goss file and its includes from this machine, each
+// rendered as a goss template first.
+func ReadGossFile(file string, tmpl GossTemplate) (*GossSuite, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read goss file: %w", err)
 	}
-	if err := refuseTemplate(file, data); err != nil {
-		return nil, err
-	}
-	top, err := yamlx.Parse(file, data)
-	if err != nil {
-		return nil, err
-	}
-	return parseGossDocument(file, data, top)
+	return parseGossDocument(file, data, tmpl)
 }
 
 // ParseGoss reads the goss file name in fsys and the files it includes
 // (relative to the including file; an absolute path from the root of
-// fsys). Errors are *SpecError with the file and line.
-func ParseGoss(fsys fs.FS, name string) (*GossSuite, error) {
+// fsys), each rendered as a goss template first; the template's readFile
+// reads fsys too. Errors are *SpecError with the file and line.
+func ParseGoss(fsys fs.FS, name string, tmpl GossTemplate) (*GossSuite, error) {
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		return nil, fmt.Errorf("read goss file: %w", err)
 	}
-	if err := refuseTemplate(name, data); err != nil {
-		return nil, err
+	l := &gossLoader{fsys: fsys, tmpl: tmpl, suite: &GossSuite{}, index: map[string]int{}}
+	l.readFile = func(p string) ([]byte, error) {
+		return fs.ReadFile(fsys, strings.TrimPrefix(path.Clean("/"+p), "/"))
 	}
-	top, err := yamlx.Parse(name, data)
-	if err != nil {
-		return nil, err
-	}
-	l := &gossLoader{fsys: fsys, suite: &GossSuite{}, index: map[string]int{}}
-	return l.finish(name, data, top)
+	return l.finish(name, data)
 }
 
 // parseGossDocument reads a goss file of this machine, given by the name
-// the user wrote, whose document has been parsed.
-func parseGossDocument(name string, data []byte, top *yaml.Node) (*GossSuite, error) {
+// the user wrote.
+func parseGossDocument(name string, data []byte, tmpl GossTemplate) (*GossSuite, error) {
 	abs, err := filepath.Abs(name)
 	if err != nil {
 		return nil, fmt.Errorf("goss file %s: %w", name, err)
 	}
 	fsName := strings.TrimPrefix(filepath.ToSlash(abs), "/")
-	l := &gossLoader{fsys: os.DirFS("/"), rooted: true, suite: &GossSuite{}, index: map[string]int{}, shown: map[string]string{fsName: name}}
-	return l.finish(fsName, data, top)
+	l := &gossLoader{fsys: os.DirFS("/"), rooted: true, tmpl: tmpl, readFile: os.ReadFile,
+		suite: &GossSuite{}, index: map[string]int{}, shown: map[string]string{fsName: name}}
+	return l.finish(fsName, data)
 }
 
 type gossLoader struct {
@@ -238,9 +229,12 @@ type gossLoader struct {
 	// rooted: fsys is this machine's root, names in it absolute paths
 	// without their "/".
 	rooted bool
-	suite  *GossSuite
-	index  map[string]int // type + key → position in suite.Resources
-	shown  map[string]string
+	tmpl   GossTemplate
+	// readFile is the template's readFile.
+	readFile func(string) ([]byte, error)
+	suite    *GossSuite
+	index    map[string]int // type + key → position in suite.Resources
+	shown    map[string]string
 }
 
 func (l *gossLoader) display(name string) string {
@@ -253,8 +247,8 @@ func (l *gossLoader) display(name string) string {
 	return name
 }
 
-func (l *gossLoader) finish(name string, data []byte, top *yaml.Node) (*GossSuite, error) {
-	if err := l.load(name, data, top, 0); err != nil {
+func (l *gossLoader) finish(name string, data []byte) (*GossSuite, error) {
+	if err := l.load(name, data, 0); err != nil {
 		return nil, err
 	}
 	if len(l.suite.Resources) == 0 {
@@ -273,10 +267,18 @@ var gossTypeNames = func() []string {
 	return names
 }()
 
-func (l *gossLoader) load(name string, data []byte, top *yaml.Node, depth int) error {
+func (l *gossLoader) load(name string, data []byte, depth int) error {
 	file := l.display(name)
 	l.suite.Files = append(l.suite.Files, file)
-	if err := refuseTemplate(file, data); err != nil {
+	rendered, err := l.tmpl.render(file, data, l.readFile)
+	if err != nil {
+		return err
+	}
+	top, err := yamlx.Parse(file, rendered)
+	if err != nil {
+		if isTemplate(data) {
+			return fmt.Errorf("%w (in the file as its template rendered it)", err)
+		}
 		return err
 	}
 	if top == nil {
@@ -355,30 +357,12 @@ func (l *gossLoader) load(name string, data []byte, top *yaml.Node, depth int) e
 			if err != nil {
 				return &SpecError{File: file, Line: inc.line, Path: "gossfile." + inc.key, Msg: fmt.Sprintf("read %s: %v", l.display(m), err)}
 			}
-			if err := refuseTemplate(l.display(m), b); err != nil {
-				return err
-			}
-			sub, err := yamlx.Parse(l.display(m), b)
-			if err != nil {
-				return err
-			}
-			if err := l.load(m, b, sub, depth+1); err != nil {
+			if err := l.load(m, b, depth+1); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-// refuseTemplate: goss renders a file as a Go text/template before
-// reading it; imagegate does not, and says so where the first action is.
-func refuseTemplate(file string, data []byte) error {
-	i := bytes.Index(data, []byte("{{"))
-	if i < 0 {
-		return nil
-	}
-	return &SpecError{File: file, Line: 1 + bytes.Count(data[:i], []byte("\n")),
-		Msg: "goss templates ({{ … }}) are not supported: render the file first (goss render > rendered.yaml) and pass that"}
 }
 
 // add appends r, or replaces a resource of the same type and key read
