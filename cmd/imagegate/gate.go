@@ -136,6 +136,8 @@ type checkOptions struct {
 	baseline     string
 	spec         string
 	goss         string
+	vars         string
+	varsInline   string
 	changes      string
 	format       string
 	out          string
@@ -166,6 +168,8 @@ goss file (recognised by its resource types; --goss names one explicitly).
 	f.StringVar(&o.baseline, "baseline", "", "the previous image: a snapshot file or a SOURCE")
 	f.StringVar(&o.spec, "spec", "", "YAML file of declarative tests (imagegate, container-structure-test or goss)")
 	f.StringVar(&o.goss, "goss", "", "goss file to run against the image, with its gossfile includes")
+	f.StringVar(&o.vars, "vars", "", "YAML or JSON file of variables for goss templates (.Vars), as goss --vars")
+	f.StringVar(&o.varsInline, "vars-inline", "", "YAML or JSON mapping of goss template variables, over --vars key by key, as goss --vars-inline")
 	f.StringVar(&o.changes, "changes", "", "YAML file declaring intended changes against the baseline")
 	addOutputFlags(f, &o.format, &o.out, "table", gateFormats)
 	f.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to this file")
@@ -185,19 +189,27 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 	if err != nil {
 		return err
 	}
+	vars, err := check.ReadGossVars(o.vars, o.varsInline)
+	if err != nil {
+		if _, ok := errors.AsType[*fs.PathError](err); ok {
+			return fmt.Errorf("--vars %s: %w", o.vars, unwrapPath(err))
+		}
+		return usageErrorf("%v", err)
+	}
+	tmpl := check.GossTemplate{Vars: vars}
 	var spec *check.Spec
 	if o.spec != "" {
 		data, err := os.ReadFile(o.spec)
 		if err != nil {
 			return fmt.Errorf("--spec %s: %w", o.spec, unwrapPath(err))
 		}
-		if spec, err = check.ParseSpec(o.spec, data); err != nil {
+		if spec, err = check.ParseSpecTemplate(o.spec, data, tmpl); err != nil {
 			return err
 		}
 	}
 	var goss *check.GossSuite
 	if o.goss != "" {
-		if goss, err = check.ReadGossFile(o.goss, check.GossTemplate{}); err != nil {
+		if goss, err = check.ReadGossFile(o.goss, tmpl); err != nil {
 			if _, ok := errors.AsType[*fs.PathError](err); ok {
 				return fmt.Errorf("--goss %s: %w", o.goss, unwrapPath(err))
 			}
