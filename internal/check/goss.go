@@ -59,6 +59,9 @@ type GossResource struct {
 
 	content any // matching: the value matched
 	asText  bool
+	// opts are the parameters of a live resource (kOpt*): string, bool or
+	// []string by kind.
+	opts map[string]any
 }
 
 // GossAttr is one attribute of a resource and its expectation.
@@ -74,15 +77,18 @@ func (a GossAttr) Expect() string { return a.m.String() }
 type attrKind int
 
 const (
-	kMatch   attrKind = iota // a goss matcher
-	kText                    // a matcher; a list is line patterns (contents, stdout)
-	kString                  // a plain parameter (path, exec)
-	kMillis                  // a timeout in milliseconds
-	kDelay                   // a retry delay: milliseconds or a Go duration
-	kInt                     // a count
-	kBool                    // skip, as-reader
-	kAny                     // title, meta and parameters of resources imagegate never runs
-	kContent                 // matching's content
+	kMatch     attrKind = iota // a goss matcher
+	kText                      // a matcher; a list is line patterns (contents, stdout)
+	kString                    // a plain parameter (path, exec)
+	kMillis                    // a timeout in milliseconds
+	kDelay                     // a retry delay: milliseconds or a Go duration
+	kInt                       // a count
+	kBool                      // skip, as-reader
+	kAny                       // title, meta and parameters of resources imagegate never runs
+	kContent                   // matching's content
+	kOptString                 // a parameter of a runtime resource (method, ca-file)
+	kOptBool                   // allow-insecure, no-follow-redirects
+	kOptList                   // request-headers
 )
 
 type gossType struct {
@@ -100,11 +106,15 @@ type gossType struct {
 	// skipWhy is set for resources an image does not have; they are
 	// reported as skipped with it.
 	skipWhy string
+	// live names what a resource checked against the running entrypoint
+	// is ("a listening port"); without --run it is skipped saying so.
+	live string
 	// aliases are names goss still reads for an attribute.
 	aliases map[string]string
 }
 
-const needsContainer = "needs a running container; imagegate checks the image without starting one (--run is not implemented yet)"
+// needsRun is why a live resource is skipped without --run.
+const needsRun = " needs a running container: pass --run to start the image's entrypoint in the sandbox, as dgoss does"
 
 var gossTypes = map[string]*gossType{
 	"file": {name: "File", attrs: []string{"exists", "mode", "owner", "uid", "group", "gid", "linked-to", "filetype", "contents", "size", "md5", "sha256", "sha512"},
@@ -123,28 +133,28 @@ var gossTypes = map[string]*gossType{
 	"kernel-param": {name: "KernelParam", attrs: []string{"value"}, subject: "name", params: map[string]attrKind{"name": kString},
 		required: []string{"value"}, skipWhy: "a kernel parameter belongs to the host that runs the container, not to the image"},
 	"port": {name: "Port", attrs: []string{"listening", "ip"}, subject: "port", params: map[string]attrKind{"port": kString},
-		required: []string{"listening"}, skipWhy: "a listening port " + needsContainer},
+		required: []string{"listening"}, live: "a listening port"},
 	"process": {name: "Process", attrs: []string{"running"}, subject: "comm", params: map[string]attrKind{"comm": kString},
-		required: []string{"running"}, skipWhy: "a process " + needsContainer},
+		required: []string{"running"}, live: "a process"},
 	"service": {name: "Service", attrs: []string{"enabled", "running", "runlevels"}, subject: "name", params: map[string]attrKind{"name": kString},
-		skipWhy: "a service " + needsContainer},
-	"http": {name: "HTTP", attrs: []string{"status", "headers", "body"}, text: []string{"body"}, subject: "url",
-		params: map[string]attrKind{"url": kString, "method": kAny, "allow-insecure": kAny, "no-follow-redirects": kAny, "timeout": kAny,
-			"request-headers": kAny, "request-body": kAny, "username": kAny, "password": kAny, "ca-file": kAny, "cert-file": kAny,
-			"key-file": kAny, "proxy": kAny},
-		required: []string{"status"}, skipWhy: "an HTTP endpoint " + needsContainer},
+		skipWhy: "a service is systemd's, upstart's or init's, and a container, like the sandbox, runs only the image's entrypoint: no service manager answers"},
+	"http": {name: "HTTP", attrs: []string{"status", "headers", "body"}, text: []string{"headers", "body"}, subject: "url",
+		params: map[string]attrKind{"url": kString, "method": kOptString, "allow-insecure": kOptBool, "no-follow-redirects": kOptBool, "timeout": kMillis,
+			"request-headers": kOptList, "request-body": kOptString, "username": kOptString, "password": kOptString, "ca-file": kOptString,
+			"cert-file": kOptString, "key-file": kOptString, "proxy": kOptString},
+		required: []string{"status"}, live: "an HTTP endpoint"},
 	"addr": {name: "Addr", attrs: []string{"reachable"}, subject: "address",
-		params: map[string]attrKind{"address": kString, "local-address": kAny, "timeout": kAny}, required: []string{"reachable"},
-		skipWhy: "reaching an address " + needsContainer},
+		params: map[string]attrKind{"address": kString, "local-address": kOptString, "timeout": kMillis}, required: []string{"reachable"},
+		live: "reaching an address"},
 	"dns": {name: "DNS", attrs: []string{"resolvable", "addrs"}, subject: "resolve",
-		params:   map[string]attrKind{"resolve": kString, "server": kAny, "timeout": kAny, "retry_count": kAny, "retry_delay": kAny},
+		params:   map[string]attrKind{"resolve": kString, "server": kOptString, "timeout": kMillis, "retry_count": kAny, "retry_delay": kAny},
 		required: []string{"resolvable"}, aliases: map[string]string{"resolveable": "resolvable"},
-		skipWhy: "name resolution " + needsContainer},
+		live: "name resolution"},
 	"interface": {name: "Interface", attrs: []string{"exists", "addrs", "mtu"}, subject: "name", params: map[string]attrKind{"name": kString},
-		required: []string{"exists"}, skipWhy: "a network interface " + needsContainer},
+		required: []string{"exists"}, skipWhy: "a container's network interfaces are the container runtime's (the sandbox's network has loopback only)"},
 	"mount": {name: "Mount", attrs: []string{"exists", "opts", "vfs-opts", "source", "filesystem", "usage"}, subject: "mountpoint",
 		params: map[string]attrKind{"mountpoint": kString, "timeout": kAny}, required: []string{"exists"},
-		skipWhy: "a mount " + needsContainer},
+		skipWhy: "a container's mounts are the container runtime's (volumes, bind mounts, its /proc and /dev), not the image's"},
 	"registry": {name: "Registry", attrs: []string{"exists", "value", "type"}, subject: "name", params: map[string]attrKind{"name": kString},
 		required: []string{"exists"}, skipWhy: "the Windows registry is not part of a Linux image"},
 }
@@ -512,6 +522,30 @@ func (l *gossLoader) param(d *yamlx.Decoder, r *GossResource, name string, kind 
 			return d.Errorf(v, p, "%v", err)
 		}
 		r.RetryDelay = dur
+	case kOptString, kOptBool, kOptList:
+		var v2 any
+		var err error
+		switch kind {
+		case kOptString:
+			var x string
+			err = d.Decode(v, &x, p)
+			v2 = x
+		case kOptBool:
+			var x bool
+			err = d.Decode(v, &x, p)
+			v2 = x
+		default:
+			var x []string
+			err = d.Decode(v, &x, p)
+			v2 = x
+		}
+		if err != nil {
+			return err
+		}
+		if r.opts == nil {
+			r.opts = map[string]any{}
+		}
+		r.opts[name] = v2
 	case kContent:
 		var c any
 		if err := v.Decode(&c); err != nil {

@@ -265,17 +265,29 @@ func (s *Service) Dial(ctx context.Context, network, address string, local net.A
 	}
 	ch := make(chan res, 1)
 	go func() {
-		// The thread joins the sandbox's network namespace and never
-		// leaves it: it stays locked, so Go ends it with this goroutine
-		// and no other goroutine ever runs there. The socket is created
-		// on it, and keeps the namespace it was created in.
+		// The thread joins the sandbox's network namespace for the
+		// socket call (a socket keeps the namespace it was made in) and
+		// goes back before it is unlocked. It must not simply end
+		// locked: the thread that started an init may be this one, and
+		// its end would deliver the init's parent-death signal.
 		runtime.LockOSThread()
+		own, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- res{err: fmt.Errorf("dial in the sandbox: %w", err)}
+			return
+		}
+		defer own.Close()
 		if err := unix.Setns(int(s.netns.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			ch <- res{err: fmt.Errorf("enter the sandbox's network: %w", err)}
 			return
 		}
 		d := net.Dialer{LocalAddr: local}
 		c, err := d.DialContext(ctx, network, address)
+		if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		} // else the thread stays in the sandbox's namespace, locked, and ends with this goroutine
 		ch <- res{c, err}
 	}()
 	r := <-ch
