@@ -189,8 +189,12 @@ func gossFuncs(env map[string]string, readFile func(string) ([]byte, error)) tem
 			}
 			return c.FindStringSubmatch(s), nil
 		},
-		"toUpper": strings.ToUpper,
-		"toLower": strings.ToLower,
+		// Sprig's env and expandenv read .Env too, not this process
+		// behind the caller's back.
+		"env":       func(key string) string { return env[key] },
+		"expandenv": func(s string) string { return os.Expand(s, func(k string) string { return env[k] }) },
+		"toUpper":   strings.ToUpper,
+		"toLower":   strings.ToLower,
 		"repeat": func(count int, s string) (string, error) {
 			if count < 0 || (len(s) > 0 && count > maxRendered/len(s)) {
 				return "", fmt.Errorf("repeat %d: the result would exceed %d MiB", count, maxRendered>>20)

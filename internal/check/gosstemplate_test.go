@@ -30,8 +30,8 @@ func TestGossTemplates(t *testing.T) {
 			[]string{"package kernel: true", "user user1: true", "user user2: true"}},
 		{"matching vars", "matching:\n  count:\n    content: {{ .Vars.instance_count }}\n    matches: {gt: 0}\n  status:\n    content: {{ .Vars.status }}\n    matches: [{not: FAIL}]\n",
 			[]string{"matching count: gt 0", "matching status: contain-elements [not \"FAIL\"]"}},
-		{"sprig and goss functions", "matching:\n  sprig:\n    content: {{ \"hello!\" | upper | repeat 5 }}\n    matches: {match-regexp: \"HELLO!HELLO!HELLO!HELLO!HELLO!\"}\n  lower:\n    content: {{ getEnv \"GREETING\" | toLower }}-{{ getEnv \"MISSING\" \"fallback\" }}-{{ getEnv \"MISSING\" }}\n    matches: hello-fallback-\n  token:\n    content: {{ readFile \"token.txt\" }}\n    matches: s3cr3t\n  sub:\n    content: {{ index (findStringSubmatch \"v(\\\\d+)\" \"v42\") 1 }}\n    matches: 42\n",
-			[]string{"matching sprig: match-regexp \"HELLO!HELLO!HELLO!HELLO!HELLO!\"", "matching lower: \"hello-fallback-\"", "matching token: \"s3cr3t\"", "matching sub: 42"}},
+		{"sprig and goss functions", "matching:\n  sprig:\n    content: {{ \"hello!\" | upper | repeat 5 }}\n    matches: {match-regexp: \"HELLO!HELLO!HELLO!HELLO!HELLO!\"}\n  lower:\n    content: {{ getEnv \"GREETING\" | toLower }}-{{ getEnv \"MISSING\" \"fallback\" }}-{{ getEnv \"MISSING\" }}\n    matches: hello-fallback-\n  token:\n    content: {{ readFile \"token.txt\" }}\n    matches: s3cr3t\n  sub:\n    content: {{ index (findStringSubmatch \"v(\\\\d+)\" \"v42\") 1 }}\n    matches: 42\n  env:\n    content: {{ env \"OS\" }}{{ expandenv \"-$GREETING\" }}\n    matches: debian-Hello\n",
+			[]string{"matching sprig: match-regexp \"HELLO!HELLO!HELLO!HELLO!HELLO!\"", "matching lower: \"hello-fallback-\"", "matching token: \"s3cr3t\"", "matching sub: 42", "matching env: \"debian-Hello\""}},
 		{"includes rendered", "gossfile:\n  part.yaml: {}\n", []string{"group users-debian: true"}},
 	}
 	for _, tt := range tests {

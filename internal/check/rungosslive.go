@@ -172,6 +172,9 @@ func (r *gossRun) runLive(ctx context.Context, res []*GossResource, run *GossRun
 }
 
 func describeEnd(how sandbox.Result) string {
+	if how.TimedOut {
+		return "stopped: the check's time ran out"
+	}
 	if how.Signal != "" {
 		return "killed by " + how.Signal
 	}
@@ -193,6 +196,12 @@ type hostsEntry struct {
 }
 
 func (l *live) resource(ctx context.Context, res *GossResource) []Result {
+	if exited, how, err := l.svc.Exited(); exited {
+		if err != nil {
+			return l.r.failedAll(res, fmt.Errorf("not checked: the entrypoint could not run: %w", err))
+		}
+		return l.r.failedAll(res, fmt.Errorf("not checked: the entrypoint had ended (%s)", describeEnd(how)))
+	}
 	switch res.Type {
 	case "port":
 		return l.port(res)
@@ -364,10 +373,8 @@ func (l *live) dns(res *GossResource) []Result {
 		return l.r.skipped(res, fmt.Sprintf("the sandbox has no network to reach the DNS server %s", server))
 	}
 	name := res.Subject
-	if typ, rest, ok := strings.Cut(name, ":"); ok && strings.ToUpper(typ) == typ && net.ParseIP(name) == nil {
+	if typ, _, ok := strings.Cut(name, ":"); ok && net.ParseIP(name) == nil {
 		return l.r.skipped(res, fmt.Sprintf("a %s record needs a DNS server, and the sandbox has no network to reach one", typ))
-	} else if ok && net.ParseIP(name) == nil {
-		name = rest
 	}
 	ips := l.lookup(name)
 	if len(ips) == 0 {
