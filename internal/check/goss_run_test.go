@@ -89,7 +89,8 @@ func TestGossRun(t *testing.T) {
 		// failures: the message of each failure, by ID.
 		failures map[string]string
 		// wait is --wait: long for a suite that passes (it ends as soon as
-		// it does), short for one that fails.
+		// it does); for one that fails, the time its failures are retried,
+		// long enough for the server to start on a loaded machine.
 		wait time.Duration
 	}{
 		{"pass.yaml", []string{
@@ -143,7 +144,7 @@ func TestGossRun(t *testing.T) {
 			"spec/goss/http[http://localhost:8081/].status":           "status: Get \"http://localhost:8081/\": ",
 			"spec/goss/addr[tcp://localhost:8081].reachable":          "reachable: expected true, got false",
 			"spec/goss/dns[localhost].addrs":                          `addrs: expected contain-elements ["10.0.0.1"], got ["127.0.0.1","::1"]`,
-		}, 3 * time.Second},
+		}, 10 * time.Second},
 	}
 	ctx := context.Background()
 	passed := 0
