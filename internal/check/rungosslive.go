@@ -259,11 +259,20 @@ func (l *live) readHosts() []hostsEntry {
 	if l.read {
 		return l.hosts
 	}
+	var hosts []hostsEntry
 	b, err := l.svc.ReadFile("/etc/hosts")
-	if err != nil {
-		return nil // read again next round: the entrypoint may not be up yet
+	if err == nil {
+		l.read = true
+	} else {
+		// No process to read it through (one that just exited): the
+		// image's own, or what the sandbox writes for an image without
+		// one; read through the sandbox again next time.
+		text, terr := l.r.readContent("/etc/hosts")
+		if terr != nil {
+			text = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
+		}
+		b = []byte(text)
 	}
-	l.read = true
 	for line := range strings.Lines(string(b)) {
 		line, _, _ = strings.Cut(line, "#")
 		f := strings.Fields(line)
@@ -271,10 +280,13 @@ func (l *live) readHosts() []hostsEntry {
 			continue
 		}
 		if ip := net.ParseIP(f[0]); ip != nil {
-			l.hosts = append(l.hosts, hostsEntry{ip: ip, names: f[1:]})
+			hosts = append(hosts, hostsEntry{ip: ip, names: f[1:]})
 		}
 	}
-	return l.hosts
+	if l.read {
+		l.hosts = hosts
+	}
+	return hosts
 }
 
 // lookup resolves a name from the sandbox's /etc/hosts, in file order;

@@ -81,7 +81,10 @@ func (c *Chroot) Start(ctx context.Context, cmd Command) (*Service, error) {
 		s.netns, err = os.Open(proc + "/ns/net")
 	}
 	if err != nil {
-		s.Stop()
+		// An init already gone has said why, which is the better error.
+		if _, startErr := s.Stop(); startErr != nil {
+			return nil, startErr
+		}
 		return nil, fmt.Errorf("start %s: its namespaces: %w", cmd.Path, err)
 	}
 	return s, nil
