@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,11 +207,28 @@ func cstImage(t testing.TB) string {
 	})
 }
 
+// baseLayers are the root filesystem layers made so far, by tar path:
+// compressed once for every image of the test binary that uses them (the
+// compression is most of an image's cost, many times so under -race).
+var baseLayers sync.Map
+
+func baseLayer(rootfs string) (v1.Layer, error) {
+	if l, ok := baseLayers.Load(rootfs); ok {
+		return l.(v1.Layer), nil
+	}
+	l, err := tarball.LayerFromFile(rootfs, tarball.WithCompressionLevel(gzip.BestSpeed), tarball.WithCompressedCaching)
+	if err != nil {
+		return nil, err
+	}
+	actual, _ := baseLayers.LoadOrStore(rootfs, l)
+	return actual.(v1.Layer), nil
+}
+
 // ociImage writes an OCI layout of the rootfs tar with layer on top and
 // the config cfg, for linux/amd64.
 func ociImage(t testing.TB, rootfs string, layer v1.Layer, cfg v1.Config) string {
 	t.Helper()
-	base, err := tarball.LayerFromFile(rootfs, tarball.WithCompressionLevel(gzip.BestSpeed))
+	base, err := baseLayer(rootfs)
 	if err != nil {
 		t.Fatal(err)
 	}
