@@ -117,6 +117,7 @@ type Server struct {
 	verify  Verify
 	notices Notices
 	limiter *limiter
+	deps    dependencyHealth
 }
 
 // New builds the server and registers its routes and metrics.
@@ -216,6 +217,7 @@ func (s *Server) handle(method, path string, access Access, h handlerFunc) {
 	s.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		s.serve(sw, r, access, names, limit, hot, h)
+		s.noteWrite(r, sw.status)
 		requests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
 	})
 }
