@@ -173,7 +173,7 @@ func TestServiceExec(t *testing.T) {
 	c := mustChroot(t, mustRootFS(t), sandbox.ChrootOptions{})
 	const marker = "4243.5"
 	svc, err := c.Start(context.Background(), sandbox.Command{
-		Path: "/bin/sh", Args: []string{"-c", "echo up > /tmp/started; exec sleep " + marker},
+		Path: "/bin/sh", Args: []string{"-c", "mkdir /made; echo up > /tmp/started; exec sleep " + marker},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +244,17 @@ func TestServiceExec(t *testing.T) {
 		t.Errorf("left running after a timed-out Exec returned: %q", got)
 	}
 
+	// Looked for in the sandbox as it is now, not in the image.
+	made := sh("pwd; cat")
+	made.Dir, made.Stdin = "/made", strings.NewReader("from stdin")
+	if res, out, _, err := exec(made); err != nil || res.ExitCode != 0 || out != "/made\nfrom stdin" {
+		t.Errorf("exec in a directory the program made, with stdin: %+v %q %v", res, out, err)
+	}
+	missing := sh("true")
+	missing.Dir = "/nowhere"
+	if _, err := svc.Exec(context.Background(), missing); !errors.Is(err, sandbox.ErrNotFound) {
+		t.Errorf("exec in a missing directory: %v, want ErrNotFound", err)
+	}
 	if _, err := svc.Exec(context.Background(), sandbox.Command{Path: "/usr/bin/missing"}); !errors.Is(err, sandbox.ErrNotFound) {
 		t.Errorf("exec of a missing program: %v, want ErrNotFound", err)
 	}
