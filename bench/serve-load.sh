@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
+# RESOLVE_DURATION=0 skips the resolve phase (ingest only).
+RESOLVE_DURATION=${RESOLVE_DURATION:-$DURATION}
 CONNECTIONS=${CONNECTIONS:-16}
 INGEST_WORKERS=${INGEST_WORKERS:-4}
 PG_DSN=${PG_DSN:-}
@@ -47,7 +49,7 @@ bench() {
   [ -s "$out/addr" ] || { cat "$out/serve-$name.log"; exit 1; }
   echo "== $name ($(nproc) cores, server and load generator on the same machine)"
   "$out/loadgen" -server "$(cat "$out/addr")" -token "$token" -seed -label "load-$name-$RANDOM" \
-    -connections "$CONNECTIONS" -duration "$DURATION" -ingest-workers "$INGEST_WORKERS" -ingest-duration "$DURATION" "${extra[@]}"
+    -connections "$CONNECTIONS" -duration "$RESOLVE_DURATION" -ingest-workers "$INGEST_WORKERS" -ingest-duration "$DURATION" "${extra[@]}"
   kill "$pid"; wait "$pid" || true; pid=""
 }
 

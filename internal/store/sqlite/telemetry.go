@@ -17,7 +17,10 @@ import (
 )
 
 // AppendObservations writes the events and their aggregates in one
-// fsynced transaction (see rollout.TelemetryStore). SQLite runs one
+// fsynced transaction (see rollout.TelemetryStore). Concurrent calls are
+// group-committed (package batch): their batches go into one
+// transaction, so the WAL pages they share (the counters, the index
+// pages the events land on) are written and fsynced once. SQLite runs one
 // statement per aggregate row; to keep up with ingest, set members this
 // process has already seen committed are not inserted again (telCache):
 // they are never deleted, so the insert would be a no-op.
@@ -28,33 +31,95 @@ func (db *DB) AppendObservations(ctx context.Context, obs []rollout.Observation)
 	if len(obs) == 0 {
 		return 0, nil
 	}
-	var added int
+	c := &obsCall{obs: obs}
+	err := db.events.Do(ctx, c)
+	if err == nil {
+		err = c.err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("append %d events: %w", len(obs), err)
+	}
+	return c.added, nil
+}
+
+// obsCall is one AppendObservations call in a group commit.
+type obsCall struct {
+	obs   []rollout.Observation
+	added int
+	err   error
+}
+
+// maxGroupEvents bounds the events of one group commit: a few batches of
+// a runner's size, so a commit's latency stays that of a few batches.
+const maxGroupEvents = 4000
+
+// appendGroup writes the calls' batches in one transaction, in call
+// order, so that of two calls reporting one job the first counts it. When
+// that fails and it held several calls, each is written alone, so that
+// one bad batch fails only its own caller.
+func (db *DB) appendGroup(ctx context.Context, calls []*obsCall) error {
+	err := db.appendCalls(ctx, calls)
+	if err == nil || len(calls) == 1 {
+		return err
+	}
+	for _, c := range calls {
+		c.err = db.appendCalls(ctx, []*obsCall{c})
+	}
+	return nil
+}
+
+func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
+	var obs []rollout.Observation
+	if len(calls) == 1 {
+		obs = calls[0].obs
+	} else {
+		n := 0
+		for _, c := range calls {
+			n += len(c.obs)
+		}
+		obs = make([]rollout.Observation, 0, n)
+		for _, c := range calls {
+			obs = append(obs, c.obs...)
+		}
+	}
 	var learned []string
+	var counted []bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		added, learned = 0, learned[:0]
-		fresh, err := insertObservations(ctx, tx, obs)
+		learned = learned[:0]
+		var fresh []rollout.Observation
+		var err error
+		fresh, counted, err = insertObservations(ctx, tx, obs)
 		if err != nil {
 			return err
 		}
-		added = len(fresh)
 		learned, err = db.writeTally(ctx, tx, tally.Group(fresh), learned)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("append %d events: %w", len(obs), err)
+		return err
 	}
 	db.tel.add(learned)
-	return added, nil
+	for _, c := range calls {
+		c.added = 0
+		for _, ok := range counted[:len(c.obs)] {
+			if ok {
+				c.added++
+			}
+		}
+		counted = counted[len(c.obs):]
+	}
+	return nil
 }
 
-// insertObservations inserts the events and returns those that were new.
+// insertObservations inserts the events and returns those that were new,
+// and which of obs they were (a job repeated in obs counts at its first).
 // Rows go eventsPerInsert to a statement: with modernc's driver the cost
 // of a statement, not of a row, dominated ingest.
-func insertObservations(ctx context.Context, tx *sql.Tx, obs []rollout.Observation) ([]rollout.Observation, error) {
+func insertObservations(ctx context.Context, tx *sql.Tx, obs []rollout.Observation) ([]rollout.Observation, []bool, error) {
 	const cols = 16
 	full, err := tx.PrepareContext(ctx, insertEventsSQL(eventsPerInsert))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer full.Close()
 	isNew := make(map[string]bool, len(obs))
@@ -73,29 +138,30 @@ func insertObservations(ctx context.Context, tx *sql.Tx, obs []rollout.Observati
 			rows, err = tx.QueryContext(ctx, insertEventsSQL(len(chunk)), args...)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("insert events: %w", err)
+			return nil, nil, fmt.Errorf("insert events: %w", err)
 		}
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("insert events: %w", err)
+				return nil, nil, fmt.Errorf("insert events: %w", err)
 			}
 			isNew[id] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("insert events: %w", err)
+			return nil, nil, fmt.Errorf("insert events: %w", err)
 		}
 	}
 	fresh := make([]rollout.Observation, 0, len(isNew))
-	for _, o := range obs {
+	counted := make([]bool, len(obs))
+	for i, o := range obs {
 		if isNew[o.JobID] {
-			fresh = append(fresh, o)
+			fresh, counted[i] = append(fresh, o), true
 			delete(isNew, o.JobID) // a duplicate in the batch counts once
 		}
 	}
-	return fresh, nil
+	return fresh, counted, nil
 }
 
 const eventsPerInsert = 50
