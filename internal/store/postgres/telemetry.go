@@ -18,7 +18,11 @@ import (
 // transaction of one statement per table (arrays unnested server-side).
 // Rows of every statement go in key order and the statements in a fixed
 // order, counters last, so concurrent batches lock rows in one global
-// order and hold the hot counter rows only until their commit.
+// order and hold the hot counter rows only until their commit. Concurrent
+// calls are group-committed (package batch): every batch updates the same
+// counter rows, so transactions of one batch each mostly wait for each
+// other's locks; one transaction for the batches waiting writes each
+// counter row once.
 func (db *DB) AppendObservations(ctx context.Context, obs []rollout.Observation) (int, error) {
 	if err := rollout.CheckObservations(obs); err != nil {
 		return 0, err
@@ -26,27 +30,82 @@ func (db *DB) AppendObservations(ctx context.Context, obs []rollout.Observation)
 	if len(obs) == 0 {
 		return 0, nil
 	}
+	c := &obsCall{obs: obs}
+	err := db.events.Do(ctx, c)
+	if err == nil {
+		err = c.err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("append %d events: %w", len(obs), err)
+	}
+	return c.added, nil
+}
+
+// obsCall is one AppendObservations call in a group commit.
+type obsCall struct {
+	obs   []rollout.Observation
+	added int
+	err   error
+}
+
+// maxGroupEvents bounds the events of one group commit.
+const maxGroupEvents = 4000
+
+// appendGroup writes the calls' batches in one transaction, in call
+// order, so that of two calls reporting one job the first counts it. When
+// that fails and it held several calls, each is written alone, so that
+// one bad batch fails only its own caller.
+func (db *DB) appendGroup(ctx context.Context, calls []*obsCall) error {
+	err := db.appendCalls(ctx, calls)
+	if err == nil || len(calls) == 1 {
+		return err
+	}
+	for _, c := range calls {
+		c.err = db.appendCalls(ctx, []*obsCall{c})
+	}
+	return nil
+}
+
+func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
+	obs := calls[0].obs
+	if len(calls) > 1 {
+		obs = nil
+		for _, c := range calls {
+			obs = append(obs, c.obs...)
+		}
+	}
 	for attempt := 0; ; attempt++ {
-		var added int
+		var counted []bool
 		err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-			fresh, err := insertObservations(ctx, tx, obs)
+			fresh, c, err := insertObservations(ctx, tx, obs)
 			if err != nil {
 				return err
 			}
-			added = len(fresh)
+			counted = c
 			return writeTally(ctx, tx, tally.Group(fresh))
 		})
 		if isCode(err, deadlockDetected) && attempt < 3 {
 			continue // not expected with the lock order above; harmless if it happens
 		}
 		if err != nil {
-			return 0, fmt.Errorf("append %d events: %w", len(obs), err)
+			return err
 		}
-		return added, nil
+		for _, c := range calls {
+			c.added = 0
+			for _, ok := range counted[:len(c.obs)] {
+				if ok {
+					c.added++
+				}
+			}
+			counted = counted[len(c.obs):]
+		}
+		return nil
 	}
 }
 
-func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) ([]rollout.Observation, error) {
+// insertObservations inserts the events and returns those that were new,
+// and which of obs they were (a job repeated in obs counts at its first).
+func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) ([]rollout.Observation, []bool, error) {
 	n := len(obs)
 	ids, orgs, labels, versions, outcomes, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	pipes, runs, rollouts, cohorts, sigs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -68,24 +127,25 @@ func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observatio
 		ON CONFLICT (job_id) DO NOTHING RETURNING job_id`,
 		ids, orgs, labels, versions, rings, outcomes, started, durations, errs, pipes, runs, received, rollouts, stages, cohorts, sigs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	isNew := make(map[string]bool, len(stored))
 	for _, id := range stored {
 		isNew[id] = true
 	}
 	fresh := make([]rollout.Observation, 0, len(stored))
-	for _, o := range obs {
+	counted := make([]bool, len(obs))
+	for i, o := range obs {
 		if isNew[o.JobID] {
-			fresh = append(fresh, o)
+			fresh, counted[i] = append(fresh, o), true
 			delete(isNew, o.JobID) // a duplicate in the batch counts once
 		}
 	}
-	return fresh, nil
+	return fresh, counted, nil
 }
 
 type ringSigKey struct {
