@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -155,10 +158,76 @@ type ringSigKey struct {
 
 type versionSigKey struct{ label, version, sig string }
 
+// writeTally writes b's rows. History goes first, so that the evidence
+// judged in the same batch sees it (a backfilled job in the batch counts).
 func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
+	vNew := map[versionSigKey]*[2]int64{}
+	bump := func(k versionSigKey, i int) {
+		c := vNew[k]
+		if c == nil {
+			c = new([2]int64)
+			vNew[k] = c
+		}
+		c[i]++
+	}
+	var lowered []tally.History // rows whose first_seen this batch set or lowered
+	if len(b.History) > 0 {
+		n := len(b.History)
+		ls, ps, ss, vs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		fs, las := make([]time.Time, n), make([]time.Time, n)
+		js := make([]int64, n)
+		delta := make(map[[4]string]tally.History, n)
+		for i, h := range b.History {
+			ls[i], ps[i], ss[i], vs[i], fs[i], las[i], js[i] = h.Label, h.Pipeline, h.Signature, h.Version, h.First, h.Last, h.Jobs
+			delta[[4]string{h.Label, h.Pipeline, h.Signature, h.Version}] = h
+		}
+		rows, err := tx.Query(ctx, `INSERT INTO tel_history AS h (label, pipeline, signature, version, first_seen, last_seen, jobs)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bigint[])
+			ORDER BY 1, 2, 3, 4
+			ON CONFLICT (label, pipeline, signature, version) DO UPDATE SET first_seen = least(h.first_seen, excluded.first_seen),
+				last_seen = greatest(h.last_seen, excluded.last_seen), jobs = h.jobs + excluded.jobs
+			RETURNING label, pipeline, signature, version, jobs, first_seen`, ls, ps, ss, vs, fs, las, js)
+		if err != nil {
+			return fmt.Errorf("signature history: %w", err)
+		}
+		var k [4]string
+		var jobs int64
+		var first time.Time
+		_, err = pgx.ForEachRow(rows, []any{&k[0], &k[1], &k[2], &k[3], &jobs, &first}, func() error {
+			h := delta[k]
+			if jobs == h.Jobs { // nothing was there before
+				bump(versionSigKey{k[0], k[3], k[2]}, 0)
+			}
+			if first.Equal(h.First.Truncate(time.Microsecond)) {
+				lowered = append(lowered, h)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("signature history: %w", err)
+		}
+	}
+	// New evidence per ring signature: fresh pipelines and, for the new
+	// cohort, orgs that got their first fresh pipeline (negative when
+	// backfilled history took them away).
+	evidence := map[ringSigKey]*[2]int64{}
+	addEvidence := func(k ringSigKey, pipes, orgs int64) {
+		c := evidence[k]
+		if c == nil {
+			c = new([2]int64)
+			evidence[k] = c
+		}
+		c[0] += pipes
+		c[1] += orgs
+	}
+	if err := unfreshen(ctx, tx, lowered, addEvidence); err != nil {
+		return err
+	}
+
 	expNew := map[tally.Ring]*[2]int64{}
 	sigNew := map[ringSigKey]*[2]int64{}
-	var candidates []tally.RingMember // new control/old signature pipelines: evidence unless history
+	var candidates []tally.RingMember  // new control/old signature pipelines: evidence unless history
+	freshOrgs := map[[5]string]int64{} // new cohort's fresh pipelines per rollout, stage, signature, org
 	if len(b.RingMembers) > 0 {
 		n := len(b.RingMembers)
 		rs, cs, ss, ks, ms, os := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -166,15 +235,23 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		for i, m := range b.RingMembers {
 			rs[i], st[i], cs[i], ss[i], ks[i], ms[i], os[i] = m.RolloutID, int32(m.Stage), m.Cohort, m.Signature, m.Kind, m.Member, m.Org
 		}
-		rows, err := tx.Query(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org)
-			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+		// A new cohort's signature pipeline is judged as it is inserted:
+		// fresh unless the pipeline produced the signature on another
+		// version before the rollout was created.
+		rows, err := tx.Query(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org, fresh)
+			SELECT u.r, u.st, u.co, u.s, u.k, u.m, u.o, CASE WHEN u.co = $8 AND u.s <> '' AND u.k = $9 AND NOT EXISTS (
+				SELECT 1 FROM rollouts ro JOIN tel_history h ON h.label = ro.label AND h.pipeline = u.m AND h.signature = u.s
+					AND h.version <> ro.version AND h.first_seen < ro.created_at WHERE ro.id = u.r) THEN 1 ELSE 0 END
+			FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u(r, st, co, s, k, m, o)
 			ORDER BY 1, 2, 3, 4, 5, 6
-			ON CONFLICT DO NOTHING RETURNING rollout_id, stage, cohort, signature, kind, member`, rs, st, cs, ss, ks, ms, os)
+			ON CONFLICT DO NOTHING RETURNING rollout_id, stage, cohort, signature, kind, member, org, fresh`,
+			rs, st, cs, ss, ks, ms, os, rollout.CohortNew, tally.KindPipeline)
 		if err != nil {
 			return fmt.Errorf("ring members: %w", err)
 		}
 		var m tally.RingMember
-		_, err = pgx.ForEachRow(rows, []any{&m.RolloutID, &m.Stage, &m.Cohort, &m.Signature, &m.Kind, &m.Member}, func() error {
+		var fresh int
+		_, err = pgx.ForEachRow(rows, []any{&m.RolloutID, &m.Stage, &m.Cohort, &m.Signature, &m.Kind, &m.Member, &m.Org, &fresh}, func() error {
 			var c *[2]int64
 			if m.Signature == "" {
 				if c = expNew[m.Ring]; c == nil {
@@ -193,6 +270,9 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 				if m.Signature != "" && (m.Cohort == rollout.CohortControl || m.Cohort == rollout.CohortOld) {
 					candidates = append(candidates, m)
 				}
+				if fresh == 1 {
+					freshOrgs[[5]string{m.RolloutID, strconv.Itoa(m.Stage), m.Cohort, m.Signature, m.Org}]++
+				}
 			} else {
 				c[1]++
 			}
@@ -202,48 +282,35 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 			return fmt.Errorf("ring members: %w", err)
 		}
 	}
-
-	vNew := map[versionSigKey]*[2]int64{}
-	bump := func(k versionSigKey, i int) {
-		c := vNew[k]
-		if c == nil {
-			c = new([2]int64)
-			vNew[k] = c
+	if len(freshOrgs) > 0 {
+		keys := slices.SortedFunc(maps.Keys(freshOrgs), func(x, y [5]string) int { return slices.Compare(x[:], y[:]) })
+		n := len(keys)
+		rs, cs, ss, os := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		st := make([]int32, n)
+		ds := make([]int64, n)
+		for i, k := range keys {
+			stage, _ := strconv.Atoi(k[1])
+			rs[i], st[i], cs[i], ss[i], os[i], ds[i] = k[0], int32(stage), k[2], k[3], k[4], freshOrgs[k]
 		}
-		c[i]++
-	}
-	if len(b.History) > 0 {
-		n := len(b.History)
-		ls, ps, ss, vs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		fs, las := make([]time.Time, n), make([]time.Time, n)
-		js := make([]int64, n)
-		delta := make(map[[4]string]int64, n)
-		for i, h := range b.History {
-			ls[i], ps[i], ss[i], vs[i], fs[i], las[i], js[i] = h.Label, h.Pipeline, h.Signature, h.Version, h.First, h.Last, h.Jobs
-			delta[[4]string{h.Label, h.Pipeline, h.Signature, h.Version}] = h.Jobs
-		}
-		rows, err := tx.Query(ctx, `INSERT INTO tel_history AS h (label, pipeline, signature, version, first_seen, last_seen, jobs)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bigint[])
-			ORDER BY 1, 2, 3, 4
-			ON CONFLICT (label, pipeline, signature, version) DO UPDATE SET first_seen = least(h.first_seen, excluded.first_seen),
-				last_seen = greatest(h.last_seen, excluded.last_seen), jobs = h.jobs + excluded.jobs
-			RETURNING label, pipeline, signature, version, jobs`, ls, ps, ss, vs, fs, las, js)
+		rows, err := tx.Query(ctx, `INSERT INTO tel_ring_sig_orgs AS t (rollout_id, stage, cohort, signature, org, fresh)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[]) ORDER BY 1, 2, 3, 4, 5
+			ON CONFLICT (rollout_id, stage, cohort, signature, org) DO UPDATE SET fresh = t.fresh + excluded.fresh
+			RETURNING rollout_id, stage, cohort, signature, org, fresh`, rs, st, cs, ss, os, ds)
 		if err != nil {
-			return fmt.Errorf("signature history: %w", err)
+			return fmt.Errorf("signature evidence: %w", err)
 		}
-		var k [4]string
-		var jobs int64
-		_, err = pgx.ForEachRow(rows, []any{&k[0], &k[1], &k[2], &k[3], &jobs}, func() error {
-			if jobs == delta[k] { // nothing was there before
-				bump(versionSigKey{k[0], k[3], k[2]}, 0)
-			}
+		var k ringSigKey
+		var org string
+		var now int64
+		_, err = pgx.ForEachRow(rows, []any{&k.RolloutID, &k.Stage, &k.Cohort, &k.sig, &org, &now}, func() error {
+			d := freshOrgs[[5]string{k.RolloutID, strconv.Itoa(k.Stage), k.Cohort, k.sig, org}]
+			addEvidence(k, d, b2i64(now == d))
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("signature history: %w", err)
+			return fmt.Errorf("signature evidence: %w", err)
 		}
 	}
-	evidence := map[ringSigKey]int64{}
 	if len(candidates) > 0 {
 		// After the batch's history: a backfilled job in it counts.
 		n := len(candidates)
@@ -262,7 +329,7 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		}
 		var k ringSigKey
 		var cnt int64
-		_, err = pgx.ForEachRow(rows, []any{&k.RolloutID, &k.Stage, &k.Cohort, &k.sig, &cnt}, func() error { evidence[k] += cnt; return nil })
+		_, err = pgx.ForEachRow(rows, []any{&k.RolloutID, &k.Stage, &k.Cohort, &k.sig, &cnt}, func() error { addEvidence(k, cnt, 0); return nil })
 		if err != nil {
 			return fmt.Errorf("signature evidence: %w", err)
 		}
@@ -342,20 +409,44 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		n := len(b.RingSigs)
 		rs, cs, ss := make([]string, n), make([]string, n), make([]string, n)
 		st := make([]int32, n)
-		js, ps, os, es := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		js, ps, os, es, eos := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		for i, s := range b.RingSigs {
+			k := ringSigKey{s.Ring, s.Signature}
 			rs[i], st[i], cs[i], ss[i], js[i] = s.RolloutID, int32(s.Stage), s.Cohort, s.Signature, s.Jobs
-			if c := sigNew[ringSigKey{s.Ring, s.Signature}]; c != nil {
+			if c := sigNew[k]; c != nil {
 				ps[i], os[i] = c[0], c[1]
 			}
-			es[i] = evidence[ringSigKey{s.Ring, s.Signature}]
+			if ev := evidence[k]; ev != nil {
+				es[i], eos[i] = ev[0], ev[1]
+				delete(evidence, k)
+			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO tel_ring_sigs AS t (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence)
-			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_ring_sigs AS t (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence, evidence_orgs)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
 			ORDER BY 1, 2, 3, 4
 			ON CONFLICT (rollout_id, stage, cohort, signature) DO UPDATE SET jobs = t.jobs + excluded.jobs,
-				pipelines = t.pipelines + excluded.pipelines, orgs = t.orgs + excluded.orgs, evidence = t.evidence + excluded.evidence`,
-			rs, st, cs, ss, js, ps, os, es); err != nil {
+				pipelines = t.pipelines + excluded.pipelines, orgs = t.orgs + excluded.orgs, evidence = t.evidence + excluded.evidence,
+				evidence_orgs = t.evidence_orgs + excluded.evidence_orgs`,
+			rs, st, cs, ss, js, ps, os, es, eos); err != nil {
+			return fmt.Errorf("ring signatures: %w", err)
+		}
+	}
+	if len(evidence) > 0 {
+		// Evidence taken away by backfilled history, in rings this batch
+		// has no job of.
+		keys := slices.SortedFunc(maps.Keys(evidence), func(x, y ringSigKey) int {
+			return cmp.Or(cmp.Compare(x.RolloutID, y.RolloutID), cmp.Compare(x.Stage, y.Stage), cmp.Compare(x.Cohort, y.Cohort), cmp.Compare(x.sig, y.sig))
+		})
+		n := len(keys)
+		rs, cs, ss := make([]string, n), make([]string, n), make([]string, n)
+		st := make([]int32, n)
+		es, eos := make([]int64, n), make([]int64, n)
+		for i, k := range keys {
+			rs[i], st[i], cs[i], ss[i], es[i], eos[i] = k.RolloutID, int32(k.Stage), k.Cohort, k.sig, evidence[k][0], evidence[k][1]
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tel_ring_sigs t SET evidence = t.evidence + u.e, evidence_orgs = t.evidence_orgs + u.eo
+			FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) AS u(r, st, co, s, e, eo)
+			WHERE t.rollout_id = u.r AND t.stage = u.st AND t.cohort = u.co AND t.signature = u.s`, rs, st, cs, ss, es, eos); err != nil {
 			return fmt.Errorf("ring signatures: %w", err)
 		}
 	}
@@ -410,6 +501,64 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		}
 	}
 	return nil
+}
+
+// unfreshen clears the fresh mark of the new cohort's signature pipelines
+// that history in lowered (rows whose first_seen this batch set or
+// lowered) gives a past: the pipeline produced the signature on another
+// version before their rollout was created. For live events no rollout
+// was created after them, and the statement finds nothing at once.
+func unfreshen(ctx context.Context, tx pgx.Tx, lowered []tally.History, add func(k ringSigKey, pipes, orgs int64)) error {
+	if len(lowered) == 0 {
+		return nil
+	}
+	n := len(lowered)
+	ls, ps, ss, vs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	fs := make([]time.Time, n)
+	for i, h := range lowered {
+		ls[i], ps[i], ss[i], vs[i], fs[i] = h.Label, h.Pipeline, h.Signature, h.Version, h.First
+	}
+	rows, err := tx.Query(ctx, `WITH c AS (
+			SELECT ro.id AS r, c.p, c.s FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS c(l, p, s, v, f)
+			JOIN rollouts ro ON ro.label = c.l AND ro.version <> c.v AND ro.created_at > c.f),
+		m AS (UPDATE tel_ring_members m SET fresh = 0 FROM c
+			WHERE m.rollout_id = c.r AND m.stage IN (SELECT stage FROM rollout_stages WHERE rollout_id = c.r)
+				AND m.cohort = $6 AND m.signature = c.s AND m.kind = $7 AND m.member = c.p AND m.fresh = 1
+			RETURNING m.rollout_id, m.stage, m.signature, m.org),
+		d AS (SELECT rollout_id, stage, signature, org, count(*) AS n FROM m GROUP BY 1, 2, 3, 4)
+		UPDATE tel_ring_sig_orgs t SET fresh = t.fresh - d.n FROM d
+		WHERE t.rollout_id = d.rollout_id AND t.stage = d.stage AND t.cohort = $6 AND t.signature = d.signature AND t.org = d.org
+		RETURNING t.rollout_id, t.stage, t.signature, d.n, t.fresh`, ls, ps, ss, vs, fs, rollout.CohortNew, tally.KindPipeline)
+	if err != nil {
+		return fmt.Errorf("backfilled history: %w", err)
+	}
+	k := ringSigKey{Ring: tally.Ring{Cohort: rollout.CohortNew}}
+	var gone, left int64
+	_, err = pgx.ForEachRow(rows, []any{&k.RolloutID, &k.Stage, &k.sig, &gone, &left}, func() error {
+		add(k, -gone, -b2i64(left == 0))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("backfilled history: %w", err)
+	}
+	return nil
+}
+
+// ones is n counts of 1: the most affected orgs' counts when no org has
+// more than one.
+func ones(n int64) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = 1
+	}
+	return out
+}
+
+func b2i64(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // RolloutStages reads the stages migration 0004's trigger wrote.
@@ -496,26 +645,38 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			}
 		}
 
-		rows, err = tx.Query(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, COALESCE(t.template, '')
-			FROM tel_ring_sigs s LEFT JOIN tel_templates t ON t.signature = s.signature
-			WHERE s.rollout_id = $1 AND s.stage = $2 ORDER BY s.signature`, rolloutID, stage)
+		rows, err = tx.Query(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, s.evidence_orgs
+			FROM tel_ring_sigs s WHERE s.rollout_id = $1 AND s.stage = $2 ORDER BY s.signature`, rolloutID, stage)
 		if err != nil {
 			return err
 		}
 		index := map[string]int{}
+		var perOrg []int // signatures whose new evidence has an org with several pipelines
 		var id, cohort, tmpl string
 		var sc rollout.SignatureCounts
-		var evidence int64
-		if _, err := pgx.ForEachRow(rows, []any{&id, &cohort, &sc.Jobs, &sc.Pipelines, &sc.Orgs, &evidence, &tmpl}, func() error {
+		var evidence, evidenceOrgs int64
+		if _, err := pgx.ForEachRow(rows, []any{&id, &cohort, &sc.Jobs, &sc.Pipelines, &sc.Orgs, &evidence, &evidenceOrgs}, func() error {
 			i, ok := index[id]
 			if !ok {
 				i = len(t.Signatures)
 				index[id] = i
-				t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Template: tmpl, Cohorts: map[string]rollout.SignatureCounts{}})
+				t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Cohorts: map[string]rollout.SignatureCounts{}})
 			}
 			c := sc
-			if cohort == rollout.CohortControl || cohort == rollout.CohortOld {
+			switch cohort {
+			case rollout.CohortControl, rollout.CohortOld:
 				c.WithoutHistory = evidence
+			case rollout.CohortNew:
+				// Judged at ingest (migration 0010): fresh pipelines and
+				// their orgs; the per-org counts are read only where an
+				// org has more than one.
+				c.WithoutHistory, c.OrgsWithoutHistory = evidence, evidenceOrgs
+				t.Signatures[i].NewWithoutHistory = evidence
+				if evidence > evidenceOrgs {
+					perOrg = append(perOrg, i)
+				} else if evidence > 0 {
+					c.TopOrgs = ones(min(evidence, rollout.MaxTopOrgs))
+				}
 			}
 			t.Signatures[i].Cohorts[cohort] = c
 			return nil
@@ -525,46 +686,46 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		if len(t.Signatures) == 0 {
 			return nil
 		}
-
-		// Evidence: each cohort's signature pipelines without history, per
-		// org; one range of the primary key per cohort.
-		type sigCohort struct {
-			i      int
-			cohort string
+		// Templates: one lookup per signature, not per cohort row.
+		rows, err = tx.Query(ctx, `SELECT t.signature, t.template FROM tel_templates t
+			WHERE t.signature IN (SELECT DISTINCT signature FROM tel_ring_sigs WHERE rollout_id = $1 AND stage = $2)`, rolloutID, stage)
+		if err != nil {
+			return err
 		}
-		perOrg := map[sigCohort][]int64{}
-		var org string
-		var n int64
-		for _, cohort := range []string{rollout.CohortNew} { // the others' was counted at ingest
-			rows, err = tx.Query(ctx, `SELECT m.signature, m.org, count(*) FROM tel_ring_members m
-				WHERE m.rollout_id = $1 AND m.stage = $2 AND m.cohort = $3 AND m.signature > '' AND m.kind = $4
-				AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = $5 AND h.pipeline = m.member
-					AND h.signature = m.signature AND h.version <> $6 AND h.first_seen < $7)
-				GROUP BY m.signature, m.org`, rolloutID, stage, cohort, tally.KindPipeline, label, version, created)
+		if _, err := pgx.ForEachRow(rows, []any{&id, &tmpl}, func() error {
+			if i, ok := index[id]; ok {
+				t.Signatures[i].Template = tmpl
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(perOrg) > 0 {
+			ids := make([]string, len(perOrg))
+			for j, i := range perOrg {
+				ids[j] = t.Signatures[i].ID
+			}
+			rows, err = tx.Query(ctx, `SELECT signature, fresh FROM tel_ring_sig_orgs
+				WHERE rollout_id = $1 AND stage = $2 AND cohort = $3 AND signature = ANY($4) AND fresh > 0`,
+				rolloutID, stage, rollout.CohortNew, ids)
 			if err != nil {
 				return err
 			}
-			if _, err := pgx.ForEachRow(rows, []any{&id, &org, &n}, func() error {
+			counts := map[int][]int64{}
+			var n int64
+			if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error {
 				if i, ok := index[id]; ok {
-					k := sigCohort{i, cohort}
-					perOrg[k] = append(perOrg[k], n)
+					counts[i] = append(counts[i], n)
 				}
 				return nil
 			}); err != nil {
 				return err
 			}
-		}
-		for k, counts := range perOrg {
-			sig := &t.Signatures[k.i]
-			c := sig.Cohorts[k.cohort]
-			for _, n := range counts {
-				c.WithoutHistory += n
-			}
-			c.OrgsWithoutHistory = int64(len(counts))
-			c.TopOrgs = tally.Top(counts, rollout.MaxTopOrgs)
-			sig.Cohorts[k.cohort] = c
-			if k.cohort == rollout.CohortNew {
-				sig.NewWithoutHistory = c.WithoutHistory
+			for i, cs := range counts {
+				sig := &t.Signatures[i]
+				c := sig.Cohorts[rollout.CohortNew]
+				c.TopOrgs = tally.Top(cs, rollout.MaxTopOrgs)
+				sig.Cohorts[rollout.CohortNew] = c
 			}
 		}
 

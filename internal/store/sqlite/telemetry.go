@@ -188,8 +188,57 @@ type ringSigKey struct {
 type versionSigKey struct{ label, version, sig string }
 
 // writeTally writes b's rows. Counters go last: they are the rows every
-// batch touches.
+// batch touches. History goes first, so that the evidence judged in the
+// same batch sees it (a backfilled job in the batch counts).
 func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned []string) ([]string, error) {
+	vNew := map[versionSigKey]*[2]int64{}
+	bump := func(k versionSigKey, i int) {
+		c := vNew[k]
+		if c == nil {
+			c = new([2]int64)
+			vNew[k] = c
+		}
+		c[i]++
+	}
+	var lowered []tally.History // rows whose first_seen this batch set or lowered
+	if len(b.History) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_history (label, pipeline, signature, version, first_seen, last_seen, jobs)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
+			last_seen = max(last_seen, excluded.last_seen), jobs = jobs + excluded.jobs RETURNING jobs, first_seen`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for _, h := range b.History {
+			var jobs, first int64
+			if err := st.QueryRowContext(ctx, h.Label, h.Pipeline, h.Signature, h.Version, us(h.First), us(h.Last), h.Jobs).Scan(&jobs, &first); err != nil {
+				return learned, fmt.Errorf("signature history: %w", err)
+			}
+			if jobs == h.Jobs { // nothing was there before
+				bump(versionSigKey{h.Label, h.Version, h.Signature}, 0)
+			}
+			if first == us(h.First) {
+				lowered = append(lowered, h)
+			}
+		}
+	}
+	// New evidence per ring signature: fresh pipelines and, for the new
+	// cohort, orgs that got their first fresh pipeline (negative when
+	// backfilled history took them away).
+	evidence := map[ringSigKey]*[2]int64{}
+	addEvidence := func(k ringSigKey, pipes, orgs int64) {
+		c := evidence[k]
+		if c == nil {
+			c = new([2]int64)
+			evidence[k] = c
+		}
+		c[0] += pipes
+		c[1] += orgs
+	}
+	if err := unfreshen(ctx, tx, lowered, addEvidence); err != nil {
+		return learned, err
+	}
+
 	expNew := map[tally.Ring]*[2]int64{} // new pipelines, orgs
 	sigNew := map[ringSigKey]*[2]int64{}
 	var candidates []tally.RingMember // new control/old signature pipelines: evidence unless history
@@ -200,14 +249,50 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			return learned, err
 		}
 		defer st.Close()
+		// A new cohort's signature pipeline is judged as it is inserted:
+		// fresh unless the pipeline produced the signature on another
+		// version before the rollout was created.
+		stNew, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org, fresh)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT NOT EXISTS (SELECT 1 FROM rollouts r JOIN tel_history h ON h.label = r.label
+				AND h.pipeline = ?6 AND h.signature = ?4 AND h.version <> r.version AND h.first_seen < r.created_at WHERE r.id = ?1)))
+			ON CONFLICT DO NOTHING RETURNING fresh`)
+		if err != nil {
+			return learned, err
+		}
+		defer stNew.Close()
+		orgs, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_sig_orgs (rollout_id, stage, cohort, signature, org, fresh)
+			VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET fresh = fresh + 1 RETURNING fresh`)
+		if err != nil {
+			return learned, err
+		}
+		defer orgs.Close()
 		for _, m := range b.RingMembers {
 			key := "m\x00" + m.RolloutID + "\x00" + strconv.Itoa(m.Stage) + "\x00" + m.Cohort + "\x00" + m.Signature + "\x00" + m.Kind + "\x00" + m.Member
 			if db.tel.has(key) {
 				continue
 			}
-			n, err := execN(ctx, st, m.RolloutID, m.Stage, m.Cohort, m.Signature, m.Kind, m.Member, m.Org)
-			if err != nil {
-				return learned, fmt.Errorf("ring member: %w", err)
+			var n int64
+			if m.Cohort == rollout.CohortNew && m.Signature != "" && m.Kind == tally.KindPipeline {
+				var fresh bool
+				switch err := stNew.QueryRowContext(ctx, m.RolloutID, m.Stage, m.Cohort, m.Signature, m.Kind, m.Member, m.Org).Scan(&fresh); {
+				case errors.Is(err, sql.ErrNoRows):
+				case err != nil:
+					return learned, fmt.Errorf("ring member: %w", err)
+				default:
+					n = 1
+					if fresh {
+						var perOrg int64
+						if err := orgs.QueryRowContext(ctx, m.RolloutID, m.Stage, m.Cohort, m.Signature, m.Org).Scan(&perOrg); err != nil {
+							return learned, fmt.Errorf("signature evidence: %w", err)
+						}
+						addEvidence(ringSigKey{m.Ring, m.Signature}, 1, b2i64(perOrg == 1))
+					}
+				}
+			} else {
+				var err error
+				if n, err = execN(ctx, st, m.RolloutID, m.Stage, m.Cohort, m.Signature, m.Kind, m.Member, m.Org); err != nil {
+					return learned, fmt.Errorf("ring member: %w", err)
+				}
 			}
 			learned = append(learned, key)
 			if n == 0 {
@@ -236,37 +321,7 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			}
 		}
 	}
-
-	vNew := map[versionSigKey]*[2]int64{}
-	bump := func(k versionSigKey, i int) {
-		c := vNew[k]
-		if c == nil {
-			c = new([2]int64)
-			vNew[k] = c
-		}
-		c[i]++
-	}
-	if len(b.History) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_history (label, pipeline, signature, version, first_seen, last_seen, jobs)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
-			last_seen = max(last_seen, excluded.last_seen), jobs = jobs + excluded.jobs RETURNING jobs`)
-		if err != nil {
-			return learned, err
-		}
-		defer st.Close()
-		for _, h := range b.History {
-			var jobs int64
-			if err := st.QueryRowContext(ctx, h.Label, h.Pipeline, h.Signature, h.Version, us(h.First), us(h.Last), h.Jobs).Scan(&jobs); err != nil {
-				return learned, fmt.Errorf("signature history: %w", err)
-			}
-			if jobs == h.Jobs { // nothing was there before
-				bump(versionSigKey{h.Label, h.Version, h.Signature}, 0)
-			}
-		}
-	}
-	evidence := map[ringSigKey]int64{}
 	if len(candidates) > 0 {
-		// After the batch's history: a backfilled job in it counts.
 		st, err := tx.PrepareContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM rollouts r JOIN tel_history h ON h.label = r.label
 			AND h.pipeline = ? AND h.signature = ? AND h.version <> r.version AND h.first_seen < r.created_at WHERE r.id = ?)`)
 		if err != nil {
@@ -279,7 +334,7 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 				return learned, fmt.Errorf("signature evidence: %w", err)
 			}
 			if fresh {
-				evidence[ringSigKey{m.Ring, m.Signature}]++
+				addEvidence(ringSigKey{m.Ring, m.Signature}, 1, 0)
 			}
 		}
 	}
@@ -346,20 +401,41 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 		}
 	}
 	if len(b.RingSigs) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_sigs (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs,
-			pipelines = pipelines + excluded.pipelines, orgs = orgs + excluded.orgs, evidence = evidence + excluded.evidence`)
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_sigs (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence, evidence_orgs)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs,
+			pipelines = pipelines + excluded.pipelines, orgs = orgs + excluded.orgs, evidence = evidence + excluded.evidence,
+			evidence_orgs = evidence_orgs + excluded.evidence_orgs`)
 		if err != nil {
 			return learned, err
 		}
 		defer st.Close()
 		for _, s := range b.RingSigs {
-			c := sigNew[ringSigKey{s.Ring, s.Signature}]
+			k := ringSigKey{s.Ring, s.Signature}
+			c := sigNew[k]
 			if c == nil {
 				c = new([2]int64)
 			}
-			if _, err := st.ExecContext(ctx, s.RolloutID, s.Stage, s.Cohort, s.Signature, s.Jobs, c[0], c[1],
-				evidence[ringSigKey{s.Ring, s.Signature}]); err != nil {
+			ev := evidence[k]
+			if ev == nil {
+				ev = new([2]int64)
+			}
+			delete(evidence, k)
+			if _, err := st.ExecContext(ctx, s.RolloutID, s.Stage, s.Cohort, s.Signature, s.Jobs, c[0], c[1], ev[0], ev[1]); err != nil {
+				return learned, fmt.Errorf("ring signature: %w", err)
+			}
+		}
+	}
+	if len(evidence) > 0 {
+		// Evidence taken away by backfilled history, in rings this batch
+		// has no job of.
+		st, err := tx.PrepareContext(ctx, `UPDATE tel_ring_sigs SET evidence = evidence + ?, evidence_orgs = evidence_orgs + ?
+			WHERE rollout_id = ? AND stage = ? AND cohort = ? AND signature = ?`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for k, ev := range evidence {
+			if _, err := st.ExecContext(ctx, ev[0], ev[1], k.RolloutID, k.Stage, k.Cohort, k.sig); err != nil {
 				return learned, fmt.Errorf("ring signature: %w", err)
 			}
 		}
@@ -399,6 +475,115 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 		}
 	}
 	return learned, nil
+}
+
+// unfreshen clears the fresh mark of the new cohort's signature pipelines
+// that history in lowered (rows whose first_seen this batch set or
+// lowered) gives a past: the pipeline produced the signature on another
+// version before their rollout was created. For live events no rollout
+// was created after them, and it costs one query per label.
+func unfreshen(ctx context.Context, tx *sql.Tx, lowered []tally.History, add func(k ringSigKey, pipes, orgs int64)) error {
+	if len(lowered) == 0 {
+		return nil
+	}
+	since := map[string]int64{}
+	for _, h := range lowered {
+		if f, ok := since[h.Label]; !ok || us(h.First) < f {
+			since[h.Label] = us(h.First)
+		}
+	}
+	type later struct {
+		id, version string
+		created     int64
+	}
+	rollouts := map[string][]later{}
+	for label, f := range since {
+		rows, err := tx.QueryContext(ctx, `SELECT id, version, created_at FROM rollouts WHERE label = ? AND created_at > ?`, label, f)
+		if err != nil {
+			return fmt.Errorf("backfilled history: %w", err)
+		}
+		for rows.Next() {
+			var r later
+			if err := rows.Scan(&r.id, &r.version, &r.created); err != nil {
+				rows.Close()
+				return fmt.Errorf("backfilled history: %w", err)
+			}
+			rollouts[label] = append(rollouts[label], r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("backfilled history: %w", err)
+		}
+	}
+	if len(rollouts) == 0 {
+		return nil
+	}
+	upd, err := tx.PrepareContext(ctx, `UPDATE tel_ring_members SET fresh = 0 WHERE rollout_id = ?1
+		AND stage IN (SELECT stage FROM rollout_stages WHERE rollout_id = ?1) AND cohort = ?2 AND signature = ?3
+		AND kind = ?4 AND member = ?5 AND fresh = 1 RETURNING stage, org`)
+	if err != nil {
+		return err
+	}
+	defer upd.Close()
+	dec, err := tx.PrepareContext(ctx, `UPDATE tel_ring_sig_orgs SET fresh = fresh - 1
+		WHERE rollout_id = ? AND stage = ? AND cohort = ? AND signature = ? AND org = ? RETURNING fresh`)
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	type member struct {
+		stage int
+		org   string
+	}
+	for _, h := range lowered {
+		for _, r := range rollouts[h.Label] {
+			if r.version == h.Version || r.created <= us(h.First) {
+				continue
+			}
+			rows, err := upd.QueryContext(ctx, r.id, rollout.CohortNew, h.Signature, tally.KindPipeline, h.Pipeline)
+			if err != nil {
+				return fmt.Errorf("backfilled history: %w", err)
+			}
+			var ms []member
+			for rows.Next() {
+				var m member
+				if err := rows.Scan(&m.stage, &m.org); err != nil {
+					rows.Close()
+					return fmt.Errorf("backfilled history: %w", err)
+				}
+				ms = append(ms, m)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("backfilled history: %w", err)
+			}
+			for _, m := range ms {
+				var left int64
+				if err := dec.QueryRowContext(ctx, r.id, m.stage, rollout.CohortNew, h.Signature, m.org).Scan(&left); err != nil {
+					return fmt.Errorf("backfilled history: %w", err)
+				}
+				add(ringSigKey{tally.Ring{RolloutID: r.id, Stage: m.stage, Cohort: rollout.CohortNew}, h.Signature}, -1, -b2i64(left == 0))
+			}
+		}
+	}
+	return nil
+}
+
+// ones is n counts of 1: the most affected orgs' counts when no org has
+// more than one.
+func ones(n int64) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = 1
+	}
+	return out
+}
+
+func b2i64(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // writeExamples fills the free example slots of each version's signature
@@ -645,18 +830,18 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		}
 	}
 
-	rows, err = tx.QueryContext(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, COALESCE(t.template, '')
-		FROM tel_ring_sigs s LEFT JOIN tel_templates t ON t.signature = s.signature
-		WHERE s.rollout_id = ? AND s.stage = ? ORDER BY s.signature`, rolloutID, stage)
+	rows, err = tx.QueryContext(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, s.evidence_orgs
+		FROM tel_ring_sigs s WHERE s.rollout_id = ? AND s.stage = ? ORDER BY s.signature`, rolloutID, stage)
 	if err != nil {
 		return t, wrap(err)
 	}
 	index := map[string]int{}
+	var perOrg []int // signatures whose new evidence has an org with several pipelines
 	for rows.Next() {
-		var id, cohort, tmpl string
+		var id, cohort string
 		var c rollout.SignatureCounts
-		var evidence int64
-		if err := rows.Scan(&id, &cohort, &c.Jobs, &c.Pipelines, &c.Orgs, &evidence, &tmpl); err != nil {
+		var evidence, evidenceOrgs int64
+		if err := rows.Scan(&id, &cohort, &c.Jobs, &c.Pipelines, &c.Orgs, &evidence, &evidenceOrgs); err != nil {
 			rows.Close()
 			return t, wrap(err)
 		}
@@ -664,10 +849,22 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		if !ok {
 			i = len(t.Signatures)
 			index[id] = i
-			t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Template: tmpl, Cohorts: map[string]rollout.SignatureCounts{}})
+			t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Cohorts: map[string]rollout.SignatureCounts{}})
 		}
-		if cohort == rollout.CohortControl || cohort == rollout.CohortOld {
+		switch cohort {
+		case rollout.CohortControl, rollout.CohortOld:
 			c.WithoutHistory = evidence
+		case rollout.CohortNew:
+			// Judged at ingest (migration 0010): fresh pipelines and
+			// their orgs; the per-org counts are read only where an org
+			// has more than one.
+			c.WithoutHistory, c.OrgsWithoutHistory = evidence, evidenceOrgs
+			t.Signatures[i].NewWithoutHistory = evidence
+			if evidence > evidenceOrgs {
+				perOrg = append(perOrg, i)
+			} else if evidence > 0 {
+				c.TopOrgs = ones(min(evidence, rollout.MaxTopOrgs))
+			}
 		}
 		t.Signatures[i].Cohorts[cohort] = c
 	}
@@ -678,52 +875,57 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 	if len(t.Signatures) == 0 {
 		return t, nil
 	}
-
-	// The new cohort's evidence: its signature pipelines without history,
-	// per org, judged now (the other cohorts' was counted at ingest). One
-	// range of the primary key past the exposure members (signature '').
-	type sigCohort struct {
-		i      int
-		cohort string
+	// Templates: one lookup per signature, not per cohort row.
+	rows, err = tx.QueryContext(ctx, `SELECT t.signature, t.template FROM tel_templates t
+		WHERE t.signature IN (SELECT DISTINCT signature FROM tel_ring_sigs WHERE rollout_id = ? AND stage = ?)`, rolloutID, stage)
+	if err != nil {
+		return t, wrap(err)
 	}
-	perOrg := map[sigCohort][]int64{}
-	for _, cohort := range []string{rollout.CohortNew} {
-		rows, err = tx.QueryContext(ctx, `SELECT m.signature, m.org, COUNT(*) FROM tel_ring_members m
-			WHERE m.rollout_id = ? AND m.stage = ? AND m.cohort = ? AND m.signature > '' AND m.kind = ?
-			AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ? AND h.pipeline = m.member
-				AND h.signature = m.signature AND h.version <> ? AND h.first_seen < ?)
-			GROUP BY m.signature, m.org`, rolloutID, stage, cohort, tally.KindPipeline, label, version, created)
+	for rows.Next() {
+		var id, tmpl string
+		if err := rows.Scan(&id, &tmpl); err != nil {
+			rows.Close()
+			return t, wrap(err)
+		}
+		if i, ok := index[id]; ok {
+			t.Signatures[i].Template = tmpl
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return t, wrap(err)
+	}
+
+	if len(perOrg) > 0 {
+		st, err := tx.PrepareContext(ctx, `SELECT fresh FROM tel_ring_sig_orgs
+			WHERE rollout_id = ? AND stage = ? AND cohort = ? AND signature = ? AND fresh > 0`)
 		if err != nil {
 			return t, wrap(err)
 		}
-		for rows.Next() {
-			var id, org string
-			var n int64
-			if err := rows.Scan(&id, &org, &n); err != nil {
-				rows.Close()
+		defer st.Close()
+		var counts []int64
+		for _, i := range perOrg {
+			sig := &t.Signatures[i]
+			rows, err := st.QueryContext(ctx, rolloutID, stage, rollout.CohortNew, sig.ID)
+			if err != nil {
 				return t, wrap(err)
 			}
-			if i, ok := index[id]; ok {
-				k := sigCohort{i, cohort}
-				perOrg[k] = append(perOrg[k], n)
+			counts = counts[:0]
+			for rows.Next() {
+				var n int64
+				if err := rows.Scan(&n); err != nil {
+					rows.Close()
+					return t, wrap(err)
+				}
+				counts = append(counts, n)
 			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return t, wrap(err)
-		}
-	}
-	for k, counts := range perOrg {
-		sig := &t.Signatures[k.i]
-		c := sig.Cohorts[k.cohort]
-		for _, n := range counts {
-			c.WithoutHistory += n
-		}
-		c.OrgsWithoutHistory = int64(len(counts))
-		c.TopOrgs = tally.Top(counts, rollout.MaxTopOrgs)
-		sig.Cohorts[k.cohort] = c
-		if k.cohort == rollout.CohortNew {
-			sig.NewWithoutHistory = c.WithoutHistory
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return t, wrap(err)
+			}
+			c := sig.Cohorts[rollout.CohortNew]
+			c.TopOrgs = tally.Top(slices.Clone(counts), rollout.MaxTopOrgs)
+			sig.Cohorts[rollout.CohortNew] = c
 		}
 	}
 

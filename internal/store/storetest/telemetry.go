@@ -24,6 +24,7 @@ var telemetryTests = []struct {
 	fn   func(t *testing.T, s rollout.Store)
 }{
 	{"TelemetryCohorts", testTelemetryCohorts},
+	{"TelemetryBackfilledHistory", testTelemetryBackfill},
 	{"TelemetryBatchRefusedWhole", testTelemetryRefusal},
 	{"TelemetryExamplesCapped", testTelemetryExamples},
 	{"TelemetryConcurrentRetries", testTelemetryConcurrent},
@@ -324,6 +325,54 @@ func testTelemetryCohorts(t *testing.T, s rollout.Store) {
 	} else {
 		wantErr(t, "RingTelemetry of a missing rollout", err, rollout.ErrNotFound)
 	}
+}
+
+// testTelemetryBackfill: the new cohort's evidence is judged at ingest,
+// and history backfilled later (a job on the old version from before the
+// rollout was created, reported late) takes it away again.
+func testTelemetryBackfill(t *testing.T, s rollout.Store) {
+	e := newTelEnv(t, s)
+	sqliteID, _ := LastLineSigner{}.Sign(sqlite3)
+	F := rollout.OutcomeFailed
+	e.clock.Advance(time.Hour)
+	r, err := e.svc.StartRollout(ctx(t), "test", rollout.StartRequest{Label: telLabel, Version: "v2"})
+	must(t, err)
+	e.clock.Advance(time.Minute)
+	e.tickTo(r.ID, 0)
+	e.clock.Advance(10 * time.Minute)
+	e.ingest(3,
+		e.ev("n1", "org-canary", "v2", "p-a", F, sqlite3, 0),
+		e.ev("n2", "org-canary", "v2", "p-b", F, sqlite3, 0),
+		e.ev("n3", "org-canary", "v2", "p-c", F, sqlite3, 0))
+	check := func(step string, want rollout.SignatureCounts) {
+		t.Helper()
+		got, err := s.RingTelemetry(ctx(t), r.ID, 0)
+		must(t, err)
+		if len(got.Signatures) != 1 || got.Signatures[0].ID != sqliteID {
+			t.Fatalf("%s: signatures %+v, want only %s", step, got.Signatures, sqliteID)
+		}
+		sig := got.Signatures[0]
+		if d := cmp.Diff(want, sig.Cohorts[rollout.CohortNew]); d != "" {
+			t.Errorf("%s: new cohort (-want +got):\n%s", step, d)
+		}
+		if sig.NewWithoutHistory != want.WithoutHistory {
+			t.Errorf("%s: NewWithoutHistory = %d, want %d", step, sig.NewWithoutHistory, want.WithoutHistory)
+		}
+	}
+	check("before backfill", rollout.SignatureCounts{Pipelines: 3, Orgs: 1, Jobs: 3, WithoutHistory: 3, OrgsWithoutHistory: 1, TopOrgs: []int64{3}})
+	// p-a hit it on v1 two days before the rollout; p-c only after the
+	// rollout was created, which is no history.
+	e.ingest(2,
+		e.ev("h1", "org-old", "v1", "p-a", F, sqlite3, -2*24*time.Hour),
+		e.ev("h2", "org-old", "v1", "p-c", F, sqlite3, -5*time.Minute))
+	check("p-a backfilled", rollout.SignatureCounts{Pipelines: 3, Orgs: 1, Jobs: 3, WithoutHistory: 2, OrgsWithoutHistory: 1, TopOrgs: []int64{2}})
+	e.ingest(1, e.ev("h3", "org-old", "v1", "p-b", F, sqlite3, -3*24*time.Hour))
+	e.ingest(1, e.ev("h4", "org-old", "v1", "p-c", F, sqlite3, -3*24*time.Hour))
+	check("all backfilled", rollout.SignatureCounts{Pipelines: 3, Orgs: 1, Jobs: 3})
+	// A new pipeline with history from before is no evidence either.
+	e.ingest(1, e.ev("h5", "org-old", "v1", "p-d", F, sqlite3, -time.Hour-30*time.Minute))
+	e.ingest(1, e.ev("n4", "org-canary", "v2", "p-d", F, sqlite3, 0))
+	check("p-d", rollout.SignatureCounts{Pipelines: 4, Orgs: 1, Jobs: 4})
 }
 
 func sortSigs(sigs []rollout.RingSignature) []rollout.RingSignature {
