@@ -626,22 +626,40 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			}
 		}
 		if from != "" && len(t.Exposure) > 0 {
-			rows, err = tx.Query(ctx, `SELECT m.cohort, sum(d.jobs)::bigint, sum(d.failed)::bigint FROM tel_ring_members m
-				JOIN tel_org_days d ON d.label = $1 AND d.version = $2 AND d.org = m.member AND d.day <= $3
-				WHERE m.rollout_id = $4 AND m.stage = $5 AND m.signature = '' AND m.kind = $6
-				GROUP BY m.cohort`, label, from, tally.DayOf(created), rolloutID, stage, tally.KindOrg)
+			// Two scans summed here rather than a join that seeks each
+			// member org's days: every org is a member of several cohorts.
+			rows, err = tx.Query(ctx, `SELECT org, sum(jobs)::bigint, sum(failed)::bigint FROM tel_org_days
+				WHERE label = $1 AND version = $2 AND day <= $3 GROUP BY org`, label, from, tally.DayOf(created))
 			if err != nil {
 				return err
 			}
+			hist := map[string][2]int64{}
+			var org string
 			var jobs int64
-			if _, err := pgx.ForEachRow(rows, []any{&c, &jobs, &failed}, func() error {
-				if e, ok := t.Exposure[c]; ok {
-					e.HistoryJobs, e.HistoryFailed = jobs, failed
-					t.Exposure[c] = e
-				}
+			if _, err := pgx.ForEachRow(rows, []any{&org, &jobs, &failed}, func() error {
+				hist[org] = [2]int64{jobs, failed}
 				return nil
 			}); err != nil {
 				return err
+			}
+			if len(hist) > 0 {
+				cohorts := slices.Collect(maps.Keys(t.Exposure))
+				rows, err = tx.Query(ctx, `SELECT cohort, member FROM tel_ring_members
+					WHERE rollout_id = $1 AND stage = $2 AND cohort = ANY($3) AND signature = '' AND kind = $4`,
+					rolloutID, stage, cohorts, tally.KindOrg)
+				if err != nil {
+					return err
+				}
+				if _, err := pgx.ForEachRow(rows, []any{&c, &org}, func() error {
+					e := t.Exposure[c]
+					h := hist[org]
+					e.HistoryJobs += h[0]
+					e.HistoryFailed += h[1]
+					t.Exposure[c] = e
+					return nil
+				}); err != nil {
+					return err
+				}
 			}
 		}
 

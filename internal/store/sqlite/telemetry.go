@@ -805,28 +805,55 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		}
 	}
 	if from != "" && len(t.Exposure) > 0 {
-		rows, err = tx.QueryContext(ctx, `SELECT m.cohort, SUM(d.jobs), SUM(d.failed) FROM tel_ring_members m
-			JOIN tel_org_days d ON d.label = ? AND d.version = ? AND d.org = m.member AND d.day <= ?
-			WHERE m.rollout_id = ? AND m.stage = ? AND m.signature = '' AND m.kind = ?
-			GROUP BY m.cohort`, label, from, tally.DayOf(fromUS(created)), rolloutID, stage, tally.KindOrg)
+		// Two range scans summed here rather than a join that seeks each
+		// member org's days: every org is a member of several cohorts.
+		rows, err = tx.QueryContext(ctx, `SELECT org, SUM(jobs), SUM(failed) FROM tel_org_days
+			WHERE label = ? AND version = ? AND day <= ? GROUP BY org`, label, from, tally.DayOf(fromUS(created)))
 		if err != nil {
 			return t, wrap(err)
 		}
+		hist := map[string][2]int64{}
 		for rows.Next() {
-			var c string
+			var org string
 			var jobs, failed int64
-			if err := rows.Scan(&c, &jobs, &failed); err != nil {
+			if err := rows.Scan(&org, &jobs, &failed); err != nil {
 				rows.Close()
 				return t, wrap(err)
 			}
-			if e, ok := t.Exposure[c]; ok {
-				e.HistoryJobs, e.HistoryFailed = jobs, failed
-				t.Exposure[c] = e
-			}
+			hist[org] = [2]int64{jobs, failed}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return t, wrap(err)
+		}
+		if len(hist) > 0 {
+			st, err := tx.PrepareContext(ctx, `SELECT member FROM tel_ring_members
+				WHERE rollout_id = ? AND stage = ? AND cohort = ? AND signature = '' AND kind = ?`)
+			if err != nil {
+				return t, wrap(err)
+			}
+			defer st.Close()
+			for c, e := range t.Exposure {
+				rows, err := st.QueryContext(ctx, rolloutID, stage, c, tally.KindOrg)
+				if err != nil {
+					return t, wrap(err)
+				}
+				for rows.Next() {
+					var org string
+					if err := rows.Scan(&org); err != nil {
+						rows.Close()
+						return t, wrap(err)
+					}
+					h := hist[org]
+					e.HistoryJobs += h[0]
+					e.HistoryFailed += h[1]
+				}
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					return t, wrap(err)
+				}
+				t.Exposure[c] = e
+			}
 		}
 	}
 
