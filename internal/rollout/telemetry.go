@@ -54,6 +54,15 @@ type Signer interface {
 	Sign(errorText string) (id, template string)
 }
 
+// GeneralisingSigner is what a Signer may offer besides Sign: previous is
+// the id the signature had before this text generalised its template ("",
+// when it did not). The store then records previous as an alias of id and
+// reads previous's counts as id's: the same failure, now known to vary in
+// one more place. Contract as Sign's.
+type GeneralisingSigner interface {
+	SignGeneralised(errorText string) (id, template, previous string)
+}
+
 // Observation is a job event as the server read it: the event (Ring
 // replaced by the ring it counts in for gates, -1 for none; StartedAt no
 // later than ReceivedAt) and what it means for the analysis.
@@ -69,6 +78,10 @@ type Observation struct {
 	// Signature and Template come from the Signer, for failed jobs with a
 	// pipeline; Example is the error text's tail (MaxExample bytes).
 	Signature, Template, Example string
+	// PreviousSignature is the id Signature had before this job's text
+	// generalised its template (GeneralisingSigner), else "": the store
+	// merges it into Signature.
+	PreviousSignature string
 }
 
 // Stage is a ring a rollout entered, and when.
@@ -237,7 +250,11 @@ func (s *Service) ingestEvents(ctx context.Context, events []JobEvent) (int, err
 		o.ErrorText = CutErrorText(o.ErrorText, MaxErrorText)
 		tl.classify(o, table.routes[e.Label])
 		if e.Outcome == OutcomeFailed && e.Pipeline != "" && s.opts.Signer != nil {
-			o.Signature, o.Template = s.opts.Signer.Sign(o.ErrorText)
+			if g, ok := s.opts.Signer.(GeneralisingSigner); ok {
+				o.Signature, o.Template, o.PreviousSignature = g.SignGeneralised(o.ErrorText)
+			} else {
+				o.Signature, o.Template = s.opts.Signer.Sign(o.ErrorText)
+			}
 			if o.Signature != "" {
 				o.Example = CutErrorText(o.ErrorText, MaxExample)
 			}
