@@ -92,6 +92,9 @@ func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
 		if err != nil {
 			return err
 		}
+		if err := applyAliases(ctx, tx, fresh); err != nil {
+			return err
+		}
 		learned, err = db.writeTally(ctx, tx, tally.Group(fresh), learned)
 		return err
 	})
@@ -107,6 +110,79 @@ func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
 			}
 		}
 		counted = counted[len(c.obs):]
+	}
+	return nil
+}
+
+// applyAliases records the aliases obs carry (PreviousSignature → the
+// id that generalised it) and moves every observation reported under an
+// aliased id to its surviving one, so that counts continue there.
+func applyAliases(ctx context.Context, tx *sql.Tx, obs []rollout.Observation) error {
+	var sel *sql.Stmt
+	resolved := map[string]string{}
+	resolve := func(id string) (string, error) {
+		if to, ok := resolved[id]; ok {
+			return to, nil
+		}
+		if sel == nil {
+			var err error
+			if sel, err = tx.PrepareContext(ctx, `SELECT alias_of FROM tel_aliases WHERE signature = ?`); err != nil {
+				return "", err
+			}
+		}
+		to := id
+		if err := sel.QueryRowContext(ctx, id).Scan(&to); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("signature alias: %w", err)
+		}
+		resolved[id] = to
+		return to, nil
+	}
+	defer func() {
+		if sel != nil {
+			sel.Close()
+		}
+	}()
+	for i := range obs {
+		o := &obs[i]
+		if o.PreviousSignature == "" || o.Signature == "" || o.PreviousSignature == o.Signature {
+			continue
+		}
+		to, err := resolve(o.Signature)
+		if err != nil {
+			return err
+		}
+		if from, err := resolve(o.PreviousSignature); err != nil || from == to {
+			if err != nil {
+				return err
+			}
+			continue // known already, or a cycle: keep what is stored
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tel_aliases (signature, alias_of) VALUES (?, ?)
+			ON CONFLICT DO UPDATE SET alias_of = excluded.alias_of`, o.PreviousSignature, to); err != nil {
+			return fmt.Errorf("signature alias: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tel_aliases SET alias_of = ? WHERE alias_of = ?`, to, o.PreviousSignature); err != nil {
+			return fmt.Errorf("signature alias: %w", err)
+		}
+		for k, v := range resolved {
+			if v == o.PreviousSignature {
+				resolved[k] = to
+			}
+		}
+		resolved[o.PreviousSignature] = to
+	}
+	for i := range obs {
+		o := &obs[i]
+		if o.Signature == "" {
+			continue
+		}
+		to, err := resolve(o.Signature)
+		if err != nil {
+			return err
+		}
+		if to != o.Signature {
+			o.Signature, o.Template = to, ""
+		}
 	}
 	return nil
 }
@@ -569,16 +645,6 @@ func unfreshen(ctx context.Context, tx *sql.Tx, lowered []tally.History, add fun
 	return nil
 }
 
-// ones is n counts of 1: the most affected orgs' counts when no org has
-// more than one.
-func ones(n int64) []int64 {
-	out := make([]int64, n)
-	for i := range out {
-		out[i] = 1
-	}
-	return out
-}
-
 func b2i64(b bool) int64 {
 	if b {
 		return 1
@@ -857,54 +923,37 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		}
 	}
 
-	rows, err = tx.QueryContext(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, s.evidence_orgs
-		FROM tel_ring_sigs s WHERE s.rollout_id = ? AND s.stage = ? ORDER BY s.signature`, rolloutID, stage)
+	// A signature aliased to another (its template generalised) counts as
+	// the surviving one: its rows are summed into it.
+	rows, err = tx.QueryContext(ctx, `SELECT s.signature, COALESCE(a.alias_of, s.signature), s.cohort, s.jobs, s.pipelines, s.orgs,
+			s.evidence, s.evidence_orgs
+		FROM tel_ring_sigs s LEFT JOIN tel_aliases a ON a.signature = s.signature
+		WHERE s.rollout_id = ? AND s.stage = ? ORDER BY s.signature`, rolloutID, stage)
 	if err != nil {
 		return t, wrap(err)
 	}
-	index := map[string]int{}
-	var perOrg []int // signatures whose new evidence has an org with several pipelines
+	var ring tally.RingSigs
 	for rows.Next() {
-		var id, cohort string
-		var c rollout.SignatureCounts
-		var evidence, evidenceOrgs int64
-		if err := rows.Scan(&id, &cohort, &c.Jobs, &c.Pipelines, &c.Orgs, &evidence, &evidenceOrgs); err != nil {
+		var r tally.RingSigRow
+		if err := rows.Scan(&r.Raw, &r.ID, &r.Cohort, &r.Counts.Jobs, &r.Counts.Pipelines, &r.Counts.Orgs, &r.Evidence, &r.EvidenceOrgs); err != nil {
 			rows.Close()
 			return t, wrap(err)
 		}
-		i, ok := index[id]
-		if !ok {
-			i = len(t.Signatures)
-			index[id] = i
-			t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Cohorts: map[string]rollout.SignatureCounts{}})
-		}
-		switch cohort {
-		case rollout.CohortControl, rollout.CohortOld:
-			c.WithoutHistory = evidence
-		case rollout.CohortNew:
-			// Judged at ingest (migration 0010): fresh pipelines and
-			// their orgs; the per-org counts are read only where an org
-			// has more than one.
-			c.WithoutHistory, c.OrgsWithoutHistory = evidence, evidenceOrgs
-			t.Signatures[i].NewWithoutHistory = evidence
-			if evidence > evidenceOrgs {
-				perOrg = append(perOrg, i)
-			} else if evidence > 0 {
-				c.TopOrgs = ones(min(evidence, rollout.MaxTopOrgs))
-			}
-		}
-		t.Signatures[i].Cohorts[cohort] = c
+		ring.Add(r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return t, wrap(err)
 	}
+	t.Signatures = ring.Signatures()
 	if len(t.Signatures) == 0 {
 		return t, nil
 	}
+	index := ring.Index
 	// Templates: one lookup per signature, not per cohort row.
 	rows, err = tx.QueryContext(ctx, `SELECT t.signature, t.template FROM tel_templates t
-		WHERE t.signature IN (SELECT DISTINCT signature FROM tel_ring_sigs WHERE rollout_id = ? AND stage = ?)`, rolloutID, stage)
+		WHERE t.signature IN (SELECT DISTINCT COALESCE(a.alias_of, s.signature) FROM tel_ring_sigs s
+			LEFT JOIN tel_aliases a ON a.signature = s.signature WHERE s.rollout_id = ? AND s.stage = ?)`, rolloutID, stage)
 	if err != nil {
 		return t, wrap(err)
 	}
@@ -922,37 +971,35 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 	if err := rows.Err(); err != nil {
 		return t, wrap(err)
 	}
-
-	if len(perOrg) > 0 {
-		st, err := tx.PrepareContext(ctx, `SELECT fresh FROM tel_ring_sig_orgs
+	if len(ring.PerOrg) > 0 {
+		st, err := tx.PrepareContext(ctx, `SELECT org, fresh FROM tel_ring_sig_orgs
 			WHERE rollout_id = ? AND stage = ? AND cohort = ? AND signature = ? AND fresh > 0`)
 		if err != nil {
 			return t, wrap(err)
 		}
 		defer st.Close()
-		var counts []int64
-		for _, i := range perOrg {
-			sig := &t.Signatures[i]
-			rows, err := st.QueryContext(ctx, rolloutID, stage, rollout.CohortNew, sig.ID)
-			if err != nil {
-				return t, wrap(err)
-			}
-			counts = counts[:0]
-			for rows.Next() {
-				var n int64
-				if err := rows.Scan(&n); err != nil {
-					rows.Close()
+		for _, i := range ring.PerOrg {
+			byOrg := map[string]int64{}
+			for _, raw := range ring.Raws[i] {
+				rows, err := st.QueryContext(ctx, rolloutID, stage, rollout.CohortNew, raw)
+				if err != nil {
 					return t, wrap(err)
 				}
-				counts = append(counts, n)
+				for rows.Next() {
+					var org string
+					var n int64
+					if err := rows.Scan(&org, &n); err != nil {
+						rows.Close()
+						return t, wrap(err)
+					}
+					byOrg[org] += n
+				}
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					return t, wrap(err)
+				}
 			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return t, wrap(err)
-			}
-			c := sig.Cohorts[rollout.CohortNew]
-			c.TopOrgs = tally.Top(slices.Clone(counts), rollout.MaxTopOrgs)
-			sig.Cohorts[rollout.CohortNew] = c
+			tally.SetOrgs(&t.Signatures[i], byOrg)
 		}
 	}
 
@@ -971,7 +1018,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 				rows.Close()
 				return t, wrap(err)
 			}
-			if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
+			if i, ok := index[ring.Alias[id]]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
 				t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
 			}
 		}
@@ -1012,11 +1059,17 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		return nil, "", err
 	}
 	n := page.Limit(p)
-	rows, err := db.rd.QueryContext(ctx, `SELECT s.version, s.signature, COALESCE(t.template, ''), s.first_seen, s.last_seen,
-			s.jobs, s.pipelines, s.orgs
-		FROM tel_signatures s LEFT JOIN tel_templates t ON t.signature = s.signature
-		WHERE s.label = ? AND (? = '' OR s.version = ?) AND (s.version, s.signature) > (?, ?)
-		ORDER BY s.version, s.signature LIMIT ?`, label, version, version, after[0], after[1], n+1)
+	// An aliased signature's rows are summed into the surviving one's.
+	rows, err := db.rd.QueryContext(ctx, `SELECT g.version, g.id, COALESCE(t.template, ''), g.first_seen, g.last_seen,
+			g.jobs, g.pipelines, g.orgs
+		FROM (SELECT s.version, COALESCE(a.alias_of, s.signature) AS id, min(s.first_seen) AS first_seen,
+				max(s.last_seen) AS last_seen, sum(s.jobs) AS jobs, sum(s.pipelines) AS pipelines, sum(s.orgs) AS orgs
+			FROM tel_signatures s LEFT JOIN tel_aliases a ON a.signature = s.signature
+			WHERE s.label = ? AND (? = '' OR s.version = ?) AND s.version >= ?
+			GROUP BY s.version, id) g
+		LEFT JOIN tel_templates t ON t.signature = g.id
+		WHERE (g.version, g.id) > (?, ?)
+		ORDER BY g.version, g.id LIMIT ?`, label, version, version, after[0], after[0], after[1], n+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("signatures of %s: %w", label, err)
 	}
@@ -1048,9 +1101,16 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		idx[[2]string{s.Version, s.ID}] = i
 	}
 	first, last := out[0], out[len(out)-1]
-	rows, err = db.rd.QueryContext(ctx, `SELECT version, signature, message FROM tel_examples
-		WHERE label = ? AND (version, signature) >= (?, ?) AND (version, signature) <= (?, ?)
-		ORDER BY version, signature, slot`, label, first.Version, first.ID, last.Version, last.ID)
+	// The surviving id's examples first, then those of ids aliased to it.
+	rows, err = db.rd.QueryContext(ctx, `SELECT v, id, message FROM (
+			SELECT e.version AS v, COALESCE(a.alias_of, e.signature) AS id, 0 AS part, e.signature AS raw, e.slot AS slot, e.message
+			FROM tel_examples e LEFT JOIN tel_aliases a ON a.signature = e.signature
+			WHERE e.label = ? AND (e.version, e.signature) >= (?, ?) AND (e.version, e.signature) <= (?, ?)
+			UNION ALL
+			SELECT e.version, a.alias_of, 1, e.signature, e.slot, e.message FROM tel_aliases a JOIN tel_examples e ON e.signature = a.signature
+			WHERE e.label = ? AND a.alias_of >= ? AND a.alias_of <= ? AND e.version >= ? AND e.version <= ?)
+		ORDER BY v, id, part, raw, slot`,
+		label, first.Version, first.ID, last.Version, last.ID, label, min(first.ID, last.ID), max(first.ID, last.ID), first.Version, last.Version)
 	if err != nil {
 		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 	}
@@ -1060,7 +1120,7 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		if err := rows.Scan(&v, &id, &msg); err != nil {
 			return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 		}
-		if i, ok := idx[[2]string{v, id}]; ok {
+		if i, ok := idx[[2]string{v, id}]; ok && len(out[i].Examples) < tally.MaxExamples && !slices.Contains(out[i].Examples, msg) {
 			out[i].Examples = append(out[i].Examples, msg)
 		}
 	}

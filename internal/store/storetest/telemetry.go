@@ -25,6 +25,7 @@ var telemetryTests = []struct {
 }{
 	{"TelemetryCohorts", testTelemetryCohorts},
 	{"TelemetryBackfilledHistory", testTelemetryBackfill},
+	{"TelemetrySignatureAliases", testTelemetryAliases},
 	{"TelemetryBatchRefusedWhole", testTelemetryRefusal},
 	{"TelemetryExamplesCapped", testTelemetryExamples},
 	{"TelemetryConcurrentRetries", testTelemetryConcurrent},
@@ -101,8 +102,13 @@ const telLabel = "img"
 
 func newTelEnv(t *testing.T, s rollout.Store) *telEnv {
 	t.Helper()
+	return newTelEnvSigner(t, s, LastLineSigner{})
+}
+
+func newTelEnvSigner(t *testing.T, s rollout.Store, signer rollout.Signer) *telEnv {
+	t.Helper()
 	e := &telEnv{t: t, s: s, clock: NewClock(T0)}
-	svc, err := rollout.NewService(ctx(t), s, rollout.ServiceOptions{Clock: e.clock, AllowUnknownGate: true, Signer: LastLineSigner{}})
+	svc, err := rollout.NewService(ctx(t), s, rollout.ServiceOptions{Clock: e.clock, AllowUnknownGate: true, Signer: signer})
 	must(t, err)
 	t.Cleanup(func() { svc.Close() })
 	e.svc = svc
@@ -373,6 +379,64 @@ func testTelemetryBackfill(t *testing.T, s rollout.Store) {
 	e.ingest(1, e.ev("h5", "org-old", "v1", "p-d", F, sqlite3, -time.Hour-30*time.Minute))
 	e.ingest(1, e.ev("n4", "org-canary", "v2", "p-d", F, sqlite3, 0))
 	check("p-d", rollout.SignatureCounts{Pipelines: 4, Orgs: 1, Jobs: 4})
+}
+
+// generalisingSigner answers texts from a script: the miner generalising
+// "old" into "new" on the second variant, and a replica that has not seen
+// it yet still answering "old".
+type generalisingSigner map[string][3]string
+
+var _ rollout.GeneralisingSigner = generalisingSigner{}
+
+func (g generalisingSigner) Sign(text string) (string, string) {
+	a := g[text]
+	return a[0], a[1]
+}
+
+func (g generalisingSigner) SignGeneralised(text string) (string, string, string) {
+	a := g[text]
+	return a[0], a[1], a[2]
+}
+
+// testTelemetryAliases: when a template generalises, the old id's counts
+// continue under the new one, also for events still reported under the
+// old id.
+func testTelemetryAliases(t *testing.T, s rollout.Store) {
+	signer := generalisingSigner{
+		"Error: db-1 refused\n":       {"s-old", "Error: db-1 refused", ""},
+		"Error: db-2 refused\n":       {"s-new", "Error: <*> refused", "s-old"},
+		"late: Error: db-1 refused\n": {"s-old", "Error: db-1 refused", ""},
+	}
+	e := newTelEnvSigner(t, s, signer)
+	F := rollout.OutcomeFailed
+	e.clock.Advance(time.Hour)
+	r, err := e.svc.StartRollout(ctx(t), "test", rollout.StartRequest{Label: telLabel, Version: "v2"})
+	must(t, err)
+	e.clock.Advance(time.Minute)
+	e.tickTo(r.ID, 0)
+	e.clock.Advance(10 * time.Minute)
+	e.ingest(1, e.ev("n1", "org-canary", "v2", "p-a", F, "Error: db-1 refused\n", 0))
+	e.ingest(1, e.ev("n2", "org-canary", "v2", "p-b", F, "Error: db-2 refused\n", 0))
+	e.ingest(1, e.ev("n3", "org-canary", "v2", "p-c", F, "late: Error: db-1 refused\n", 0))
+	got, err := s.RingTelemetry(ctx(t), r.ID, 0)
+	must(t, err)
+	want := []rollout.RingSignature{{ID: "s-new", Template: "Error: <*> refused",
+		Examples: []string{"Error: db-2 refused\n", "late: Error: db-1 refused\n"},
+		Cohorts: map[string]rollout.SignatureCounts{rollout.CohortNew: {Pipelines: 3, Orgs: 2, Jobs: 3,
+			WithoutHistory: 3, OrgsWithoutHistory: 1, TopOrgs: []int64{3}}},
+		NewWithoutHistory: 3}}
+	if d := cmp.Diff(want, got.Signatures); d != "" {
+		t.Errorf("RingTelemetry signatures (-want +got):\n%s", d)
+	}
+	sigs, _, err := s.ListSignatures(ctx(t), telLabel, "v2", rollout.Page{})
+	must(t, err)
+	var listed []string
+	for _, sg := range sigs {
+		listed = append(listed, fmt.Sprintf("%s %s %q jobs=%d pipelines=%d orgs=%d examples=%d", sg.Version, sg.ID, sg.Template, sg.Jobs, sg.Pipelines, sg.Orgs, len(sg.Examples)))
+	}
+	if d := cmp.Diff([]string{`v2 s-new "Error: <*> refused" jobs=3 pipelines=3 orgs=2 examples=3`}, listed); d != "" {
+		t.Errorf("ListSignatures(v2) (-want +got):\n%s", d)
+	}
 }
 
 func sortSigs(sigs []rollout.RingSignature) []rollout.RingSignature {

@@ -210,7 +210,9 @@ func Group(obs []rollout.Observation) Batch {
 		if ex := examples[vk]; len(ex) < MaxExamples && o.Example != "" && !slices.Contains(ex, o.Example) {
 			examples[vk] = append(ex, o.Example)
 		}
-		if _, ok := templates[o.Signature]; !ok {
+		// An observation moved to a signature's surviving id carries no
+		// template (its own is the aliased id's).
+		if _, ok := templates[o.Signature]; !ok && o.Template != "" {
 			templates[o.Signature] = o.Template
 		}
 	}
@@ -302,4 +304,110 @@ func Top(counts []int64, k int) []int64 {
 		return nil
 	}
 	return slices.Clip(counts)
+}
+
+// RingSigRow is one stored row of a ring cohort's signature counts.
+type RingSigRow struct {
+	// Raw is the id the row is stored under; ID the surviving id (Raw,
+	// unless Raw is an alias of a generalised signature).
+	Raw, ID, Cohort string
+	// Counts holds Jobs, Pipelines and Orgs.
+	Counts rollout.SignatureCounts
+	// Evidence is the fresh pipelines (control and old: judged at first
+	// hit; new: kept up to date), EvidenceOrgs the new cohort's orgs with
+	// one.
+	Evidence, EvidenceOrgs int64
+}
+
+// RingSigs sums a ring's rows into its signatures under their surviving
+// ids, the same way for every store: an aliased id's counts are added to
+// the surviving one's (distinct counts too: a pipeline under both counts
+// twice).
+type RingSigs struct {
+	// Index is a surviving id's position in Signatures' result; Alias a
+	// stored id's surviving id.
+	Index map[string]int
+	Alias map[string]string
+	// PerOrg lists the signatures whose new cohort's per-org counts the
+	// store must read (SetOrgs), with Raws[i] the stored ids to read:
+	// where an org has several fresh pipelines, or ids were merged.
+	PerOrg []int
+	Raws   map[int][]string
+
+	sums map[[2]string]*RingSigRow
+	raws map[[2]string][]string
+}
+
+// Add adds one stored row.
+func (r *RingSigs) Add(row RingSigRow) {
+	if r.sums == nil {
+		r.sums, r.raws, r.Alias = map[[2]string]*RingSigRow{}, map[[2]string][]string{}, map[string]string{}
+	}
+	r.Alias[row.Raw] = row.ID
+	k := [2]string{row.ID, row.Cohort}
+	if row.Evidence > 0 {
+		r.raws[k] = append(r.raws[k], row.Raw)
+	}
+	s := r.sums[k]
+	if s == nil {
+		cp := row
+		r.sums[k] = &cp
+		return
+	}
+	s.Counts.Jobs += row.Counts.Jobs
+	s.Counts.Pipelines += row.Counts.Pipelines
+	s.Counts.Orgs += row.Counts.Orgs
+	s.Evidence += row.Evidence
+	s.EvidenceOrgs += row.EvidenceOrgs
+}
+
+// Signatures returns the signatures ordered by ID, without templates and
+// examples, and sets Index, PerOrg and Raws.
+func (r *RingSigs) Signatures() []rollout.RingSignature {
+	keys := make([][2]string, 0, len(r.sums))
+	for k := range r.sums {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y [2]string) int { return cmp.Or(cmp.Compare(x[0], y[0]), cmp.Compare(x[1], y[1])) })
+	r.Index, r.Raws = map[string]int{}, map[int][]string{}
+	var out []rollout.RingSignature
+	for _, k := range keys {
+		s := r.sums[k]
+		i, ok := r.Index[k[0]]
+		if !ok {
+			i = len(out)
+			r.Index[k[0]] = i
+			out = append(out, rollout.RingSignature{ID: k[0], Cohorts: map[string]rollout.SignatureCounts{}})
+		}
+		c := s.Counts
+		switch k[1] {
+		case rollout.CohortControl, rollout.CohortOld:
+			c.WithoutHistory = s.Evidence
+		case rollout.CohortNew:
+			c.WithoutHistory, c.OrgsWithoutHistory = s.Evidence, s.EvidenceOrgs
+			out[i].NewWithoutHistory = s.Evidence
+			if raws := r.raws[k]; s.Evidence > s.EvidenceOrgs || len(raws) > 1 {
+				r.PerOrg, r.Raws[i] = append(r.PerOrg, i), raws
+			} else if s.Evidence > 0 {
+				c.TopOrgs = make([]int64, min(s.Evidence, rollout.MaxTopOrgs))
+				for j := range c.TopOrgs {
+					c.TopOrgs[j] = 1
+				}
+			}
+		}
+		out[i].Cohorts[k[1]] = c
+	}
+	return out
+}
+
+// SetOrgs sets sig's new-cohort orgs from its fresh pipelines per org.
+func SetOrgs(sig *rollout.RingSignature, byOrg map[string]int64) {
+	c := sig.Cohorts[rollout.CohortNew]
+	counts := make([]int64, 0, len(byOrg))
+	for _, n := range byOrg {
+		counts = append(counts, n)
+	}
+	c.OrgsWithoutHistory = int64(len(counts))
+	c.TopOrgs = Top(counts, rollout.MaxTopOrgs)
+	sig.Cohorts[rollout.CohortNew] = c
 }

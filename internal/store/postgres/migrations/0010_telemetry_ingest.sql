@@ -32,3 +32,13 @@ UPDATE tel_ring_sigs SET
 	evidence_orgs = (SELECT count(*) FROM tel_ring_sig_orgs o WHERE o.rollout_id = tel_ring_sigs.rollout_id
 		AND o.stage = tel_ring_sigs.stage AND o.cohort = tel_ring_sigs.cohort AND o.signature = tel_ring_sigs.signature)
 	WHERE cohort = 'new';
+
+-- Signature aliases: an id whose template generalised, and the id that
+-- survives it (chains are kept one step long). Events reported under an
+-- aliased id count under the surviving one, and reads sum an aliased id's
+-- rows into it.
+CREATE TABLE tel_aliases (
+	signature text PRIMARY KEY,
+	alias_of  text NOT NULL
+);
+CREATE INDEX tel_aliases_of ON tel_aliases (alias_of);
