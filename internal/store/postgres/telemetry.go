@@ -84,6 +84,9 @@ func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
 			if err != nil {
 				return err
 			}
+			if err := applyAliases(ctx, tx, fresh); err != nil {
+				return err
+			}
 			counted = c
 			return writeTally(ctx, tx, tally.Group(fresh))
 		})
@@ -104,6 +107,70 @@ func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
 		}
 		return nil
 	}
+}
+
+// applyAliases records the aliases obs carry (PreviousSignature → the
+// id that generalised it) and moves every observation reported under an
+// aliased id to its surviving one, so that counts continue there.
+func applyAliases(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) error {
+	seen := map[string]bool{}
+	var ids []string
+	for i := range obs {
+		for _, id := range []string{obs[i].Signature, obs[i].PreviousSignature} {
+			if id != "" && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT signature, alias_of FROM tel_aliases WHERE signature = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("signature aliases: %w", err)
+	}
+	resolved := map[string]string{}
+	var from, to string
+	if _, err := pgx.ForEachRow(rows, []any{&from, &to}, func() error { resolved[from] = to; return nil }); err != nil {
+		return fmt.Errorf("signature aliases: %w", err)
+	}
+	resolve := func(id string) string {
+		if to, ok := resolved[id]; ok {
+			return to
+		}
+		return id
+	}
+	for i := range obs {
+		o := &obs[i]
+		if o.PreviousSignature == "" || o.Signature == "" || o.PreviousSignature == o.Signature {
+			continue
+		}
+		to := resolve(o.Signature)
+		if resolve(o.PreviousSignature) == to {
+			continue // known already, or a cycle: keep what is stored
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_aliases (signature, alias_of) VALUES ($1, $2)
+			ON CONFLICT (signature) DO UPDATE SET alias_of = excluded.alias_of`, o.PreviousSignature, to); err != nil {
+			return fmt.Errorf("signature alias: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tel_aliases SET alias_of = $1 WHERE alias_of = $2`, to, o.PreviousSignature); err != nil {
+			return fmt.Errorf("signature alias: %w", err)
+		}
+		for k, v := range resolved {
+			if v == o.PreviousSignature {
+				resolved[k] = to
+			}
+		}
+		resolved[o.PreviousSignature] = to
+	}
+	for i := range obs {
+		o := &obs[i]
+		if to := resolve(o.Signature); o.Signature != "" && to != o.Signature {
+			o.Signature, o.Template = to, ""
+		}
+	}
+	return nil
 }
 
 // insertObservations inserts the events and returns those that were new,
@@ -544,16 +611,6 @@ func unfreshen(ctx context.Context, tx pgx.Tx, lowered []tally.History, add func
 	return nil
 }
 
-// ones is n counts of 1: the most affected orgs' counts when no org has
-// more than one.
-func ones(n int64) []int64 {
-	out := make([]int64, n)
-	for i := range out {
-		out[i] = 1
-	}
-	return out
-}
-
 func b2i64(b bool) int64 {
 	if b {
 		return 1
@@ -663,50 +720,33 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			}
 		}
 
-		rows, err = tx.Query(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, s.evidence_orgs
-			FROM tel_ring_sigs s WHERE s.rollout_id = $1 AND s.stage = $2 ORDER BY s.signature`, rolloutID, stage)
+		// A signature aliased to another (its template generalised) counts
+		// as the surviving one: its rows are summed into it.
+		rows, err = tx.Query(ctx, `SELECT s.signature, COALESCE(a.alias_of, s.signature), s.cohort, s.jobs, s.pipelines, s.orgs,
+				s.evidence, s.evidence_orgs
+			FROM tel_ring_sigs s LEFT JOIN tel_aliases a ON a.signature = s.signature
+			WHERE s.rollout_id = $1 AND s.stage = $2 ORDER BY s.signature`, rolloutID, stage)
 		if err != nil {
 			return err
 		}
-		index := map[string]int{}
-		var perOrg []int // signatures whose new evidence has an org with several pipelines
-		var id, cohort, tmpl string
-		var sc rollout.SignatureCounts
-		var evidence, evidenceOrgs int64
-		if _, err := pgx.ForEachRow(rows, []any{&id, &cohort, &sc.Jobs, &sc.Pipelines, &sc.Orgs, &evidence, &evidenceOrgs}, func() error {
-			i, ok := index[id]
-			if !ok {
-				i = len(t.Signatures)
-				index[id] = i
-				t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Cohorts: map[string]rollout.SignatureCounts{}})
-			}
-			c := sc
-			switch cohort {
-			case rollout.CohortControl, rollout.CohortOld:
-				c.WithoutHistory = evidence
-			case rollout.CohortNew:
-				// Judged at ingest (migration 0010): fresh pipelines and
-				// their orgs; the per-org counts are read only where an
-				// org has more than one.
-				c.WithoutHistory, c.OrgsWithoutHistory = evidence, evidenceOrgs
-				t.Signatures[i].NewWithoutHistory = evidence
-				if evidence > evidenceOrgs {
-					perOrg = append(perOrg, i)
-				} else if evidence > 0 {
-					c.TopOrgs = ones(min(evidence, rollout.MaxTopOrgs))
-				}
-			}
-			t.Signatures[i].Cohorts[cohort] = c
+		var ring tally.RingSigs
+		var r tally.RingSigRow
+		if _, err := pgx.ForEachRow(rows, []any{&r.Raw, &r.ID, &r.Cohort, &r.Counts.Jobs, &r.Counts.Pipelines, &r.Counts.Orgs, &r.Evidence, &r.EvidenceOrgs}, func() error {
+			ring.Add(r)
 			return nil
 		}); err != nil {
 			return err
 		}
+		t.Signatures = ring.Signatures()
 		if len(t.Signatures) == 0 {
 			return nil
 		}
+		index := ring.Index
 		// Templates: one lookup per signature, not per cohort row.
+		var id, tmpl string
 		rows, err = tx.Query(ctx, `SELECT t.signature, t.template FROM tel_templates t
-			WHERE t.signature IN (SELECT DISTINCT signature FROM tel_ring_sigs WHERE rollout_id = $1 AND stage = $2)`, rolloutID, stage)
+			WHERE t.signature IN (SELECT DISTINCT COALESCE(a.alias_of, s.signature) FROM tel_ring_sigs s
+				LEFT JOIN tel_aliases a ON a.signature = s.signature WHERE s.rollout_id = $1 AND s.stage = $2)`, rolloutID, stage)
 		if err != nil {
 			return err
 		}
@@ -718,32 +758,33 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		}); err != nil {
 			return err
 		}
-		if len(perOrg) > 0 {
-			ids := make([]string, len(perOrg))
-			for j, i := range perOrg {
-				ids[j] = t.Signatures[i].ID
+		if len(ring.PerOrg) > 0 {
+			var raws []string
+			for _, i := range ring.PerOrg {
+				raws = append(raws, ring.Raws[i]...)
 			}
-			rows, err = tx.Query(ctx, `SELECT signature, fresh FROM tel_ring_sig_orgs
+			rows, err = tx.Query(ctx, `SELECT signature, org, fresh FROM tel_ring_sig_orgs
 				WHERE rollout_id = $1 AND stage = $2 AND cohort = $3 AND signature = ANY($4) AND fresh > 0`,
-				rolloutID, stage, rollout.CohortNew, ids)
+				rolloutID, stage, rollout.CohortNew, raws)
 			if err != nil {
 				return err
 			}
-			counts := map[int][]int64{}
+			byOrg := map[int]map[string]int64{}
+			var org string
 			var n int64
-			if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error {
-				if i, ok := index[id]; ok {
-					counts[i] = append(counts[i], n)
+			if _, err := pgx.ForEachRow(rows, []any{&id, &org, &n}, func() error {
+				if i, ok := index[ring.Alias[id]]; ok {
+					if byOrg[i] == nil {
+						byOrg[i] = map[string]int64{}
+					}
+					byOrg[i][org] += n
 				}
 				return nil
 			}); err != nil {
 				return err
 			}
-			for i, cs := range counts {
-				sig := &t.Signatures[i]
-				c := sig.Cohorts[rollout.CohortNew]
-				c.TopOrgs = tally.Top(cs, rollout.MaxTopOrgs)
-				sig.Cohorts[rollout.CohortNew] = c
+			for _, i := range ring.PerOrg {
+				tally.SetOrgs(&t.Signatures[i], byOrg[i])
 			}
 		}
 
@@ -757,7 +798,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 				return err
 			}
 			if _, err := pgx.ForEachRow(rows, []any{&id, &msg}, func() error {
-				if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
+				if i, ok := index[ring.Alias[id]]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
 					t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
 				}
 				return nil
@@ -794,11 +835,17 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		return nil, "", err
 	}
 	n := page.Limit(p)
-	rows, err := db.pool.Query(ctx, `SELECT s.version, s.signature, COALESCE(t.template, ''), s.first_seen, s.last_seen,
-			s.jobs, s.pipelines, s.orgs
-		FROM tel_signatures s LEFT JOIN tel_templates t ON t.signature = s.signature
-		WHERE s.label = $1 AND ($2 = '' OR s.version = $2) AND (s.version, s.signature) > ($3, $4)
-		ORDER BY s.version, s.signature LIMIT $5`, label, version, after[0], after[1], n+1)
+	// An aliased signature's rows are summed into the surviving one's.
+	rows, err := db.pool.Query(ctx, `SELECT g.version, g.id, COALESCE(t.template, ''), g.first_seen, g.last_seen,
+			g.jobs, g.pipelines, g.orgs
+		FROM (SELECT s.version, COALESCE(a.alias_of, s.signature) AS id, min(s.first_seen) AS first_seen,
+				max(s.last_seen) AS last_seen, sum(s.jobs)::bigint AS jobs, sum(s.pipelines)::bigint AS pipelines, sum(s.orgs)::bigint AS orgs
+			FROM tel_signatures s LEFT JOIN tel_aliases a ON a.signature = s.signature
+			WHERE s.label = $1 AND ($2 = '' OR s.version = $2) AND s.version >= $3
+			GROUP BY 1, 2) g
+		LEFT JOIN tel_templates t ON t.signature = g.id
+		WHERE (g.version, g.id) > ($3, $4)
+		ORDER BY g.version, g.id LIMIT $5`, label, version, after[0], after[1], n+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("signatures of %s: %w", label, err)
 	}
@@ -824,15 +871,21 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		idx[[2]string{s.Version, s.ID}] = i
 	}
 	first, last := out[0], out[len(out)-1]
-	rows, err = db.pool.Query(ctx, `SELECT version, signature, message FROM tel_examples
-		WHERE label = $1 AND (version, signature) >= ($2, $3) AND (version, signature) <= ($4, $5)
-		ORDER BY version, signature, slot`, label, first.Version, first.ID, last.Version, last.ID)
+	// The surviving id's examples first, then those of ids aliased to it.
+	rows, err = db.pool.Query(ctx, `SELECT v, id, message FROM (
+			SELECT e.version AS v, COALESCE(a.alias_of, e.signature) AS id, 0 AS part, e.signature AS raw, e.slot, e.message
+			FROM tel_examples e LEFT JOIN tel_aliases a ON a.signature = e.signature
+			WHERE e.label = $1 AND (e.version, e.signature) >= ($2, $3) AND (e.version, e.signature) <= ($4, $5)
+			UNION ALL
+			SELECT e.version, a.alias_of, 1, e.signature, e.slot, e.message FROM tel_aliases a JOIN tel_examples e ON e.signature = a.signature
+			WHERE e.label = $1 AND a.alias_of >= least($3, $5) AND a.alias_of <= greatest($3, $5) AND e.version >= $2 AND e.version <= $4) x
+		ORDER BY v, id, part, raw, slot`, label, first.Version, first.ID, last.Version, last.ID)
 	if err != nil {
 		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 	}
 	var v, id, msg string
 	if _, err := pgx.ForEachRow(rows, []any{&v, &id, &msg}, func() error {
-		if i, ok := idx[[2]string{v, id}]; ok {
+		if i, ok := idx[[2]string{v, id}]; ok && len(out[i].Examples) < tally.MaxExamples && !slices.Contains(out[i].Examples, msg) {
 			out[i].Examples = append(out[i].Examples, msg)
 		}
 		return nil
