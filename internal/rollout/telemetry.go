@@ -170,7 +170,21 @@ type Signature struct {
 	Pipelines int64     `json:"pipelines"` // distinct
 	Orgs      int64     `json:"orgs"`      // distinct
 	Examples  []string  `json:"examples,omitempty"`
+	// Trend is the failed jobs per UTC hour over the window asked for,
+	// oldest first, one bucket per hour (zeros included); empty when no
+	// window was asked for.
+	Trend []TrendBucket `json:"trend,omitempty"`
 }
+
+// TrendBucket is one hour of a signature's trend.
+type TrendBucket struct {
+	Hour time.Time `json:"hour"` // the start of the UTC hour
+	Jobs int64     `json:"jobs"`
+}
+
+// MaxTrendWindow bounds a signature listing's trend window: the events
+// the server accepts are at most this old anyway.
+const MaxTrendWindow = MaxEventAge
 
 // CutErrorText keeps the end of s: whole lines from the end while they fit
 // in max bytes; a last line longer than max keeps its last max bytes (at a
@@ -297,10 +311,41 @@ func (s *Service) RingTelemetry(ctx context.Context, id string, stage int) (Tele
 	return t, errWrap(err, "telemetry of rollout %s in ring %d", id, stage)
 }
 
-// Signatures lists the signatures seen on label (of version when given).
-func (s *Service) Signatures(ctx context.Context, label, version string, p Page) ([]Signature, string, error) {
+// Signatures lists the signatures seen on label (of version when given);
+// with a window, each with its trend over the window's hours up to now
+// (the current hour included).
+func (s *Service) Signatures(ctx context.Context, label, version string, window time.Duration, p Page) ([]Signature, string, error) {
+	if window < 0 || window > MaxTrendWindow {
+		return nil, "", fmt.Errorf("trend window %s: want at most %s: %w", window, MaxTrendWindow, ErrInvalid)
+	}
 	sigs, next, err := s.st.ListSignatures(ctx, label, version, normPage(p))
-	return sigs, next, errWrap(err, "signatures of %s %s", label, version)
+	if err != nil || window == 0 || len(sigs) == 0 {
+		return sigs, next, errWrap(err, "signatures of %s %s", label, version)
+	}
+	end := s.clock.Now().UTC().Truncate(time.Hour)
+	n := int((window + time.Hour - 1) / time.Hour)
+	start := end.Add(-time.Duration(n-1) * time.Hour)
+	keys := make([]SignatureKey, len(sigs))
+	at := make(map[SignatureKey]int, len(sigs))
+	for i := range sigs {
+		keys[i] = SignatureKey{sigs[i].Version, sigs[i].ID}
+		at[keys[i]] = i
+		sigs[i].Trend = make([]TrendBucket, n)
+		for h := range sigs[i].Trend {
+			sigs[i].Trend[h].Hour = start.Add(time.Duration(h) * time.Hour)
+		}
+	}
+	hours, err := s.st.SignatureHours(ctx, label, keys, start)
+	if err != nil {
+		return nil, "", errWrap(err, "signature trends of %s %s", label, version)
+	}
+	for _, h := range hours {
+		i, ok := at[h.SignatureKey]
+		if b := int(h.Hour.Sub(start) / time.Hour); ok && b >= 0 && b < n {
+			sigs[i].Trend[b].Jobs += h.Jobs
+		}
+	}
+	return sigs, next, nil
 }
 
 // timelines caches, per label, the recent rollouts with the rings they

@@ -38,6 +38,11 @@ type TelemetryStore interface {
 	// ListSignatures lists the signatures seen on label (of version, when
 	// not ""), most recently seen first.
 	ListSignatures(ctx context.Context, label, version string, p Page) ([]Signature, string, error)
+	// SignatureHours returns the failed jobs of label's signatures keys
+	// (version and surviving id; an aliased id's jobs count as its
+	// survivor's) per UTC hour from the hour holding since on, ordered by
+	// key and hour; hours without jobs are left out.
+	SignatureHours(ctx context.Context, label string, keys []SignatureKey, since time.Time) ([]SignatureHour, error)
 	// SignatureTemplates returns the templates of the signatures last seen
 	// (on any label and version) at or after since, in no particular
 	// order: what a restarted miner is seeded with.
@@ -62,4 +67,14 @@ func CheckObservations(obs []Observation) error {
 		}
 	}
 	return nil
+}
+
+// SignatureKey names a signature of a label's version.
+type SignatureKey struct{ Version, ID string }
+
+// SignatureHour is a signature's failed jobs in one UTC hour.
+type SignatureHour struct {
+	SignatureKey
+	Hour time.Time
+	Jobs int64
 }

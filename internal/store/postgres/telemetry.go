@@ -517,6 +517,21 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 			return fmt.Errorf("ring signatures: %w", err)
 		}
 	}
+	if len(b.SigHours) > 0 {
+		n := len(b.SigHours)
+		ls, vs, ss := make([]string, n), make([]string, n), make([]string, n)
+		hs, js := make([]int64, n), make([]int64, n)
+		for i, h := range b.SigHours {
+			ls[i], vs[i], ss[i], hs[i], js[i] = h.Label, h.Version, h.Signature, h.Hour, h.Jobs
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_sig_hours AS t (label, version, signature, hour, jobs)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+			ORDER BY 1, 2, 3, 4
+			ON CONFLICT (label, version, signature, hour) DO UPDATE SET jobs = t.jobs + excluded.jobs`,
+			ls, vs, ss, hs, js); err != nil {
+			return fmt.Errorf("signature hours: %w", err)
+		}
+	}
 	if len(b.OrgDays) > 0 {
 		n := len(b.OrgDays)
 		ls, vs, os := make([]string, n), make([]string, n), make([]string, n)
@@ -893,4 +908,35 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 	}
 	return out, next, nil
+}
+
+// SignatureHours reads every key's hours in one statement, an aliased
+// id's summed in.
+func (db *DB) SignatureHours(ctx context.Context, label string, keys []rollout.SignatureKey, since time.Time) ([]rollout.SignatureHour, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	vs, ids := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		vs[i], ids[i] = k.Version, k.ID
+	}
+	rows, err := db.pool.Query(ctx, `SELECT k.v, k.id, h.hour, sum(h.jobs)::bigint
+		FROM (SELECT DISTINCT * FROM unnest($2::text[], $3::text[]) AS k(v, id)) k
+		JOIN tel_sig_hours h ON h.label = $1 AND h.version = k.v AND h.hour >= $4
+			AND (h.signature = k.id OR h.signature IN (SELECT signature FROM tel_aliases WHERE alias_of = k.id))
+		GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, label, vs, ids, tally.HourOf(since))
+	if err != nil {
+		return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rollout.SignatureHour, error) {
+		var h rollout.SignatureHour
+		var hour int64
+		err := r.Scan(&h.Version, &h.ID, &hour, &h.Jobs)
+		h.Hour = time.Unix(hour*3600, 0).UTC()
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -515,6 +516,14 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 				return learned, fmt.Errorf("ring signature: %w", err)
 			}
 		}
+	}
+	if err := upsertRows(ctx, tx, `INSERT INTO tel_sig_hours (label, version, signature, hour, jobs) VALUES `, "(?, ?, ?, ?, ?)",
+		` ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs`, len(b.SigHours),
+		func(i int, args []any) []any {
+			h := &b.SigHours[i]
+			return append(args, h.Label, h.Version, h.Signature, h.Hour, h.Jobs)
+		}); err != nil {
+		return learned, fmt.Errorf("signature hours: %w", err)
 	}
 	if err := upsertRows(ctx, tx, `INSERT INTO tel_org_days (label, version, org, day, jobs, failed) VALUES `, "(?, ?, ?, ?, ?, ?)",
 		` ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs, failed = failed + excluded.failed`, len(b.OrgDays),
@@ -1128,6 +1137,53 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 	}
 	return out, next, nil
+}
+
+// SignatureHours reads each key's hours, an aliased id's summed in, one
+// range of the primary key per stored id.
+func (db *DB) SignatureHours(ctx context.Context, label string, keys []rollout.SignatureKey, since time.Time) ([]rollout.SignatureHour, error) {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(x, y rollout.SignatureKey) int {
+		return cmp.Or(cmp.Compare(x.Version, y.Version), cmp.Compare(x.ID, y.ID))
+	})
+	keys = slices.Compact(keys)
+	tx, err := db.rd.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `SELECT hour, sum(jobs) FROM (
+			SELECT hour, jobs FROM tel_sig_hours WHERE label = ?1 AND version = ?2 AND signature = ?3 AND hour >= ?4
+			UNION ALL
+			SELECT h.hour, h.jobs FROM tel_aliases a JOIN tel_sig_hours h ON h.label = ?1 AND h.version = ?2
+				AND h.signature = a.signature AND h.hour >= ?4
+			WHERE a.alias_of = ?3)
+		GROUP BY hour ORDER BY hour`)
+	if err != nil {
+		return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+	}
+	defer st.Close()
+	var out []rollout.SignatureHour
+	from := tally.HourOf(since)
+	for _, k := range keys {
+		rows, err := st.QueryContext(ctx, label, k.Version, k.ID, from)
+		if err != nil {
+			return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+		}
+		for rows.Next() {
+			var h, n int64
+			if err := rows.Scan(&h, &n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+			}
+			out = append(out, rollout.SignatureHour{SignatureKey: k, Hour: time.Unix(h*3600, 0).UTC(), Jobs: n})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+		}
+	}
+	return out, nil
 }
 
 // telCache remembers keys of aggregate rows known to be committed (set

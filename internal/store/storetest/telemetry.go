@@ -26,6 +26,7 @@ var telemetryTests = []struct {
 	{"TelemetryCohorts", testTelemetryCohorts},
 	{"TelemetryBackfilledHistory", testTelemetryBackfill},
 	{"TelemetrySignatureAliases", testTelemetryAliases},
+	{"TelemetrySignatureTrend", testTelemetryTrend},
 	{"TelemetryBatchRefusedWhole", testTelemetryRefusal},
 	{"TelemetryExamplesCapped", testTelemetryExamples},
 	{"TelemetryConcurrentRetries", testTelemetryConcurrent},
@@ -436,6 +437,54 @@ func testTelemetryAliases(t *testing.T, s rollout.Store) {
 	}
 	if d := cmp.Diff([]string{`v2 s-new "Error: <*> refused" jobs=3 pipelines=3 orgs=2 examples=3`}, listed); d != "" {
 		t.Errorf("ListSignatures(v2) (-want +got):\n%s", d)
+	}
+}
+
+// testTelemetryTrend: a signature listing with a window carries failed
+// jobs per hour, one bucket per hour of the window, zeros included.
+func testTelemetryTrend(t *testing.T, s rollout.Store) {
+	e := newTelEnv(t, s)
+	sqliteID, _ := LastLineSigner{}.Sign(sqlite3)
+	F := rollout.OutcomeFailed
+	e.clock.Advance(5 * time.Hour)
+	now := e.clock.Now()
+	ats := []time.Duration{-150 * time.Minute, -149 * time.Minute, 0, -10 * time.Hour} // the last outside the window
+	var evs []rollout.JobEvent
+	for i, at := range ats {
+		evs = append(evs, e.ev(fmt.Sprint("t", i), "org-canary", "v1", fmt.Sprint("p-", i), F, sqlite3, at))
+	}
+	evs = append(evs, e.ev("other", "org-canary", "v1", "p-x", F, flaky, -time.Hour))
+	e.ingest(len(evs), evs...)
+	sigs, _, err := e.svc.Signatures(ctx(t), telLabel, "v1", 4*time.Hour, rollout.Page{})
+	must(t, err)
+	end := now.UTC().Truncate(time.Hour)
+	want := make([]rollout.TrendBucket, 4)
+	for i := range want {
+		want[i].Hour = end.Add(time.Duration(i-3) * time.Hour)
+	}
+	for _, at := range ats[:3] {
+		want[3-int(end.Sub(now.Add(at).UTC().Truncate(time.Hour))/time.Hour)].Jobs++
+	}
+	var got []rollout.TrendBucket
+	for _, sg := range sigs {
+		if sg.ID == sqliteID {
+			got = sg.Trend
+		}
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("trend of %s over 4h (-want +got):\n%s", sqliteID, d)
+	}
+	sigs, _, err = e.svc.Signatures(ctx(t), telLabel, "v1", 0, rollout.Page{})
+	must(t, err)
+	for _, sg := range sigs {
+		if sg.Trend != nil {
+			t.Errorf("listing without a window: %s has trend %v", sg.ID, sg.Trend)
+		}
+	}
+	if _, _, err := e.svc.Signatures(ctx(t), telLabel, "v1", 8*24*time.Hour, rollout.Page{}); err == nil {
+		t.Error("a trend window of 8 days was accepted")
+	} else {
+		wantErr(t, "a trend window of 8 days", err, rollout.ErrInvalid)
 	}
 }
 

@@ -106,6 +106,23 @@ type Example struct {
 	Message                   string
 }
 
+// SigHour adds Jobs to a version's signature in one UTC hour (Hour:
+// hours since 1970-01-01).
+type SigHour struct {
+	Label, Version, Signature string
+	Hour                      int64
+	Jobs                      int64
+}
+
+// HourOf is the UTC hour number of t, as SigHour.Hour counts it.
+func HourOf(t time.Time) int64 {
+	s := t.Unix()
+	if s < 0 && s%3600 != 0 {
+		return s/3600 - 1
+	}
+	return s / 3600
+}
+
 // Template is a signature's template.
 type Template struct {
 	Signature, Template string
@@ -123,6 +140,7 @@ type Batch struct {
 	Templates   []Template
 	RingOrgs    []RingOrg
 	OrgDays     []OrgDay
+	SigHours    []SigHour
 }
 
 // MaxExamples is how many example messages a version's signature keeps.
@@ -143,6 +161,7 @@ func Group(obs []rollout.Observation) Batch {
 	templates := map[string]string{}
 	ringOrgs := map[RingOrg]int64{} // keyed with Failed 0
 	days := map[OrgDay]*OrgDay{}    // keyed with counts 0
+	hours := map[SigHour]int64{}    // keyed with Jobs 0
 	for i := range obs {
 		o := &obs[i]
 		if o.Pipeline == "" {
@@ -198,6 +217,7 @@ func Group(obs []rollout.Observation) Batch {
 		}
 		v.Jobs++
 		v.First, v.Last = minTime(v.First, o.StartedAt), maxTime(v.Last, o.StartedAt)
+		hours[SigHour{Label: o.Label, Version: o.Version, Signature: o.Signature, Hour: HourOf(o.StartedAt)}]++
 		hk := [4]string{o.Label, o.Pipeline, o.Signature, o.Version}
 		h := hist[hk]
 		if h == nil {
@@ -267,6 +287,13 @@ func Group(obs []rollout.Observation) Batch {
 	}
 	slices.SortFunc(b.OrgDays, func(x, y OrgDay) int {
 		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Version, y.Version), cmp.Compare(x.Org, y.Org), cmp.Compare(x.Day, y.Day))
+	})
+	for k, n := range hours {
+		k.Jobs = n
+		b.SigHours = append(b.SigHours, k)
+	}
+	slices.SortFunc(b.SigHours, func(x, y SigHour) int {
+		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Version, y.Version), cmp.Compare(x.Signature, y.Signature), cmp.Compare(x.Hour, y.Hour))
 	})
 	for s, t := range templates {
 		b.Templates = append(b.Templates, Template{s, t})

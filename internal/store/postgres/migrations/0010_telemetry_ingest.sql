@@ -42,3 +42,19 @@ CREATE TABLE tel_aliases (
 	alias_of  text NOT NULL
 );
 CREATE INDEX tel_aliases_of ON tel_aliases (alias_of);
+
+-- Failed jobs per version's signature and UTC hour (hours since
+-- 1970-01-01): the trend a signature listing shows. Backfilled from the
+-- stored events.
+CREATE TABLE tel_sig_hours (
+	label     text NOT NULL,
+	version   text NOT NULL,
+	signature text NOT NULL,
+	hour      bigint NOT NULL,
+	jobs      bigint NOT NULL,
+	PRIMARY KEY (label, version, signature, hour)
+);
+INSERT INTO tel_sig_hours (label, version, signature, hour, jobs)
+	SELECT label, version, signature, floor(extract(epoch FROM started_at) / 3600)::bigint, count(*)
+	FROM events WHERE signature <> '' AND pipeline <> '' AND outcome = 'failed'
+	GROUP BY 1, 2, 3, 4;

@@ -42,3 +42,19 @@ CREATE TABLE tel_aliases (
 	alias_of  TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX tel_aliases_of ON tel_aliases (alias_of);
+
+-- Failed jobs per version's signature and UTC hour (hours since
+-- 1970-01-01): the trend a signature listing shows. Backfilled from the
+-- stored events.
+CREATE TABLE tel_sig_hours (
+	label     TEXT NOT NULL,
+	version   TEXT NOT NULL,
+	signature TEXT NOT NULL,
+	hour      INTEGER NOT NULL,
+	jobs      INTEGER NOT NULL,
+	PRIMARY KEY (label, version, signature, hour)
+) WITHOUT ROWID;
+INSERT INTO tel_sig_hours (label, version, signature, hour, jobs)
+	SELECT label, version, signature, started_at / 3600000000 - (started_at < 0 AND started_at % 3600000000 <> 0), count(*)
+	FROM events WHERE signature <> '' AND pipeline <> '' AND outcome = 'failed'
+	GROUP BY 1, 2, 3, 4;
