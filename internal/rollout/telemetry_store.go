@@ -26,17 +26,24 @@ import (
 type TelemetryStore interface {
 	// AppendObservations stores the events of obs (idempotent on JobID,
 	// like AppendEvents) and their aggregates; returns how many were new.
-	// ErrInvalid for an observation without JobID.
+	// ErrInvalid for an observation without JobID. An observation with a
+	// PreviousSignature records it as an alias of its Signature; one
+	// reported under an aliased id is counted under the surviving id.
+	// Concurrent calls may share one transaction; each is durable when it
+	// returns.
 	AppendObservations(ctx context.Context, obs []Observation) (int, error)
 	// RolloutStages returns the rings rollout id entered, in order; empty
 	// for a rollout still pending or unknown.
 	RolloutStages(ctx context.Context, rolloutID string) ([]Stage, error)
 	// RingTelemetry returns the aggregates of rollout id while it was in
 	// ring stage; ErrNotFound when the rollout does not exist. A stage
-	// without events gives empty exposure and no signatures.
+	// without events gives empty exposure and no signatures. An aliased
+	// id's counts are summed into its surviving id (distinct counts
+	// included, so a pipeline under both counts twice).
 	RingTelemetry(ctx context.Context, rolloutID string, stage int) (Telemetry, error)
 	// ListSignatures lists the signatures seen on label (of version, when
-	// not ""), most recently seen first.
+	// not ""), by version and id, aliased ids summed into their
+	// surviving id.
 	ListSignatures(ctx context.Context, label, version string, p Page) ([]Signature, string, error)
 	// SignatureHours returns the failed jobs of label's signatures keys
 	// (version and surviving id; an aliased id's jobs count as its
