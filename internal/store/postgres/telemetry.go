@@ -307,7 +307,8 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		// version before the rollout was created.
 		rows, err := tx.Query(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org, fresh)
 			SELECT u.r, u.st, u.co, u.s, u.k, u.m, u.o, CASE WHEN u.co = $8 AND u.s <> '' AND u.k = $9 AND NOT EXISTS (
-				SELECT 1 FROM rollouts ro JOIN tel_history h ON h.label = ro.label AND h.pipeline = u.m AND h.signature = u.s
+				SELECT 1 FROM rollouts ro JOIN tel_history h ON h.label = ro.label AND h.pipeline = u.m
+					AND h.signature = ANY(ARRAY(SELECT u.s UNION ALL SELECT signature FROM tel_aliases WHERE alias_of = u.s))
 					AND h.version <> ro.version AND h.first_seen < ro.created_at WHERE ro.id = u.r) THEN 1 ELSE 0 END
 			FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u(r, st, co, s, k, m, o)
 			ORDER BY 1, 2, 3, 4, 5, 6
@@ -388,7 +389,8 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		}
 		rows, err := tx.Query(ctx, `SELECT c.r, c.st, c.co, c.s, count(*) FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[]) AS c(r, st, co, s, p)
 			JOIN rollouts ro ON ro.id = c.r
-			WHERE NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ro.label AND h.pipeline = c.p AND h.signature = c.s
+			WHERE NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ro.label AND h.pipeline = c.p
+				AND h.signature = ANY(ARRAY(SELECT c.s UNION ALL SELECT signature FROM tel_aliases WHERE alias_of = c.s))
 				AND h.version <> ro.version AND h.first_seen < ro.created_at)
 			GROUP BY 1, 2, 3, 4`, rs, st, cs, ss, ps)
 		if err != nil {

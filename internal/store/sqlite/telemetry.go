@@ -331,7 +331,8 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 		// version before the rollout was created.
 		stNew, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org, fresh)
 			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT NOT EXISTS (SELECT 1 FROM rollouts r JOIN tel_history h ON h.label = r.label
-				AND h.pipeline = ?6 AND h.signature = ?4 AND h.version <> r.version AND h.first_seen < r.created_at WHERE r.id = ?1)))
+				AND h.pipeline = ?6 AND h.signature IN (SELECT ?4 UNION ALL SELECT signature FROM tel_aliases WHERE alias_of = ?4)
+				AND h.version <> r.version AND h.first_seen < r.created_at WHERE r.id = ?1)))
 			ON CONFLICT DO NOTHING RETURNING fresh`)
 		if err != nil {
 			return learned, err
@@ -400,7 +401,8 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 	}
 	if len(candidates) > 0 {
 		st, err := tx.PrepareContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM rollouts r JOIN tel_history h ON h.label = r.label
-			AND h.pipeline = ? AND h.signature = ? AND h.version <> r.version AND h.first_seen < r.created_at WHERE r.id = ?)`)
+			AND h.pipeline = ?1 AND h.signature IN (SELECT ?2 UNION ALL SELECT signature FROM tel_aliases WHERE alias_of = ?2)
+			AND h.version <> r.version AND h.first_seen < r.created_at WHERE r.id = ?3)`)
 		if err != nil {
 			return learned, err
 		}

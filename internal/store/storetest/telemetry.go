@@ -410,6 +410,8 @@ func testTelemetryAliases(t *testing.T, s rollout.Store) {
 	}
 	e := newTelEnvSigner(t, s, signer)
 	F := rollout.OutcomeFailed
+	// p-h's history, under the old id: still history after the merge.
+	e.ingest(1, e.ev("h1", "org-old", "v1", "p-h", F, "Error: db-1 refused\n", -2*24*time.Hour))
 	e.clock.Advance(time.Hour)
 	r, err := e.svc.StartRollout(ctx(t), "test", rollout.StartRequest{Label: telLabel, Version: "v2"})
 	must(t, err)
@@ -419,11 +421,12 @@ func testTelemetryAliases(t *testing.T, s rollout.Store) {
 	e.ingest(1, e.ev("n1", "org-canary", "v2", "p-a", F, "Error: db-1 refused\n", 0))
 	e.ingest(1, e.ev("n2", "org-canary", "v2", "p-b", F, "Error: db-2 refused\n", 0))
 	e.ingest(1, e.ev("n3", "org-canary", "v2", "p-c", F, "late: Error: db-1 refused\n", 0))
+	e.ingest(1, e.ev("n4", "org-canary", "v2", "p-h", F, "Error: db-2 refused\n", 0))
 	got, err := s.RingTelemetry(ctx(t), r.ID, 0)
 	must(t, err)
 	want := []rollout.RingSignature{{ID: "s-new", Template: "Error: <*> refused",
 		Examples: []string{"Error: db-2 refused\n", "late: Error: db-1 refused\n"},
-		Cohorts: map[string]rollout.SignatureCounts{rollout.CohortNew: {Pipelines: 3, Orgs: 2, Jobs: 3,
+		Cohorts: map[string]rollout.SignatureCounts{rollout.CohortNew: {Pipelines: 4, Orgs: 2, Jobs: 4,
 			WithoutHistory: 3, OrgsWithoutHistory: 1, TopOrgs: []int64{3}}},
 		NewWithoutHistory: 3}}
 	if d := cmp.Diff(want, got.Signatures); d != "" {
@@ -435,7 +438,7 @@ func testTelemetryAliases(t *testing.T, s rollout.Store) {
 	for _, sg := range sigs {
 		listed = append(listed, fmt.Sprintf("%s %s %q jobs=%d pipelines=%d orgs=%d examples=%d", sg.Version, sg.ID, sg.Template, sg.Jobs, sg.Pipelines, sg.Orgs, len(sg.Examples)))
 	}
-	if d := cmp.Diff([]string{`v2 s-new "Error: <*> refused" jobs=3 pipelines=3 orgs=2 examples=3`}, listed); d != "" {
+	if d := cmp.Diff([]string{`v2 s-new "Error: <*> refused" jobs=4 pipelines=4 orgs=2 examples=3`}, listed); d != "" {
 		t.Errorf("ListSignatures(v2) (-want +got):\n%s", d)
 	}
 }
