@@ -175,12 +175,12 @@ func (g *Group[T]) commit() {
 			for size < g.max {
 				select {
 				case c := <-g.reqs:
-					if s := g.size(c.item); size+s > g.max {
-						next = c
+					s := g.size(c.item)
+					if size+s > g.max {
+						next = c // the next group's first
 						break drain
-					} else {
-						calls, size = append(calls, c), size+s
 					}
+					calls, size = append(calls, c), size+s
 				default:
 					break drain
 				}
