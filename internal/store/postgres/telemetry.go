@@ -790,7 +790,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			var org string
 			var n int64
 			if _, err := pgx.ForEachRow(rows, []any{&id, &org, &n}, func() error {
-				if i, ok := index[ring.Alias[id]]; ok {
+				if i, ok := index[ring.Surviving(id)]; ok {
 					if byOrg[i] == nil {
 						byOrg[i] = map[string]int64{}
 					}
@@ -815,7 +815,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 				return err
 			}
 			if _, err := pgx.ForEachRow(rows, []any{&id, &msg}, func() error {
-				if i, ok := index[ring.Alias[id]]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
+				if i, ok := index[ring.Surviving(id)]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
 					t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
 				}
 				return nil

@@ -1029,7 +1029,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 				rows.Close()
 				return t, wrap(err)
 			}
-			if i, ok := index[ring.Alias[id]]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
+			if i, ok := index[ring.Surviving(id)]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
 				t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
 			}
 		}

@@ -349,82 +349,96 @@ type RingSigRow struct {
 // RingSigs sums a ring's rows into its signatures under their surviving
 // ids, the same way for every store: an aliased id's counts are added to
 // the surviving one's (distinct counts too: a pipeline under both counts
-// twice).
+// twice). Rows come ordered by stored id; without aliases that is the
+// order of the result, and nothing is sorted.
 type RingSigs struct {
-	// Index is a surviving id's position in Signatures' result; Alias a
-	// stored id's surviving id.
+	// Index is a surviving id's position in Signatures' result.
 	Index map[string]int
-	Alias map[string]string
 	// PerOrg lists the signatures whose new cohort's per-org counts the
 	// store must read (SetOrgs), with Raws[i] the stored ids to read:
 	// where an org has several fresh pipelines, or ids were merged.
 	PerOrg []int
 	Raws   map[int][]string
 
-	sums map[[2]string]*RingSigRow
-	raws map[[2]string][]string
+	alias   map[string]string // aliased stored id → surviving id
+	sigs    []rollout.RingSignature
+	newRaws [][]string // per signature: stored ids with new-cohort evidence
 }
 
 // Add adds one stored row.
 func (r *RingSigs) Add(row RingSigRow) {
-	if r.sums == nil {
-		r.sums, r.raws, r.Alias = map[[2]string]*RingSigRow{}, map[[2]string][]string{}, map[string]string{}
+	if r.Index == nil {
+		r.Index, r.alias = map[string]int{}, map[string]string{}
 	}
-	r.Alias[row.Raw] = row.ID
-	k := [2]string{row.ID, row.Cohort}
-	if row.Evidence > 0 {
-		r.raws[k] = append(r.raws[k], row.Raw)
+	if row.Raw != row.ID {
+		r.alias[row.Raw] = row.ID
 	}
-	s := r.sums[k]
-	if s == nil {
-		cp := row
-		r.sums[k] = &cp
-		return
+	i, ok := r.Index[row.ID]
+	if !ok {
+		i = len(r.sigs)
+		r.Index[row.ID] = i
+		r.sigs = append(r.sigs, rollout.RingSignature{ID: row.ID, Cohorts: make(map[string]rollout.SignatureCounts, 2)})
+		r.newRaws = append(r.newRaws, nil)
 	}
-	s.Counts.Jobs += row.Counts.Jobs
-	s.Counts.Pipelines += row.Counts.Pipelines
-	s.Counts.Orgs += row.Counts.Orgs
-	s.Evidence += row.Evidence
-	s.EvidenceOrgs += row.EvidenceOrgs
+	c := r.sigs[i].Cohorts[row.Cohort]
+	c.Jobs += row.Counts.Jobs
+	c.Pipelines += row.Counts.Pipelines
+	c.Orgs += row.Counts.Orgs
+	switch row.Cohort {
+	case rollout.CohortControl, rollout.CohortOld:
+		c.WithoutHistory += row.Evidence
+	case rollout.CohortNew:
+		c.WithoutHistory += row.Evidence
+		c.OrgsWithoutHistory += row.EvidenceOrgs
+		if row.Evidence > 0 {
+			r.newRaws[i] = append(r.newRaws[i], row.Raw)
+		}
+	}
+	r.sigs[i].Cohorts[row.Cohort] = c
+}
+
+// Surviving returns the surviving id of a stored id of the ring.
+func (r *RingSigs) Surviving(raw string) string {
+	if id, ok := r.alias[raw]; ok {
+		return id
+	}
+	return raw
 }
 
 // Signatures returns the signatures ordered by ID, without templates and
 // examples, and sets Index, PerOrg and Raws.
 func (r *RingSigs) Signatures() []rollout.RingSignature {
-	keys := make([][2]string, 0, len(r.sums))
-	for k := range r.sums {
-		keys = append(keys, k)
+	if len(r.alias) > 0 {
+		order := make([]int, len(r.sigs))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(x, y int) int { return cmp.Compare(r.sigs[x].ID, r.sigs[y].ID) })
+		sigs, raws := make([]rollout.RingSignature, len(order)), make([][]string, len(order))
+		for j, i := range order {
+			sigs[j], raws[j] = r.sigs[i], r.newRaws[i]
+			r.Index[sigs[j].ID] = j
+		}
+		r.sigs, r.newRaws = sigs, raws
 	}
-	slices.SortFunc(keys, func(x, y [2]string) int { return cmp.Or(cmp.Compare(x[0], y[0]), cmp.Compare(x[1], y[1])) })
-	r.Index, r.Raws = map[string]int{}, map[int][]string{}
-	var out []rollout.RingSignature
-	for _, k := range keys {
-		s := r.sums[k]
-		i, ok := r.Index[k[0]]
+	r.Raws = map[int][]string{}
+	for i := range r.sigs {
+		c, ok := r.sigs[i].Cohorts[rollout.CohortNew]
 		if !ok {
-			i = len(out)
-			r.Index[k[0]] = i
-			out = append(out, rollout.RingSignature{ID: k[0], Cohorts: map[string]rollout.SignatureCounts{}})
+			continue
 		}
-		c := s.Counts
-		switch k[1] {
-		case rollout.CohortControl, rollout.CohortOld:
-			c.WithoutHistory = s.Evidence
-		case rollout.CohortNew:
-			c.WithoutHistory, c.OrgsWithoutHistory = s.Evidence, s.EvidenceOrgs
-			out[i].NewWithoutHistory = s.Evidence
-			if raws := r.raws[k]; s.Evidence > s.EvidenceOrgs || len(raws) > 1 {
-				r.PerOrg, r.Raws[i] = append(r.PerOrg, i), raws
-			} else if s.Evidence > 0 {
-				c.TopOrgs = make([]int64, min(s.Evidence, rollout.MaxTopOrgs))
-				for j := range c.TopOrgs {
-					c.TopOrgs[j] = 1
-				}
+		r.sigs[i].NewWithoutHistory = c.WithoutHistory
+		if raws := r.newRaws[i]; c.WithoutHistory > c.OrgsWithoutHistory || len(raws) > 1 {
+			r.PerOrg, r.Raws[i] = append(r.PerOrg, i), raws
+		} else if c.WithoutHistory > 0 {
+			c.TopOrgs = make([]int64, min(c.WithoutHistory, rollout.MaxTopOrgs))
+			for j := range c.TopOrgs {
+				c.TopOrgs[j] = 1
 			}
+			r.sigs[i].Cohorts[rollout.CohortNew] = c
 		}
-		out[i].Cohorts[k[1]] = c
 	}
-	return out
+	return r.sigs
 }
 
 // SetOrgs sets sig's new-cohort orgs from its fresh pipelines per org.
