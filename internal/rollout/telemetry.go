@@ -311,10 +311,15 @@ func (s *Service) RingTelemetry(ctx context.Context, id string, stage int) (Tele
 	return t, errWrap(err, "telemetry of rollout %s in ring %d", id, stage)
 }
 
-// Signatures lists the signatures seen on label (of version when given);
-// with a window, each with its trend over the window's hours up to now
-// (the current hour included).
-func (s *Service) Signatures(ctx context.Context, label, version string, window time.Duration, p Page) ([]Signature, string, error) {
+// Signatures lists the signatures seen on label (of version when given).
+func (s *Service) Signatures(ctx context.Context, label, version string, p Page) ([]Signature, string, error) {
+	return s.SignaturesWithTrend(ctx, label, version, 0, p)
+}
+
+// SignaturesWithTrend is Signatures with, for a window above 0, each
+// signature's trend over the window's hours up to now (the current hour
+// included).
+func (s *Service) SignaturesWithTrend(ctx context.Context, label, version string, window time.Duration, p Page) ([]Signature, string, error) {
 	if window < 0 || window > MaxTrendWindow {
 		return nil, "", fmt.Errorf("trend window %s: want at most %s: %w", window, MaxTrendWindow, ErrInvalid)
 	}

@@ -99,7 +99,7 @@ func TestTelemetryThroughService(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("RingTelemetry (-want +got):\n%s", d)
 	}
-	sigs, _, err := e.svc.Signatures(e.ctx, label, "", 0, rollout.Page{})
+	sigs, _, err := e.svc.Signatures(e.ctx, label, "", rollout.Page{})
 	e.must(err)
 	if len(sigs) != 1 || sigs[0].Version != "v2" || sigs[0].Jobs != 1 {
 		t.Errorf("Signatures = %+v, want one of v2 with one job", sigs)

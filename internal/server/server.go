@@ -52,7 +52,8 @@ type Service interface {
 	Version(ctx context.Context, label, version string) (rollout.Version, error)
 	RingTelemetry(ctx context.Context, id string, ring int) (rollout.Telemetry, error)
 	Analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, error)
-	Signatures(ctx context.Context, label, version string, window time.Duration, p rollout.Page) ([]rollout.Signature, string, error)
+	Signatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error)
+	SignaturesWithTrend(ctx context.Context, label, version string, window time.Duration, p rollout.Page) ([]rollout.Signature, string, error)
 }
 
 // Store is the part of rollout.Store the server reads directly: tokens,

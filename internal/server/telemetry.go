@@ -75,7 +75,7 @@ func (s *Server) listSignatures(w http.ResponseWriter, r *http.Request, _ Princi
 		}
 		window = d
 	}
-	items, next, err := s.svc.Signatures(r.Context(), r.PathValue("label"), r.URL.Query().Get("version"), window, pg)
+	items, next, err := s.svc.SignaturesWithTrend(r.Context(), r.PathValue("label"), r.URL.Query().Get("version"), window, pg)
 	if err != nil {
 		return err
 	}

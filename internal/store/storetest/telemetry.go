@@ -458,7 +458,7 @@ func testTelemetryTrend(t *testing.T, s rollout.Store) {
 	}
 	evs = append(evs, e.ev("other", "org-canary", "v1", "p-x", F, flaky, -time.Hour))
 	e.ingest(len(evs), evs...)
-	sigs, _, err := e.svc.Signatures(ctx(t), telLabel, "v1", 4*time.Hour, rollout.Page{})
+	sigs, _, err := e.svc.SignaturesWithTrend(ctx(t), telLabel, "v1", 4*time.Hour, rollout.Page{})
 	must(t, err)
 	end := now.UTC().Truncate(time.Hour)
 	want := make([]rollout.TrendBucket, 4)
@@ -477,14 +477,14 @@ func testTelemetryTrend(t *testing.T, s rollout.Store) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("trend of %s over 4h (-want +got):\n%s", sqliteID, d)
 	}
-	sigs, _, err = e.svc.Signatures(ctx(t), telLabel, "v1", 0, rollout.Page{})
+	sigs, _, err = e.svc.Signatures(ctx(t), telLabel, "v1", rollout.Page{})
 	must(t, err)
 	for _, sg := range sigs {
 		if sg.Trend != nil {
 			t.Errorf("listing without a window: %s has trend %v", sg.ID, sg.Trend)
 		}
 	}
-	if _, _, err := e.svc.Signatures(ctx(t), telLabel, "v1", 8*24*time.Hour, rollout.Page{}); err == nil {
+	if _, _, err := e.svc.SignaturesWithTrend(ctx(t), telLabel, "v1", 8*24*time.Hour, rollout.Page{}); err == nil {
 		t.Error("a trend window of 8 days was accepted")
 	} else {
 		wantErr(t, "a trend window of 8 days", err, rollout.ErrInvalid)
