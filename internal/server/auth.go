@@ -207,7 +207,11 @@ func (c *tokenCache) authenticate(ctx context.Context, header string) (Principal
 		}
 		return Principal{}, fmt.Errorf("authorization header is not \"Bearer <token>\": %w", api.ErrUnauthenticated)
 	}
-	key := sha256.Sum256([]byte(token))
+	return c.authenticateKey(ctx, sha256.Sum256([]byte(token)))
+}
+
+// authenticateKey returns the principal of the token whose hash is key.
+func (c *tokenCache) authenticateKey(ctx context.Context, key [sha256.Size]byte) (Principal, error) {
 	now := c.now()
 	c.mu.RLock()
 	e, hit := c.m[key]

@@ -53,6 +53,7 @@ type Service interface {
 	RingTelemetry(ctx context.Context, id string, ring int) (rollout.Telemetry, error)
 	Analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, error)
 	Signatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error)
+	SignaturesWithTrend(ctx context.Context, label, version string, window time.Duration, p rollout.Page) ([]rollout.Signature, string, error)
 }
 
 // Store is the part of rollout.Store the server reads directly: tokens,
@@ -100,6 +101,9 @@ type Options struct {
 	// RateLimits bound each token's requests (429 with Retry-After over
 	// them); the zero value sets no limit.
 	RateLimits RateLimits
+	// Sessions, when set, serves the dashboard (package ui) under /ui/,
+	// with its logins kept there, and redirects / to it.
+	Sessions rollout.SessionStore
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -156,6 +160,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mux = http.NewServeMux()
 	s.register()
+	if opts.Sessions != nil {
+		if err := s.mountDashboard(opts.Sessions); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
