@@ -22,19 +22,12 @@ import (
 // What a streamed image keeps of its files' contents in memory: collectors
 // read package databases, release and version files, Python sources and
 // distribution metadata, all small; and ELF files, of which they read the
-// headers and the dynamic-linking tables only. Anything else is read back
-// from its layer when asked for.
+// headers and the dynamic-linking tables only (elfkeep.go). Anything else
+// is read back from its layer when asked for.
 const (
 	// keepWhole is the largest file kept whole (an ELF file's tables are
 	// kept whatever its size).
 	keepWhole = 1 << 20
-	// keepELFSection is the largest ELF section kept besides the ones the
-	// dynamic linker reads, which are kept whatever their size.
-	keepELFSection = 4 << 10
-	// maxELFScan is the largest ELF file whose tables are picked out while
-	// streaming (it is held in memory meanwhile); larger ones are read on
-	// demand.
-	maxELFScan = 256 << 20
 )
 
 // Bulk that no collector reads, whose contents a streamed image does not
@@ -237,147 +230,63 @@ func (b *memBuilder) replace(dir *mnode, base string, n *mnode) {
 }
 
 // contents reads a regular file's data, counting it against the limits,
-// and keeps what the policy above says.
+// and keeps what the policy above says. An ELF file is never held whole
+// meanwhile, whatever its size (elfCapture).
 func (b *memBuilder) contents(n *mnode, r io.Reader, size int64, keepText bool) error {
-	var isELF bool
-	var head []byte
-	keep := func(p []byte) error {
-		if head == nil {
-			isELF = bytes.HasPrefix(p, []byte(elf.ELFMAG))
-			head = p
-			switch {
-			case isELF && size <= maxELFScan:
-				// Sized from the header: growing by doubling would hold
-				// twice the largest library meanwhile.
-				if int64(cap(b.scratch)) < size {
-					b.scratch = make([]byte, 0, size)
-				}
-				b.scratch = b.scratch[:0]
-			case !isELF && keepText && size <= keepWhole:
-				n.data = make([]byte, 0, size)
+	var elfc *elfCapture
+	// The first bytes decide, and a read may return fewer than the ELF
+	// magic's four at a chunk boundary: they wait in magic meanwhile.
+	var magic []byte
+	decided := false
+	decide := func() {
+		decided = true
+		switch {
+		case bytes.HasPrefix(magic, []byte(elf.ELFMAG)):
+			elfc = newELFCapture(size, b.scratch)
+			elfc.write(magic)
+		case keepText && size <= keepWhole:
+			n.data = append(make([]byte, 0, size), magic...)
+		}
+	}
+	keep := func(p []byte) {
+		if !decided {
+			k := min(len(p), len(elf.ELFMAG)-len(magic))
+			magic = append(magic, p[:k]...)
+			p = p[k:]
+			if len(magic) < len(elf.ELFMAG) {
+				return
 			}
+			decide()
 		}
 		switch {
-		case isELF && size <= maxELFScan:
-			b.scratch = append(b.scratch, p...)
-		case !isELF && keepText && size <= keepWhole:
+		case elfc != nil:
+			elfc.write(p)
+		case n.data != nil:
 			n.data = append(n.data, p...)
 		}
-		return nil
 	}
 	var got int64
-	counted := func(p []byte) error { got += int64(len(p)); return keep(p) }
+	counted := func(p []byte) error { got += int64(len(p)); keep(p); return nil }
 	if err := copyLimited(b.buf, &b.total, b.limits, r, counted); err != nil {
 		return err
 	}
 	n.size = got
-	defer func() {
-		b.kept += int64(len(n.data))
+	if !decided {
+		decide() // shorter than the ELF magic
+	}
+	switch {
+	case elfc != nil:
+		n.pieces = elfc.pieces()
+		b.scratch = elfc.prefix[:0] // reused by the next ELF file
 		for _, p := range n.pieces {
 			b.kept += int64(len(p.b))
 		}
-	}()
-	if n.data == nil && !isELF && got == 0 {
+	case got == 0:
 		n.data = []byte{}
-	}
-	if isELF && size <= maxELFScan {
-		n.pieces = elfPieces(b.scratch)
-		if cap(b.scratch) > 16<<20 {
-			b.scratch = nil // do not hold on to one huge file's buffer
-		}
+	default:
+		b.kept += int64(len(n.data))
 	}
 	return nil
-}
-
-// elfPieces picks out of a whole ELF file what readers of its headers and
-// dynamic-linking tables read: the file and program headers, the section
-// headers and section names, the dynamic section, the dynamic symbols and
-// their strings, symbol versions, notes, the interpreter path and every
-// small section (Go's build information among them). A file debug/elf
-// cannot parse is kept whole up to keepWhole, and otherwise its first
-// pages only.
-func elfPieces(b []byte) (pieces []piece) {
-	add := func(off, size uint64) {
-		if off >= uint64(len(b)) || size == 0 {
-			return
-		}
-		end := min(off+size, uint64(len(b)))
-		pieces = append(pieces, piece{off: int64(off), b: bytes.Clone(b[off:end])})
-	}
-	defer func() {
-		if recover() != nil {
-			pieces = nil
-			add(0, min(uint64(len(b)), keepWhole))
-		}
-	}()
-	f, err := elf.NewFile(bytes.NewReader(b))
-	if err != nil {
-		add(0, min(uint64(len(b)), keepWhole))
-		return pieces
-	}
-	// The file and program headers sit in the first page.
-	add(0, 4096)
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_DYNAMIC || p.Type == elf.PT_INTERP || p.Type == elf.PT_NOTE {
-			add(p.Off, p.Filesz)
-		}
-	}
-	shoff, shsize := sectionHeaderTable(b, f)
-	add(shoff, shsize)
-	for _, s := range f.Sections {
-		if s.Type == elf.SHT_NOBITS {
-			continue
-		}
-		switch {
-		case s.Type == elf.SHT_DYNAMIC, s.Type == elf.SHT_DYNSYM, s.Type == elf.SHT_STRTAB,
-			s.Type == elf.SHT_GNU_VERDEF, s.Type == elf.SHT_GNU_VERNEED, s.Type == elf.SHT_GNU_VERSYM,
-			s.Type == elf.SHT_NOTE, s.Size <= keepELFSection:
-			add(s.Offset, s.Size)
-		}
-	}
-	return merge(pieces)
-}
-
-// sectionHeaderTable finds the section header table from the ELF header
-// itself (debug/elf does not say where it read it).
-func sectionHeaderTable(b []byte, f *elf.File) (off, size uint64) {
-	if len(b) < 64 {
-		return 0, 0
-	}
-	bo := f.ByteOrder
-	if f.Class == elf.ELFCLASS64 {
-		return bo.Uint64(b[0x28:]), uint64(bo.Uint16(b[0x3a:])) * uint64(bo.Uint16(b[0x3c:]))
-	}
-	return uint64(bo.Uint32(b[0x20:])), uint64(bo.Uint16(b[0x2e:])) * uint64(bo.Uint16(b[0x30:]))
-}
-
-// merge sorts pieces by offset and joins overlapping or touching ones.
-func merge(ps []piece) []piece {
-	if len(ps) < 2 {
-		return ps
-	}
-	sortPieces(ps)
-	out := ps[:1]
-	for _, p := range ps[1:] {
-		last := &out[len(out)-1]
-		end := last.off + int64(len(last.b))
-		if p.off > end {
-			out = append(out, p)
-			continue
-		}
-		if pend := p.off + int64(len(p.b)); pend > end {
-			last.b = append(last.b, p.b[end-p.off:]...)
-		}
-	}
-	return out
-}
-
-func sortPieces(ps []piece) {
-	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0 && ps[j].off < ps[j-1].off; j-- {
-			ps[j], ps[j-1] = ps[j-1], ps[j]
-		}
-	}
 }
 
 // resolveDir is the Extractor's resolveDir on nodes.
