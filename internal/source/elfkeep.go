@@ -150,8 +150,9 @@ func holdRanges(want [][2]int64, from, size int64) []heldRange {
 	return out
 }
 
-// pieces returns what is kept of the file, copied out of what was held.
-// It must be called after the last write.
+// pieces returns what is kept of the file, sharing memory with what was
+// held: the caller copies them before the next file. It must be called
+// after the last write.
 func (c *elfCapture) pieces() []piece {
 	held := make(sparse, 0, 1+len(c.held))
 	held = append(held, piece{off: 0, b: c.prefix})
@@ -261,7 +262,8 @@ func (s sparse) slice(off, n int64) ([]byte, bool) {
 // and program headers, the section headers and section names, the
 // dynamic section, the dynamic symbols and their strings, symbol
 // versions, notes and the interpreter path. A file debug/elf cannot parse
-// from them keeps the held beginning, up to keepWhole.
+// from them keeps the held beginning, up to keepWhole. The pieces share
+// memory with held; the caller copies them.
 func elfPieces(held sparse, size int64) (pieces []piece) {
 	add := func(off, n uint64) {
 		if off >= uint64(size) || n == 0 {
@@ -269,11 +271,12 @@ func elfPieces(held sparse, size int64) (pieces []piece) {
 		}
 		n = min(n, uint64(size)-off)
 		if b, ok := held.slice(int64(off), int64(n)); ok {
-			pieces = append(pieces, piece{off: int64(off), b: bytes.Clone(b)})
+			pieces = append(pieces, piece{off: int64(off), n: int64(n), b: b})
 		}
 	}
 	whole := func() []piece {
-		return []piece{{off: 0, b: bytes.Clone(held[0].b[:min(len(held[0].b), keepWhole)])}}
+		b := held[0].b[:min(len(held[0].b), keepWhole)]
+		return []piece{{off: 0, n: int64(len(b)), b: b}}
 	}
 	defer func() {
 		if recover() != nil {
@@ -354,7 +357,9 @@ func merge(ps []piece) []piece {
 			continue
 		}
 		if pend := p.off + int64(len(p.b)); pend > end {
-			last.b = append(last.b, p.b[end-p.off:]...)
+			// A copy: last.b shares memory with what was held.
+			last.b = append(last.b[:len(last.b):len(last.b)], p.b[end-p.off:]...)
+			last.n = int64(len(last.b))
 		}
 	}
 	return out
