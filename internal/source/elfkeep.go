@@ -96,6 +96,19 @@ func (c *elfCapture) decide() {
 		c.prefixEnd = min(c.size, keepWhole)
 		return
 	}
+	var want [][2]int64
+	for _, p := range h.progs {
+		if p.typ == elf.PT_DYNAMIC || p.typ == elf.PT_INTERP || p.typ == elf.PT_NOTE {
+			want = append(want, [2]int64{p.off, p.size})
+		}
+	}
+	if secs, ok := h.sections(c.prefix); ok {
+		// The section headers are in the head (Go's linker writes them
+		// there): exactly the tables are held, nothing of the code.
+		want = append(want, secs...)
+		c.held = holdRanges(want, c.prefixEnd, c.size)
+		return
+	}
 	prefixEnd := int64(elfHead)
 	for _, p := range h.progs {
 		if p.typ == elf.PT_LOAD && p.off == 0 {
@@ -107,20 +120,28 @@ func (c *elfCapture) decide() {
 	if want := int(c.prefixEnd) - len(c.prefix); cap(c.prefix)-len(c.prefix) < want {
 		c.prefix = slices.Grow(c.prefix, want) // once, not by doubling
 	}
-	var want [][2]int64
-	for _, p := range h.progs {
-		if p.typ == elf.PT_DYNAMIC || p.typ == elf.PT_INTERP || p.typ == elf.PT_NOTE {
-			want = append(want, [2]int64{p.off, p.size})
-		}
-	}
 	if h.shoff > 0 {
 		shsize := h.shsize
-		if shsize == 0 {
+		if h.shnum == 0 {
 			shsize = elfRangeMax // extended numbering: the count is in section 0
 		}
 		want = append(want, [2]int64{h.shoff - elfTail, elfTail}, [2]int64{h.shoff, shsize})
 	}
 	c.held = holdRanges(want, c.prefixEnd, c.size)
+}
+
+// wantedSection reports whether readers of the dynamic linking read a
+// section of this type and these flags: the dynamic section, symbols,
+// versions and notes, the dynamic strings (allocated, unlike the full
+// symbol table's) and, told apart by index, the section names.
+func wantedSection(typ elf.SectionType, flags elf.SectionFlag, names bool) bool {
+	switch typ {
+	case elf.SHT_DYNAMIC, elf.SHT_DYNSYM, elf.SHT_GNU_VERDEF, elf.SHT_GNU_VERNEED, elf.SHT_GNU_VERSYM, elf.SHT_NOTE:
+		return true
+	case elf.SHT_STRTAB:
+		return flags&elf.SHF_ALLOC != 0 || names
+	}
+	return false
 }
 
 // holdRanges turns (offset, size) pairs into sorted disjoint ranges with
@@ -164,8 +185,38 @@ func (c *elfCapture) pieces() []piece {
 
 // elfHeader is what decide needs of the ELF header and program headers.
 type elfHeader struct {
-	shoff, shsize int64
-	progs         []elfProg
+	bo                        binary.ByteOrder
+	is64                      bool
+	shoff, shsize             int64
+	shentsize, shnum, shnames int
+	progs                     []elfProg
+}
+
+// sections reads the section headers when head holds them all, and
+// returns the (offset, size) of each section wantedSection names.
+func (h elfHeader) sections(head []byte) (want [][2]int64, ok bool) {
+	entry := 40
+	if h.is64 {
+		entry = 64
+	}
+	if h.shoff <= 0 || h.shnum == 0 || h.shentsize < entry || h.shoff+h.shsize > int64(len(head)) {
+		return nil, false
+	}
+	want = append(want, [2]int64{h.shoff, h.shsize})
+	for i := range h.shnum {
+		sh := head[h.shoff+int64(i*h.shentsize):]
+		typ, flags := elf.SectionType(h.bo.Uint32(sh[4:])), uint64(0)
+		var off, size uint64
+		if h.is64 {
+			flags, off, size = h.bo.Uint64(sh[8:]), h.bo.Uint64(sh[0x18:]), h.bo.Uint64(sh[0x20:])
+		} else {
+			flags, off, size = uint64(h.bo.Uint32(sh[8:])), uint64(h.bo.Uint32(sh[0x10:])), uint64(h.bo.Uint32(sh[0x14:]))
+		}
+		if off < 1<<62 && size < 1<<62 && wantedSection(typ, elf.SectionFlag(flags), i == h.shnames) {
+			want = append(want, [2]int64{int64(off), int64(size)})
+		}
+	}
+	return want, true
 }
 
 type elfProg struct {
@@ -199,19 +250,21 @@ func readELFHeader(b []byte) (h elfHeader, ok bool) {
 		phoff = int64(bo.Uint64(b[0x20:]))
 		h.shoff = int64(bo.Uint64(b[0x28:]))
 		phentsize, phnum = int(bo.Uint16(b[0x36:])), int(bo.Uint16(b[0x38:]))
-		h.shsize = int64(bo.Uint16(b[0x3a:])) * int64(bo.Uint16(b[0x3c:]))
+		h.shentsize, h.shnum, h.shnames = int(bo.Uint16(b[0x3a:])), int(bo.Uint16(b[0x3c:])), int(bo.Uint16(b[0x3e:]))
 	case elf.ELFCLASS32:
 		phoff = int64(bo.Uint32(b[0x1c:]))
 		h.shoff = int64(bo.Uint32(b[0x20:]))
 		phentsize, phnum = int(bo.Uint16(b[0x2a:])), int(bo.Uint16(b[0x2c:]))
-		h.shsize = int64(bo.Uint16(b[0x2e:])) * int64(bo.Uint16(b[0x30:]))
+		h.shentsize, h.shnum, h.shnames = int(bo.Uint16(b[0x2e:])), int(bo.Uint16(b[0x30:])), int(bo.Uint16(b[0x32:]))
 	default:
 		return h, false
 	}
+	h.bo, h.shsize = bo, int64(h.shentsize)*int64(h.shnum)
 	if h.shoff < 0 {
 		h.shoff = 0
 	}
 	is64 := elf.Class(b[elf.EI_CLASS]) == elf.ELFCLASS64
+	h.is64 = is64
 	entry := int64(32)
 	if is64 {
 		entry = 56
@@ -300,19 +353,8 @@ func elfPieces(held sparse, size int64) (pieces []piece) {
 	}
 	names := shstrndx(held[0].b, f)
 	for i, s := range f.Sections {
-		if s.Type == elf.SHT_NOBITS {
-			continue
-		}
-		switch s.Type {
-		case elf.SHT_DYNAMIC, elf.SHT_DYNSYM, elf.SHT_GNU_VERDEF, elf.SHT_GNU_VERNEED, elf.SHT_GNU_VERSYM, elf.SHT_NOTE:
+		if s.Type != elf.SHT_NOBITS && wantedSection(s.Type, s.Flags, i == names) {
 			add(s.Offset, s.Size)
-		case elf.SHT_STRTAB:
-			// The dynamic strings and the section names; not the
-			// strings of the full symbol table, which no reader of the
-			// dynamic linking needs.
-			if s.Flags&elf.SHF_ALLOC != 0 || i == names {
-				add(s.Offset, s.Size)
-			}
 		}
 	}
 	return merge(pieces)

@@ -33,19 +33,32 @@ const (
 
 // Bulk that no collector reads, whose contents a streamed image does not
 // keep (they are read back if anyone asks): message catalogs, compiled
-// Python, Perl modules, JavaScript and Java code, static archives and
-// objects, web assets, compressed man pages and changelogs, and whole
-// documentation, translation and time-zone trees.
+// Python, Perl modules, JavaScript and Java code (JDK modules and class
+// data archives among it), static archives and objects, web assets,
+// fonts and images, compressed files of every kind, and whole
+// documentation, translation and time-zone trees. Most of these are
+// compressed already, so keeping them would cost their full size.
 var (
-	unreadSuffixes = []string{".mo", ".pyc", ".pm", ".pod", ".gz", ".js", ".mjs", ".cjs", ".ts", ".map",
-		".jar", ".class", ".a", ".o", ".html", ".css", ".svg", ".png"}
+	unreadSuffixes = []string{".mo", ".pyc", ".pm", ".pod", ".js", ".mjs", ".cjs", ".ts", ".map",
+		".jar", ".class", ".jmod", ".jsa", ".a", ".o", ".html", ".css", ".svg", ".png", ".jpg", ".gif", ".ico",
+		".ttf", ".otf", ".woff", ".woff2", ".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip"}
 	unreadDirs = []string{"usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/", "usr/share/i18n/", "usr/share/zoneinfo/",
 		"usr/include/c++/", "usr/include/linux/", "usr/include/asm-generic/", "usr/include/x86_64-linux-gnu/", "usr/include/aarch64-linux-gnu/"}
 )
 
+// readAnyway are files among that bulk that a collector does read: the
+// node collector dates a distribution's nodejs by its Debian changelog.
+// Reading one back would decompress its layer again up to it.
+var readAnyway = []string{"/share/doc/nodejs/changelog.Debian.gz"}
+
 // keepable reports whether a file's contents may be kept in memory; name
 // is clean and relative to the root.
 func keepable(name string) bool {
+	for _, s := range readAnyway {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
 	for _, s := range unreadSuffixes {
 		if strings.HasSuffix(name, s) {
 			return false
@@ -67,8 +80,13 @@ type memTree struct {
 	layers []blob
 	log    *slog.Logger
 
-	mu     sync.Mutex // guards the contents of nodes, which reads may load
-	loaded int        // files read back from their layers, for the log
+	mu sync.Mutex // guards the contents of nodes, which reads may load, and loading
+	// loading has a channel for each file being read back, closed when
+	// done: the layer is read without mu held, so that reads of other
+	// files go on meanwhile (reading back decompresses the layer up to
+	// the file, seconds on a large one).
+	loading map[*mnode]chan struct{}
+	loaded  int // files read back from their layers, for the log
 }
 
 var _ fileSystem = (*memTree)(nil)
@@ -734,20 +752,35 @@ func (f *memFile) bytes(i int) ([]byte, error) {
 }
 
 // load returns a file's whole contents, reading them back from the layer
-// the first time a read falls outside what was kept. The caller holds mu.
+// the first time a read falls outside what was kept. The caller holds mu;
+// load releases it while reading the layer.
 func (t *memTree) load(n *mnode, name string) ([]byte, error) {
-	if n.data != nil {
-		return n.data, nil
+	for n.data == nil {
+		if ch, ok := t.loading[n]; ok {
+			t.mu.Unlock()
+			<-ch
+			t.mu.Lock()
+			continue // loaded, or failed and tried again here
+		}
+		ch := make(chan struct{})
+		if t.loading == nil {
+			t.loading = map[*mnode]chan struct{}{}
+		}
+		t.loading[n] = ch
+		t.mu.Unlock()
+		started := time.Now()
+		data, err := readBack(t.layers[n.layer], n.offset, n.size)
+		t.mu.Lock()
+		delete(t.loading, n)
+		close(ch)
+		if err != nil {
+			return nil, fmt.Errorf("read back from layer %d: %w", n.layer+1, err)
+		}
+		n.data, n.pieces = data, nil
+		t.loaded++
+		t.log.Debug("read a file back from its layer", "path", name, "layer", n.layer+1, "bytes", n.size, "elapsed", time.Since(started), "files read back", t.loaded)
 	}
-	started := time.Now()
-	data, err := readBack(t.layers[n.layer], n.offset, n.size)
-	if err != nil {
-		return nil, fmt.Errorf("read back from layer %d: %w", n.layer+1, err)
-	}
-	n.data, n.pieces = data, nil
-	t.loaded++
-	t.log.Debug("read a file back from its layer", "path", name, "layer", n.layer+1, "bytes", n.size, "elapsed", time.Since(started), "files read back", t.loaded)
-	return data, nil
+	return n.data, nil
 }
 
 // readBack reads size bytes at offset of a layer's uncompressed stream:
