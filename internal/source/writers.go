@@ -72,9 +72,10 @@ func (e *Extractor) startWriters() {
 	}
 	w.pending = map[string]struct{}{}
 	w.fresh = map[string]struct{}{}
+	jobs := w.jobs // stopWriters clears the field
 	for range n {
 		go func() {
-			for j := range w.jobs {
+			for j := range jobs {
 				j.err = e.writeFile(j.pfd, j.base, j.p, j.want, j.uid, j.gid, j.data)
 				if j.err != nil {
 					w.mu.Lock()
