@@ -295,7 +295,7 @@ func (e *Extractor) ApplyLayer(ctx context.Context, r io.Reader) error {
 		if err := e.apply(hdr, tr); err != nil {
 			return err
 		}
-		return e.w.err
+		return e.failed()
 	})
 	// The next layer, and Finish, see every file of this one.
 	e.wait()

@@ -1,11 +1,14 @@
 package source
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,8 +48,9 @@ type fileJob struct {
 	want     fs.FileMode
 	uid, gid int
 	data     []byte
-	err      error
 	buf      *[]byte
+	seq      int // the entry's number in the image, to report the first error
+	err      error
 }
 
 // writers is the pool; the zero value writes nothing in the background.
@@ -55,7 +59,8 @@ type writers struct {
 	bufs    chan *[]byte
 	wg      sync.WaitGroup // files handed out and not yet written
 	mu      sync.Mutex
-	failed  []*fileJob // guarded by mu
+	failed  []*fileJob  // guarded by mu
+	broken  atomic.Bool // a writer failed: the next entry waits and reports it
 	pending map[string]struct{}
 	fresh   map[string]struct{}
 	err     error // the first writer error, reported by the next entry
@@ -77,12 +82,13 @@ func (e *Extractor) startWriters() {
 		go func() {
 			for j := range jobs {
 				j.err = e.writeFile(j.pfd, j.base, j.p, j.want, j.uid, j.gid, j.data)
+				j.data = nil
+				w.bufs <- j.buf
 				if j.err != nil {
 					w.mu.Lock()
 					w.failed = append(w.failed, j)
 					w.mu.Unlock()
-				} else {
-					w.bufs <- j.buf
+					w.broken.Store(true)
 				}
 				w.wg.Done()
 			}
@@ -113,12 +119,18 @@ func (e *Extractor) wait() {
 	failed := w.failed
 	w.failed = nil
 	w.mu.Unlock()
-	for _, j := range failed {
-		if w.err == nil {
-			w.err = attributed{fmt.Errorf("layer %d entry %q: %w", j.layer, j.entry, j.err)}
-		}
-		w.bufs <- j.buf
+	if len(failed) > 0 && w.err == nil {
+		j := slices.MinFunc(failed, func(a, b *fileJob) int { return cmp.Compare(a.seq, b.seq) })
+		w.err = attributed{fmt.Errorf("layer %d entry %q: %w", j.layer, j.entry, j.err)}
 	}
+}
+
+// failed reports a writer's error as soon as one is known.
+func (e *Extractor) failed() error {
+	if e.w.broken.Load() {
+		e.wait()
+	}
+	return e.w.err
 }
 
 // attributed is an error that already names its layer and entry.
@@ -156,7 +168,7 @@ func (e *Extractor) handOff(pfd int, base, parent, p string, size int64, entry s
 	e.seen[p] = struct{}{}
 	w.pending[p] = struct{}{}
 	w.wg.Add(1)
-	w.jobs <- &fileJob{pfd: pfd, base: base, p: p, entry: entry, layer: e.layer, want: want, uid: uid, gid: gid, data: *buf, buf: buf}
+	w.jobs <- &fileJob{pfd: pfd, base: base, p: p, entry: entry, layer: e.layer, want: want, uid: uid, gid: gid, data: *buf, buf: buf, seq: e.entries}
 	return true, nil
 }
 
