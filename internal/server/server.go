@@ -53,6 +53,7 @@ type Service interface {
 	RingTelemetry(ctx context.Context, id string, ring int) (rollout.Telemetry, error)
 	Analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, error)
 	Signatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error)
+	SignaturesWithTrend(ctx context.Context, label, version string, window time.Duration, p rollout.Page) ([]rollout.Signature, string, error)
 }
 
 // Store is the part of rollout.Store the server reads directly: tokens,
@@ -100,6 +101,9 @@ type Options struct {
 	// RateLimits bound each token's requests (429 with Retry-After over
 	// them); the zero value sets no limit.
 	RateLimits RateLimits
+	// Sessions, when set, serves the dashboard (package ui) under /ui/,
+	// with its logins kept there, and redirects / to it.
+	Sessions rollout.SessionStore
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -117,6 +121,7 @@ type Server struct {
 	verify  Verify
 	notices Notices
 	limiter *limiter
+	deps    dependencyHealth
 }
 
 // New builds the server and registers its routes and metrics.
@@ -155,6 +160,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mux = http.NewServeMux()
 	s.register()
+	if opts.Sessions != nil {
+		if err := s.mountDashboard(opts.Sessions); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -216,6 +226,7 @@ func (s *Server) handle(method, path string, access Access, h handlerFunc) {
 	s.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		s.serve(sw, r, access, names, limit, hot, h)
+		s.noteWrite(r, sw.status)
 		requests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
 	})
 }
