@@ -45,6 +45,8 @@ var partsCheckers = map[string]partsChecker{
 	KindNode: checkNode,
 	KindGo:   checkGo,
 	KindRuby: checkRuby,
+	KindPHP:  checkPHP,
+	KindPerl: checkPerl,
 }
 
 func checkJava(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snapshot.Runtime, opts Options) (map[string]*snapshot.Module, []string) {
