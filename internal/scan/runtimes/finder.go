@@ -181,6 +181,9 @@ func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtim
 			out = append(out, r)
 		}
 	}
+	if t.RootFS {
+		out = append(out, newSystemRuntime())
+	}
 	if t.Runner != nil {
 		warnings = append(warnings, confirm(ctx, t.Runner, out)...)
 		if err := ctx.Err(); err != nil {
@@ -203,6 +206,9 @@ func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtim
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("check runtime parts: %w", err)
 	}
+	// An image that shows none of the essentials (a bare tree with an
+	// os-release) has no system entry rather than an empty one.
+	out = slices.DeleteFunc(out, func(r snapshot.Runtime) bool { return r.Kind == KindSystem && len(r.Modules) == 0 })
 	return out, warnings, nil
 }
 

@@ -41,12 +41,13 @@ func (o Options) withDefaults() Options {
 type partsChecker func(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snapshot.Runtime, opts Options) (mods map[string]*snapshot.Module, warnings []string)
 
 var partsCheckers = map[string]partsChecker{
-	KindJava: checkJava,
-	KindNode: checkNode,
-	KindGo:   checkGo,
-	KindRuby: checkRuby,
-	KindPHP:  checkPHP,
-	KindPerl: checkPerl,
+	KindJava:   checkJava,
+	KindNode:   checkNode,
+	KindGo:     checkGo,
+	KindRuby:   checkRuby,
+	KindPHP:    checkPHP,
+	KindPerl:   checkPerl,
+	KindSystem: checkSystem,
 }
 
 func checkJava(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snapshot.Runtime, opts Options) (map[string]*snapshot.Module, []string) {
