@@ -48,6 +48,8 @@ var partsCheckers = map[string]partsChecker{
 	KindPHP:    checkPHP,
 	KindPerl:   checkPerl,
 	KindSystem: checkSystem,
+
+	KindDotnetRuntime: checkDotnet,
 }
 
 func checkJava(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snapshot.Runtime, opts Options) (map[string]*snapshot.Module, []string) {
