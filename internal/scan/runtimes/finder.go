@@ -146,6 +146,9 @@ func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtim
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("read runtimes: %w", err)
 		}
+		if !f.opts.wants(c.kind) {
+			continue
+		}
 		var (
 			rs []snapshot.Runtime
 			w  string
@@ -181,7 +184,7 @@ func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtim
 			out = append(out, r)
 		}
 	}
-	if t.RootFS {
+	if t.RootFS && f.opts.wants(KindSystem) {
 		out = append(out, newSystemRuntime())
 	}
 	if t.Runner != nil {
