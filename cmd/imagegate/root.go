@@ -44,6 +44,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newVerifyCmd(g))
 	root.AddCommand(newSimulateCmd(g))
 	root.AddCommand(newTokenCmd(g))
+	root.AddCommand(newSubscriptionCmd(g), newOrgCmd(g))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{c, err}
 	})

@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"os"
+	"slices"
 	"time"
 
+	"github.com/imagegate/imagegate/internal/sbom"
 	"github.com/imagegate/imagegate/internal/scan"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
@@ -31,6 +33,10 @@ type scanOptions struct {
 	inMemory bool
 }
 
+// scanFormats are what scan writes: the snapshot's own renderings, then
+// the SBOMs made from it.
+var scanFormats = append(slices.Clip(snapshot.Formats), sbom.Formats...)
+
 func newScanCmd(g *globalOptions) *cobra.Command {
 	var o scanOptions
 	cmd := &cobra.Command{
@@ -46,14 +52,15 @@ func newScanCmd(g *globalOptions) *cobra.Command {
   registry:REF                an image in a registry (docker credentials; --insecure for plain HTTP)
 
 ` + exitHelpScan,
-		Example: "  imagegate scan host -o table\n  imagegate scan dir:/opt/hostedtoolcache --exec none --out snapshot.json",
-		Args:    exactArgs(1),
+		Example: "  imagegate scan host -o table\n  imagegate scan dir:/opt/hostedtoolcache --exec none --out snapshot.json\n" +
+			"  imagegate scan registry:ghcr.io/org/image@sha256:… -o cyclonedx-json --out sbom.cdx.json",
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runScan(cmd.Context(), g, o, args[0], cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
-	addOutputFlags(f, &o.format, &o.out, "", "output format: json, table or markdown (default json, table on a terminal)")
+	addOutputFlags(f, &o.format, &o.out, "", "output format: "+scanFormats.String()+" (default json, table on a terminal)")
 	o.addFlags(f, "how to run the image's programs: auto, none, local or chroot")
 	return cmd
 }
@@ -84,7 +91,7 @@ func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, 
 	if format == "" {
 		format = defaultFormat(stdout, o.out)
 	}
-	if err := snapshot.Formats.Check(format); err != nil {
+	if err := scanFormats.Check(format); err != nil {
 		return err
 	}
 	// Only the snapshot is wanted: with nothing to run, the image need
@@ -94,7 +101,7 @@ func runScan(ctx context.Context, g *globalOptions, o scanOptions, spec string, 
 	if err != nil {
 		return err
 	}
-	return writeOutput(stdout, o.out, func(w io.Writer) error { return snapshot.Formats.Write(w, format, snap) })
+	return writeOutput(stdout, o.out, func(w io.Writer) error { return scanFormats.Write(w, format, snap) })
 }
 
 // scanForGate opens and scans one SOURCE and keeps the image's files until

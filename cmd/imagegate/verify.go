@@ -13,6 +13,7 @@ import (
 
 	"github.com/imagegate/imagegate/internal/rollout"
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/imagegate/imagegate/internal/source"
 	"github.com/imagegate/imagegate/internal/verify"
 )
 
@@ -24,6 +25,7 @@ type verifyOptions struct {
 	interval time.Duration
 	insecure bool
 	tempDir  string
+	cacheDir string
 }
 
 type verifyListOptions struct {
@@ -60,6 +62,7 @@ result (the results it took are printed first).
 	f.DurationVar(&opts.interval, "interval", 24*time.Hour, "time between passes when not --once")
 	f.BoolVar(&opts.insecure, "insecure", false, "pull over plain HTTP and unverified TLS (test registries)")
 	f.StringVar(&opts.tempDir, "temp-dir", "", "where image layers are unpacked (default $TMPDIR)")
+	f.StringVar(&opts.cacheDir, "cache-dir", source.DefaultCacheDir(), `where layers are kept between passes, by digest ("" = none: every pass pulls every layer)`)
 
 	list := &verifyListOptions{clientOptions: co}
 	listCmd := &cobra.Command{
@@ -80,7 +83,7 @@ func runVerify(ctx context.Context, g *globalOptions, opts *verifyOptions, stdou
 	if err != nil {
 		return err
 	}
-	w := verify.New(c, verify.Options{Insecure: opts.insecure, TempDir: opts.tempDir, ScannerVersion: scannerVersion(), Logger: g.logger()})
+	w := verify.New(c, verify.Options{Insecure: opts.insecure, TempDir: opts.tempDir, CacheDir: opts.cacheDir, ScannerVersion: scannerVersion(), Logger: g.logger()})
 	if !opts.once {
 		return w.Run(ctx, opts.interval)
 	}

@@ -10,3 +10,10 @@ type SubscribeRequest struct {
 	OrgTarget bool     `json:"orgTarget,omitempty"`
 	Filters   []string `json:"filters,omitempty"`
 }
+
+// OrgTargetRequest is the body of PUT /api/v1/orgs/{org}/alert-target:
+// the webhook the organisation's subscriptions with orgTarget are sent to.
+type OrgTargetRequest struct {
+	URL    string `json:"url"`
+	Format string `json:"format,omitempty"`
+}

@@ -59,6 +59,11 @@ var forbidden = map[string][]string{
 	// and scans; the server judges, so it reaches no store or server.
 	"internal/verify": {"internal/server", "internal/store", "internal/config", "internal/alert"},
 
+	// sbom renders a snapshot for SBOM readers: the schema and the diff
+	// identities in, a document out; never the scanner, a store or the server.
+	"internal/sbom": {"internal/scan", "internal/source", "internal/sandbox", "internal/check", "internal/rollout",
+		"internal/store", "internal/server", "internal/api", "internal/verify"},
+
 	// analysis is the pure decision core the rollout controller calls: the
 	// snapshot and diff vocabularies in, a decision out, nothing that does I/O.
 	// simulate drives the control plane through its public API on a real

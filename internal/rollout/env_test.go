@@ -44,10 +44,7 @@ func (e *env) open(opts rollout.ServiceOptions, holder string) {
 		e.t.Fatal(err)
 	}
 	opts.Clock = e.clock
-	if h, ok := opts.Health.(rollout.FailureRateHealth); ok {
-		h.Jobs = db
-		opts.Health = h
-	}
+	opts.Health = e.bind(opts.Health, db)
 	svc, err := rollout.NewService(e.ctx, db, opts)
 	if err != nil {
 		db.Close()
@@ -56,6 +53,26 @@ func (e *env) open(opts rollout.ServiceOptions, holder string) {
 	e.db, e.svc = db, svc
 	e.ctl = rollout.NewController(svc, db, rollout.ControllerOptions{Holder: holder, Clock: e.clock})
 	e.t.Cleanup(func() { svc.Close(); db.Close() })
+}
+
+// bind gives the health checks that read the store this process's
+// database and clock, inside AllOf too.
+func (e *env) bind(h rollout.Health, db *sqlite.DB) rollout.Health {
+	switch h := h.(type) {
+	case rollout.FailureRateHealth:
+		h.Jobs = db
+		return h
+	case rollout.NoticeGate:
+		h.Sent, h.Clock = db, e.clock
+		return h
+	case rollout.AllOf:
+		out := make(rollout.AllOf, len(h))
+		for i, m := range h {
+			out[i] = e.bind(m, db)
+		}
+		return out
+	}
+	return h
 }
 
 // crash drops the Service and Controller without any goodbye and opens new

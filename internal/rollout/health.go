@@ -40,6 +40,15 @@ type Health interface {
 	Check(ctx context.Context, r Rollout, ring int) (HealthResult, error)
 }
 
+// StartGate is what a Health may also implement to hold a pending
+// rollout before its first ring (NoticeGate: ring 0's notice period).
+// MayStart's verdict is Known and Healthy to start; !Known holds the
+// rollout pending, Reason saying why. Same concurrency and cost rules as
+// Health.
+type StartGate interface {
+	MayStart(ctx context.Context, r Rollout) (HealthResult, error)
+}
+
 // JobCounter is the part of Store FailureRateHealth reads.
 type JobCounter interface {
 	CountJobs(ctx context.Context, label, version string, ring int, since time.Time) (JobCounts, error)
@@ -114,7 +123,33 @@ func (ManualApproval) Check(_ context.Context, r Rollout, ring int) (HealthResul
 // dry-run's) rides along.
 type AllOf []Health
 
-var _ Health = AllOf(nil)
+var (
+	_ Health    = AllOf(nil)
+	_ StartGate = AllOf(nil)
+)
+
+// MayStart implements StartGate: held while any member that is a
+// StartGate holds, the reasons joined.
+func (a AllOf) MayStart(ctx context.Context, r Rollout) (HealthResult, error) {
+	out := HealthResult{Known: true, Healthy: true}
+	var reasons []string
+	for _, h := range a {
+		g, ok := h.(StartGate)
+		if !ok {
+			continue
+		}
+		res, err := g.MayStart(ctx, r)
+		if err != nil {
+			return HealthResult{}, err
+		}
+		if !res.Known || !res.Healthy {
+			out.Known, out.Healthy = false, false
+			reasons = append(reasons, res.Reason)
+		}
+	}
+	out.Reason = strings.Join(reasons, "; ")
+	return out, nil
+}
 
 // Check implements Health.
 func (a AllOf) Check(ctx context.Context, r Rollout, ring int) (HealthResult, error) {

@@ -37,6 +37,9 @@ type GateInput struct {
 	// AutoRollback turns an unhealthy verdict into a rollback instead of a
 	// halt.
 	AutoRollback bool
+	// StartHold, for a pending rollout, says why it may not start ring 0
+	// yet (a StartGate's verdict: ring 0's notice period); "" lets it.
+	StartHold string
 }
 
 // Step is one decision of the reconcile loop: the rollout's next state (or
@@ -56,6 +59,9 @@ func Step(r Rollout, in GateInput) (next Rollout, action, why string) {
 	}
 	switch r.State {
 	case StatePending:
+		if in.StartHold != "" {
+			return r, "", fmt.Sprintf("ring 0 (%s) not started: %s", r.Rings[0].Name, in.StartHold)
+		}
 		next.State, next.Ring, next.RingStartedAt = StateBaking, 0, in.Now
 		return next, "rollout.ring", fmt.Sprintf("started: baking in ring 0 (%s)", r.Rings[0].Name)
 	case StateBaking:

@@ -43,6 +43,7 @@ func TestStep(t *testing.T) {
 		want want
 	}{
 		{"pending starts ring 0", pending, rollout.GateInput{Now: t0}, want{"rollout.ring", rollout.StateBaking, 0, t0}},
+		{"pending held by its start gate", pending, rollout.GateInput{Now: t0, StartHold: "ring 0's notice period"}, want{"", rollout.StatePending, 0, time.Time{}}},
 		{"bake not elapsed", baking(0, t0), rollout.GateInput{Now: t0.Add(59 * time.Minute), Jobs: 10, Health: healthy}, want{"", rollout.StateBaking, 0, t0}},
 		{"too few jobs", baking(0, t0), rollout.GateInput{Now: t0.Add(2 * time.Hour), Jobs: 2, Health: healthy}, want{"", rollout.StateBaking, 0, t0}},
 		{"health unknown waits", baking(0, t0), rollout.GateInput{Now: t0.Add(2 * time.Hour), Jobs: 3, Health: unknown}, want{"", rollout.StateBaking, 0, t0}},

@@ -73,8 +73,8 @@ type Ring struct {
 	// ManualApproval holds the rollout in this ring until someone promotes it.
 	ManualApproval bool `json:"manualApproval"`
 	// NoticePeriod: the rollout does not enter this ring before this long
-	// after its change notices went out (NoticeGate; not for ring 0, which
-	// starts with the rollout). Expedited rollouts skip it, audited.
+	// after its change notices went out (NoticeGate; for ring 0 the
+	// rollout stays pending meanwhile). Expedited rollouts skip it, audited.
 	NoticePeriod time.Duration `json:"noticePeriod,omitempty"`
 }
 

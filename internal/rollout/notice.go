@@ -60,18 +60,79 @@ func CheckSubscription(s Subscription) error {
 	case len(s.Filters) > MaxFilters:
 		return fmt.Errorf("subscription of %s to %s: %w: at most %d filters", s.Org, s.Label, ErrInvalid, MaxFilters)
 	}
-	if s.URL != "" {
-		u, err := url.Parse(s.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("subscription of %s to %s: %w: the url must be an absolute http:// or https:// URL", s.Org, s.Label, ErrInvalid)
-		}
-	}
-	switch s.Format {
-	case "", "json", "slack", "teams":
-	default:
-		return fmt.Errorf("subscription of %s to %s: %w: format %q is none of json, slack, teams", s.Org, s.Label, ErrInvalid, s.Format)
+	if err := checkWebhook(s.URL, s.Format); err != nil {
+		return fmt.Errorf("subscription of %s to %s: %w", s.Org, s.Label, err)
 	}
 	return nil
+}
+
+// checkWebhook refuses a webhook that is not an absolute http(s) URL
+// ("" passes: the caller decides whether one is needed) or a format
+// alerts do not have.
+func checkWebhook(raw, format string) error {
+	if raw != "" {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: the url must be an absolute http:// or https:// URL", ErrInvalid)
+		}
+	}
+	switch format {
+	case "", "json", "slack", "teams":
+	default:
+		return fmt.Errorf("%w: format %q is none of json, slack, teams", ErrInvalid, format)
+	}
+	return nil
+}
+
+// OrgTarget is the webhook an organisation keeps on the server for its
+// notices: subscriptions with OrgTarget are sent there, so a team that
+// moves its channel changes one target, not every subscription.
+type OrgTarget struct {
+	Org string `json:"org"`
+	// URL and Format as for a subscription's webhook (format json, slack
+	// or teams; "" is json).
+	URL       string    `json:"url"`
+	Format    string    `json:"format,omitempty"`
+	UpdatedBy string    `json:"updatedBy"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// CheckOrgTarget is the refusal every store makes before SetOrgTarget
+// touches its database.
+func CheckOrgTarget(t OrgTarget) error {
+	if t.Org == "" || t.URL == "" {
+		return fmt.Errorf("alert target: %w: org and url are required", ErrInvalid)
+	}
+	if err := checkWebhook(t.URL, t.Format); err != nil {
+		return fmt.Errorf("alert target of %s: %w", t.Org, err)
+	}
+	return nil
+}
+
+// OrgTargetStore holds each organisation's alert target.
+type OrgTargetStore interface {
+	// SetOrgTarget creates or replaces t.Org's target with audit (setting
+	// the same target again is no error). ErrInvalid for CheckOrgTarget's
+	// refusals. Returns t as stored (UpdatedAt in microseconds, UTC).
+	SetOrgTarget(ctx context.Context, t OrgTarget, audit AuditEntry) (OrgTarget, error)
+	// GetOrgTarget returns ErrNotFound when org has none.
+	GetOrgTarget(ctx context.Context, org string) (OrgTarget, error)
+	// DeleteOrgTarget removes org's target with audit; ErrNotFound when
+	// it has none. Its subscriptions with OrgTarget stay and are skipped
+	// (logged) until a target is set again.
+	DeleteOrgTarget(ctx context.Context, org string, audit AuditEntry) error
+}
+
+// PrepareOrgTarget is CheckOrgTarget plus the defaults both stores apply.
+func PrepareOrgTarget(t OrgTarget) (OrgTarget, error) {
+	if err := CheckOrgTarget(t); err != nil {
+		return t, err
+	}
+	if t.UpdatedAt.IsZero() {
+		t.UpdatedAt = time.Now()
+	}
+	t.UpdatedAt = t.UpdatedAt.UTC().Truncate(time.Microsecond)
+	return t, nil
 }
 
 // SubscriptionFilter narrows ListSubscriptions; empty fields match all.

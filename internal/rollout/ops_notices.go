@@ -2,10 +2,12 @@ package rollout
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"time"
 
@@ -16,11 +18,7 @@ import (
 
 // NoticeOptions configure Notices.
 type NoticeOptions struct {
-	// OrgTarget returns the alert target (url, format) configured for org,
-	// for subscriptions with OrgTarget; nil or !ok: those are refused at
-	// subscribe time and skipped (logged) at fan-out.
-	OrgTarget func(org string) (url, format string, ok bool)
-	Logger    *slog.Logger // default: the Service's
+	Logger *slog.Logger // default: the Service's
 }
 
 // Notices fans change notices out to subscribers through the outbox.
@@ -57,8 +55,11 @@ func (n *Notices) Subscribe(ctx context.Context, actor string, s Subscription) (
 		}
 	}
 	if s.OrgTarget {
-		if _, _, ok := n.orgTarget(s.Org); !ok {
-			return Subscription{}, fmt.Errorf("subscribe %s to %s: the server has no alert target for organisation %s; give a webhook url: %w", s.Org, s.Label, s.Org, ErrPrecondition)
+		if _, err := n.st.GetOrgTarget(ctx, s.Org); errors.Is(err, ErrNotFound) {
+			return Subscription{}, fmt.Errorf("subscribe %s to %s: organisation %s has no alert target on the server; set one first (imagegate org target set %s --url URL) or give a webhook url: %w",
+				s.Org, s.Label, s.Org, s.Org, ErrPrecondition)
+		} else if err != nil {
+			return Subscription{}, errWrap(err, "subscribe %s to %s: alert target", s.Org, s.Label)
 		}
 	}
 	s.CreatedBy, s.CreatedAt = actor, n.svc.clock.Now()
@@ -79,11 +80,38 @@ func (n *Notices) Unsubscribe(ctx context.Context, actor, org, id string) error 
 		"unsubscribe %s", id)
 }
 
-func (n *Notices) orgTarget(org string) (string, string, bool) {
-	if n.opts.OrgTarget == nil {
-		return "", "", false
+// SetOrgTarget stores t as t.Org's alert target by actor. The audit
+// entry names the target's host only: Slack's and Teams' URLs carry their
+// secret in the path.
+func (n *Notices) SetOrgTarget(ctx context.Context, actor string, t OrgTarget) (OrgTarget, error) {
+	if err := CheckName("org", t.Org); err != nil {
+		return OrgTarget{}, fmt.Errorf("set alert target: %w", err)
 	}
-	return n.opts.OrgTarget(org)
+	t.UpdatedBy, t.UpdatedAt = actor, n.svc.clock.Now()
+	out, err := n.st.SetOrgTarget(ctx, t, AuditEntry{Actor: actor, Action: "org.target.set", Subject: "org/" + t.Org,
+		Details: details("host", urlHost(t.URL), "format", t.Format)})
+	return out, errWrap(err, "set alert target of %s", t.Org)
+}
+
+// OrgTarget returns org's alert target; ErrNotFound when it has none.
+func (n *Notices) OrgTarget(ctx context.Context, org string) (OrgTarget, error) {
+	t, err := n.st.GetOrgTarget(ctx, org)
+	return t, errWrap(err, "alert target of %s", org)
+}
+
+// ClearOrgTarget removes org's alert target by actor; ErrNotFound when it
+// has none.
+func (n *Notices) ClearOrgTarget(ctx context.Context, actor, org string) error {
+	return errWrap(n.st.DeleteOrgTarget(ctx, org, AuditEntry{Actor: actor, Action: "org.target.delete", Subject: "org/" + org}),
+		"clear alert target of %s", org)
+}
+
+func urlHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 // releaseNotes is what every notice of one rollout shares: the diff.
@@ -173,6 +201,9 @@ func ReachesAt(r Rollout, ring int, sent, now time.Time) (time.Time, bool) {
 	cur, t := r.Ring, r.RingStartedAt
 	if r.State == StatePending || t.IsZero() {
 		cur, t = 0, now
+		if len(r.Rings) > 0 && !r.Expedited && sent.Add(r.Rings[0].NoticePeriod).After(t) {
+			t = sent.Add(r.Rings[0].NoticePeriod) // ring 0 starts after its notice period (MayStart)
+		}
 	} else if ring <= r.Ring {
 		return t, true
 	}
@@ -216,7 +247,9 @@ func (n *Notices) Fanout(ctx context.Context, r Rollout) (int, error) {
 		return 0, err
 	}
 	now := n.svc.clock.Now().UTC()
-	queued := 0
+	queued, skipped := 0, 0
+	// The organisations' targets, each read once per fan-out (nil: none).
+	targets := map[string]*OrgTarget{}
 	var batch []OutboxItem
 	flush := func() error {
 		if len(batch) == 0 {
@@ -229,6 +262,8 @@ func (n *Notices) Fanout(ctx context.Context, r Rollout) (int, error) {
 		batch = batch[:0]
 		return nil
 	}
+	// stop is the error that ended the walk early: each returns nil then.
+	var stop error
 	err = each(ctx, func(p Page) ([]Subscription, string, error) {
 		p.Limit = fanoutBatch
 		return n.st.ListSubscriptions(ctx, SubscriptionFilter{Label: r.Label}, p)
@@ -239,11 +274,26 @@ func (n *Notices) Fanout(ctx context.Context, r Rollout) (int, error) {
 		}
 		url, format := s.URL, s.Format
 		if s.OrgTarget {
-			var ok bool
-			if url, format, ok = n.orgTarget(s.Org); !ok {
-				n.log.Warn("notice: no alert target for the organisation; skipped", "org", s.Org, "subscription", s.ID)
+			tg, seen := targets[s.Org]
+			if !seen {
+				t, gerr := n.st.GetOrgTarget(ctx, s.Org)
+				switch {
+				case gerr == nil:
+					tg = &t
+				case !errors.Is(gerr, ErrNotFound):
+					stop = fmt.Errorf("alert target of %s: %w", s.Org, gerr)
+					return false
+				}
+				targets[s.Org] = tg
+			}
+			if tg == nil {
+				// Cleared after the subscription was made: nowhere
+				// to send it until the organisation sets one again.
+				n.log.Warn("notice: the organisation has no alert target; skipped", "org", s.Org, "subscription", s.ID)
+				skipped++
 				return true
 			}
+			url, format = tg.URL, tg.Format
 		}
 		if format == "" {
 			format = "json"
@@ -252,12 +302,13 @@ func (n *Notices) Fanout(ctx context.Context, r Rollout) (int, error) {
 			RolloutID: r.ID, Ring: nt.Ring, RingName: nt.RingName, Summary: nt.summary(), Link: UpcomingPath(s.Org), CreatedAt: now, Details: nt.details()}
 		batch = append(batch, OutboxItem{Key: a.ID, URL: url, Format: format, Alert: a, CreatedAt: now})
 		if len(batch) >= fanoutBatch {
-			if err = flush(); err != nil {
+			if stop = flush(); stop != nil {
 				return false
 			}
 		}
 		return true
 	})
+	err = cmp.Or(err, stop)
 	if err == nil {
 		err = flush()
 	}
@@ -265,11 +316,17 @@ func (n *Notices) Fanout(ctx context.Context, r Rollout) (int, error) {
 		return queued, errWrap(err, "notices of %s", r.ID)
 	}
 	audit := AuditEntry{Actor: NoticeActor, Action: "rollout.notices", Subject: "rollout/" + r.ID,
-		Reason: fmt.Sprintf("%d change notices queued", queued), Details: details("notices", queued)}
+		Reason: fmt.Sprintf("%d change notices queued", queued)}
+	kv := []any{"notices", queued}
+	if skipped > 0 {
+		audit.Reason += fmt.Sprintf("; %d skipped: their organisation has no alert target", skipped)
+		kv = append(kv, "skippedNoTarget", skipped)
+	}
 	if r.Expedited && slices.ContainsFunc(r.Rings, func(g Ring) bool { return g.NoticePeriod > 0 }) {
 		audit.Reason += "; hotfix: the rings' notice periods are skipped"
-		audit.Details = details("notices", queued, "noticePeriodSkipped", true)
+		kv = append(kv, "noticePeriodSkipped", true)
 	}
+	audit.Details = details(kv...)
 	if _, err := n.st.RecordNotices(ctx, NoticeRun{RolloutID: r.ID, Label: r.Label, Version: r.Version, Notices: queued, SentAt: now}, audit); err != nil {
 		return queued, errWrap(err, "record notices of %s", r.ID)
 	}
@@ -348,9 +405,10 @@ func (n *Notices) Upcoming(ctx context.Context, org string) ([]ChangeNotice, err
 
 // NoticeGate wraps a Health so that a rollout does not enter a ring with
 // a NoticePeriod before that long after its notices went out: leaving the
-// ring before it is held as "not known yet". Expedited rollouts (hotfixes)
-// skip the periods; their notices' audit entry says so. An unhealthy
-// verdict of Next still halts at once.
+// ring before it is held as "not known yet", and so is starting ring 0
+// (StartGate). Expedited rollouts (hotfixes) skip the periods; their
+// notices' audit entry says so. An unhealthy verdict of Next still halts
+// at once.
 type NoticeGate struct {
 	Next Health // nil: every ring healthy
 	Sent interface {
@@ -359,7 +417,17 @@ type NoticeGate struct {
 	Clock Clock // default: the system clock
 }
 
-var _ Health = NoticeGate{}
+var (
+	_ Health    = NoticeGate{}
+	_ StartGate = NoticeGate{}
+)
+
+// MayStart implements StartGate: a rollout whose ring 0 declares a
+// NoticePeriod stays pending until that long after its notices went out.
+// Next is not asked: there is no ring to judge yet.
+func (g NoticeGate) MayStart(ctx context.Context, r Rollout) (HealthResult, error) {
+	return g.period(ctx, r, 0)
+}
 
 // Check implements Health.
 func (g NoticeGate) Check(ctx context.Context, r Rollout, ring int) (HealthResult, error) {
@@ -370,16 +438,27 @@ func (g NoticeGate) Check(ctx context.Context, r Rollout, ring int) (HealthResul
 			return res, err
 		}
 	}
-	if r.Expedited || ring+1 >= len(r.Rings) || r.Rings[ring+1].NoticePeriod <= 0 {
-		return res, nil
+	held, err := g.period(ctx, r, ring+1)
+	if err != nil || !held.Known {
+		return held, err
 	}
-	next := r.Rings[ring+1]
+	return res, nil
+}
+
+// period holds r out of ring (Known false, with why) until ring's
+// NoticePeriod has passed since r's notices went out.
+func (g NoticeGate) period(ctx context.Context, r Rollout, ring int) (HealthResult, error) {
+	pass := HealthResult{Healthy: true, Known: true}
+	if r.Expedited || ring >= len(r.Rings) || r.Rings[ring].NoticePeriod <= 0 {
+		return pass, nil
+	}
+	next := r.Rings[ring]
 	run, err := g.Sent.NoticesSent(ctx, r.ID)
 	if errors.Is(err, ErrNotFound) {
-		return HealthResult{Reason: fmt.Sprintf("ring %d (%s) has a notice period and the change notices have not gone out yet", ring+1, next.Name)}, nil
+		return HealthResult{Reason: fmt.Sprintf("ring %d (%s) has a notice period and the change notices have not gone out yet", ring, next.Name)}, nil
 	}
 	if err != nil {
-		return HealthResult{}, fmt.Errorf("notice period of %s ring %d: %w", r.ID, ring+1, err)
+		return HealthResult{}, fmt.Errorf("notice period of %s ring %d: %w", r.ID, ring, err)
 	}
 	now := time.Now()
 	if g.Clock != nil {
@@ -387,7 +466,7 @@ func (g NoticeGate) Check(ctx context.Context, r Rollout, ring int) (HealthResul
 	}
 	if until := run.SentAt.Add(next.NoticePeriod); now.Before(until) {
 		return HealthResult{Reason: fmt.Sprintf("ring %d (%s) was given notice at %s and starts no earlier than %s (noticePeriod %s)",
-			ring+1, next.Name, run.SentAt.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), next.NoticePeriod)}, nil
+			ring, next.Name, run.SentAt.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339), next.NoticePeriod)}, nil
 	}
-	return res, nil
+	return pass, nil
 }

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -365,6 +366,15 @@ func (s *Service) gateInput(ctx context.Context, r Rollout) (GateInput, error) {
 	// rollouts stored without it (started before the policy was turned on,
 	// or before rollouts kept the choice).
 	in.AutoRollback = r.AutoRollback || s.opts.AutoRollback
+	if g, ok := s.health.(StartGate); ok && r.State == StatePending {
+		h, err := g.MayStart(ctx, r)
+		if err != nil {
+			return in, fmt.Errorf("may rollout %s start: %w", r.ID, err)
+		}
+		if !h.Known || !h.Healthy {
+			in.StartHold = cmp.Or(h.Reason, "held by the start gate")
+		}
+	}
 	if r.State != StateBaking {
 		return in, nil
 	}

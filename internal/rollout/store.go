@@ -35,6 +35,7 @@ type Store interface {
 	ReportStore
 	VerifyStore
 	SubscriptionStore
+	OrgTargetStore
 	// Generation is a number that increases whenever anything that
 	// resolve depends on changes (rollouts, pins, versions, rings, run
 	// assignments forgotten); replicas poll it to refresh their in-memory

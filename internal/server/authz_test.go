@@ -79,6 +79,10 @@ var allowed = map[string][]string{
 	"GET /api/v1/subscriptions":         {"admin", "org-own"},
 	"DELETE /api/v1/subscriptions/{id}": {"admin", "org-own"},
 	"GET /api/v1/orgs/{org}/upcoming":   {"admin", "org-own"},
+
+	"PUT /api/v1/orgs/{org}/alert-target":    {"admin", "org-own"},
+	"GET /api/v1/orgs/{org}/alert-target":    {"admin", "org-own"},
+	"DELETE /api/v1/orgs/{org}/alert-target": {"admin", "org-own"},
 }
 
 // requestFor builds a plausible request for a route, acting for org-a.
@@ -110,6 +114,8 @@ func requestFor(t *testing.T, base string, rt server.Route, rolloutID string, ex
 		body = `{"org":"org-a","label":"` + label + `","url":"https://hooks.example/x","filters":["tool/php*"]}`
 	case strings.HasPrefix(rt.Path, "/api/v1/subscriptions"):
 		path += "?org=org-a"
+	case rt.Path == "/api/v1/orgs/{org}/alert-target" && rt.Method == "PUT":
+		body = `{"url":"https://hooks.example/org-a","format":"slack"}`
 	case rt.Method == "POST":
 		body = `{"reason":"matrix"}`
 	}

@@ -16,7 +16,12 @@ type Notices interface {
 	Subscriptions(ctx context.Context, f rollout.SubscriptionFilter, p rollout.Page) ([]rollout.Subscription, string, error)
 	Unsubscribe(ctx context.Context, actor, org, id string) error
 	Upcoming(ctx context.Context, org string) ([]rollout.ChangeNotice, error)
+	SetOrgTarget(ctx context.Context, actor string, t rollout.OrgTarget) (rollout.OrgTarget, error)
+	OrgTarget(ctx context.Context, org string) (rollout.OrgTarget, error)
+	ClearOrgTarget(ctx context.Context, actor, org string) error
 }
+
+var _ Notices = (*rollout.Notices)(nil)
 
 // registerNotices adds change-notice subscriptions: an organisation
 // manages its own (an admin any organisation's).
@@ -25,6 +30,9 @@ func (s *Server) registerNotices() {
 	s.handle("GET", "/api/v1/subscriptions", OrgOwn, s.listSubscriptions)
 	s.handle("DELETE", "/api/v1/subscriptions/{id}", OrgOwn, s.unsubscribe)
 	s.handle("GET", "/api/v1/orgs/{org}/upcoming", OrgOwn, s.upcoming)
+	s.handle("PUT", "/api/v1/orgs/{org}/alert-target", OrgOwn, s.setOrgTarget)
+	s.handle("GET", "/api/v1/orgs/{org}/alert-target", OrgOwn, s.getOrgTarget)
+	s.handle("DELETE", "/api/v1/orgs/{org}/alert-target", OrgOwn, s.clearOrgTarget)
 }
 
 func (s *Server) noticesEnabled() error {
@@ -123,6 +131,60 @@ func (s *Server) upcoming(w http.ResponseWriter, r *http.Request, p Principal) e
 		return err
 	}
 	writeJSON(w, http.StatusOK, list(ns, ""))
+	return nil
+}
+
+// orgTargetFor checks that p may manage org's alert target and that
+// notices are on.
+func (s *Server) orgTargetFor(r *http.Request, p Principal) (string, error) {
+	org := r.PathValue("org")
+	if err := p.mayActFor(org); err != nil {
+		return "", err
+	}
+	return org, s.noticesEnabled()
+}
+
+func (s *Server) setOrgTarget(w http.ResponseWriter, r *http.Request, p Principal) error {
+	org, err := s.orgTargetFor(r, p)
+	if err != nil {
+		return err
+	}
+	var req api.OrgTargetRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := s.notices.SetOrgTarget(r.Context(), p.Actor(), rollout.OrgTarget{Org: org, URL: req.URL, Format: req.Format})
+	if err != nil {
+		return err
+	}
+	t.URL = redactURL(t.URL)
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (s *Server) getOrgTarget(w http.ResponseWriter, r *http.Request, p Principal) error {
+	org, err := s.orgTargetFor(r, p)
+	if err != nil {
+		return err
+	}
+	t, err := s.notices.OrgTarget(r.Context(), org)
+	if err != nil {
+		return err
+	}
+	t.URL = redactURL(t.URL)
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (s *Server) clearOrgTarget(w http.ResponseWriter, r *http.Request, p Principal) error {
+	org, err := s.orgTargetFor(r, p)
+	if err != nil {
+		return err
+	}
+	if err := s.notices.ClearOrgTarget(r.Context(), p.Actor(), org); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -181,6 +181,80 @@ func TestNoticeHotfixSkipsPeriod(t *testing.T) {
 	}
 }
 
+// TestNoticeOrgTarget: a subscription with orgTarget needs the
+// organisation's alert target; its notice goes there; a target cleared
+// before the fan-out skips the notice, said in the audit entry; the URL
+// is redacted in answers and absent from the audit log.
+func TestNoticeOrgTarget(t *testing.T) {
+	ctx := context.Background()
+	e, notices := noticeEnv(t)
+	orgs := orgsByRing(t, noticeRings)
+	own, gone := orgs[1], orgs[2]
+	secret := "https://hooks.slack.example/services/T000/B000/XXXXSECRET"
+
+	if _, err := e.org(t, own).Subscribe(ctx, api.SubscribeRequest{Label: label, OrgTarget: true}); !errors.Is(err, rollout.ErrPrecondition) {
+		t.Fatalf("orgTarget subscription without a target: %v, want precondition failed", err)
+	}
+	if _, err := e.org(t, own).OrgTarget(ctx, own); !errors.Is(err, rollout.ErrNotFound) {
+		t.Errorf("target before it is set: %v, want not found", err)
+	}
+	if _, err := e.org(t, own).SetOrgTarget(ctx, own, api.OrgTargetRequest{URL: "hooks.example/no-scheme"}); !errors.Is(err, rollout.ErrInvalid) {
+		t.Errorf("a target without a scheme: %v, want invalid", err)
+	}
+	set, err := e.org(t, own).SetOrgTarget(ctx, own, api.OrgTargetRequest{URL: secret, Format: "slack"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.URL != "https://hooks.slack.example/…" || set.Format != "slack" || set.Org != own {
+		t.Errorf("set target answered %+v, want the URL redacted", set)
+	}
+	if got, err := e.admin.OrgTarget(ctx, own); err != nil || got.URL != set.URL || !strings.HasPrefix(got.UpdatedBy, "token:") {
+		t.Errorf("admin reads the target: %+v, %v", got, err)
+	}
+	for _, org := range []string{own, gone} {
+		if _, err := e.admin.SetOrgTarget(ctx, org, api.OrgTargetRequest{URL: secret + "/" + org, Format: "slack"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.org(t, org).Subscribe(ctx, api.SubscribeRequest{Label: label, OrgTarget: true, Filters: []string{"tool/*"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.org(t, gone).ClearOrgTarget(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.org(t, gone).ClearOrgTarget(ctx, gone); !errors.Is(err, rollout.ErrNotFound) {
+		t.Errorf("clearing twice: %v, want not found", err)
+	}
+
+	r, err := e.admin.StartRollout(ctx, api.StartRolloutRequest{Label: label, Version: "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := notices.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	items, _, err := e.st.ListOutbox(ctx, rollout.OutboxFilter{KeyPrefix: "notice/"}, rollout.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 || items[0].URL != secret+"/"+own || items[0].Format != "slack" {
+		t.Fatalf("outbox holds %+v, want one slack notice to %s's target", items, own)
+	}
+	audit, _, err := e.svc.Audit(ctx, rollout.AuditFilter{Action: "rollout.notices", SubjectPrefix: "rollout/" + r.ID}, rollout.Page{})
+	if err != nil || len(audit) != 1 || !strings.Contains(audit[0].Reason, "1 change notices queued; 1 skipped: their organisation has no alert target") {
+		t.Errorf("notices audit = %+v, %v; want one counting the skipped notice", audit, err)
+	}
+	all, _, err := e.svc.Audit(ctx, rollout.AuditFilter{Action: "org.target.set"}, rollout.Page{})
+	if err != nil || len(all) != 3 {
+		t.Fatalf("org.target.set audit: %d entries, %v; want 3", len(all), err)
+	}
+	for _, a := range all {
+		if strings.Contains(string(a.Details), "SECRET") || !strings.Contains(string(a.Details), "hooks.slack.example") {
+			t.Errorf("audit details %s: want the host, never the URL's secret", a.Details)
+		}
+	}
+}
+
 // TestNoticeFanout10k measures the fan-out to 10,000 subscriptions: the
 // time from the rollout's start until every notice is in the outbox.
 func TestNoticeFanout10k(t *testing.T) {

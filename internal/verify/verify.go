@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/imagegate/imagegate/internal/check"
@@ -47,6 +48,12 @@ type Options struct {
 	Insecure bool
 	// TempDir is where layers are unpacked ("" = $TMPDIR).
 	TempDir string
+	// CacheDir keeps registry layers between passes, by digest
+	// (source.Options.CacheDir), so a daily pass pulls only manifests,
+	// configs and the layers it has not seen; "" pulls every layer every
+	// pass. A cached layer is still asked of the registry (HEAD, no
+	// body), so a blob the registry lost is unreachable as without it.
+	CacheDir string
 	// ScannerVersion is written into the snapshots.
 	ScannerVersion string
 	Logger         *slog.Logger // default: discard
@@ -145,7 +152,13 @@ func (w *Worker) verify(ctx context.Context, t rollout.VerifyTarget) rollout.Ver
 }
 
 func (w *Worker) scan(ctx context.Context, img rollout.ImageRef) (snap, checked []byte, err error) {
-	tree, err := source.Open(ctx, img.Pull(), source.Options{Insecure: w.opts.Insecure, TempDir: w.opts.TempDir, Platform: img.ScanOptions.Platform})
+	if w.opts.CacheDir != "" {
+		if err := layersServed(ctx, img, w.opts.Insecure); err != nil {
+			return nil, nil, err
+		}
+	}
+	tree, err := source.Open(ctx, img.Pull(), source.Options{Insecure: w.opts.Insecure, TempDir: w.opts.TempDir,
+		Platform: img.ScanOptions.Platform, CacheDir: w.opts.CacheDir, Logger: w.log})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -171,6 +184,47 @@ func (w *Worker) scan(ctx context.Context, img rollout.ImageRef) (snap, checked 
 		return nil, nil, err
 	}
 	return sb.Bytes(), cb.Bytes(), nil
+}
+
+// layersServed checks that the registry still serves every layer of img
+// (the platform's image of an index), by HEAD: with a warm cache the scan
+// would not fetch them, and a registry that lost a blob must still make
+// the version unreachable.
+func layersServed(ctx context.Context, img rollout.ImageRef, insecure bool) error {
+	nopts, ropts := remoteOptions(ctx, insecure)
+	ref, err := name.NewDigest(img.Repository+"@"+img.Digest, nopts...)
+	if err != nil {
+		return fmt.Errorf("image reference %s@%s: %w", img.Repository, img.Digest, err)
+	}
+	if p := img.ScanOptions.Platform; p != "" {
+		plat, err := v1.ParsePlatform(p)
+		if err != nil {
+			return fmt.Errorf("platform %q: %w", p, err)
+		}
+		ropts = append(ropts, remote.WithPlatform(*plat))
+	}
+	rimg, err := remote.Image(ref, ropts...)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", ref, err)
+	}
+	layers, err := rimg.Layers()
+	if err != nil {
+		return fmt.Errorf("layers of %s: %w", ref, err)
+	}
+	for i, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return fmt.Errorf("layer %d of %s: %w", i+1, ref, err)
+		}
+		rl, err := remote.Layer(ref.Context().Digest(d.String()), ropts...)
+		if err == nil {
+			_, err = rl.Size() // a HEAD of the blob
+		}
+		if err != nil {
+			return fmt.Errorf("layer %d (%s) of %s is not served: %w", i+1, d, ref, err)
+		}
+	}
+	return nil
 }
 
 func (w *Worker) head(ctx context.Context, ref string) (string, error) {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -73,6 +75,13 @@ func newReg(t testing.TB) *reg {
 // (name → version), and pushes it as repo:tag.
 func (r *reg) push(t testing.TB, ref string, pkgs map[string]string, extra int) v1.Image {
 	t.Helper()
+	return r.pushOn(t, ref, nil, pkgs, extra)
+}
+
+// pushOn is push with base layers below the image's own, as versions of
+// one image share their base.
+func (r *reg) pushOn(t testing.TB, ref string, base []v1.Layer, pkgs map[string]string, extra int) v1.Image {
+	t.Helper()
 	var status strings.Builder
 	for n, v := range pkgs {
 		fmt.Fprintf(&status, "Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\n\n", n, v)
@@ -82,7 +91,11 @@ func (r *reg) push(t testing.TB, ref string, pkgs map[string]string, extra int) 
 		"var/lib/dpkg/status":  []byte(status.String()),
 		"usr/share/doc/filler": filler(extra),
 	}
-	img, err := crane.Image(files)
+	own, err := crane.Layer(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, append(slices.Clone(base), own)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,4 +451,80 @@ func TestVerifyTenVersions(t *testing.T) {
 		t.Fatalf("%d results, want 10", len(got))
 	}
 	t.Logf("verify of 10 live versions: %v, %d bytes pulled (cold: no blob cache)", took, r.served.Load())
+}
+
+// baseLayer is a layer of size bytes that does not compress, shared by the
+// versions pushed on it.
+func baseLayer(t testing.TB, size int) v1.Layer {
+	t.Helper()
+	l, err := crane.Layer(map[string][]byte{"usr/lib/base.bin": filler(size)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestVerifyTenVersionsCache measures passes over a 10-version live set
+// whose versions share a 4 MiB base layer and add 256 KiB each: without a
+// blob cache every pass pulls every layer; the first pass with one pulls
+// the base once; the next (the next day's) pulls no layer at all, only
+// manifests and configs.
+func TestVerifyTenVersionsCache(t *testing.T) {
+	r := newReg(t)
+	e := newEnv(t)
+	const baseSize, ownSize = 4 << 20, 256 << 10
+	base := baseLayer(t, baseSize)
+	for i := range 10 {
+		r.pushOn(t, fmt.Sprintf("app:v%d", i), []v1.Layer{base}, map[string]string{"libssl3": "3.0.11-1", "pkg": fmt.Sprint(i)}, ownSize+i)
+		e.register(t, r, "app", fmt.Sprintf("v%d", i), fmt.Sprintf("app:v%d", i), fmt.Sprintf("org-%d", i))
+	}
+	cache := t.TempDir()
+	pass := func(name, cacheDir string) int64 {
+		t.Helper()
+		r.served.Store(0)
+		start := time.Now()
+		got := e.once(t, verify.Options{TempDir: t.TempDir(), CacheDir: cacheDir})
+		took := time.Since(start)
+		if len(got) != 10 {
+			t.Fatalf("%s: %d results, want 10", name, len(got))
+		}
+		for k, v := range got {
+			if v.Result != rollout.VerifyOK {
+				t.Errorf("%s: %s: %s %s", name, k, v.Result, v.Error)
+			}
+		}
+		n := r.served.Load()
+		t.Logf("verify of 10 live versions, %s: %v, %d bytes pulled", name, took.Round(time.Millisecond), n)
+		return n
+	}
+	none := pass("no blob cache", "")
+	cold := pass("cold blob cache", cache)
+	warm := pass("warm blob cache", cache)
+	if none < 10*baseSize {
+		t.Errorf("without a cache %d bytes were pulled, want every version's base (%d)", none, 10*baseSize)
+	}
+	if cold < baseSize || cold > baseSize+10*(ownSize+64<<10) {
+		t.Errorf("cold cache: %d bytes pulled, want the base once and each version's own layer (%d–%d)", cold, baseSize, baseSize+10*(ownSize+64<<10))
+	}
+	if warm >= ownSize {
+		t.Errorf("warm cache: %d bytes pulled, want less than one layer (%d): manifests and configs only", warm, ownSize)
+	}
+}
+
+// TestVerifyUnreachableWarmCache: a version whose layers are in the blob
+// cache but gone from the registry is still unreachable.
+func TestVerifyUnreachableWarmCache(t *testing.T) {
+	r := newReg(t)
+	e := newEnv(t)
+	img := r.push(t, "app:v1", map[string]string{"libssl3": "3.0.11-1"}, 10)
+	e.register(t, r, "app", "v1", "app:v1", "org-a")
+	cache := t.TempDir()
+	if v := e.once(t, verify.Options{TempDir: t.TempDir(), CacheDir: cache})["app v1"]; v.Result != rollout.VerifyOK {
+		t.Fatalf("first pass: %+v", v)
+	}
+	r.deleteLayers(t, "app", img)
+	v := e.once(t, verify.Options{TempDir: t.TempDir(), CacheDir: cache})["app v1"]
+	if v.Result != rollout.VerifyUnreachable || !strings.Contains(v.Error, "is not served") {
+		t.Fatalf("after the registry lost the layer: %+v, want unreachable naming the layer", v)
+	}
 }

@@ -14,6 +14,7 @@ import (
 func RunSubscriptions(t *testing.T, open func(t *testing.T) rollout.Store) {
 	t.Run("Subscriptions", func(t *testing.T) { testSubscriptions(t, open(t)) })
 	t.Run("NoticeRuns", func(t *testing.T) { testNoticeRuns(t, open(t)) })
+	t.Run("OrgTargets", func(t *testing.T) { testOrgTargets(t, open(t)) })
 }
 
 func testSubscriptions(t *testing.T, s rollout.Store) {
@@ -87,5 +88,52 @@ func testNoticeRuns(t *testing.T, s rollout.Store) {
 	}
 	if n := len(allAudit(t, s)); n != 1 {
 		t.Errorf("%d audit entries for one run recorded twice, want 1", n)
+	}
+}
+
+func testOrgTargets(t *testing.T, s rollout.Store) {
+	_, err := s.GetOrgTarget(ctx(t), "org-a")
+	wantErr(t, "a target never set", err, rollout.ErrNotFound)
+	for name, bad := range map[string]rollout.OrgTarget{
+		"without url":    {Org: "org-a"},
+		"without org":    {URL: "https://hooks.example/a"},
+		"not http(s)":    {Org: "org-a", URL: "ftp://hooks.example/a"},
+		"relative url":   {Org: "org-a", URL: "/hooks/a"},
+		"unknown format": {Org: "org-a", URL: "https://hooks.example/a", Format: "xml"},
+	} {
+		_, err := s.SetOrgTarget(ctx(t), bad, Audit("org.target.set", "org/org-a"))
+		wantErr(t, "target "+name, err, rollout.ErrInvalid)
+	}
+
+	first := rollout.OrgTarget{Org: "org-a", URL: "https://hooks.example/a", Format: "slack", UpdatedBy: "token:a", UpdatedAt: T0}
+	got, err := s.SetOrgTarget(ctx(t), first, Audit("org.target.set", "org/org-a"))
+	must(t, err)
+	if d := cmp.Diff(first, got); d != "" {
+		t.Errorf("SetOrgTarget returned (-set +got):\n%s", d)
+	}
+	other := rollout.OrgTarget{Org: "org-b", URL: "https://hooks.example/b", UpdatedBy: "token:b", UpdatedAt: T0}
+	_, err = s.SetOrgTarget(ctx(t), other, Audit("org.target.set", "org/org-b"))
+	must(t, err)
+	// Setting again replaces: one target per organisation.
+	moved := rollout.OrgTarget{Org: "org-a", URL: "https://hooks.example/a2", Format: "teams", UpdatedBy: "token:admin", UpdatedAt: T0.Add(1e9)}
+	_, err = s.SetOrgTarget(ctx(t), moved, Audit("org.target.set", "org/org-a"))
+	must(t, err)
+	for org, want := range map[string]rollout.OrgTarget{"org-a": moved, "org-b": other} {
+		got, err := s.GetOrgTarget(ctx(t), org)
+		must(t, err)
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("GetOrgTarget(%s) (-want +got):\n%s", org, d)
+		}
+	}
+
+	must(t, s.DeleteOrgTarget(ctx(t), "org-a", Audit("org.target.delete", "org/org-a")))
+	_, err = s.GetOrgTarget(ctx(t), "org-a")
+	wantErr(t, "a deleted target", err, rollout.ErrNotFound)
+	wantErr(t, "delete twice", s.DeleteOrgTarget(ctx(t), "org-a", Audit("org.target.delete", "org/org-a")), rollout.ErrNotFound)
+	if _, err := s.GetOrgTarget(ctx(t), "org-b"); err != nil {
+		t.Errorf("org-b's target went with org-a's: %v", err)
+	}
+	if n := len(allAudit(t, s)); n != 4 {
+		t.Errorf("%d audit entries after 3 sets and a delete, want 4 (refusals write none)", n)
 	}
 }
