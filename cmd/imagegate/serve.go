@@ -166,7 +166,15 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	if sqlitePath == where {
 		sqlitePath = ""
 	}
-	replica, unlock := controllerHolder(cfg, sqlitePath, log)
+	// Listening comes first: the bound address may name this replica in
+	// the controller lease (controllerHolder). Connections wait in the
+	// kernel's queue until the server serves them.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (change --listen)", cfg.Listen, err)
+	}
+	defer ln.Close()
+	replica, unlock := controllerHolder(cfg, sqlitePath, ln, log)
 	defer unlock()
 	ctl := rollout.NewController(svc, st, rollout.ControllerOptions{
 		Holder: replica, Interval: cfg.Controller.Interval, LeaseTTL: cfg.Controller.LeaseTTL, Logger: log,
@@ -181,14 +189,10 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		Service: svc, Store: st, Controller: ctl, Registry: server.NewRegistry(), Logger: log,
 		TokenCacheTTL: cfg.Policies.TokenCacheTTL, Reports: reports,
 		Verify:  rollout.NewVerifications(svc, st, rollout.VerifyOptions{Alerter: outbox}),
-		Notices: notices, RateLimits: rateLimits(cfg.Limits),
+		Notices: notices, RateLimits: rateLimits(cfg.Limits), Sessions: st,
 	})
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (change --listen)", cfg.Listen, err)
 	}
 	scheme := "http://"
 	if pair != nil {
@@ -243,15 +247,18 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 	case err = <-serveErr:
 	case <-ctx.Done():
 	}
-	// Stop taking requests, let running ones (event batches) finish, then
-	// release the controller lease so another replica takes over at once.
+	// Release the controller lease first, so another replica takes over
+	// at once, and while this one still holds its listening address: a
+	// new process named by that address (controllerHolder) must not lead
+	// beside a controller still finishing its pass. Then stop taking
+	// requests and let running ones (event batches) finish.
+	stopCtl()
+	<-ctlDone
 	shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	if serr := hs.Shutdown(shCtx); serr != nil {
 		log.Warn("shutdown", "err", serr)
 	}
-	stopCtl()
-	<-ctlDone
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -299,3 +306,11 @@ func (l *lateNotifier) Notify(ctx context.Context, x rollout.Notice) error {
 	}
 	return l.n.Notify(ctx, x)
 }
+
+// The stores tell the server which of their errors are a failing
+// dependency (503) and when they cannot take writes (/readyz).
+var (
+	_ server.FailureClassifier = (*postgres.DB)(nil)
+	_ server.FailureClassifier = (*sqlite.DB)(nil)
+	_ server.ReadinessChecker  = (*sqlite.DB)(nil)
+)

@@ -19,6 +19,7 @@ const (
 	CodeUnauthenticated = "unauthenticated"
 	CodeTooLarge        = "too_large"
 	CodeRateLimited     = "rate_limited"
+	CodeUnavailable     = "unavailable"
 	// CodeNotAllowed answers a method the path does not serve (405); no
 	// error kind maps to it.
 	CodeNotAllowed = "method_not_allowed"
@@ -34,6 +35,11 @@ var ErrTooLarge = errors.New("request body too large")
 // ErrRateLimited is a token over its request rate (429, with Retry-After).
 var ErrRateLimited = errors.New("rate limited")
 
+// ErrUnavailable is a dependency of the server failing — its database
+// unreachable, restarting or out of disk — rather than the request or a
+// bug (503, with Retry-After): the same request may succeed later.
+var ErrUnavailable = errors.New("unavailable")
+
 // errorKinds is the one mapping from error kind to HTTP status and code.
 var errorKinds = []struct {
 	err    error
@@ -43,6 +49,7 @@ var errorKinds = []struct {
 	{ErrUnauthenticated, http.StatusUnauthorized, CodeUnauthenticated},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
 	{ErrRateLimited, http.StatusTooManyRequests, CodeRateLimited},
+	{ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 	{rollout.ErrNotFound, http.StatusNotFound, CodeNotFound},
 	{rollout.ErrConflict, http.StatusConflict, CodeConflict},
 	{rollout.ErrInvalid, http.StatusBadRequest, CodeInvalid},

@@ -29,6 +29,7 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 		{rollout.ErrPrecondition, http.StatusPreconditionFailed, "precondition_failed"},
 		{api.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 		{api.ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
+		{api.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code, func(t *testing.T) {

@@ -78,6 +78,11 @@ var forbidden = map[string][]string{
 	"client": {"cmd/", "internal/server", "internal/store", "internal/config", "internal/alert", "internal/scan",
 		"internal/source", "internal/sandbox", "internal/check", "internal/verify", "internal/simulate"},
 
+	// ui is the dashboard the server mounts: the domain through small
+	// interfaces, never the server, a store, the config or the scanner.
+	"internal/ui": {"internal/server", "internal/store", "internal/config", "internal/scan", "internal/source",
+		"internal/sandbox", "internal/check", "internal/apiclient", "internal/alert", "internal/verify"},
+
 	"internal/analysis": {"internal/rollout", "internal/store", "internal/server", "internal/api", "internal/apiclient",
 		"internal/scan", "internal/source", "internal/sandbox", "internal/check"},
 }

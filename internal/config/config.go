@@ -265,7 +265,8 @@ type ControllerConfig struct {
 	// restarted it takes its own lease back at once instead of waiting
 	// for it to expire. It must differ between replicas that run at the
 	// same time. Default: host and SQLite file for SQLite (exclusive by a
-	// lock file), host and process id otherwise.
+	// lock file); otherwise host and listening address when the port is
+	// fixed (exclusive while bound); host and process id with port 0.
 	Replica string `yaml:"replica"`
 }
 

@@ -41,10 +41,12 @@ type LabelStatus struct {
 
 // Status reports label's current rollout: per ring the intended version
 // and the versions actually served since the rollout started (this
-// replica's counts flushed first).
+// replica's counts flushed first). A read must answer while writes fail
+// (a full disk): then the counts not yet flushed are left out, and kept
+// for the next flush.
 func (s *Service) Status(ctx context.Context, label string) (LabelStatus, error) {
 	if err := s.Flush(ctx); err != nil {
-		return LabelStatus{}, err
+		s.log.Warn("status without this replica's latest served counts", "label", label, "err", err)
 	}
 	if err := s.refresh(ctx); err != nil {
 		return LabelStatus{}, err

@@ -35,6 +35,7 @@ type Store interface {
 	ReportStore
 	VerifyStore
 	SubscriptionStore
+	SessionStore
 	OrgTargetStore
 	// Generation is a number that increases whenever anything that
 	// resolve depends on changes (rollouts, pins, versions, rings, run

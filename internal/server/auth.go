@@ -207,7 +207,11 @@ func (c *tokenCache) authenticate(ctx context.Context, header string) (Principal
 		}
 		return Principal{}, fmt.Errorf("authorization header is not \"Bearer <token>\": %w", api.ErrUnauthenticated)
 	}
-	key := sha256.Sum256([]byte(token))
+	return c.authenticateKey(ctx, sha256.Sum256([]byte(token)))
+}
+
+// authenticateKey returns the principal of the token whose hash is key.
+func (c *tokenCache) authenticateKey(ctx context.Context, key [sha256.Size]byte) (Principal, error) {
 	now := c.now()
 	c.mu.RLock()
 	e, hit := c.m[key]
@@ -219,6 +223,9 @@ func (c *tokenCache) authenticate(ctx context.Context, header string) (Principal
 			// Unknown tokens are cached briefly too, so a misconfigured
 			// runner fleet cannot turn every request into a store query.
 			e = cachedToken{unknown: true, expires: now.Add(min(c.ttl, 5*time.Second))}
+		case err != nil && c.staleAllowed(hit, e, err, now):
+			// Served from the expired entry, which stays expired: the
+			// next request asks the store again.
 		case err != nil:
 			return Principal{}, fmt.Errorf("look up token: %w", err)
 		default:
@@ -231,12 +238,14 @@ func (c *tokenCache) authenticate(ctx context.Context, header string) (Principal
 				}
 			}
 		}
-		c.mu.Lock()
-		if len(c.m) >= maxCachedTokens {
-			clear(c.m)
+		if err == nil || errors.Is(err, rollout.ErrNotFound) {
+			c.mu.Lock()
+			if len(c.m) >= maxCachedTokens {
+				clear(c.m)
+			}
+			c.m[key] = e
+			c.mu.Unlock()
 		}
-		c.m[key] = e
-		c.mu.Unlock()
 	}
 	if e.unknown {
 		return Principal{}, fmt.Errorf("unknown token: %w", api.ErrUnauthenticated)
@@ -245,6 +254,28 @@ func (c *tokenCache) authenticate(ctx context.Context, header string) (Principal
 		return Principal{}, fmt.Errorf("token %s (%s) was %s: ask an admin for a new one: %w", e.p.TokenID, e.p.Name, why, api.ErrUnauthenticated)
 	}
 	return e.p, nil
+}
+
+// staleIfUnavailable is how long after its entry expired a known token
+// is still accepted while the store fails as a dependency (PostgreSQL
+// down): resolve answers from memory, and an outage of the database must
+// not turn that into 503s for every runner once the cache TTL passes. A
+// token revoked just before the outage works that much longer on the
+// replicas that had it cached; no one can revoke during it.
+const staleIfUnavailable = 5 * time.Minute
+
+// staleAllowed reports whether the expired entry e (hit: there is one)
+// may stand in for a lookup that failed with err.
+func (c *tokenCache) staleAllowed(hit bool, e cachedToken, err error, now time.Time) bool {
+	if !hit || e.unknown || now.Sub(e.expires) > staleIfUnavailable {
+		return false
+	}
+	fc, ok := c.st.(FailureClassifier)
+	if !ok {
+		return false
+	}
+	_, ok = fc.Unavailable(err)
+	return ok
 }
 
 // forget drops the cached lookups of token id, so a revocation holds on

@@ -90,14 +90,15 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ Principal) er
 	return nil
 }
 
-// readyz answers 200 once the store answers: stores apply their
-// migrations before Open returns, so a reachable store is a migrated one.
+// readyz answers 200 once the store answers and takes writes: stores
+// apply their migrations before Open returns, so a reachable store is a
+// migrated one; see readiness for what else makes it 503.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ Principal) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if _, err := s.st.Generation(ctx); err != nil {
-		s.log.Warn("not ready", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "store unreachable"})
+	if reason, err := s.readiness(ctx); err != nil {
+		s.log.Warn("not ready", "reason", reason, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
 		return nil
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

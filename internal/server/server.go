@@ -100,6 +100,9 @@ type Options struct {
 	// RateLimits bound each token's requests (429 with Retry-After over
 	// them); the zero value sets no limit.
 	RateLimits RateLimits
+	// Sessions, when set, serves the dashboard (package ui) under /ui/,
+	// with its logins kept there, and redirects / to it.
+	Sessions rollout.SessionStore
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -117,6 +120,7 @@ type Server struct {
 	verify  Verify
 	notices Notices
 	limiter *limiter
+	deps    dependencyHealth
 }
 
 // New builds the server and registers its routes and metrics.
@@ -155,6 +159,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mux = http.NewServeMux()
 	s.register()
+	if opts.Sessions != nil {
+		if err := s.mountDashboard(opts.Sessions); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -216,6 +225,7 @@ func (s *Server) handle(method, path string, access Access, h handlerFunc) {
 	s.mux.HandleFunc(route, func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		s.serve(sw, r, access, names, limit, hot, h)
+		s.noteWrite(r, sw.status)
 		requests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
 	})
 }

@@ -113,3 +113,26 @@ func minor(version string) string {
 	y, _, _ := strings.Cut(rest, ".")
 	return x + "." + y
 }
+
+// RequireChromium returns the path of a headless-capable Chromium for the
+// browser tests: $IMAGEGATE_CHROMIUM when set, else the first of
+// chromium, chromium-browser, google-chrome on $PATH (.ci/run installs
+// Debian's chromium).
+func RequireChromium(tb testing.TB) string {
+	tb.Helper()
+	if p := os.Getenv("IMAGEGATE_CHROMIUM"); p != "" {
+		_, err := os.Stat(p)
+		Require(tb, err == nil, "IMAGEGATE_CHROMIUM=%s: %v", p, err)
+		if err != nil {
+			return ""
+		}
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	Require(tb, false, "chromium not installed (apt-get install chromium)")
+	return ""
+}

@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -76,5 +77,34 @@ func TestClock(t *testing.T) {
 	wg.Wait()
 	if got, want := c.Now(), t0.Add(10*time.Minute); !got.Equal(want) {
 		t.Errorf("Now() = %v, want %v", got, want)
+	}
+}
+
+// TestRequireChromium: an IMAGEGATE_CHROMIUM that is there is returned;
+// one that is not skips, or fails under CI=true.
+func TestRequireChromium(t *testing.T) {
+	there := filepath.Join(t.TempDir(), "chromium")
+	if err := os.WriteFile(there, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, ci string
+		want           string
+		skipped, fails bool
+	}{
+		{"present", there, "true", there, false, false},
+		{"missing skips", there + "-not", "", "", true, false},
+		{"missing fails under CI", there + "-not", "true", "", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("CI", tt.ci)
+			t.Setenv("IMAGEGATE_CHROMIUM", tt.path)
+			r := &recorder{TB: t}
+			got := testenv.RequireChromium(r)
+			if diff := cmp.Diff([3]any{tt.want, tt.skipped, tt.fails}, [3]any{got, r.skipped != "", r.failed != ""}); diff != "" {
+				t.Errorf("[path, skipped, failed] (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -52,6 +52,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		// pgx's message may quote the DSN, password included.
 		return nil, fmt.Errorf("open postgres: %w: cannot parse the DSN", rollout.ErrInvalid)
 	}
+	withConnectTimeout(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres %s: %w", cfg.ConnConfig.Host, err)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -234,5 +235,69 @@ func TestOpenBadDSN(t *testing.T) {
 	_, err := postgres.Open(t.Context(), "postgres://u:secret@[::1")
 	if !errors.Is(err, rollout.ErrInvalid) || strings.Contains(err.Error(), "secret") {
 		t.Errorf("Open with an unparsable DSN: %v; want ErrInvalid without the password", err)
+	}
+}
+
+// TestUnavailable: errors of PostgreSQL failing (unreachable, shut down,
+// the pool closed) are told apart from refusals and bugs, which stay as
+// they are.
+func TestUnavailable(t *testing.T) {
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, freshSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, missing := db.GetRollout(ctx, "no-such-rollout")
+	_, refused := pgx.Connect(ctx, "postgres://imagegate@127.0.0.1:1/x?sslmode=disable&connect_timeout=2")
+	db.Close()
+	_, closed := db.Generation(ctx)
+	tests := []struct {
+		name   string
+		err    error
+		reason string
+	}{
+		{"not found", missing, ""},
+		{"plain", errors.New("bug"), ""},
+		{"connection refused", refused, "database unreachable"},
+		{"pool closed", closed, "database closed"},
+		{"wrapped", fmt.Errorf("push: %w", refused), "database unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reason, ok := db.Unavailable(tt.err)
+			if reason != tt.reason || ok != (tt.reason != "") {
+				t.Errorf("Unavailable(%v) = %q, %v; want %q", tt.err, reason, ok, tt.reason)
+			}
+		})
+	}
+}
+
+// TestOpenGivesUpOnSilentServer: a server that accepts connections and
+// never answers (a frozen host) fails Open after the default connect
+// timeout, as a failing dependency, instead of holding it for minutes.
+func TestOpenGivesUpOnSilentServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	start := time.Now()
+	_, err = postgres.Open(context.Background(), "postgres://imagegate@"+l.Addr().String()+"/x?sslmode=disable")
+	took := time.Since(start)
+	if err == nil || took > postgres.DefaultConnectTimeout+2*time.Second {
+		t.Fatalf("Open = %v after %v, want an error within about %v", err, took, postgres.DefaultConnectTimeout)
+	}
+	var db *postgres.DB
+	if reason, ok := db.Unavailable(err); !ok {
+		t.Errorf("Open's error %v is not unavailable (%q)", err, reason)
 	}
 }

@@ -324,3 +324,48 @@ func TestUpgradeRunsByLabel(t *testing.T) {
 		}
 	}
 }
+
+// TestUnavailable: errors of the database's file system failing (here:
+// the database closed, a file that cannot be written) are told apart
+// from refusals and bugs, which stay as they are. The full disk is
+// TestSQLiteDiskFull's, in the server's tests, on a tmpfs.
+func TestUnavailable(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "imagegate.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ready(ctx); err != nil {
+		t.Errorf("Ready on a fresh database: %v", err)
+	}
+	_, missing := db.GetRollout(ctx, "no-such-rollout")
+	ro, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, readOnly := ro.ExecContext(ctx, `INSERT INTO generation (id, value) VALUES (2, 0)`)
+	ro.Close()
+	db.Close()
+	_, closed := db.Generation(ctx)
+	tests := []struct {
+		name   string
+		err    error
+		reason string
+	}{
+		{"not found", missing, ""},
+		{"plain", errors.New("bug"), ""},
+		{"read-only", readOnly, "database file not writable"},
+		{"closed", closed, "database closed"},
+		{"wrapped", fmt.Errorf("push: %w", readOnly), "database file not writable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reason, ok := db.Unavailable(tt.err)
+			if reason != tt.reason || ok != (tt.reason != "") {
+				t.Errorf("Unavailable(%v) = %q, %v; want %q", tt.err, reason, ok, tt.reason)
+			}
+		})
+	}
+}

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) rollout.Store) {
 		{"Pins", testPins},
 		{"Audit", testAudit},
 		{"Tokens", testTokens},
+		{"Sessions", testSessions},
 		{"Events", testEvents},
 		{"EventsConcurrentRetries", testEventsConcurrent},
 		{"AssignRun", testAssignRun},

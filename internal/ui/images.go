@@ -1,0 +1,193 @@
+package ui
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+)
+
+// imagesPerPage bounds the labels of one Images page: each costs a status
+// read (served counts, the gate's inputs).
+const imagesPerPage = 25
+
+type imagesData struct {
+	Images []imageCard
+	Next   string
+	After  string
+}
+
+func (imagesData) title() (string, string) { return "Images", "images" }
+
+// imageCard is one label on the Images page.
+type imageCard struct {
+	Label   string
+	Default string
+	// Newest is the newest version (org view: the catalogue).
+	Newest *rollout.Version
+	// Rollout and Rings: admin view only.
+	Rollout *rolloutView
+	Waiting string
+	Alerts  []string
+	// AsOf is when the status was read (see staleCache).
+	AsOf time.Time
+}
+
+// rolloutView is a rollout with what the pages show of it.
+type rolloutView struct {
+	rollout.Rollout
+	Active bool
+	Gate   string // the version's check verdict
+	Rings  []ringView
+	// Changed is the last change of the rollout.
+	Changed time.Time
+}
+
+type ringView struct {
+	Index          int
+	Name, Intended string
+	Control        string
+	Served         []servedCount
+	Current        bool
+	Done           bool
+	// Bake progress of the current ring.
+	BakeTime     time.Duration
+	Baked        time.Duration
+	BakePercent  int
+	MinJobs      int
+	Manual       bool
+	ControlShare float64
+}
+
+type servedCount struct {
+	Version string
+	Count   int64
+}
+
+var activeStates = []rollout.State{rollout.StatePending, rollout.StateBaking, rollout.StatePaused, rollout.StateHalted}
+
+func (h *Handler) rolloutView(r rollout.Rollout, st *rollout.LabelStatus, gate string) *rolloutView {
+	v := &rolloutView{Rollout: r, Active: slices.Contains(activeStates, r.State), Gate: gate, Changed: r.UpdatedAt}
+	now := h.now()
+	for i, ring := range r.Rings {
+		rv := ringView{Index: i, Name: ring.Name, BakeTime: ring.BakeTime, MinJobs: ring.MinJobs, Manual: ring.ManualApproval, ControlShare: ring.ControlPercent}
+		rv.Current = v.Active && i == r.Ring && r.State != rollout.StatePending
+		rv.Done = r.State == rollout.StateCompleted || (v.Active && i < r.Ring)
+		if st != nil && i < len(st.Rings) {
+			rs := st.Rings[i]
+			rv.Intended, rv.Control = rs.Intended, rs.Control
+			for ver, n := range rs.Served {
+				rv.Served = append(rv.Served, servedCount{ver, n})
+			}
+			slices.SortFunc(rv.Served, func(a, b servedCount) int { return compareStrings(a.Version, b.Version) })
+		}
+		if rv.Current {
+			rv.Baked = max(0, now.Sub(r.RingStartedAt))
+			if ring.BakeTime > 0 {
+				rv.BakePercent = int(min(100, 100*rv.Baked/ring.BakeTime))
+			} else {
+				rv.BakePercent = 100
+			}
+		}
+		if rv.Done {
+			rv.BakePercent = 100
+		}
+		v.Rings = append(v.Rings, rv)
+	}
+	return v
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (h *Handler) imagesPage(w http.ResponseWriter, r *http.Request, s *session) error {
+	d, err := h.images(r, s)
+	if err != nil {
+		return err
+	}
+	h.render(w, r, http.StatusOK, "images", s, d)
+	return nil
+}
+
+func (h *Handler) images(r *http.Request, s *session) (imagesData, error) {
+	ctx := r.Context()
+	after := r.URL.Query().Get("after")
+	imgs, next, err := h.svc.Images(ctx, rollout.Page{After: after, Limit: imagesPerPage})
+	if err != nil {
+		return imagesData{}, err
+	}
+	d := imagesData{Next: next, After: after}
+	for _, img := range imgs {
+		c := imageCard{Label: img.Label}
+		vs, _, err := h.svc.Versions(ctx, img.Label, rollout.Page{Limit: 1})
+		if err != nil {
+			return d, err
+		}
+		if len(vs) > 0 {
+			c.Newest = &vs[0]
+		}
+		if s.id.IsAdmin() {
+			st, asOf, err := h.status(ctx, img.Label)
+			if err != nil {
+				return d, err
+			}
+			c.AsOf = asOf
+			c.Default, c.Waiting = st.Default, st.Waiting
+			if st.Rollout != nil {
+				gate := ""
+				if sum, err := h.summary(ctx, img.Label, st.Rollout.Version); err == nil {
+					gate = sum.Gate
+				} else if !errors.Is(err, rollout.ErrNotFound) {
+					return d, err
+				}
+				c.Rollout = h.rolloutView(*st.Rollout, &st, gate)
+				switch st.Rollout.State {
+				case rollout.StateHalted:
+					c.Alerts = append(c.Alerts, "halted: "+st.Rollout.Reason)
+				case rollout.StateRolledBack:
+					c.Alerts = append(c.Alerts, "rolled back: "+st.Rollout.Reason)
+				}
+				if st.Rollout.Forced {
+					c.Alerts = append(c.Alerts, "forced past a failed gate: "+st.Rollout.ForceReason)
+				}
+			}
+		}
+		d.Images = append(d.Images, c)
+	}
+	return d, nil
+}
+
+// imageData is one label: its versions and rollouts.
+type imageData struct {
+	Label    string
+	Versions []rollout.Version
+	Next     string
+	Rollouts []rollout.Rollout
+}
+
+func (d imageData) title() (string, string) { return d.Label, "images" }
+
+func (h *Handler) imagePage(w http.ResponseWriter, r *http.Request, s *session) error {
+	label := r.PathValue("label")
+	vs, next, err := h.svc.Versions(r.Context(), label, rollout.Page{After: r.URL.Query().Get("after"), Limit: 50})
+	if err != nil {
+		return err
+	}
+	d := imageData{Label: label, Versions: vs, Next: next}
+	if s.id.IsAdmin() {
+		if d.Rollouts, _, err = h.svc.ListRollouts(r.Context(), label, nil, rollout.Page{Limit: 20}); err != nil {
+			return err
+		}
+	}
+	h.render(w, r, http.StatusOK, "image", s, d)
+	return nil
+}

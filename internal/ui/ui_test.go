@@ -1,0 +1,313 @@
+package ui_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagegate/imagegate/internal/rollout"
+)
+
+func TestAccess(t *testing.T) {
+	e := newEnv(t)
+	anon := e.client()
+	if status, loc, _ := anon.get("/"); status != http.StatusFound || loc != "/ui/" {
+		t.Errorf("GET / = %d to %q, want 302 to /ui/", status, loc)
+	}
+	if status, loc, _ := anon.get("/ui/"); status != http.StatusSeeOther || !strings.HasPrefix(loc, "/ui/login") {
+		t.Errorf("GET /ui/ without a session = %d to %q, want 303 to the login form", status, loc)
+	}
+	tests := []struct {
+		name, token string
+		want        int
+	}{
+		{"unknown token", "igt_nope", http.StatusUnauthorized},
+		{"runner token", e.runner, http.StatusForbidden},
+		{"admin token", e.admin, http.StatusSeeOther},
+		{"org token", e.orgA, http.StatusSeeOther},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := e.client().login(tc.token); got != tc.want {
+				t.Errorf("login = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	t.Run("login without the form's CSRF value", func(t *testing.T) {
+		c := e.client()
+		if status, _, _ := c.post("/ui/login", url.Values{"token": {e.admin}}); status != http.StatusForbidden {
+			t.Errorf("login POST without CSRF = %d, want 403", status)
+		}
+	})
+	t.Run("session cookie", func(t *testing.T) {
+		c := e.client()
+		_, _, body := c.get("/ui/login")
+		resp, err := c.c.PostForm(e.url+"/ui/login", url.Values{"csrf": {csrfOf(t, body)}, "token": {e.admin}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var found bool
+		for _, ck := range resp.Cookies() {
+			if ck.Name == "imagegate_session" {
+				found = true
+				if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/ui/" {
+					t.Errorf("session cookie %+v: want HttpOnly, SameSite=Strict, Path=/ui/", ck)
+				}
+			}
+		}
+		if !found {
+			t.Fatal("no session cookie set")
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if csp == "" || strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("Content-Security-Policy %q: want one without unsafe-inline", csp)
+		}
+	})
+}
+
+func TestPages(t *testing.T) {
+	e := newEnv(t)
+	admin := e.client()
+	if s := admin.login(e.admin); s != http.StatusSeeOther {
+		t.Fatalf("admin login = %d", s)
+	}
+	id := e.rollout.ID
+	pages := []struct {
+		path string
+		want []string
+	}{
+		{"/ui/", []string{"ubuntu-22.04", "Default version: <strong>v1</strong>", id, "<progress", "canary", "forced past a failed gate"}},
+		{"/ui/images/ubuntu-22.04", []string{"v2", "v1", id, "Hotfix"}},
+		{"/ui/rollouts/" + id, []string{"rollout.start", "Ring health", "Roll back…", "Pause…", "<svg"}},
+		{"/ui/rollouts/" + id + "/confirm?action=rollback", []string{"Roll back rollout", `name="reason"`, "required"}},
+		{"/ui/images/ubuntu-22.04/versions/v2", []string{"gate failed", "runtime/python@3.11/module/sqlite3", "No module named", "Changes since v1", "<table>", "sqlite3", "Debian GNU/Linux 12"}},
+		{"/ui/images/ubuntu-22.04/versions/v2/snapshot.json", []string{`"imagegate/snapshot/v1"`}},
+		{"/ui/signatures?label=ubuntu-22.04&version=v2", []string{"Signatures of ubuntu-22.04 v2", "No module named", "canary"}},
+		{"/ui/pins", []string{"org-a waits for sqlite3", "org-b secret reason", "expires soon"}},
+		{"/ui/audit?action=pin.set", []string{"pin/org-a/debian-12", "pin/org-b/ubuntu-22.04"}},
+		{"/ui/images/ubuntu-22.04/hotfix", []string{"Start the hotfix"}},
+	}
+	for _, p := range pages {
+		t.Run(p.path, func(t *testing.T) {
+			status, _, body := admin.get(p.path)
+			if status != http.StatusOK {
+				t.Fatalf("GET %s = %d:\n%s", p.path, status, body)
+			}
+			for _, w := range p.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("GET %s lacks %q", p.path, w)
+				}
+			}
+		})
+	}
+	if _, _, body := admin.get("/ui/audit?action=pin.set"); strings.Contains(body, "rollout.start") {
+		t.Error("audit filtered by action pin.set shows rollout.start")
+	}
+}
+
+func TestOrgView(t *testing.T) {
+	e := newEnv(t)
+	org := e.client()
+	if s := org.login(e.orgA); s != http.StatusSeeOther {
+		t.Fatalf("org login = %d", s)
+	}
+	_, _, body := org.get("/ui/pins")
+	if !strings.Contains(body, "org-a waits for sqlite3") || strings.Contains(body, "org-b") {
+		t.Errorf("org-a's pins page must show its pin and nothing of org-b:\n%s", body)
+	}
+	_, _, body = org.get("/ui/")
+	for _, no := range []string{e.rollout.ID, "Roll back", "Pause", "/ui/audit", "Hotfix"} {
+		if strings.Contains(body, no) {
+			t.Errorf("org-a's images page shows %q", no)
+		}
+	}
+	for _, path := range []string{"/ui/rollouts/" + e.rollout.ID, "/ui/audit", "/ui/signatures", "/ui/live/images", "/ui/images/ubuntu-22.04/hotfix"} {
+		if status, _, _ := org.get(path); status != http.StatusForbidden {
+			t.Errorf("org GET %s = %d, want 403", path, status)
+		}
+	}
+	csrf := csrfOf(t, body)
+	if status, _, _ := org.post("/ui/pins/clear", url.Values{"csrf": {csrf}, "org": {"org-b"}, "label": {"ubuntu-22.04"}}); status != http.StatusForbidden {
+		t.Errorf("org-a clearing org-b's pin = %d, want 403", status)
+	}
+	if status, _, _ := org.post("/ui/rollouts/"+e.rollout.ID+"/act", url.Values{"csrf": {csrf}, "action": {"rollback"}, "reason": {"x"}}); status != http.StatusForbidden {
+		t.Errorf("org-a rolling back = %d, want 403", status)
+	}
+	if status, _, _ := org.post("/ui/pins", url.Values{"csrf": {csrf}, "label": {"ubuntu-22.04"}, "version": {"v2"}, "for": {"24h"}, "reason": {"try v2"}}); status != http.StatusSeeOther {
+		t.Errorf("org-a setting its own pin = %d, want 303", status)
+	}
+	if _, _, body = org.get("/ui/pins"); !strings.Contains(body, "try v2") {
+		t.Error("org-a's new pin is not listed")
+	}
+}
+
+func TestActions(t *testing.T) {
+	e := newEnv(t)
+	admin := e.client()
+	admin.login(e.admin)
+	id := e.rollout.ID
+	_, _, body := admin.get("/ui/rollouts/" + id + "/confirm?action=rollback")
+	csrf := csrfOf(t, body)
+	if status, _, _ := admin.post("/ui/rollouts/"+id+"/act", url.Values{"action": {"rollback"}, "reason": {"forged"}}); status != http.StatusForbidden {
+		t.Errorf("POST without the CSRF token = %d, want 403", status)
+	}
+	if status, _, _ := admin.post("/ui/rollouts/"+id+"/act", url.Values{"csrf": {"wrong"}, "action": {"rollback"}, "reason": {"forged"}}); status != http.StatusForbidden {
+		t.Errorf("POST with a wrong CSRF token = %d, want 403", status)
+	}
+	if status, _, _ := admin.post("/ui/rollouts/"+id+"/act", url.Values{"csrf": {csrf}, "action": {"rollback"}}); status != http.StatusBadRequest {
+		t.Errorf("rollback without a reason = %d, want 400", status)
+	}
+	if r, _ := e.svc.GetRollout(context.Background(), id); r.State != rollout.StateBaking {
+		t.Fatalf("refused POSTs changed the rollout: %s", r.State)
+	}
+	if status, loc, body := admin.post("/ui/rollouts/"+id+"/act", url.Values{"csrf": {csrf}, "action": {"rollback"}, "reason": {"sqlite3 users break"}}); status != http.StatusSeeOther {
+		t.Fatalf("rollback = %d %s:\n%s", status, loc, body)
+	}
+	if r, _ := e.svc.GetRollout(context.Background(), id); r.State != rollout.StateRolledBack || r.Reason != "sqlite3 users break" {
+		t.Errorf("after rollback: %s %q", r.State, r.Reason)
+	}
+	_, _, body = admin.get("/ui/audit?action=rollout.rollback")
+	if !strings.Contains(body, "sqlite3 users break") || !strings.Contains(body, "token:release-eng") {
+		t.Errorf("audit lacks the rollback by release-eng:\n%s", body)
+	}
+	if _, err := e.svc.PushVersion(context.Background(), "token:ci", rollout.Version{Label: "ubuntu-22.04", Version: "v3",
+		Snapshot: snapshotJSON(t, true, "3.40.1-4"), CheckReport: []byte(checkPass)}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, body := admin.post("/ui/images/ubuntu-22.04/hotfix", url.Values{"csrf": {csrf}, "version": {"v3"}, "reason": {"sqlite3 back, quickly"}}); status != http.StatusSeeOther {
+		t.Errorf("hotfix = %d, want 303:\n%s", status, body)
+	}
+	if rs, _, _ := e.svc.ListRollouts(context.Background(), "ubuntu-22.04", nil, rollout.Page{Limit: 1}); len(rs) == 0 || rs[0].Version != "v3" || !rs[0].Expedited {
+		t.Errorf("after the hotfix the newest rollout is %+v, want an expedited one of v3", rs)
+	}
+	// Logout ends the session everywhere: the old cookie opens nothing.
+	jarCopy := *admin
+	if status, _, _ := admin.post("/ui/logout", url.Values{"csrf": {csrf}}); status != http.StatusSeeOther {
+		t.Fatalf("logout = %d", status)
+	}
+	if status, _, _ := jarCopy.get("/ui/"); status != http.StatusSeeOther {
+		t.Errorf("GET /ui/ after logout = %d, want 303 to login", status)
+	}
+}
+
+func TestRevokedTokenEndsSession(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	c.login(e.admin)
+	if status, _, _ := c.get("/ui/"); status != http.StatusOK {
+		t.Fatalf("GET /ui/ = %d", status)
+	}
+	toks, _, err := e.st.ListTokens(context.Background(), rollout.Page{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range toks {
+		if tok.Name == "release-eng" {
+			if _, _, err := e.st.RevokeToken(context.Background(), tok.ID, e.clk.Now(), rollout.AuditEntry{Actor: "system", Action: "token.revoke", Subject: "token/" + tok.ID}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.clk.Advance(time.Second)
+	if status, _, _ := c.get("/ui/"); status != http.StatusSeeOther {
+		t.Errorf("GET /ui/ with the token revoked = %d, want 303 to login", status)
+	}
+}
+
+// TestSecureCookies: over TLS both cookies are Secure.
+func TestSecureCookies(t *testing.T) {
+	e := newEnv(t)
+	ts := httptest.NewTLSServer(e.handler)
+	defer ts.Close()
+	c := ts.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Get(ts.URL + "/ui/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	req, _ := http.NewRequest("POST", ts.URL+"/ui/login", strings.NewReader(url.Values{"csrf": {csrfOf(t, string(body))}, "token": {e.admin}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, ck := range resp.Cookies() {
+		if !ck.Secure {
+			t.Errorf("cookie %s over TLS is not Secure", ck.Name)
+		}
+		req.AddCookie(ck)
+	}
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var session bool
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "imagegate_session" {
+			session = true
+			if !ck.Secure {
+				t.Error("session cookie over TLS is not Secure")
+			}
+		}
+	}
+	if !session {
+		t.Fatalf("login over TLS = %d, no session cookie", resp.StatusCode)
+	}
+}
+
+// TestLiveStream: the rollout page's stream sends its live block, and
+// sends it again when the rollout changes.
+func TestLiveStream(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	c.login(e.admin)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/ui/live/rollouts/"+e.rollout.ID, nil)
+	resp, err := c.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q, want text/event-stream", ct)
+	}
+	events := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		var ev strings.Builder
+		for sc.Scan() {
+			if sc.Text() == "" {
+				events <- ev.String()
+				ev.Reset()
+				continue
+			}
+			ev.WriteString(sc.Text() + "\n")
+		}
+		close(events)
+	}()
+	next := func(want string) {
+		t.Helper()
+		for ev := range events {
+			if strings.HasPrefix(ev, "event: update") {
+				if !strings.Contains(ev, want) {
+					t.Errorf("update lacks %q:\n%s", want, ev)
+				}
+				return
+			}
+		}
+		t.Fatalf("stream ended before an update with %q", want)
+	}
+	next(">baking<")
+	if _, err := e.svc.Pause(context.Background(), "token:test", e.rollout.ID, "looking"); err != nil {
+		t.Fatal(err)
+	}
+	next(">paused<")
+}
