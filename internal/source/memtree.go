@@ -47,9 +47,12 @@ var (
 )
 
 // readAnyway are files among that bulk that a collector does read: the
-// node collector dates a distribution's nodejs by its Debian changelog.
-// Reading one back would decompress its layer again up to it.
-var readAnyway = []string{"/share/doc/nodejs/changelog.Debian.gz"}
+// node collector dates a distribution's nodejs by its Debian changelog,
+// the perl collector reads Config.pm, the system collector the zone files
+// it probes (runtimes.tzdataProbes). Reading one back would decompress its
+// layer again up to it.
+var readAnyway = []string{"/share/doc/nodejs/changelog.Debian.gz", "/Config.pm",
+	"/share/zoneinfo/Etc/UTC", "/share/zoneinfo/Europe/London", "/share/zoneinfo/America/New_York"}
 
 // keepable reports whether a file's contents may be kept in memory; name
 // is clean and relative to the root.
