@@ -3,6 +3,7 @@ package check_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,11 @@ import (
 // so that a test can tell none is left.
 const webDir = "/srv/imagegate-www"
 
+// ownerEnv is in webImage's environment, so its processes and the
+// commands run beside them carry it: the leak checks then see only this
+// test binary's processes, not those of another checkout's run.
+var ownerEnv = fmt.Sprintf("IMAGEGATE_TEST_OWNER=%d", os.Getpid())
+
 // webImage is a Debian 13 image whose entrypoint is a web server, as a
 // Dockerfile would make it: python3 -m http.server on 0.0.0.0:8000,
 // serving webDir as user app.
@@ -39,7 +45,7 @@ func webImage(t testing.TB) string {
 	return ociImage(t, rootfs, layer, v1.Config{
 		User:       "app",
 		WorkingDir: webDir,
-		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONUNBUFFERED=1"},
+		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONUNBUFFERED=1", ownerEnv},
 		Entrypoint: []string{"python3", "-m", "http.server"},
 		Cmd:        []string{"--bind", "0.0.0.0", "--directory", webDir, "8000"},
 	})
@@ -52,11 +58,18 @@ func serversLeft(t testing.TB) []string {
 	var left []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
-		if err == nil && bytes.Contains(b, []byte("http.server\x00")) && bytes.Contains(b, []byte(webDir+"\x00")) {
+		if err == nil && bytes.Contains(b, []byte("http.server\x00")) && bytes.Contains(b, []byte(webDir+"\x00")) && ours(f) {
 			left = append(left, f+": "+strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}
 	return left
+}
+
+// ours reports whether the process of /proc/N/cmdline has ownerEnv. A
+// process that is gone by now is not left running.
+func ours(cmdline string) bool {
+	env, err := os.ReadFile(filepath.Join(filepath.Dir(cmdline), "environ"))
+	return err == nil && bytes.Contains(append([]byte{0}, env...), []byte("\x00"+ownerEnv+"\x00"))
 }
 
 // commandsLeft lists this machine's processes with arg on their
@@ -67,7 +80,7 @@ func commandsLeft(t testing.TB, arg string) []string {
 	var left []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
-		if err == nil && bytes.Contains(b, []byte("\x00"+arg+"\x00")) {
+		if err == nil && bytes.Contains(b, []byte("\x00"+arg+"\x00")) && ours(f) {
 			left = append(left, f+": "+strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}
