@@ -101,6 +101,12 @@ type Options struct {
 	// are shown before they are read again, in the background (default
 	// 2s; see staleCache).
 	StaleAfter time.Duration
+	// SecureCookies marks the session cookies Secure on every request,
+	// not only those that arrived over TLS: set it when people reach the
+	// server over https through a proxy that terminates TLS (serve sets
+	// it from an https externalURL). A request's own X-Forwarded-Proto is
+	// never trusted for this: any client can send one.
+	SecureCookies bool
 }
 
 //go:embed templates/*.html
@@ -121,6 +127,7 @@ type Handler struct {
 	pages    *pages
 	mux      *http.ServeMux
 	versions *versionCache
+	secure   bool
 
 	statuses  *staleCache[rollout.LabelStatus]
 	analyses  *staleCache[rollout.RolloutAnalysis]
@@ -136,7 +143,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("ui: Service, Sessions and Auth are required")
 	}
 	h := &Handler{svc: opts.Service, sessions: opts.Sessions, auth: opts.Auth, log: opts.Logger, now: opts.Now,
-		ttl: opts.SessionTTL, live: opts.LiveInterval, versions: newVersionCache(128)}
+		ttl: opts.SessionTTL, live: opts.LiveInterval, versions: newVersionCache(128), secure: opts.SecureCookies}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/server"
 )
 
 func TestAccess(t *testing.T) {
@@ -258,6 +261,55 @@ func TestSecureCookies(t *testing.T) {
 	}
 	if !session {
 		t.Fatalf("login over TLS = %d, no session cookie", resp.StatusCode)
+	}
+}
+
+// TestSecureCookiesBehindProxy: a proxy terminates TLS and forwards plain
+// HTTP. An https externalURL makes the cookies Secure; a client's own
+// X-Forwarded-Proto does not.
+func TestSecureCookiesBehindProxy(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name, externalURL, forwardedProto string
+		secure                            bool
+	}{
+		{"https external URL", "https://imagegate.example.com", "", true},
+		{"https external URL, upper case", "HTTPS://imagegate.example.com/", "", true},
+		{"http external URL", "http://imagegate.example.com", "", false},
+		{"no external URL, forged header", "", "https", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := server.New(server.Options{Service: e.svc, Store: e.st, Now: e.clk.Now, Sessions: e.st, ExternalURL: tc.externalURL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			do := func(req *http.Request) *http.Response {
+				if tc.forwardedProto != "" {
+					req.Header.Set("X-Forwarded-Proto", tc.forwardedProto)
+				}
+				rec := httptest.NewRecorder()
+				srv.ServeHTTP(rec, req)
+				return rec.Result()
+			}
+			resp := do(httptest.NewRequest("GET", "/ui/login", nil))
+			body, _ := io.ReadAll(resp.Body)
+			req := httptest.NewRequest("POST", "/ui/login", strings.NewReader(url.Values{"csrf": {csrfOf(t, string(body))}, "token": {e.admin}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			got := map[string]bool{}
+			for _, ck := range resp.Cookies() {
+				got[ck.Name] = ck.Secure
+				req.AddCookie(ck)
+			}
+			for _, ck := range do(req).Cookies() {
+				if ck.MaxAge >= 0 { // not the login cookie's deletion
+					got[ck.Name] = ck.Secure
+				}
+			}
+			want := map[string]bool{"imagegate_login": tc.secure, "imagegate_session": tc.secure}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Secure per cookie (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
