@@ -190,6 +190,10 @@ func TestActions(t *testing.T) {
 	if rs, _, _ := e.svc.ListRollouts(context.Background(), "ubuntu-22.04", nil, rollout.Page{Limit: 1}); len(rs) == 0 || rs[0].Version != "v3" || !rs[0].Expedited {
 		t.Errorf("after the hotfix the newest rollout is %+v, want an expedited one of v3", rs)
 	}
+	_, _, body = admin.get("/ui/audit?action=rollout.start")
+	if !strings.Contains(body, "sqlite3 back, quickly") {
+		t.Errorf("audit of rollout.start lacks the hotfix's reason:\n%s", body)
+	}
 	// Logout ends the session everywhere: the old cookie opens nothing.
 	jarCopy := *admin
 	if status, _, _ := admin.post("/ui/logout", url.Values{"csrf": {csrf}}); status != http.StatusSeeOther {
