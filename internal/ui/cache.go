@@ -99,6 +99,20 @@ func (h *Handler) status(ctx context.Context, label string) (rollout.LabelStatus
 	return h.statuses.get(ctx, label, func(ctx context.Context) (rollout.LabelStatus, error) { return h.svc.Status(ctx, label) })
 }
 
+// newestVersion is label's most recently pushed version (nil when it has
+// none), through the cache: the Images page shows one per label, and
+// asking the store for each of them on every load is most of its cost.
+func (h *Handler) newestVersion(ctx context.Context, label string) (*rollout.Version, error) {
+	v, _, err := h.newest.get(ctx, label, func(ctx context.Context) (*rollout.Version, error) {
+		vs, _, err := h.svc.Versions(ctx, label, rollout.Page{Limit: 1})
+		if err != nil || len(vs) == 0 {
+			return nil, err
+		}
+		return &vs[0], nil
+	})
+	return v, err
+}
+
 // analysis is the Service's analysis of rollout id, through the cache.
 func (h *Handler) analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, time.Time, error) {
 	return h.analyses.get(ctx, id, func(ctx context.Context) (rollout.RolloutAnalysis, error) { return h.svc.Analysis(ctx, id) })
@@ -116,6 +130,7 @@ func (h *Handler) ringTelemetry(ctx context.Context, id string, ring int) (rollo
 // after a change made through it, so the next page shows the change.
 func (h *Handler) changed(label, rolloutID string) {
 	h.statuses.drop(label)
+	h.newest.drop(label)
 	if rolloutID != "" {
 		h.analyses.drop(rolloutID)
 	}

@@ -128,13 +128,11 @@ func (h *Handler) images(r *http.Request, s *session) (imagesData, error) {
 	d := imagesData{Next: next, After: after}
 	for _, img := range imgs {
 		c := imageCard{Label: img.Label}
-		vs, _, err := h.svc.Versions(ctx, img.Label, rollout.Page{Limit: 1})
+		newest, err := h.newestVersion(ctx, img.Label)
 		if err != nil {
 			return d, err
 		}
-		if len(vs) > 0 {
-			c.Newest = &vs[0]
-		}
+		c.Newest = newest
 		if s.id.IsAdmin() {
 			st, asOf, err := h.status(ctx, img.Label)
 			if err != nil {

@@ -54,8 +54,12 @@ func (h *Handler) signaturesPage(w http.ResponseWriter, r *http.Request, s *sess
 		return err
 	}
 	d.Next = next
-	// Counts per ring and side come from the version's newest rollout.
-	tel := map[string][]ringCounts{}
+	// Counts per ring and side come from the version's newest rollout;
+	// a ring's telemetry holds every signature (thousands), the page 50.
+	tel := make(map[string][]ringCounts, len(sigs))
+	for _, sig := range sigs {
+		tel[sig.ID] = nil
+	}
 	if d.Version != "" {
 		rs, _, err := h.svc.ListRollouts(ctx, d.Label, nil, rollout.Page{Limit: 20})
 		if err != nil {
@@ -78,6 +82,9 @@ func (h *Handler) signaturesPage(w http.ResponseWriter, r *http.Request, s *sess
 					return err
 				}
 				for _, rsig := range t.Signatures {
+					if _, ok := tel[rsig.ID]; !ok {
+						continue
+					}
 					c := ringCounts{Ring: ring, Name: d.Rollout.Rings[ring].Name, New: rsig.Cohorts[rollout.CohortNew].Jobs,
 						Control: rsig.Cohorts[rollout.CohortControl].Jobs, Other: rsig.Cohorts[rollout.CohortOld].Jobs}
 					tel[rsig.ID] = append(tel[rsig.ID], c)

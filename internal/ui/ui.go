@@ -130,6 +130,7 @@ type Handler struct {
 	secure   bool
 
 	statuses  *staleCache[rollout.LabelStatus]
+	newest    *staleCache[*rollout.Version]
 	analyses  *staleCache[rollout.RolloutAnalysis]
 	telemetry *staleCache[rollout.Telemetry]
 }
@@ -161,6 +162,7 @@ func New(opts Options) (*Handler, error) {
 		stale = 2 * time.Second
 	}
 	h.statuses = newStaleCache[rollout.LabelStatus](stale, 1000)
+	h.newest = newStaleCache[*rollout.Version](stale, 1000)
 	h.analyses = newStaleCache[rollout.RolloutAnalysis](stale, 200)
 	h.telemetry = newStaleCache[rollout.Telemetry](stale, 200)
 	p, err := parsePages()
