@@ -44,7 +44,8 @@ func (a dashboardAuth) AuthenticateHash(ctx context.Context, hash []byte) (ui.Id
 func (s *Server) mountDashboard(sessions rollout.SessionStore, externalURL string) error {
 	u, err := url.Parse(externalURL)
 	secure := err == nil && strings.EqualFold(u.Scheme, "https")
-	h, err := ui.New(ui.Options{Service: s.svc, Sessions: sessions, Auth: dashboardAuth{s.tokens}, Logger: s.log, Now: s.now, SecureCookies: secure})
+	h, err := ui.New(ui.Options{Service: s.svc, Sessions: sessions, Auth: dashboardAuth{s.tokens}, Logger: s.log, Now: s.now, SecureCookies: secure,
+		Reports: s.reports})
 	if err != nil {
 		return err
 	}

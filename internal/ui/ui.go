@@ -55,6 +55,15 @@ type Service interface {
 	Rollback(ctx context.Context, actor, id, reason string) (rollout.Rollout, error)
 }
 
+// ReportLister lists user reports as *rollout.Reports does: newest first,
+// narrowed by f, errors wrapping the rollout.Err* kinds. Safe for
+// concurrent use.
+type ReportLister interface {
+	List(ctx context.Context, f rollout.ReportFilter, p rollout.Page) ([]rollout.Report, string, error)
+}
+
+var _ ReportLister = (*rollout.Reports)(nil)
+
 // Identity is the caller behind a session: the API token it was opened
 // with.
 type Identity struct {
@@ -107,6 +116,9 @@ type Options struct {
 	// it from an https externalURL). A request's own X-Forwarded-Proto is
 	// never trusted for this: any client can send one.
 	SecureCookies bool
+	// Reports, when set, shows on the Signatures page the user reports
+	// matched to each signature.
+	Reports ReportLister
 }
 
 //go:embed templates/*.html
@@ -128,6 +140,7 @@ type Handler struct {
 	mux      *http.ServeMux
 	versions *versionCache
 	secure   bool
+	reports  ReportLister
 
 	statuses  *staleCache[rollout.LabelStatus]
 	newest    *staleCache[*rollout.Version]
@@ -144,7 +157,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("ui: Service, Sessions and Auth are required")
 	}
 	h := &Handler{svc: opts.Service, sessions: opts.Sessions, auth: opts.Auth, log: opts.Logger, now: opts.Now,
-		ttl: opts.SessionTTL, live: opts.LiveInterval, versions: newVersionCache(128), secure: opts.SecureCookies}
+		ttl: opts.SessionTTL, live: opts.LiveInterval, versions: newVersionCache(128), secure: opts.SecureCookies, reports: opts.Reports}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

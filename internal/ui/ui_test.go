@@ -367,3 +367,32 @@ func TestLiveStream(t *testing.T) {
 	}
 	next(">paused<")
 }
+
+// TestSignatureReports: the Signatures page lists, beside a signature,
+// the user reports matched to it, and not under the others.
+func TestSignatureReports(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, rep := range []rollout.Report{
+		{Org: "org-a", Label: "ubuntu-22.04", Version: "v2", JobID: "job-77", Text: sqliteTraceback},
+		{Org: "org-a", Label: "ubuntu-22.04", Text: "the build is slow today"},
+	} {
+		if _, err := e.reports.Report(ctx, "token:org-a-support", rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := e.client()
+	admin.login(e.admin)
+	status, _, body := admin.get("/ui/signatures?label=ubuntu-22.04&version=v2")
+	if status != http.StatusOK {
+		t.Fatalf("signatures page = %d:\n%s", status, body)
+	}
+	for _, want := range []string{"User reports", "1 report</strong> from org-a", "org-a on v2, job job-77"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("signatures page lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "the build is slow today") {
+		t.Error("a report without the signature is shown under it")
+	}
+}
