@@ -7,12 +7,19 @@
 #   bench/serve-load.sh
 #   PG_DSN='postgres://imagegate:imagegate@127.0.0.1:5432/imagegate_test?sslmode=disable' bench/serve-load.sh
 #   CONNECTIONS=32 DURATION=20s RUN_IDS=1 bench/serve-load.sh
+#   RUNS=5 RESOLVE_DURATION=0 PG_DSN=... bench/serve-load.sh   # ingest only, 5 alternating runs per store, medians
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
+# RESOLVE_DURATION=0 skips the resolve phase (ingest only).
+RESOLVE_DURATION=${RESOLVE_DURATION:-$DURATION}
 CONNECTIONS=${CONNECTIONS:-16}
 INGEST_WORKERS=${INGEST_WORKERS:-4}
 PG_DSN=${PG_DSN:-}
+# RUNS=N repeats the stores alternately (sqlite, postgres, sqlite, ...),
+# each on a fresh database, and prints each store's median events/s: the
+# machine is shared, so one run says little.
+RUNS=${RUNS:-1}
 # RUN_IDS=1 sends a workflow run id with every resolve (4 jobs per run):
 # the run-affinity path, one store write per new run.
 extra=()
@@ -47,16 +54,36 @@ bench() {
   [ -s "$out/addr" ] || { cat "$out/serve-$name.log"; exit 1; }
   echo "== $name ($(nproc) cores, server and load generator on the same machine)"
   "$out/loadgen" -server "$(cat "$out/addr")" -token "$token" -seed -label "load-$name-$RANDOM" \
-    -connections "$CONNECTIONS" -duration "$DURATION" -ingest-workers "$INGEST_WORKERS" -ingest-duration "$DURATION" "${extra[@]}"
+    -connections "$CONNECTIONS" -duration "$RESOLVE_DURATION" -ingest-workers "$INGEST_WORKERS" -ingest-duration "$DURATION" "${extra[@]}" |
+    tee -a "$out/results-$name"
   kill "$pid"; wait "$pid" || true; pid=""
 }
 
-bench sqlite "$out/imagegate.db"
+# median NAME: the median ingest events/s of NAME's runs.
+median() {
+  [ -s "$out/results-$1" ] || return 0
+  sed -n 's/.* \([0-9]*\) events\/s.*/\1/p' "$out/results-$1" | sort -n |
+    awk -v name="$1" '{v[NR]=$1} END {if (NR) printf "median %s ingest: %d events/s over %d runs (%s)\n", name, (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2), NR, join(v)}
+      function join(a,  s, i) {for (i=1; i<=NR; i++) s = s (i>1 ? " " : "") a[i]; return s}'
+}
+
 if [ -n "$PG_DSN" ]; then
-  # A scratch schema of that database, dropped at the end (needs psql).
-  schema=imagegate_bench_$$
-  psql -q "$PG_DSN" -c "CREATE SCHEMA $schema"
-  trap 'PGOPTIONS=--client-min-messages=warning psql -q "$PG_DSN" -c "DROP SCHEMA IF EXISTS '"$schema"' CASCADE" || true; cleanup' EXIT
+  # Scratch schemas of that database, dropped at the end (needs psql).
+  schemas=()
+  trap 'for s in "${schemas[@]}"; do PGOPTIONS=--client-min-messages=warning psql -q "$PG_DSN" -c "DROP SCHEMA IF EXISTS $s CASCADE" || true; done; cleanup' EXIT
   sep='?'; [[ $PG_DSN == *\?* ]] && sep='&'
-  bench postgres "${PG_DSN}${sep}search_path=$schema"
+fi
+for run in $(seq "$RUNS"); do
+  rm -f "$out"/imagegate-*.db*
+  bench sqlite "$out/imagegate-$run.db"
+  if [ -n "$PG_DSN" ]; then
+    schema=imagegate_bench_$$_$run
+    schemas+=("$schema")
+    psql -q "$PG_DSN" -c "CREATE SCHEMA $schema"
+    bench postgres "${PG_DSN}${sep}search_path=$schema"
+  fi
+done
+if [ "$RUNS" -gt 1 ]; then
+  median sqlite
+  median postgres
 fi

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/check"
 	"github.com/imagegate/imagegate/internal/config"
 	"github.com/imagegate/imagegate/internal/diff"
@@ -95,5 +96,27 @@ func TestSpecExample(t *testing.T) {
 	}
 	if spec == nil || len(spec.CommandTests) != 2 || len(spec.FileTests) != 2 || len(spec.Python) != 1 || spec.MetadataTest == nil {
 		t.Errorf("spec.yaml parses to %+v, want its two command tests, two file tests, one python requirement and metadata", spec)
+	}
+}
+
+// TestGossExample renders goss.yaml with goss-vars.yaml as `imagegate
+// check --goss goss.yaml --vars goss-vars.yaml` does.
+func TestGossExample(t *testing.T) {
+	vars, err := check.ReadGossVars("goss-vars.yaml", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := check.ReadGossFile("goss.yaml", check.GossTemplate{Vars: vars})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range g.Resources {
+		got = append(got, r.Type+" "+r.Key)
+	}
+	want := []string{"file /srv/app/config.ini", "user app", "package python3", "port tcp:8080", "process python3",
+		"http http://localhost:8080/healthz", "addr tcp://localhost:8080", "dns localhost", "command python3 -c 'import sqlite3'"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("goss.yaml renders to (-want +got):\n%s", diff)
 	}
 }

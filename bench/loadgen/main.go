@@ -171,14 +171,17 @@ func seed(ctx context.Context, o options) (string, string, string, error) {
 		{Name: "early", Percent: 30, BakeTime: 24 * time.Hour, ControlPercent: 10},
 		{Name: "everyone", Percent: 100},
 	}
-	if err := c.SetRings(ctx, o.label, rings); err != nil {
-		return "", "", "", err
-	}
 	suffix := randHex(3)
 	old, cur := "v1-"+suffix, "v2-"+suffix
-	for _, v := range []string{old, cur} {
+	for i, v := range []string{old, cur} {
 		if _, err := c.PushVersion(ctx, o.label, api.PushVersionRequest{Version: v, CheckReport: []byte(`{"verdict":"pass"}`)}); err != nil {
 			return "", "", "", err
+		}
+		// A label's plan needs a version of it first.
+		if i == 0 {
+			if err := c.SetRings(ctx, o.label, rings); err != nil {
+				return "", "", "", err
+			}
 		}
 		if _, err := c.StartRollout(ctx, api.StartRolloutRequest{Label: o.label, Version: v}); err != nil {
 			return "", "", "", err

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -100,7 +102,8 @@ func runRolloutAnalysis(ctx context.Context, opts *clientOptions, args []string,
 
 type signaturesOptions struct {
 	*clientOptions
-	page rollout.Page
+	page   rollout.Page
+	window time.Duration
 }
 
 func newSignaturesCmd(_ *globalOptions) *cobra.Command {
@@ -117,6 +120,7 @@ func newSignaturesCmd(_ *globalOptions) *cobra.Command {
 	o.register(cmd)
 	cmd.Flags().IntVar(&o.page.Limit, "limit", 0, "at most this many (server default 100)")
 	cmd.Flags().StringVar(&o.page.After, "after", "", "the next cursor of a previous page")
+	cmd.Flags().DurationVar(&o.window, "window", 24*time.Hour, "the trend's window: failed jobs per hour over it, up to 168h")
 	return cmd
 }
 
@@ -129,14 +133,18 @@ func runSignatures(ctx context.Context, opts *signaturesOptions, args []string, 
 	if len(args) == 2 {
 		version = args[1]
 	}
-	l, err := c.Signatures(ctx, args[0], version, opts.page)
+	if opts.window <= 0 || opts.window > rollout.MaxTrendWindow {
+		return usageErrorf("--window %s: want a duration above 0 and at most %s", opts.window, rollout.MaxTrendWindow)
+	}
+	l, err := c.Signatures(ctx, args[0], version, opts.window, opts.page)
 	if err != nil {
 		return err
 	}
 	return opts.emit(stdout, l, func(w *tabwriter.Writer) {
-		fmt.Fprintln(w, "VERSION\tSIGNATURE\tJOBS\tPIPELINES\tORGS\tFIRST SEEN\tLAST SEEN\tTEMPLATE")
+		fmt.Fprintf(w, "VERSION\tSIGNATURE\tJOBS\tPIPELINES\tORGS\tFIRST SEEN\tLAST SEEN\tLAST %s\tTEMPLATE\n", strings.ToUpper(shortDuration(opts.window)))
 		for _, s := range l.Items {
-			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Version, s.ID, s.Jobs, s.Pipelines, s.Orgs, ts(s.FirstSeen), ts(s.LastSeen), cut(s.Template, 70))
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Version, s.ID, s.Jobs, s.Pipelines, s.Orgs, ts(s.FirstSeen), ts(s.LastSeen),
+				sparkline(s.Trend, maxTrendCells), cut(s.Template, 70))
 		}
 		if l.Next != "" {
 			fmt.Fprintf(w, "more: --after %s\n", l.Next)
@@ -151,4 +159,46 @@ func cut(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+// maxTrendCells bounds a trend's sparkline in the table: a longer window
+// sums neighbouring hours into one cell.
+const maxTrendCells = 48
+
+// sparkline draws a trend's buckets as block characters scaled to its
+// largest, at most cells wide; an hour without jobs is a dot, so that a
+// quiet hour is told from a low one.
+func sparkline(trend []rollout.TrendBucket, cells int) string {
+	if len(trend) == 0 {
+		return "-"
+	}
+	per := (len(trend) + cells - 1) / cells
+	var sums []int64
+	for i := 0; i < len(trend); i += per {
+		var n int64
+		for _, b := range trend[i:min(i+per, len(trend))] {
+			n += b.Jobs
+		}
+		sums = append(sums, n)
+	}
+	top := slices.Max(sums)
+	const bars = "▁▂▃▄▅▆▇█"
+	levels := []rune(bars)
+	var b strings.Builder
+	for _, n := range sums {
+		switch {
+		case n == 0:
+			b.WriteRune('·')
+		default:
+			b.WriteRune(levels[min(int((n*int64(len(levels))-1)/top), len(levels)-1)])
+		}
+	}
+	return b.String()
+}
+
+// shortDuration prints 24h0m0s as 24h.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	return strings.TrimSuffix(s, "0m")
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/imagegate/imagegate/internal/check"
 	"github.com/imagegate/imagegate/internal/diff"
@@ -136,6 +137,10 @@ type checkOptions struct {
 	baseline     string
 	spec         string
 	goss         string
+	vars         string
+	varsInline   string
+	run          bool
+	wait         time.Duration
 	changes      string
 	format       string
 	out          string
@@ -153,11 +158,17 @@ With no configuration, every standard-library module of every runtime must impor
 shared library must resolve, and every probed tool must answer. --baseline adds the diff
 against the previous image; --spec adds declarative tests (commands, files, versions,
 modules, packages, image metadata): imagegate's own, a container-structure-test config, or a
-goss file (recognised by its resource types; --goss names one explicitly).
+goss file (recognised by its resource types; --goss names one explicitly), rendered as a goss
+template with --vars and --vars-inline. --run starts the image's entrypoint and cmd in the chroot
+sandbox (its own network, loopback only; as the image's USER in its WORKDIR with its Env), as
+dgoss run does, and checks goss's port, process, http, addr and dns against it, retried until
+they pass or --wait is over; then it stops everything it started. Without --run they are
+reported as skipped.
 
 ` + exitHelpGate,
-		Example: "  imagegate check dir:/opt/hostedtoolcache\n  imagegate check oci:./image --baseline previous.json --spec image-tests.yaml --junit check.xml",
-		Args:    exactArgs(1),
+		Example: "  imagegate check dir:/opt/hostedtoolcache\n  imagegate check oci:./image --baseline previous.json --spec image-tests.yaml --junit check.xml\n" +
+			"  imagegate check oci:./image --exec chroot --goss goss.yaml --vars vars.yaml --run --wait 30s",
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd.Context(), g, o, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -166,6 +177,10 @@ goss file (recognised by its resource types; --goss names one explicitly).
 	f.StringVar(&o.baseline, "baseline", "", "the previous image: a snapshot file or a SOURCE")
 	f.StringVar(&o.spec, "spec", "", "YAML file of declarative tests (imagegate, container-structure-test or goss)")
 	f.StringVar(&o.goss, "goss", "", "goss file to run against the image, with its gossfile includes")
+	f.StringVar(&o.vars, "vars", "", "YAML or JSON file of variables for goss templates (.Vars), as goss --vars")
+	f.StringVar(&o.varsInline, "vars-inline", "", "YAML or JSON mapping of goss template variables, over --vars key by key, as goss --vars-inline")
+	f.BoolVar(&o.run, "run", false, "start the image's entrypoint in the chroot sandbox and check goss's runtime resources against it, as dgoss run (needs root)")
+	f.DurationVar(&o.wait, "wait", check.DefaultRunWait, "with --run: how long goss's runtime resources are retried until they pass, as goss validate --retry-timeout")
 	f.StringVar(&o.changes, "changes", "", "YAML file declaring intended changes against the baseline")
 	addOutputFlags(f, &o.format, &o.out, "table", gateFormats)
 	f.StringVar(&o.junit, "junit", "", "also write a JUnit XML report to this file")
@@ -185,24 +200,47 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 	if err != nil {
 		return err
 	}
+	vars, err := check.ReadGossVars(o.vars, o.varsInline)
+	if err != nil {
+		if _, ok := errors.AsType[*fs.PathError](err); ok {
+			return fmt.Errorf("--vars %s: %w", o.vars, unwrapPath(err))
+		}
+		return usageErrorf("%v", err)
+	}
+	tmpl := check.GossTemplate{Vars: vars}
 	var spec *check.Spec
 	if o.spec != "" {
 		data, err := os.ReadFile(o.spec)
 		if err != nil {
 			return fmt.Errorf("--spec %s: %w", o.spec, unwrapPath(err))
 		}
-		if spec, err = check.ParseSpec(o.spec, data); err != nil {
+		if spec, err = check.ParseSpecTemplate(o.spec, data, tmpl); err != nil {
 			return err
 		}
 	}
 	var goss *check.GossSuite
 	if o.goss != "" {
-		if goss, err = check.ReadGossFile(o.goss); err != nil {
+		if goss, err = check.ReadGossFile(o.goss, tmpl); err != nil {
 			if _, ok := errors.AsType[*fs.PathError](err); ok {
 				return fmt.Errorf("--goss %s: %w", o.goss, unwrapPath(err))
 			}
 			return err
 		}
+	}
+	var run *check.GossRun
+	if o.run {
+		if goss == nil && (spec == nil || spec.Goss == nil) {
+			return usageErrorf("--run starts the entrypoint for a goss file's runtime resources: give one with --goss or --spec")
+		}
+		if o.scan.exec == "none" || o.scan.exec == "local" {
+			return usageErrorf("--run needs the chroot sandbox, which gives the entrypoint a network of its own: use --exec chroot (or auto), as root")
+		}
+		if o.wait <= 0 {
+			return usageErrorf("--wait %s: give a positive duration such as 5s", o.wait)
+		}
+		run = &check.GossRun{Wait: o.wait}
+	} else if o.wait != check.DefaultRunWait {
+		return usageErrorf("--wait is how long --run waits: add --run, or leave --wait out")
 	}
 	var baseline *snapshot.Snapshot
 	if o.baseline != "" {
@@ -215,7 +253,7 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, targetArg s
 		return err
 	}
 	defer tree.Close()
-	report, err := check.Run(ctx, snap, check.Options{Baseline: baseline, Changes: changes, Spec: spec, Goss: goss, Target: tree})
+	report, err := check.Run(ctx, snap, check.Options{Baseline: baseline, Changes: changes, Spec: spec, Goss: goss, Run: run, Target: tree})
 	if err != nil {
 		return err
 	}

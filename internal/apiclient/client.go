@@ -350,11 +350,15 @@ func (c *Client) Analysis(ctx context.Context, id string) (rollout.RolloutAnalys
 }
 
 // Signatures lists the error signatures seen on label (of version, when
-// not "") with their counts (GET /api/v1/images/{label}/signatures).
-func (c *Client) Signatures(ctx context.Context, label, version string, p rollout.Page) (api.List[rollout.Signature], error) {
+// not "") with their counts and their trend over window (the server's
+// default, 24h, when 0) (GET /api/v1/images/{label}/signatures).
+func (c *Client) Signatures(ctx context.Context, label, version string, window time.Duration, p rollout.Page) (api.List[rollout.Signature], error) {
 	q := url.Values{}
 	if version != "" {
 		q.Set("version", version)
+	}
+	if window > 0 {
+		q.Set("window", window.String())
 	}
 	var out api.List[rollout.Signature]
 	err := c.do(ctx, "GET", "/api/v1/images/"+seg(label)+"/signatures", pageQuery(q, p), nil, &out)

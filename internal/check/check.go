@@ -36,6 +36,11 @@ type Options struct {
 	// Goss is a goss file to run besides Spec (which may be nil), from
 	// ReadGossFile or ParseGoss.
 	Goss *GossSuite
+	// Run starts the image's entrypoint in the sandbox and checks goss's
+	// runtime resources (port, process, http, addr, dns) against it, as
+	// dgoss run does; nil leaves them skipped, saying so. It needs a
+	// Target whose Runner is the chroot sandbox.
+	Run *GossRun
 	// Target is the image's files and runner when the snapshot was just
 	// scanned from a SOURCE; nil when it was read from a snapshot file, and
 	// then spec tests that need files or commands fail saying so.
@@ -149,14 +154,14 @@ func Run(ctx context.Context, snap *snapshot.Snapshot, opts Options) (*Report, e
 		r.Results = append(r.Results, auto...)
 	}
 	if opts.Spec != nil {
-		res, err := runSpec(ctx, snap, opts.Spec, opts.Target)
+		res, err := runSpec(ctx, snap, opts.Spec, opts.Target, opts.Run)
 		if err != nil {
 			return nil, err
 		}
 		r.Results = append(r.Results, res...)
 	}
 	if opts.Goss != nil {
-		res, err := runGoss(ctx, snap, opts.Goss, opts.Target)
+		res, err := runGoss(ctx, snap, opts.Goss, opts.Target, opts.Run)
 		if err != nil {
 			return nil, err
 		}

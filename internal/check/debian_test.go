@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,7 +195,40 @@ func cstImage(t testing.TB) string {
 		{name: "usr/share/doc/app/copyright", body: "License: AGPL-3.0-or-later\n", mode: 0o644},
 		{name: "srv/app/config.ini", body: "[server]\nport = 8080\n", mode: 0o640, uid: 1000, gid: 1000},
 	})
-	base, err := tarball.LayerFromFile(rootfs, tarball.WithCompressionLevel(gzip.BestSpeed))
+	return ociImage(t, rootfs, layer, v1.Config{
+		User:         "app",
+		WorkingDir:   "/srv/app",
+		Env:          []string{"PATH=/srv/app/current:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "APP_HOME=/srv/app", "GREETING=hello", "LANG=C.UTF-8"},
+		ExposedPorts: map[string]struct{}{"8080/tcp": {}, "9090/udp": {}},
+		Volumes:      map[string]struct{}{"/data": {}},
+		Labels:       map[string]string{"org.opencontainers.image.source": "https://example.com/app", "build-date": "2026-12-01T21:53:00.000000"},
+		Entrypoint:   []string{"/srv/app/current/run.sh"},
+		Cmd:          []string{"--serve"},
+	})
+}
+
+// baseLayers are the root filesystem layers made so far, by tar path:
+// compressed once for every image of the test binary that uses them (the
+// compression is most of an image's cost, many times so under -race).
+var baseLayers sync.Map
+
+func baseLayer(rootfs string) (v1.Layer, error) {
+	if l, ok := baseLayers.Load(rootfs); ok {
+		return l.(v1.Layer), nil
+	}
+	l, err := tarball.LayerFromFile(rootfs, tarball.WithCompressionLevel(gzip.BestSpeed), tarball.WithCompressedCaching)
+	if err != nil {
+		return nil, err
+	}
+	actual, _ := baseLayers.LoadOrStore(rootfs, l)
+	return actual.(v1.Layer), nil
+}
+
+// ociImage writes an OCI layout of the rootfs tar with layer on top and
+// the config cfg, for linux/amd64.
+func ociImage(t testing.TB, rootfs string, layer v1.Layer, cfg v1.Config) string {
+	t.Helper()
+	base, err := baseLayer(rootfs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,16 +242,7 @@ func cstImage(t testing.TB) string {
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config = v1.Config{
-		User:         "app",
-		WorkingDir:   "/srv/app",
-		Env:          []string{"PATH=/srv/app/current:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "APP_HOME=/srv/app", "GREETING=hello", "LANG=C.UTF-8"},
-		ExposedPorts: map[string]struct{}{"8080/tcp": {}, "9090/udp": {}},
-		Volumes:      map[string]struct{}{"/data": {}},
-		Labels:       map[string]string{"org.opencontainers.image.source": "https://example.com/app", "build-date": "2026-12-01T21:53:00.000000"},
-		Entrypoint:   []string{"/srv/app/current/run.sh"},
-		Cmd:          []string{"--serve"},
-	}
+	cf.Config = cfg
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package check
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -60,6 +59,9 @@ type GossResource struct {
 
 	content any // matching: the value matched
 	asText  bool
+	// opts are the parameters of a live resource (kOpt*): string, bool or
+	// []string by kind.
+	opts map[string]any
 }
 
 // GossAttr is one attribute of a resource and its expectation.
@@ -75,15 +77,18 @@ func (a GossAttr) Expect() string { return a.m.String() }
 type attrKind int
 
 const (
-	kMatch   attrKind = iota // a goss matcher
-	kText                    // a matcher; a list is line patterns (contents, stdout)
-	kString                  // a plain parameter (path, exec)
-	kMillis                  // a timeout in milliseconds
-	kDelay                   // a retry delay: milliseconds or a Go duration
-	kInt                     // a count
-	kBool                    // skip, as-reader
-	kAny                     // title, meta and parameters of resources imagegate never runs
-	kContent                 // matching's content
+	kMatch     attrKind = iota // a goss matcher
+	kText                      // a matcher; a list is line patterns (contents, stdout)
+	kString                    // a plain parameter (path, exec)
+	kMillis                    // a timeout in milliseconds
+	kDelay                     // a retry delay: milliseconds or a Go duration
+	kInt                       // a count
+	kBool                      // skip, as-reader
+	kAny                       // title, meta and parameters of resources imagegate never runs
+	kContent                   // matching's content
+	kOptString                 // a parameter of a runtime resource (method, ca-file)
+	kOptBool                   // allow-insecure, no-follow-redirects
+	kOptList                   // request-headers
 )
 
 type gossType struct {
@@ -101,11 +106,15 @@ type gossType struct {
 	// skipWhy is set for resources an image does not have; they are
 	// reported as skipped with it.
 	skipWhy string
+	// live names what a resource checked against the running entrypoint
+	// is ("a listening port"); without --run it is skipped saying so.
+	live string
 	// aliases are names goss still reads for an attribute.
 	aliases map[string]string
 }
 
-const needsContainer = "needs a running container; imagegate checks the image without starting one (--run is not implemented yet)"
+// needsRun is why a live resource is skipped without --run.
+const needsRun = " needs a running container: pass --run to start the image's entrypoint in the sandbox, as dgoss does"
 
 var gossTypes = map[string]*gossType{
 	"file": {name: "File", attrs: []string{"exists", "mode", "owner", "uid", "group", "gid", "linked-to", "filetype", "contents", "size", "md5", "sha256", "sha512"},
@@ -124,28 +133,28 @@ var gossTypes = map[string]*gossType{
 	"kernel-param": {name: "KernelParam", attrs: []string{"value"}, subject: "name", params: map[string]attrKind{"name": kString},
 		required: []string{"value"}, skipWhy: "a kernel parameter belongs to the host that runs the container, not to the image"},
 	"port": {name: "Port", attrs: []string{"listening", "ip"}, subject: "port", params: map[string]attrKind{"port": kString},
-		required: []string{"listening"}, skipWhy: "a listening port " + needsContainer},
+		required: []string{"listening"}, live: "a listening port"},
 	"process": {name: "Process", attrs: []string{"running"}, subject: "comm", params: map[string]attrKind{"comm": kString},
-		required: []string{"running"}, skipWhy: "a process " + needsContainer},
+		required: []string{"running"}, live: "a process"},
 	"service": {name: "Service", attrs: []string{"enabled", "running", "runlevels"}, subject: "name", params: map[string]attrKind{"name": kString},
-		skipWhy: "a service " + needsContainer},
-	"http": {name: "HTTP", attrs: []string{"status", "headers", "body"}, text: []string{"body"}, subject: "url",
-		params: map[string]attrKind{"url": kString, "method": kAny, "allow-insecure": kAny, "no-follow-redirects": kAny, "timeout": kAny,
-			"request-headers": kAny, "request-body": kAny, "username": kAny, "password": kAny, "ca-file": kAny, "cert-file": kAny,
-			"key-file": kAny, "proxy": kAny},
-		required: []string{"status"}, skipWhy: "an HTTP endpoint " + needsContainer},
+		skipWhy: "a service is systemd's, upstart's or init's, and a container, like the sandbox, runs only the image's entrypoint: no service manager answers"},
+	"http": {name: "HTTP", attrs: []string{"status", "headers", "body"}, text: []string{"headers", "body"}, subject: "url",
+		params: map[string]attrKind{"url": kString, "method": kOptString, "allow-insecure": kOptBool, "no-follow-redirects": kOptBool, "timeout": kMillis,
+			"request-headers": kOptList, "request-body": kOptString, "username": kOptString, "password": kOptString, "ca-file": kOptString,
+			"cert-file": kOptString, "key-file": kOptString, "proxy": kOptString},
+		required: []string{"status"}, live: "an HTTP endpoint"},
 	"addr": {name: "Addr", attrs: []string{"reachable"}, subject: "address",
-		params: map[string]attrKind{"address": kString, "local-address": kAny, "timeout": kAny}, required: []string{"reachable"},
-		skipWhy: "reaching an address " + needsContainer},
+		params: map[string]attrKind{"address": kString, "local-address": kOptString, "timeout": kMillis}, required: []string{"reachable"},
+		live: "reaching an address"},
 	"dns": {name: "DNS", attrs: []string{"resolvable", "addrs"}, subject: "resolve",
-		params:   map[string]attrKind{"resolve": kString, "server": kAny, "timeout": kAny, "retry_count": kAny, "retry_delay": kAny},
+		params:   map[string]attrKind{"resolve": kString, "server": kOptString, "timeout": kMillis, "retry_count": kAny, "retry_delay": kAny},
 		required: []string{"resolvable"}, aliases: map[string]string{"resolveable": "resolvable"},
-		skipWhy: "name resolution " + needsContainer},
+		live: "name resolution"},
 	"interface": {name: "Interface", attrs: []string{"exists", "addrs", "mtu"}, subject: "name", params: map[string]attrKind{"name": kString},
-		required: []string{"exists"}, skipWhy: "a network interface " + needsContainer},
+		required: []string{"exists"}, skipWhy: "a container's network interfaces are the container runtime's (the sandbox's network has loopback only)"},
 	"mount": {name: "Mount", attrs: []string{"exists", "opts", "vfs-opts", "source", "filesystem", "usage"}, subject: "mountpoint",
 		params: map[string]attrKind{"mountpoint": kString, "timeout": kAny}, required: []string{"exists"},
-		skipWhy: "a mount " + needsContainer},
+		skipWhy: "a container's mounts are the container runtime's (volumes, bind mounts, its /proc and /dev), not the image's"},
 	"registry": {name: "Registry", attrs: []string{"exists", "value", "type"}, subject: "name", params: map[string]attrKind{"name": kString},
 		required: []string{"exists"}, skipWhy: "the Windows registry is not part of a Linux image"},
 }
@@ -186,51 +195,43 @@ var specFields = func() map[string]bool {
 	return m
 }()
 
-// ReadGossFile reads a goss file and its includes from this machine.
-func ReadGossFile(file string) (*GossSuite, error) {
+// ReadGossFile reads a goss file and its includes from this machine, each
+// rendered as a goss template first.
+func ReadGossFile(file string, tmpl GossTemplate) (*GossSuite, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read goss file: %w", err)
 	}
-	if err := refuseTemplate(file, data); err != nil {
-		return nil, err
-	}
-	top, err := yamlx.Parse(file, data)
-	if err != nil {
-		return nil, err
-	}
-	return parseGossDocument(file, data, top)
+	return parseGossDocument(file, data, tmpl)
 }
 
 // ParseGoss reads the goss file name in fsys and the files it includes
 // (relative to the including file; an absolute path from the root of
-// fsys). Errors are *SpecError with the file and line.
-func ParseGoss(fsys fs.FS, name string) (*GossSuite, error) {
+// fsys), each rendered as a goss template first; the template's readFile
+// reads fsys too. Errors are *SpecError with the file and line.
+func ParseGoss(fsys fs.FS, name string, tmpl GossTemplate) (*GossSuite, error) {
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		return nil, fmt.Errorf("read goss file: %w", err)
 	}
-	if err := refuseTemplate(name, data); err != nil {
-		return nil, err
+	l := &gossLoader{fsys: fsys, tmpl: tmpl, suite: &GossSuite{}, index: map[string]int{}}
+	l.readFile = func(p string) ([]byte, error) {
+		return fs.ReadFile(fsys, strings.TrimPrefix(path.Clean("/"+p), "/"))
 	}
-	top, err := yamlx.Parse(name, data)
-	if err != nil {
-		return nil, err
-	}
-	l := &gossLoader{fsys: fsys, suite: &GossSuite{}, index: map[string]int{}}
-	return l.finish(name, data, top)
+	return l.finish(name, data)
 }
 
 // parseGossDocument reads a goss file of this machine, given by the name
-// the user wrote, whose document has been parsed.
-func parseGossDocument(name string, data []byte, top *yaml.Node) (*GossSuite, error) {
+// the user wrote.
+func parseGossDocument(name string, data []byte, tmpl GossTemplate) (*GossSuite, error) {
 	abs, err := filepath.Abs(name)
 	if err != nil {
 		return nil, fmt.Errorf("goss file %s: %w", name, err)
 	}
 	fsName := strings.TrimPrefix(filepath.ToSlash(abs), "/")
-	l := &gossLoader{fsys: os.DirFS("/"), rooted: true, suite: &GossSuite{}, index: map[string]int{}, shown: map[string]string{fsName: name}}
-	return l.finish(fsName, data, top)
+	l := &gossLoader{fsys: os.DirFS("/"), rooted: true, tmpl: tmpl, readFile: os.ReadFile,
+		suite: &GossSuite{}, index: map[string]int{}, shown: map[string]string{fsName: name}}
+	return l.finish(fsName, data)
 }
 
 type gossLoader struct {
@@ -238,9 +239,12 @@ type gossLoader struct {
 	// rooted: fsys is this machine's root, names in it absolute paths
 	// without their "/".
 	rooted bool
-	suite  *GossSuite
-	index  map[string]int // type + key → position in suite.Resources
-	shown  map[string]string
+	tmpl   GossTemplate
+	// readFile is the template's readFile.
+	readFile func(string) ([]byte, error)
+	suite    *GossSuite
+	index    map[string]int // type + key → position in suite.Resources
+	shown    map[string]string
 }
 
 func (l *gossLoader) display(name string) string {
@@ -253,8 +257,8 @@ func (l *gossLoader) display(name string) string {
 	return name
 }
 
-func (l *gossLoader) finish(name string, data []byte, top *yaml.Node) (*GossSuite, error) {
-	if err := l.load(name, data, top, 0); err != nil {
+func (l *gossLoader) finish(name string, data []byte) (*GossSuite, error) {
+	if err := l.load(name, data, 0); err != nil {
 		return nil, err
 	}
 	if len(l.suite.Resources) == 0 {
@@ -273,10 +277,18 @@ var gossTypeNames = func() []string {
 	return names
 }()
 
-func (l *gossLoader) load(name string, data []byte, top *yaml.Node, depth int) error {
+func (l *gossLoader) load(name string, data []byte, depth int) error {
 	file := l.display(name)
 	l.suite.Files = append(l.suite.Files, file)
-	if err := refuseTemplate(file, data); err != nil {
+	rendered, err := l.tmpl.render(file, data, l.readFile)
+	if err != nil {
+		return err
+	}
+	top, err := yamlx.Parse(file, rendered)
+	if err != nil {
+		if isTemplate(data) {
+			return fmt.Errorf("%w (in the file as its template rendered it)", err)
+		}
 		return err
 	}
 	if top == nil {
@@ -355,30 +367,12 @@ func (l *gossLoader) load(name string, data []byte, top *yaml.Node, depth int) e
 			if err != nil {
 				return &SpecError{File: file, Line: inc.line, Path: "gossfile." + inc.key, Msg: fmt.Sprintf("read %s: %v", l.display(m), err)}
 			}
-			if err := refuseTemplate(l.display(m), b); err != nil {
-				return err
-			}
-			sub, err := yamlx.Parse(l.display(m), b)
-			if err != nil {
-				return err
-			}
-			if err := l.load(m, b, sub, depth+1); err != nil {
+			if err := l.load(m, b, depth+1); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-// refuseTemplate: goss renders a file as a Go text/template before
-// reading it; imagegate does not, and says so where the first action is.
-func refuseTemplate(file string, data []byte) error {
-	i := bytes.Index(data, []byte("{{"))
-	if i < 0 {
-		return nil
-	}
-	return &SpecError{File: file, Line: 1 + bytes.Count(data[:i], []byte("\n")),
-		Msg: "goss templates ({{ … }}) are not supported: render the file first (goss render > rendered.yaml) and pass that"}
 }
 
 // add appends r, or replaces a resource of the same type and key read
@@ -528,6 +522,30 @@ func (l *gossLoader) param(d *yamlx.Decoder, r *GossResource, name string, kind 
 			return d.Errorf(v, p, "%v", err)
 		}
 		r.RetryDelay = dur
+	case kOptString, kOptBool, kOptList:
+		var v2 any
+		var err error
+		switch kind {
+		case kOptString:
+			var x string
+			err = d.Decode(v, &x, p)
+			v2 = x
+		case kOptBool:
+			var x bool
+			err = d.Decode(v, &x, p)
+			v2 = x
+		default:
+			var x []string
+			err = d.Decode(v, &x, p)
+			v2 = x
+		}
+		if err != nil {
+			return err
+		}
+		if r.opts == nil {
+			r.opts = map[string]any{}
+		}
+		r.opts[name] = v2
 	case kContent:
 		var c any
 		if err := v.Decode(&c); err != nil {

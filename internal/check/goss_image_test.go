@@ -227,7 +227,7 @@ func TestGoss(t *testing.T) {
 	passed := 0
 	for _, f := range gossSpecs {
 		t.Run(f.file, func(t *testing.T) {
-			g, err := check.ReadGossFile(filepath.Join("testdata", "goss", f.file))
+			g, err := check.ReadGossFile(filepath.Join("testdata", "goss", f.file), check.GossTemplate{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -32,8 +32,14 @@ func TestParseGossErrors(t *testing.T) {
 			`goss.yaml:4: file./x.contents[0]: a pattern is a string`},
 		{"bad regexp", "file:\n  /x:\n    exists: true\n    contents: [\"/a(/\"]\n",
 			`goss.yaml:4: file./x.contents[0]: invalid regular expression`},
-		{"template", "file:\n{{range mkSlice \"/a\"}}\n  {{.}}: {exists: true}\n{{end}}\n",
-			`goss.yaml:2: goss templates ({{ … }}) are not supported`},
+		{"template missing key", "file:\n  /a: {exists: true}\n  {{ .Vars.path }}: {exists: true}\n",
+			`goss.yaml:3: goss template: at <.Vars.path>: map has no entry for key "path"`},
+		{"template syntax", "file:\n{{range mkSlice \"/a\"}}\n  {{.}}: {exists: true}\n",
+			`goss.yaml:4: goss template: unexpected EOF`},
+		{"template unbounded repeat", "matching:\n  m: {content: '{{ repeat 100000000 \"ab\" }}', matches: x}\n",
+			`goss.yaml:2: goss template: at <repeat 100000000 "ab">: error calling repeat: repeat 100000000: the result would exceed 16 MiB`},
+		{"rendered not YAML", "file:\n{{ \"  [\" }}\n",
+			`goss.yaml:2: did not find expected node content (in the file as its template rendered it)`},
 		{"missing include", "gossfile:\n  other.yaml: {}\n",
 			`goss.yaml:2: gossfile.other.yaml: no files match "other.yaml"`},
 		{"nothing to test", "gossfile:\n  empty.yaml: {}\n", `goss.yaml: found no goss tests`},
@@ -43,7 +49,7 @@ func TestParseGossErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fsys := fstest.MapFS{"goss.yaml": {Data: []byte(tt.doc)}, "empty.yaml": {Data: []byte("# nothing\n")}}
-			_, err := check.ParseGoss(fsys, "goss.yaml")
+			_, err := check.ParseGoss(fsys, "goss.yaml", check.GossTemplate{})
 			var se *check.SpecError
 			if !errors.As(err, &se) {
 				t.Fatalf("error %v (%T), want a *SpecError", err, err)
@@ -82,7 +88,7 @@ func TestGossIncludes(t *testing.T) {
 		"abs/more.yaml":         {Data: []byte("user:\n  root: {exists: true}\n")},
 		"suite/parts/notes.txt": {Data: []byte("not yaml: [")},
 	}
-	g, err := check.ParseGoss(fsys, "suite/goss.yaml")
+	g, err := check.ParseGoss(fsys, "suite/goss.yaml", check.GossTemplate{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +110,7 @@ func TestGossIncludes(t *testing.T) {
 		t.Errorf("warnings %q, want the dpkg override", g.Warnings)
 	}
 	loop := fstest.MapFS{"a.yaml": {Data: []byte("gossfile:\n  a.yaml: {}\n")}}
-	if _, err := check.ParseGoss(loop, "a.yaml"); err == nil || !strings.Contains(err.Error(), "probably a loop") {
+	if _, err := check.ParseGoss(loop, "a.yaml", check.GossTemplate{}); err == nil || !strings.Contains(err.Error(), "probably a loop") {
 		t.Errorf("include loop: %v", err)
 	}
 }
@@ -149,7 +155,7 @@ func TestGossMatchers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.content+" "+tt.matches, func(t *testing.T) {
 			doc := "matching:\n  m:\n    content: " + tt.content + "\n    matches: " + tt.matches + "\n"
-			g, err := check.ParseGoss(fstest.MapFS{"goss.yaml": {Data: []byte(doc)}}, "goss.yaml")
+			g, err := check.ParseGoss(fstest.MapFS{"goss.yaml": {Data: []byte(doc)}}, "goss.yaml", check.GossTemplate{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -184,7 +190,7 @@ func TestGossPatterns(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.patterns, func(t *testing.T) {
 			doc := "matching:\n  m:\n    as-reader: true\n    content: " + text + "\n    matches: " + tt.patterns + "\n"
-			g, err := check.ParseGoss(fstest.MapFS{"goss.yaml": {Data: []byte(doc)}}, "goss.yaml")
+			g, err := check.ParseGoss(fstest.MapFS{"goss.yaml": {Data: []byte(doc)}}, "goss.yaml", check.GossTemplate{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -203,7 +209,7 @@ func TestGossPatterns(t *testing.T) {
 // so against a snapshot file; runtime ones are skipped, never passed.
 func TestGossWithoutImage(t *testing.T) {
 	doc := "file:\n  /etc/passwd: {exists: true}\nport:\n  tcp:80: {listening: true}\npackage:\n  dpkg: {installed: true}\n"
-	g, err := check.ParseGoss(fstest.MapFS{"goss.yaml": {Data: []byte(doc)}}, "goss.yaml")
+	g, err := check.ParseGoss(fstest.MapFS{"goss.yaml": {Data: []byte(doc)}}, "goss.yaml", check.GossTemplate{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,12 +242,17 @@ func FuzzParseGoss(f *testing.F) {
 		"matching:\n  m: {content: [1, 2], matches: {contain-elements: [1, {gt: 1}]}}\n",
 		"package:\n  x: {installed: true, versions: {semver-constraint: '>1'}}\n",
 		"port:\n  tcp:80: {listening: true, ip: [0.0.0.0]}\n",
+		"file:\n{{- range mkSlice \"/etc/passwd\" \"/etc/group\"}}\n  {{.}}: {exists: true}\n{{end}}\n",
+		"user:\n{{range .Vars.users}}\n  {{.}}: {exists: true, home: /home/{{. | toLower}}}\n{{end}}\n",
+		"matching:\n  m: {content: '{{ getEnv \"OS\" \"x\" | upper }}{{ readFile \"other.yaml\" | len }}', matches: {have-prefix: DEB}}\n",
+		"{{if .Env.OS | regexMatch \"deb\"}}group:\n  {{ .Vars.port }}: {exists: true}{{end}}\n",
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, doc string) {
 		fsys := fstest.MapFS{"goss.yaml": {Data: []byte(doc)}, "other.yaml": {Data: []byte("group:\n  root: {exists: true}\n")}}
-		g, err := check.ParseGoss(fsys, "goss.yaml")
+		tmpl := check.GossTemplate{Vars: map[string]any{"users": []any{"A", "b"}, "port": 8000}, Env: map[string]string{"OS": "debian"}}
+		g, err := check.ParseGoss(fsys, "goss.yaml", tmpl)
 		if err != nil {
 			var se *check.SpecError
 			if !errors.As(err, &se) {

@@ -37,7 +37,7 @@ const defaultGossTimeout = 10 * time.Second
 // it (a file owner with no name in the image).
 type gossActual func(attr string) (any, error)
 
-func runGoss(ctx context.Context, snap *snapshot.Snapshot, g *GossSuite, t *source.Tree) ([]Result, error) {
+func runGoss(ctx context.Context, snap *snapshot.Snapshot, g *GossSuite, t *source.Tree, run *GossRun) ([]Result, error) {
 	var out []Result
 	for _, w := range g.Warnings {
 		out = append(out, Result{ID: "spec/warning", Origin: OriginSpec, Kind: "spec", Status: StatusInfo, Message: w})
@@ -47,13 +47,37 @@ func runGoss(ctx context.Context, snap *snapshot.Snapshot, g *GossSuite, t *sour
 		img = imageConfig{env: snap.Image.Env, user: snap.Image.User, workingDir: snap.Image.WorkingDir}
 	}
 	r := &gossRun{snap: snap, t: t, img: img}
+	byResource := make([][]Result, len(g.Resources))
+	var live []int
 	for i := range g.Resources {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		out = append(out, r.resource(ctx, &g.Resources[i])...)
+		if run != nil && isLive(&g.Resources[i]) {
+			live = append(live, i)
+			continue
+		}
+		byResource[i] = r.resource(ctx, &g.Resources[i])
 	}
-	return out, nil
+	var runResult []Result
+	if len(live) > 0 {
+		res := make([]*GossResource, len(live))
+		for j, i := range live {
+			res[j] = &g.Resources[i]
+		}
+		liveResults, rr := r.runLive(ctx, res, run)
+		for j, i := range live {
+			byResource[i] = liveResults[j]
+		}
+		runResult = []Result{rr}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for _, rs := range byResource {
+		out = append(out, rs...)
+	}
+	return append(out, runResult...), nil
 }
 
 type gossRun struct {
@@ -72,6 +96,8 @@ func (r *gossRun) resource(ctx context.Context, res *GossResource) []Result {
 		return r.skipped(res, "skip: true in the goss file")
 	case gt.skipWhy != "":
 		return r.skipped(res, gt.skipWhy)
+	case gt.live != "":
+		return r.skipped(res, gt.live+needsRun)
 	}
 	var actual gossActual
 	// skipAfterFirst: goss skips the rest of a file, package, user or group

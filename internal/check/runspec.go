@@ -36,9 +36,9 @@ var (
 	errNoRunner = errors.New("needs to run programs, but the scan ran nothing (--exec none, or chroot not permitted); use --exec local or --exec chroot")
 )
 
-func runSpec(ctx context.Context, snap *snapshot.Snapshot, s *Spec, t *source.Tree) ([]Result, error) {
+func runSpec(ctx context.Context, snap *snapshot.Snapshot, s *Spec, t *source.Tree, run *GossRun) ([]Result, error) {
 	if s.Goss != nil {
-		return runGoss(ctx, snap, s.Goss, t)
+		return runGoss(ctx, snap, s.Goss, t, run)
 	}
 	var out []Result
 	for _, w := range s.Warnings {

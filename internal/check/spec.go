@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -267,18 +268,36 @@ type SpecError = yamlx.Error
 // ParseSpec reads a YAML spec. name is used in error messages, which carry
 // the line and the path of the offending value; unknown fields are errors,
 // with a suggestion when a known field is close. A goss file (IsGoss) is
-// read as goss reads it, its includes relative to name on this machine.
+// read as goss reads it, its includes relative to name on this machine;
+// ParseSpecTemplate gives its template variables.
 func ParseSpec(name string, data []byte) (*Spec, error) {
+	return ParseSpecTemplate(name, data, GossTemplate{})
+}
+
+// ParseSpecTemplate is ParseSpec with the variables a goss file's template
+// sees. A file is rendered only when it is a goss file: before rendering
+// by its resource types, or, when it is not YAML until rendered, by what
+// it renders to; an imagegate or container-structure-test spec is never
+// rendered ({{ }} in its commands is theirs).
+func ParseSpecTemplate(name string, data []byte, tmpl GossTemplate) (*Spec, error) {
 	top, err := yamlx.Parse(name, data)
 	if err != nil {
-		if terr := refuseTemplate(name, data); terr != nil {
-			return nil, terr // a goss template is not YAML until goss renders it
+		if !isTemplate(data) {
+			return nil, err
 		}
-		return nil, err
+		rendered, rerr := tmpl.render(name, data, os.ReadFile)
+		if rerr != nil {
+			return nil, rerr
+		}
+		if rtop, perr := yamlx.Parse(name, rendered); perr == nil && IsGoss(rtop) {
+			top = rtop
+		} else {
+			return nil, err
+		}
 	}
 	var s Spec
 	if IsGoss(top) {
-		g, err := parseGossDocument(name, data, top)
+		g, err := parseGossDocument(name, data, tmpl)
 		if err != nil {
 			return nil, err
 		}

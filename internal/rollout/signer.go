@@ -13,7 +13,10 @@ import (
 // in memory, so a stream of garbage cannot exhaust it.
 const MaxSignatures = 100_000
 
-var _ Signer = (*signature.Signer)(nil)
+var (
+	_ Signer             = (*signature.Signer)(nil)
+	_ GeneralisingSigner = (*signature.Signer)(nil)
+)
 
 // NewStoredSigner returns the signature miner as a Signer, seeded with the
 // templates of the signatures st saw within MaxEventAge before now, so a

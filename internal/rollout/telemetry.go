@@ -54,6 +54,15 @@ type Signer interface {
 	Sign(errorText string) (id, template string)
 }
 
+// GeneralisingSigner is what a Signer may offer besides Sign: previous is
+// the id the signature had before this text generalised its template ("",
+// when it did not). The store then records previous as an alias of id and
+// reads previous's counts as id's: the same failure, now known to vary in
+// one more place. Contract as Sign's.
+type GeneralisingSigner interface {
+	SignGeneralised(errorText string) (id, template, previous string)
+}
+
 // Observation is a job event as the server read it: the event (Ring
 // replaced by the ring it counts in for gates, -1 for none; StartedAt no
 // later than ReceivedAt) and what it means for the analysis.
@@ -69,6 +78,10 @@ type Observation struct {
 	// Signature and Template come from the Signer, for failed jobs with a
 	// pipeline; Example is the error text's tail (MaxExample bytes).
 	Signature, Template, Example string
+	// PreviousSignature is the id Signature had before this job's text
+	// generalised its template (GeneralisingSigner), else "": the store
+	// merges it into Signature.
+	PreviousSignature string
 }
 
 // Stage is a ring a rollout entered, and when.
@@ -157,7 +170,21 @@ type Signature struct {
 	Pipelines int64     `json:"pipelines"` // distinct
 	Orgs      int64     `json:"orgs"`      // distinct
 	Examples  []string  `json:"examples,omitempty"`
+	// Trend is the failed jobs per UTC hour over the window asked for,
+	// oldest first, one bucket per hour (zeros included); empty when no
+	// window was asked for.
+	Trend []TrendBucket `json:"trend,omitempty"`
 }
+
+// TrendBucket is one hour of a signature's trend.
+type TrendBucket struct {
+	Hour time.Time `json:"hour"` // the start of the UTC hour
+	Jobs int64     `json:"jobs"`
+}
+
+// MaxTrendWindow bounds a signature listing's trend window: the events
+// the server accepts are at most this old anyway.
+const MaxTrendWindow = MaxEventAge
 
 // CutErrorText keeps the end of s: whole lines from the end while they fit
 // in max bytes; a last line longer than max keeps its last max bytes (at a
@@ -237,7 +264,11 @@ func (s *Service) ingestEvents(ctx context.Context, events []JobEvent) (int, err
 		o.ErrorText = CutErrorText(o.ErrorText, MaxErrorText)
 		tl.classify(o, table.routes[e.Label])
 		if e.Outcome == OutcomeFailed && e.Pipeline != "" && s.opts.Signer != nil {
-			o.Signature, o.Template = s.opts.Signer.Sign(o.ErrorText)
+			if g, ok := s.opts.Signer.(GeneralisingSigner); ok {
+				o.Signature, o.Template, o.PreviousSignature = g.SignGeneralised(o.ErrorText)
+			} else {
+				o.Signature, o.Template = s.opts.Signer.Sign(o.ErrorText)
+			}
 			if o.Signature != "" {
 				o.Example = CutErrorText(o.ErrorText, MaxExample)
 			}
@@ -282,8 +313,44 @@ func (s *Service) RingTelemetry(ctx context.Context, id string, stage int) (Tele
 
 // Signatures lists the signatures seen on label (of version when given).
 func (s *Service) Signatures(ctx context.Context, label, version string, p Page) ([]Signature, string, error) {
+	return s.SignaturesWithTrend(ctx, label, version, 0, p)
+}
+
+// SignaturesWithTrend is Signatures with, for a window above 0, each
+// signature's trend over the window's hours up to now (the current hour
+// included).
+func (s *Service) SignaturesWithTrend(ctx context.Context, label, version string, window time.Duration, p Page) ([]Signature, string, error) {
+	if window < 0 || window > MaxTrendWindow {
+		return nil, "", fmt.Errorf("trend window %s: want at most %s: %w", window, MaxTrendWindow, ErrInvalid)
+	}
 	sigs, next, err := s.st.ListSignatures(ctx, label, version, normPage(p))
-	return sigs, next, errWrap(err, "signatures of %s %s", label, version)
+	if err != nil || window == 0 || len(sigs) == 0 {
+		return sigs, next, errWrap(err, "signatures of %s %s", label, version)
+	}
+	end := s.clock.Now().UTC().Truncate(time.Hour)
+	n := int((window + time.Hour - 1) / time.Hour)
+	start := end.Add(-time.Duration(n-1) * time.Hour)
+	keys := make([]SignatureKey, len(sigs))
+	at := make(map[SignatureKey]int, len(sigs))
+	for i := range sigs {
+		keys[i] = SignatureKey{sigs[i].Version, sigs[i].ID}
+		at[keys[i]] = i
+		sigs[i].Trend = make([]TrendBucket, n)
+		for h := range sigs[i].Trend {
+			sigs[i].Trend[h].Hour = start.Add(time.Duration(h) * time.Hour)
+		}
+	}
+	hours, err := s.st.SignatureHours(ctx, label, keys, start)
+	if err != nil {
+		return nil, "", errWrap(err, "signature trends of %s %s", label, version)
+	}
+	for _, h := range hours {
+		i, ok := at[h.SignatureKey]
+		if b := int(h.Hour.Sub(start) / time.Hour); ok && b >= 0 && b < n {
+			sigs[i].Trend[b].Jobs += h.Jobs
+		}
+	}
+	return sigs, next, nil
 }
 
 // timelines caches, per label, the recent rollouts with the rings they

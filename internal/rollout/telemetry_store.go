@@ -26,18 +26,30 @@ import (
 type TelemetryStore interface {
 	// AppendObservations stores the events of obs (idempotent on JobID,
 	// like AppendEvents) and their aggregates; returns how many were new.
-	// ErrInvalid for an observation without JobID.
+	// ErrInvalid for an observation without JobID. An observation with a
+	// PreviousSignature records it as an alias of its Signature; one
+	// reported under an aliased id is counted under the surviving id.
+	// Concurrent calls may share one transaction; each is durable when it
+	// returns.
 	AppendObservations(ctx context.Context, obs []Observation) (int, error)
 	// RolloutStages returns the rings rollout id entered, in order; empty
 	// for a rollout still pending or unknown.
 	RolloutStages(ctx context.Context, rolloutID string) ([]Stage, error)
 	// RingTelemetry returns the aggregates of rollout id while it was in
 	// ring stage; ErrNotFound when the rollout does not exist. A stage
-	// without events gives empty exposure and no signatures.
+	// without events gives empty exposure and no signatures. An aliased
+	// id's counts are summed into its surviving id (distinct counts
+	// included, so a pipeline under both counts twice).
 	RingTelemetry(ctx context.Context, rolloutID string, stage int) (Telemetry, error)
 	// ListSignatures lists the signatures seen on label (of version, when
-	// not ""), most recently seen first.
+	// not ""), by version and id, aliased ids summed into their
+	// surviving id.
 	ListSignatures(ctx context.Context, label, version string, p Page) ([]Signature, string, error)
+	// SignatureHours returns the failed jobs of label's signatures keys
+	// (version and surviving id; an aliased id's jobs count as its
+	// survivor's) per UTC hour from the hour holding since on, ordered by
+	// key and hour; hours without jobs are left out.
+	SignatureHours(ctx context.Context, label string, keys []SignatureKey, since time.Time) ([]SignatureHour, error)
 	// SignatureTemplates returns the templates of the signatures last seen
 	// (on any label and version) at or after since, in no particular
 	// order: what a restarted miner is seeded with.
@@ -62,4 +74,14 @@ func CheckObservations(obs []Observation) error {
 		}
 	}
 	return nil
+}
+
+// SignatureKey names a signature of a label's version.
+type SignatureKey struct{ Version, ID string }
+
+// SignatureHour is a signature's failed jobs in one UTC hour.
+type SignatureHour struct {
+	SignatureKey
+	Hour time.Time
+	Jobs int64
 }

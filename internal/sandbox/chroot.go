@@ -142,36 +142,9 @@ const (
 // instance its ELF interpreter is missing in the image), or the sandbox
 // could not be set up.
 func (c *Chroot) Run(ctx context.Context, cmd Command) (Result, error) {
-	if !path.IsAbs(cmd.Path) {
-		return Result{}, fmt.Errorf("run %q: program path must be absolute inside the image", cmd.Path)
-	}
-	// Checked here, on the image as it is, because inside the sandbox a
-	// failed exec only says ENOENT, which also means a missing ELF
-	// interpreter or shared loader.
-	prog, err := securejoin.SecureJoin(c.root, cmd.Path)
+	cfg, err := c.config(cmd)
 	if err != nil {
-		return Result{}, fmt.Errorf("run %s: %w", cmd.Path, err)
-	}
-	if err := checkProgram(prog); err != nil {
-		return Result{}, fmt.Errorf("run %s in %s: %w", cmd.Path, c.root, err)
-	}
-	dir := cmd.Dir
-	if dir == "" {
-		dir = "/"
-	}
-	if hostDir, err := securejoin.SecureJoin(c.root, dir); err != nil {
-		return Result{}, fmt.Errorf("run %s: working directory %s: %w", cmd.Path, dir, err)
-	} else if fi, err := os.Stat(hostDir); err != nil || !fi.IsDir() {
-		return Result{}, fmt.Errorf("run %s: working directory %s: %w", cmd.Path, dir, ErrNotFound)
-	}
-	cfg := childConfig{
-		Root: c.root, Path: cmd.Path, Args: append([]string{cmd.Path}, cmd.Args...),
-		Env: cmd.Env, Dir: dir, Opts: c.opts, User: cmd.User, Before: cmd.Before, After: cmd.After,
-	}
-	for _, argv := range append(append([][]string{}, cmd.Before...), cmd.After...) {
-		if len(argv) == 0 || !path.IsAbs(argv[0]) {
-			return Result{}, fmt.Errorf("run %s: set-up and tear-down programs need an absolute path, got %q", cmd.Path, argv)
-		}
+		return Result{}, err
 	}
 	if cmd.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -179,6 +152,46 @@ func (c *Chroot) Run(ctx context.Context, cmd Command) (Result, error) {
 		defer cancel()
 	}
 	st, timedOut, err := runInit(ctx, cfg, cmd)
+	return c.result(cmd, st, timedOut, err)
+}
+
+// config checks cmd against the image and makes the init's config.
+func (c *Chroot) config(cmd Command) (childConfig, error) {
+	if !path.IsAbs(cmd.Path) {
+		return childConfig{}, fmt.Errorf("run %q: program path must be absolute inside the image", cmd.Path)
+	}
+	// Checked here, on the image as it is, because inside the sandbox a
+	// failed exec only says ENOENT, which also means a missing ELF
+	// interpreter or shared loader.
+	prog, err := securejoin.SecureJoin(c.root, cmd.Path)
+	if err != nil {
+		return childConfig{}, fmt.Errorf("run %s: %w", cmd.Path, err)
+	}
+	if err := checkProgram(prog); err != nil {
+		return childConfig{}, fmt.Errorf("run %s in %s: %w", cmd.Path, c.root, err)
+	}
+	dir := cmd.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if hostDir, err := securejoin.SecureJoin(c.root, dir); err != nil {
+		return childConfig{}, fmt.Errorf("run %s: working directory %s: %w", cmd.Path, dir, err)
+	} else if fi, err := os.Stat(hostDir); err != nil || !fi.IsDir() {
+		return childConfig{}, fmt.Errorf("run %s: working directory %s: %w", cmd.Path, dir, ErrNotFound)
+	}
+	for _, argv := range append(append([][]string{}, cmd.Before...), cmd.After...) {
+		if len(argv) == 0 || !path.IsAbs(argv[0]) {
+			return childConfig{}, fmt.Errorf("run %s: set-up and tear-down programs need an absolute path, got %q", cmd.Path, argv)
+		}
+	}
+	return childConfig{
+		Root: c.root, Path: cmd.Path, Args: append([]string{cmd.Path}, cmd.Args...),
+		Env: cmd.Env, Dir: dir, Opts: c.opts, User: cmd.User, Before: cmd.Before, After: cmd.After,
+	}, nil
+}
+
+// result translates the init's report into how the program ended.
+func (c *Chroot) result(cmd Command, st childStatus, timedOut bool, err error) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("run %s in %s: %w", cmd.Path, c.root, err)
 	}
@@ -201,23 +214,44 @@ func (c *Chroot) Run(ctx context.Context, cmd Command) (Result, error) {
 // runInit starts the init process with cfg, wires cmd's streams, and
 // returns its report, or timedOut when ctx ended first.
 func runInit(ctx context.Context, cfg childConfig, cmd Command) (st childStatus, timedOut bool, err error) {
+	p, err := startInit(ctx, cfg, cmd)
+	if err != nil {
+		return st, false, err
+	}
+	return p.wait()
+}
+
+// initProc is a started sandbox init.
+type initProc struct {
+	c      *exec.Cmd
+	statR  *os.File
+	out    *outputs
+	encErr error
+	killed atomic.Bool
+	stop   chan struct{}
+}
+
+// startInit starts the init process with cfg and hands it cfg; it runs
+// until it reports, or until ctx ends or kill is called, which kill it
+// and with it everything in its PID namespace. wait must be called once.
+func startInit(ctx context.Context, cfg childConfig, cmd Command) (*initProc, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
-		return st, false, fmt.Errorf("create config pipe: %w", err)
+		return nil, fmt.Errorf("create config pipe: %w", err)
 	}
 	defer cfgR.Close()
 	defer cfgW.Close()
 	statR, statW, err := os.Pipe()
 	if err != nil {
-		return st, false, fmt.Errorf("create status pipe: %w", err)
+		return nil, fmt.Errorf("create status pipe: %w", err)
 	}
-	defer statR.Close()
 	defer statW.Close()
 	var out *outputs
 	if cfg.Probe {
 		out = &outputs{}
 	} else if out, err = newOutputs(cmd); err != nil {
-		return st, false, err
+		statR.Close()
+		return nil, err
 	}
 	c := &exec.Cmd{
 		Path: "/proc/self/exe",
@@ -239,41 +273,53 @@ func runInit(ctx context.Context, cfg childConfig, cmd Command) (st childStatus,
 	if err := c.Start(); err != nil {
 		out.closeChildEnds()
 		out.closeReadEnds()
+		statR.Close()
 		if errors.Is(err, syscall.EPERM) {
-			return st, false, fmt.Errorf("create namespaces: %w (%s)", err, permissionAdvice)
+			return nil, fmt.Errorf("create namespaces: %w (%s)", err, permissionAdvice)
 		}
-		return st, false, fmt.Errorf("start sandbox: %w", err)
+		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
 	out.closeChildEnds()
 	cfgR.Close()
 	statW.Close()
 
-	var killed atomic.Bool
-	stop := make(chan struct{})
+	p := &initProc{c: c, statR: statR, out: out, stop: make(chan struct{})}
 	go func() {
 		select {
 		case <-ctx.Done():
-			killed.Store(true)
-			// Killing the PID namespace's init kills everything in it.
-			_ = c.Process.Kill()
-		case <-stop:
+			p.kill()
+		case <-p.stop:
 		}
 	}()
 	// The init reads its whole config before doing anything, so this
 	// cannot deadlock on a full pipe; an init that died early gives EPIPE.
-	encErr := json.NewEncoder(cfgW).Encode(cfg)
+	p.encErr = json.NewEncoder(cfgW).Encode(cfg)
 	cfgW.Close()
-	raw, _ := io.ReadAll(bufio.NewReader(statR))
-	waitErr := c.Wait()
-	close(stop)
-	out.finish()
-	if killed.Load() && len(raw) == 0 {
+	return p, nil
+}
+
+// kill ends the init; the kernel then kills everything in its PID
+// namespace. Safe to call more than once, and after it ended.
+func (p *initProc) kill() {
+	p.killed.Store(true)
+	_ = p.c.Process.Kill()
+}
+
+// wait waits for the init's report and exit, and for the output to be
+// delivered.
+func (p *initProc) wait() (st childStatus, timedOut bool, err error) {
+	raw, _ := io.ReadAll(bufio.NewReader(p.statR))
+	p.statR.Close()
+	waitErr := p.c.Wait()
+	close(p.stop)
+	p.out.finish()
+	if p.killed.Load() && len(raw) == 0 {
 		return st, true, nil
 	}
 	if len(raw) == 0 {
 		// The init died without a word: a crash of ours, reported with
 		// whatever it managed to say.
-		return st, false, fmt.Errorf("sandbox init failed: %w", errors.Join(waitErr, encErr))
+		return st, false, fmt.Errorf("sandbox init failed: %w", errors.Join(waitErr, p.encErr))
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return st, false, fmt.Errorf("sandbox init report %q: %w", raw, err)

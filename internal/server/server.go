@@ -53,6 +53,7 @@ type Service interface {
 	RingTelemetry(ctx context.Context, id string, ring int) (rollout.Telemetry, error)
 	Analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, error)
 	Signatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error)
+	SignaturesWithTrend(ctx context.Context, label, version string, window time.Duration, p rollout.Page) ([]rollout.Signature, string, error)
 }
 
 // Store is the part of rollout.Store the server reads directly: tokens,

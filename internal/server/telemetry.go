@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/imagegate/imagegate/internal/rollout"
 )
@@ -64,7 +65,17 @@ func (s *Server) listSignatures(w http.ResponseWriter, r *http.Request, _ Princi
 	if err != nil {
 		return err
 	}
-	items, next, err := s.svc.Signatures(r.Context(), r.PathValue("label"), r.URL.Query().Get("version"), pg)
+	// The trend's window: a duration up to a week, 24h by default, 0 for
+	// none.
+	window := 24 * time.Hour
+	if v := r.URL.Query().Get("window"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > rollout.MaxTrendWindow {
+			return fmt.Errorf("window %q: want a duration such as 24h, at most %s: %w", v, rollout.MaxTrendWindow, rollout.ErrInvalid)
+		}
+		window = d
+	}
+	items, next, err := s.svc.SignaturesWithTrend(r.Context(), r.PathValue("label"), r.URL.Query().Get("version"), window, pg)
 	if err != nil {
 		return err
 	}

@@ -5,16 +5,13 @@ package signature
 // template)); this package imports nothing of ours, so the assertion that
 // it satisfies that interface lives with its user.
 //
-// Generalisation (Match.Previous). The stores keep counts by the id Sign
-// returned and merge nothing: when a template generalises, the counts
-// gathered under its earlier id stay there, as a signature that no longer
-// grows, and the analysis sees two signatures for a while. That splits
-// evidence but cannot fabricate it: a template generalises at one moment
-// for every side of a rollout, so both ids keep each side's share. What
-// would re-split it on every restart — a fresh miner rediscovering the
-// literal template first — is what seeding prevents: NewSigner takes the
-// stored templates, and a seeded miner answers with the generalised id at
-// once.
+// Generalisation (Match.Previous). When a template generalises, its id
+// changes; SignGeneralised reports the id it had, and the stores record it
+// as an alias of the new one and read its counts as the new one's, so the
+// analysis keeps seeing one signature. What would re-split it on every
+// restart — a fresh miner rediscovering the literal template first — is
+// what seeding prevents: NewSigner takes the stored templates, and a
+// seeded miner answers with the generalised id at once.
 //
 // Safe for concurrent use.
 type Signer struct {
@@ -41,6 +38,17 @@ func (s *Signer) Sign(errorText string) (id, template string) {
 	}
 	m := s.m.Add(msg)
 	return m.ID, m.Template
+}
+
+// SignGeneralised is Sign, and previous is the id the signature had before
+// this text generalised its template ("" when it did not).
+func (s *Signer) SignGeneralised(errorText string) (id, template, previous string) {
+	msg := Extract(errorText)
+	if msg == "" {
+		return "", "", ""
+	}
+	m := s.m.Add(msg)
+	return m.ID, m.Template, m.Previous
 }
 
 // Match returns the signature of errorText among those already known,

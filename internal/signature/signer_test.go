@@ -48,3 +48,22 @@ func TestSignerSeededContinuesGeneralised(t *testing.T) {
 		}
 	}
 }
+
+// SignGeneralised names the id a template had before the text that
+// generalised it, once.
+func TestSignerReportsGeneralisedID(t *testing.T) {
+	s := signature.NewSigner(signature.Options{}, nil)
+	a := "Error: service alpha refused the connection\n"
+	b := "Error: service beta refused the connection\n"
+	idA, _, prev := s.SignGeneralised(a)
+	if prev != "" {
+		t.Errorf("first message: previous %q, want none", prev)
+	}
+	idB, tmplB, prev := s.SignGeneralised(b)
+	if idB == idA || prev != idA || tmplB != "Error: service <*> refused the connection" {
+		t.Errorf("second message: %s %q previous %q; want the generalised template, previous %s", idB, tmplB, prev, idA)
+	}
+	if id, _, prev := s.SignGeneralised(a); id != idB || prev != "" {
+		t.Errorf("first message again: %s previous %q; want %s and no previous", id, prev, idB)
+	}
+}

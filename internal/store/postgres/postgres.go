@@ -37,7 +37,8 @@ type DB struct {
 	// PostgreSQL crash costs nothing but a little history (run affinity,
 	// served counts), so they do not wait for a WAL flush.
 	relaxed *pgxpool.Pool
-	runs    *batch.Runs // group-commits AssignRun through runRows
+	runs    *batch.Runs            // group-commits AssignRun through runRows
+	events  *batch.Group[*obsCall] // group-commits AppendObservations
 }
 
 var _ rollout.Store = (*DB)(nil)
@@ -72,13 +73,17 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	// Several committers: the pool's connections write in parallel, and
 	// each batch is one round trip or two.
 	db.runs = batch.New(runRows{db}, batch.Options{Committers: 4})
+	// Two: one group is written while the next gathers; more would wait
+	// on each other's counter rows.
+	db.events = batch.NewGroup(db.appendGroup, func(c *obsCall) int { return len(c.obs) }, batch.Options{Committers: 2, MaxSize: maxGroupEvents})
 	return db, nil
 }
 
-// Close stops the group committer and closes the pools. AssignRun calls
-// still waiting fail.
+// Close stops the group committers and closes the pools. AssignRun and
+// AppendObservations calls still waiting fail.
 func (db *DB) Close() error {
 	db.runs.Close()
+	db.events.Close()
 	db.relaxed.Close()
 	db.pool.Close()
 	return nil

@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +21,11 @@ import (
 // transaction of one statement per table (arrays unnested server-side).
 // Rows of every statement go in key order and the statements in a fixed
 // order, counters last, so concurrent batches lock rows in one global
-// order and hold the hot counter rows only until their commit.
+// order and hold the hot counter rows only until their commit. Concurrent
+// calls are group-committed (package batch): every batch updates the same
+// counter rows, so transactions of one batch each mostly wait for each
+// other's locks; one transaction for the batches waiting writes each
+// counter row once.
 func (db *DB) AppendObservations(ctx context.Context, obs []rollout.Observation) (int, error) {
 	if err := rollout.CheckObservations(obs); err != nil {
 		return 0, err
@@ -26,27 +33,149 @@ func (db *DB) AppendObservations(ctx context.Context, obs []rollout.Observation)
 	if len(obs) == 0 {
 		return 0, nil
 	}
+	c := &obsCall{obs: obs}
+	err := db.events.Do(ctx, c)
+	if err == nil {
+		err = c.err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("append %d events: %w", len(obs), err)
+	}
+	return c.added, nil
+}
+
+// obsCall is one AppendObservations call in a group commit.
+type obsCall struct {
+	obs   []rollout.Observation
+	added int
+	err   error
+}
+
+// maxGroupEvents bounds the events of one group commit.
+const maxGroupEvents = 4000
+
+// appendGroup writes the calls' batches in one transaction, in call
+// order, so that of two calls reporting one job the first counts it. When
+// that fails and it held several calls, each is written alone, so that
+// one bad batch fails only its own caller.
+func (db *DB) appendGroup(ctx context.Context, calls []*obsCall) error {
+	err := db.appendCalls(ctx, calls)
+	if err == nil || len(calls) == 1 {
+		return err
+	}
+	for _, c := range calls {
+		c.err = db.appendCalls(ctx, []*obsCall{c})
+	}
+	return nil
+}
+
+func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
+	obs := calls[0].obs
+	if len(calls) > 1 {
+		obs = nil
+		for _, c := range calls {
+			obs = append(obs, c.obs...)
+		}
+	}
 	for attempt := 0; ; attempt++ {
-		var added int
+		var counted []bool
 		err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-			fresh, err := insertObservations(ctx, tx, obs)
+			fresh, c, err := insertObservations(ctx, tx, obs)
 			if err != nil {
 				return err
 			}
-			added = len(fresh)
+			if err := applyAliases(ctx, tx, fresh); err != nil {
+				return err
+			}
+			counted = c
 			return writeTally(ctx, tx, tally.Group(fresh))
 		})
 		if isCode(err, deadlockDetected) && attempt < 3 {
 			continue // not expected with the lock order above; harmless if it happens
 		}
 		if err != nil {
-			return 0, fmt.Errorf("append %d events: %w", len(obs), err)
+			return err
 		}
-		return added, nil
+		for _, c := range calls {
+			c.added = 0
+			for _, ok := range counted[:len(c.obs)] {
+				if ok {
+					c.added++
+				}
+			}
+			counted = counted[len(c.obs):]
+		}
+		return nil
 	}
 }
 
-func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) ([]rollout.Observation, error) {
+// applyAliases records the aliases obs carry (PreviousSignature → the
+// id that generalised it) and moves every observation reported under an
+// aliased id to its surviving one, so that counts continue there.
+func applyAliases(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) error {
+	seen := map[string]bool{}
+	var ids []string
+	for i := range obs {
+		for _, id := range []string{obs[i].Signature, obs[i].PreviousSignature} {
+			if id != "" && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT signature, alias_of FROM tel_aliases WHERE signature = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("signature aliases: %w", err)
+	}
+	resolved := map[string]string{}
+	var from, to string
+	if _, err := pgx.ForEachRow(rows, []any{&from, &to}, func() error { resolved[from] = to; return nil }); err != nil {
+		return fmt.Errorf("signature aliases: %w", err)
+	}
+	resolve := func(id string) string {
+		if to, ok := resolved[id]; ok {
+			return to
+		}
+		return id
+	}
+	for i := range obs {
+		o := &obs[i]
+		if o.PreviousSignature == "" || o.Signature == "" || o.PreviousSignature == o.Signature {
+			continue
+		}
+		to := resolve(o.Signature)
+		if resolve(o.PreviousSignature) == to {
+			continue // known already, or a cycle: keep what is stored
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_aliases (signature, alias_of) VALUES ($1, $2)
+			ON CONFLICT (signature) DO UPDATE SET alias_of = excluded.alias_of`, o.PreviousSignature, to); err != nil {
+			return fmt.Errorf("signature alias: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tel_aliases SET alias_of = $1 WHERE alias_of = $2`, to, o.PreviousSignature); err != nil {
+			return fmt.Errorf("signature alias: %w", err)
+		}
+		for k, v := range resolved {
+			if v == o.PreviousSignature {
+				resolved[k] = to
+			}
+		}
+		resolved[o.PreviousSignature] = to
+	}
+	for i := range obs {
+		o := &obs[i]
+		if to := resolve(o.Signature); o.Signature != "" && to != o.Signature {
+			o.Signature, o.Template = to, ""
+		}
+	}
+	return nil
+}
+
+// insertObservations inserts the events and returns those that were new,
+// and which of obs they were (a job repeated in obs counts at its first).
+func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) ([]rollout.Observation, []bool, error) {
 	n := len(obs)
 	ids, orgs, labels, versions, outcomes, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	pipes, runs, rollouts, cohorts, sigs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -68,24 +197,25 @@ func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observatio
 		ON CONFLICT (job_id) DO NOTHING RETURNING job_id`,
 		ids, orgs, labels, versions, rings, outcomes, started, durations, errs, pipes, runs, received, rollouts, stages, cohorts, sigs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	isNew := make(map[string]bool, len(stored))
 	for _, id := range stored {
 		isNew[id] = true
 	}
 	fresh := make([]rollout.Observation, 0, len(stored))
-	for _, o := range obs {
+	counted := make([]bool, len(obs))
+	for i, o := range obs {
 		if isNew[o.JobID] {
-			fresh = append(fresh, o)
+			fresh, counted[i] = append(fresh, o), true
 			delete(isNew, o.JobID) // a duplicate in the batch counts once
 		}
 	}
-	return fresh, nil
+	return fresh, counted, nil
 }
 
 type ringSigKey struct {
@@ -95,10 +225,76 @@ type ringSigKey struct {
 
 type versionSigKey struct{ label, version, sig string }
 
+// writeTally writes b's rows. History goes first, so that the evidence
+// judged in the same batch sees it (a backfilled job in the batch counts).
 func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
+	vNew := map[versionSigKey]*[2]int64{}
+	bump := func(k versionSigKey, i int) {
+		c := vNew[k]
+		if c == nil {
+			c = new([2]int64)
+			vNew[k] = c
+		}
+		c[i]++
+	}
+	var lowered []tally.History // rows whose first_seen this batch set or lowered
+	if len(b.History) > 0 {
+		n := len(b.History)
+		ls, ps, ss, vs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		fs, las := make([]time.Time, n), make([]time.Time, n)
+		js := make([]int64, n)
+		delta := make(map[[4]string]tally.History, n)
+		for i, h := range b.History {
+			ls[i], ps[i], ss[i], vs[i], fs[i], las[i], js[i] = h.Label, h.Pipeline, h.Signature, h.Version, h.First, h.Last, h.Jobs
+			delta[[4]string{h.Label, h.Pipeline, h.Signature, h.Version}] = h
+		}
+		rows, err := tx.Query(ctx, `INSERT INTO tel_history AS h (label, pipeline, signature, version, first_seen, last_seen, jobs)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bigint[])
+			ORDER BY 1, 2, 3, 4
+			ON CONFLICT (label, pipeline, signature, version) DO UPDATE SET first_seen = least(h.first_seen, excluded.first_seen),
+				last_seen = greatest(h.last_seen, excluded.last_seen), jobs = h.jobs + excluded.jobs
+			RETURNING label, pipeline, signature, version, jobs, first_seen`, ls, ps, ss, vs, fs, las, js)
+		if err != nil {
+			return fmt.Errorf("signature history: %w", err)
+		}
+		var k [4]string
+		var jobs int64
+		var first time.Time
+		_, err = pgx.ForEachRow(rows, []any{&k[0], &k[1], &k[2], &k[3], &jobs, &first}, func() error {
+			h := delta[k]
+			if jobs == h.Jobs { // nothing was there before
+				bump(versionSigKey{k[0], k[3], k[2]}, 0)
+			}
+			if first.Equal(h.First.Truncate(time.Microsecond)) {
+				lowered = append(lowered, h)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("signature history: %w", err)
+		}
+	}
+	// New evidence per ring signature: fresh pipelines and, for the new
+	// cohort, orgs that got their first fresh pipeline (negative when
+	// backfilled history took them away).
+	evidence := map[ringSigKey]*[2]int64{}
+	addEvidence := func(k ringSigKey, pipes, orgs int64) {
+		c := evidence[k]
+		if c == nil {
+			c = new([2]int64)
+			evidence[k] = c
+		}
+		c[0] += pipes
+		c[1] += orgs
+	}
+	if err := unfreshen(ctx, tx, lowered, addEvidence); err != nil {
+		return err
+	}
+
 	expNew := map[tally.Ring]*[2]int64{}
 	sigNew := map[ringSigKey]*[2]int64{}
-	var candidates []tally.RingMember // new control/old signature pipelines: evidence unless history
+	var candidates []tally.RingMember  // new control/old signature pipelines: evidence unless history
+	freshOrgs := map[[5]string]int64{} // new cohort's fresh pipelines per rollout, stage, signature, org
 	if len(b.RingMembers) > 0 {
 		n := len(b.RingMembers)
 		rs, cs, ss, ks, ms, os := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -106,15 +302,24 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		for i, m := range b.RingMembers {
 			rs[i], st[i], cs[i], ss[i], ks[i], ms[i], os[i] = m.RolloutID, int32(m.Stage), m.Cohort, m.Signature, m.Kind, m.Member, m.Org
 		}
-		rows, err := tx.Query(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org)
-			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+		// A new cohort's signature pipeline is judged as it is inserted:
+		// fresh unless the pipeline produced the signature on another
+		// version before the rollout was created.
+		rows, err := tx.Query(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org, fresh)
+			SELECT u.r, u.st, u.co, u.s, u.k, u.m, u.o, CASE WHEN u.co = $8 AND u.s <> '' AND u.k = $9 AND NOT EXISTS (
+				SELECT 1 FROM rollouts ro JOIN tel_history h ON h.label = ro.label AND h.pipeline = u.m
+					AND h.signature = ANY(ARRAY(SELECT u.s UNION ALL SELECT signature FROM tel_aliases WHERE alias_of = u.s))
+					AND h.version <> ro.version AND h.first_seen < ro.created_at WHERE ro.id = u.r) THEN 1 ELSE 0 END
+			FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u(r, st, co, s, k, m, o)
 			ORDER BY 1, 2, 3, 4, 5, 6
-			ON CONFLICT DO NOTHING RETURNING rollout_id, stage, cohort, signature, kind, member`, rs, st, cs, ss, ks, ms, os)
+			ON CONFLICT DO NOTHING RETURNING rollout_id, stage, cohort, signature, kind, member, org, fresh`,
+			rs, st, cs, ss, ks, ms, os, rollout.CohortNew, tally.KindPipeline)
 		if err != nil {
 			return fmt.Errorf("ring members: %w", err)
 		}
 		var m tally.RingMember
-		_, err = pgx.ForEachRow(rows, []any{&m.RolloutID, &m.Stage, &m.Cohort, &m.Signature, &m.Kind, &m.Member}, func() error {
+		var fresh int
+		_, err = pgx.ForEachRow(rows, []any{&m.RolloutID, &m.Stage, &m.Cohort, &m.Signature, &m.Kind, &m.Member, &m.Org, &fresh}, func() error {
 			var c *[2]int64
 			if m.Signature == "" {
 				if c = expNew[m.Ring]; c == nil {
@@ -133,6 +338,9 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 				if m.Signature != "" && (m.Cohort == rollout.CohortControl || m.Cohort == rollout.CohortOld) {
 					candidates = append(candidates, m)
 				}
+				if fresh == 1 {
+					freshOrgs[[5]string{m.RolloutID, strconv.Itoa(m.Stage), m.Cohort, m.Signature, m.Org}]++
+				}
 			} else {
 				c[1]++
 			}
@@ -142,48 +350,35 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 			return fmt.Errorf("ring members: %w", err)
 		}
 	}
-
-	vNew := map[versionSigKey]*[2]int64{}
-	bump := func(k versionSigKey, i int) {
-		c := vNew[k]
-		if c == nil {
-			c = new([2]int64)
-			vNew[k] = c
+	if len(freshOrgs) > 0 {
+		keys := slices.SortedFunc(maps.Keys(freshOrgs), func(x, y [5]string) int { return slices.Compare(x[:], y[:]) })
+		n := len(keys)
+		rs, cs, ss, os := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		st := make([]int32, n)
+		ds := make([]int64, n)
+		for i, k := range keys {
+			stage, _ := strconv.Atoi(k[1])
+			rs[i], st[i], cs[i], ss[i], os[i], ds[i] = k[0], int32(stage), k[2], k[3], k[4], freshOrgs[k]
 		}
-		c[i]++
-	}
-	if len(b.History) > 0 {
-		n := len(b.History)
-		ls, ps, ss, vs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		fs, las := make([]time.Time, n), make([]time.Time, n)
-		js := make([]int64, n)
-		delta := make(map[[4]string]int64, n)
-		for i, h := range b.History {
-			ls[i], ps[i], ss[i], vs[i], fs[i], las[i], js[i] = h.Label, h.Pipeline, h.Signature, h.Version, h.First, h.Last, h.Jobs
-			delta[[4]string{h.Label, h.Pipeline, h.Signature, h.Version}] = h.Jobs
-		}
-		rows, err := tx.Query(ctx, `INSERT INTO tel_history AS h (label, pipeline, signature, version, first_seen, last_seen, jobs)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bigint[])
-			ORDER BY 1, 2, 3, 4
-			ON CONFLICT (label, pipeline, signature, version) DO UPDATE SET first_seen = least(h.first_seen, excluded.first_seen),
-				last_seen = greatest(h.last_seen, excluded.last_seen), jobs = h.jobs + excluded.jobs
-			RETURNING label, pipeline, signature, version, jobs`, ls, ps, ss, vs, fs, las, js)
+		rows, err := tx.Query(ctx, `INSERT INTO tel_ring_sig_orgs AS t (rollout_id, stage, cohort, signature, org, fresh)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[]) ORDER BY 1, 2, 3, 4, 5
+			ON CONFLICT (rollout_id, stage, cohort, signature, org) DO UPDATE SET fresh = t.fresh + excluded.fresh
+			RETURNING rollout_id, stage, cohort, signature, org, fresh`, rs, st, cs, ss, os, ds)
 		if err != nil {
-			return fmt.Errorf("signature history: %w", err)
+			return fmt.Errorf("signature evidence: %w", err)
 		}
-		var k [4]string
-		var jobs int64
-		_, err = pgx.ForEachRow(rows, []any{&k[0], &k[1], &k[2], &k[3], &jobs}, func() error {
-			if jobs == delta[k] { // nothing was there before
-				bump(versionSigKey{k[0], k[3], k[2]}, 0)
-			}
+		var k ringSigKey
+		var org string
+		var now int64
+		_, err = pgx.ForEachRow(rows, []any{&k.RolloutID, &k.Stage, &k.Cohort, &k.sig, &org, &now}, func() error {
+			d := freshOrgs[[5]string{k.RolloutID, strconv.Itoa(k.Stage), k.Cohort, k.sig, org}]
+			addEvidence(k, d, b2i64(now == d))
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("signature history: %w", err)
+			return fmt.Errorf("signature evidence: %w", err)
 		}
 	}
-	evidence := map[ringSigKey]int64{}
 	if len(candidates) > 0 {
 		// After the batch's history: a backfilled job in it counts.
 		n := len(candidates)
@@ -194,7 +389,8 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		}
 		rows, err := tx.Query(ctx, `SELECT c.r, c.st, c.co, c.s, count(*) FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[]) AS c(r, st, co, s, p)
 			JOIN rollouts ro ON ro.id = c.r
-			WHERE NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ro.label AND h.pipeline = c.p AND h.signature = c.s
+			WHERE NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ro.label AND h.pipeline = c.p
+				AND h.signature = ANY(ARRAY(SELECT c.s UNION ALL SELECT signature FROM tel_aliases WHERE alias_of = c.s))
 				AND h.version <> ro.version AND h.first_seen < ro.created_at)
 			GROUP BY 1, 2, 3, 4`, rs, st, cs, ss, ps)
 		if err != nil {
@@ -202,7 +398,7 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		}
 		var k ringSigKey
 		var cnt int64
-		_, err = pgx.ForEachRow(rows, []any{&k.RolloutID, &k.Stage, &k.Cohort, &k.sig, &cnt}, func() error { evidence[k] += cnt; return nil })
+		_, err = pgx.ForEachRow(rows, []any{&k.RolloutID, &k.Stage, &k.Cohort, &k.sig, &cnt}, func() error { addEvidence(k, cnt, 0); return nil })
 		if err != nil {
 			return fmt.Errorf("signature evidence: %w", err)
 		}
@@ -282,21 +478,60 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		n := len(b.RingSigs)
 		rs, cs, ss := make([]string, n), make([]string, n), make([]string, n)
 		st := make([]int32, n)
-		js, ps, os, es := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		js, ps, os, es, eos := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		for i, s := range b.RingSigs {
+			k := ringSigKey{s.Ring, s.Signature}
 			rs[i], st[i], cs[i], ss[i], js[i] = s.RolloutID, int32(s.Stage), s.Cohort, s.Signature, s.Jobs
-			if c := sigNew[ringSigKey{s.Ring, s.Signature}]; c != nil {
+			if c := sigNew[k]; c != nil {
 				ps[i], os[i] = c[0], c[1]
 			}
-			es[i] = evidence[ringSigKey{s.Ring, s.Signature}]
+			if ev := evidence[k]; ev != nil {
+				es[i], eos[i] = ev[0], ev[1]
+				delete(evidence, k)
+			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO tel_ring_sigs AS t (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence)
-			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_ring_sigs AS t (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence, evidence_orgs)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
 			ORDER BY 1, 2, 3, 4
 			ON CONFLICT (rollout_id, stage, cohort, signature) DO UPDATE SET jobs = t.jobs + excluded.jobs,
-				pipelines = t.pipelines + excluded.pipelines, orgs = t.orgs + excluded.orgs, evidence = t.evidence + excluded.evidence`,
-			rs, st, cs, ss, js, ps, os, es); err != nil {
+				pipelines = t.pipelines + excluded.pipelines, orgs = t.orgs + excluded.orgs, evidence = t.evidence + excluded.evidence,
+				evidence_orgs = t.evidence_orgs + excluded.evidence_orgs`,
+			rs, st, cs, ss, js, ps, os, es, eos); err != nil {
 			return fmt.Errorf("ring signatures: %w", err)
+		}
+	}
+	if len(evidence) > 0 {
+		// Evidence taken away by backfilled history, in rings this batch
+		// has no job of.
+		keys := slices.SortedFunc(maps.Keys(evidence), func(x, y ringSigKey) int {
+			return cmp.Or(cmp.Compare(x.RolloutID, y.RolloutID), cmp.Compare(x.Stage, y.Stage), cmp.Compare(x.Cohort, y.Cohort), cmp.Compare(x.sig, y.sig))
+		})
+		n := len(keys)
+		rs, cs, ss := make([]string, n), make([]string, n), make([]string, n)
+		st := make([]int32, n)
+		es, eos := make([]int64, n), make([]int64, n)
+		for i, k := range keys {
+			rs[i], st[i], cs[i], ss[i], es[i], eos[i] = k.RolloutID, int32(k.Stage), k.Cohort, k.sig, evidence[k][0], evidence[k][1]
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tel_ring_sigs t SET evidence = t.evidence + u.e, evidence_orgs = t.evidence_orgs + u.eo
+			FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) AS u(r, st, co, s, e, eo)
+			WHERE t.rollout_id = u.r AND t.stage = u.st AND t.cohort = u.co AND t.signature = u.s`, rs, st, cs, ss, es, eos); err != nil {
+			return fmt.Errorf("ring signatures: %w", err)
+		}
+	}
+	if len(b.SigHours) > 0 {
+		n := len(b.SigHours)
+		ls, vs, ss := make([]string, n), make([]string, n), make([]string, n)
+		hs, js := make([]int64, n), make([]int64, n)
+		for i, h := range b.SigHours {
+			ls[i], vs[i], ss[i], hs[i], js[i] = h.Label, h.Version, h.Signature, h.Hour, h.Jobs
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_sig_hours AS t (label, version, signature, hour, jobs)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+			ORDER BY 1, 2, 3, 4
+			ON CONFLICT (label, version, signature, hour) DO UPDATE SET jobs = t.jobs + excluded.jobs`,
+			ls, vs, ss, hs, js); err != nil {
+			return fmt.Errorf("signature hours: %w", err)
 		}
 	}
 	if len(b.OrgDays) > 0 {
@@ -350,6 +585,54 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 		}
 	}
 	return nil
+}
+
+// unfreshen clears the fresh mark of the new cohort's signature pipelines
+// that history in lowered (rows whose first_seen this batch set or
+// lowered) gives a past: the pipeline produced the signature on another
+// version before their rollout was created. For live events no rollout
+// was created after them, and the statement finds nothing at once.
+func unfreshen(ctx context.Context, tx pgx.Tx, lowered []tally.History, add func(k ringSigKey, pipes, orgs int64)) error {
+	if len(lowered) == 0 {
+		return nil
+	}
+	n := len(lowered)
+	ls, ps, ss, vs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	fs := make([]time.Time, n)
+	for i, h := range lowered {
+		ls[i], ps[i], ss[i], vs[i], fs[i] = h.Label, h.Pipeline, h.Signature, h.Version, h.First
+	}
+	rows, err := tx.Query(ctx, `WITH c AS (
+			SELECT ro.id AS r, c.p, c.s FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS c(l, p, s, v, f)
+			JOIN rollouts ro ON ro.label = c.l AND ro.version <> c.v AND ro.created_at > c.f),
+		m AS (UPDATE tel_ring_members m SET fresh = 0 FROM c
+			WHERE m.rollout_id = c.r AND m.stage IN (SELECT stage FROM rollout_stages WHERE rollout_id = c.r)
+				AND m.cohort = $6 AND m.signature = c.s AND m.kind = $7 AND m.member = c.p AND m.fresh = 1
+			RETURNING m.rollout_id, m.stage, m.signature, m.org),
+		d AS (SELECT rollout_id, stage, signature, org, count(*) AS n FROM m GROUP BY 1, 2, 3, 4)
+		UPDATE tel_ring_sig_orgs t SET fresh = t.fresh - d.n FROM d
+		WHERE t.rollout_id = d.rollout_id AND t.stage = d.stage AND t.cohort = $6 AND t.signature = d.signature AND t.org = d.org
+		RETURNING t.rollout_id, t.stage, t.signature, d.n, t.fresh`, ls, ps, ss, vs, fs, rollout.CohortNew, tally.KindPipeline)
+	if err != nil {
+		return fmt.Errorf("backfilled history: %w", err)
+	}
+	k := ringSigKey{Ring: tally.Ring{Cohort: rollout.CohortNew}}
+	var gone, left int64
+	_, err = pgx.ForEachRow(rows, []any{&k.RolloutID, &k.Stage, &k.sig, &gone, &left}, func() error {
+		add(k, -gone, -b2i64(left == 0))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("backfilled history: %w", err)
+	}
+	return nil
+}
+
+func b2i64(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // RolloutStages reads the stages migration 0004's trigger wrote.
@@ -417,94 +700,108 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 			}
 		}
 		if from != "" && len(t.Exposure) > 0 {
-			rows, err = tx.Query(ctx, `SELECT m.cohort, sum(d.jobs)::bigint, sum(d.failed)::bigint FROM tel_ring_members m
-				JOIN tel_org_days d ON d.label = $1 AND d.version = $2 AND d.org = m.member AND d.day <= $3
-				WHERE m.rollout_id = $4 AND m.stage = $5 AND m.signature = '' AND m.kind = $6
-				GROUP BY m.cohort`, label, from, tally.DayOf(created), rolloutID, stage, tally.KindOrg)
+			// Two scans summed here rather than a join that seeks each
+			// member org's days: every org is a member of several cohorts.
+			rows, err = tx.Query(ctx, `SELECT org, sum(jobs)::bigint, sum(failed)::bigint FROM tel_org_days
+				WHERE label = $1 AND version = $2 AND day <= $3 GROUP BY org`, label, from, tally.DayOf(created))
 			if err != nil {
 				return err
 			}
+			hist := map[string][2]int64{}
+			var org string
 			var jobs int64
-			if _, err := pgx.ForEachRow(rows, []any{&c, &jobs, &failed}, func() error {
-				if e, ok := t.Exposure[c]; ok {
-					e.HistoryJobs, e.HistoryFailed = jobs, failed
-					t.Exposure[c] = e
-				}
+			if _, err := pgx.ForEachRow(rows, []any{&org, &jobs, &failed}, func() error {
+				hist[org] = [2]int64{jobs, failed}
 				return nil
 			}); err != nil {
 				return err
 			}
+			if len(hist) > 0 {
+				cohorts := slices.Collect(maps.Keys(t.Exposure))
+				rows, err = tx.Query(ctx, `SELECT cohort, member FROM tel_ring_members
+					WHERE rollout_id = $1 AND stage = $2 AND cohort = ANY($3) AND signature = '' AND kind = $4`,
+					rolloutID, stage, cohorts, tally.KindOrg)
+				if err != nil {
+					return err
+				}
+				if _, err := pgx.ForEachRow(rows, []any{&c, &org}, func() error {
+					e := t.Exposure[c]
+					h := hist[org]
+					e.HistoryJobs += h[0]
+					e.HistoryFailed += h[1]
+					t.Exposure[c] = e
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
 		}
 
-		rows, err = tx.Query(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, COALESCE(t.template, '')
-			FROM tel_ring_sigs s LEFT JOIN tel_templates t ON t.signature = s.signature
+		// A signature aliased to another (its template generalised) counts
+		// as the surviving one: its rows are summed into it.
+		rows, err = tx.Query(ctx, `SELECT s.signature, COALESCE(a.alias_of, s.signature), s.cohort, s.jobs, s.pipelines, s.orgs,
+				s.evidence, s.evidence_orgs
+			FROM tel_ring_sigs s LEFT JOIN tel_aliases a ON a.signature = s.signature
 			WHERE s.rollout_id = $1 AND s.stage = $2 ORDER BY s.signature`, rolloutID, stage)
 		if err != nil {
 			return err
 		}
-		index := map[string]int{}
-		var id, cohort, tmpl string
-		var sc rollout.SignatureCounts
-		var evidence int64
-		if _, err := pgx.ForEachRow(rows, []any{&id, &cohort, &sc.Jobs, &sc.Pipelines, &sc.Orgs, &evidence, &tmpl}, func() error {
-			i, ok := index[id]
-			if !ok {
-				i = len(t.Signatures)
-				index[id] = i
-				t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Template: tmpl, Cohorts: map[string]rollout.SignatureCounts{}})
-			}
-			c := sc
-			if cohort == rollout.CohortControl || cohort == rollout.CohortOld {
-				c.WithoutHistory = evidence
-			}
-			t.Signatures[i].Cohorts[cohort] = c
+		var ring tally.RingSigs
+		var r tally.RingSigRow
+		if _, err := pgx.ForEachRow(rows, []any{&r.Raw, &r.ID, &r.Cohort, &r.Counts.Jobs, &r.Counts.Pipelines, &r.Counts.Orgs, &r.Evidence, &r.EvidenceOrgs}, func() error {
+			ring.Add(r)
 			return nil
 		}); err != nil {
 			return err
 		}
+		t.Signatures = ring.Signatures()
 		if len(t.Signatures) == 0 {
 			return nil
 		}
-
-		// Evidence: each cohort's signature pipelines without history, per
-		// org; one range of the primary key per cohort.
-		type sigCohort struct {
-			i      int
-			cohort string
+		index := ring.Index
+		// Templates: one lookup per signature, not per cohort row.
+		var id, tmpl string
+		rows, err = tx.Query(ctx, `SELECT t.signature, t.template FROM tel_templates t
+			WHERE t.signature IN (SELECT DISTINCT COALESCE(a.alias_of, s.signature) FROM tel_ring_sigs s
+				LEFT JOIN tel_aliases a ON a.signature = s.signature WHERE s.rollout_id = $1 AND s.stage = $2)`, rolloutID, stage)
+		if err != nil {
+			return err
 		}
-		perOrg := map[sigCohort][]int64{}
-		var org string
-		var n int64
-		for _, cohort := range []string{rollout.CohortNew} { // the others' was counted at ingest
-			rows, err = tx.Query(ctx, `SELECT m.signature, m.org, count(*) FROM tel_ring_members m
-				WHERE m.rollout_id = $1 AND m.stage = $2 AND m.cohort = $3 AND m.signature > '' AND m.kind = $4
-				AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = $5 AND h.pipeline = m.member
-					AND h.signature = m.signature AND h.version <> $6 AND h.first_seen < $7)
-				GROUP BY m.signature, m.org`, rolloutID, stage, cohort, tally.KindPipeline, label, version, created)
+		if _, err := pgx.ForEachRow(rows, []any{&id, &tmpl}, func() error {
+			if i, ok := index[id]; ok {
+				t.Signatures[i].Template = tmpl
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(ring.PerOrg) > 0 {
+			var raws []string
+			for _, i := range ring.PerOrg {
+				raws = append(raws, ring.Raws[i]...)
+			}
+			rows, err = tx.Query(ctx, `SELECT signature, org, fresh FROM tel_ring_sig_orgs
+				WHERE rollout_id = $1 AND stage = $2 AND cohort = $3 AND signature = ANY($4) AND fresh > 0`,
+				rolloutID, stage, rollout.CohortNew, raws)
 			if err != nil {
 				return err
 			}
+			byOrg := map[int]map[string]int64{}
+			var org string
+			var n int64
 			if _, err := pgx.ForEachRow(rows, []any{&id, &org, &n}, func() error {
-				if i, ok := index[id]; ok {
-					k := sigCohort{i, cohort}
-					perOrg[k] = append(perOrg[k], n)
+				if i, ok := index[ring.Surviving(id)]; ok {
+					if byOrg[i] == nil {
+						byOrg[i] = map[string]int64{}
+					}
+					byOrg[i][org] += n
 				}
 				return nil
 			}); err != nil {
 				return err
 			}
-		}
-		for k, counts := range perOrg {
-			sig := &t.Signatures[k.i]
-			c := sig.Cohorts[k.cohort]
-			for _, n := range counts {
-				c.WithoutHistory += n
-			}
-			c.OrgsWithoutHistory = int64(len(counts))
-			c.TopOrgs = tally.Top(counts, rollout.MaxTopOrgs)
-			sig.Cohorts[k.cohort] = c
-			if k.cohort == rollout.CohortNew {
-				sig.NewWithoutHistory = c.WithoutHistory
+			for _, i := range ring.PerOrg {
+				tally.SetOrgs(&t.Signatures[i], byOrg[i])
 			}
 		}
 
@@ -518,7 +815,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 				return err
 			}
 			if _, err := pgx.ForEachRow(rows, []any{&id, &msg}, func() error {
-				if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
+				if i, ok := index[ring.Surviving(id)]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
 					t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
 				}
 				return nil
@@ -555,11 +852,17 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		return nil, "", err
 	}
 	n := page.Limit(p)
-	rows, err := db.pool.Query(ctx, `SELECT s.version, s.signature, COALESCE(t.template, ''), s.first_seen, s.last_seen,
-			s.jobs, s.pipelines, s.orgs
-		FROM tel_signatures s LEFT JOIN tel_templates t ON t.signature = s.signature
-		WHERE s.label = $1 AND ($2 = '' OR s.version = $2) AND (s.version, s.signature) > ($3, $4)
-		ORDER BY s.version, s.signature LIMIT $5`, label, version, after[0], after[1], n+1)
+	// An aliased signature's rows are summed into the surviving one's.
+	rows, err := db.pool.Query(ctx, `SELECT g.version, g.id, COALESCE(t.template, ''), g.first_seen, g.last_seen,
+			g.jobs, g.pipelines, g.orgs
+		FROM (SELECT s.version, COALESCE(a.alias_of, s.signature) AS id, min(s.first_seen) AS first_seen,
+				max(s.last_seen) AS last_seen, sum(s.jobs)::bigint AS jobs, sum(s.pipelines)::bigint AS pipelines, sum(s.orgs)::bigint AS orgs
+			FROM tel_signatures s LEFT JOIN tel_aliases a ON a.signature = s.signature
+			WHERE s.label = $1 AND ($2 = '' OR s.version = $2) AND s.version >= $3
+			GROUP BY 1, 2) g
+		LEFT JOIN tel_templates t ON t.signature = g.id
+		WHERE (g.version, g.id) > ($3, $4)
+		ORDER BY g.version, g.id LIMIT $5`, label, version, after[0], after[1], n+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("signatures of %s: %w", label, err)
 	}
@@ -585,15 +888,21 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		idx[[2]string{s.Version, s.ID}] = i
 	}
 	first, last := out[0], out[len(out)-1]
-	rows, err = db.pool.Query(ctx, `SELECT version, signature, message FROM tel_examples
-		WHERE label = $1 AND (version, signature) >= ($2, $3) AND (version, signature) <= ($4, $5)
-		ORDER BY version, signature, slot`, label, first.Version, first.ID, last.Version, last.ID)
+	// The surviving id's examples first, then those of ids aliased to it.
+	rows, err = db.pool.Query(ctx, `SELECT v, id, message FROM (
+			SELECT e.version AS v, COALESCE(a.alias_of, e.signature) AS id, 0 AS part, e.signature AS raw, e.slot, e.message
+			FROM tel_examples e LEFT JOIN tel_aliases a ON a.signature = e.signature
+			WHERE e.label = $1 AND (e.version, e.signature) >= ($2, $3) AND (e.version, e.signature) <= ($4, $5)
+			UNION ALL
+			SELECT e.version, a.alias_of, 1, e.signature, e.slot, e.message FROM tel_aliases a JOIN tel_examples e ON e.signature = a.signature
+			WHERE e.label = $1 AND a.alias_of >= least($3, $5) AND a.alias_of <= greatest($3, $5) AND e.version >= $2 AND e.version <= $4) x
+		ORDER BY v, id, part, raw, slot`, label, first.Version, first.ID, last.Version, last.ID)
 	if err != nil {
 		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 	}
 	var v, id, msg string
 	if _, err := pgx.ForEachRow(rows, []any{&v, &id, &msg}, func() error {
-		if i, ok := idx[[2]string{v, id}]; ok {
+		if i, ok := idx[[2]string{v, id}]; ok && len(out[i].Examples) < tally.MaxExamples && !slices.Contains(out[i].Examples, msg) {
 			out[i].Examples = append(out[i].Examples, msg)
 		}
 		return nil
@@ -601,4 +910,35 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 	}
 	return out, next, nil
+}
+
+// SignatureHours reads every key's hours in one statement, an aliased
+// id's summed in.
+func (db *DB) SignatureHours(ctx context.Context, label string, keys []rollout.SignatureKey, since time.Time) ([]rollout.SignatureHour, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	vs, ids := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		vs[i], ids[i] = k.Version, k.ID
+	}
+	rows, err := db.pool.Query(ctx, `SELECT k.v, k.id, h.hour, sum(h.jobs)::bigint
+		FROM (SELECT DISTINCT * FROM unnest($2::text[], $3::text[]) AS k(v, id)) k
+		JOIN tel_sig_hours h ON h.label = $1 AND h.version = k.v AND h.hour >= $4
+			AND (h.signature = k.id OR h.signature IN (SELECT signature FROM tel_aliases WHERE alias_of = k.id))
+		GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, label, vs, ids, tally.HourOf(since))
+	if err != nil {
+		return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rollout.SignatureHour, error) {
+		var h rollout.SignatureHour
+		var hour int64
+		err := r.Scan(&h.Version, &h.ID, &hour, &h.Jobs)
+		h.Hour = time.Unix(hour*3600, 0).UTC()
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+	}
+	return out, nil
 }

@@ -57,7 +57,8 @@ type DB struct {
 	// writer: parsing them for every group commit cost a quarter of its
 	// time under resolve load.
 	insRun, selRun *sql.Stmt
-	runs           *batch.Runs // group-commits AssignRun through runRows
+	runs           *batch.Runs            // group-commits AssignRun through runRows
+	events         *batch.Group[*obsCall] // group-commits AppendObservations
 	closing        sync.Once
 	tel            telCache // telemetry rows known committed (telemetry.go)
 }
@@ -79,6 +80,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		wq[k] = append([]string(nil), v...)
 	}
 	wq.Add("_pragma", "journal_mode(WAL)")
+	// A group commit of ingest dirties a few thousand pages; with the
+	// default 2 MiB cache SQLite spilled them to the WAL mid-transaction
+	// and read the tables' pages back from the OS on every batch.
+	wq.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writerCacheKiB))
+	wq.Add("_pragma", "temp_store(MEMORY)")
 	wq.Set("_txlock", "immediate")
 	rq := url.Values{}
 	for k, v := range common {
@@ -126,15 +132,16 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	// One committer: SQLite has one writer.
 	db.runs = batch.New(runRows{db}, batch.Options{Committers: 1})
+	db.events = batch.NewGroup(db.appendGroup, func(c *obsCall) int { return len(c.obs) }, batch.Options{Committers: 1, MaxSize: maxGroupEvents})
 	return db, nil
 }
 
-// Close stops the group committer and closes both pools. AssignRun calls
-// still waiting fail.
+// Close stops the group committers and closes both pools. AssignRun and
+// AppendObservations calls still waiting fail.
 func (db *DB) Close() error {
 	var err error
 	db.closing.Do(func() {
-		err = errors.Join(db.runs.Close(), db.insRun.Close(), db.selRun.Close(), db.rd.Close(), db.wr.Close())
+		err = errors.Join(db.runs.Close(), db.events.Close(), db.insRun.Close(), db.selRun.Close(), db.rd.Close(), db.wr.Close())
 	})
 	return err
 }
@@ -277,6 +284,9 @@ func bumpGeneration(ctx context.Context, tx *sql.Tx) error {
 	}
 	return nil
 }
+
+// writerCacheKiB is the writer connection's page cache.
+const writerCacheKiB = 64 << 10
 
 // busyTimeout is how long a writer waits for another process's write.
 const busyTimeout = 10 * time.Second

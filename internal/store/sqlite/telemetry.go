@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -17,7 +18,10 @@ import (
 )
 
 // AppendObservations writes the events and their aggregates in one
-// fsynced transaction (see rollout.TelemetryStore). SQLite runs one
+// fsynced transaction (see rollout.TelemetryStore). Concurrent calls are
+// group-committed (package batch): their batches go into one
+// transaction, so the WAL pages they share (the counters, the index
+// pages the events land on) are written and fsynced once. SQLite runs one
 // statement per aggregate row; to keep up with ingest, set members this
 // process has already seen committed are not inserted again (telCache):
 // they are never deleted, so the insert would be a no-op.
@@ -28,33 +32,171 @@ func (db *DB) AppendObservations(ctx context.Context, obs []rollout.Observation)
 	if len(obs) == 0 {
 		return 0, nil
 	}
-	var added int
+	c := &obsCall{obs: obs}
+	err := db.events.Do(ctx, c)
+	if err == nil {
+		err = c.err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("append %d events: %w", len(obs), err)
+	}
+	return c.added, nil
+}
+
+// obsCall is one AppendObservations call in a group commit.
+type obsCall struct {
+	obs   []rollout.Observation
+	added int
+	err   error
+}
+
+// maxGroupEvents bounds the events of one group commit: a few batches of
+// a runner's size, so a commit's latency stays that of a few batches.
+const maxGroupEvents = 4000
+
+// appendGroup writes the calls' batches in one transaction, in call
+// order, so that of two calls reporting one job the first counts it. When
+// that fails and it held several calls, each is written alone, so that
+// one bad batch fails only its own caller.
+func (db *DB) appendGroup(ctx context.Context, calls []*obsCall) error {
+	err := db.appendCalls(ctx, calls)
+	if err == nil || len(calls) == 1 {
+		return err
+	}
+	for _, c := range calls {
+		c.err = db.appendCalls(ctx, []*obsCall{c})
+	}
+	return nil
+}
+
+func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
+	var obs []rollout.Observation
+	if len(calls) == 1 {
+		obs = calls[0].obs
+	} else {
+		n := 0
+		for _, c := range calls {
+			n += len(c.obs)
+		}
+		obs = make([]rollout.Observation, 0, n)
+		for _, c := range calls {
+			obs = append(obs, c.obs...)
+		}
+	}
 	var learned []string
+	var counted []bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		added, learned = 0, learned[:0]
-		fresh, err := insertObservations(ctx, tx, obs)
+		learned = learned[:0]
+		var fresh []rollout.Observation
+		var err error
+		fresh, counted, err = insertObservations(ctx, tx, obs)
 		if err != nil {
 			return err
 		}
-		added = len(fresh)
+		if err := applyAliases(ctx, tx, fresh); err != nil {
+			return err
+		}
 		learned, err = db.writeTally(ctx, tx, tally.Group(fresh), learned)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("append %d events: %w", len(obs), err)
+		return err
 	}
 	db.tel.add(learned)
-	return added, nil
+	for _, c := range calls {
+		c.added = 0
+		for _, ok := range counted[:len(c.obs)] {
+			if ok {
+				c.added++
+			}
+		}
+		counted = counted[len(c.obs):]
+	}
+	return nil
 }
 
-// insertObservations inserts the events and returns those that were new.
+// applyAliases records the aliases obs carry (PreviousSignature → the
+// id that generalised it) and moves every observation reported under an
+// aliased id to its surviving one, so that counts continue there.
+func applyAliases(ctx context.Context, tx *sql.Tx, obs []rollout.Observation) error {
+	var sel *sql.Stmt
+	resolved := map[string]string{}
+	resolve := func(id string) (string, error) {
+		if to, ok := resolved[id]; ok {
+			return to, nil
+		}
+		if sel == nil {
+			var err error
+			if sel, err = tx.PrepareContext(ctx, `SELECT alias_of FROM tel_aliases WHERE signature = ?`); err != nil {
+				return "", err
+			}
+		}
+		to := id
+		if err := sel.QueryRowContext(ctx, id).Scan(&to); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("signature alias: %w", err)
+		}
+		resolved[id] = to
+		return to, nil
+	}
+	defer func() {
+		if sel != nil {
+			sel.Close()
+		}
+	}()
+	for i := range obs {
+		o := &obs[i]
+		if o.PreviousSignature == "" || o.Signature == "" || o.PreviousSignature == o.Signature {
+			continue
+		}
+		to, err := resolve(o.Signature)
+		if err != nil {
+			return err
+		}
+		if from, err := resolve(o.PreviousSignature); err != nil || from == to {
+			if err != nil {
+				return err
+			}
+			continue // known already, or a cycle: keep what is stored
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tel_aliases (signature, alias_of) VALUES (?, ?)
+			ON CONFLICT DO UPDATE SET alias_of = excluded.alias_of`, o.PreviousSignature, to); err != nil {
+			return fmt.Errorf("signature alias: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tel_aliases SET alias_of = ? WHERE alias_of = ?`, to, o.PreviousSignature); err != nil {
+			return fmt.Errorf("signature alias: %w", err)
+		}
+		for k, v := range resolved {
+			if v == o.PreviousSignature {
+				resolved[k] = to
+			}
+		}
+		resolved[o.PreviousSignature] = to
+	}
+	for i := range obs {
+		o := &obs[i]
+		if o.Signature == "" {
+			continue
+		}
+		to, err := resolve(o.Signature)
+		if err != nil {
+			return err
+		}
+		if to != o.Signature {
+			o.Signature, o.Template = to, ""
+		}
+	}
+	return nil
+}
+
+// insertObservations inserts the events and returns those that were new,
+// and which of obs they were (a job repeated in obs counts at its first).
 // Rows go eventsPerInsert to a statement: with modernc's driver the cost
 // of a statement, not of a row, dominated ingest.
-func insertObservations(ctx context.Context, tx *sql.Tx, obs []rollout.Observation) ([]rollout.Observation, error) {
+func insertObservations(ctx context.Context, tx *sql.Tx, obs []rollout.Observation) ([]rollout.Observation, []bool, error) {
 	const cols = 16
 	full, err := tx.PrepareContext(ctx, insertEventsSQL(eventsPerInsert))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer full.Close()
 	isNew := make(map[string]bool, len(obs))
@@ -73,29 +215,30 @@ func insertObservations(ctx context.Context, tx *sql.Tx, obs []rollout.Observati
 			rows, err = tx.QueryContext(ctx, insertEventsSQL(len(chunk)), args...)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("insert events: %w", err)
+			return nil, nil, fmt.Errorf("insert events: %w", err)
 		}
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("insert events: %w", err)
+				return nil, nil, fmt.Errorf("insert events: %w", err)
 			}
 			isNew[id] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("insert events: %w", err)
+			return nil, nil, fmt.Errorf("insert events: %w", err)
 		}
 	}
 	fresh := make([]rollout.Observation, 0, len(isNew))
-	for _, o := range obs {
+	counted := make([]bool, len(obs))
+	for i, o := range obs {
 		if isNew[o.JobID] {
-			fresh = append(fresh, o)
+			fresh, counted[i] = append(fresh, o), true
 			delete(isNew, o.JobID) // a duplicate in the batch counts once
 		}
 	}
-	return fresh, nil
+	return fresh, counted, nil
 }
 
 const eventsPerInsert = 50
@@ -122,8 +265,57 @@ type ringSigKey struct {
 type versionSigKey struct{ label, version, sig string }
 
 // writeTally writes b's rows. Counters go last: they are the rows every
-// batch touches.
+// batch touches. History goes first, so that the evidence judged in the
+// same batch sees it (a backfilled job in the batch counts).
 func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned []string) ([]string, error) {
+	vNew := map[versionSigKey]*[2]int64{}
+	bump := func(k versionSigKey, i int) {
+		c := vNew[k]
+		if c == nil {
+			c = new([2]int64)
+			vNew[k] = c
+		}
+		c[i]++
+	}
+	var lowered []tally.History // rows whose first_seen this batch set or lowered
+	if len(b.History) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_history (label, pipeline, signature, version, first_seen, last_seen, jobs)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
+			last_seen = max(last_seen, excluded.last_seen), jobs = jobs + excluded.jobs RETURNING jobs, first_seen`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for _, h := range b.History {
+			var jobs, first int64
+			if err := st.QueryRowContext(ctx, h.Label, h.Pipeline, h.Signature, h.Version, us(h.First), us(h.Last), h.Jobs).Scan(&jobs, &first); err != nil {
+				return learned, fmt.Errorf("signature history: %w", err)
+			}
+			if jobs == h.Jobs { // nothing was there before
+				bump(versionSigKey{h.Label, h.Version, h.Signature}, 0)
+			}
+			if first == us(h.First) {
+				lowered = append(lowered, h)
+			}
+		}
+	}
+	// New evidence per ring signature: fresh pipelines and, for the new
+	// cohort, orgs that got their first fresh pipeline (negative when
+	// backfilled history took them away).
+	evidence := map[ringSigKey]*[2]int64{}
+	addEvidence := func(k ringSigKey, pipes, orgs int64) {
+		c := evidence[k]
+		if c == nil {
+			c = new([2]int64)
+			evidence[k] = c
+		}
+		c[0] += pipes
+		c[1] += orgs
+	}
+	if err := unfreshen(ctx, tx, lowered, addEvidence); err != nil {
+		return learned, err
+	}
+
 	expNew := map[tally.Ring]*[2]int64{} // new pipelines, orgs
 	sigNew := map[ringSigKey]*[2]int64{}
 	var candidates []tally.RingMember // new control/old signature pipelines: evidence unless history
@@ -134,14 +326,51 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			return learned, err
 		}
 		defer st.Close()
+		// A new cohort's signature pipeline is judged as it is inserted:
+		// fresh unless the pipeline produced the signature on another
+		// version before the rollout was created.
+		stNew, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_members (rollout_id, stage, cohort, signature, kind, member, org, fresh)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT NOT EXISTS (SELECT 1 FROM rollouts r JOIN tel_history h ON h.label = r.label
+				AND h.pipeline = ?6 AND h.signature IN (SELECT ?4 UNION ALL SELECT signature FROM tel_aliases WHERE alias_of = ?4)
+				AND h.version <> r.version AND h.first_seen < r.created_at WHERE r.id = ?1)))
+			ON CONFLICT DO NOTHING RETURNING fresh`)
+		if err != nil {
+			return learned, err
+		}
+		defer stNew.Close()
+		orgs, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_sig_orgs (rollout_id, stage, cohort, signature, org, fresh)
+			VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET fresh = fresh + 1 RETURNING fresh`)
+		if err != nil {
+			return learned, err
+		}
+		defer orgs.Close()
 		for _, m := range b.RingMembers {
 			key := "m\x00" + m.RolloutID + "\x00" + strconv.Itoa(m.Stage) + "\x00" + m.Cohort + "\x00" + m.Signature + "\x00" + m.Kind + "\x00" + m.Member
 			if db.tel.has(key) {
 				continue
 			}
-			n, err := execN(ctx, st, m.RolloutID, m.Stage, m.Cohort, m.Signature, m.Kind, m.Member, m.Org)
-			if err != nil {
-				return learned, fmt.Errorf("ring member: %w", err)
+			var n int64
+			if m.Cohort == rollout.CohortNew && m.Signature != "" && m.Kind == tally.KindPipeline {
+				var fresh bool
+				switch err := stNew.QueryRowContext(ctx, m.RolloutID, m.Stage, m.Cohort, m.Signature, m.Kind, m.Member, m.Org).Scan(&fresh); {
+				case errors.Is(err, sql.ErrNoRows):
+				case err != nil:
+					return learned, fmt.Errorf("ring member: %w", err)
+				default:
+					n = 1
+					if fresh {
+						var perOrg int64
+						if err := orgs.QueryRowContext(ctx, m.RolloutID, m.Stage, m.Cohort, m.Signature, m.Org).Scan(&perOrg); err != nil {
+							return learned, fmt.Errorf("signature evidence: %w", err)
+						}
+						addEvidence(ringSigKey{m.Ring, m.Signature}, 1, b2i64(perOrg == 1))
+					}
+				}
+			} else {
+				var err error
+				if n, err = execN(ctx, st, m.RolloutID, m.Stage, m.Cohort, m.Signature, m.Kind, m.Member, m.Org); err != nil {
+					return learned, fmt.Errorf("ring member: %w", err)
+				}
 			}
 			learned = append(learned, key)
 			if n == 0 {
@@ -170,39 +399,10 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			}
 		}
 	}
-
-	vNew := map[versionSigKey]*[2]int64{}
-	bump := func(k versionSigKey, i int) {
-		c := vNew[k]
-		if c == nil {
-			c = new([2]int64)
-			vNew[k] = c
-		}
-		c[i]++
-	}
-	if len(b.History) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_history (label, pipeline, signature, version, first_seen, last_seen, jobs)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
-			last_seen = max(last_seen, excluded.last_seen), jobs = jobs + excluded.jobs RETURNING jobs`)
-		if err != nil {
-			return learned, err
-		}
-		defer st.Close()
-		for _, h := range b.History {
-			var jobs int64
-			if err := st.QueryRowContext(ctx, h.Label, h.Pipeline, h.Signature, h.Version, us(h.First), us(h.Last), h.Jobs).Scan(&jobs); err != nil {
-				return learned, fmt.Errorf("signature history: %w", err)
-			}
-			if jobs == h.Jobs { // nothing was there before
-				bump(versionSigKey{h.Label, h.Version, h.Signature}, 0)
-			}
-		}
-	}
-	evidence := map[ringSigKey]int64{}
 	if len(candidates) > 0 {
-		// After the batch's history: a backfilled job in it counts.
 		st, err := tx.PrepareContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM rollouts r JOIN tel_history h ON h.label = r.label
-			AND h.pipeline = ? AND h.signature = ? AND h.version <> r.version AND h.first_seen < r.created_at WHERE r.id = ?)`)
+			AND h.pipeline = ?1 AND h.signature IN (SELECT ?2 UNION ALL SELECT signature FROM tel_aliases WHERE alias_of = ?2)
+			AND h.version <> r.version AND h.first_seen < r.created_at WHERE r.id = ?3)`)
 		if err != nil {
 			return learned, err
 		}
@@ -213,7 +413,7 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 				return learned, fmt.Errorf("signature evidence: %w", err)
 			}
 			if fresh {
-				evidence[ringSigKey{m.Ring, m.Signature}]++
+				addEvidence(ringSigKey{m.Ring, m.Signature}, 1, 0)
 			}
 		}
 	}
@@ -280,23 +480,52 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 		}
 	}
 	if len(b.RingSigs) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_sigs (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs,
-			pipelines = pipelines + excluded.pipelines, orgs = orgs + excluded.orgs, evidence = evidence + excluded.evidence`)
+		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_ring_sigs (rollout_id, stage, cohort, signature, jobs, pipelines, orgs, evidence, evidence_orgs)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs,
+			pipelines = pipelines + excluded.pipelines, orgs = orgs + excluded.orgs, evidence = evidence + excluded.evidence,
+			evidence_orgs = evidence_orgs + excluded.evidence_orgs`)
 		if err != nil {
 			return learned, err
 		}
 		defer st.Close()
 		for _, s := range b.RingSigs {
-			c := sigNew[ringSigKey{s.Ring, s.Signature}]
+			k := ringSigKey{s.Ring, s.Signature}
+			c := sigNew[k]
 			if c == nil {
 				c = new([2]int64)
 			}
-			if _, err := st.ExecContext(ctx, s.RolloutID, s.Stage, s.Cohort, s.Signature, s.Jobs, c[0], c[1],
-				evidence[ringSigKey{s.Ring, s.Signature}]); err != nil {
+			ev := evidence[k]
+			if ev == nil {
+				ev = new([2]int64)
+			}
+			delete(evidence, k)
+			if _, err := st.ExecContext(ctx, s.RolloutID, s.Stage, s.Cohort, s.Signature, s.Jobs, c[0], c[1], ev[0], ev[1]); err != nil {
 				return learned, fmt.Errorf("ring signature: %w", err)
 			}
 		}
+	}
+	if len(evidence) > 0 {
+		// Evidence taken away by backfilled history, in rings this batch
+		// has no job of.
+		st, err := tx.PrepareContext(ctx, `UPDATE tel_ring_sigs SET evidence = evidence + ?, evidence_orgs = evidence_orgs + ?
+			WHERE rollout_id = ? AND stage = ? AND cohort = ? AND signature = ?`)
+		if err != nil {
+			return learned, err
+		}
+		defer st.Close()
+		for k, ev := range evidence {
+			if _, err := st.ExecContext(ctx, ev[0], ev[1], k.RolloutID, k.Stage, k.Cohort, k.sig); err != nil {
+				return learned, fmt.Errorf("ring signature: %w", err)
+			}
+		}
+	}
+	if err := upsertRows(ctx, tx, `INSERT INTO tel_sig_hours (label, version, signature, hour, jobs) VALUES `, "(?, ?, ?, ?, ?)",
+		` ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs`, len(b.SigHours),
+		func(i int, args []any) []any {
+			h := &b.SigHours[i]
+			return append(args, h.Label, h.Version, h.Signature, h.Hour, h.Jobs)
+		}); err != nil {
+		return learned, fmt.Errorf("signature hours: %w", err)
 	}
 	if err := upsertRows(ctx, tx, `INSERT INTO tel_org_days (label, version, org, day, jobs, failed) VALUES `, "(?, ?, ?, ?, ?, ?)",
 		` ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs, failed = failed + excluded.failed`, len(b.OrgDays),
@@ -333,6 +562,105 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 		}
 	}
 	return learned, nil
+}
+
+// unfreshen clears the fresh mark of the new cohort's signature pipelines
+// that history in lowered (rows whose first_seen this batch set or
+// lowered) gives a past: the pipeline produced the signature on another
+// version before their rollout was created. For live events no rollout
+// was created after them, and it costs one query per label.
+func unfreshen(ctx context.Context, tx *sql.Tx, lowered []tally.History, add func(k ringSigKey, pipes, orgs int64)) error {
+	if len(lowered) == 0 {
+		return nil
+	}
+	since := map[string]int64{}
+	for _, h := range lowered {
+		if f, ok := since[h.Label]; !ok || us(h.First) < f {
+			since[h.Label] = us(h.First)
+		}
+	}
+	type later struct {
+		id, version string
+		created     int64
+	}
+	rollouts := map[string][]later{}
+	for label, f := range since {
+		rows, err := tx.QueryContext(ctx, `SELECT id, version, created_at FROM rollouts WHERE label = ? AND created_at > ?`, label, f)
+		if err != nil {
+			return fmt.Errorf("backfilled history: %w", err)
+		}
+		for rows.Next() {
+			var r later
+			if err := rows.Scan(&r.id, &r.version, &r.created); err != nil {
+				rows.Close()
+				return fmt.Errorf("backfilled history: %w", err)
+			}
+			rollouts[label] = append(rollouts[label], r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("backfilled history: %w", err)
+		}
+	}
+	if len(rollouts) == 0 {
+		return nil
+	}
+	upd, err := tx.PrepareContext(ctx, `UPDATE tel_ring_members SET fresh = 0 WHERE rollout_id = ?1
+		AND stage IN (SELECT stage FROM rollout_stages WHERE rollout_id = ?1) AND cohort = ?2 AND signature = ?3
+		AND kind = ?4 AND member = ?5 AND fresh = 1 RETURNING stage, org`)
+	if err != nil {
+		return err
+	}
+	defer upd.Close()
+	dec, err := tx.PrepareContext(ctx, `UPDATE tel_ring_sig_orgs SET fresh = fresh - 1
+		WHERE rollout_id = ? AND stage = ? AND cohort = ? AND signature = ? AND org = ? RETURNING fresh`)
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	type member struct {
+		stage int
+		org   string
+	}
+	for _, h := range lowered {
+		for _, r := range rollouts[h.Label] {
+			if r.version == h.Version || r.created <= us(h.First) {
+				continue
+			}
+			rows, err := upd.QueryContext(ctx, r.id, rollout.CohortNew, h.Signature, tally.KindPipeline, h.Pipeline)
+			if err != nil {
+				return fmt.Errorf("backfilled history: %w", err)
+			}
+			var ms []member
+			for rows.Next() {
+				var m member
+				if err := rows.Scan(&m.stage, &m.org); err != nil {
+					rows.Close()
+					return fmt.Errorf("backfilled history: %w", err)
+				}
+				ms = append(ms, m)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("backfilled history: %w", err)
+			}
+			for _, m := range ms {
+				var left int64
+				if err := dec.QueryRowContext(ctx, r.id, m.stage, rollout.CohortNew, h.Signature, m.org).Scan(&left); err != nil {
+					return fmt.Errorf("backfilled history: %w", err)
+				}
+				add(ringSigKey{tally.Ring{RolloutID: r.id, Stage: m.stage, Cohort: rollout.CohortNew}, h.Signature}, -1, -b2i64(left == 0))
+			}
+		}
+	}
+	return nil
+}
+
+func b2i64(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // writeExamples fills the free example slots of each version's signature
@@ -554,110 +882,135 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		}
 	}
 	if from != "" && len(t.Exposure) > 0 {
-		rows, err = tx.QueryContext(ctx, `SELECT m.cohort, SUM(d.jobs), SUM(d.failed) FROM tel_ring_members m
-			JOIN tel_org_days d ON d.label = ? AND d.version = ? AND d.org = m.member AND d.day <= ?
-			WHERE m.rollout_id = ? AND m.stage = ? AND m.signature = '' AND m.kind = ?
-			GROUP BY m.cohort`, label, from, tally.DayOf(fromUS(created)), rolloutID, stage, tally.KindOrg)
+		// Two range scans summed here rather than a join that seeks each
+		// member org's days: every org is a member of several cohorts.
+		rows, err = tx.QueryContext(ctx, `SELECT org, SUM(jobs), SUM(failed) FROM tel_org_days
+			WHERE label = ? AND version = ? AND day <= ? GROUP BY org`, label, from, tally.DayOf(fromUS(created)))
 		if err != nil {
 			return t, wrap(err)
 		}
+		hist := map[string][2]int64{}
 		for rows.Next() {
-			var c string
+			var org string
 			var jobs, failed int64
-			if err := rows.Scan(&c, &jobs, &failed); err != nil {
+			if err := rows.Scan(&org, &jobs, &failed); err != nil {
 				rows.Close()
 				return t, wrap(err)
 			}
-			if e, ok := t.Exposure[c]; ok {
-				e.HistoryJobs, e.HistoryFailed = jobs, failed
-				t.Exposure[c] = e
-			}
+			hist[org] = [2]int64{jobs, failed}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return t, wrap(err)
 		}
+		if len(hist) > 0 {
+			st, err := tx.PrepareContext(ctx, `SELECT member FROM tel_ring_members
+				WHERE rollout_id = ? AND stage = ? AND cohort = ? AND signature = '' AND kind = ?`)
+			if err != nil {
+				return t, wrap(err)
+			}
+			defer st.Close()
+			for c, e := range t.Exposure {
+				rows, err := st.QueryContext(ctx, rolloutID, stage, c, tally.KindOrg)
+				if err != nil {
+					return t, wrap(err)
+				}
+				for rows.Next() {
+					var org string
+					if err := rows.Scan(&org); err != nil {
+						rows.Close()
+						return t, wrap(err)
+					}
+					h := hist[org]
+					e.HistoryJobs += h[0]
+					e.HistoryFailed += h[1]
+				}
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					return t, wrap(err)
+				}
+				t.Exposure[c] = e
+			}
+		}
 	}
 
-	rows, err = tx.QueryContext(ctx, `SELECT s.signature, s.cohort, s.jobs, s.pipelines, s.orgs, s.evidence, COALESCE(t.template, '')
-		FROM tel_ring_sigs s LEFT JOIN tel_templates t ON t.signature = s.signature
+	// A signature aliased to another (its template generalised) counts as
+	// the surviving one: its rows are summed into it.
+	rows, err = tx.QueryContext(ctx, `SELECT s.signature, COALESCE(a.alias_of, s.signature), s.cohort, s.jobs, s.pipelines, s.orgs,
+			s.evidence, s.evidence_orgs
+		FROM tel_ring_sigs s LEFT JOIN tel_aliases a ON a.signature = s.signature
 		WHERE s.rollout_id = ? AND s.stage = ? ORDER BY s.signature`, rolloutID, stage)
 	if err != nil {
 		return t, wrap(err)
 	}
-	index := map[string]int{}
+	var ring tally.RingSigs
 	for rows.Next() {
-		var id, cohort, tmpl string
-		var c rollout.SignatureCounts
-		var evidence int64
-		if err := rows.Scan(&id, &cohort, &c.Jobs, &c.Pipelines, &c.Orgs, &evidence, &tmpl); err != nil {
+		var r tally.RingSigRow
+		if err := rows.Scan(&r.Raw, &r.ID, &r.Cohort, &r.Counts.Jobs, &r.Counts.Pipelines, &r.Counts.Orgs, &r.Evidence, &r.EvidenceOrgs); err != nil {
 			rows.Close()
 			return t, wrap(err)
 		}
-		i, ok := index[id]
-		if !ok {
-			i = len(t.Signatures)
-			index[id] = i
-			t.Signatures = append(t.Signatures, rollout.RingSignature{ID: id, Template: tmpl, Cohorts: map[string]rollout.SignatureCounts{}})
-		}
-		if cohort == rollout.CohortControl || cohort == rollout.CohortOld {
-			c.WithoutHistory = evidence
-		}
-		t.Signatures[i].Cohorts[cohort] = c
+		ring.Add(r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return t, wrap(err)
 	}
+	t.Signatures = ring.Signatures()
 	if len(t.Signatures) == 0 {
 		return t, nil
 	}
-
-	// The new cohort's evidence: its signature pipelines without history,
-	// per org, judged now (the other cohorts' was counted at ingest). One
-	// range of the primary key past the exposure members (signature '').
-	type sigCohort struct {
-		i      int
-		cohort string
+	index := ring.Index
+	// Templates: one lookup per signature, not per cohort row.
+	rows, err = tx.QueryContext(ctx, `SELECT t.signature, t.template FROM tel_templates t
+		WHERE t.signature IN (SELECT DISTINCT COALESCE(a.alias_of, s.signature) FROM tel_ring_sigs s
+			LEFT JOIN tel_aliases a ON a.signature = s.signature WHERE s.rollout_id = ? AND s.stage = ?)`, rolloutID, stage)
+	if err != nil {
+		return t, wrap(err)
 	}
-	perOrg := map[sigCohort][]int64{}
-	for _, cohort := range []string{rollout.CohortNew} {
-		rows, err = tx.QueryContext(ctx, `SELECT m.signature, m.org, COUNT(*) FROM tel_ring_members m
-			WHERE m.rollout_id = ? AND m.stage = ? AND m.cohort = ? AND m.signature > '' AND m.kind = ?
-			AND NOT EXISTS (SELECT 1 FROM tel_history h WHERE h.label = ? AND h.pipeline = m.member
-				AND h.signature = m.signature AND h.version <> ? AND h.first_seen < ?)
-			GROUP BY m.signature, m.org`, rolloutID, stage, cohort, tally.KindPipeline, label, version, created)
+	for rows.Next() {
+		var id, tmpl string
+		if err := rows.Scan(&id, &tmpl); err != nil {
+			rows.Close()
+			return t, wrap(err)
+		}
+		if i, ok := index[id]; ok {
+			t.Signatures[i].Template = tmpl
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return t, wrap(err)
+	}
+	if len(ring.PerOrg) > 0 {
+		st, err := tx.PrepareContext(ctx, `SELECT org, fresh FROM tel_ring_sig_orgs
+			WHERE rollout_id = ? AND stage = ? AND cohort = ? AND signature = ? AND fresh > 0`)
 		if err != nil {
 			return t, wrap(err)
 		}
-		for rows.Next() {
-			var id, org string
-			var n int64
-			if err := rows.Scan(&id, &org, &n); err != nil {
+		defer st.Close()
+		for _, i := range ring.PerOrg {
+			byOrg := map[string]int64{}
+			for _, raw := range ring.Raws[i] {
+				rows, err := st.QueryContext(ctx, rolloutID, stage, rollout.CohortNew, raw)
+				if err != nil {
+					return t, wrap(err)
+				}
+				for rows.Next() {
+					var org string
+					var n int64
+					if err := rows.Scan(&org, &n); err != nil {
+						rows.Close()
+						return t, wrap(err)
+					}
+					byOrg[org] += n
+				}
 				rows.Close()
-				return t, wrap(err)
+				if err := rows.Err(); err != nil {
+					return t, wrap(err)
+				}
 			}
-			if i, ok := index[id]; ok {
-				k := sigCohort{i, cohort}
-				perOrg[k] = append(perOrg[k], n)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return t, wrap(err)
-		}
-	}
-	for k, counts := range perOrg {
-		sig := &t.Signatures[k.i]
-		c := sig.Cohorts[k.cohort]
-		for _, n := range counts {
-			c.WithoutHistory += n
-		}
-		c.OrgsWithoutHistory = int64(len(counts))
-		c.TopOrgs = tally.Top(counts, rollout.MaxTopOrgs)
-		sig.Cohorts[k.cohort] = c
-		if k.cohort == rollout.CohortNew {
-			sig.NewWithoutHistory = c.WithoutHistory
+			tally.SetOrgs(&t.Signatures[i], byOrg)
 		}
 	}
 
@@ -676,7 +1029,7 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 				rows.Close()
 				return t, wrap(err)
 			}
-			if i, ok := index[id]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
+			if i, ok := index[ring.Surviving(id)]; ok && len(t.Signatures[i].Examples) < 2 && !slices.Contains(t.Signatures[i].Examples, msg) {
 				t.Signatures[i].Examples = append(t.Signatures[i].Examples, msg)
 			}
 		}
@@ -717,11 +1070,17 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		return nil, "", err
 	}
 	n := page.Limit(p)
-	rows, err := db.rd.QueryContext(ctx, `SELECT s.version, s.signature, COALESCE(t.template, ''), s.first_seen, s.last_seen,
-			s.jobs, s.pipelines, s.orgs
-		FROM tel_signatures s LEFT JOIN tel_templates t ON t.signature = s.signature
-		WHERE s.label = ? AND (? = '' OR s.version = ?) AND (s.version, s.signature) > (?, ?)
-		ORDER BY s.version, s.signature LIMIT ?`, label, version, version, after[0], after[1], n+1)
+	// An aliased signature's rows are summed into the surviving one's.
+	rows, err := db.rd.QueryContext(ctx, `SELECT g.version, g.id, COALESCE(t.template, ''), g.first_seen, g.last_seen,
+			g.jobs, g.pipelines, g.orgs
+		FROM (SELECT s.version, COALESCE(a.alias_of, s.signature) AS id, min(s.first_seen) AS first_seen,
+				max(s.last_seen) AS last_seen, sum(s.jobs) AS jobs, sum(s.pipelines) AS pipelines, sum(s.orgs) AS orgs
+			FROM tel_signatures s LEFT JOIN tel_aliases a ON a.signature = s.signature
+			WHERE s.label = ? AND (? = '' OR s.version = ?) AND s.version >= ?
+			GROUP BY s.version, id) g
+		LEFT JOIN tel_templates t ON t.signature = g.id
+		WHERE (g.version, g.id) > (?, ?)
+		ORDER BY g.version, g.id LIMIT ?`, label, version, version, after[0], after[0], after[1], n+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("signatures of %s: %w", label, err)
 	}
@@ -753,9 +1112,16 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		idx[[2]string{s.Version, s.ID}] = i
 	}
 	first, last := out[0], out[len(out)-1]
-	rows, err = db.rd.QueryContext(ctx, `SELECT version, signature, message FROM tel_examples
-		WHERE label = ? AND (version, signature) >= (?, ?) AND (version, signature) <= (?, ?)
-		ORDER BY version, signature, slot`, label, first.Version, first.ID, last.Version, last.ID)
+	// The surviving id's examples first, then those of ids aliased to it.
+	rows, err = db.rd.QueryContext(ctx, `SELECT v, id, message FROM (
+			SELECT e.version AS v, COALESCE(a.alias_of, e.signature) AS id, 0 AS part, e.signature AS raw, e.slot AS slot, e.message
+			FROM tel_examples e LEFT JOIN tel_aliases a ON a.signature = e.signature
+			WHERE e.label = ? AND (e.version, e.signature) >= (?, ?) AND (e.version, e.signature) <= (?, ?)
+			UNION ALL
+			SELECT e.version, a.alias_of, 1, e.signature, e.slot, e.message FROM tel_aliases a JOIN tel_examples e ON e.signature = a.signature
+			WHERE e.label = ? AND a.alias_of >= ? AND a.alias_of <= ? AND e.version >= ? AND e.version <= ?)
+		ORDER BY v, id, part, raw, slot`,
+		label, first.Version, first.ID, last.Version, last.ID, label, min(first.ID, last.ID), max(first.ID, last.ID), first.Version, last.Version)
 	if err != nil {
 		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 	}
@@ -765,7 +1131,7 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		if err := rows.Scan(&v, &id, &msg); err != nil {
 			return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 		}
-		if i, ok := idx[[2]string{v, id}]; ok {
+		if i, ok := idx[[2]string{v, id}]; ok && len(out[i].Examples) < tally.MaxExamples && !slices.Contains(out[i].Examples, msg) {
 			out[i].Examples = append(out[i].Examples, msg)
 		}
 	}
@@ -773,6 +1139,53 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 	}
 	return out, next, nil
+}
+
+// SignatureHours reads each key's hours, an aliased id's summed in, one
+// range of the primary key per stored id.
+func (db *DB) SignatureHours(ctx context.Context, label string, keys []rollout.SignatureKey, since time.Time) ([]rollout.SignatureHour, error) {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(x, y rollout.SignatureKey) int {
+		return cmp.Or(cmp.Compare(x.Version, y.Version), cmp.Compare(x.ID, y.ID))
+	})
+	keys = slices.Compact(keys)
+	tx, err := db.rd.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `SELECT hour, sum(jobs) FROM (
+			SELECT hour, jobs FROM tel_sig_hours WHERE label = ?1 AND version = ?2 AND signature = ?3 AND hour >= ?4
+			UNION ALL
+			SELECT h.hour, h.jobs FROM tel_aliases a JOIN tel_sig_hours h ON h.label = ?1 AND h.version = ?2
+				AND h.signature = a.signature AND h.hour >= ?4
+			WHERE a.alias_of = ?3)
+		GROUP BY hour ORDER BY hour`)
+	if err != nil {
+		return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+	}
+	defer st.Close()
+	var out []rollout.SignatureHour
+	from := tally.HourOf(since)
+	for _, k := range keys {
+		rows, err := st.QueryContext(ctx, label, k.Version, k.ID, from)
+		if err != nil {
+			return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+		}
+		for rows.Next() {
+			var h, n int64
+			if err := rows.Scan(&h, &n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+			}
+			out = append(out, rollout.SignatureHour{SignatureKey: k, Hour: time.Unix(h*3600, 0).UTC(), Jobs: n})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("signature hours of %s: %w", label, err)
+		}
+	}
+	return out, nil
 }
 
 // telCache remembers keys of aggregate rows known to be committed (set

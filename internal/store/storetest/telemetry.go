@@ -24,6 +24,9 @@ var telemetryTests = []struct {
 	fn   func(t *testing.T, s rollout.Store)
 }{
 	{"TelemetryCohorts", testTelemetryCohorts},
+	{"TelemetryBackfilledHistory", testTelemetryBackfill},
+	{"TelemetrySignatureAliases", testTelemetryAliases},
+	{"TelemetrySignatureTrend", testTelemetryTrend},
 	{"TelemetryBatchRefusedWhole", testTelemetryRefusal},
 	{"TelemetryExamplesCapped", testTelemetryExamples},
 	{"TelemetryConcurrentRetries", testTelemetryConcurrent},
@@ -100,8 +103,13 @@ const telLabel = "img"
 
 func newTelEnv(t *testing.T, s rollout.Store) *telEnv {
 	t.Helper()
+	return newTelEnvSigner(t, s, LastLineSigner{})
+}
+
+func newTelEnvSigner(t *testing.T, s rollout.Store, signer rollout.Signer) *telEnv {
+	t.Helper()
 	e := &telEnv{t: t, s: s, clock: NewClock(T0)}
-	svc, err := rollout.NewService(ctx(t), s, rollout.ServiceOptions{Clock: e.clock, AllowUnknownGate: true, Signer: LastLineSigner{}})
+	svc, err := rollout.NewService(ctx(t), s, rollout.ServiceOptions{Clock: e.clock, AllowUnknownGate: true, Signer: signer})
 	must(t, err)
 	t.Cleanup(func() { svc.Close() })
 	e.svc = svc
@@ -323,6 +331,163 @@ func testTelemetryCohorts(t *testing.T, s rollout.Store) {
 		t.Error("RingTelemetry of a missing rollout succeeded")
 	} else {
 		wantErr(t, "RingTelemetry of a missing rollout", err, rollout.ErrNotFound)
+	}
+}
+
+// testTelemetryBackfill: the new cohort's evidence is judged at ingest,
+// and history backfilled later (a job on the old version from before the
+// rollout was created, reported late) takes it away again.
+func testTelemetryBackfill(t *testing.T, s rollout.Store) {
+	e := newTelEnv(t, s)
+	sqliteID, _ := LastLineSigner{}.Sign(sqlite3)
+	F := rollout.OutcomeFailed
+	e.clock.Advance(time.Hour)
+	r, err := e.svc.StartRollout(ctx(t), "test", rollout.StartRequest{Label: telLabel, Version: "v2"})
+	must(t, err)
+	e.clock.Advance(time.Minute)
+	e.tickTo(r.ID, 0)
+	e.clock.Advance(10 * time.Minute)
+	e.ingest(3,
+		e.ev("n1", "org-canary", "v2", "p-a", F, sqlite3, 0),
+		e.ev("n2", "org-canary", "v2", "p-b", F, sqlite3, 0),
+		e.ev("n3", "org-canary", "v2", "p-c", F, sqlite3, 0))
+	check := func(step string, want rollout.SignatureCounts) {
+		t.Helper()
+		got, err := s.RingTelemetry(ctx(t), r.ID, 0)
+		must(t, err)
+		if len(got.Signatures) != 1 || got.Signatures[0].ID != sqliteID {
+			t.Fatalf("%s: signatures %+v, want only %s", step, got.Signatures, sqliteID)
+		}
+		sig := got.Signatures[0]
+		if d := cmp.Diff(want, sig.Cohorts[rollout.CohortNew]); d != "" {
+			t.Errorf("%s: new cohort (-want +got):\n%s", step, d)
+		}
+		if sig.NewWithoutHistory != want.WithoutHistory {
+			t.Errorf("%s: NewWithoutHistory = %d, want %d", step, sig.NewWithoutHistory, want.WithoutHistory)
+		}
+	}
+	check("before backfill", rollout.SignatureCounts{Pipelines: 3, Orgs: 1, Jobs: 3, WithoutHistory: 3, OrgsWithoutHistory: 1, TopOrgs: []int64{3}})
+	// p-a hit it on v1 two days before the rollout; p-c only after the
+	// rollout was created, which is no history.
+	e.ingest(2,
+		e.ev("h1", "org-old", "v1", "p-a", F, sqlite3, -2*24*time.Hour),
+		e.ev("h2", "org-old", "v1", "p-c", F, sqlite3, -5*time.Minute))
+	check("p-a backfilled", rollout.SignatureCounts{Pipelines: 3, Orgs: 1, Jobs: 3, WithoutHistory: 2, OrgsWithoutHistory: 1, TopOrgs: []int64{2}})
+	e.ingest(1, e.ev("h3", "org-old", "v1", "p-b", F, sqlite3, -3*24*time.Hour))
+	e.ingest(1, e.ev("h4", "org-old", "v1", "p-c", F, sqlite3, -3*24*time.Hour))
+	check("all backfilled", rollout.SignatureCounts{Pipelines: 3, Orgs: 1, Jobs: 3})
+	// A new pipeline with history from before is no evidence either.
+	e.ingest(1, e.ev("h5", "org-old", "v1", "p-d", F, sqlite3, -time.Hour-30*time.Minute))
+	e.ingest(1, e.ev("n4", "org-canary", "v2", "p-d", F, sqlite3, 0))
+	check("p-d", rollout.SignatureCounts{Pipelines: 4, Orgs: 1, Jobs: 4})
+}
+
+// generalisingSigner answers texts from a script: the miner generalising
+// "old" into "new" on the second variant, and a replica that has not seen
+// it yet still answering "old".
+type generalisingSigner map[string][3]string
+
+var _ rollout.GeneralisingSigner = generalisingSigner{}
+
+func (g generalisingSigner) Sign(text string) (string, string) {
+	a := g[text]
+	return a[0], a[1]
+}
+
+func (g generalisingSigner) SignGeneralised(text string) (string, string, string) {
+	a := g[text]
+	return a[0], a[1], a[2]
+}
+
+// testTelemetryAliases: when a template generalises, the old id's counts
+// continue under the new one, also for events still reported under the
+// old id.
+func testTelemetryAliases(t *testing.T, s rollout.Store) {
+	signer := generalisingSigner{
+		"Error: db-1 refused\n":       {"s-old", "Error: db-1 refused", ""},
+		"Error: db-2 refused\n":       {"s-new", "Error: <*> refused", "s-old"},
+		"late: Error: db-1 refused\n": {"s-old", "Error: db-1 refused", ""},
+	}
+	e := newTelEnvSigner(t, s, signer)
+	F := rollout.OutcomeFailed
+	// p-h's history, under the old id: still history after the merge.
+	e.ingest(1, e.ev("h1", "org-old", "v1", "p-h", F, "Error: db-1 refused\n", -2*24*time.Hour))
+	e.clock.Advance(time.Hour)
+	r, err := e.svc.StartRollout(ctx(t), "test", rollout.StartRequest{Label: telLabel, Version: "v2"})
+	must(t, err)
+	e.clock.Advance(time.Minute)
+	e.tickTo(r.ID, 0)
+	e.clock.Advance(10 * time.Minute)
+	e.ingest(1, e.ev("n1", "org-canary", "v2", "p-a", F, "Error: db-1 refused\n", 0))
+	e.ingest(1, e.ev("n2", "org-canary", "v2", "p-b", F, "Error: db-2 refused\n", 0))
+	e.ingest(1, e.ev("n3", "org-canary", "v2", "p-c", F, "late: Error: db-1 refused\n", 0))
+	e.ingest(1, e.ev("n4", "org-canary", "v2", "p-h", F, "Error: db-2 refused\n", 0))
+	got, err := s.RingTelemetry(ctx(t), r.ID, 0)
+	must(t, err)
+	want := []rollout.RingSignature{{ID: "s-new", Template: "Error: <*> refused",
+		Examples: []string{"Error: db-2 refused\n", "late: Error: db-1 refused\n"},
+		Cohorts: map[string]rollout.SignatureCounts{rollout.CohortNew: {Pipelines: 4, Orgs: 2, Jobs: 4,
+			WithoutHistory: 3, OrgsWithoutHistory: 1, TopOrgs: []int64{3}}},
+		NewWithoutHistory: 3}}
+	if d := cmp.Diff(want, got.Signatures); d != "" {
+		t.Errorf("RingTelemetry signatures (-want +got):\n%s", d)
+	}
+	sigs, _, err := s.ListSignatures(ctx(t), telLabel, "v2", rollout.Page{})
+	must(t, err)
+	var listed []string
+	for _, sg := range sigs {
+		listed = append(listed, fmt.Sprintf("%s %s %q jobs=%d pipelines=%d orgs=%d examples=%d", sg.Version, sg.ID, sg.Template, sg.Jobs, sg.Pipelines, sg.Orgs, len(sg.Examples)))
+	}
+	if d := cmp.Diff([]string{`v2 s-new "Error: <*> refused" jobs=4 pipelines=4 orgs=2 examples=3`}, listed); d != "" {
+		t.Errorf("ListSignatures(v2) (-want +got):\n%s", d)
+	}
+}
+
+// testTelemetryTrend: a signature listing with a window carries failed
+// jobs per hour, one bucket per hour of the window, zeros included.
+func testTelemetryTrend(t *testing.T, s rollout.Store) {
+	e := newTelEnv(t, s)
+	sqliteID, _ := LastLineSigner{}.Sign(sqlite3)
+	F := rollout.OutcomeFailed
+	e.clock.Advance(5 * time.Hour)
+	now := e.clock.Now()
+	ats := []time.Duration{-150 * time.Minute, -149 * time.Minute, 0, -10 * time.Hour} // the last outside the window
+	var evs []rollout.JobEvent
+	for i, at := range ats {
+		evs = append(evs, e.ev(fmt.Sprint("t", i), "org-canary", "v1", fmt.Sprint("p-", i), F, sqlite3, at))
+	}
+	evs = append(evs, e.ev("other", "org-canary", "v1", "p-x", F, flaky, -time.Hour))
+	e.ingest(len(evs), evs...)
+	sigs, _, err := e.svc.SignaturesWithTrend(ctx(t), telLabel, "v1", 4*time.Hour, rollout.Page{})
+	must(t, err)
+	end := now.UTC().Truncate(time.Hour)
+	want := make([]rollout.TrendBucket, 4)
+	for i := range want {
+		want[i].Hour = end.Add(time.Duration(i-3) * time.Hour)
+	}
+	for _, at := range ats[:3] {
+		want[3-int(end.Sub(now.Add(at).UTC().Truncate(time.Hour))/time.Hour)].Jobs++
+	}
+	var got []rollout.TrendBucket
+	for _, sg := range sigs {
+		if sg.ID == sqliteID {
+			got = sg.Trend
+		}
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("trend of %s over 4h (-want +got):\n%s", sqliteID, d)
+	}
+	sigs, _, err = e.svc.Signatures(ctx(t), telLabel, "v1", rollout.Page{})
+	must(t, err)
+	for _, sg := range sigs {
+		if sg.Trend != nil {
+			t.Errorf("listing without a window: %s has trend %v", sg.ID, sg.Trend)
+		}
+	}
+	if _, _, err := e.svc.SignaturesWithTrend(ctx(t), telLabel, "v1", 8*24*time.Hour, rollout.Page{}); err == nil {
+		t.Error("a trend window of 8 days was accepted")
+	} else {
+		wantErr(t, "a trend window of 8 days", err, rollout.ErrInvalid)
 	}
 }
 

@@ -106,6 +106,23 @@ type Example struct {
 	Message                   string
 }
 
+// SigHour adds Jobs to a version's signature in one UTC hour (Hour:
+// hours since 1970-01-01).
+type SigHour struct {
+	Label, Version, Signature string
+	Hour                      int64
+	Jobs                      int64
+}
+
+// HourOf is the UTC hour number of t, as SigHour.Hour counts it.
+func HourOf(t time.Time) int64 {
+	s := t.Unix()
+	if s < 0 && s%3600 != 0 {
+		return s/3600 - 1
+	}
+	return s / 3600
+}
+
 // Template is a signature's template.
 type Template struct {
 	Signature, Template string
@@ -123,6 +140,7 @@ type Batch struct {
 	Templates   []Template
 	RingOrgs    []RingOrg
 	OrgDays     []OrgDay
+	SigHours    []SigHour
 }
 
 // MaxExamples is how many example messages a version's signature keeps.
@@ -143,6 +161,7 @@ func Group(obs []rollout.Observation) Batch {
 	templates := map[string]string{}
 	ringOrgs := map[RingOrg]int64{} // keyed with Failed 0
 	days := map[OrgDay]*OrgDay{}    // keyed with counts 0
+	hours := map[SigHour]int64{}    // keyed with Jobs 0
 	for i := range obs {
 		o := &obs[i]
 		if o.Pipeline == "" {
@@ -198,6 +217,7 @@ func Group(obs []rollout.Observation) Batch {
 		}
 		v.Jobs++
 		v.First, v.Last = minTime(v.First, o.StartedAt), maxTime(v.Last, o.StartedAt)
+		hours[SigHour{Label: o.Label, Version: o.Version, Signature: o.Signature, Hour: HourOf(o.StartedAt)}]++
 		hk := [4]string{o.Label, o.Pipeline, o.Signature, o.Version}
 		h := hist[hk]
 		if h == nil {
@@ -210,7 +230,9 @@ func Group(obs []rollout.Observation) Batch {
 		if ex := examples[vk]; len(ex) < MaxExamples && o.Example != "" && !slices.Contains(ex, o.Example) {
 			examples[vk] = append(ex, o.Example)
 		}
-		if _, ok := templates[o.Signature]; !ok {
+		// An observation moved to a signature's surviving id carries no
+		// template (its own is the aliased id's).
+		if _, ok := templates[o.Signature]; !ok && o.Template != "" {
 			templates[o.Signature] = o.Template
 		}
 	}
@@ -266,6 +288,13 @@ func Group(obs []rollout.Observation) Batch {
 	slices.SortFunc(b.OrgDays, func(x, y OrgDay) int {
 		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Version, y.Version), cmp.Compare(x.Org, y.Org), cmp.Compare(x.Day, y.Day))
 	})
+	for k, n := range hours {
+		k.Jobs = n
+		b.SigHours = append(b.SigHours, k)
+	}
+	slices.SortFunc(b.SigHours, func(x, y SigHour) int {
+		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Version, y.Version), cmp.Compare(x.Signature, y.Signature), cmp.Compare(x.Hour, y.Hour))
+	})
 	for s, t := range templates {
 		b.Templates = append(b.Templates, Template{s, t})
 	}
@@ -302,4 +331,124 @@ func Top(counts []int64, k int) []int64 {
 		return nil
 	}
 	return slices.Clip(counts)
+}
+
+// RingSigRow is one stored row of a ring cohort's signature counts.
+type RingSigRow struct {
+	// Raw is the id the row is stored under; ID the surviving id (Raw,
+	// unless Raw is an alias of a generalised signature).
+	Raw, ID, Cohort string
+	// Counts holds Jobs, Pipelines and Orgs.
+	Counts rollout.SignatureCounts
+	// Evidence is the fresh pipelines (control and old: judged at first
+	// hit; new: kept up to date), EvidenceOrgs the new cohort's orgs with
+	// one.
+	Evidence, EvidenceOrgs int64
+}
+
+// RingSigs sums a ring's rows into its signatures under their surviving
+// ids, the same way for every store: an aliased id's counts are added to
+// the surviving one's (distinct counts too: a pipeline under both counts
+// twice). Rows come ordered by stored id; without aliases that is the
+// order of the result, and nothing is sorted.
+type RingSigs struct {
+	// Index is a surviving id's position in Signatures' result.
+	Index map[string]int
+	// PerOrg lists the signatures whose new cohort's per-org counts the
+	// store must read (SetOrgs), with Raws[i] the stored ids to read:
+	// where an org has several fresh pipelines, or ids were merged.
+	PerOrg []int
+	Raws   map[int][]string
+
+	alias   map[string]string // aliased stored id → surviving id
+	sigs    []rollout.RingSignature
+	newRaws [][]string // per signature: stored ids with new-cohort evidence
+}
+
+// Add adds one stored row.
+func (r *RingSigs) Add(row RingSigRow) {
+	if r.Index == nil {
+		r.Index, r.alias = map[string]int{}, map[string]string{}
+	}
+	if row.Raw != row.ID {
+		r.alias[row.Raw] = row.ID
+	}
+	i, ok := r.Index[row.ID]
+	if !ok {
+		i = len(r.sigs)
+		r.Index[row.ID] = i
+		r.sigs = append(r.sigs, rollout.RingSignature{ID: row.ID, Cohorts: make(map[string]rollout.SignatureCounts, 2)})
+		r.newRaws = append(r.newRaws, nil)
+	}
+	c := r.sigs[i].Cohorts[row.Cohort]
+	c.Jobs += row.Counts.Jobs
+	c.Pipelines += row.Counts.Pipelines
+	c.Orgs += row.Counts.Orgs
+	switch row.Cohort {
+	case rollout.CohortControl, rollout.CohortOld:
+		c.WithoutHistory += row.Evidence
+	case rollout.CohortNew:
+		c.WithoutHistory += row.Evidence
+		c.OrgsWithoutHistory += row.EvidenceOrgs
+		if row.Evidence > 0 {
+			r.newRaws[i] = append(r.newRaws[i], row.Raw)
+		}
+	}
+	r.sigs[i].Cohorts[row.Cohort] = c
+}
+
+// Surviving returns the surviving id of a stored id of the ring.
+func (r *RingSigs) Surviving(raw string) string {
+	if id, ok := r.alias[raw]; ok {
+		return id
+	}
+	return raw
+}
+
+// Signatures returns the signatures ordered by ID, without templates and
+// examples, and sets Index, PerOrg and Raws.
+func (r *RingSigs) Signatures() []rollout.RingSignature {
+	if len(r.alias) > 0 {
+		order := make([]int, len(r.sigs))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(x, y int) int { return cmp.Compare(r.sigs[x].ID, r.sigs[y].ID) })
+		sigs, raws := make([]rollout.RingSignature, len(order)), make([][]string, len(order))
+		for j, i := range order {
+			sigs[j], raws[j] = r.sigs[i], r.newRaws[i]
+			r.Index[sigs[j].ID] = j
+		}
+		r.sigs, r.newRaws = sigs, raws
+	}
+	r.Raws = map[int][]string{}
+	for i := range r.sigs {
+		c, ok := r.sigs[i].Cohorts[rollout.CohortNew]
+		if !ok {
+			continue
+		}
+		r.sigs[i].NewWithoutHistory = c.WithoutHistory
+		if raws := r.newRaws[i]; c.WithoutHistory > c.OrgsWithoutHistory || len(raws) > 1 {
+			r.PerOrg, r.Raws[i] = append(r.PerOrg, i), raws
+		} else if c.WithoutHistory > 0 {
+			c.TopOrgs = make([]int64, min(c.WithoutHistory, rollout.MaxTopOrgs))
+			for j := range c.TopOrgs {
+				c.TopOrgs[j] = 1
+			}
+			r.sigs[i].Cohorts[rollout.CohortNew] = c
+		}
+	}
+	return r.sigs
+}
+
+// SetOrgs sets sig's new-cohort orgs from its fresh pipelines per org.
+func SetOrgs(sig *rollout.RingSignature, byOrg map[string]int64) {
+	c := sig.Cohorts[rollout.CohortNew]
+	counts := make([]int64, 0, len(byOrg))
+	for _, n := range byOrg {
+		counts = append(counts, n)
+	}
+	c.OrgsWithoutHistory = int64(len(counts))
+	c.TopOrgs = Top(counts, rollout.MaxTopOrgs)
+	sig.Cohorts[rollout.CohortNew] = c
 }
