@@ -113,6 +113,22 @@ func (h *Handler) newestVersion(ctx context.Context, label string) (*rollout.Ver
 	return v, err
 }
 
+// signaturePage is one page of a label's (and version's) signatures.
+type signaturePage struct {
+	sigs []rollout.Signature
+	next string
+}
+
+// signatures is a page of the Service's signatures, through the cache:
+// they change only when ingest flushes its aggregates, and at a million
+// events the store's answer costs more than the rest of the page.
+func (h *Handler) signatures(ctx context.Context, label, version, after string) (signaturePage, time.Time, error) {
+	return h.sigPages.get(ctx, label+"\x00"+version+"\x00"+after, func(ctx context.Context) (signaturePage, error) {
+		sigs, next, err := h.svc.Signatures(ctx, label, version, rollout.Page{After: after, Limit: signaturesPerPage})
+		return signaturePage{sigs, next}, err
+	})
+}
+
 // analysis is the Service's analysis of rollout id, through the cache.
 func (h *Handler) analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, time.Time, error) {
 	return h.analyses.get(ctx, id, func(ctx context.Context) (rollout.RolloutAnalysis, error) { return h.svc.Analysis(ctx, id) })

@@ -21,7 +21,12 @@ type signaturesData struct {
 	// them), and ReportsRead how many of the label's newest were matched.
 	Reports     bool
 	ReportsRead int
+	// AsOf is when the signatures were read (see staleCache).
+	AsOf time.Time
 }
+
+// signaturesPerPage is how many signatures one page lists.
+const signaturesPerPage = 50
 
 // reportsPerPage bounds the reports the Signatures page matches: the
 // label's newest, read in one query rather than one per signature.
@@ -66,11 +71,12 @@ func (h *Handler) signaturesPage(w http.ResponseWriter, r *http.Request, s *sess
 		return nil
 	}
 	ctx := r.Context()
-	sigs, next, err := h.svc.Signatures(ctx, d.Label, d.Version, rollout.Page{After: q.Get("after"), Limit: 50})
+	sp, asOf, err := h.signatures(ctx, d.Label, d.Version, q.Get("after"))
 	if err != nil {
 		return err
 	}
-	d.Next = next
+	sigs := sp.sigs
+	d.Next, d.AsOf = sp.next, asOf
 	// Counts per ring and side come from the version's newest rollout;
 	// a ring's telemetry holds every signature (thousands), the page 50.
 	tel := make(map[string][]ringCounts, len(sigs))

@@ -144,6 +144,7 @@ type Handler struct {
 
 	statuses  *staleCache[rollout.LabelStatus]
 	newest    *staleCache[*rollout.Version]
+	sigPages  *staleCache[signaturePage]
 	analyses  *staleCache[rollout.RolloutAnalysis]
 	telemetry *staleCache[rollout.Telemetry]
 }
@@ -176,6 +177,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h.statuses = newStaleCache[rollout.LabelStatus](stale, 1000)
 	h.newest = newStaleCache[*rollout.Version](stale, 1000)
+	h.sigPages = newStaleCache[signaturePage](stale, 200)
 	h.analyses = newStaleCache[rollout.RolloutAnalysis](stale, 200)
 	h.telemetry = newStaleCache[rollout.Telemetry](stale, 200)
 	p, err := parsePages()
