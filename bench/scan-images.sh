@@ -8,6 +8,7 @@
 #
 #   bench/scan-images.sh                  # RUNS=5 alternating runs, medians
 #   SYFT=/path/to/syft BIG=0 bench/scan-images.sh
+#   PARTS="extraction big" bench/scan-images.sh   # some of: deb12 extraction churn big
 #
 # Root filesystems are built with mmdebstrap (installed with apt-get when
 # missing) and cached under ~/.cache/imagegate-test, keyed by suite, variant
@@ -17,6 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 BIG=${BIG:-1}
+PARTS=${PARTS:-deb12 extraction churn big}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 SYFT=${SYFT:-$(command -v syft || true)}
 CACHE=${CACHE:-$HOME/.cache/imagegate-test}
 out=$(mktemp -d)
@@ -160,12 +163,15 @@ extraction() {
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); syft: ${SYFT:-not found}"
 base=$(rootfs bookworm python3)
 deb12=$(images bookworm-python3 "$base")
-bench_image "Debian 12 + python3" "$deb12" "$base"
-extraction "$deb12"
-churn=$(images bookworm-python3-churn "$base" -churn)
-bench_image "Debian 12 + python3, five layers (deletes, overwrites, opaque dirs)" "$churn" "$base"
-if [ "$BIG" = 1 ]; then
+if part deb12; then bench_image "Debian 12 + python3" "$deb12" "$base"; fi
+if part extraction; then extraction "$deb12"; fi
+if part churn; then
+  churn=$(images bookworm-python3-churn "$base" -churn)
+  bench_image "Debian 12 + python3, five layers (deletes, overwrites, opaque dirs)" "$churn" "$base"
+fi
+if [ "$BIG" = 1 ] && part big; then
   big=$(rootfs bookworm python3 nodejs default-jdk-headless build-essential git)
   bigimg=$(images bookworm-big "$big")
   bench_image "Debian 12 + python3, nodejs, default-jdk-headless, build-essential, git" "$bigimg" "$big"
 fi
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

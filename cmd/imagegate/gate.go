@@ -161,9 +161,9 @@ modules, packages, image metadata): imagegate's own, a container-structure-test 
 goss file (recognised by its resource types; --goss names one explicitly), rendered as a goss
 template with --vars and --vars-inline. --run starts the image's entrypoint and cmd in the chroot
 sandbox (its own network, loopback only; as the image's USER in its WORKDIR with its Env), as
-dgoss run does, and checks goss's port, process, http, addr and dns against it, retried until
-they pass or --wait is over; then it stops everything it started. Without --run they are
-reported as skipped.
+dgoss run does, and checks goss's port, process, http, addr and dns against it, and runs its
+commands beside it (as docker exec), retried until they pass or --wait is over; then it stops
+everything it started. Without --run the runtime resources are reported as skipped.
 
 ` + exitHelpGate,
 		Example: "  imagegate check dir:/opt/hostedtoolcache\n  imagegate check oci:./image --baseline previous.json --spec image-tests.yaml --junit check.xml\n" +

@@ -148,9 +148,10 @@ const (
 
 // Test is one sequential test's statistics at this check.
 type Test struct {
-	// ExposureShare is the new side's share of exposure (pipelines for a
-	// signature, jobs for the aggregate); Rho is the null share used, after
-	// the cohort adjustment (≥ ExposureShare).
+	// ExposureShare is the new side's share of exposure (for a signature
+	// the larger of its shares of pipelines and of jobs, for the aggregate
+	// its share of jobs); Rho is the null share used, after the cohort
+	// adjustment (≥ ExposureShare).
 	ExposureShare float64 `json:"exposureShare"`
 	Rho           float64 `json:"rho"`
 	// NewEvents of Events fell on the new side; NewShare is their ratio.
@@ -160,12 +161,17 @@ type Test struct {
 	// Orgs is the number of distinct orgs on the new side behind NewEvents.
 	Orgs int64 `json:"orgs"`
 	// LogBF is the log Bayes factor on all events; LogBFWithoutTopOrgs the
-	// same without the MinOrgs−1 most affected orgs. Eligible is false when
-	// the new side's share is no more than Rho or too few orgs are behind
-	// it; then e-BH takes the e-value as 0. Otherwise LogE, the smaller of
-	// the two, is the log e-value e-BH uses.
+	// same without the MinOrgs−1 most affected orgs; LogBFOrgsOnce (for a
+	// signature) the same with each org's evidence counted once, i.e. the
+	// new side's events replaced by its distinct orgs. Eligible is false
+	// when the new side's share is no more than Rho, too few orgs are
+	// behind it, or neither robust count still shows it more frequent on
+	// the new side; then e-BH takes the e-value as 0. Otherwise LogE, the
+	// smaller of LogBF and the larger robust statistic, is the log e-value
+	// e-BH uses.
 	LogBF               float64 `json:"logBF"`
 	LogBFWithoutTopOrgs float64 `json:"logBFWithoutTopOrgs"`
+	LogBFOrgsOnce       float64 `json:"logBFOrgsOnce"`
 	Eligible            bool    `json:"eligible"`
 	LogE                float64 `json:"logE"`
 	// LogThreshold is log(m/(α·max(k*,1))), the bar this check applied.
@@ -248,7 +254,14 @@ func Analyze(in RingInput, p Params) (Decision, error) {
 		return d, nil
 	}
 
-	rhoPipes := share(in.New.Pipelines, in.Old.Pipelines)
+	// A signature's null share is the new side's share of pipelines or of
+	// jobs, whichever is larger: a common signature saturates the pipelines
+	// it can strike and splits like them, a rare one strikes a pipeline in
+	// proportion to the jobs it runs, so a side whose pipelines each run
+	// more jobs (Ring 0's busy orgs) shows more of every rare signature
+	// without anything having changed.
+	rhoJobs := share(in.New.Jobs, in.Old.Jobs)
+	rhoPipes := max(share(in.New.Pipelines, in.Old.Pipelines), rhoJobs)
 	rhoSig := adjust(rhoPipes, d.CohortRatio)
 	minus := p.MinOrgs - 1
 	d.Signatures = make([]SignatureResult, 0, len(in.Signatures))
@@ -259,17 +272,16 @@ func Analyze(in RingInput, p Params) (Decision, error) {
 		if n == 0 {
 			continue
 		}
-		t := test(y, n, s.New.OrgsWithoutHistory, rhoPipes, rhoSig, topSum(s.New.TopOrgs, minus), p)
+		t := test(y, n, s.New.OrgsWithoutHistory, rhoPipes, rhoSig, topSum(s.New.TopOrgs, minus), true, p)
 		d.Signatures = append(d.Signatures, SignatureResult{ID: s.ID, Template: s.Template, Examples: s.Examples, New: s.New, Old: s.Old, Test: t})
 		if t.Eligible {
 			logE = append(logE, t.LogE)
 		}
 	}
-	rhoJobs := share(in.New.Jobs, in.Old.Jobs)
 	agg := Test{ExposureShare: rhoJobs}
 	if in.New.Jobs > 0 && in.Old.Jobs > 0 {
 		agg = test(in.New.FailedJobs, in.New.FailedJobs+in.Old.FailedJobs, in.New.FailedOrgs, rhoJobs, adjust(rhoJobs, d.CohortRatio),
-			topSum(in.New.TopOrgFailedJobs, minus), p)
+			topSum(in.New.TopOrgFailedJobs, minus), false, p)
 	}
 	if agg.Eligible {
 		logE = append(logE, agg.LogE)
@@ -347,8 +359,20 @@ func (d *Decision) verdict(in RingInput) (Outcome, string) {
 }
 
 // test runs one sequential test; LogThreshold, Regression and Why are set
-// once e-BH has run.
-func test(y, n, orgs int64, exposure, rho float64, top int64, p Params) Test {
+// once e-BH has run. top is the evidence of the MinOrgs−1 most affected
+// orgs; orgsOnce adds the count with each org once, for signatures, whose
+// events are pipelines (for the aggregate, failed jobs, it means nothing).
+//
+// Both robust counts ask the same question — does the excess stand
+// without what a couple of orgs contribute? — and fail in opposite
+// cases: leaving out the top orgs costs most when the evidence is spread
+// one pipeline per org (a break in five orgs keeps three events), counting
+// orgs once costs most when a few orgs carry many pipelines each. The
+// larger of the two is taken: one org with fifty pipelines counts once
+// under the second and not at all under the first, so neither lets a
+// couple of orgs decide. Either is at most LogBF (LogE takes the minimum),
+// so the e-value, and with it Ville's bound, is that of the plain test.
+func test(y, n, orgs int64, exposure, rho float64, top int64, orgsOnce bool, p Params) Test {
 	t := Test{ExposureShare: exposure, Rho: rho, NewEvents: y, Events: n, Orgs: orgs}
 	if n > 0 {
 		t.NewShare = float64(y) / float64(n)
@@ -356,9 +380,20 @@ func test(y, n, orgs int64, exposure, rho float64, top int64, p Params) Test {
 	t.LogBF = LogBF(y, n, rho, p.K)
 	top = min(top, y)
 	t.LogBFWithoutTopOrgs = LogBF(y-top, n-top, rho, p.K)
-	if t.NewShare > rho && orgs >= int64(p.MinOrgs) && float64(y-top) > rho*float64(n-top) {
+	robust, worse := math.Inf(-1), false
+	if float64(y-top) > rho*float64(n-top) {
+		robust, worse = t.LogBFWithoutTopOrgs, true
+	}
+	if orgsOnce {
+		once := min(orgs, y)
+		t.LogBFOrgsOnce = LogBF(once, n-(y-once), rho, p.K)
+		if float64(once) > rho*float64(n-(y-once)) {
+			robust, worse = max(robust, t.LogBFOrgsOnce), true
+		}
+	}
+	if t.NewShare > rho && orgs >= int64(p.MinOrgs) && worse {
 		t.Eligible = true
-		t.LogE = min(t.LogBF, t.LogBFWithoutTopOrgs)
+		t.LogE = min(t.LogBF, robust)
 	}
 	return t
 }
@@ -374,7 +409,7 @@ func (t *Test) explain(p Params) string {
 	case t.Orgs < int64(p.MinOrgs):
 		return "more frequent on the new side, but in fewer orgs than a regression needs"
 	case !t.Eligible:
-		return "more frequent on the new side, but not without its most affected orgs"
+		return "more frequent on the new side, but neither without its most affected orgs nor with each org counted once"
 	case t.Regression:
 		return fmt.Sprintf("new side has %.1f%% of %d events against a %.1f%% share, in %d orgs: log BF %.2f ≥ %.2f",
 			100*t.NewShare, t.Events, 100*t.Rho, t.Orgs, t.LogE, t.LogThreshold)

@@ -132,6 +132,65 @@ func TestAnalyzeTopOrgsLeftOut(t *testing.T) {
 	}
 }
 
+// A break spread one pipeline per org keeps its evidence: five orgs with
+// one pipeline each, where leaving out the two most affected orgs would
+// keep three events, are five orgs counted once. Three orgs are still not a
+// fleet-wide regression, however many pipelines each brings.
+func TestAnalyzeOrgsCountedOnce(t *testing.T) {
+	spread := sig("spread", 5, 5, 0)
+	spread.New.TopOrgs = []int64{1, 1, 1, 1, 1}
+	three := sig("three orgs", 3, 3, 0)
+	three.New.TopOrgs = []int64{1, 1, 1}
+	heavy := sig("three heavy orgs", 31, 3, 0)
+	heavy.New.TopOrgs = []int64{29, 1, 1}
+	d, err := analysis.Analyze(ring(300, 9000, spread, three, heavy), analysis.Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, s := range d.Signatures {
+		got[s.ID] = s.Test.Regression
+		if s.ID == "spread" && !(s.Test.LogBFWithoutTopOrgs < s.Test.LogThreshold && s.Test.LogBFOrgsOnce >= s.Test.LogThreshold) {
+			t.Errorf("spread: want the leave-out below the bar and the orgs-once count above it: %+v", s.Test)
+		}
+	}
+	if diff := cmp.Diff(map[string]bool{"spread": true, "three orgs": false, "three heavy orgs": false}, got); diff != "" {
+		t.Errorf("regressions (-want +got):\n%s", diff)
+	}
+}
+
+// A ring whose pipelines each run more jobs than the fleet's (Ring 0's
+// busy orgs) shows more of every rare signature: counts of a simulated
+// Ring 0 at 48 minutes, a timeout on 63 of its 608 pipelines and 313 of
+// the fleet's 9,939, are about their share of jobs, not a regression,
+// while they are 2.9 times their share of pipelines. A new signature
+// spread over enough orgs still is one.
+func TestAnalyzeBusyPipelines(t *testing.T) {
+	in := analysis.RingInput{
+		New: analysis.Side{Pipelines: 608, Jobs: 2145, FailedJobs: 260, FailedOrgs: 90},
+		Old: analysis.Side{Pipelines: 9939, Jobs: 16_900, FailedJobs: 1350, FailedOrgs: 2100},
+	}
+	timeout := sig("timeout", 63, 42, 313)
+	timeout.New.TopOrgs = []int64{4, 4, 3, 3, 3, 3, 2, 2, 2, 2}
+	broken := sig("broken", 9, 9, 0)
+	broken.New.TopOrgs = []int64{1, 1, 1, 1, 1, 1, 1, 1, 1}
+	in.Signatures = []analysis.Signature{timeout, broken}
+	d, err := analysis.Analyze(in, analysis.Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, s := range d.Signatures {
+		got[s.ID] = s.Test.Regression
+		if want := 2145.0 / (2145 + 16_900); math.Abs(s.Test.ExposureShare-want) > 1e-12 {
+			t.Errorf("%s: exposure share %v, want the jobs' share %v", s.ID, s.Test.ExposureShare, want)
+		}
+	}
+	if diff := cmp.Diff(map[string]bool{"timeout": false, "broken": true}, got); diff != "" {
+		t.Errorf("regressions (-want +got):\n%s", diff)
+	}
+}
+
 // The aggregate test fails a ring whose failure rate rose across many orgs,
 // and not one whose excess is one org's retry storm.
 func TestAnalyzeAggregate(t *testing.T) {

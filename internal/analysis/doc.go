@@ -19,7 +19,14 @@
 //
 // Under the null hypothesis a signature's events (evidence pipelines, both
 // sides) fall on the new side with probability ρ, the new side's share of
-// exposure (distinct pipelines): ρ = P_new / (P_new + P_old). After n
+// exposure: of distinct pipelines, ρ = P_new / (P_new + P_old), or of jobs
+// (J_new / (J_new + J_old)) when that is larger. A common signature
+// saturates the pipelines it can strike and splits like them; a rare one
+// strikes a pipeline in proportion to the jobs it runs, so a side whose
+// pipelines each run more jobs — Ring 0's busy orgs — shows more of every
+// rare signature, and the pipelines' share alone would call that a
+// regression (the simulator's Ring 0 runs two to three times the jobs per
+// pipeline of the fleet). After n
 // events of which y are on the new side, the Beta-Binomial mixture Bayes
 // factor with prior Beta(kρ, k(1−ρ)) on the new side's share is
 //
@@ -61,11 +68,19 @@
 //
 // A regression needs at least Params.MinOrgs distinct orgs among the new
 // side's evidence (default 3), and the statistic must stay significant
-// when the MinOrgs−1 most affected orgs' evidence is removed from y and n
-// (SignatureSide.TopOrgs); the smaller of the two Bayes factors is the one
-// used, which is still a valid e-value since it never exceeds BF. The
-// price is a few events: a break in ten orgs is found after about 12
-// evidence pipelines instead of 9 (TestBrokenFeatureDetected).
+// without what a couple of orgs contribute, counted in one of two ways:
+// with the MinOrgs−1 most affected orgs' evidence removed from y and n
+// (SignatureSide.TopOrgs), or with each org's evidence counted once (y
+// replaced by the new side's distinct orgs, n lowered by as much). The
+// two fail in opposite cases — leaving out costs most when a break is
+// spread one pipeline per org (five orgs keep three events), counting once
+// when a few orgs carry many pipelines each — and neither lets two orgs
+// decide: one org's fifty pipelines count once, or not at all. The larger
+// robust statistic is used, and then the smaller of it and BF, which is
+// still a valid e-value since it never exceeds BF. The price is an event
+// or so: a break in ten orgs is found after about 10 evidence pipelines
+// instead of 9 (TestBrokenFeatureDetected); with the leave-out alone it
+// took 12.
 //
 // # Limits
 //

@@ -37,8 +37,10 @@ type Options struct {
 	// ReadGossFile or ParseGoss.
 	Goss *GossSuite
 	// Run starts the image's entrypoint in the sandbox and checks goss's
-	// runtime resources (port, process, http, addr, dns) against it, as
-	// dgoss run does; nil leaves them skipped, saying so. It needs a
+	// runtime resources (port, process, http, addr, dns) against it, and
+	// runs goss's commands beside it, as dgoss run does; nil leaves the
+	// runtime resources skipped, saying so, and runs each command in a
+	// sandbox of its own. It needs a
 	// Target whose Runner is the chroot sandbox.
 	Run *GossRun
 	// Target is the image's files and runner when the snapshot was just

@@ -59,6 +59,21 @@ func serversLeft(t testing.TB) []string {
 	return left
 }
 
+// commandsLeft lists this machine's processes with arg on their
+// command line.
+func commandsLeft(t testing.TB, arg string) []string {
+	t.Helper()
+	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var left []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil && bytes.Contains(b, []byte("\x00"+arg+"\x00")) {
+			left = append(left, f+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return left
+}
+
 func openScanned(t testing.TB, oci string) (*snapshot.Snapshot, *source.Tree) {
 	t.Helper()
 	ctx := context.Background()
@@ -121,6 +136,9 @@ func TestGossRun(t *testing.T) {
 			"pass spec/goss/file[/srv/imagegate-www/index.html].exists",
 			"pass spec/goss/command[id -un].exit-status",
 			"pass spec/goss/command[id -un].stdout",
+			"pass spec/goss/command[fetch].exit-status",
+			"pass spec/goss/command[fetch].stdout",
+			"pass spec/goss/command[fetch].stderr",
 			"pass spec/goss/run",
 		}, nil, 20 * time.Second},
 		{"fail.yaml", []string{
@@ -132,18 +150,24 @@ func TestGossRun(t *testing.T) {
 			"fail spec/goss/http[http://localhost:8081/].status",
 			"fail spec/goss/addr[tcp://localhost:8081].reachable",
 			"fail spec/goss/dns[localhost].addrs",
+			"fail spec/goss/command[fetch-missing].exit-status",
+			"fail spec/goss/command[fetch-missing].stdout",
+			"fail spec/goss/command[sleep 4245.5 & sleep 4245.5].exit-status",
 			"pass spec/goss/port[tcp:8000].listening",
 			"pass spec/goss/dns[localhost].resolvable",
 			"pass spec/goss/run",
 		}, map[string]string{
-			"spec/goss/port[tcp:8080].listening":                      "listening: expected true, got false",
-			"spec/goss/port[tcp:8000].ip":                             `ip: expected contain-elements ["127.0.0.1"], got ["0.0.0.0"]`,
-			"spec/goss/process[nginx].running":                        "running: expected true, got false",
-			"spec/goss/http[http://localhost:8000/index.html].status": "status: expected 201, got 200",
-			"spec/goss/http[http://localhost:8000/index.html].body":   `body: expected ["goodbye"], got "hello from imagegate"`,
-			"spec/goss/http[http://localhost:8081/].status":           "status: Get \"http://localhost:8081/\": ",
-			"spec/goss/addr[tcp://localhost:8081].reachable":          "reachable: expected true, got false",
-			"spec/goss/dns[localhost].addrs":                          `addrs: expected contain-elements ["10.0.0.1"], got ["127.0.0.1","::1"]`,
+			"spec/goss/port[tcp:8080].listening":                         "listening: expected true, got false",
+			"spec/goss/port[tcp:8000].ip":                                `ip: expected contain-elements ["127.0.0.1"], got ["0.0.0.0"]`,
+			"spec/goss/process[nginx].running":                           "running: expected true, got false",
+			"spec/goss/http[http://localhost:8000/index.html].status":    "status: expected 201, got 200",
+			"spec/goss/http[http://localhost:8000/index.html].body":      `body: expected ["goodbye"], got "hello from imagegate"`,
+			"spec/goss/http[http://localhost:8081/].status":              "status: Get \"http://localhost:8081/\": ",
+			"spec/goss/addr[tcp://localhost:8081].reachable":             "reachable: expected true, got false",
+			"spec/goss/dns[localhost].addrs":                             `addrs: expected contain-elements ["10.0.0.1"], got ["127.0.0.1","::1"]`,
+			"spec/goss/command[fetch-missing].exit-status":               "exit-status: expected 0, got 1",
+			"spec/goss/command[fetch-missing].stdout":                    `stdout: expected ["200"], got ""`,
+			"spec/goss/command[sleep 4245.5 & sleep 4245.5].exit-status": "exit-status: command execution timed out (500ms)",
 		}, 10 * time.Second},
 	}
 	ctx := context.Background()
@@ -161,6 +185,9 @@ func TestGossRun(t *testing.T) {
 			}
 			if left := serversLeft(t); len(left) > 0 {
 				t.Errorf("left running after the check: %q", left)
+			}
+			if left := commandsLeft(t, "4245.5"); len(left) > 0 {
+				t.Errorf("a timed-out command left running: %q", left)
 			}
 			var got []string
 			for _, res := range r.Results {

@@ -11,6 +11,10 @@ import (
 	"github.com/imagegate/imagegate/internal/snapshot"
 )
 
+// systemKind is the runtime kind the scan gives a root filesystem's system
+// essentials (runtimes.KindSystem; check never imports the scan).
+const systemKind = "system"
+
 // runtimeParts is the automatic evidence for a runtime other than Python:
 // its standard parts (modules, trust store, capabilities, tools) as the scan
 // found them. The list of parts comes from the runtime itself or from lists
@@ -22,10 +26,17 @@ func runtimeParts(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 	if rt.Origin != "" {
 		title += " (" + rt.Origin + ")"
 	}
+	kind, noun := "module", "standard"
+	if rt.Kind == systemKind {
+		// The image's essentials (CA bundle, locale, tzdata, curl, git's
+		// HTTPS helper) are checks of their own kind, not a language's
+		// modules; the scan reports them as one entry at /.
+		kind, noun, title = systemKind, "system", "system essentials"
+	}
 	var out []Result
 	ok := 0
 	for _, m := range rt.Modules {
-		r := Result{ID: id + "/module/" + m.Name, Origin: OriginAutomatic, Kind: "module", Status: StatusFail, Name: title}
+		r := Result{ID: id + "/module/" + m.Name, Origin: OriginAutomatic, Kind: kind, Status: StatusFail, Name: title}
 		switch {
 		case m.Status == snapshot.StatusOK:
 			ok++
@@ -54,7 +65,7 @@ func runtimeParts(rt *snapshot.Runtime, id string, ch *diff.Changes) []Result {
 		}
 		out = append(out, r)
 	}
-	out = append(out, Result{ID: id + "/modules", Origin: OriginAutomatic, Kind: "module", Status: StatusPass, Name: title,
-		Message: fmt.Sprintf("%d standard %s ok at %s", ok, report.Plural(ok, "part", "parts"), rt.Path)})
+	out = append(out, Result{ID: id + "/modules", Origin: OriginAutomatic, Kind: kind, Status: StatusPass, Name: title,
+		Message: fmt.Sprintf("%d %s %s ok at %s", ok, noun, report.Plural(ok, "part", "parts"), rt.Path)})
 	return out
 }

@@ -53,7 +53,7 @@ func runGoss(ctx context.Context, snap *snapshot.Snapshot, g *GossSuite, t *sour
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if run != nil && isLive(&g.Resources[i]) {
+		if run != nil && (isLive(&g.Resources[i]) || isCommand(&g.Resources[i])) {
 			live = append(live, i)
 			continue
 		}
@@ -125,7 +125,13 @@ func (r *gossRun) resource(ctx context.Context, res *GossResource) []Result {
 		}
 		actual = func(string) (any, error) { return content, nil }
 	case "command":
-		return r.command(ctx, res)
+		switch {
+		case r.t == nil:
+			return r.failedAll(res, errNoTarget)
+		case r.t.Runner == nil:
+			return r.failedAll(res, errNoRunner)
+		}
+		return r.command(ctx, res, r.t.Runner.Run, "")
 	}
 	if needsTree(res.Type) && r.t == nil {
 		return r.failedAll(res, errNoTarget)
@@ -546,16 +552,19 @@ func (r *gossRun) pkg(res *GossResource) gossActual {
 	}
 }
 
-// command runs exec with sh -c as goss does, in the sandbox as the image's
+// execFunc runs a command to its end: in a sandbox of its own (a
+// Runner's Run) or beside the running entrypoint (Service.Exec). The error
+// is non-nil only when it could not be started.
+type execFunc func(ctx context.Context, cmd sandbox.Command) (sandbox.Result, error)
+
+// isCommand: a command resource that runs; under --run it runs beside the
+// entrypoint, as dgoss's goss runs inside the container.
+func isCommand(res *GossResource) bool { return !res.Skip && res.Type == "command" }
+
+// command runs exec with sh -c as goss does, with run, as the image's
 // User in its WorkingDir with its Env; retried retry_count times while an
-// attribute fails.
-func (r *gossRun) command(ctx context.Context, res *GossResource) []Result {
-	switch {
-	case r.t == nil:
-		return r.failedAll(res, errNoTarget)
-	case r.t.Runner == nil:
-		return r.failedAll(res, errNoRunner)
-	}
+// attribute fails. where, when set, says where it ran, for the evidence.
+func (r *gossRun) command(ctx context.Context, res *GossResource, run execFunc, where string) []Result {
 	if r.rc == nil {
 		r.rc = newRunContext(&Spec{}, r.img, r.t)
 	}
@@ -577,20 +586,20 @@ func (r *gossRun) command(ctx context.Context, res *GossResource) []Result {
 			}
 		}
 		var stdout, stderr bytes.Buffer
-		run, err := r.t.Runner.Run(ctx, sandbox.Command{
+		ran, err := run(ctx, sandbox.Command{
 			Path: sh, Args: []string{"-c", res.Subject}, Env: r.rc.env, Dir: r.rc.dir, User: r.rc.user,
 			Stdout: &stdout, Stderr: &stderr, Timeout: timeout, MaxOutput: maxCommandOutput,
 		})
 		switch {
 		case err != nil:
 			out = r.failedAll(res, fmt.Errorf("could not start sh -c %s: %w", shellQuote([]string{res.Subject}), err))
-		case run.TimedOut:
+		case ran.TimedOut:
 			out = r.failedAll(res, fmt.Errorf("command execution timed out (%s)", timeout))
 		default:
 			out = r.evaluate(res, func(attr string) (any, error) {
 				switch attr {
 				case "exit-status":
-					return run.ExitCode, nil
+					return ran.ExitCode, nil
 				case "stdout":
 					return gossText(stdout.String()), nil
 				}
@@ -604,6 +613,9 @@ func (r *gossRun) command(ctx context.Context, res *GossResource) []Result {
 		for i := range out {
 			if out[i].Status == StatusFail {
 				out[i].Evidence = append(out[i].Evidence, "command: sh -c "+shellQuote([]string{res.Subject}))
+				if where != "" {
+					out[i].Evidence = append(out[i].Evidence, where)
+				}
 				if attempt > 0 {
 					out[i].Evidence = append(out[i].Evidence, fmt.Sprintf("attempts: %d", attempt+1))
 				}

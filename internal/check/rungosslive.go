@@ -24,9 +24,10 @@ import (
 // `docker run` starts them (its User, WorkingDir and Env), in a chroot
 // sandbox with its own network namespace that has loopback only, retried
 // until they pass or the wait is over (goss validate --retry-timeout),
-// then stopped with everything it started. What the sandbox cannot answer
-// as a container would — an address beyond loopback, a DNS server, a
-// proxy — is skipped saying why, never passed.
+// then stopped with everything it started. goss's commands run beside it,
+// as dgoss's docker exec runs goss (Service.Exec). What the sandbox cannot
+// answer as a container would — an address beyond loopback, a DNS server,
+// a proxy — is skipped saying why, never passed.
 
 // GossRun asks for goss's runtime resources to be checked against the
 // image's entrypoint, started in the sandbox (dgoss run).
@@ -218,6 +219,8 @@ func (l *live) resource(ctx context.Context, res *GossResource) []Result {
 		return l.addr(ctx, res)
 	case "dns":
 		return l.dns(res)
+	case "command":
+		return l.r.command(ctx, res, l.svc.Exec, "run beside the entrypoint, as docker exec runs it")
 	}
 	return l.r.failedAll(res, fmt.Errorf("internal: live resource %q", res.Type))
 }

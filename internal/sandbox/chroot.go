@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,6 +117,9 @@ type childConfig struct {
 	// Before and After run around the program; see Command.
 	Before [][]string `json:"before,omitempty"`
 	After  [][]string `json:"after,omitempty"`
+	// Serve: the init also runs the commands Service.Exec sends on
+	// ctlFD while the program runs.
+	Serve bool `json:"serve,omitempty"`
 }
 
 // childStatus is what the init process reports back, as JSON on fd 4.
@@ -190,6 +194,12 @@ func (c *Chroot) config(cmd Command) (childConfig, error) {
 	}, nil
 }
 
+// Stages of Service.Exec's checks in the running sandbox.
+const (
+	stageFindProgram = "find program"
+	stageFindDir     = "find working directory"
+)
+
 // result translates the init's report into how the program ended.
 func (c *Chroot) result(cmd Command, st childStatus, timedOut bool, err error) (Result, error) {
 	if err != nil {
@@ -202,6 +212,14 @@ func (c *Chroot) result(cmd Command, st childStatus, timedOut bool, err error) (
 		err := errors.New(st.Err)
 		if st.Errno != 0 {
 			err = syscall.Errno(st.Errno)
+		}
+		if errors.Is(err, syscall.ENOENT) {
+			switch st.Stage {
+			case stageFindProgram:
+				return Result{}, fmt.Errorf("run %s in %s: %w", cmd.Path, c.root, ErrNotFound)
+			case stageFindDir:
+				return Result{}, fmt.Errorf("run %s: working directory %s: %w", cmd.Path, cmp.Or(cmd.Dir, "/"), ErrNotFound)
+			}
 		}
 		if st.Stage == "exec" && errors.Is(err, syscall.ENOENT) {
 			return Result{}, fmt.Errorf("run %s in %s: cannot execute: its interpreter (ELF loader or #! line) is %w", cmd.Path, c.root, ErrNotFound)
@@ -223,7 +241,9 @@ func runInit(ctx context.Context, cfg childConfig, cmd Command) (st childStatus,
 
 // initProc is a started sandbox init.
 type initProc struct {
-	c      *exec.Cmd
+	c *exec.Cmd
+	// ctl is our end of the Exec control socket when cfg.Serve.
+	ctl    *os.File
 	statR  *os.File
 	out    *outputs
 	encErr error
@@ -246,11 +266,25 @@ func startInit(ctx context.Context, cfg childConfig, cmd Command) (*initProc, er
 		return nil, fmt.Errorf("create status pipe: %w", err)
 	}
 	defer statW.Close()
+	extra := []*os.File{cfgR, statW}
+	var ctl *os.File
+	if cfg.Serve {
+		var child *os.File
+		if ctl, child, err = socketPair(); err != nil {
+			statR.Close()
+			return nil, fmt.Errorf("create control socket: %w", err)
+		}
+		defer child.Close()
+		extra = append(extra, child)
+	}
 	var out *outputs
 	if cfg.Probe {
 		out = &outputs{}
 	} else if out, err = newOutputs(cmd); err != nil {
 		statR.Close()
+		if ctl != nil {
+			ctl.Close()
+		}
 		return nil, err
 	}
 	c := &exec.Cmd{
@@ -262,7 +296,7 @@ func startInit(ctx context.Context, cfg childConfig, cmd Command) (*initProc, er
 		Stdin:      cmd.Stdin,
 		Stdout:     out.stdout(),
 		Stderr:     out.stderr(),
-		ExtraFiles: []*os.File{cfgR, statW},
+		ExtraFiles: extra,
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: cloneFlags,
 			// Should imagegate die, so does the sandbox.
@@ -274,6 +308,9 @@ func startInit(ctx context.Context, cfg childConfig, cmd Command) (*initProc, er
 		out.closeChildEnds()
 		out.closeReadEnds()
 		statR.Close()
+		if ctl != nil {
+			ctl.Close()
+		}
 		if errors.Is(err, syscall.EPERM) {
 			return nil, fmt.Errorf("create namespaces: %w (%s)", err, permissionAdvice)
 		}
@@ -283,7 +320,7 @@ func startInit(ctx context.Context, cfg childConfig, cmd Command) (*initProc, er
 	cfgR.Close()
 	statW.Close()
 
-	p := &initProc{c: c, statR: statR, out: out, stop: make(chan struct{})}
+	p := &initProc{c: c, ctl: ctl, statR: statR, out: out, stop: make(chan struct{})}
 	go func() {
 		select {
 		case <-ctx.Done():

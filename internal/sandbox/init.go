@@ -48,7 +48,7 @@ func sandboxInit() int {
 	if cfgFile == nil || status == nil {
 		return 125
 	}
-	// Neither pipe may reach the program.
+	// Neither pipe (nor the control socket) may reach the program.
 	syscall.CloseOnExec(3)
 	syscall.CloseOnExec(4)
 	report := func(st childStatus) int {
@@ -98,7 +98,13 @@ func sandboxInit() int {
 			return fail(step("set-up "+argv[0], err))
 		}
 	}
-	ws, err := runChild(cfg, cfg.Args, []uintptr{0, 1, 2})
+	var ws syscall.WaitStatus
+	if cfg.Serve {
+		syscall.CloseOnExec(ctlFD)
+		ws, err = serve(cfg, ctlFD)
+	} else {
+		ws, err = runChild(cfg, cfg.Args, []uintptr{0, 1, 2})
+	}
 	if err != nil {
 		return fail(err)
 	}

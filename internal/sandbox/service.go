@@ -21,7 +21,8 @@ import (
 // Service is a program Start left running in a sandbox of its own — an
 // image's entrypoint, as `docker run` starts it — so that what a running
 // container offers can be checked from outside: its listening sockets,
-// its processes, connections to its loopback network, its files.
+// its processes, connections to its loopback network, its files — and
+// commands run beside it (Exec), as `docker exec` runs them.
 //
 // Its methods are safe for concurrent use. Stop must be called, also when
 // the program has exited by itself; after Stop nothing of the sandbox is
@@ -39,6 +40,10 @@ type Service struct {
 	c     *Chroot
 	// cancel releases the Timeout context, if any.
 	cancel context.CancelFunc
+
+	// ctlMu guards the control socket Exec writes to against Stop.
+	ctlMu     sync.Mutex
+	ctlClosed bool
 
 	done     chan struct{}
 	result   Result
@@ -59,6 +64,7 @@ func (c *Chroot) Start(ctx context.Context, cmd Command) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Serve = true
 	cancel := context.CancelFunc(func() {})
 	if cmd.Timeout > 0 {
 		ctx, cancel = context.WithTimeout(ctx, cmd.Timeout)
@@ -112,6 +118,7 @@ func (s *Service) Stop() (Result, error) {
 	s.stopOnce.Do(func() {
 		s.init.kill()
 		<-s.done
+		s.closeCtl()
 		s.cancel()
 		if s.netns != nil {
 			s.netns.Close()

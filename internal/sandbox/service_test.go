@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +83,16 @@ func TestServiceHTTPServer(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "hello from the sandbox\n" {
 		t.Errorf("GET: %d %q", resp.StatusCode, body)
 	}
+	// A command run beside it reaches it on the same loopback, as a
+	// `docker exec` would.
+	var fetched strings.Builder
+	res, err := svc.Exec(context.Background(), sandbox.Command{
+		Path: exe, Args: []string{"-c", fmt.Sprintf("import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:%d/index.html').read().decode(), end='')", port)},
+		Env: []string{"PATH=/usr/bin"}, User: &sandbox.Credential{UID: 65534, GID: 65534}, Stdout: &fetched, Timeout: 10 * time.Second,
+	})
+	if err != nil || res.ExitCode != 0 || fetched.String() != "hello from the sandbox\n" {
+		t.Errorf("exec beside the server: %+v %v %q", res, err, fetched.String())
+	}
 	// The sandbox's loopback is its own: nothing listens on this machine's.
 	if conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 		conn.Close()
@@ -93,7 +105,7 @@ func TestServiceHTTPServer(t *testing.T) {
 	if _, err := svc.ReadFile("/../../../../proc/self/environ"); err == nil {
 		t.Errorf("ReadFile reached outside the image")
 	}
-	res, err := svc.Stop()
+	res, err = svc.Stop()
 	if err != nil || !res.TimedOut {
 		t.Errorf("Stop: %+v %v, want the server killed", res, err)
 	}
@@ -149,4 +161,121 @@ func TestServiceEnds(t *testing.T) {
 	}
 	eventuallyNoProcesses(t, marker)
 	svc.Stop()
+}
+
+// TestServiceExec runs commands beside a running program as `docker exec`
+// does: in its PID, mount and network namespaces, as the given user, in
+// the given directory with the given environment, with the sandbox's
+// capabilities; each ends with everything it left in its process group,
+// also on timeout, before Exec returns.
+func TestServiceExec(t *testing.T) {
+	testenv.RequireRoot(t)
+	c := mustChroot(t, mustRootFS(t), sandbox.ChrootOptions{})
+	const marker = "4243.5"
+	svc, err := c.Start(context.Background(), sandbox.Command{
+		Path: "/bin/sh", Args: []string{"-c", "mkdir /made; echo up > /tmp/started; exec sleep " + marker},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	exec := func(cmd sandbox.Command) (sandbox.Result, string, string, error) {
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		res, err := svc.Exec(context.Background(), cmd)
+		return res, stdout.String(), stderr.String(), err
+	}
+	sh := func(script string) sandbox.Command {
+		return sandbox.Command{Path: "/bin/sh", Args: []string{"-c", script}, Env: []string{"FOO=bar"}, Dir: "/tmp"}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, out, _, err := exec(sh("cat /tmp/started"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out == "up\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw the program's /tmp/started: %q", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	nobody := sh("cat /proc/self/status; pwd; echo $FOO; cat /proc/1/cmdline; echo; cat /proc/[0-9]*/cmdline")
+	nobody.User = &sandbox.Credential{UID: 65534, GID: 65534}
+	res, out, _, err := exec(nobody)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("exec as nobody: %+v %v", res, err)
+	}
+	for _, want := range []string{"Uid:\t65534\t65534\t65534\t65534\n", "Gid:\t65534\t", "CapBnd:\t00000000a80425fb\n",
+		"\n/tmp\nbar\nimagegate-sandbox-init\x00\n",
+		// The program, seen in the PID namespace they share.
+		"sleep\x00" + marker + "\x00"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exec output %q lacks %q", out, want)
+		}
+	}
+	if res, out, errOut, err := exec(sh("echo out; echo err >&2; exit 7")); err != nil || res.ExitCode != 7 || out != "out\n" || errOut != "err\n" {
+		t.Errorf("exec exit 7: %+v %q %q %v", res, out, errOut, err)
+	}
+
+	// What a command leaves behind in its group ends with it; a timeout
+	// kills the command and its group; either way, before Exec returns.
+	const left = "4244.5"
+	res, out, _, err = exec(sh("sleep " + left + " & echo started"))
+	if err != nil || res.ExitCode != 0 || out != "started\n" {
+		t.Errorf("exec with a background child: %+v %q %v", res, out, err)
+	}
+	if got := processesWithArg(t, left); len(got) > 0 {
+		t.Errorf("left running after Exec returned: %q", got)
+	}
+	slow := sh("sleep " + left + " & sleep " + left)
+	slow.Timeout = 300 * time.Millisecond
+	start := time.Now()
+	res, _, _, err = exec(slow)
+	if err != nil || !res.TimedOut {
+		t.Errorf("exec past its timeout: %+v %v, want TimedOut", res, err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("a 300ms timeout took %s", time.Since(start))
+	}
+	if got := processesWithArg(t, left); len(got) > 0 {
+		t.Errorf("left running after a timed-out Exec returned: %q", got)
+	}
+
+	// Looked for in the sandbox as it is now, not in the image.
+	made := sh("pwd; cat")
+	made.Dir, made.Stdin = "/made", strings.NewReader("from stdin")
+	if res, out, _, err := exec(made); err != nil || res.ExitCode != 0 || out != "/made\nfrom stdin" {
+		t.Errorf("exec in a directory the program made, with stdin: %+v %q %v", res, out, err)
+	}
+	missing := sh("true")
+	missing.Dir = "/nowhere"
+	if _, err := svc.Exec(context.Background(), missing); !errors.Is(err, sandbox.ErrNotFound) {
+		t.Errorf("exec in a missing directory: %v, want ErrNotFound", err)
+	}
+	if _, err := svc.Exec(context.Background(), sandbox.Command{Path: "/usr/bin/missing"}); !errors.Is(err, sandbox.ErrNotFound) {
+		t.Errorf("exec of a missing program: %v, want ErrNotFound", err)
+	}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, out, _, err := exec(sh(fmt.Sprintf("echo %d", i)))
+			if err != nil || res.ExitCode != 0 || out != fmt.Sprintf("%d\n", i) {
+				t.Errorf("concurrent exec %d: %+v %q %v", i, res, out, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if exited, _, _ := svc.Exited(); exited {
+		t.Error("the program ended while commands ran beside it")
+	}
+	svc.Stop()
+	if _, err := svc.Exec(context.Background(), sh("true")); err == nil {
+		t.Error("exec after Stop succeeded")
+	}
+	eventuallyNoProcesses(t, marker)
 }

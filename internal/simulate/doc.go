@@ -11,7 +11,9 @@
 //
 // Orgs have Pareto(OrgSizeAlpha) sizes, so a few run most jobs; an org
 // has 1 + 6·√(size/mean) pipelines (at most 1,000) sharing its jobs by
-// Zipf. Ring 0 names Ring0Orgs orgs among the busiest 1 %. Runs arrive as
+// Zipf. Ring 0 names Ring0Orgs orgs drawn among the busiest Ring0Pool of
+// them (100 of the busiest 10 % by default: about 6 % of the jobs over
+// 2,000 to 3,000 pipelines). Runs arrive as
 // a Poisson process whose rate follows a daily wave (peak 15:00 UTC, half
 // the mean at night) and a weekly one (weekends at 0.5, weekdays at 1.2);
 // NightlyShare of pipelines instead run once a night between 01:00 and
@@ -49,7 +51,11 @@
 // old version completed first, the new one started HistoryHours later with
 // AutoRollback; the controller ticks every TickEvery. Reports are ingested
 // once a simulated minute in batches of up to Batch. serviceOptions is the
-// single place the Service (and with it imagegate's gate) is configured.
+// single place the Service (and with it imagegate's gate) is configured:
+// serve's, the telemetry analysis (rollout.TelemetryHealth as Health and
+// Analyzer, with its default policies) over signatures the stored Signer
+// mines from the failed jobs' texts, every event carrying its pipeline and
+// workflow run.
 //
 // # Scenarios
 //

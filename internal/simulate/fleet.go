@@ -73,14 +73,15 @@ func newFleet(p Params, r *rand.Rand) *fleet {
 		f.orgs[i] = org{name: fmt.Sprintf("org-%05d", i), weight: math.Pow(1-r.Float64(), -1/p.OrgSizeAlpha),
 			mult: math.Exp(0.5*r.NormFloat64() - 0.125)}
 	}
-	// Ring 0 is named orgs among the busiest 1 %: the platform's own and
-	// its friendliest heavy users, flakier than the fleet.
+	// Ring 0 is named orgs among the busiest Ring0Pool of them: the
+	// platform's own and its friendliest heavy users, flakier than the
+	// fleet.
 	byWeight := make([]int, len(f.orgs))
 	for i := range byWeight {
 		byWeight[i] = i
 	}
 	slices.SortFunc(byWeight, func(a, b int) int { return cmp.Compare(f.orgs[b].weight, f.orgs[a].weight) })
-	top := byWeight[:max(p.Ring0Orgs, len(f.orgs)/100)]
+	top := byWeight[:max(p.Ring0Orgs, int(p.Ring0Pool*float64(len(f.orgs))))]
 	r.Shuffle(len(top), func(i, j int) { top[i], top[j] = top[j], top[i] })
 	for _, o := range top[:p.Ring0Orgs] {
 		f.orgs[o].ring0 = true

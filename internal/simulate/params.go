@@ -39,10 +39,16 @@ type Params struct {
 
 	// The fleet: JobsPerHour on average over a week (the daily and weekly
 	// cycles move it around that), Orgs of heavy-tailed sizes, Ring0Orgs of
-	// them named in Ring 0, chosen among the busiest 1 %.
+	// them named in Ring 0, chosen among the busiest Ring0Pool (a share) of
+	// them. The default, 100 of the busiest 10 %, gives Ring 0 about 6 % of
+	// the jobs and 2,000 to 3,000 pipelines: a canary with enough distinct
+	// pipelines that a feature on 2 % of them shows in a handful of orgs
+	// within half an hour.
 	JobsPerHour float64 `json:"jobsPerHour"`
 	Orgs        int     `json:"orgs"`
 	Ring0Orgs   int     `json:"ring0Orgs"`
+	// Ring0Pool is the share of the busiest orgs Ring 0's are drawn from.
+	Ring0Pool float64 `json:"ring0Pool"`
 	// OrgSizeAlpha is the Pareto exponent of org sizes (smaller: heavier tail).
 	OrgSizeAlpha float64 `json:"orgSizeAlpha"`
 	// NightlyShare of pipelines run once a night only.
@@ -91,9 +97,12 @@ type Params struct {
 	TickEvery      time.Duration   `json:"tickEvery"`
 	Batch          int             `json:"batch"`
 
-	// imagegate's gate today (rollout.FailureRateHealth): fail when the
-	// new version's failure rate in the ring exceeds the old one's by
-	// MaxFailureRate after HealthMinJobs jobs.
+	// imagegate's optional second gate (rollout.FailureRateHealth, serve's
+	// maxFailureRate and healthMinJobs): when MaxFailureRate is above zero
+	// it joins the telemetry analysis and fails when the new version's
+	// failure rate in the ring exceeds the old one's by MaxFailureRate
+	// after HealthMinJobs jobs. Zero, the default, leaves it out, as serve
+	// does.
 	MaxFailureRate float64 `json:"maxFailureRate"`
 	HealthMinJobs  int     `json:"healthMinJobs"`
 
@@ -129,14 +138,14 @@ type Params struct {
 func DefaultParams() Params {
 	return Params{
 		Scenario: ScenarioClean, HistoryHours: 24, Hours: 168,
-		JobsPerHour: 100_000, Orgs: 10_000, Ring0Orgs: 20, OrgSizeAlpha: 1.2, NightlyShare: 0.1,
+		JobsPerHour: 100_000, Orgs: 10_000, Ring0Orgs: 100, Ring0Pool: 0.1, OrgSizeAlpha: 1.2, NightlyShare: 0.1,
 		Background: 0.08, Signatures: 300, SignatureZipf: 1.1, PrivateShare: 0.2, Ring0Flakiness: 1.5,
 		Feature: "sqlite3", Affected: 0.02, Factor: 3, OutageRate: 0.4, OutageAfter: 20 * time.Minute,
 		StormRetries: 200, StormEvery: 20 * time.Second,
 		GiveUpAfter: 3, ReactAfter: 45 * time.Minute, PinShare: 0.3, StopShare: 0.3,
 		BakeTimes:      []time.Duration{4 * time.Hour, 24 * time.Hour, 24 * time.Hour, 48 * time.Hour, 24 * time.Hour},
 		ControlPercent: 10, TickEvery: time.Minute, Batch: 5000,
-		MaxFailureRate: 0.05, HealthMinJobs: 20,
+		HealthMinJobs:   20,
 		ThresholdWindow: 5 * time.Minute, ThresholdDiff: 0.05, ThresholdMinJobs: 20, FailureLimit: 3,
 		MWEvery: 30 * time.Minute, MWBucket: 5 * time.Minute, MWConfidence: 0.98, MWTolerance: 0.25, MWAllowedIncrease: 1,
 	}
@@ -177,6 +186,7 @@ func (p Params) WithDefaults() Params {
 	or(&p.JobsPerHour, d.JobsPerHour)
 	ori(&p.Orgs, d.Orgs)
 	ori(&p.Ring0Orgs, d.Ring0Orgs)
+	or(&p.Ring0Pool, d.Ring0Pool)
 	or(&p.OrgSizeAlpha, d.OrgSizeAlpha)
 	ori(&p.Signatures, d.Signatures)
 	or(&p.SignatureZipf, d.SignatureZipf)
@@ -234,6 +244,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("orgs %d: must be at least 10", p.Orgs)
 	case p.Ring0Orgs < 1 || p.Ring0Orgs > p.Orgs/2:
 		return fmt.Errorf("ring 0 orgs %d: must be between 1 and half the orgs (%d)", p.Ring0Orgs, p.Orgs/2)
+	case !(p.Ring0Pool > 0 && p.Ring0Pool <= 1):
+		return fmt.Errorf("ring 0 pool %v: must be a share in (0, 1], e.g. 0.1 for the busiest 10%% of orgs", p.Ring0Pool)
 	case !(p.OrgSizeAlpha > 0):
 		return fmt.Errorf("org size alpha %v: must be positive", p.OrgSizeAlpha)
 	case p.Signatures < 1:

@@ -40,6 +40,20 @@ type Report struct {
 	// Jobs simulated over all seeds.
 	Jobs           int64   `json:"jobs"`
 	ElapsedSeconds float64 `json:"elapsedSeconds"`
+	// Timing says where the seeds' wall time went; like ElapsedSeconds it
+	// depends on the machine, not on the seeds.
+	Timing Timing `json:"timing"`
+}
+
+// Timing sums the seeds' wall time (SeedSeconds) and the parts of it spent
+// in the Service's IngestEvents (validation, signatures and the store's
+// writes: IngestSeconds) and in the controller's ticks (the store's
+// telemetry reads and the analysis: TickSeconds); the rest is the
+// simulator's own (the fleet, resolves, the peers).
+type Timing struct {
+	SeedSeconds   float64 `json:"seedSeconds"`
+	IngestSeconds float64 `json:"ingestSeconds"`
+	TickSeconds   float64 `json:"tickSeconds"`
 }
 
 // DetectorSummary is one detector over all seeds.
@@ -126,6 +140,12 @@ func Run(ctx context.Context, p Params, opts Options) (Report, []SeedResult, err
 	}
 	rep := Summarize(p, opts.SeedStart, results)
 	rep.ElapsedSeconds = math.Round(time.Since(start).Seconds()*10) / 10
+	var seed, ingest, tick time.Duration
+	for _, r := range results {
+		seed, ingest, tick = seed+r.Elapsed, ingest+r.Ingest, tick+r.Tick
+	}
+	round := func(d time.Duration) float64 { return math.Round(d.Seconds()*10) / 10 }
+	rep.Timing = Timing{SeedSeconds: round(seed), IngestSeconds: round(ingest), TickSeconds: round(tick)}
 	return rep, results, nil
 }
 
@@ -136,7 +156,7 @@ func Run(ctx context.Context, p Params, opts Options) (Report, []SeedResult, err
 //   - detectMinutes, failedJobsBeforeHalt and affectedOrgsBeforeHalt cover
 //     the halts of worse rollouts.
 func Summarize(p Params, seedStart uint64, results []SeedResult) Report {
-	rep := Report{Scenario: p.Scenario, Seeds: len(results), SeedStart: seedStart, Params: p, Health: HealthName}
+	rep := Report{Scenario: p.Scenario, Seeds: len(results), SeedStart: seedStart, Params: p, Health: p.healthName()}
 	anyWorse := p.worse(0) || p.worse(1)
 	for di, name := range detectorNames {
 		d := DetectorSummary{Name: name, Runs: len(results)}
@@ -243,7 +263,9 @@ func (r Report) WriteJSON(w io.Writer) error {
 
 // WriteTable writes the report for people.
 func (r Report) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "scenario %s: %d seeds from %d, %d jobs, %.1fs (imagegate's gate: %s)\n\n", r.Scenario, r.Seeds, r.SeedStart, r.Jobs, r.ElapsedSeconds, r.Health)
+	fmt.Fprintf(w, "scenario %s: %d seeds from %d, %d jobs, %.1fs (imagegate's gate: %s)\n", r.Scenario, r.Seeds, r.SeedStart, r.Jobs, r.ElapsedSeconds, r.Health)
+	fmt.Fprintf(w, "seeds' wall time %.1fs: ingest %.1fs, controller ticks %.1fs, simulator %.1fs\n\n", r.Timing.SeedSeconds, r.Timing.IngestSeconds,
+		r.Timing.TickSeconds, r.Timing.SeedSeconds-r.Timing.IngestSeconds-r.Timing.TickSeconds)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DETECTOR\tRUNS\tHALTED\tIN RING 0\tFALSE HALTS\tCENSORED\tDETECT MIN (MEDIAN/P90)\tFAILED JOBS (MEDIAN/P90)\tORGS (MEDIAN)")
 	for _, d := range r.Detectors {

@@ -36,21 +36,41 @@ func (c *Clock) Set(t time.Time) { c.ns.Store(t.UnixNano()) }
 // starts with a working week.
 var simStart = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 
-// HealthName names the health gate serviceOptions gives imagegate's
-// controller; the JSON output reports it, so a result says which
-// imagegate it measured.
-const HealthName = "failure-rate"
+// HealthName names imagegate's health gate in the default
+// configuration: the telemetry analysis of issue 7, as serve runs it. The
+// JSON output reports the gate a run used (Params.healthName), so a
+// result says which imagegate it measured.
+const HealthName = "telemetry"
+
+// healthName is HealthName, with the failure-rate gate when it joins.
+func (p Params) healthName() string {
+	if p.MaxFailureRate > 0 {
+		return HealthName + "+failure-rate"
+	}
+	return HealthName
+}
 
 // serviceOptions is the one place the simulated control plane's Service
-// is configured, the imagegate detector's health gate included. Until the
-// telemetry analysis of issue 7 is wired into the controller as a
-// rollout.Health, the gate is today's FailureRateHealth, configured as
-// serve's policies configure it (maxFailureRate, healthMinJobs); switch
-// Health (and HealthName) here to measure the analysis instead.
-func serviceOptions(p Params, clock rollout.Clock, st rollout.Store) rollout.ServiceOptions {
+// is configured, the imagegate detector's health gate included. It is
+// serve's: the telemetry analysis with the default policies (rollback on
+// a failing decision), the failure-rate gate joining it only when
+// MaxFailureRate is set, and the Signer that gives failed jobs' texts the
+// signatures the analysis counts.
+func serviceOptions(ctx context.Context, p Params, clock rollout.Clock, st rollout.Store) (rollout.ServiceOptions, error) {
+	telemetry := rollout.NewTelemetryHealth(st, rollout.AnalysisPolicies{}, nil)
+	health := rollout.AllOf{telemetry}
+	if p.MaxFailureRate > 0 {
+		health = append(health, rollout.FailureRateHealth{Jobs: st, MaxFailureRate: p.MaxFailureRate, MinJobs: p.HealthMinJobs})
+	}
+	signer, err := rollout.NewStoredSigner(ctx, st, clock.Now())
+	if err != nil {
+		return rollout.ServiceOptions{}, err
+	}
 	return rollout.ServiceOptions{
 		Clock:        clock,
-		Health:       rollout.FailureRateHealth{Jobs: st, MaxFailureRate: p.MaxFailureRate, MinJobs: p.HealthMinJobs},
+		Health:       health,
+		Analyzer:     telemetry,
+		Signer:       signer,
 		AutoRollback: true,
 		// Simulated versions carry no snapshot or check report: the gate
 		// under test is the telemetry, not the release check.
@@ -60,7 +80,7 @@ func serviceOptions(p Params, clock rollout.Clock, st rollout.Store) rollout.Ser
 		// flush run on wall time and have nothing to add.
 		RefreshInterval: time.Hour,
 		FlushInterval:   time.Hour,
-	}
+	}, nil
 }
 
 var ringNames = []string{"canary", "early", "wave1", "wave2", "everyone"}
@@ -262,7 +282,10 @@ func RunSeed(ctx context.Context, p Params, seed uint64, open Opener) (SeedResul
 	}
 	defer closeStore()
 	clock := NewClock(simStart)
-	so := serviceOptions(p, clock, st)
+	so, err := serviceOptions(ctx, p, clock, st)
+	if err != nil {
+		return SeedResult{}, err
+	}
 	var dry *dryRun
 	if p.DryRun {
 		dry = &dryRun{inner: so.Health}
@@ -580,11 +603,10 @@ func maxTime(a, b time.Time) time.Time {
 // a common one, but not the commonest.
 const degraded = 4
 
-// event is the runner's report of job j. When JobEvent gains Pipeline and
-// RunID (issue 7), they are set here: Pipeline: pl.id, RunID: runID(j.run).
+// event is the runner's report of job j.
 func (s *sim) event(j *job, pl *pipeline, o *org, ls *labelRun, outcome, text string, dur time.Duration) rollout.JobEvent {
 	return rollout.JobEvent{JobID: jobID(s.nextJob), Org: o.name, Label: ls.name, Version: j.res.Version, Ring: j.res.Ring,
-		Outcome: outcome, StartedAt: j.start, DurationMs: dur.Milliseconds(), ErrorText: text}
+		Pipeline: pl.id, RunID: runID(j.run), Outcome: outcome, StartedAt: j.start, DurationMs: dur.Milliseconds(), ErrorText: text}
 }
 
 func (s *sim) ingestEvents(evs []rollout.JobEvent) error {

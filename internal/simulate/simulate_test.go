@@ -12,30 +12,39 @@ import (
 	"github.com/imagegate/imagegate/internal/testenv"
 )
 
-// smallFleet is the CI size of the issue's fleet: a few hundred orgs for
-// sixteen simulated hours with short bake times, so that a clean rollout
-// passes all five rings.
-func smallFleet(scenario string) simulate.Params {
+// ciFleet is the CI size of the issue's fleet: its 10,000 orgs at 60,000
+// jobs an hour for three quarters of an hour of history and an hour and a
+// half of rollout: Ring 0's hour of bake and the start of the next ring,
+// the outage and the retry storm included. At that rate the issue's
+// Ring 0 (100 of the busiest 10 %) would see two thirds of the pipelines
+// within the half hour the bars allow; 150 of them make it as busy as the
+// issue's, some 3,000 pipelines and 5,000 jobs an hour, about 60 of them
+// using the broken feature, against 8,000 other pipelines that ran in the
+// same half hour: a Ring 0 with the issue's statistics at 60 % of its
+// cost. Three quarters of an hour of history give the cohort adjustment
+// the 1,000 jobs a side it needs, for each of two labels.
+func ciFleet(scenario string) simulate.Params {
 	p := simulate.DefaultParams()
 	p.Scenario = scenario
-	p.Orgs, p.Ring0Orgs, p.JobsPerHour = 600, 12, 5000
-	p.HistoryHours, p.Hours = 4, 16
-	p.BakeTimes = []time.Duration{2 * time.Hour, 2 * time.Hour, 2 * time.Hour, 2 * time.Hour, time.Hour}
+	p.Orgs, p.Ring0Orgs, p.Ring0Pool, p.JobsPerHour = 10_000, 150, 0.1, 60_000
+	p.HistoryHours, p.Hours = 0.75, 2.25
+	p.BakeTimes = []time.Duration{time.Hour, time.Hour, time.Hour, time.Hour, time.Hour}
 	return p
 }
 
-// bar is one outcome the issue asks of a detector. today says whether the
-// failure-rate gate imagegate's controller uses until the telemetry
-// analysis is wired in (simulate.HealthName) meets it; bars it cannot
-// meet are asserted once another gate is plugged in, and logged until then.
+// bar is one outcome the issue asks of imagegate's detector (the
+// telemetry analysis, simulate.HealthName), asserted at the CI size.
 type bar struct {
-	what  string
-	today bool
-	ok    func(d simulate.DetectorSummary, seeds int) bool
+	what string
+	// median: a median over seeds, which one seed cannot show. Under
+	// -race (one seed per scenario) such bars are logged; .ci/run asserts
+	// them in its run of this package without -race, over three seeds.
+	median bool
+	ok     func(d simulate.DetectorSummary, seeds int) bool
 }
 
 var (
-	haltsInRing0 = bar{"halts the worse rollout in Ring 0 in every seed", true,
+	haltsInRing0 = bar{"halts the worse rollout in Ring 0 in every seed", false,
 		func(d simulate.DetectorSummary, seeds int) bool { return d.HaltedInRing0 == seeds }}
 	fast = bar{"median detection under 30 minutes after Ring 0", true,
 		func(d simulate.DetectorSummary, _ int) bool {
@@ -49,11 +58,6 @@ var (
 		func(d simulate.DetectorSummary, _ int) bool { return d.FalseHalts == 0 }}
 )
 
-func notToday(b bar) bar {
-	b.today = false
-	return b
-}
-
 func TestScenarios(t *testing.T) {
 	seeds := 3
 	if raceEnabled {
@@ -62,21 +66,23 @@ func TestScenarios(t *testing.T) {
 	for _, tc := range []struct {
 		scenario string
 		bars     []bar
+		// shown are bars logged, not asserted: what the issue asks of
+		// broken-feature, measured on two-labels, whose broken label has
+		// half the fleet's pipelines and so half of Ring 0's evidence.
+		shown []bar
 	}{
-		{simulate.ScenarioClean, []bar{noFalseHalts}},
-		{simulate.ScenarioBrokenFeature, []bar{haltsInRing0, fast, cheap}},
-		{simulate.ScenarioSlowDegradation, nil},
-		{simulate.ScenarioOutage, []bar{noFalseHalts}},
-		{simulate.ScenarioRetryStorm, []bar{noFalseHalts}},
-		{simulate.ScenarioImprovement, []bar{noFalseHalts}},
-		{simulate.ScenarioTextDrift, []bar{haltsInRing0, fast, cheap}},
-		// With half the pipelines each, the failure-rate gate's false alarm
-		// on one label can come before the broken one's.
-		{simulate.ScenarioTwoLabels, []bar{notToday(haltsInRing0), notToday(fast), notToday(cheap), noFalseHalts}},
+		{simulate.ScenarioClean, []bar{noFalseHalts}, nil},
+		{simulate.ScenarioBrokenFeature, []bar{haltsInRing0, fast, cheap}, nil},
+		{simulate.ScenarioSlowDegradation, nil, nil},
+		{simulate.ScenarioOutage, []bar{noFalseHalts}, nil},
+		{simulate.ScenarioRetryStorm, []bar{noFalseHalts}, nil},
+		{simulate.ScenarioImprovement, []bar{noFalseHalts}, nil},
+		{simulate.ScenarioTextDrift, []bar{haltsInRing0, fast, cheap}, nil},
+		{simulate.ScenarioTwoLabels, []bar{haltsInRing0, noFalseHalts}, []bar{fast, cheap}},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
 			t.Parallel()
-			p := smallFleet(tc.scenario)
+			p := ciFleet(tc.scenario)
 			rep, results, err := simulate.Run(t.Context(), p, simulate.Options{Seeds: seeds, SeedStart: 1, Open: simulate.SQLiteOpener(t.TempDir())})
 			if err != nil {
 				t.Fatal(err)
@@ -87,13 +93,16 @@ func TestScenarios(t *testing.T) {
 			checkInvariants(t, p, rep, results)
 			ig := rep.Detectors[0]
 			for _, b := range tc.bars {
-				if !b.today && simulate.HealthName == "failure-rate" {
-					t.Logf("not asserted with the %s gate (issue 7 replaces it): imagegate %s: %v", simulate.HealthName, b.what, b.ok(ig, seeds))
+				if b.median && raceEnabled {
+					t.Logf("imagegate %s over one seed under -race (asserted without it): %v", b.what, b.ok(ig, seeds))
 					continue
 				}
 				if !b.ok(ig, seeds) {
 					t.Errorf("imagegate (%s gate) does not meet the bar %q: %+v", simulate.HealthName, b.what, ig)
 				}
+			}
+			for _, b := range tc.shown {
+				t.Logf("imagegate %s (not asserted here): %v", b.what, b.ok(ig, seeds))
 			}
 		})
 	}
@@ -150,8 +159,8 @@ func checkInvariants(t *testing.T, p simulate.Params, rep simulate.Report, resul
 // version keeps running, so it causes failures, and every detector that
 // halts sees the same stream.
 func TestDryRun(t *testing.T) {
-	p := smallFleet(simulate.ScenarioBrokenFeature)
-	p.Hours, p.DryRun = 8, true
+	p := ciFleet(simulate.ScenarioBrokenFeature)
+	p.DryRun = true
 	rep, res, err := simulate.Run(t.Context(), p, simulate.Options{Seeds: 2, SeedStart: 1, Open: simulate.SQLiteOpener(t.TempDir())})
 	if err != nil {
 		t.Fatal(err)
@@ -174,8 +183,7 @@ func TestDryRun(t *testing.T) {
 // TestReproducible runs one seed twice, and two seeds in parallel and one
 // at a time: the figures must not change.
 func TestReproducible(t *testing.T) {
-	p := smallFleet(simulate.ScenarioBrokenFeature)
-	p.Hours = 8
+	p := ciFleet(simulate.ScenarioBrokenFeature)
 	open := simulate.SQLiteOpener(t.TempDir())
 	run := func(par int) ([]byte, simulate.Report) {
 		rep, res, err := simulate.Run(t.Context(), p, simulate.Options{Seeds: 2, SeedStart: 5, Parallel: par, Open: open})
@@ -186,7 +194,7 @@ func TestReproducible(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep.ElapsedSeconds = 0
+		rep.ElapsedSeconds, rep.Timing = 0, simulate.Timing{}
 		return b, rep
 	}
 	a, ra := run(1)
@@ -202,8 +210,8 @@ func TestReproducible(t *testing.T) {
 // TestPostgres runs a short scenario on PostgreSQL: the store is a flag.
 func TestPostgres(t *testing.T) {
 	dsn := testenv.RequirePostgres(t)
-	p := smallFleet(simulate.ScenarioBrokenFeature)
-	p.Orgs, p.JobsPerHour, p.Hours = 300, 2000, 6
+	p := ciFleet(simulate.ScenarioBrokenFeature)
+	p.Orgs, p.Ring0Orgs, p.Ring0Pool, p.JobsPerHour, p.Hours = 300, 12, 0.1, 2000, 6
 	rep, res, err := simulate.Run(t.Context(), p, simulate.Options{Seeds: 1, SeedStart: 1, Open: simulate.PostgresOpener(dsn)})
 	if err != nil {
 		t.Fatal(err)

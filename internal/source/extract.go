@@ -113,6 +113,8 @@ type Extractor struct {
 	// retired are handles dropped during the current entry, closed before
 	// the next: the entry may still be writing through its parent's.
 	retired []int
+	// w writes small files in the background (writers.go).
+	w writers
 }
 
 type limits struct {
@@ -140,7 +142,7 @@ func NewExtractor(dir string, opts Options) (*Extractor, error) {
 		r.Close()
 		return nil, fmt.Errorf("open extraction directory: %w", &fs.PathError{Op: "open", Path: dir, Err: err})
 	}
-	return &Extractor{
+	e := &Extractor{
 		root:     r,
 		rootFd:   fd,
 		limits:   newLimits(opts),
@@ -150,7 +152,9 @@ func NewExtractor(dir string, opts Options) (*Extractor, error) {
 		dirModes: map[string]fs.FileMode{},
 		dirs:     map[string]string{},
 		fds:      map[string]int{},
-	}, nil
+	}
+	e.startWriters()
+	return e, nil
 }
 
 // umask reads the process's umask without changing it (unix.Umask can
@@ -175,6 +179,7 @@ func umask() fs.FileMode {
 
 // Close releases the directory handles. It does not remove anything.
 func (e *Extractor) Close() error {
+	e.stopWriters()
 	e.dropHandles()
 	e.closeRetired()
 	unix.Close(e.rootFd)
@@ -184,6 +189,7 @@ func (e *Extractor) Close() error {
 // dropHandles forgets every resolution and every directory handle but the
 // root's; the handles are closed by closeRetired.
 func (e *Extractor) dropHandles() {
+	e.wait() // a writer may be using a handle
 	clear(e.dirs)
 	for _, fd := range e.fds {
 		e.retired = append(e.retired, fd)
@@ -213,6 +219,9 @@ func sortSkipped(s []snapshot.SkippedEntry) []snapshot.SkippedEntry {
 // Finish applies the directory modes recorded from the layers. Call it once
 // after the last layer.
 func (e *Extractor) Finish() error {
+	if e.wait(); e.w.err != nil {
+		return e.w.err
+	}
 	paths := make([]string, 0, len(e.dirModes))
 	for p := range e.dirModes {
 		paths = append(paths, p)
@@ -276,14 +285,21 @@ func unixMode(m fs.FileMode) uint32 {
 func (e *Extractor) ApplyLayer(ctx context.Context, r io.Reader) error {
 	e.layer++
 	e.seen = map[string]struct{}{}
+	clear(e.w.fresh)
 	tr := tar.NewReader(r)
-	return eachEntry(ctx, tr, e.layer, &e.entries, e.limits.maxEntries, func(hdr *tar.Header) error {
+	err := eachEntry(ctx, tr, e.layer, &e.entries, e.limits.maxEntries, func(hdr *tar.Header) error {
 		if len(e.fds) > maxDirHandles {
 			e.dropHandles()
 		}
 		e.closeRetired()
-		return e.apply(hdr, tr)
+		if err := e.apply(hdr, tr); err != nil {
+			return err
+		}
+		return e.failed()
 	})
+	// The next layer, and Finish, see every file of this one.
+	e.wait()
+	return cmp.Or(err, e.w.err)
 }
 
 // eachEntry reads layer's tar entries in order and hands each to apply,
@@ -312,6 +328,10 @@ func eachEntry(ctx context.Context, tr *tar.Reader, layer int, entries *int, max
 			return fmt.Errorf("layer %d entry %q: %w: more than %d entries (raise it with --max-entries)", layer, hdr.Name, ErrLimit, maxEntries)
 		}
 		if err := apply(hdr); err != nil {
+			var a attributed
+			if errors.As(err, &a) {
+				return err // a writer's, naming its own entry
+			}
 			return fmt.Errorf("layer %d entry %q: %w", layer, hdr.Name, err)
 		}
 	}
@@ -359,12 +379,13 @@ func (e *Extractor) apply(hdr *tar.Header, tr *tar.Reader) error {
 		return err
 	}
 	p := path.Join(parent, base)
+	e.waitFor(p)
 
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return e.dir(pfd, base, p, hdr)
 	case tar.TypeReg, tar.TypeRegA, tar.TypeCont: //nolint:staticcheck // TypeRegA still occurs in old archives
-		return e.file(pfd, base, p, hdr, tr)
+		return e.file(pfd, base, parent, p, hdr, tr)
 	case tar.TypeSymlink:
 		if hdr.Linkname == "" {
 			return errors.New("symbolic link with an empty target")
@@ -486,12 +507,19 @@ func (e *Extractor) resolveDir(lex string, create bool) (string, int, error) {
 			resolved, fd = append(resolved, c), cfd
 			continue
 		}
+		if _, ok := e.w.pending[p]; ok {
+			// A file still being written: wait, and resolve afresh
+			// (waiting may have dropped the handles).
+			e.wait()
+			return e.resolveDir(lex, create)
+		}
 		cfd, err := openDirAt(fd, c)
 		if errors.Is(err, unix.ENOENT) && create {
 			if err := unix.Mkdirat(fd, c, 0o755); err != nil {
 				return "", -1, pathErr("mkdir", p, err)
 			}
 			e.seen[p] = struct{}{}
+			e.w.fresh[p] = struct{}{}
 			delete(e.dirModes, p) // a fresh directory, whatever was here before
 			cfd, err = openDirAt(fd, c)
 		}
@@ -588,6 +616,9 @@ func (e *Extractor) mode(hdr *tar.Header) fs.FileMode {
 
 func (e *Extractor) dir(pfd int, base, p string, hdr *tar.Header) error {
 	err := unix.Mkdirat(pfd, base, 0o755)
+	if err == nil {
+		e.w.fresh[p] = struct{}{}
+	}
 	if errors.Is(err, unix.EEXIST) {
 		if err := e.removeExisting(pfd, base, p, true); err != nil {
 			return err
@@ -604,14 +635,21 @@ func (e *Extractor) dir(pfd int, base, p string, hdr *tar.Header) error {
 	return e.chown(pfd, base, p, hdr)
 }
 
-func (e *Extractor) file(pfd int, base, p string, hdr *tar.Header, tr *tar.Reader) error {
+func (e *Extractor) file(pfd int, base, parent, p string, hdr *tar.Header, tr *tar.Reader) error {
 	if hdr.Size > e.limits.maxFile {
 		return fmt.Errorf("%w: file is %d bytes, over the %s per-file limit (raise it with --max-file-size)", ErrLimit, hdr.Size, bytesHuman(e.limits.maxFile))
 	}
 	want := e.mode(hdr)
+	handed, err := e.handOff(pfd, base, parent, p, hdr.Size, hdr.Name, want, hdr.Uid, hdr.Gid, func(dst *[]byte) error {
+		*dst = (*dst)[:0]
+		return copyLimited(e.buf, &e.total, e.limits, tr, func(b []byte) error { *dst = append(*dst, b...); return nil })
+	})
+	if handed || err != nil {
+		return err
+	}
 	var fd int
 	// O_EXCL|O_NOFOLLOW: never opens an existing file or link.
-	err := e.create(pfd, base, p, func() (err error) {
+	err = e.create(pfd, base, p, func() (err error) {
 		fd, err = unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(want.Perm()))
 		return err
 	})
@@ -623,8 +661,14 @@ func (e *Extractor) file(pfd int, base, p string, hdr *tar.Header, tr *tar.Reade
 		unix.Close(fd)
 		return err
 	}
-	if e.asRoot && (hdr.Uid != 0 || hdr.Gid != 0) {
-		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+	return e.finishFile(fd, p, want, hdr.Uid, hdr.Gid)
+}
+
+// finishFile gives a file just written its owner and the mode bits open
+// could not, and closes it.
+func (e *Extractor) finishFile(fd int, p string, want fs.FileMode, uid, gid int) error {
+	if e.asRoot && (uid != 0 || gid != 0) {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
 			unix.Close(fd)
 			return pathErr("chown", p, err)
 		}
@@ -704,6 +748,7 @@ func (e *Extractor) hardlink(pfd int, base, p string, hdr *tar.Header) error {
 		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 	}
 	tp := path.Join(tparent, tbase)
+	e.waitFor(tp)
 	var st unix.Stat_t
 	if err := unix.Fstatat(tfd, tbase, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if errors.Is(err, unix.ENOENT) {

@@ -81,6 +81,19 @@ func TestHostileArchives(t *testing.T) {
 			want:   `layer 1 entry "x/f": too many levels of symbolic links`,
 		},
 		{
+			// Extraction writes d/f in the background: the write beneath
+			// it must still find a file there, not make a directory.
+			name:   "write beneath a file written just before, same layer",
+			layers: [][]ent{{dir("d/"), file("d/f", "x"), file("d/f/x", "y")}},
+			want:   `layer 1 entry "d/f/x": /d/f is not a directory`,
+		},
+		{
+			name:   "symlink over a file written just before, then write through it",
+			layers: [][]ent{{dir("d/"), file("d/f", "x"), symlink("d/f", up), file("d/f/pwned", "y")}},
+			is:     source.ErrUnsafeEntry,
+			want:   `layer 1 entry "d/f/pwned": path leaves the image root through symbolic link "/d/f" -> "../../../sentinel"`,
+		},
+		{
 			name:   "hard link to outside",
 			layers: [][]ent{{hardlink("h", up+"/secret")}},
 			is:     source.ErrUnsafeEntry,

@@ -17,41 +17,48 @@ import (
 	"time"
 
 	"github.com/imagegate/imagegate/internal/snapshot"
+	"github.com/klauspost/compress/s2"
 )
 
 // What a streamed image keeps of its files' contents in memory: collectors
 // read package databases, release and version files, Python sources and
 // distribution metadata, all small; and ELF files, of which they read the
-// headers and the dynamic-linking tables only. Anything else is read back
-// from its layer when asked for.
+// headers and the dynamic-linking tables only (elfkeep.go). Anything else
+// is read back from its layer when asked for.
 const (
 	// keepWhole is the largest file kept whole (an ELF file's tables are
 	// kept whatever its size).
 	keepWhole = 1 << 20
-	// keepELFSection is the largest ELF section kept besides the ones the
-	// dynamic linker reads, which are kept whatever their size.
-	keepELFSection = 4 << 10
-	// maxELFScan is the largest ELF file whose tables are picked out while
-	// streaming (it is held in memory meanwhile); larger ones are read on
-	// demand.
-	maxELFScan = 256 << 20
 )
 
 // Bulk that no collector reads, whose contents a streamed image does not
 // keep (they are read back if anyone asks): message catalogs, compiled
-// Python, Perl modules, JavaScript and Java code, static archives and
-// objects, web assets, compressed man pages and changelogs, and whole
-// documentation, translation and time-zone trees.
+// Python, Perl modules, JavaScript and Java code (JDK modules and class
+// data archives among it), static archives and objects, web assets,
+// fonts and images, compressed files of every kind, and whole
+// documentation, translation and time-zone trees. Most of these are
+// compressed already, so keeping them would cost their full size.
 var (
-	unreadSuffixes = []string{".mo", ".pyc", ".pm", ".pod", ".gz", ".js", ".mjs", ".cjs", ".ts", ".map",
-		".jar", ".class", ".a", ".o", ".html", ".css", ".svg", ".png"}
+	unreadSuffixes = []string{".mo", ".pyc", ".pm", ".pod", ".js", ".mjs", ".cjs", ".ts", ".map",
+		".jar", ".class", ".jmod", ".jsa", ".a", ".o", ".html", ".css", ".svg", ".png", ".jpg", ".gif", ".ico",
+		".ttf", ".otf", ".woff", ".woff2", ".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip"}
 	unreadDirs = []string{"usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/", "usr/share/i18n/", "usr/share/zoneinfo/",
 		"usr/include/c++/", "usr/include/linux/", "usr/include/asm-generic/", "usr/include/x86_64-linux-gnu/", "usr/include/aarch64-linux-gnu/"}
 )
 
+// readAnyway are files among that bulk that a collector does read: the
+// node collector dates a distribution's nodejs by its Debian changelog.
+// Reading one back would decompress its layer again up to it.
+var readAnyway = []string{"/share/doc/nodejs/changelog.Debian.gz"}
+
 // keepable reports whether a file's contents may be kept in memory; name
 // is clean and relative to the root.
 func keepable(name string) bool {
+	for _, s := range readAnyway {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
 	for _, s := range unreadSuffixes {
 		if strings.HasSuffix(name, s) {
 			return false
@@ -73,8 +80,13 @@ type memTree struct {
 	layers []blob
 	log    *slog.Logger
 
-	mu     sync.Mutex // guards the contents of nodes, which reads may load
-	loaded int        // files read back from their layers, for the log
+	mu sync.Mutex // guards the contents of nodes, which reads may load, and loading
+	// loading has a channel for each file being read back, closed when
+	// done: the layer is read without mu held, so that reads of other
+	// files go on meanwhile (reading back decompresses the layer up to
+	// the file, seconds on a large one).
+	loading map[*mnode]chan struct{}
+	loaded  int // files read back from their layers, for the log
 }
 
 var _ fileSystem = (*memTree)(nil)
@@ -86,8 +98,9 @@ type mnode struct {
 	size     int64
 	link     string            // symbolic link target
 	kids     map[string]*mnode // directory entries
-	// data is the whole contents when kept (or loaded); pieces the parts
-	// of an ELF file that were kept.
+	// pieces are the parts of the contents kept: a whole file as one
+	// piece, an ELF file's tables as several. data is the whole contents
+	// once read back from the layer, or an empty file's.
 	data   []byte
 	pieces []piece
 	// layer (from 0) and offset of the contents in its uncompressed tar
@@ -96,9 +109,36 @@ type mnode struct {
 	offset int64
 }
 
+// piece is n bytes of a file at off: b itself, or when packed b's s2
+// block encoding. Most of what is kept is text and symbol tables, which
+// s2 shrinks three- to fivefold for a few milliseconds of work, and a
+// reader decodes only the pieces it reads.
 type piece struct {
-	off int64
-	b   []byte
+	off    int64
+	n      int64
+	b      []byte
+	packed bool
+}
+
+// packMin is the smallest piece worth encoding.
+const packMin = 512
+
+// pack copies raw into a piece at off, encoded when that saves an eighth
+// or more. enc is scratch space for the encoding, returned for reuse.
+func pack(off int64, raw, enc []byte) (piece, []byte) {
+	p := piece{off: off, n: int64(len(raw))}
+	if len(raw) >= packMin {
+		if need := s2.MaxEncodedLen(len(raw)); cap(enc) < need {
+			enc = make([]byte, need)
+		}
+		e := s2.Encode(enc[:cap(enc)], raw)
+		if len(e) <= len(raw)-len(raw)/8 {
+			p.b, p.packed = bytes.Clone(e), true
+			return p, enc
+		}
+	}
+	p.b = bytes.Clone(raw)
+	return p, enc
 }
 
 // memBuilder applies layers to a memTree with exactly the Extractor's
@@ -112,10 +152,14 @@ type memBuilder struct {
 	total   int64
 	buf     []byte
 	scratch []byte // an ELF file being streamed
-	kept    int64  // bytes of contents kept, for the log
-	skipped []snapshot.SkippedEntry
-	seen    map[string]struct{}
-	dirs    map[string]resolvedDir
+	text    []byte // a file being kept whole
+	enc     []byte // pack's scratch
+	// kept and packed are the bytes of contents kept and what they take
+	// in memory, for the log.
+	kept, packed int64
+	skipped      []snapshot.SkippedEntry
+	seen         map[string]struct{}
+	dirs         map[string]resolvedDir
 }
 
 type resolvedDir struct {
@@ -237,147 +281,73 @@ func (b *memBuilder) replace(dir *mnode, base string, n *mnode) {
 }
 
 // contents reads a regular file's data, counting it against the limits,
-// and keeps what the policy above says.
+// and keeps what the policy above says. An ELF file is never held whole
+// meanwhile, whatever its size (elfCapture).
 func (b *memBuilder) contents(n *mnode, r io.Reader, size int64, keepText bool) error {
-	var isELF bool
-	var head []byte
-	keep := func(p []byte) error {
-		if head == nil {
-			isELF = bytes.HasPrefix(p, []byte(elf.ELFMAG))
-			head = p
-			switch {
-			case isELF && size <= maxELFScan:
-				// Sized from the header: growing by doubling would hold
-				// twice the largest library meanwhile.
-				if int64(cap(b.scratch)) < size {
-					b.scratch = make([]byte, 0, size)
-				}
-				b.scratch = b.scratch[:0]
-			case !isELF && keepText && size <= keepWhole:
-				n.data = make([]byte, 0, size)
+	var elfc *elfCapture
+	// The first bytes decide, and a read may return fewer than the ELF
+	// magic's four at a chunk boundary: they wait in magic meanwhile.
+	var magic []byte
+	decided, whole := false, false
+	decide := func() {
+		decided = true
+		switch {
+		case bytes.HasPrefix(magic, []byte(elf.ELFMAG)):
+			elfc = newELFCapture(size, b.scratch)
+			elfc.write(magic)
+		case keepText && size <= keepWhole:
+			if int64(cap(b.text)) < size {
+				b.text = make([]byte, 0, size)
 			}
+			b.text = append(b.text[:0], magic...)
+			whole = true
+		}
+	}
+	keep := func(p []byte) {
+		if !decided {
+			k := min(len(p), len(elf.ELFMAG)-len(magic))
+			magic = append(magic, p[:k]...)
+			p = p[k:]
+			if len(magic) < len(elf.ELFMAG) {
+				return
+			}
+			decide()
 		}
 		switch {
-		case isELF && size <= maxELFScan:
-			b.scratch = append(b.scratch, p...)
-		case !isELF && keepText && size <= keepWhole:
-			n.data = append(n.data, p...)
+		case elfc != nil:
+			elfc.write(p)
+		case whole:
+			b.text = append(b.text, p...)
 		}
-		return nil
 	}
 	var got int64
-	counted := func(p []byte) error { got += int64(len(p)); return keep(p) }
+	counted := func(p []byte) error { got += int64(len(p)); keep(p); return nil }
 	if err := copyLimited(b.buf, &b.total, b.limits, r, counted); err != nil {
 		return err
 	}
 	n.size = got
-	defer func() {
-		b.kept += int64(len(n.data))
-		for _, p := range n.pieces {
-			b.kept += int64(len(p.b))
-		}
-	}()
-	if n.data == nil && !isELF && got == 0 {
-		n.data = []byte{}
+	if !decided {
+		decide() // shorter than the ELF magic
 	}
-	if isELF && size <= maxELFScan {
-		n.pieces = elfPieces(b.scratch)
-		if cap(b.scratch) > 16<<20 {
-			b.scratch = nil // do not hold on to one huge file's buffer
-		}
+	var raw []piece
+	switch {
+	case got == 0:
+		n.data = []byte{}
+		return nil
+	case elfc != nil:
+		raw = elfc.pieces()
+		b.scratch = elfc.prefix[:0] // reused by the next ELF file
+	case whole:
+		raw = []piece{{off: 0, n: got, b: b.text}}
+	}
+	for _, r := range raw {
+		var p piece
+		p, b.enc = pack(r.off, r.b, b.enc)
+		n.pieces = append(n.pieces, p)
+		b.kept += p.n
+		b.packed += int64(len(p.b))
 	}
 	return nil
-}
-
-// elfPieces picks out of a whole ELF file what readers of its headers and
-// dynamic-linking tables read: the file and program headers, the section
-// headers and section names, the dynamic section, the dynamic symbols and
-// their strings, symbol versions, notes, the interpreter path and every
-// small section (Go's build information among them). A file debug/elf
-// cannot parse is kept whole up to keepWhole, and otherwise its first
-// pages only.
-func elfPieces(b []byte) (pieces []piece) {
-	add := func(off, size uint64) {
-		if off >= uint64(len(b)) || size == 0 {
-			return
-		}
-		end := min(off+size, uint64(len(b)))
-		pieces = append(pieces, piece{off: int64(off), b: bytes.Clone(b[off:end])})
-	}
-	defer func() {
-		if recover() != nil {
-			pieces = nil
-			add(0, min(uint64(len(b)), keepWhole))
-		}
-	}()
-	f, err := elf.NewFile(bytes.NewReader(b))
-	if err != nil {
-		add(0, min(uint64(len(b)), keepWhole))
-		return pieces
-	}
-	// The file and program headers sit in the first page.
-	add(0, 4096)
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_DYNAMIC || p.Type == elf.PT_INTERP || p.Type == elf.PT_NOTE {
-			add(p.Off, p.Filesz)
-		}
-	}
-	shoff, shsize := sectionHeaderTable(b, f)
-	add(shoff, shsize)
-	for _, s := range f.Sections {
-		if s.Type == elf.SHT_NOBITS {
-			continue
-		}
-		switch {
-		case s.Type == elf.SHT_DYNAMIC, s.Type == elf.SHT_DYNSYM, s.Type == elf.SHT_STRTAB,
-			s.Type == elf.SHT_GNU_VERDEF, s.Type == elf.SHT_GNU_VERNEED, s.Type == elf.SHT_GNU_VERSYM,
-			s.Type == elf.SHT_NOTE, s.Size <= keepELFSection:
-			add(s.Offset, s.Size)
-		}
-	}
-	return merge(pieces)
-}
-
-// sectionHeaderTable finds the section header table from the ELF header
-// itself (debug/elf does not say where it read it).
-func sectionHeaderTable(b []byte, f *elf.File) (off, size uint64) {
-	if len(b) < 64 {
-		return 0, 0
-	}
-	bo := f.ByteOrder
-	if f.Class == elf.ELFCLASS64 {
-		return bo.Uint64(b[0x28:]), uint64(bo.Uint16(b[0x3a:])) * uint64(bo.Uint16(b[0x3c:]))
-	}
-	return uint64(bo.Uint32(b[0x20:])), uint64(bo.Uint16(b[0x2e:])) * uint64(bo.Uint16(b[0x30:]))
-}
-
-// merge sorts pieces by offset and joins overlapping or touching ones.
-func merge(ps []piece) []piece {
-	if len(ps) < 2 {
-		return ps
-	}
-	sortPieces(ps)
-	out := ps[:1]
-	for _, p := range ps[1:] {
-		last := &out[len(out)-1]
-		end := last.off + int64(len(last.b))
-		if p.off > end {
-			out = append(out, p)
-			continue
-		}
-		if pend := p.off + int64(len(p.b)); pend > end {
-			last.b = append(last.b, p.b[end-p.off:]...)
-		}
-	}
-	return out
-}
-
-func sortPieces(ps []piece) {
-	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0 && ps[j].off < ps[j-1].off; j-- {
-			ps[j], ps[j-1] = ps[j-1], ps[j]
-		}
-	}
 }
 
 // resolveDir is the Extractor's resolveDir on nodes.
@@ -535,7 +505,7 @@ func streamImage(ctx context.Context, layers []blob, progress func(Event), opts 
 	if err != nil {
 		return nil, err
 	}
-	b.t.log.Debug("streamed image into memory", "layers", len(layers), "entries", b.entries, "bytes", b.total, "kept", b.kept, "elapsed", time.Since(started))
+	b.t.log.Debug("streamed image into memory", "layers", len(layers), "entries", b.entries, "bytes", b.total, "kept", b.kept, "kept packed", b.packed, "elapsed", time.Since(started))
 	return &Tree{RootFS: true, Skipped: sortSkipped(b.skipped), mem: b.t}, nil
 }
 
@@ -688,12 +658,17 @@ type memFile struct {
 	n    *mnode
 	name string
 	off  int64
+	// unpacked is the piece decoded last (its index plus one in
+	// unpackedAt, 0 for none): readers of ELF and text files read one
+	// piece in many small reads.
+	unpacked   []byte
+	unpackedAt int
 }
 
 var _ File = (*memFile)(nil)
 
 func (f *memFile) Stat() (fs.FileInfo, error) { return info{path.Base(f.name), f.n}, nil }
-func (f *memFile) Close() error               { return nil }
+func (f *memFile) Close() error               { f.unpacked, f.unpackedAt = nil, 0; return nil }
 
 func (f *memFile) Read(p []byte) (int, error) {
 	n, err := f.ReadAt(p, f.off)
@@ -732,9 +707,13 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	want := min(int64(len(p)), n.size-off)
 	f.t.mu.Lock()
 	defer f.t.mu.Unlock()
-	for _, pc := range n.pieces {
-		if off >= pc.off && off+want <= pc.off+int64(len(pc.b)) {
-			k := copy(p, pc.b[off-pc.off:off-pc.off+want])
+	for i, pc := range n.pieces {
+		if off >= pc.off && off+want <= pc.off+pc.n {
+			b, err := f.bytes(i)
+			if err != nil {
+				return 0, &fs.PathError{Op: "read", Path: f.name, Err: err}
+			}
+			k := copy(p, b[off-pc.off:off-pc.off+want])
 			if int64(k) < int64(len(p)) {
 				return k, io.EOF
 			}
@@ -752,21 +731,56 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	return k, nil
 }
 
+// bytes returns piece i of the file, decoded. The caller holds mu.
+func (f *memFile) bytes(i int) ([]byte, error) {
+	pc := f.n.pieces[i]
+	if !pc.packed {
+		return pc.b, nil
+	}
+	if f.unpackedAt == i+1 {
+		return f.unpacked, nil
+	}
+	if cap(f.unpacked) < int(pc.n) {
+		f.unpacked = make([]byte, pc.n)
+	}
+	b, err := s2.Decode(f.unpacked[:cap(f.unpacked)], pc.b)
+	if err != nil || int64(len(b)) != pc.n {
+		return nil, fmt.Errorf("decode kept contents: %v", err)
+	}
+	f.unpacked, f.unpackedAt = b, i+1
+	return b, nil
+}
+
 // load returns a file's whole contents, reading them back from the layer
-// the first time a read falls outside what was kept. The caller holds mu.
+// the first time a read falls outside what was kept. The caller holds mu;
+// load releases it while reading the layer.
 func (t *memTree) load(n *mnode, name string) ([]byte, error) {
-	if n.data != nil {
-		return n.data, nil
+	for n.data == nil {
+		if ch, ok := t.loading[n]; ok {
+			t.mu.Unlock()
+			<-ch
+			t.mu.Lock()
+			continue // loaded, or failed and tried again here
+		}
+		ch := make(chan struct{})
+		if t.loading == nil {
+			t.loading = map[*mnode]chan struct{}{}
+		}
+		t.loading[n] = ch
+		t.mu.Unlock()
+		started := time.Now()
+		data, err := readBack(t.layers[n.layer], n.offset, n.size)
+		t.mu.Lock()
+		delete(t.loading, n)
+		close(ch)
+		if err != nil {
+			return nil, fmt.Errorf("read back from layer %d: %w", n.layer+1, err)
+		}
+		n.data, n.pieces = data, nil
+		t.loaded++
+		t.log.Debug("read a file back from its layer", "path", name, "layer", n.layer+1, "bytes", n.size, "elapsed", time.Since(started), "files read back", t.loaded)
 	}
-	started := time.Now()
-	data, err := readBack(t.layers[n.layer], n.offset, n.size)
-	if err != nil {
-		return nil, fmt.Errorf("read back from layer %d: %w", n.layer+1, err)
-	}
-	n.data, n.pieces = data, nil
-	t.loaded++
-	t.log.Debug("read a file back from its layer", "path", name, "layer", n.layer+1, "bytes", n.size, "elapsed", time.Since(started), "files read back", t.loaded)
-	return data, nil
+	return n.data, nil
 }
 
 // readBack reads size bytes at offset of a layer's uncompressed stream:

@@ -25,6 +25,10 @@ var versionCommands = map[string]versionCommand{
 	// come first.
 	KindJava: {[]string{"-version"}, regexp.MustCompile(`version "([^"]+)"`)},
 	KindRuby: {[]string{"--version"}, regexp.MustCompile(`(?m)^ruby (\d+\.\d+\.\d+)`)},
+	// -n: no ini files, so that a broken extension's startup warning
+	// cannot hide the version (the parts check reports it).
+	KindPHP:  {[]string{"-n", "-v"}, regexp.MustCompile(`(?m)^PHP (\d+\.\d+\.\d+\S*) `)},
+	KindPerl: {[]string{"-e", `printf "perl %vd\n", $^V`}, regexp.MustCompile(`(?m)^perl (\d+\.\d+\.\d+)`)},
 }
 
 // ParseVersionOutput returns the version in what a runtime of kind printed

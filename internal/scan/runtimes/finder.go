@@ -1,4 +1,4 @@
-// Package runtimes finds the Node.js, Go, Java, Ruby and .NET installations
+// Package runtimes finds the Node.js, Go, Java, Ruby, PHP, Perl and .NET installations
 // of an image while the scan walks it, reads each one's version from its own
 // files, and confirms it by running the runtime when the scan may execute.
 package runtimes
@@ -54,8 +54,11 @@ func NewFinder(opts Options) *Finder {
 // prunes the trees it reads itself in Collect (a GOROOT, a JDK, a .NET root),
 // which are large and hold no other runtime.
 func (f *Finder) Visit(dir string, entries []fs.DirEntry) (prune bool) {
-	var versionFile, bin, src, lib, release, dotnet, sdk, shared, node, rbconfig bool
+	var versionFile, bin, src, lib, release, dotnet, sdk, shared, node, rbconfig, php, perl bool
 	for _, e := range entries {
+		if phpBinaryName.MatchString(e.Name()) && !e.IsDir() {
+			php = true
+		}
 		// A link to a directory counts as one: Debian's GOROOT links
 		// src to /usr/share/go-1.xx/src.
 		dirLike := e.IsDir() || e.Type()&fs.ModeSymlink != 0
@@ -81,6 +84,8 @@ func (f *Finder) Visit(dir string, entries []fs.DirEntry) (prune bool) {
 			node = fileLike
 		case "rbconfig.rb":
 			rbconfig = fileLike
+		case "perl":
+			perl = fileLike
 		}
 	}
 	switch {
@@ -99,6 +104,12 @@ func (f *Finder) Visit(dir string, entries []fs.DirEntry) (prune bool) {
 	}
 	if rbconfig {
 		f.found[candidate{KindRuby, dir}] = true
+	}
+	if path.Base(dir) == "bin" && php {
+		f.found[candidate{KindPHP, path.Dir(dir)}] = true
+	}
+	if path.Base(dir) == "bin" && perl {
+		f.found[candidate{KindPerl, path.Dir(dir)}] = true
 	}
 	// Global packages are read from package.json files in Collect; the
 	// tree below (often 100k files) holds no runtime.
@@ -135,6 +146,9 @@ func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtim
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("read runtimes: %w", err)
 		}
+		if !f.opts.wants(c.kind) {
+			continue
+		}
 		var (
 			rs []snapshot.Runtime
 			w  string
@@ -150,6 +164,10 @@ func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtim
 			rs, w = readRuby(t, c.dir)
 		case "dotnet":
 			rs, w = readDotnet(t, c.dir)
+		case KindPHP:
+			rs, w = readPHP(t, c.dir)
+		case KindPerl:
+			rs, w = readPerl(t, c.dir)
 		}
 		if w != "" {
 			warnings = append(warnings, w)
@@ -165,6 +183,9 @@ func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtim
 			r.Origin = t.Origin(r.Path)
 			out = append(out, r)
 		}
+	}
+	if t.RootFS && f.opts.wants(KindSystem) {
+		out = append(out, newSystemRuntime())
 	}
 	if t.Runner != nil {
 		warnings = append(warnings, confirm(ctx, t.Runner, out)...)
@@ -188,6 +209,9 @@ func (f *Finder) Collect(ctx context.Context, t *source.Tree) ([]snapshot.Runtim
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("check runtime parts: %w", err)
 	}
+	// An image that shows none of the essentials (a bare tree with an
+	// os-release) has no system entry rather than an empty one.
+	out = slices.DeleteFunc(out, func(r snapshot.Runtime) bool { return r.Kind == KindSystem && len(r.Modules) == 0 })
 	return out, warnings, nil
 }
 

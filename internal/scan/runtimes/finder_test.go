@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -52,9 +53,19 @@ func TestCollectHost(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/node"); err == nil {
 		want = append(want, "node "+firstSubmatch(t, `v(\S+)`, mustRun(t, "/usr/bin/node", "--version"))+" /usr")
 	}
+	if _, err := os.Stat("/usr/bin/perl"); err == nil {
+		want = append(want, "perl "+mustRun(t, "/usr/bin/perl", "-e", `printf "%vd", $^V`)+" /usr")
+	}
+	if _, err := os.Stat("/usr/bin/php"); err == nil {
+		want = append(want, "php "+firstSubmatch(t, `PHP (\S+)`, mustRun(t, "/usr/bin/php", "-n", "-v"))+" /usr")
+	}
 	if len(want) < 3 {
 		t.Fatalf("this machine should have Go, a JDK and Node.js; found %q", want)
 	}
+	// A root filesystem's essentials (this machine has curl and a CA
+	// bundle).
+	want = append(want, "system 1 /")
+	slices.Sort(want)
 	for _, exec := range []bool{false, true} {
 		t.Run(map[bool]string{false: "files", true: "executed"}[exec], func(t *testing.T) {
 			tg := &source.Tree{Dir: "/", RootFS: true}

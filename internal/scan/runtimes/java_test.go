@@ -23,12 +23,18 @@ var fixtures struct {
 	once sync.Once
 	dir  string
 	err  error
+	// cleanup are more fixture directories shared by the tests of this
+	// binary, removed at its end.
+	cleanup []string
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if fixtures.dir != "" {
 		os.RemoveAll(fixtures.dir)
+	}
+	for _, d := range fixtures.cleanup {
+		os.RemoveAll(d)
 	}
 	os.Exit(code)
 }

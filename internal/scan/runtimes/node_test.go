@@ -50,6 +50,16 @@ func mustRootFS(tb testing.TB, pkgs []string, elves ...string) string {
 	for _, p := range pkgs {
 		mustRun(tb, "dpkg-deb", "-x", p, root)
 	}
+	mustCopyLibraries(tb, root, elves...)
+	return root
+}
+
+// mustCopyLibraries copies into root the shared libraries of this machine
+// that the ELF files matching elves (glob patterns relative to root) need
+// and root lacks, at the same paths, and makes the directories a chroot
+// needs.
+func mustCopyLibraries(tb testing.TB, root string, elves ...string) {
+	tb.Helper()
 	libDirs := []string{filepath.Join(root, "usr/lib/x86_64-linux-gnu"), filepath.Join(root, "lib/x86_64-linux-gnu")}
 	var files []string
 	for _, pattern := range elves {
@@ -80,7 +90,6 @@ func mustRootFS(tb testing.TB, pkgs []string, elves ...string) string {
 			tb.Fatal(err)
 		}
 	}
-	return root
 }
 
 // copyInto copies the host file at p (its links followed) to the same path

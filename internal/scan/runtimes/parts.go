@@ -22,6 +22,16 @@ type Options struct {
 	// Concurrency is how many installations have their parts checked at
 	// once (default runtime.NumCPU()).
 	Concurrency int
+	// Kinds, when not empty, limits Collect to these runtime kinds
+	// (KindSystem included): for a caller that wants one kind's figures,
+	// such as BenchmarkParts.
+	Kinds []string
+}
+
+// wants says whether Collect reports runtimes of kind.
+func (o Options) wants(kind string) bool {
+	return len(o.Kinds) == 0 || slices.Contains(o.Kinds, kind) ||
+		kind == "dotnet" && (slices.Contains(o.Kinds, KindDotnetSDK) || slices.Contains(o.Kinds, KindDotnetRuntime))
 }
 
 func (o Options) withDefaults() Options {
@@ -41,10 +51,15 @@ func (o Options) withDefaults() Options {
 type partsChecker func(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snapshot.Runtime, opts Options) (mods map[string]*snapshot.Module, warnings []string)
 
 var partsCheckers = map[string]partsChecker{
-	KindJava: checkJava,
-	KindNode: checkNode,
-	KindGo:   checkGo,
-	KindRuby: checkRuby,
+	KindJava:   checkJava,
+	KindNode:   checkNode,
+	KindGo:     checkGo,
+	KindRuby:   checkRuby,
+	KindPHP:    checkPHP,
+	KindPerl:   checkPerl,
+	KindSystem: checkSystem,
+
+	KindDotnetRuntime: checkDotnet,
 }
 
 func checkJava(ctx context.Context, t *source.Tree, res *ldso.Resolver, r *snapshot.Runtime, opts Options) (map[string]*snapshot.Module, []string) {
