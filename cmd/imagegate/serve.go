@@ -189,7 +189,7 @@ func runServe(ctx context.Context, g *globalOptions, opts *serveOptions, changed
 		Service: svc, Store: st, Controller: ctl, Registry: server.NewRegistry(), Logger: log,
 		TokenCacheTTL: cfg.Policies.TokenCacheTTL, Reports: reports,
 		Verify:  rollout.NewVerifications(svc, st, rollout.VerifyOptions{Alerter: outbox}),
-		Notices: notices, RateLimits: rateLimits(cfg.Limits), Sessions: st,
+		Notices: notices, RateLimits: rateLimits(cfg.Limits), Sessions: st, ExternalURL: cfg.ExternalURL,
 	})
 	if err != nil {
 		return err

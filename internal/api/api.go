@@ -70,6 +70,9 @@ type StartRolloutRequest struct {
 	ForceReason string            `json:"forceReason,omitempty"`
 	// AutoRollback rolls back by itself when a ring turns unhealthy.
 	AutoRollback bool `json:"autoRollback,omitempty"`
+	// Reason is why the rollout starts, kept in its audit entry
+	// (optional; servers before it refuse the field as unknown).
+	Reason string `json:"reason,omitempty"`
 }
 
 // SetPinRequest pins org+label (from the path) to a version until ExpiresAt.

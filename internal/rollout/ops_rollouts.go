@@ -53,8 +53,10 @@ func (s *Service) StartRollout(ctx context.Context, actor string, req StartReque
 	if err := checkNames("start rollout", "label", req.Label, "version", req.Version); err != nil {
 		return Rollout{}, err
 	}
-	if err := CheckText("forceReason", req.ForceReason, MaxReason); err != nil {
-		return Rollout{}, fmt.Errorf("start rollout of %s %s: %w", req.Label, req.Version, err)
+	for _, f := range []struct{ name, text string }{{"forceReason", req.ForceReason}, {"reason", req.Reason}} {
+		if err := CheckText(f.name, f.text, MaxReason); err != nil {
+			return Rollout{}, fmt.Errorf("start rollout of %s %s: %w", req.Label, req.Version, err)
+		}
 	}
 	v, err := s.st.GetVersion(ctx, req.Label, req.Version, false)
 	if err != nil {
@@ -126,7 +128,7 @@ func (s *Service) StartRollout(ctx context.Context, actor string, req StartReque
 			r.Supersedes = a.ID
 			a.State, a.Reason, a.UpdatedAt = StateSuperseded, "superseded by a rollout of "+req.Version, now
 		}
-		reason := req.ForceReason
+		reason := startReason(req)
 		err = s.st.CreateRollout(ctx, &r, sup, AuditEntry{Actor: actor, Action: "rollout.start", Subject: "rollout/" + r.ID,
 			Reason: reason, Details: details("version", r.Version, "from", from, "expedited", r.Expedited, "supersedes", r.Supersedes, "forced", r.Forced,
 				"autoRollback", r.AutoRollback, "state", r.State, "gate", v.Gate, "unknownGateAllowed", unknownAllowed)})
@@ -411,4 +413,18 @@ func (s *Service) ListRollouts(ctx context.Context, label string, states []State
 	}
 	rs, next, err := s.st.ListRollouts(ctx, label, states, normPage(p))
 	return rs, next, errWrap(err, "list rollouts")
+}
+
+// startReason is the rollout.start audit entry's reason: why it starts
+// and, when forced, why the failed gate is overridden (one of them when
+// they are the same or one is missing).
+func startReason(req StartRequest) string {
+	why, forced := strings.TrimSpace(req.Reason), strings.TrimSpace(req.ForceReason)
+	switch {
+	case forced == "" || forced == why:
+		return why
+	case why == "":
+		return forced
+	}
+	return why + "; forced: " + forced
 }

@@ -91,6 +91,10 @@ type StartRequest struct {
 	ForceReason string `json:"forceReason,omitempty"`
 	// AutoRollback rolls back instead of halting when health fails.
 	AutoRollback bool `json:"autoRollback"`
+	// Reason is why the rollout starts (optional; a hotfix's from the
+	// dashboard), kept in the rollout.start audit entry beside any
+	// ForceReason.
+	Reason string `json:"reason,omitempty"`
 }
 
 // PinView is a pin as listed, with its expiry judged as of now.

@@ -269,7 +269,8 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, p Principa
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	sr := rollout.StartRequest{Label: req.Label, Version: req.Version, Expedited: req.Expedited, Force: req.Force, ForceReason: req.ForceReason, AutoRollback: req.AutoRollback}
+	sr := rollout.StartRequest{Label: req.Label, Version: req.Version, Expedited: req.Expedited, Force: req.Force, ForceReason: req.ForceReason, AutoRollback: req.AutoRollback,
+		Reason: req.Reason}
 	if len(req.BakeTimes) > 0 {
 		sr.BakeTimes = make(map[string]time.Duration, len(req.BakeTimes))
 		for ring, d := range req.BakeTimes {

@@ -215,6 +215,7 @@ func TestBadInput(t *testing.T) {
 				{"dot-dot label", "POST", "/api/v1/images/%2E%2E/versions", `{"version":"v1"}`, 0, nil},
 				{"dot version", "POST", "/api/v1/images/" + label + "/versions", `{"version":".."}`, 400, []string{"version", "'.'"}},
 				{"force reason NUL", "POST", "/api/v1/rollouts", `{"label":"` + label + `","version":"v2","force":true,"forceReason":"\u0000"}`, 400, []string{"forceReason", "U+0000"}},
+				{"start reason NUL", "POST", "/api/v1/rollouts", `{"label":"` + label + `","version":"v2","reason":"why\u0000"}`, 400, []string{"reason", "U+0000"}},
 				{"ring org bad", "PUT", "/api/v1/rings", `{"rings":[{"name":"a","orgs":["a b"],"percent":100}]}`, 400, []string{"orgs[0]", "' '"}},
 				{"images after garbage", "GET", "/api/v1/images?after=garbage", "", 400, []string{"cursor"}},
 				{"pins after garbage", "GET", "/api/v1/pins?after=garbage", "", 400, []string{"cursor"}},

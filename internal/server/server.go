@@ -104,6 +104,10 @@ type Options struct {
 	// Sessions, when set, serves the dashboard (package ui) under /ui/,
 	// with its logins kept there, and redirects / to it.
 	Sessions rollout.SessionStore
+	// ExternalURL is how people reach the server (the serve config's
+	// externalURL); when it is https the dashboard's cookies are Secure
+	// even on requests a TLS-terminating proxy forwards over plain HTTP.
+	ExternalURL string
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -161,7 +165,7 @@ func New(opts Options) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.register()
 	if opts.Sessions != nil {
-		if err := s.mountDashboard(opts.Sessions); err != nil {
+		if err := s.mountDashboard(opts.Sessions, opts.ExternalURL); err != nil {
 			return nil, err
 		}
 	}

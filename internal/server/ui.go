@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/imagegate/imagegate/internal/api"
 	"github.com/imagegate/imagegate/internal/rollout"
@@ -37,8 +39,13 @@ func (a dashboardAuth) AuthenticateHash(ctx context.Context, hash []byte) (ui.Id
 }
 
 // mountDashboard serves the dashboard under /ui/ and sends / there.
-func (s *Server) mountDashboard(sessions rollout.SessionStore) error {
-	h, err := ui.New(ui.Options{Service: s.svc, Sessions: sessions, Auth: dashboardAuth{s.tokens}, Logger: s.log, Now: s.now})
+// An https externalURL means TLS ends before this process (or here too):
+// the cookies must then be Secure whatever the forwarded request says.
+func (s *Server) mountDashboard(sessions rollout.SessionStore, externalURL string) error {
+	u, err := url.Parse(externalURL)
+	secure := err == nil && strings.EqualFold(u.Scheme, "https")
+	h, err := ui.New(ui.Options{Service: s.svc, Sessions: sessions, Auth: dashboardAuth{s.tokens}, Logger: s.log, Now: s.now, SecureCookies: secure,
+		Reports: s.reports})
 	if err != nil {
 		return err
 	}

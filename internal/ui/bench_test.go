@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,9 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +36,9 @@ import (
 //	go test -run '^$' -bench Pages -benchtime 100x -timeout 60m ./internal/ui/
 //
 // (PostgreSQL with IMAGEGATE_TEST_POSTGRES set). The seeding is the
-// benchmark's own and takes minutes.
+// benchmark's own and takes minutes; IMAGEGATE_UI_BENCH_EVENTS=100000
+// seeds fewer events (and so fewer signatures) for quick rounds while
+// optimising, and the budget is then not enforced.
 
 func BenchmarkPagesSQLite(b *testing.B) {
 	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "imagegate.db"))
@@ -92,7 +97,15 @@ func benchPages(b *testing.B, st rollout.Store) {
 	seedStart := time.Now()
 	// r-bench of img: 1,000,000 events over 5,000 signatures in ring 0,
 	// and 100,000 events of history.
-	rb := storetest.SeedTelemetry(b, st, 1_000_000, storetest.DefaultFleet)
+	events := 1_000_000
+	if v := os.Getenv("IMAGEGATE_UI_BENCH_EVENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("IMAGEGATE_UI_BENCH_EVENTS=%q: want a positive number of events", v)
+		}
+		events = n
+	}
+	rb := storetest.SeedTelemetry(b, st, events, storetest.DefaultFleet)
 	tel := rollout.NewTelemetryHealth(st, rollout.AnalysisPolicies{}, nil)
 	svc, err := rollout.NewService(ctx, st, rollout.ServiceOptions{Health: tel, Analyzer: tel})
 	if err != nil {
@@ -138,7 +151,7 @@ func benchPages(b *testing.B, st rollout.Store) {
 			b.Fatal(err)
 		}
 	}
-	b.Logf("seeded in %s: 1,000,000 events, 5,000 signatures, %d rollouts", time.Since(seedStart).Round(time.Second), rollouts)
+	b.Logf("seeded in %s: %d events, %d rollouts", time.Since(seedStart).Round(time.Second), events, rollouts)
 
 	srv, err := server.New(server.Options{Service: svc, Store: st, Sessions: st})
 	if err != nil {
@@ -165,8 +178,9 @@ func benchPages(b *testing.B, st rollout.Store) {
 			var took, cpu []time.Duration
 			// The request runs on this goroutine's thread, so the thread's
 			// CPU time is the request's (SQLite's included, PostgreSQL's
-			// not): the wall time on a shared machine also counts waiting
-			// for a core.
+			// not; the Images page's cards, read on goroutines of their
+			// own, not either): the wall time on a shared machine also
+			// counts waiting for a core.
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			for b.Loop() {
@@ -180,6 +194,17 @@ func benchPages(b *testing.B, st rollout.Store) {
 					b.Fatalf("GET %s = %d:\n%.2000s", p.path, rec.Code, rec.Body.String())
 				}
 			}
+			// Which loads were slowest: the first of a page fills the
+			// dashboard's caches, the others waited (for a core, a lock).
+			order := make([]int, len(took))
+			for i := range order {
+				order[i] = i
+			}
+			slices.SortFunc(order, func(x, y int) int { return cmp.Compare(took[y], took[x]) })
+			var slowest []string
+			for _, i := range order[:min(3, len(order))] {
+				slowest = append(slowest, fmt.Sprintf("#%d %s (CPU %s)", i+1, took[i].Round(time.Microsecond), cpu[i].Round(time.Microsecond)))
+			}
 			slices.Sort(took)
 			slices.Sort(cpu)
 			// Nearest rank: the 99th of 100 sorted loads.
@@ -188,8 +213,8 @@ func benchPages(b *testing.B, st rollout.Store) {
 			b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(cpu[rank].Microseconds())/1000, "p99-cpu-ms")
-			b.Logf("%s: %d loads, p50 %s, p99 %s, p99 CPU of the request's thread %s", p.path, len(took), took[len(took)/2], p99, cpu[rank])
-			if len(took) >= 100 && p99 > pageBudget {
+			b.Logf("%s: %d loads, p50 %s, p99 %s, p99 CPU of the request's thread %s; slowest %s", p.path, len(took), took[len(took)/2], p99, cpu[rank], strings.Join(slowest, ", "))
+			if len(took) >= 100 && events >= 1_000_000 && p99 > pageBudget {
 				b.Errorf("%s: p99 %s over %d loads (median %s), over the budget of %s", p.path, p99, len(took), took[len(took)/2], pageBudget)
 			}
 		})

@@ -221,6 +221,11 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("audit page lacks the rollback:\n%s", txt)
 	}
 	admin.screenshot("06-audit")
+	// org-a reports the failure it saw: the Signatures page matches it.
+	if _, err := e.reports.Report(context.Background(), "token:org-a-support", rollout.Report{Org: "org-a", Label: "ubuntu-22.04", Version: "v2",
+		JobID: "job-77", Text: sqliteTraceback}); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []struct{ path, name string }{
 		{"/ui/images/ubuntu-22.04/versions/v2", "07-version"},
 		{"/ui/signatures?label=ubuntu-22.04&version=v2", "08-signatures"},

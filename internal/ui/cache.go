@@ -99,6 +99,36 @@ func (h *Handler) status(ctx context.Context, label string) (rollout.LabelStatus
 	return h.statuses.get(ctx, label, func(ctx context.Context) (rollout.LabelStatus, error) { return h.svc.Status(ctx, label) })
 }
 
+// newestVersion is label's most recently pushed version (nil when it has
+// none), through the cache: the Images page shows one per label, and
+// asking the store for each of them on every load is most of its cost.
+func (h *Handler) newestVersion(ctx context.Context, label string) (*rollout.Version, error) {
+	v, _, err := h.newest.get(ctx, label, func(ctx context.Context) (*rollout.Version, error) {
+		vs, _, err := h.svc.Versions(ctx, label, rollout.Page{Limit: 1})
+		if err != nil || len(vs) == 0 {
+			return nil, err
+		}
+		return &vs[0], nil
+	})
+	return v, err
+}
+
+// signaturePage is one page of a label's (and version's) signatures.
+type signaturePage struct {
+	sigs []rollout.Signature
+	next string
+}
+
+// signatures is a page of the Service's signatures, through the cache:
+// they change only when ingest flushes its aggregates, and at a million
+// events the store's answer costs more than the rest of the page.
+func (h *Handler) signatures(ctx context.Context, label, version, after string) (signaturePage, time.Time, error) {
+	return h.sigPages.get(ctx, label+"\x00"+version+"\x00"+after, func(ctx context.Context) (signaturePage, error) {
+		sigs, next, err := h.svc.Signatures(ctx, label, version, rollout.Page{After: after, Limit: signaturesPerPage})
+		return signaturePage{sigs, next}, err
+	})
+}
+
 // analysis is the Service's analysis of rollout id, through the cache.
 func (h *Handler) analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, time.Time, error) {
 	return h.analyses.get(ctx, id, func(ctx context.Context) (rollout.RolloutAnalysis, error) { return h.svc.Analysis(ctx, id) })
@@ -116,6 +146,7 @@ func (h *Handler) ringTelemetry(ctx context.Context, id string, ring int) (rollo
 // after a change made through it, so the next page shows the change.
 func (h *Handler) changed(label, rolloutID string) {
 	h.statuses.drop(label)
+	h.newest.drop(label)
 	if rolloutID != "" {
 		h.analyses.drop(rolloutID)
 	}

@@ -31,6 +31,7 @@ type env struct {
 	handler                   http.Handler
 	st                        *sqlite.DB
 	svc                       *rollout.Service
+	reports                   *rollout.Reports
 	clk                       *testenv.Clock
 	admin, orgA, orgB, runner string
 	rollout                   rollout.Rollout
@@ -82,13 +83,17 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	srv, err := server.New(server.Options{Service: svc, Store: st, Now: clk.Now, Sessions: st, TokenCacheTTL: time.Nanosecond})
+	reports, err := rollout.NewReports(svc, st, rollout.ReportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Options{Service: svc, Store: st, Now: clk.Now, Sessions: st, TokenCacheTTL: time.Nanosecond, Reports: reports})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	e := &env{t: t, url: hs.URL, handler: srv, st: st, svc: svc, clk: clk}
+	e := &env{t: t, url: hs.URL, handler: srv, st: st, svc: svc, reports: reports, clk: clk}
 	for _, tok := range []struct {
 		dst        *string
 		name, role string
@@ -173,7 +178,7 @@ func (e *env) jobs(t *testing.T) {
 			evs = append(evs, ev)
 		}
 	}
-	sqliteErr := "Traceback (most recent call last):\n  File \"/app/db.py\", line 3, in <module>\n    import sqlite3\nModuleNotFoundError: No module named '_sqlite3'"
+	sqliteErr := sqliteTraceback
 	for p := range 6 {
 		add("org-a", "v2", fmt.Sprintf("ci-%d.yml", p), 3, false, "")
 		add("org-a", "v2", fmt.Sprintf("ci-%d.yml", p), 2, true, sqliteErr)
@@ -243,3 +248,6 @@ func (c *client) login(token string) int {
 	status, _, _ := c.post("/ui/login", url.Values{"csrf": {csrfOf(c.e.t, body)}, "token": {token}})
 	return status
 }
+
+// sqliteTraceback is the failure of v2 in org-a's jobs.
+const sqliteTraceback = "Traceback (most recent call last):\n  File \"/app/db.py\", line 3, in <module>\n    import sqlite3\nModuleNotFoundError: No module named '_sqlite3'"

@@ -1,9 +1,11 @@
 package ui
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/imagegate/imagegate/internal/rollout"
@@ -125,45 +127,69 @@ func (h *Handler) images(r *http.Request, s *session) (imagesData, error) {
 	if err != nil {
 		return imagesData{}, err
 	}
-	d := imagesData{Next: next, After: after}
-	for _, img := range imgs {
-		c := imageCard{Label: img.Label}
-		vs, _, err := h.svc.Versions(ctx, img.Label, rollout.Page{Limit: 1})
-		if err != nil {
-			return d, err
-		}
-		if len(vs) > 0 {
-			c.Newest = &vs[0]
-		}
-		if s.id.IsAdmin() {
-			st, asOf, err := h.status(ctx, img.Label)
-			if err != nil {
-				return d, err
-			}
-			c.AsOf = asOf
-			c.Default, c.Waiting = st.Default, st.Waiting
-			if st.Rollout != nil {
-				gate := ""
-				if sum, err := h.summary(ctx, img.Label, st.Rollout.Version); err == nil {
-					gate = sum.Gate
-				} else if !errors.Is(err, rollout.ErrNotFound) {
-					return d, err
-				}
-				c.Rollout = h.rolloutView(*st.Rollout, &st, gate)
-				switch st.Rollout.State {
-				case rollout.StateHalted:
-					c.Alerts = append(c.Alerts, "halted: "+st.Rollout.Reason)
-				case rollout.StateRolledBack:
-					c.Alerts = append(c.Alerts, "rolled back: "+st.Rollout.Reason)
-				}
-				if st.Rollout.Forced {
-					c.Alerts = append(c.Alerts, "forced past a failed gate: "+st.Rollout.ForceReason)
-				}
-			}
-		}
-		d.Images = append(d.Images, c)
+	d := imagesData{Next: next, After: after, Images: make([]imageCard, len(imgs))}
+	// Cards are read a few at a time: each is a handful of cache hits
+	// once warm, but a cold cache (a restart, a new label) reads statuses
+	// from the store, and on PostgreSQL those are round trips worth
+	// overlapping.
+	errs := make([]error, len(imgs))
+	sem := make(chan struct{}, cardReaders)
+	var wg sync.WaitGroup
+	for i, img := range imgs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			d.Images[i], errs[i] = h.card(ctx, img.Label, s.id.IsAdmin())
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return d, err
 	}
 	return d, nil
+}
+
+// cardReaders bounds the labels of one Images page read at once.
+const cardReaders = 4
+
+// card is label's card: newest version and, for admins, its status.
+func (h *Handler) card(ctx context.Context, label string, admin bool) (imageCard, error) {
+	c := imageCard{Label: label}
+	newest, err := h.newestVersion(ctx, label)
+	if err != nil {
+		return c, err
+	}
+	c.Newest = newest
+	if !admin {
+		return c, nil
+	}
+	st, asOf, err := h.status(ctx, label)
+	if err != nil {
+		return c, err
+	}
+	c.AsOf = asOf
+	c.Default, c.Waiting = st.Default, st.Waiting
+	if st.Rollout == nil {
+		return c, nil
+	}
+	gate := ""
+	if sum, err := h.summary(ctx, label, st.Rollout.Version); err == nil {
+		gate = sum.Gate
+	} else if !errors.Is(err, rollout.ErrNotFound) {
+		return c, err
+	}
+	c.Rollout = h.rolloutView(*st.Rollout, &st, gate)
+	switch st.Rollout.State {
+	case rollout.StateHalted:
+		c.Alerts = append(c.Alerts, "halted: "+st.Rollout.Reason)
+	case rollout.StateRolledBack:
+		c.Alerts = append(c.Alerts, "rolled back: "+st.Rollout.Reason)
+	}
+	if st.Rollout.Forced {
+		c.Alerts = append(c.Alerts, "forced past a failed gate: "+st.Rollout.ForceReason)
+	}
+	return c, nil
 }
 
 // imageData is one label: its versions and rollouts.

@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,7 +17,23 @@ type signaturesData struct {
 	Rollout        *rollout.Rollout
 	Signatures     []signatureRow
 	Next           string
+	// Reports says whether user reports are shown (the server takes
+	// them), and ReportsRead how many of the label's newest were matched.
+	Reports     bool
+	ReportsRead int
+	// AsOf is when the signatures were read (see staleCache).
+	AsOf time.Time
 }
+
+// signaturesPerPage is how many signatures one page lists.
+const signaturesPerPage = 50
+
+// reportsPerPage bounds the reports the Signatures page matches: the
+// label's newest, read in one query rather than one per signature.
+const reportsPerPage = 500
+
+// reportsShown is how many of a signature's reports the page quotes.
+const reportsShown = 3
 
 func (d signaturesData) title() (string, string) { return "Signatures", "signatures" }
 
@@ -26,6 +43,11 @@ type signatureRow struct {
 	// version's rollout and side.
 	Rings []ringCounts
 	Trend chart
+	// Reports are the newest user reports matched to the signature (at
+	// most reportsShown), of ReportCount from ReportOrgs.
+	Reports     []rollout.Report
+	ReportCount int
+	ReportOrgs  []string
 }
 
 type ringCounts struct {
@@ -49,13 +71,18 @@ func (h *Handler) signaturesPage(w http.ResponseWriter, r *http.Request, s *sess
 		return nil
 	}
 	ctx := r.Context()
-	sigs, next, err := h.svc.Signatures(ctx, d.Label, d.Version, rollout.Page{After: q.Get("after"), Limit: 50})
+	sp, asOf, err := h.signatures(ctx, d.Label, d.Version, q.Get("after"))
 	if err != nil {
 		return err
 	}
-	d.Next = next
-	// Counts per ring and side come from the version's newest rollout.
-	tel := map[string][]ringCounts{}
+	sigs := sp.sigs
+	d.Next, d.AsOf = sp.next, asOf
+	// Counts per ring and side come from the version's newest rollout;
+	// a ring's telemetry holds every signature (thousands), the page 50.
+	tel := make(map[string][]ringCounts, len(sigs))
+	for _, sig := range sigs {
+		tel[sig.ID] = nil
+	}
 	if d.Version != "" {
 		rs, _, err := h.svc.ListRollouts(ctx, d.Label, nil, rollout.Page{Limit: 20})
 		if err != nil {
@@ -78,6 +105,9 @@ func (h *Handler) signaturesPage(w http.ResponseWriter, r *http.Request, s *sess
 					return err
 				}
 				for _, rsig := range t.Signatures {
+					if _, ok := tel[rsig.ID]; !ok {
+						continue
+					}
 					c := ringCounts{Ring: ring, Name: d.Rollout.Rings[ring].Name, New: rsig.Cohorts[rollout.CohortNew].Jobs,
 						Control: rsig.Cohorts[rollout.CohortControl].Jobs, Other: rsig.Cohorts[rollout.CohortOld].Jobs}
 					tel[rsig.ID] = append(tel[rsig.ID], c)
@@ -85,8 +115,32 @@ func (h *Handler) signaturesPage(w http.ResponseWriter, r *http.Request, s *sess
 			}
 		}
 	}
+	byReport := map[string][]rollout.Report{}
+	if h.reports != nil {
+		d.Reports = true
+		reps, _, err := h.reports.List(ctx, rollout.ReportFilter{Label: d.Label}, rollout.Page{Limit: reportsPerPage})
+		if err != nil {
+			return err
+		}
+		d.ReportsRead = len(reps)
+		for _, rep := range reps {
+			if _, ok := tel[rep.Signature]; ok && rep.Signature != "" {
+				byReport[rep.Signature] = append(byReport[rep.Signature], rep)
+			}
+		}
+	}
 	for _, sig := range sigs {
 		row := signatureRow{Signature: sig, Rings: tel[sig.ID]}
+		if reps := byReport[sig.ID]; len(reps) > 0 {
+			row.ReportCount = len(reps)
+			row.Reports = reps[:min(len(reps), reportsShown)]
+			for _, rep := range reps {
+				if !slices.Contains(row.ReportOrgs, rep.Org) {
+					row.ReportOrgs = append(row.ReportOrgs, rep.Org)
+				}
+			}
+			slices.Sort(row.ReportOrgs)
+		}
 		if len(row.Rings) > 0 {
 			var labels []string
 			var vals []int64

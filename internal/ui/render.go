@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -99,8 +100,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if td, ok := data.(titled); ok {
 		v.Title, v.Nav = td.title()
 	}
-	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := t.ExecuteTemplate(buf, "layout", v); err != nil {
 		h.log.Error("render dashboard page", "page", name, "err", err)
 		http.Error(w, "the page could not be rendered; the server log has why", http.StatusInternalServerError)
 		return
@@ -113,8 +115,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 
 // fragment renders a page's "live" block alone: what the stream sends.
 func (h *Handler) fragment(name string, s *session, data any) (string, error) {
-	var buf bytes.Buffer
-	if err := h.pages.byName[name].ExecuteTemplate(&buf, "live", view{Session: s, Data: data}); err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := h.pages.byName[name].ExecuteTemplate(buf, "live", view{Session: s, Data: data}); err != nil {
 		return "", fmt.Errorf("render %s update: %w", name, err)
 	}
 	return buf.String(), nil
@@ -122,3 +125,20 @@ func (h *Handler) fragment(name string, s *session, data any) (string, error) {
 
 func (d errorData) title() (string, string) { return d.Title, "" }
 func (d loginData) title() (string, string) { return "Log in", "" }
+
+// buffers hold pages while they render (a page is written only once it
+// rendered whole, so a template error is a clean 500): reused, a page of
+// 100 KB costs no new allocation and no growing copies.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer { return buffers.Get().(*bytes.Buffer) }
+
+// putBuffer returns buf to the pool unless it grew past 1 MiB, which
+// the pool would then keep alive for a page that rarely comes.
+func putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > 1<<20 {
+		return
+	}
+	buf.Reset()
+	buffers.Put(buf)
+}

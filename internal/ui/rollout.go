@@ -270,18 +270,18 @@ func (h *Handler) showHotfix(w http.ResponseWriter, r *http.Request, s *session,
 
 // hotfix starts an expedited rollout: shorter bake times, every gate
 // still applies. The reason is required like every other action's; the
-// rollout.start audit entry records the actor and "expedited".
+// rollout.start audit entry records it with the actor and "expedited".
 func (h *Handler) hotfix(w http.ResponseWriter, r *http.Request, s *session) error {
 	version := r.PostFormValue("version")
-	if strings.TrimSpace(r.PostFormValue("reason")) == "" || version == "" {
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	if reason == "" || version == "" {
 		return h.showHotfix(w, r, s, http.StatusBadRequest, "Choose a version and give a reason.")
 	}
-	ro, err := h.svc.StartRollout(r.Context(), s.id.Actor, rollout.StartRequest{Label: r.PathValue("label"), Version: version, Expedited: true})
+	ro, err := h.svc.StartRollout(r.Context(), s.id.Actor, rollout.StartRequest{Label: r.PathValue("label"), Version: version, Expedited: true, Reason: reason})
 	h.changed(r.PathValue("label"), "")
 	if err != nil {
 		return err
 	}
-	h.log.Info("hotfix started from the dashboard", "rollout", ro.ID, "actor", s.id.Actor, "reason", r.PostFormValue("reason"))
 	http.Redirect(w, r, "/ui/rollouts/"+pathEscape(ro.ID), http.StatusSeeOther)
 	return nil
 }

@@ -100,7 +100,7 @@ func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request, status int, 
 		h.fail(w, r, nil, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: v, Path: "/ui/login", HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: v, Path: "/ui/login", HttpOnly: true, Secure: h.secureCookie(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	h.render(w, r, status, "login", nil, loginData{CSRF: v, Next: safeNext(r.FormValue("next")), Message: msg})
 }
@@ -164,7 +164,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: Prefix, HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: Prefix, HttpOnly: true, Secure: h.secureCookie(r),
 		// MaxAge, not Expires: the browser's clock may differ from ours.
 		SameSite: http.SameSiteStrictMode, MaxAge: max(1, int(exp.Sub(now).Seconds()))})
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: "/ui/login", MaxAge: -1})
@@ -175,9 +175,13 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, s *session) err
 	if err := h.sessions.DeleteSession(r.Context(), s.hash); err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: h.secureCookie(r), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 	return nil
 }
+
+// secureCookie reports whether r's cookies are marked Secure: over TLS,
+// or always when Options.SecureCookies says TLS ends at a proxy.
+func (h *Handler) secureCookie(r *http.Request) bool { return h.secure || r.TLS != nil }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }

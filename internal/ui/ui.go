@@ -55,6 +55,15 @@ type Service interface {
 	Rollback(ctx context.Context, actor, id, reason string) (rollout.Rollout, error)
 }
 
+// ReportLister lists user reports as *rollout.Reports does: newest first,
+// narrowed by f, errors wrapping the rollout.Err* kinds. Safe for
+// concurrent use.
+type ReportLister interface {
+	List(ctx context.Context, f rollout.ReportFilter, p rollout.Page) ([]rollout.Report, string, error)
+}
+
+var _ ReportLister = (*rollout.Reports)(nil)
+
 // Identity is the caller behind a session: the API token it was opened
 // with.
 type Identity struct {
@@ -101,6 +110,15 @@ type Options struct {
 	// are shown before they are read again, in the background (default
 	// 2s; see staleCache).
 	StaleAfter time.Duration
+	// SecureCookies marks the session cookies Secure on every request,
+	// not only those that arrived over TLS: set it when people reach the
+	// server over https through a proxy that terminates TLS (serve sets
+	// it from an https externalURL). A request's own X-Forwarded-Proto is
+	// never trusted for this: any client can send one.
+	SecureCookies bool
+	// Reports, when set, shows on the Signatures page the user reports
+	// matched to each signature.
+	Reports ReportLister
 }
 
 //go:embed templates/*.html
@@ -121,8 +139,12 @@ type Handler struct {
 	pages    *pages
 	mux      *http.ServeMux
 	versions *versionCache
+	secure   bool
+	reports  ReportLister
 
 	statuses  *staleCache[rollout.LabelStatus]
+	newest    *staleCache[*rollout.Version]
+	sigPages  *staleCache[signaturePage]
 	analyses  *staleCache[rollout.RolloutAnalysis]
 	telemetry *staleCache[rollout.Telemetry]
 }
@@ -136,7 +158,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("ui: Service, Sessions and Auth are required")
 	}
 	h := &Handler{svc: opts.Service, sessions: opts.Sessions, auth: opts.Auth, log: opts.Logger, now: opts.Now,
-		ttl: opts.SessionTTL, live: opts.LiveInterval, versions: newVersionCache(128)}
+		ttl: opts.SessionTTL, live: opts.LiveInterval, versions: newVersionCache(128), secure: opts.SecureCookies, reports: opts.Reports}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -154,6 +176,8 @@ func New(opts Options) (*Handler, error) {
 		stale = 2 * time.Second
 	}
 	h.statuses = newStaleCache[rollout.LabelStatus](stale, 1000)
+	h.newest = newStaleCache[*rollout.Version](stale, 1000)
+	h.sigPages = newStaleCache[signaturePage](stale, 200)
 	h.analyses = newStaleCache[rollout.RolloutAnalysis](stale, 200)
 	h.telemetry = newStaleCache[rollout.Telemetry](stale, 200)
 	p, err := parsePages()

@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/server"
 )
 
 func TestAccess(t *testing.T) {
@@ -187,6 +190,10 @@ func TestActions(t *testing.T) {
 	if rs, _, _ := e.svc.ListRollouts(context.Background(), "ubuntu-22.04", nil, rollout.Page{Limit: 1}); len(rs) == 0 || rs[0].Version != "v3" || !rs[0].Expedited {
 		t.Errorf("after the hotfix the newest rollout is %+v, want an expedited one of v3", rs)
 	}
+	_, _, body = admin.get("/ui/audit?action=rollout.start")
+	if !strings.Contains(body, "sqlite3 back, quickly") {
+		t.Errorf("audit of rollout.start lacks the hotfix's reason:\n%s", body)
+	}
 	// Logout ends the session everywhere: the old cookie opens nothing.
 	jarCopy := *admin
 	if status, _, _ := admin.post("/ui/logout", url.Values{"csrf": {csrf}}); status != http.StatusSeeOther {
@@ -261,6 +268,55 @@ func TestSecureCookies(t *testing.T) {
 	}
 }
 
+// TestSecureCookiesBehindProxy: a proxy terminates TLS and forwards plain
+// HTTP. An https externalURL makes the cookies Secure; a client's own
+// X-Forwarded-Proto does not.
+func TestSecureCookiesBehindProxy(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name, externalURL, forwardedProto string
+		secure                            bool
+	}{
+		{"https external URL", "https://imagegate.example.com", "", true},
+		{"https external URL, upper case", "HTTPS://imagegate.example.com/", "", true},
+		{"http external URL", "http://imagegate.example.com", "", false},
+		{"no external URL, forged header", "", "https", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := server.New(server.Options{Service: e.svc, Store: e.st, Now: e.clk.Now, Sessions: e.st, ExternalURL: tc.externalURL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			do := func(req *http.Request) *http.Response {
+				if tc.forwardedProto != "" {
+					req.Header.Set("X-Forwarded-Proto", tc.forwardedProto)
+				}
+				rec := httptest.NewRecorder()
+				srv.ServeHTTP(rec, req)
+				return rec.Result()
+			}
+			resp := do(httptest.NewRequest("GET", "/ui/login", nil))
+			body, _ := io.ReadAll(resp.Body)
+			req := httptest.NewRequest("POST", "/ui/login", strings.NewReader(url.Values{"csrf": {csrfOf(t, string(body))}, "token": {e.admin}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			got := map[string]bool{}
+			for _, ck := range resp.Cookies() {
+				got[ck.Name] = ck.Secure
+				req.AddCookie(ck)
+			}
+			for _, ck := range do(req).Cookies() {
+				if ck.MaxAge >= 0 { // not the login cookie's deletion
+					got[ck.Name] = ck.Secure
+				}
+			}
+			want := map[string]bool{"imagegate_login": tc.secure, "imagegate_session": tc.secure}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Secure per cookie (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestLiveStream: the rollout page's stream sends its live block, and
 // sends it again when the rollout changes.
 func TestLiveStream(t *testing.T) {
@@ -310,4 +366,33 @@ func TestLiveStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	next(">paused<")
+}
+
+// TestSignatureReports: the Signatures page lists, beside a signature,
+// the user reports matched to it, and not under the others.
+func TestSignatureReports(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, rep := range []rollout.Report{
+		{Org: "org-a", Label: "ubuntu-22.04", Version: "v2", JobID: "job-77", Text: sqliteTraceback},
+		{Org: "org-a", Label: "ubuntu-22.04", Text: "the build is slow today"},
+	} {
+		if _, err := e.reports.Report(ctx, "token:org-a-support", rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := e.client()
+	admin.login(e.admin)
+	status, _, body := admin.get("/ui/signatures?label=ubuntu-22.04&version=v2")
+	if status != http.StatusOK {
+		t.Fatalf("signatures page = %d:\n%s", status, body)
+	}
+	for _, want := range []string{"User reports", "1 report</strong> from org-a", "org-a on v2, job job-77"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("signatures page lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "the build is slow today") {
+		t.Error("a report without the signature is shown under it")
+	}
 }
