@@ -53,7 +53,7 @@ type bar struct {
 	// (one seed of raceFleet) such bars are logged; .ci/run asserts them
 	// in its run of this package without -race, over three seeds.
 	sized bool
-	ok     func(d simulate.DetectorSummary, seeds int) bool
+	ok    func(d simulate.DetectorSummary, seeds int) bool
 }
 
 var (
