@@ -191,6 +191,77 @@ func TestAnalyzeBusyPipelines(t *testing.T) {
 	}
 }
 
+// A ring with the exposure to pass is held while a signature's evidence
+// is accumulating on the new side: the counts of a simulated Ring 0 an
+// hour in (seed 11 of the CI fleet), where `_sqlite3` was on 7 pipelines
+// of 6 orgs on the new version and none on the old, log e 10.2 against a
+// bar of 10.4, and the ring passed. It is held until the new side has run
+// 500 jobs per evidence pipeline (HoldJobsPerEvidence), so that a
+// signature that stops growing cannot hold it for ever; a common one that
+// splits about like the exposure does not hold it at all.
+func TestAnalyzeHoldsAccumulatingEvidence(t *testing.T) {
+	sqlite := "ModuleNotFoundError: No module named '_sqlite3'"
+	// The ring had 34 live signatures: the others were seen on the old
+	// side only.
+	others := func(sigs ...analysis.Signature) []analysis.Signature {
+		for i := len(sigs); i < 33; i++ {
+			sigs = append(sigs, sig(fmt.Sprintf("other %d", i), 0, 0, 5))
+		}
+		return sigs
+	}
+	at := func(newJobs int64, sigs ...analysis.Signature) analysis.RingInput {
+		return analysis.RingInput{
+			New:        analysis.Side{Pipelines: 500, Jobs: newJobs, FailedJobs: 200, FailedOrgs: 60},
+			Old:        analysis.Side{Pipelines: 9242, Jobs: 17_600, FailedJobs: 1500, FailedOrgs: 2000},
+			Signatures: others(sigs...),
+		}
+	}
+	broken := sig(sqlite, 7, 6, 0)
+	broken.New.TopOrgs = []int64{2, 1, 1, 1, 1, 1}
+	timeout := sig("timeout", 53, 31, 308)
+	timeout.New.TopOrgs = []int64{5, 5, 4, 3, 3, 3, 2, 2, 2, 2}
+	strong := sig("more than twice its share", 45, 35, 150)
+	strong.New.TopOrgs = []int64{2, 2, 2}
+	tests := []struct {
+		name       string
+		in         analysis.RingInput
+		want       analysis.Outcome
+		holding    []string
+		whyContain string
+	}{
+		{"new-only in six orgs, an hour in", at(1827, broken, timeout), analysis.Inconclusive, []string{sqlite}, "accumulating evidence in ring 0: 7 pipelines in 6 orgs"},
+		{"the bound: 500 jobs per evidence pipeline", at(7*analysis.HoldJobsPerEvidence+1, broken, timeout), analysis.Pass, nil, "no regression among 33"},
+		{"at the bound it still holds", at(7*analysis.HoldJobsPerEvidence, broken, timeout), analysis.Inconclusive, []string{sqlite}, "has run 3500 jobs (3500 now)"},
+		{"a common signature about its share", at(1827, timeout), analysis.Pass, nil, "no regression"},
+		{"more than twice its share, log e well above 0", at(1827, strong), analysis.Inconclusive, []string{"more than twice its share"}, "log e 8.8 (the hold's bar 5.2, a regression's 10.4)"},
+		{"thin exposure says so first", analysis.RingInput{New: analysis.Side{Pipelines: 100, Jobs: 300}, Old: analysis.Side{Pipelines: 9000, Jobs: 17_000}, Signatures: others(sig(sqlite, 3, 3, 0))},
+			analysis.Inconclusive, nil, "100 of the 500 pipelines needed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := analysis.Analyze(tt.in, analysis.Params{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Outcome != tt.want || !strings.Contains(d.Why, tt.whyContain) {
+				t.Errorf("outcome %s (%s), want %s containing %q", d.Outcome, d.Why, tt.want, tt.whyContain)
+			}
+			var got []string
+			for _, s := range d.Signatures {
+				if s.Test.Holding {
+					got = append(got, s.ID)
+				}
+				if s.Test.Regression {
+					t.Errorf("%s regressed: %s", s.ID, s.Test.Why)
+				}
+			}
+			if diff := cmp.Diff(tt.holding, got); diff != "" {
+				t.Errorf("holding (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // The aggregate test fails a ring whose failure rate rose across many orgs,
 // and not one whose excess is one org's retry storm.
 func TestAnalyzeAggregate(t *testing.T) {
