@@ -1,7 +1,9 @@
 package signature
 
 import (
+	"bytes"
 	"math/bits"
+	"slices"
 	"strings"
 )
 
@@ -289,6 +291,7 @@ func (m *masker) mask(s string) {
 	if n := len(m.out); n > 0 && m.out[n-1] == ' ' {
 		m.out = m.out[:n-1]
 	}
+	m.canonicalImport()
 }
 
 // wordRule masks a whole word that is a URL or a file path, with its
@@ -710,4 +713,44 @@ func hasSpace(s string) bool {
 		}
 	}
 	return false
+}
+
+// py3ImportError is the masked Python 3 text of a failed import raised,
+// or re-raised by a tool, as the base class (the module name is a pinned
+// word, see pinMark); canonicalImport rewrites its class to the one
+// CPython 3.6+ raises itself.
+const (
+	py3ImportError = "ImportError: No module named \x00'"
+	py3ModuleClass = "ModuleNotFoundError"
+)
+
+// canonicalImport makes one message of Python 3's two texts of the same
+// failed import: `ModuleNotFoundError: No module named '_sqlite3'` (what
+// CPython 3.6+ raises) and `ImportError: No module named '_sqlite3'` (the
+// same exception caught as its base class and re-raised, or 3.3–3.5,
+// which raised ImportError with the same quoted text). Split, one broken
+// module's evidence falls into two signatures by which tool ran the
+// import (the simulator's text-drift). The module name stays the
+// information: `'_sqlite3'` and `'requests'` remain different signatures.
+// Python 2's unquoted `ImportError: No module named _sqlite3` is left as
+// it is (its text differs in more than the class: no quotes, the last
+// dotted part only). A class that merely ends in ImportError
+// (`MyImportError: ...`) is not Python's and is left alone. It runs on the
+// masked output, whose spaces are single, so that masking stays
+// idempotent.
+func (m *masker) canonicalImport() {
+	for from := 0; ; {
+		i := bytes.Index(m.out[from:], []byte(py3ImportError))
+		if i < 0 {
+			return
+		}
+		i += from
+		from = i + len(py3ImportError)
+		if i > 0 && m.out[i-1] != ' ' {
+			continue
+		}
+		const class = len("ImportError")
+		m.out = slices.Replace(m.out, i, i+class, []byte(py3ModuleClass)...)
+		from += len(py3ModuleClass) - class
+	}
 }

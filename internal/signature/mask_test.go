@@ -13,6 +13,12 @@ func TestMask(t *testing.T) {
 		// Kept identifiers.
 		{"ModuleNotFoundError: No module named '_sqlite3'", "ModuleNotFoundError: No module named '_sqlite3'"},
 		{"ImportError: No module named _sqlite3", "ImportError: No module named _sqlite3"},
+		// Python 3's two texts of one failed import are one message.
+		{"ImportError: No module named '_sqlite3'", "ModuleNotFoundError: No module named '_sqlite3'"},
+		{"E   ImportError:   No module named 'yaml'", "E ModuleNotFoundError: No module named 'yaml'"},
+		{"ImportError: No module named 'a.b' ImportError: No module named 'c'", "ModuleNotFoundError: No module named 'a.b' ModuleNotFoundError: No module named 'c'"},
+		{"ImportError: No module named 'x' (pinned once)", "ModuleNotFoundError: No module named 'x' (pinned once)"},
+		{"MyImportError: No module named 'yaml'", "MyImportError: No module named 'yaml'"},
 		{"ImportError: cannot import name 'soft_unicode' from 'markupsafe' (/opt/hostedtoolcache/Python/3.9.1/x64/lib/python3.9/site-packages/markupsafe/__init__.py)",
 			"ImportError: cannot import name 'soft_unicode' from 'markupsafe' (<PATH>)"},
 		{"AttributeError: module 'collections' has no attribute 'Callable'", "AttributeError: module 'collections' has no attribute 'Callable'"},

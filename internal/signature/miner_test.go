@@ -41,6 +41,8 @@ func TestSameFailureSameID(t *testing.T) {
 			pytestCollection,
 			"Traceback (most recent call last):\n  File \"/Users/runner/work/x/x/run.py\", line 88, in <module>\n    import sqlite3\nModuleNotFoundError: No module named '_sqlite3'\n",
 			"FAILED tests/test_store.py::test_open - ModuleNotFoundError: No module named '_sqlite3'\n",
+			// The same import failure re-raised as its base class.
+			"Traceback (most recent call last):\n  File \"/opt/hostedtoolcache/Python/3.9.5/x64/lib/python3.9/sqlite3/dbapi2.py\", line 27, in <module>\n    from _sqlite3 import *\nImportError: No module named '_sqlite3'\n",
 		}},
 		{"docker pull timeouts to different IPs and ports", []string{
 			"Error response from daemon: Get \"https://registry-1.docker.io/v2/\": dial tcp 54.236.113.205:443: i/o timeout\n",
@@ -95,6 +97,7 @@ func TestIdentifiersMakeDifferentSignatures(t *testing.T) {
 		{"missing module", "ModuleNotFoundError: No module named '_sqlite3'", "ModuleNotFoundError: No module named 'requests'"},
 		{"ImportError vs ModuleNotFoundError", "ImportError: No module named _sqlite3", "ModuleNotFoundError: No module named '_sqlite3'"},
 		{"python 2 module names", "ImportError: No module named _sqlite3", "ImportError: No module named yaml"},
+		{"python 3 module names, either class", "ImportError: No module named '_sqlite3'", "ModuleNotFoundError: No module named 'requests'"},
 		{"import name", "ImportError: cannot import name 'soft_unicode' from 'markupsafe' (/x/y/z.py)", "ImportError: cannot import name 'escape' from 'jinja2' (/x/y/z.py)"},
 		{"ruby", "cannot load such file -- nokogiri/nokogiri (LoadError)", "cannot load such file -- sqlite3/sqlite3_native (LoadError)"},
 		{"node", "Error: Cannot find module 'express'", "Error: Cannot find module 'esbuild'"},
