@@ -11,6 +11,8 @@
 #   PERF=0 bench/simulate.sh          # the comparisons without it
 #   DB=postgres://... bench/simulate.sh
 #   SIZE=ci bench/simulate.sh         # the CI test's fleet (simulate_test.go's ciFleet)
+#   SIZE=small bench/simulate.sh      # a quarter of it, for the 200-seed false-halt runs
+#   MODES=acting bench/simulate.sh    # imagegate acting only (default "acting dry-run")
 #
 # Each scenario runs twice: with imagegate acting (the issue's semantics: a
 # peer that had not decided when imagegate rolled back is censored) and
@@ -28,6 +30,16 @@ EXTRA=${EXTRA:-}
 if [ "${SIZE:-}" = ci ]; then
   EXTRA="--orgs 10000 --ring0-orgs 150 --ring0-pool 0.1 --jobs-per-hour 60000 --history-hours 0.75 --hours 2.25 --bake-times 1h,1h,1h,1h,1h $EXTRA"
 fi
+# SIZE=small: a quarter of the CI fleet (2,500 orgs, 15,000 jobs an hour,
+# Ring 0 40 of the busiest 10 %), a seed in about 3 CPU seconds instead of 8,
+# for the 200-seed runs of the versions that must never be stopped. History
+# is an hour and a quarter so that Ring 0's still reaches the 1,000 jobs the
+# cohort adjustment needs; the rollout gets an hour and a half, the outage
+# and the retry storm included.
+if [ "${SIZE:-}" = small ]; then
+  EXTRA="--orgs 2500 --ring0-orgs 40 --ring0-pool 0.1 --jobs-per-hour 15000 --history-hours 1.25 --hours 2.75 --bake-times 1h,1h,1h,1h,1h $EXTRA"
+fi
+MODES=${MODES:-"acting dry-run"}
 SCENARIOS=${SCENARIOS:-"broken-feature text-drift two-labels slow-degradation clean outage retry-storm improvement"}
 mkdir -p "$OUT"
 bin=$(mktemp -d)
@@ -59,7 +71,7 @@ if [ "${PERF_ONLY:-0}" = 1 ]; then
 fi
 for s in $SCENARIOS; do
   n=$(seeds "$s")
-  for mode in acting dry-run; do
+  for mode in $MODES; do
     flags=()
     [ "$mode" = dry-run ] && flags+=(--dry-run)
     echo "== $s, $n seeds, imagegate $mode"
