@@ -31,3 +31,11 @@ func (db *DB) CountJobsPlan(ctx context.Context) (string, error) {
 	}
 	return strings.Join(plan, "\n"), rows.Err()
 }
+
+// BulkTemplates makes RingTelemetry read missing templates in one query
+// however few are missing, until the returned function is called.
+func BulkTemplates() (restore func()) {
+	n := templateLookups
+	templateLookups = 0
+	return func() { templateLookups = n }
+}

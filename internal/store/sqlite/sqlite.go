@@ -72,7 +72,8 @@ type DB struct {
 	runs           *batch.Runs            // group-commits AssignRun through runRows
 	events         *batch.Group[*obsCall] // group-commits AppendObservations
 	closing        sync.Once
-	tel            telCache // telemetry rows known committed (telemetry.go)
+	tel            telCache      // telemetry rows known committed (telemetry.go)
+	templates      templateCache // signature templates read (telemetry.go)
 }
 
 var _ rollout.Store = (*DB)(nil)

@@ -34,6 +34,16 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// TestStoreBulkTemplates runs the suite with RingTelemetry reading
+// templates in bulk, which only rings with many new signatures do
+// otherwise.
+func TestStoreBulkTemplates(t *testing.T) {
+	t.Cleanup(sqlite.BulkTemplates())
+	storetest.Run(t, func(t *testing.T) rollout.Store {
+		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	})
+}
+
 func TestOutbox(t *testing.T) {
 	storetest.RunOutbox(t, func(t *testing.T) rollout.OutboxStore {
 		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))

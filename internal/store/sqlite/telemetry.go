@@ -491,6 +491,7 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 		return learned, err
 	}
 	if len(b.Templates) > 0 {
+		// Never updated: readers cache templates (templateCache).
 		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_templates (signature, template) VALUES (?, ?) ON CONFLICT DO NOTHING`)
 		if err != nil {
 			return learned, err
@@ -1009,26 +1010,56 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		return t, nil
 	}
 	index := ring.Index
-	// Templates: one lookup per signature, not per cohort row.
-	rows, err = tx.QueryContext(ctx, `SELECT t.signature, t.template FROM tel_templates t
-		WHERE t.signature IN (SELECT DISTINCT COALESCE(a.alias_of, s.signature) FROM tel_ring_sigs s
-			LEFT JOIN tel_aliases a ON a.signature = s.signature WHERE s.rollout_id = ? AND s.stage = ?)`, rolloutID, stage)
-	if err != nil {
-		return t, wrap(err)
+	// Templates: from this process's cache (a signature's template never
+	// changes), else one lookup per signature, not per cohort row; in
+	// bulk when many are missing (the first read of a ring).
+	var missing []string
+	for id, i := range index {
+		if tmpl, ok := db.templates.get(id); ok {
+			t.Signatures[i].Template = tmpl
+		} else {
+			missing = append(missing, id)
+		}
 	}
-	for rows.Next() {
-		var id, tmpl string
-		if err := rows.Scan(&id, &tmpl); err != nil {
-			rows.Close()
+	if len(missing) > templateLookups {
+		rows, err = tx.QueryContext(ctx, `SELECT t.signature, t.template FROM tel_templates t
+			WHERE t.signature IN (SELECT DISTINCT COALESCE(a.alias_of, s.signature) FROM tel_ring_sigs s
+				LEFT JOIN tel_aliases a ON a.signature = s.signature WHERE s.rollout_id = ? AND s.stage = ?)`, rolloutID, stage)
+		if err != nil {
 			return t, wrap(err)
 		}
-		if i, ok := index[id]; ok {
-			t.Signatures[i].Template = tmpl
+		for rows.Next() {
+			var id, tmpl string
+			if err := rows.Scan(&id, &tmpl); err != nil {
+				rows.Close()
+				return t, wrap(err)
+			}
+			if i, ok := index[id]; ok {
+				t.Signatures[i].Template = tmpl
+				db.templates.add(id, tmpl)
+			}
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return t, wrap(err)
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return t, wrap(err)
+		}
+	} else if len(missing) > 0 {
+		st, err := tx.PrepareContext(ctx, `SELECT template FROM tel_templates WHERE signature = ?`)
+		if err != nil {
+			return t, wrap(err)
+		}
+		defer st.Close()
+		for _, id := range missing {
+			var tmpl string
+			switch err := st.QueryRowContext(ctx, id).Scan(&tmpl); {
+			case errors.Is(err, sql.ErrNoRows): // none stored (yet)
+			case err != nil:
+				return t, wrap(err)
+			default:
+				t.Signatures[index[id]].Template = tmpl
+				db.templates.add(id, tmpl)
+			}
+		}
 	}
 	if len(ring.PerOrg) > 0 {
 		st, err := tx.PrepareContext(ctx, `SELECT org, fresh FROM tel_ring_sig_orgs
@@ -1234,6 +1265,40 @@ func (db *DB) SignatureHours(ctx context.Context, label string, keys []rollout.S
 		}
 	}
 	return out, nil
+}
+
+// templateLookups is how many templates RingTelemetry looks up one by
+// one; when more are missing it reads the ring's in one query.
+var templateLookups = 64
+
+// templateCache remembers signature templates read, in two generations
+// so memory stays bounded. A template never changes once stored (rows
+// are inserted, never updated), so a cached one is never stale, in any
+// process.
+type templateCache struct {
+	mu       sync.Mutex
+	cur, old map[string]string
+}
+
+const templateCacheSize = 1 << 15
+
+func (c *templateCache) get(id string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.cur[id]; ok {
+		return t, true
+	}
+	t, ok := c.old[id]
+	return t, ok
+}
+
+func (c *templateCache) add(id, tmpl string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || len(c.cur) >= templateCacheSize {
+		c.old, c.cur = c.cur, make(map[string]string, 1024)
+	}
+	c.cur[id] = tmpl
 }
 
 // telCache remembers keys of aggregate rows known to be committed (set
