@@ -303,9 +303,11 @@ func (db *DB) writeOn(ctx context.Context, wr beginner, fn func(tx *sql.Tx) erro
 }
 
 // checkpointLoop checkpoints the WAL after commits, at most every
-// checkpointEvery, until Close. PASSIVE neither waits for nor blocks the
-// writer or readers: it copies what no reader still needs, and the writer
-// starts the WAL over once everything was copied. A failure is retried
+// checkpointEvery, until Close: a few fsyncs a second, off the writer
+// (also under relaxed commits, which then reach the disk sooner than they
+// must). PASSIVE neither waits for nor blocks the writer or readers: it
+// copies what no reader still needs, and the writer starts the WAL over
+// once everything was copied. A failure is retried
 // at the next commit; the writer's wal_autocheckpoint is the backstop.
 func (db *DB) checkpointLoop() {
 	defer close(db.ckDone)
@@ -325,8 +327,9 @@ func (db *DB) checkpointLoop() {
 	}
 }
 
-// checkpointEvery paces checkpointLoop.
-const checkpointEvery = 100 * time.Millisecond
+// checkpointEvery paces checkpointLoop: under full ingest load a checkpoint
+// then copies of the order of SQLite's own 1,000-page threshold.
+const checkpointEvery = 250 * time.Millisecond
 
 // backstopCheckpointPages is the writer's wal_autocheckpoint, ten times
 // SQLite's default: it only acts when checkpointLoop falls behind.
