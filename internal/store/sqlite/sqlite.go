@@ -327,8 +327,8 @@ func (db *DB) checkpointLoop() {
 	}
 }
 
-// checkpointEvery paces checkpointLoop: under full ingest load a checkpoint
-// then copies of the order of SQLite's own 1,000-page threshold.
+// checkpointEvery paces checkpointLoop: under full ingest load that is a
+// checkpoint per thousand or so WAL pages, SQLite's own threshold.
 const checkpointEvery = 250 * time.Millisecond
 
 // backstopCheckpointPages is the writer's wal_autocheckpoint, ten times
