@@ -279,6 +279,9 @@ func trendSpark(id string, trend []rollout.TrendBucket) (chart, string) {
 	}
 	hours := len(trend)
 	text := fmt.Sprintf("%d failed jobs in %dh", total, hours)
+	if total == 1 {
+		text = fmt.Sprintf("1 failed job in %dh", hours)
+	}
 	if top > 0 {
 		text += fmt.Sprintf(", peak %d at %s, last hour %d", top, peak.UTC().Format("Jan 2 15:04"), trend[len(trend)-1].Jobs)
 	}
