@@ -17,7 +17,9 @@
 //   - Report queues the event and returns at once. A background loop posts
 //     the queue in batches of BatchSize every FlushInterval, retrying with
 //     exponential backoff (MinBackoff doubling to MaxBackoff, with jitter)
-//     while the server is unreachable or failing. Events beyond MaxPending
+//     while the server is unreachable or failing, and waiting at least as
+//     long as the server's Retry-After (a 429 or 503) asks, up to
+//     MaxBackoff. Events beyond MaxPending
 //     in memory go to a bounded on-disk spool (SpoolDir), and Close writes
 //     what it could not deliver there too; the next client with the same
 //     SpoolDir sends them. Retries never double an event: the server keeps
@@ -364,8 +366,9 @@ func (c *Client) loop() {
 				break
 			}
 			backoff = c.nextBackoff(backoff)
-			c.log.Warn("imagegate: report events, will retry", "in", backoff, "pending", c.q.len(), "err", err)
-			t.Reset(backoff)
+			wait := c.retryWait(backoff, err)
+			c.log.Warn("imagegate: report events, will retry", "in", wait, "pending", c.q.len(), "err", err)
+			t.Reset(wait)
 			break
 		}
 	}
@@ -375,6 +378,19 @@ func (c *Client) nextBackoff(prev time.Duration) time.Duration {
 	next := min(max(2*prev, c.opts.MinBackoff), c.opts.MaxBackoff)
 	// Jitter keeps a fleet of runners from retrying in step after an outage.
 	return next/2 + rand.N(next/2+1)
+}
+
+// retryWait is how long to wait after err: the backoff, or the server's
+// Retry-After when that is longer (a rate-limited runner that retried
+// sooner would only be refused again), bounded by MaxBackoff. The jitter
+// spreads a fleet told the same delay by a 503.
+func (c *Client) retryWait(backoff time.Duration, err error) time.Duration {
+	var ae *apiclient.Error
+	if !errors.As(err, &ae) || ae.RetryAfter <= backoff {
+		return backoff
+	}
+	ra := min(ae.RetryAfter, c.opts.MaxBackoff)
+	return max(backoff, ra+rand.N(ra/10+1))
 }
 
 // errEmpty: nothing to send.
@@ -418,7 +434,7 @@ func (c *Client) Close(ctx context.Context) error {
 				select {
 				case <-ctx.Done():
 					break deliver
-				case <-time.After(backoff):
+				case <-time.After(c.retryWait(backoff, e)):
 				}
 			}
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/imagegate/imagegate/client"
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/server"
 )
 
 func newClient(t *testing.T, e *env, opts client.Options) *client.Client {
@@ -154,6 +155,30 @@ func TestReportSurvivesTheServerStopping(t *testing.T) {
 	}
 	if err := c.Report(ctx, event(1000, "v1")); !errors.Is(err, client.ErrClosed) {
 		t.Errorf("report after close: %v, want ErrClosed", err)
+	}
+}
+
+// TestReportHonoursRetryAfter: a runner over its token's rate is refused
+// with 429 and Retry-After: 1; the client waits that second instead of
+// its millisecond backoff, so the server sees a refusal or so per batch,
+// not the dozens a doubling backoff from 1ms would send, and every event
+// arrives once.
+func TestReportHonoursRetryAfter(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) { o.RateLimits.Hot = server.RateLimit{Rate: 2, Burst: 1} })
+	e.release(t, "v1")
+	c := newClient(t, e, client.Options{BatchSize: 10, FlushInterval: time.Millisecond,
+		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Second})
+	for i := range 30 {
+		if err := c.Report(context.Background(), event(i, "v1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitJobs(t, e, "v1", 30)
+	if n := e.eventsRequests.Load(); n > 8 {
+		t.Errorf("%d events requests for 3 batches under a rate limit, want at most 8: Retry-After was not honoured", n)
+	}
+	if got := e.jobs(t, "v1").Total; got != 30 {
+		t.Errorf("%d jobs stored, want 30", got)
 	}
 }
 

@@ -44,7 +44,8 @@ type env struct {
 	eventsRequests  atomic.Int64
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts the server; opts adjust its options (rate limits, say).
+func newEnv(t *testing.T, opts ...func(*server.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "imagegate.db"))
@@ -60,7 +61,11 @@ func newEnv(t *testing.T) *env {
 	if err := server.BootstrapAdmin(ctx, st, adminSecret, io.Discard, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Options{Service: svc, Store: st})
+	so := server.Options{Service: svc, Store: st}
+	for _, o := range opts {
+		o(&so)
+	}
+	srv, err := server.New(so)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the server's Retry-After on a 429 or 503 (seconds or
+	// an HTTP date), zero when it gave none: how long a retry should wait.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -99,11 +102,15 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		e := &Error{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("%s %s: %s", method, path, strings.TrimSpace(string(b)))}
 		var eb api.ErrorBody
 		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
-			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+			e.Code, e.Message = eb.Error.Code, eb.Error.Message
 		}
-		return &Error{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("%s %s: %s", method, path, strings.TrimSpace(string(b)))}
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+		return e
 	}
 	if out == nil {
 		_, err := io.Copy(io.Discard, resp.Body)
@@ -363,4 +370,20 @@ func (c *Client) Signatures(ctx context.Context, label, version string, window t
 	var out api.List[rollout.Signature]
 	err := c.do(ctx, "GET", "/api/v1/images/"+seg(label)+"/signatures", pageQuery(q, p), nil, &out)
 	return out, err
+}
+
+// retryAfter reads a Retry-After header (RFC 9110 §10.2.3): delay-seconds
+// or an HTTP date; zero when absent, malformed or in the past.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(h); err == nil {
+		return time.Duration(min(max(secs, 0), 86400)) * time.Second // no overflow
+	}
+	if at, err := http.ParseTime(h); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
 }

@@ -4,13 +4,10 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,60 +24,6 @@ import (
 	"github.com/imagegate/imagegate/internal/source"
 	"github.com/imagegate/imagegate/internal/testenv"
 )
-
-// debianRootfs returns a tar of a Debian root filesystem that mmdebstrap
-// builds (--variant=minbase, the packages included), cached under
-// ~/.cache/imagegate-test/mmdebstrap by suite and package set: the first
-// build downloads from Debian's mirror, later runs reuse it. Without
-// mmdebstrap (installed with apt-get when possible) or the mirror, the
-// test skips, and fails under CI=true.
-func debianRootfs(t testing.TB, suite string, pkgs ...string) string {
-	t.Helper()
-	testenv.RequireRoot(t)
-	home, err := os.UserHomeDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(home, ".cache", "imagegate-test", "mmdebstrap")
-	sorted := slices.Sorted(slices.Values(pkgs))
-	key := suite + "-minbase"
-	if len(sorted) > 0 {
-		key += "-" + strings.Join(sorted, "+")
-	}
-	out := filepath.Join(dir, key+".tar")
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	if _, err := exec.LookPath("mmdebstrap"); err != nil {
-		install := exec.Command("apt-get", "install", "-y", "--no-install-recommends", "mmdebstrap")
-		install.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		_ = install.Run()
-	}
-	_, err = exec.LookPath("mmdebstrap")
-	testenv.Require(t, err == nil, "mmdebstrap not installed (apt-get install mmdebstrap): %v", err)
-	conn, err := net.DialTimeout("tcp", "deb.debian.org:80", 5*time.Second)
-	testenv.Require(t, err == nil, "Debian's mirror unreachable, cannot build the %s image: %v", key, err)
-	conn.Close()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// A name of its own (mmdebstrap picks the format from the .tar
-	// suffix) and a rename: concurrent test runs never see half a file.
-	partial := filepath.Join(dir, fmt.Sprintf("%s.%d.partial.tar", key, os.Getpid()))
-	args := []string{"--quiet", "--variant=minbase"}
-	if len(sorted) > 0 {
-		args = append(args, "--include="+strings.Join(sorted, ","))
-	}
-	cmd := exec.Command("mmdebstrap", append(args, suite, partial)...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(partial)
-		t.Fatalf("mmdebstrap %s: %v\n%s", key, err, b)
-	}
-	if err := os.Rename(partial, out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // extract unpacks a root filesystem tar (as root: owners, modes and device
 // nodes as mmdebstrap wrote them).
@@ -122,7 +65,7 @@ func TestDebianStockImages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.suite+"-"+strings.Join(tt.pkgs, "+"), func(t *testing.T) {
-			root := extract(t, debianRootfs(t, tt.suite, tt.pkgs...))
+			root := extract(t, testenv.DebianRootfs(t, tt.suite, tt.pkgs...))
 			for _, mode := range []string{scan.ExecNone, scan.ExecChroot} {
 				t.Run(mode, func(t *testing.T) {
 					r := checkDir(t, root, mode, check.Options{})
@@ -180,7 +123,7 @@ func checkDir(t testing.TB, root, mode string, opts check.Options) *check.Report
 // setting USER, WORKDIR, ENV, ports, a volume, labels, entrypoint and cmd.
 func cstImage(t testing.TB) string {
 	t.Helper()
-	rootfs := debianRootfs(t, "trixie", "python3")
+	rootfs := testenv.DebianRootfs(t, "trixie", "python3")
 	passwd, group := fileFromTar(t, rootfs, "./etc/passwd"), fileFromTar(t, rootfs, "./etc/group")
 	group = strings.Replace(group, "\nstaff:x:50:", "\nstaff:x:50:app", 1)
 	layer := tarLayer(t, []tarEntry{

@@ -17,6 +17,7 @@ import (
 	"github.com/imagegate/imagegate/internal/scan"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/source"
+	"github.com/imagegate/imagegate/internal/testenv"
 )
 
 // webDir is webImage's document root; it names the server's processes,
@@ -33,7 +34,7 @@ var ownerEnv = fmt.Sprintf("IMAGEGATE_TEST_OWNER=%d", os.Getpid())
 // serving webDir as user app.
 func webImage(t testing.TB) string {
 	t.Helper()
-	rootfs := debianRootfs(t, "trixie", "python3")
+	rootfs := testenv.DebianRootfs(t, "trixie", "python3")
 	passwd, group := fileFromTar(t, rootfs, "./etc/passwd"), fileFromTar(t, rootfs, "./etc/group")
 	layer := tarLayer(t, []tarEntry{
 		{name: "etc/passwd", body: passwd + "app:x:1000:1000:App:/home/app:/bin/sh\n", mode: 0o644},

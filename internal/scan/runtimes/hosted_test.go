@@ -37,7 +37,7 @@ func hostedImage(tb testing.TB) string {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	mustRun(tb, "tar", "-C", root, "--numeric-owner", "--exclude=./dev/*", "-xf", debianImage(tb, "bookworm", "ca-certificates", "curl", "python3"))
+	mustRun(tb, "tar", "-C", root, "--numeric-owner", "--exclude=./dev/*", "-xf", testenv.DebianRootfs(tb, "bookworm", "ca-certificates", "curl", "python3"))
 	for _, p := range debs(tb, "nodejs", "libnode108", "libuv1", "libc-ares2", "node-acorn", "node-cjs-module-lexer", "node-undici",
 		"ruby3.1", "libruby3.1", "rubygems-integration", "libyaml-0-2",
 		"php8.2-cli", "php8.2-common", "php8.2-opcache", "php8.2-readline", "php-common") {

@@ -1,55 +1,18 @@
 package runtimes_test
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/imagegate/imagegate/internal/scan/runtimes"
 	"github.com/imagegate/imagegate/internal/snapshot"
 	"github.com/imagegate/imagegate/internal/testenv"
 )
-
-// debianImage is the tar of a Debian root filesystem mmdebstrap builds
-// (--variant=minbase with pkgs), shared with internal/check's tests through
-// the same cache and names (~/.cache/imagegate-test/mmdebstrap).
-func debianImage(tb testing.TB, suite string, pkgs ...string) string {
-	tb.Helper()
-	testenv.RequireRoot(tb)
-	home, err := os.UserHomeDir()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	dir := filepath.Join(home, ".cache", "imagegate-test", "mmdebstrap")
-	key := suite + "-minbase-" + strings.Join(pkgs, "+") // pkgs sorted by the caller
-	out := filepath.Join(dir, key+".tar")
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	_, err = exec.LookPath("mmdebstrap")
-	testenv.Require(tb, err == nil, "mmdebstrap not installed (apt-get install mmdebstrap): %v", err)
-	conn, err := net.DialTimeout("tcp", "deb.debian.org:80", 5*time.Second)
-	testenv.Require(tb, err == nil, "Debian's mirror unreachable, cannot build the %s image: %v", key, err)
-	conn.Close()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	partial := filepath.Join(dir, key+".partial.tar")
-	if b, err := exec.Command("mmdebstrap", "--quiet", "--variant=minbase", "--include="+strings.Join(pkgs, ","), suite, partial).CombinedOutput(); err != nil {
-		os.Remove(partial)
-		tb.Fatalf("mmdebstrap %s: %v\n%s", key, err, b)
-	}
-	if err := os.Rename(partial, out); err != nil {
-		tb.Fatal(err)
-	}
-	return out
-}
 
 var bookworm struct {
 	once sync.Once
@@ -65,7 +28,7 @@ var bookworm struct {
 // points into it).
 func systemRootFS(tb testing.TB, regression string) string {
 	tb.Helper()
-	tarball := debianImage(tb, "bookworm", "ca-certificates", "curl", "python3")
+	tarball := testenv.DebianRootfs(tb, "bookworm", "ca-certificates", "curl", "python3")
 	bookworm.once.Do(func() {
 		bookworm.dir, bookworm.err = os.MkdirTemp("", "imagegate-bookworm-")
 		if bookworm.err == nil {

@@ -1,0 +1,3 @@
+package apiclient
+
+var RetryAfter = retryAfter
