@@ -41,8 +41,9 @@ const MaxTrendPoints = 48
 var trendWidths = []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour, 4 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
 
 // RingTrend returns the failure rates of rollout id's ring over time,
-// from the hour the ring started to the last hour with jobs (to now while
-// the rollout is in the ring). ErrNotFound for an unknown rollout; a ring
+// from the hour the ring started to the hour it was left (the next ring
+// started, the rollout ended; now while it is in the ring), widened to
+// every hour with jobs. ErrNotFound for an unknown rollout; a ring
 // the rollout has not entered has no buckets.
 func (s *Service) RingTrend(ctx context.Context, id string, ring int) (RingTrend, error) {
 	if ring < 0 {
@@ -57,10 +58,15 @@ func (s *Service) RingTrend(ctx context.Context, id string, ring int) (RingTrend
 		return RingTrend{}, errWrap(err, "stages of rollout %s", id)
 	}
 	out := RingTrend{Ring: ring, Bucket: time.Hour, Buckets: []RingBucket{}}
-	var started time.Time
-	for _, st := range stages {
+	// The ring's span: from its start to the next ring's (jobs after it
+	// count there), to the rollout's end, or to now.
+	var started, left time.Time
+	for i, st := range stages {
 		if st.Ring == ring {
 			started = st.StartedAt
+			if i+1 < len(stages) {
+				left = stages[i+1].StartedAt
+			}
 		}
 	}
 	if started.IsZero() {
@@ -72,8 +78,13 @@ func (s *Service) RingTrend(ctx context.Context, id string, ring int) (RingTrend
 	}
 	start := started.UTC().Truncate(time.Hour)
 	end := start
-	if r.Ring == ring && isActive(r.State) {
+	switch {
+	case !left.IsZero():
+		end = maxT(end, left.UTC().Truncate(time.Hour))
+	case r.Ring == ring && isActive(r.State):
 		end = maxT(end, s.clock.Now().UTC().Truncate(time.Hour))
+	case r.Ring == ring:
+		end = maxT(end, r.UpdatedAt.UTC().Truncate(time.Hour))
 	}
 	for _, h := range hours {
 		// A job may start before its ring did (it is placed by its

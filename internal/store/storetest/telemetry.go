@@ -572,6 +572,15 @@ func testTelemetryRingHours(t *testing.T, s rollout.Store) {
 	if d := cmp.Diff(rollout.RingTrend{Ring: 1, Bucket: time.Hour, Buckets: []rollout.RingBucket{}}, trend); d != "" {
 		t.Errorf("RingTrend of a ring not entered (-want +got):\n%s", d)
 	}
+	// Ring 0 left for ring 1: a day later its trend still ends when it
+	// was left.
+	e.tickTo(r.ID, 1)
+	e.clock.Advance(24 * time.Hour)
+	trend, err = e.svc.RingTrend(ctx(t), r.ID, 0)
+	must(t, err)
+	if d := cmp.Diff(wantTrend, trend); d != "" {
+		t.Errorf("RingTrend of ring 0 a day after it was left (-want +got):\n%s", d)
+	}
 	if _, err := e.svc.RingTrend(ctx(t), "r-missing", 0); err == nil {
 		t.Error("RingTrend of a missing rollout succeeded")
 	} else {
