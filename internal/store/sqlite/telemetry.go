@@ -576,6 +576,14 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 		}); err != nil {
 		return learned, fmt.Errorf("signature hours: %w", err)
 	}
+	if err := upsertRows(ctx, tx, `INSERT INTO tel_ring_hours (rollout_id, stage, cohort, hour, jobs, failed) VALUES `, "(?, ?, ?, ?, ?, ?)",
+		` ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs, failed = failed + excluded.failed`, len(b.RingHours),
+		func(i int, args []any) []any {
+			h := &b.RingHours[i]
+			return append(args, h.RolloutID, h.Stage, h.Cohort, h.Hour, h.Jobs, h.Failed)
+		}); err != nil {
+		return learned, fmt.Errorf("ring hours: %w", err)
+	}
 	if err := upsertRows(ctx, tx, `INSERT INTO tel_org_days (label, version, org, day, jobs, failed) VALUES `, "(?, ?, ?, ?, ?, ?)",
 		` ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs, failed = failed + excluded.failed`, len(b.OrgDays),
 		func(i int, args []any) []any {
@@ -1218,6 +1226,30 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 	}
 	return out, next, nil
+}
+
+// RingHours reads one range of tel_ring_hours' primary key.
+func (db *DB) RingHours(ctx context.Context, rolloutID string, stage int) ([]rollout.RingHour, error) {
+	rows, err := db.rd.QueryContext(ctx, `SELECT cohort, hour, jobs, failed FROM tel_ring_hours
+		WHERE rollout_id = ? AND stage = ? ORDER BY hour, cohort`, rolloutID, stage)
+	if err != nil {
+		return nil, fmt.Errorf("hours of rollout %s ring %d: %w", rolloutID, stage, err)
+	}
+	defer rows.Close()
+	var out []rollout.RingHour
+	for rows.Next() {
+		var h rollout.RingHour
+		var hour int64
+		if err := rows.Scan(&h.Cohort, &hour, &h.Jobs, &h.Failed); err != nil {
+			return nil, fmt.Errorf("hours of rollout %s ring %d: %w", rolloutID, stage, err)
+		}
+		h.Hour = time.Unix(hour*3600, 0).UTC()
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("hours of rollout %s ring %d: %w", rolloutID, stage, err)
+	}
+	return out, nil
 }
 
 // SignatureHours reads each key's hours, an aliased id's summed in, one
