@@ -53,10 +53,33 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 
 // writeOutput writes to --out atomically (a temporary file renamed into
 // place, so a failed run never leaves half a report where the previous one
-// was), or to stdout when out is empty or "-".
+// was), or to stdout when out is empty or "-". A link is kept and what it
+// points to replaced; a device, FIFO or socket (--out /dev/null, a named
+// pipe) is written to in place, since a rename would replace it with a
+// file — /dev/null included.
 func writeOutput(stdout io.Writer, out string, write func(io.Writer) error) error {
 	if out == "" || out == "-" {
 		return write(stdout)
+	}
+	if real, err := filepath.EvalSymlinks(out); err == nil {
+		out = real
+	}
+	if fi, err := os.Stat(out); err == nil && !fi.Mode().IsRegular() {
+		if fi.IsDir() {
+			return fmt.Errorf("write %s: is a directory: name a file", out)
+		}
+		f, err := os.OpenFile(out, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", out, err)
+		}
+		if err := write(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("write %s: %w", out, err)
+		}
+		return nil
 	}
 	dir := filepath.Dir(out)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(out)+".*")

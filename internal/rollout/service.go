@@ -389,6 +389,36 @@ func (s *Service) Resolve(ctx context.Context, org, label, runID string) (Resolu
 	return res, nil
 }
 
+// ReasonNone is Resolutions' reason for a label that serves org nothing.
+const ReasonNone = "none"
+
+// Resolutions answers, for each of labels, what Resolve answers org now
+// without a run (pin, ring or control share of the rollout, default),
+// decided by the same routing table, without counting it as served: what
+// a dashboard shows an org. A label that is not registered or has
+// nothing servable gets Reason ReasonNone and why in Detail.
+func (s *Service) Resolutions(org string, labels []string) ([]Resolution, error) {
+	if org == "" {
+		return nil, fmt.Errorf("resolutions: org is required: %w", ErrInvalid)
+	}
+	routes := s.table.Load().routes
+	now := s.clock.Now()
+	out := make([]Resolution, 0, len(labels))
+	for _, label := range labels {
+		rt := routes[label]
+		if rt == nil {
+			out = append(out, Resolution{Label: label, Reason: ReasonNone, Ring: -1, Detail: fmt.Sprintf("image %q is not registered", label)})
+			continue
+		}
+		res, err := rt.Decide(org, now)
+		if err != nil {
+			res = Resolution{Label: label, Reason: ReasonNone, Ring: RingOf(rt.Rings, org), Detail: err.Error()}
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
 func affinity(rt *Route, org, runID, version string) Resolution {
 	return Resolution{Label: rt.Label, Version: version, Reason: "affinity", Ring: RingOf(rt.Rings, org),
 		Detail: fmt.Sprintf("workflow run %s started on %s; its jobs keep it", runID, version)}

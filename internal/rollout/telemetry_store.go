@@ -50,6 +50,12 @@ type TelemetryStore interface {
 	// survivor's) per UTC hour from the hour holding since on, ordered by
 	// key and hour; hours without jobs are left out.
 	SignatureHours(ctx context.Context, label string, keys []SignatureKey, since time.Time) ([]SignatureHour, error)
+	// RingHours returns the jobs and failed jobs of rollout id's ring
+	// stage per cohort and UTC hour of their start (jobs with a pipeline,
+	// as Exposure counts them), ordered by hour and cohort; hours without
+	// jobs are left out, and an unknown rollout or stage has none. Like
+	// every reader it reads aggregates, never events.
+	RingHours(ctx context.Context, rolloutID string, stage int) ([]RingHour, error)
 	// SignatureTemplates returns the templates of the signatures last seen
 	// (on any label and version) at or after since, in no particular
 	// order: what a restarted miner is seeded with.
@@ -84,4 +90,11 @@ type SignatureHour struct {
 	SignatureKey
 	Hour time.Time
 	Jobs int64
+}
+
+// RingHour is a ring cohort's jobs in one UTC hour.
+type RingHour struct {
+	Cohort       string
+	Hour         time.Time
+	Jobs, Failed int64
 }

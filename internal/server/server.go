@@ -51,6 +51,8 @@ type Service interface {
 	Versions(ctx context.Context, label string, p rollout.Page) ([]rollout.Version, string, error)
 	Version(ctx context.Context, label, version string) (rollout.Version, error)
 	RingTelemetry(ctx context.Context, id string, ring int) (rollout.Telemetry, error)
+	RingTrend(ctx context.Context, id string, ring int) (rollout.RingTrend, error)
+	Resolutions(org string, labels []string) ([]rollout.Resolution, error)
 	Analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, error)
 	Signatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error)
 	SignaturesWithTrend(ctx context.Context, label, version string, window time.Duration, p rollout.Page) ([]rollout.Signature, string, error)

@@ -44,6 +44,12 @@ func raceFleet(p simulate.Params) simulate.Params {
 	return p
 }
 
+// raceScenarios run under -race: a halt and rollback, and two rollouts
+// at once (one clean) — every path of the controller, the store and the
+// analysis the others take; the race detector needs no more, and each
+// scenario costs minutes under it.
+var raceScenarios = map[string]bool{simulate.ScenarioBrokenFeature: true, simulate.ScenarioTwoLabels: true}
+
 // bar is one outcome the issue asks of imagegate's detector (the
 // telemetry analysis, simulate.HealthName), asserted at the CI size.
 type bar struct {
@@ -94,6 +100,9 @@ func TestScenarios(t *testing.T) {
 		{simulate.ScenarioTwoLabels, []bar{haltsInRing0, noFalseHalts}, []bar{fast, cheap}},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
+			if raceEnabled && !raceScenarios[tc.scenario] {
+				t.Skip("under -race only broken-feature and two-labels run (the same code paths); .ci/run runs every scenario without -race")
+			}
 			t.Parallel()
 			p := raceFleet(ciFleet(tc.scenario))
 			rep, results, err := simulate.Run(t.Context(), p, simulate.Options{Seeds: seeds, SeedStart: 1, Open: simulate.SQLiteOpener(t.TempDir())})
@@ -172,7 +181,7 @@ func checkInvariants(t *testing.T, p simulate.Params, rep simulate.Report, resul
 // version keeps running, so it causes failures, and every detector that
 // halts sees the same stream.
 func TestDryRun(t *testing.T) {
-	p := ciFleet(simulate.ScenarioBrokenFeature)
+	p := raceFleet(ciFleet(simulate.ScenarioBrokenFeature))
 	p.DryRun = true
 	seeds := 2
 	if raceEnabled {
@@ -200,7 +209,11 @@ func TestDryRun(t *testing.T) {
 // TestReproducible runs one seed twice, and two seeds in parallel and one
 // at a time: the figures must not change.
 func TestReproducible(t *testing.T) {
-	p := raceFleet(ciFleet(simulate.ScenarioBrokenFeature))
+	// A fifth of the CI fleet: whether a run repeats itself does not
+	// depend on its size, and this test runs it four times.
+	p := ciFleet(simulate.ScenarioBrokenFeature)
+	p.Orgs, p.Ring0Orgs, p.JobsPerHour = 2_000, 30, 12_000
+	p = raceFleet(p)
 	open := simulate.SQLiteOpener(t.TempDir())
 	run := func(par int) ([]byte, simulate.Report) {
 		rep, res, err := simulate.Run(t.Context(), p, simulate.Options{Seeds: 2, SeedStart: 5, Parallel: par, Open: open})

@@ -164,6 +164,7 @@ func benchPages(b *testing.B, st rollout.Store) {
 	cookie := benchLogin(b, srv, admin)
 	pages := []struct{ name, path string }{
 		{"images", "/ui/"},
+		{"images-resolves", "/ui/?org=org-1"},
 		{"image", "/ui/images/img-00"},
 		{"rollout", "/ui/rollouts/" + rb.ID},
 		{"confirm", "/ui/rollouts/" + rb.ID + "/confirm?action=rollback"},

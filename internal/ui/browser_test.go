@@ -188,12 +188,28 @@ func TestBrowser(t *testing.T) {
 	}
 	admin.screenshot("02-images-after-sse")
 
+	// Two more hours of jobs: ring 0's trend has three points.
+	e.laterJobs(t)
 	admin.open("/ui/rollouts/" + id)
 	if txt := admin.text(); !strings.Contains(txt, "rollout.start") || !strings.Contains(txt, "Ring health") {
 		t.Errorf("rollout page lacks the timeline or the ring health:\n%s", txt)
 	}
-	if n := eval[int](admin, `document.querySelectorAll("svg.chart").length`); n < 2 {
-		t.Errorf("rollout page draws %d charts, want the failure rates and the statistic at least", n)
+	if n := eval[int](admin, `document.querySelectorAll("svg.chart").length`); n < 3 {
+		t.Errorf("rollout page draws %d charts, want the failure rates, their trend and the statistic at least", n)
+	}
+	// The trend is drawn (both lines, a marker per point and side) and
+	// its table is there for who cannot see it.
+	if n := eval[int](admin, `document.querySelectorAll("svg.trend path.series.new, svg.trend path.series.old").length`); n != 2 {
+		t.Errorf("trend chart draws %d lines, want 2", n)
+	}
+	if n := eval[int](admin, `document.querySelectorAll("svg.trend circle.marker.new title, svg.trend rect.marker.old title").length`); n != 6 {
+		t.Errorf("trend chart titles %d markers, want 6 (3 hours, 2 sides)", n)
+	}
+	if w := eval[float64](admin, `document.querySelector("svg.trend").getBoundingClientRect().width`); w < 300 {
+		t.Errorf("trend chart is %.0f px wide", w)
+	}
+	if n := eval[int](admin, `document.querySelectorAll("details table.trend tbody tr").length`); n != 3 {
+		t.Errorf("trend table has %d rows, want 3", n)
 	}
 	admin.screenshot("03-rollout")
 
@@ -226,19 +242,36 @@ func TestBrowser(t *testing.T) {
 		JobID: "job-77", Text: sqliteTraceback}); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []struct{ path, name string }{
-		{"/ui/images/ubuntu-22.04/versions/v2", "07-version"},
-		{"/ui/signatures?label=ubuntu-22.04&version=v2", "08-signatures"},
-		{"/ui/pins", "09-pins-admin"},
-		{"/ui/images/ubuntu-22.04", "10-image"},
+	for _, p := range []struct{ path, name, check string }{
+		{"/ui/images/ubuntu-22.04/versions/v2", "07-version", ""},
+		// Each signature's sparkline: bars with their hour and count.
+		{"/ui/signatures?label=ubuntu-22.04&version=v2", "08-signatures", `document.querySelectorAll("svg.trend-spark rect.bar title").length > 0 &&
+			[...document.querySelectorAll("svg.trend-spark rect.bar title")].some(t => t.textContent === "Dec 1 09:00 UTC: 12")`},
+		{"/ui/pins", "09-pins-admin", ""},
+		{"/ui/images/ubuntu-22.04", "10-image", ""},
+		// An admin asks what org-b resolves: its pin, with the reason.
+		{"/ui/?org=org-b", "13-images-resolves-admin", `document.querySelector("table.resolves") && document.querySelector("table.resolves").innerText.includes("org-b secret reason")`},
 	} {
 		admin.open(p.path)
+		if p.check != "" && !eval[bool](admin, "Boolean("+p.check+")") {
+			t.Errorf("%s: %s does not hold; page:\n%s", p.path, p.check, admin.text())
+		}
 		admin.screenshot(p.name)
 	}
 
 	org := e.browser(t, exec)
 	org.login(e.orgA)
 	org.screenshot("11-images-org")
+	// org-a sees what it resolves now, and why (its pin; after the
+	// rollback the default again), and nothing of org-b.
+	if txt := org.text(); !strings.Contains(txt, "debian-12\td1 pinned\tpinned") || !strings.Contains(txt, "org-a waits for sqlite3") ||
+		!strings.Contains(txt, "ubuntu-22.04\tv1\tdefault") || strings.Contains(txt, "org-b") {
+		t.Errorf("org-a's images page must show its resolves and nothing of org-b:\n%s", txt)
+	}
+	org.open("/ui/?org=org-b")
+	if txt := org.text(); !strings.Contains(txt, "403") || strings.Contains(txt, "org-b secret reason") {
+		t.Errorf("org-a asking for org-b's resolves:\n%s", txt)
+	}
 	if n := eval[int](org, `document.querySelectorAll(".actions, a.button, form[action$='/act'], a[href*='/confirm']").length`); n != 0 {
 		t.Errorf("org user's images page shows %d action controls", n)
 	}

@@ -124,7 +124,7 @@ type signaturePage struct {
 // events the store's answer costs more than the rest of the page.
 func (h *Handler) signatures(ctx context.Context, label, version, after string) (signaturePage, time.Time, error) {
 	return h.sigPages.get(ctx, label+"\x00"+version+"\x00"+after, func(ctx context.Context) (signaturePage, error) {
-		sigs, next, err := h.svc.Signatures(ctx, label, version, rollout.Page{After: after, Limit: signaturesPerPage})
+		sigs, next, err := h.svc.SignaturesWithTrend(ctx, label, version, sparkWindow, rollout.Page{After: after, Limit: signaturesPerPage})
 		return signaturePage{sigs, next}, err
 	})
 }
@@ -138,6 +138,14 @@ func (h *Handler) analysis(ctx context.Context, id string) (rollout.RolloutAnaly
 func (h *Handler) ringTelemetry(ctx context.Context, id string, ring int) (rollout.Telemetry, error) {
 	t, _, err := h.telemetry.get(ctx, fmt.Sprint(id, "/", ring), func(ctx context.Context) (rollout.Telemetry, error) {
 		return h.svc.RingTelemetry(ctx, id, ring)
+	})
+	return t, err
+}
+
+// ringTrend is the Service's trend of a ring, through the cache.
+func (h *Handler) ringTrend(ctx context.Context, id string, ring int) (rollout.RingTrend, error) {
+	t, _, err := h.trends.get(ctx, fmt.Sprint(id, "/", ring), func(ctx context.Context) (rollout.RingTrend, error) {
+		return h.svc.RingTrend(ctx, id, ring)
 	})
 	return t, err
 }

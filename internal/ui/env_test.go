@@ -251,3 +251,35 @@ func (c *client) login(token string) int {
 
 // sqliteTraceback is the failure of v2 in org-a's jobs.
 const sqliteTraceback = "Traceback (most recent call last):\n  File \"/app/db.py\", line 3, in <module>\n    import sqlite3\nModuleNotFoundError: No module named '_sqlite3'"
+
+// laterJobs reports two more hours of ring 0: org-a on v2 and four old
+// orgs on v1, so the ring's trend has three points.
+func (e *env) laterJobs(t *testing.T) {
+	t.Helper()
+	for h, c := range []struct{ newFailed, oldFailed int }{{1, 0}, {0, 2}} {
+		e.clk.Advance(time.Hour)
+		now := e.clk.Now()
+		var evs []rollout.JobEvent
+		add := func(org, version string, n, failed int) {
+			for i := range n {
+				ev := rollout.JobEvent{JobID: fmt.Sprintf("later-%d-%s-%d", h, org, i), Org: org, Label: "ubuntu-22.04", Version: version,
+					Pipeline: org + "/later.yml", Outcome: rollout.OutcomeSucceeded, StartedAt: now.Add(-time.Minute), DurationMs: 1000}
+				if i < failed {
+					ev.Outcome, ev.ErrorText = rollout.OutcomeFailed, "error: connect ETIMEDOUT 10.0.0.1:443"
+				}
+				evs = append(evs, ev)
+			}
+		}
+		add("org-a", "v2", 4, c.newFailed)
+		for o := range 4 {
+			failed := 0
+			if o < c.oldFailed {
+				failed = 1
+			}
+			add(fmt.Sprintf("org-x%02d", o), "v1", 4, failed)
+		}
+		if _, err := e.svc.IngestEvents(context.Background(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -3,8 +3,10 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +21,19 @@ type imagesData struct {
 	Images []imageCard
 	Next   string
 	After  string
+	// Org is whose resolves the page shows: an org token's own, or the
+	// one an admin asked for ("" for none); Resolves are by label, in
+	// the order of Images.
+	Org      string
+	Resolves []resolveView
+}
+
+// resolveView is what a label resolves to for Org, said for people.
+type resolveView struct {
+	rollout.Resolution
+	// Why is the reason in words, Detail the explanation the viewer may
+	// see (see why).
+	Why, Detail string
 }
 
 func (imagesData) title() (string, string) { return "Images", "images" }
@@ -147,7 +162,73 @@ func (h *Handler) images(r *http.Request, s *session) (imagesData, error) {
 	if err := errors.Join(errs...); err != nil {
 		return d, err
 	}
+	org, err := resolveOrg(r, s)
+	if err != nil || org == "" {
+		return d, err
+	}
+	labels := make([]string, len(imgs))
+	for i, img := range imgs {
+		labels[i] = img.Label
+	}
+	res, err := h.svc.Resolutions(org, labels)
+	if err != nil {
+		return d, err
+	}
+	d.Org = org
+	for _, rs := range res {
+		v := resolveView{Resolution: rs}
+		v.Why, v.Detail = why(rs, s.id.IsAdmin())
+		d.Resolves = append(d.Resolves, v)
+	}
 	return d, nil
+}
+
+// resolveOrg is whose resolves the Images page shows: an org token's
+// own, always (asking for another org's is refused); for an admin, the
+// org of the form field, if any.
+func resolveOrg(r *http.Request, s *session) (string, error) {
+	asked := strings.TrimSpace(r.URL.Query().Get("org"))
+	if s.id.Org != "" {
+		if asked != "" && asked != s.id.Org {
+			return "", fmt.Errorf("token %q belongs to organisation %q and cannot see what %q resolves: %w", s.id.Name, s.id.Org, asked, rollout.ErrForbidden)
+		}
+		return s.id.Org, nil
+	}
+	if asked == "" || !s.id.IsAdmin() {
+		return "", nil
+	}
+	if err := rollout.CheckName("organisation", asked); err != nil {
+		return "", err
+	}
+	return asked, nil
+}
+
+// why says a resolution's reason for people, the kind first, the ring by
+// number. An org is told its own pin's details but not the rollout's id
+// (the catalogue view keeps rollouts to admins); an admin gets the
+// resolver's own explanation too.
+func why(rs rollout.Resolution, admin bool) (why, detail string) {
+	switch rs.Reason {
+	case "pin":
+		return "pinned", rs.Detail
+	case "rollout":
+		why = fmt.Sprintf("ring %d: the new version is rolling out to it", rs.Ring)
+	case "control":
+		why = fmt.Sprintf("control share of ring %d: stays on the old version until the ring is left", rs.Ring)
+	case "default":
+		why = "default"
+		if rs.RolloutID != "" {
+			why = fmt.Sprintf("default: a rollout has not reached ring %d yet", rs.Ring)
+		}
+	case rollout.ReasonNone:
+		return "nothing to serve", rs.Detail
+	default:
+		why = rs.Reason
+	}
+	if admin {
+		detail = rs.Detail
+	}
+	return why, detail
 }
 
 // cardReaders bounds the labels of one Images page read at once.

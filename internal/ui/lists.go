@@ -32,6 +32,10 @@ const signaturesPerPage = 50
 // label's newest, read in one query rather than one per signature.
 const reportsPerPage = 500
 
+// sparkWindow is how far back a signature's sparkline reaches, an hour
+// per bar.
+const sparkWindow = 48 * time.Hour
+
 // reportsShown is how many of a signature's reports the page quotes.
 const reportsShown = 3
 
@@ -42,7 +46,11 @@ type signatureRow struct {
 	// Rings counts failed jobs with the signature per ring of the
 	// version's rollout and side.
 	Rings []ringCounts
-	Trend chart
+	// ByRing draws Rings' new side; Spark the failed jobs per hour over
+	// sparkWindow, SparkText the same in words.
+	ByRing    chart
+	Spark     chart
+	SparkText string
 	// Reports are the newest user reports matched to the signature (at
 	// most reportsShown), of ReportCount from ReportOrgs.
 	Reports     []rollout.Report
@@ -148,8 +156,9 @@ func (h *Handler) signaturesPage(w http.ResponseWriter, r *http.Request, s *sess
 				labels = append(labels, fmt.Sprintf("ring %s, new version", c.Name))
 				vals = append(vals, c.New)
 			}
-			row.Trend = sparkline("failed jobs on the new version by ring", labels, vals)
+			row.ByRing = sparkline("failed jobs on the new version by ring", labels, vals)
 		}
+		row.Spark, row.SparkText = trendSpark(sig.ID, sig.Trend)
 		d.Signatures = append(d.Signatures, row)
 	}
 	h.render(w, r, http.StatusOK, "signatures", s, d)

@@ -34,9 +34,14 @@ type actionLink struct{ Name, Label string }
 // ringHealth is one ring's telemetry analysis, ready to draw.
 type ringHealth struct {
 	rollout.RingAnalysis
-	Rates      chart
-	Statistic  chart
-	Signatures []signatureHealth
+	Rates     chart
+	Statistic chart
+	// Trend is the failure rate of both sides over time, TrendRows the
+	// same as a table, TrendBucket each point's width.
+	Trend       chart
+	TrendRows   []trendRow
+	TrendBucket time.Duration
+	Signatures  []signatureHealth
 	// More counts the live signatures not shown (the Signatures page
 	// lists them all).
 	More int
@@ -45,6 +50,12 @@ type ringHealth struct {
 // signaturesShown bounds the signatures a ring's health shows: the
 // regressions, then the strongest evidence (the analysis orders them so).
 const signaturesShown = 20
+
+// trendRow is one bucket of a ring's trend, as the table says it.
+type trendRow struct {
+	When     string
+	New, Old string
+}
 
 type signatureHealth struct {
 	analysis.SignatureResult
@@ -126,7 +137,13 @@ func (h *Handler) rolloutPage(w http.ResponseWriter, r *http.Request, s *session
 	default:
 		sum, _ := h.summary(ctx, rv.Label, rv.Version)
 		for _, ra := range a.Rings {
-			d.Analysis = append(d.Analysis, ringHealthOf(ra, rv, sum))
+			rh := ringHealthOf(ra, rv, sum)
+			tr, err := h.ringTrend(ctx, id, ra.Ring)
+			if err != nil {
+				return err
+			}
+			rh.setTrend(tr, rv)
+			d.Analysis = append(d.Analysis, rh)
 		}
 	}
 	h.render(w, r, http.StatusOK, "rollout", s, d)
@@ -169,6 +186,21 @@ func ringHealthOf(ra rollout.RingAnalysis, rv *rolloutView, sum *versionSummary)
 		rh.Signatures = append(rh.Signatures, sh)
 	}
 	return rh
+}
+
+// setTrend draws the ring's trend (nothing while it has no bucket).
+func (rh *ringHealth) setTrend(tr rollout.RingTrend, rv *rolloutView) {
+	if len(tr.Buckets) == 0 {
+		return
+	}
+	pts := make([]trendPoint, len(tr.Buckets))
+	for i, b := range tr.Buckets {
+		pts[i] = trendPoint{Start: b.Start, End: b.Start.Add(tr.Bucket), New: b.New, Old: b.Old}
+		rh.TrendRows = append(rh.TrendRows, trendRow{When: bucketText(pts[i]), New: rateText(b.New), Old: rateText(b.Old)})
+	}
+	rh.TrendBucket = tr.Bucket
+	rh.Trend = trendChart("Failure rate over time in ring "+rh.Name+", new vs old version, per "+fmtDuration(tr.Bucket),
+		"new "+rv.Version+" (solid, circles)", "old "+rv.FromVersion+" (dashed, squares)", pts)
 }
 
 // confirmData is the confirmation of an action: what will happen, a

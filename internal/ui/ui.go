@@ -42,7 +42,14 @@ type Service interface {
 	// Analysis returns ErrPrecondition when telemetry analysis is off.
 	Analysis(ctx context.Context, id string) (rollout.RolloutAnalysis, error)
 	RingTelemetry(ctx context.Context, id string, ring int) (rollout.Telemetry, error)
-	Signatures(ctx context.Context, label, version string, p rollout.Page) ([]rollout.Signature, string, error)
+	// RingTrend returns a ring's failure rates over time, new vs old.
+	RingTrend(ctx context.Context, id string, ring int) (rollout.RingTrend, error)
+	// SignaturesWithTrend is Signatures with each one's failed jobs per
+	// hour over window, up to the current hour.
+	SignaturesWithTrend(ctx context.Context, label, version string, window time.Duration, p rollout.Page) ([]rollout.Signature, string, error)
+	// Resolutions is what Resolve answers org now for each label, not
+	// counted as served.
+	Resolutions(org string, labels []string) ([]rollout.Resolution, error)
 	Audit(ctx context.Context, f rollout.AuditFilter, p rollout.Page) ([]rollout.AuditEntry, string, error)
 	ListPins(ctx context.Context, org, label string, p rollout.Page) ([]rollout.PinView, string, error)
 	SetPin(ctx context.Context, actor string, pin rollout.Pin) (rollout.Pin, error)
@@ -147,6 +154,7 @@ type Handler struct {
 	sigPages  *staleCache[signaturePage]
 	analyses  *staleCache[rollout.RolloutAnalysis]
 	telemetry *staleCache[rollout.Telemetry]
+	trends    *staleCache[rollout.RingTrend]
 }
 
 // Prefix is where the dashboard lives.
@@ -180,6 +188,7 @@ func New(opts Options) (*Handler, error) {
 	h.sigPages = newStaleCache[signaturePage](stale, 200)
 	h.analyses = newStaleCache[rollout.RolloutAnalysis](stale, 200)
 	h.telemetry = newStaleCache[rollout.Telemetry](stale, 200)
+	h.trends = newStaleCache[rollout.RingTrend](stale, 200)
 	p, err := parsePages()
 	if err != nil {
 		return nil, err

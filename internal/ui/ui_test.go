@@ -396,3 +396,108 @@ func TestSignatureReports(t *testing.T) {
 		t.Error("a report without the signature is shown under it")
 	}
 }
+
+// TestRingTrend: the Rollout page draws each side's failure rate per hour
+// of ring 0 and writes the same numbers in a table.
+func TestRingTrend(t *testing.T) {
+	e := newEnv(t)
+	e.laterJobs(t)
+	admin := e.client()
+	admin.login(e.admin)
+	status, _, body := admin.get("/ui/rollouts/" + e.rollout.ID)
+	if status != http.StatusOK {
+		t.Fatalf("rollout page = %d:\n%s", status, body)
+	}
+	for _, want := range []string{
+		`<svg class="chart trend" role="img" aria-label="Failure rate over time in ring canary, new vs old version, per 1h"`,
+		"new v2 (solid, circles)", "old v1 (dashed, squares)",
+		`<path class="series new"`, `<path class="series old"`,
+		"<title>Dec 1 09:00–10:00 UTC, new v2 (solid, circles): 12 of 30 jobs failed (40.0%)</title>",
+		"Failure rate over time as a table",
+		"<th scope=\"row\">Dec 1 09:00–10:00 UTC</th><td>12 of 30 jobs failed (40.0%)</td><td>5 of 165 jobs failed (3.0%)</td>",
+		"<th scope=\"row\">Dec 1 10:00–11:00 UTC</th><td>1 of 4 jobs failed (25.0%)</td><td>0 of 16 jobs failed (0.0%)</td>",
+		"<th scope=\"row\">Dec 1 11:00–12:00 UTC</th><td>0 of 4 jobs failed (0.0%)</td><td>2 of 16 jobs failed (12.5%)</td>",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("rollout page lacks %q", want)
+		}
+	}
+	if n := strings.Count(body, `<circle class="marker new"`); n != 3+1 { // three points and the legend's
+		t.Errorf("rollout page draws %d new-side markers, want 4:\n%s", n, body)
+	}
+}
+
+// TestSignatureSparkline: each signature carries its failed jobs per hour
+// over the last 48 hours, drawn and in words.
+func TestSignatureSparkline(t *testing.T) {
+	e := newEnv(t)
+	admin := e.client()
+	admin.login(e.admin)
+	status, _, body := admin.get("/ui/signatures?label=ubuntu-22.04&version=v2")
+	if status != http.StatusOK {
+		t.Fatalf("signatures page = %d:\n%s", status, body)
+	}
+	for _, want := range []string{
+		"<th scope=\"col\">Last 48 hours</th>",
+		`<svg class="spark trend-spark" role="img" aria-label="Failed jobs with `,
+		"<title>Dec 1 09:00 UTC: 12</title>",
+		"12 failed jobs in 48h, peak 12 at Dec 1 09:00, last hour 12",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("signatures page lacks %q:\n%s", want, body)
+		}
+	}
+	if n := strings.Count(body, `<rect class="bar new"`); n < 1 {
+		t.Errorf("signatures page draws no sparkline bar")
+	}
+}
+
+// TestResolves: an org sees what it resolves now for each image, with
+// why, and nothing of another org's; an admin asks for any org.
+func TestResolves(t *testing.T) {
+	e := newEnv(t)
+	orgA, admin := e.client(), e.client()
+	orgA.login(e.orgA)
+	admin.login(e.admin)
+	for _, tc := range []struct {
+		name   string
+		c      *client
+		path   string
+		status int
+		want   []string
+		not    []string
+	}{
+		{"org-a", orgA, "/ui/", http.StatusOK,
+			[]string{"what org-a resolves now", "<td class=\"resolve\"><strong>v2</strong></td><td>ring 0: the new version is rolling out to it",
+				"<td class=\"resolve\"><strong>d1</strong> <span class=\"tag\">pinned</span></td><td>pinned<br><span class=\"muted\">pinned by", "org-a waits for sqlite3"},
+			[]string{"org-b", e.rollout.ID}},
+		{"org-a asks for org-b's", orgA, "/ui/?org=org-b", http.StatusForbidden, nil, []string{"org-b secret reason", "<td class=\"resolve\">"}},
+		{"admin without an org", admin, "/ui/", http.StatusOK, []string{`<input id="org" name="org" value=""`}, []string{"resolves now (images on this page)"}},
+		{"admin for org-b", admin, "/ui/?org=org-b", http.StatusOK,
+			[]string{"What org-b resolves now", "<th scope=\"row\">ubuntu-22.04</th><td><strong>v1</strong> <span class=\"tag\">pinned</span></td><td>pinned", "org-b secret reason",
+				"<th scope=\"row\">debian-12</th><td>—</td><td>nothing to serve"},
+			nil},
+		{"admin for org-a", admin, "/ui/?org=org-a", http.StatusOK,
+			[]string{"<th scope=\"row\">ubuntu-22.04</th><td><strong>v2</strong></td><td>ring 0: the new version is rolling out to it<br><span class=\"muted\">ring 0 (canary) of rollout " + e.rollout.ID},
+			[]string{"org-b secret reason"}},
+		{"admin for an org in ring 1", admin, "/ui/?org=org-x05", http.StatusOK,
+			[]string{"<th scope=\"row\">ubuntu-22.04</th><td><strong>v1</strong></td><td>default: a rollout has not reached ring 1 yet"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, body := tc.c.get(tc.path)
+			if status != tc.status {
+				t.Fatalf("GET %s = %d, want %d:\n%s", tc.path, status, tc.status, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("GET %s lacks %q:\n%s", tc.path, w, body)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(body, w) {
+					t.Errorf("GET %s shows %q", tc.path, w)
+				}
+			}
+		})
+	}
+}

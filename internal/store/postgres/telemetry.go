@@ -534,6 +534,22 @@ func writeTally(ctx context.Context, tx pgx.Tx, b tally.Batch) error {
 			return fmt.Errorf("signature hours: %w", err)
 		}
 	}
+	if len(b.RingHours) > 0 {
+		n := len(b.RingHours)
+		rs, cs := make([]string, n), make([]string, n)
+		st := make([]int32, n)
+		hs, js, fs := make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, h := range b.RingHours {
+			rs[i], st[i], cs[i], hs[i], js[i], fs[i] = h.RolloutID, int32(h.Stage), h.Cohort, h.Hour, h.Jobs, h.Failed
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tel_ring_hours AS t (rollout_id, stage, cohort, hour, jobs, failed)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+			ORDER BY 1, 2, 4, 3
+			ON CONFLICT (rollout_id, stage, hour, cohort) DO UPDATE SET jobs = t.jobs + excluded.jobs, failed = t.failed + excluded.failed`,
+			rs, st, cs, hs, js, fs); err != nil {
+			return fmt.Errorf("ring hours: %w", err)
+		}
+	}
 	if len(b.OrgDays) > 0 {
 		n := len(b.OrgDays)
 		ls, vs, os := make([]string, n), make([]string, n), make([]string, n)
@@ -910,6 +926,26 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 		return nil, "", fmt.Errorf("signature examples of %s: %w", label, err)
 	}
 	return out, next, nil
+}
+
+// RingHours reads one range of tel_ring_hours' primary key.
+func (db *DB) RingHours(ctx context.Context, rolloutID string, stage int) ([]rollout.RingHour, error) {
+	rows, err := db.pool.Query(ctx, `SELECT cohort, hour, jobs, failed FROM tel_ring_hours
+		WHERE rollout_id = $1 AND stage = $2 ORDER BY hour, cohort`, rolloutID, stage)
+	if err != nil {
+		return nil, fmt.Errorf("hours of rollout %s ring %d: %w", rolloutID, stage, err)
+	}
+	var out []rollout.RingHour
+	var h rollout.RingHour
+	var hour int64
+	if _, err := pgx.ForEachRow(rows, []any{&h.Cohort, &hour, &h.Jobs, &h.Failed}, func() error {
+		h.Hour = time.Unix(hour*3600, 0).UTC()
+		out = append(out, h)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("hours of rollout %s ring %d: %w", rolloutID, stage, err)
+	}
+	return out, nil
 }
 
 // SignatureHours reads every key's hours in one statement, an aliased

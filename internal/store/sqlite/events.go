@@ -46,16 +46,22 @@ func (db *DB) AppendEvents(ctx context.Context, events []rollout.JobEvent) (int,
 	return int(added), nil
 }
 
-// CountJobs aggregates events from the covering index.
+// CountJobs aggregates events from the covering index of migration 0012:
+// a range of its arrival key (a job started since since has a key at or
+// after it), filtered by start.
 func (db *DB) CountJobs(ctx context.Context, label, version string, ring int, since time.Time) (rollout.JobCounts, error) {
 	var c rollout.JobCounts
-	err := db.rd.QueryRowContext(ctx, `SELECT COUNT(*),
-			COALESCE(SUM(outcome = ?), 0), COALESCE(SUM(outcome = ?), 0), COALESCE(SUM(outcome = ?), 0)
-		FROM events WHERE label = ? AND version = ? AND (? < 0 OR ring = ?) AND started_at >= ?`,
-		rollout.OutcomeSucceeded, rollout.OutcomeFailed, rollout.OutcomeCanceled,
-		label, version, ring, ring, us(since)).Scan(&c.Total, &c.Succeeded, &c.Failed, &c.Canceled)
+	err := db.rd.QueryRowContext(ctx, countJobsSQL, rollout.OutcomeSucceeded, rollout.OutcomeFailed, rollout.OutcomeCanceled,
+		label, version, us(since), ring).Scan(&c.Total, &c.Succeeded, &c.Failed, &c.Canceled)
 	if err != nil {
 		return c, fmt.Errorf("count jobs of %s %s: %w", label, version, err)
 	}
 	return c, nil
 }
+
+// countJobsSQL is CountJobs' query: outcomes ?1-?3, label, version,
+// since, ring.
+const countJobsSQL = `SELECT COUNT(*),
+		COALESCE(SUM(outcome = ?1), 0), COALESCE(SUM(outcome = ?2), 0), COALESCE(SUM(outcome = ?3), 0)
+	FROM events WHERE label = ?4 AND version = ?5 AND max(received_at, started_at) >= ?6 AND (?7 < 0 OR ring = ?7)
+		AND started_at >= ?6`

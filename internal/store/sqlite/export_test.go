@@ -1,6 +1,9 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+	"strings"
+)
 
 // WriterSynchronous reads the synchronous setting of the writer
 // connection (2 is FULL), for tests that check relaxed commits restore it.
@@ -8,4 +11,31 @@ func (db *DB) WriterSynchronous(ctx context.Context) (int, error) {
 	var v int
 	err := db.wr.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&v)
 	return v, err
+}
+
+// CountJobsPlan is SQLite's plan for CountJobs' query.
+func (db *DB) CountJobsPlan(ctx context.Context) (string, error) {
+	rows, err := db.rd.QueryContext(ctx, "EXPLAIN QUERY PLAN "+countJobsSQL, "succeeded", "failed", "canceled", "img", "v1", 0, 0)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return "", err
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "\n"), rows.Err()
+}
+
+// BulkTemplates makes RingTelemetry read missing templates in one query
+// however few are missing, until the returned function is called.
+func BulkTemplates() (restore func()) {
+	n := templateLookups
+	templateLookups = 0
+	return func() { templateLookups = n }
 }

@@ -14,6 +14,13 @@
 // before the 2xx". The cost is one fsync per transaction; with batches of
 // 500 events it is small (see BenchmarkAppendEvents).
 //
+// Checkpoints (copying the WAL back into the database file) run on a
+// connection of their own (checkpointLoop), not inside the commit that
+// crosses SQLite's threshold: under ingest the automatic checkpoint was a
+// tenth of the single writer's time, and its fsyncs of the database file
+// stalled every caller queued behind that commit. They copy only frames
+// already committed and fsynced, so durability is the same.
+//
 // The exceptions are AssignRun and AddServed, whose contract allows losing
 // recent writes: they commit with synchronous=NORMAL (see writeRelaxed),
 // because an fsync per group of new runs halves resolve throughput. A
@@ -52,6 +59,11 @@ type DB struct {
 	path string
 	wr   *sql.DB // one connection: the only writer of this process
 	rd   *sql.DB // readers
+	ck   *sql.DB // one connection: the checkpointer (checkpointLoop)
+
+	// kick wakes checkpointLoop after a commit; ckQuit and ckDone stop it.
+	kick           chan struct{}
+	ckQuit, ckDone chan struct{}
 
 	// insRun and selRun are AssignRun's statements, prepared once on the
 	// writer: parsing them for every group commit cost a quarter of its
@@ -60,7 +72,8 @@ type DB struct {
 	runs           *batch.Runs            // group-commits AssignRun through runRows
 	events         *batch.Group[*obsCall] // group-commits AppendObservations
 	closing        sync.Once
-	tel            telCache // telemetry rows known committed (telemetry.go)
+	tel            telCache      // telemetry rows known committed (telemetry.go)
+	templates      templateCache // signature templates read (telemetry.go)
 }
 
 var _ rollout.Store = (*DB)(nil)
@@ -85,12 +98,19 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// and read the tables' pages back from the OS on every batch.
 	wq.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writerCacheKiB))
 	wq.Add("_pragma", "temp_store(MEMORY)")
+	// checkpointLoop checkpoints; this is the backstop should it fall
+	// far behind.
+	wq.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", backstopCheckpointPages))
 	wq.Set("_txlock", "immediate")
 	rq := url.Values{}
 	for k, v := range common {
 		rq[k] = append([]string(nil), v...)
 	}
 	rq.Add("_pragma", "query_only(1)")
+	cq := url.Values{}
+	for k, v := range common {
+		cq[k] = append([]string(nil), v...)
+	}
 
 	wr, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
 	if err != nil {
@@ -100,7 +120,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	wr.SetMaxIdleConns(1)
 	wr.SetConnMaxLifetime(0)
 	wr.SetConnMaxIdleTime(0)
-	db := &DB{path: path, wr: wr}
+	db := &DB{path: path, wr: wr, kick: make(chan struct{}, 1), ckQuit: make(chan struct{}), ckDone: make(chan struct{})}
 	if err := db.migrate(ctx); err != nil {
 		wr.Close()
 		return nil, err
@@ -130,6 +150,20 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		wr.Close()
 		return nil, fmt.Errorf("open sqlite %s: prepare run assignment: %w", path, err)
 	}
+	ck, err := sql.Open("sqlite", "file:"+path+"?"+cq.Encode())
+	if err != nil {
+		db.insRun.Close()
+		db.selRun.Close()
+		rd.Close()
+		wr.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetMaxIdleConns(1)
+	ck.SetConnMaxLifetime(0)
+	ck.SetConnMaxIdleTime(0)
+	db.ck = ck
+	go db.checkpointLoop()
 	// One committer: SQLite has one writer.
 	db.runs = batch.New(runRows{db}, batch.Options{Committers: 1})
 	db.events = batch.NewGroup(db.appendGroup, func(c *obsCall) int { return len(c.obs) }, batch.Options{Committers: 1, MaxSize: maxGroupEvents})
@@ -142,6 +176,9 @@ func (db *DB) Close() error {
 	var err error
 	db.closing.Do(func() {
 		err = errors.Join(db.runs.Close(), db.events.Close(), db.insRun.Close(), db.selRun.Close(), db.rd.Close(), db.wr.Close())
+		close(db.ckQuit)
+		<-db.ckDone
+		err = errors.Join(err, db.ck.Close())
 	})
 	return err
 }
@@ -258,8 +295,45 @@ func (db *DB) writeOn(ctx context.Context, wr beginner, fn func(tx *sql.Tx) erro
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit to %s: %w", db.path, err)
 	}
+	select {
+	case db.kick <- struct{}{}:
+	default: // a checkpoint is due already
+	}
 	return nil
 }
+
+// checkpointLoop checkpoints the WAL after commits, at most every
+// checkpointEvery, until Close: a few fsyncs a second, off the writer
+// (also under relaxed commits, which then reach the disk sooner than they
+// must). PASSIVE neither waits for nor blocks the writer or readers: it
+// copies what no reader still needs, and the writer starts the WAL over
+// once everything was copied. A failure is retried
+// at the next commit; the writer's wal_autocheckpoint is the backstop.
+func (db *DB) checkpointLoop() {
+	defer close(db.ckDone)
+	for {
+		select {
+		case <-db.kick:
+		case <-db.ckQuit:
+			return
+		}
+		// Several commits' frames per checkpoint: each costs two fsyncs.
+		select {
+		case <-time.After(checkpointEvery):
+		case <-db.ckQuit:
+			return
+		}
+		db.ck.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+	}
+}
+
+// checkpointEvery paces checkpointLoop: under full ingest load that is a
+// checkpoint per thousand or so WAL pages, SQLite's own threshold.
+const checkpointEvery = 250 * time.Millisecond
+
+// backstopCheckpointPages is the writer's wal_autocheckpoint, ten times
+// SQLite's default: it only acts when checkpointLoop falls behind.
+const backstopCheckpointPages = 10_000
 
 // change runs fn in a write transaction and, when fn reports that it
 // changed state, records audit and bumps the generation in the same

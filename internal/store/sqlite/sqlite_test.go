@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -28,6 +29,16 @@ func mustOpen(tb testing.TB, path string) *sqlite.DB {
 }
 
 func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) rollout.Store {
+		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	})
+}
+
+// TestStoreBulkTemplates runs the suite with RingTelemetry reading
+// templates in bulk, which only rings with many new signatures do
+// otherwise.
+func TestStoreBulkTemplates(t *testing.T) {
+	t.Cleanup(sqlite.BulkTemplates())
 	storetest.Run(t, func(t *testing.T) rollout.Store {
 		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
 	})
@@ -323,6 +334,81 @@ func TestUpgradeRunsByLabel(t *testing.T) {
 			t.Errorf("AssignRun(%s, %s) after the upgrade = %q, %v; want %q", tt.run, tt.label, got, err, tt.want)
 		}
 	}
+}
+
+// TestCountJobsPlan: CountJobs reads a range of the arrival-keyed index
+// of migration 0012, without touching the table (whose rows hold the
+// error texts).
+func TestCountJobsPlan(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	plan, err := db.CountJobsPlan(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "SEARCH events USING COVERING INDEX events_count (label=? AND version=? AND <expr>>?)"; plan != want {
+		t.Errorf("CountJobs plan:\n%s\nwant:\n%s", plan, want)
+	}
+}
+
+// TestUpgradeEventsCount: events stored before migration 0012 (some
+// without received_at, as AppendEvents leaves it, some received long
+// after they started) are counted exactly by the index it rebuilds.
+func TestUpgradeEventsCount(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "imagegate.db")
+	db := mustOpen(t, path)
+	obs := storetest.DefaultFleet.Observations(rand.New(rand.NewPCG(1, 2)), "o", "", 50, storetest.T0)
+	started := make([]time.Time, 0, 80)
+	for i := range obs {
+		obs[i].Version, obs[i].Cohort, obs[i].Ring, obs[i].Stage = "v1", "", -1, -1
+		obs[i].ReceivedAt = obs[i].StartedAt.Add(time.Duration(i) * time.Hour) // late reports
+		started = append(started, obs[i].StartedAt)
+	}
+	if _, err := db.AppendObservations(t.Context(), obs); err != nil {
+		t.Fatal(err)
+	}
+	evs := storetest.Events("e", "img", "v1", 30)
+	if _, err := db.AppendEvents(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		started = append(started, e.StartedAt)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, since := range []time.Time{{}, storetest.T0, storetest.T0.Add(10 * time.Millisecond), storetest.T0.Add(10 * time.Second),
+			storetest.T0.Add(time.Hour)} {
+			var want int64
+			for _, at := range started {
+				if !at.Before(since) {
+					want++
+				}
+			}
+			c, err := db.CountJobs(t.Context(), "img", "v1", -1, since)
+			if err != nil || c.Total != want {
+				t.Errorf("%s: CountJobs(since %v) = %d, %v; want %d", when, since, c.Total, err, want)
+			}
+		}
+	}
+	check("before")
+	db.Close()
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	// Back to the index of 0001_init.sql.
+	for _, q := range []string{
+		`DROP INDEX events_count`,
+		`CREATE INDEX events_count ON events (label, version, ring, started_at, outcome)`,
+		`DELETE FROM schema_migrations WHERE name = '0012_events_count_by_arrival.sql'`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	db = mustOpen(t, path)
+	check("after the upgrade")
 }
 
 // TestUnavailable: errors of the database's file system failing (here:

@@ -191,15 +191,57 @@ func applyAliases(ctx context.Context, tx *sql.Tx, obs []rollout.Observation) er
 // insertObservations inserts the events and returns those that were new,
 // and which of obs they were (a job repeated in obs counts at its first).
 // Rows go eventsPerInsert to a statement: with modernc's driver the cost
-// of a statement, not of a row, dominated ingest.
+// of a statement, not of a row, dominated ingest. Usually every job is
+// new, and the rows changed tell so without RETURNING each job id (a
+// seventh of the insert's cost); when some were stored already, the
+// inserts are rolled back to a savepoint and made again with RETURNING.
 func insertObservations(ctx context.Context, tx *sql.Tx, obs []rollout.Observation) ([]rollout.Observation, []bool, error) {
-	const cols = 16
-	full, err := tx.PrepareContext(ctx, insertEventsSQL(eventsPerInsert))
+	ids := make(map[string]bool, len(obs)) // distinct jobs; true: new
+	for _, o := range obs {
+		ids[o.JobID] = false
+	}
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT insert_events`); err != nil {
+		return nil, nil, fmt.Errorf("insert events: %w", err)
+	}
+	added, err := insertEvents(ctx, tx, obs, nil)
+	if err == nil && added != int64(len(ids)) {
+		if _, err = tx.ExecContext(ctx, `ROLLBACK TO insert_events`); err == nil {
+			_, err = insertEvents(ctx, tx, obs, ids)
+		}
+	} else if err == nil {
+		for id := range ids {
+			ids[id] = true
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
+	if _, err := tx.ExecContext(ctx, `RELEASE insert_events`); err != nil {
+		return nil, nil, fmt.Errorf("insert events: %w", err)
+	}
+	fresh := make([]rollout.Observation, 0, len(ids))
+	counted := make([]bool, len(obs))
+	for i, o := range obs {
+		if ids[o.JobID] {
+			fresh, counted[i] = append(fresh, o), true
+			ids[o.JobID] = false // a duplicate in the batch counts once
+		}
+	}
+	return fresh, counted, nil
+}
+
+// insertEvents inserts obs, those stored already left as they are, and
+// returns how many it inserted. With isNew it also marks there the job
+// ids it inserted (RETURNING them).
+func insertEvents(ctx context.Context, tx *sql.Tx, obs []rollout.Observation, isNew map[string]bool) (int64, error) {
+	const cols = 16
+	returning := isNew != nil
+	full, err := tx.PrepareContext(ctx, insertEventsSQL(eventsPerInsert, returning))
+	if err != nil {
+		return 0, err
+	}
 	defer full.Close()
-	isNew := make(map[string]bool, len(obs))
+	var added int64
 	args := make([]any, 0, cols*eventsPerInsert)
 	for start := 0; start < len(obs); start += eventsPerInsert {
 		chunk := obs[start:min(start+eventsPerInsert, len(obs))]
@@ -208,42 +250,45 @@ func insertObservations(ctx context.Context, tx *sql.Tx, obs []rollout.Observati
 			args = append(args, o.JobID, o.Org, o.Label, o.Version, o.Ring, o.Outcome, us(o.StartedAt),
 				o.DurationMs, o.ErrorText, o.Pipeline, o.RunID, us(o.ReceivedAt), o.RolloutID, o.Stage, o.Cohort, o.Signature)
 		}
-		var rows *sql.Rows
-		if len(chunk) == eventsPerInsert {
-			rows, err = full.QueryContext(ctx, args...)
-		} else {
-			rows, err = tx.QueryContext(ctx, insertEventsSQL(len(chunk)), args...)
+		st := full
+		if len(chunk) < eventsPerInsert {
+			if st, err = tx.PrepareContext(ctx, insertEventsSQL(len(chunk), returning)); err != nil {
+				return 0, err
+			}
+			defer st.Close()
 		}
+		if !returning {
+			n, err := execN(ctx, st, args...)
+			if err != nil {
+				return 0, fmt.Errorf("insert events: %w", err)
+			}
+			added += n
+			continue
+		}
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("insert events: %w", err)
+			return 0, fmt.Errorf("insert events: %w", err)
 		}
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
 				rows.Close()
-				return nil, nil, fmt.Errorf("insert events: %w", err)
+				return 0, fmt.Errorf("insert events: %w", err)
 			}
 			isNew[id] = true
+			added++
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, nil, fmt.Errorf("insert events: %w", err)
+			return 0, fmt.Errorf("insert events: %w", err)
 		}
 	}
-	fresh := make([]rollout.Observation, 0, len(isNew))
-	counted := make([]bool, len(obs))
-	for i, o := range obs {
-		if isNew[o.JobID] {
-			fresh, counted[i] = append(fresh, o), true
-			delete(isNew, o.JobID) // a duplicate in the batch counts once
-		}
-	}
-	return fresh, counted, nil
+	return added, nil
 }
 
 const eventsPerInsert = 50
 
-func insertEventsSQL(n int) string {
+func insertEventsSQL(n int, returning bool) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO events (job_id, org, label, version, ring, outcome, started_at, duration_ms, error_text,
 		pipeline, run_id, received_at, rollout_id, stage, cohort, signature) VALUES `)
@@ -253,7 +298,10 @@ func insertEventsSQL(n int) string {
 		}
 		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	}
-	b.WriteString(" ON CONFLICT DO NOTHING RETURNING job_id")
+	b.WriteString(" ON CONFLICT DO NOTHING")
+	if returning {
+		b.WriteString(" RETURNING job_id")
+	}
 	return b.String()
 }
 
@@ -443,6 +491,7 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 		return learned, err
 	}
 	if len(b.Templates) > 0 {
+		// Never updated: readers cache templates (templateCache).
 		st, err := tx.PrepareContext(ctx, `INSERT INTO tel_templates (signature, template) VALUES (?, ?) ON CONFLICT DO NOTHING`)
 		if err != nil {
 			return learned, err
@@ -526,6 +575,14 @@ func (db *DB) writeTally(ctx context.Context, tx *sql.Tx, b tally.Batch, learned
 			return append(args, h.Label, h.Version, h.Signature, h.Hour, h.Jobs)
 		}); err != nil {
 		return learned, fmt.Errorf("signature hours: %w", err)
+	}
+	if err := upsertRows(ctx, tx, `INSERT INTO tel_ring_hours (rollout_id, stage, cohort, hour, jobs, failed) VALUES `, "(?, ?, ?, ?, ?, ?)",
+		` ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs, failed = failed + excluded.failed`, len(b.RingHours),
+		func(i int, args []any) []any {
+			h := &b.RingHours[i]
+			return append(args, h.RolloutID, h.Stage, h.Cohort, h.Hour, h.Jobs, h.Failed)
+		}); err != nil {
+		return learned, fmt.Errorf("ring hours: %w", err)
 	}
 	if err := upsertRows(ctx, tx, `INSERT INTO tel_org_days (label, version, org, day, jobs, failed) VALUES `, "(?, ?, ?, ?, ?, ?)",
 		` ON CONFLICT DO UPDATE SET jobs = jobs + excluded.jobs, failed = failed + excluded.failed`, len(b.OrgDays),
@@ -961,26 +1018,56 @@ func (db *DB) RingTelemetry(ctx context.Context, rolloutID string, stage int) (r
 		return t, nil
 	}
 	index := ring.Index
-	// Templates: one lookup per signature, not per cohort row.
-	rows, err = tx.QueryContext(ctx, `SELECT t.signature, t.template FROM tel_templates t
-		WHERE t.signature IN (SELECT DISTINCT COALESCE(a.alias_of, s.signature) FROM tel_ring_sigs s
-			LEFT JOIN tel_aliases a ON a.signature = s.signature WHERE s.rollout_id = ? AND s.stage = ?)`, rolloutID, stage)
-	if err != nil {
-		return t, wrap(err)
+	// Templates: from this process's cache (a signature's template never
+	// changes), else one lookup per signature, not per cohort row; in
+	// bulk when many are missing (the first read of a ring).
+	var missing []string
+	for id, i := range index {
+		if tmpl, ok := db.templates.get(id); ok {
+			t.Signatures[i].Template = tmpl
+		} else {
+			missing = append(missing, id)
+		}
 	}
-	for rows.Next() {
-		var id, tmpl string
-		if err := rows.Scan(&id, &tmpl); err != nil {
-			rows.Close()
+	if len(missing) > templateLookups {
+		rows, err = tx.QueryContext(ctx, `SELECT t.signature, t.template FROM tel_templates t
+			WHERE t.signature IN (SELECT DISTINCT COALESCE(a.alias_of, s.signature) FROM tel_ring_sigs s
+				LEFT JOIN tel_aliases a ON a.signature = s.signature WHERE s.rollout_id = ? AND s.stage = ?)`, rolloutID, stage)
+		if err != nil {
 			return t, wrap(err)
 		}
-		if i, ok := index[id]; ok {
-			t.Signatures[i].Template = tmpl
+		for rows.Next() {
+			var id, tmpl string
+			if err := rows.Scan(&id, &tmpl); err != nil {
+				rows.Close()
+				return t, wrap(err)
+			}
+			if i, ok := index[id]; ok {
+				t.Signatures[i].Template = tmpl
+				db.templates.add(id, tmpl)
+			}
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return t, wrap(err)
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return t, wrap(err)
+		}
+	} else if len(missing) > 0 {
+		st, err := tx.PrepareContext(ctx, `SELECT template FROM tel_templates WHERE signature = ?`)
+		if err != nil {
+			return t, wrap(err)
+		}
+		defer st.Close()
+		for _, id := range missing {
+			var tmpl string
+			switch err := st.QueryRowContext(ctx, id).Scan(&tmpl); {
+			case errors.Is(err, sql.ErrNoRows): // none stored (yet)
+			case err != nil:
+				return t, wrap(err)
+			default:
+				t.Signatures[index[id]].Template = tmpl
+				db.templates.add(id, tmpl)
+			}
+		}
 	}
 	if len(ring.PerOrg) > 0 {
 		st, err := tx.PrepareContext(ctx, `SELECT org, fresh FROM tel_ring_sig_orgs
@@ -1141,6 +1228,30 @@ func (db *DB) ListSignatures(ctx context.Context, label, version string, p rollo
 	return out, next, nil
 }
 
+// RingHours reads one range of tel_ring_hours' primary key.
+func (db *DB) RingHours(ctx context.Context, rolloutID string, stage int) ([]rollout.RingHour, error) {
+	rows, err := db.rd.QueryContext(ctx, `SELECT cohort, hour, jobs, failed FROM tel_ring_hours
+		WHERE rollout_id = ? AND stage = ? ORDER BY hour, cohort`, rolloutID, stage)
+	if err != nil {
+		return nil, fmt.Errorf("hours of rollout %s ring %d: %w", rolloutID, stage, err)
+	}
+	defer rows.Close()
+	var out []rollout.RingHour
+	for rows.Next() {
+		var h rollout.RingHour
+		var hour int64
+		if err := rows.Scan(&h.Cohort, &hour, &h.Jobs, &h.Failed); err != nil {
+			return nil, fmt.Errorf("hours of rollout %s ring %d: %w", rolloutID, stage, err)
+		}
+		h.Hour = time.Unix(hour*3600, 0).UTC()
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("hours of rollout %s ring %d: %w", rolloutID, stage, err)
+	}
+	return out, nil
+}
+
 // SignatureHours reads each key's hours, an aliased id's summed in, one
 // range of the primary key per stored id.
 func (db *DB) SignatureHours(ctx context.Context, label string, keys []rollout.SignatureKey, since time.Time) ([]rollout.SignatureHour, error) {
@@ -1186,6 +1297,40 @@ func (db *DB) SignatureHours(ctx context.Context, label string, keys []rollout.S
 		}
 	}
 	return out, nil
+}
+
+// templateLookups is how many templates RingTelemetry looks up one by
+// one; when more are missing it reads the ring's in one query.
+var templateLookups = 64
+
+// templateCache remembers signature templates read, in two generations
+// so memory stays bounded. A template never changes once stored (rows
+// are inserted, never updated), so a cached one is never stale, in any
+// process.
+type templateCache struct {
+	mu       sync.Mutex
+	cur, old map[string]string
+}
+
+const templateCacheSize = 1 << 15
+
+func (c *templateCache) get(id string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.cur[id]; ok {
+		return t, true
+	}
+	t, ok := c.old[id]
+	return t, ok
+}
+
+func (c *templateCache) add(id, tmpl string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || len(c.cur) >= templateCacheSize {
+		c.old, c.cur = c.cur, make(map[string]string, 1024)
+	}
+	c.cur[id] = tmpl
 }
 
 // telCache remembers keys of aggregate rows known to be committed (set

@@ -27,6 +27,7 @@ var telemetryTests = []struct {
 	{"TelemetryBackfilledHistory", testTelemetryBackfill},
 	{"TelemetrySignatureAliases", testTelemetryAliases},
 	{"TelemetrySignatureTrend", testTelemetryTrend},
+	{"TelemetryRingHours", testTelemetryRingHours},
 	{"TelemetryBatchRefusedWhole", testTelemetryRefusal},
 	{"TelemetryExamplesCapped", testTelemetryExamples},
 	{"TelemetryConcurrentRetries", testTelemetryConcurrent},
@@ -488,6 +489,102 @@ func testTelemetryTrend(t *testing.T, s rollout.Store) {
 		t.Error("a trend window of 8 days was accepted")
 	} else {
 		wantErr(t, "a trend window of 8 days", err, rollout.ErrInvalid)
+	}
+}
+
+// testTelemetryRingHours: a ring's jobs per cohort and hour, and the
+// Service's trend of them: the new side against control and old together,
+// one bucket per hour from the ring's start (zeros included), wider
+// buckets once the ring has run for more than MaxTrendPoints hours.
+func testTelemetryRingHours(t *testing.T, s rollout.Store) {
+	e := newTelEnv(t, s)
+	r1, r2 := OrgIn(t, e.rings, 1, false), OrgIn(t, e.rings, 2, false)
+	F, S := rollout.OutcomeFailed, rollout.OutcomeSucceeded
+	r, err := e.svc.StartRollout(ctx(t), "test", rollout.StartRequest{Label: telLabel, Version: "v2"})
+	must(t, err)
+	e.clock.Advance(time.Minute)
+	e.tickTo(r.ID, 0) // 12:01
+	e.clock.Advance(3 * time.Hour)
+	e.ingest(8,
+		e.ev("n1", "org-canary", "v2", "p-a", F, sqlite3, -170*time.Minute), // 12:11
+		e.ev("n2", "org-canary", "v2", "p-b", S, "", -170*time.Minute),
+		e.ev("o1", r1, "v1", "p-d", S, "", -170*time.Minute),
+		e.ev("o2", r1, "v1", "p-e", F, flaky, -110*time.Minute),          // 13:11
+		e.ev("f1", r1, "v2", "p-f", F, sqlite3, -110*time.Minute),        // flagged
+		e.ev("x1", "org-canary", "v2", "", F, sqlite3, -110*time.Minute), // no pipeline: job totals only
+		e.ev("n3", "org-canary", "v2", "p-c", F, sqlite3, 0),             // 15:01
+		e.ev("o3", r2, "v1", "p-j", F, flaky, 0))
+	e.ingest(0, e.ev("n1", "org-canary", "v2", "p-a", F, sqlite3, -170*time.Minute))
+
+	h := func(n int) time.Time { return T0.Add(time.Duration(n) * time.Hour) }
+	got, err := s.RingHours(ctx(t), r.ID, 0)
+	must(t, err)
+	want := []rollout.RingHour{
+		{Cohort: rollout.CohortNew, Hour: h(0), Jobs: 2, Failed: 1},
+		{Cohort: rollout.CohortOld, Hour: h(0), Jobs: 1},
+		{Cohort: rollout.CohortFlagged, Hour: h(1), Jobs: 1, Failed: 1},
+		{Cohort: rollout.CohortOld, Hour: h(1), Jobs: 1, Failed: 1},
+		{Cohort: rollout.CohortNew, Hour: h(3), Jobs: 1, Failed: 1},
+		{Cohort: rollout.CohortOld, Hour: h(3), Jobs: 1, Failed: 1},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("RingHours ring 0 (-want +got):\n%s", d)
+	}
+	for _, tc := range []struct {
+		id    string
+		stage int
+	}{{r.ID, 1}, {"r-missing", 0}} {
+		got, err := s.RingHours(ctx(t), tc.id, tc.stage)
+		must(t, err)
+		if len(got) != 0 {
+			t.Errorf("RingHours(%s, %d) = %v, want none", tc.id, tc.stage, got)
+		}
+	}
+
+	jc := func(jobs, failed int64) rollout.JobCount { return rollout.JobCount{Jobs: jobs, Failed: failed} }
+	trend, err := e.svc.RingTrend(ctx(t), r.ID, 0)
+	must(t, err)
+	wantTrend := rollout.RingTrend{Ring: 0, Bucket: time.Hour, Buckets: []rollout.RingBucket{
+		{Start: h(0), New: jc(2, 1), Old: jc(1, 0)},
+		{Start: h(1), Old: jc(1, 1)},
+		{Start: h(2)},
+		{Start: h(3), New: jc(1, 1), Old: jc(1, 1)},
+	}}
+	if d := cmp.Diff(wantTrend, trend); d != "" {
+		t.Errorf("RingTrend ring 0 (-want +got):\n%s", d)
+	}
+	// Three days later, still baking in ring 0: 76 hours are drawn in
+	// 2-hour buckets.
+	e.clock.Advance(72 * time.Hour)
+	trend, err = e.svc.RingTrend(ctx(t), r.ID, 0)
+	must(t, err)
+	wantTrend = rollout.RingTrend{Ring: 0, Bucket: 2 * time.Hour, Buckets: make([]rollout.RingBucket, 38)}
+	for i := range wantTrend.Buckets {
+		wantTrend.Buckets[i].Start = h(2 * i)
+	}
+	wantTrend.Buckets[0].New, wantTrend.Buckets[0].Old = jc(2, 1), jc(2, 1)
+	wantTrend.Buckets[1].New, wantTrend.Buckets[1].Old = jc(1, 1), jc(1, 1)
+	if d := cmp.Diff(wantTrend, trend); d != "" {
+		t.Errorf("RingTrend ring 0 after three days (-want +got):\n%s", d)
+	}
+	trend, err = e.svc.RingTrend(ctx(t), r.ID, 1)
+	must(t, err)
+	if d := cmp.Diff(rollout.RingTrend{Ring: 1, Bucket: time.Hour, Buckets: []rollout.RingBucket{}}, trend); d != "" {
+		t.Errorf("RingTrend of a ring not entered (-want +got):\n%s", d)
+	}
+	// Ring 0 left for ring 1: a day later its trend still ends when it
+	// was left.
+	e.tickTo(r.ID, 1)
+	e.clock.Advance(24 * time.Hour)
+	trend, err = e.svc.RingTrend(ctx(t), r.ID, 0)
+	must(t, err)
+	if d := cmp.Diff(wantTrend, trend); d != "" {
+		t.Errorf("RingTrend of ring 0 a day after it was left (-want +got):\n%s", d)
+	}
+	if _, err := e.svc.RingTrend(ctx(t), "r-missing", 0); err == nil {
+		t.Error("RingTrend of a missing rollout succeeded")
+	} else {
+		wantErr(t, "RingTrend of a missing rollout", err, rollout.ErrNotFound)
 	}
 }
 

@@ -38,6 +38,14 @@ type Exposure struct {
 	Jobs, Failed int64
 }
 
+// RingHour adds Jobs and Failed to a ring cohort's jobs in one UTC hour
+// (Hour as HourOf counts it): the ring's health over time.
+type RingHour struct {
+	Ring
+	Hour         int64
+	Jobs, Failed int64
+}
+
 // RingMember is one pipeline or org of a ring cohort (Signature "") or of
 // a signature in it. Org is the pipeline's org (kind pipeline only).
 type RingMember struct {
@@ -141,6 +149,7 @@ type Batch struct {
 	RingOrgs    []RingOrg
 	OrgDays     []OrgDay
 	SigHours    []SigHour
+	RingHours   []RingHour
 }
 
 // MaxExamples is how many example messages a version's signature keeps.
@@ -159,9 +168,10 @@ func Group(obs []rollout.Observation) Batch {
 	vorgs := map[VersionOrg]bool{}
 	examples := map[[3]string][]string{}
 	templates := map[string]string{}
-	ringOrgs := map[RingOrg]int64{} // keyed with Failed 0
-	days := map[OrgDay]*OrgDay{}    // keyed with counts 0
-	hours := map[SigHour]int64{}    // keyed with Jobs 0
+	ringOrgs := map[RingOrg]int64{}       // keyed with Failed 0
+	days := map[OrgDay]*OrgDay{}          // keyed with counts 0
+	hours := map[SigHour]int64{}          // keyed with Jobs 0
+	ringHours := map[RingHour]*RingHour{} // keyed with counts 0
 	for i := range obs {
 		o := &obs[i]
 		if o.Pipeline == "" {
@@ -189,8 +199,16 @@ func Group(obs []rollout.Observation) Batch {
 				exp[ring] = e
 			}
 			e.Jobs++
+			hk := RingHour{Ring: ring, Hour: HourOf(o.StartedAt)}
+			rh := ringHours[hk]
+			if rh == nil {
+				rh = &RingHour{Ring: ring, Hour: hk.Hour}
+				ringHours[hk] = rh
+			}
+			rh.Jobs++
 			if failed {
 				e.Failed++
+				rh.Failed++
 			}
 			members[RingMember{Ring: ring, Kind: KindPipeline, Member: o.Pipeline}] = true
 			members[RingMember{Ring: ring, Kind: KindOrg, Member: o.Org}] = true
@@ -295,6 +313,10 @@ func Group(obs []rollout.Observation) Batch {
 	slices.SortFunc(b.SigHours, func(x, y SigHour) int {
 		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Version, y.Version), cmp.Compare(x.Signature, y.Signature), cmp.Compare(x.Hour, y.Hour))
 	})
+	for _, h := range ringHours {
+		b.RingHours = append(b.RingHours, *h)
+	}
+	slices.SortFunc(b.RingHours, func(x, y RingHour) int { return cmp.Or(x.compare(y.Ring), cmp.Compare(x.Hour, y.Hour)) })
 	for s, t := range templates {
 		b.Templates = append(b.Templates, Template{s, t})
 	}
