@@ -119,6 +119,17 @@ func (p *pins) add(off int) {
 	}
 }
 
+// drop removes the pin at off.
+func (p *pins) drop(off int) {
+	for i := 0; i < p.n; i++ {
+		if p.off[i] == off {
+			p.n--
+			p.off[i] = p.off[p.n]
+			return
+		}
+	}
+}
+
 func (p *pins) has(off int) bool {
 	for i := 0; i < p.n; i++ {
 		if p.off[i] == off {
@@ -212,24 +223,36 @@ func isPlaceholderAt(s string) bool {
 func Mask(msg string) string {
 	var m masker
 	m.mask(msg)
-	out := make([]byte, 0, len(m.out))
-	for _, t := range m.tokens() {
-		if len(out) > 0 {
-			out = append(out, ' ')
-		}
-		if len(t) > 0 && t[0] == pinMark {
-			t = t[1:]
-		}
-		out = append(out, t...)
-	}
-	return string(out)
+	return string(m.plain(nil, false))
 }
 
 // masker is the hand-written scanner: one pass over the message, no
 // regular expressions, output into a reused buffer.
 type masker struct {
-	out  []byte
-	toks [][]byte
+	out     []byte
+	toks    [][]byte
+	emitted []int  // the input offsets of the pinned words in out, in order
+	text    []byte // out as Mask returns it, when the pins are checked
+	at      []int  // the offsets in text of out's pinned tokens
+}
+
+// plain appends the masked message as Mask returns it (at most maxTokens
+// tokens, single spaces, no pin marks) to dst and, if record, the offset
+// in it of each pinned token to m.at.
+func (m *masker) plain(dst []byte, record bool) []byte {
+	for i, t := range m.tokens() {
+		if i > 0 {
+			dst = append(dst, ' ')
+		}
+		if t[0] == pinMark {
+			t = t[1:]
+			if record {
+				m.at = append(m.at, len(dst))
+			}
+		}
+		dst = append(dst, t...)
+	}
+	return dst
 }
 
 // tokens splits the masked output at spaces (the masker writes single
@@ -256,8 +279,44 @@ func (m *masker) mask(s string) {
 	if len(s) > MaxMessage {
 		s = bound(s)
 	}
-	m.out = m.out[:0]
 	p := findPins(s)
+	for {
+		m.maskWith(s, &p)
+		if len(m.emitted) == 0 || !m.unpinUnstable(&p) {
+			return
+		}
+	}
+}
+
+// unpinUnstable drops from p the pins whose word the keep rules would not
+// pin again in the masked output, and reports whether it dropped any. A
+// rule reads its phrase's context in the input, and masking can take that
+// context away: `cannot import name  ” from 00` pins 00 after "' from ",
+// but the output `cannot import name <QUOTED> from 00` has no "' from "
+// left, so masking it again would turn 00 into <NUM>. Whitespace collapsed,
+// a quoted value or path masked, a token cut at maxTokens, a phrase inside
+// a masked value: a pin is kept only if the output still carries its
+// reason, which makes Mask(Mask(x)) == Mask(x) hold by construction. The
+// check runs only for messages with pins, and each round drops a pin.
+func (m *masker) unpinUnstable(p *pins) bool {
+	m.at = m.at[:0]
+	m.text = m.plain(m.text[:0], true)
+	again := findPins(string(m.text))
+	dropped := false
+	for k, off := range m.at {
+		if !again.has(off) {
+			p.drop(m.emitted[k])
+			dropped = true
+		}
+	}
+	return dropped
+}
+
+// maskWith masks s into m.out, copying the words that start at p's offsets
+// verbatim behind a pinMark.
+func (m *masker) maskWith(s string, p *pins) {
+	m.out = m.out[:0]
+	m.emitted = m.emitted[:0]
 	wordStart := true
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -276,6 +335,7 @@ func (m *masker) mask(s string) {
 				end++
 			}
 			if p.has(i) {
+				m.emitted = append(m.emitted, i)
 				m.out = append(m.out, pinMark)
 				m.out = append(m.out, s[i:end]...)
 				i = end

@@ -21,6 +21,11 @@ func TestMask(t *testing.T) {
 		{"MyImportError: No module named 'yaml'", "MyImportError: No module named 'yaml'"},
 		{"ImportError: cannot import name 'soft_unicode' from 'markupsafe' (/opt/hostedtoolcache/Python/3.9.1/x64/lib/python3.9/site-packages/markupsafe/__init__.py)",
 			"ImportError: cannot import name 'soft_unicode' from 'markupsafe' (<PATH>)"},
+		// A pin whose reason masking takes away is not kept (the output must
+		// mask to itself): here "' from " loses its quote to <QUOTED>.
+		{"cannot import name  '' from 00", "cannot import name <QUOTED> from <NUM>"},
+		{"cannot import name  'x' from 'y'", "cannot import name <QUOTED> from <QUOTED>"},
+		{"'a cannot import name 'b' from 00", "<QUOTED> from <NUM>"},
 		{"AttributeError: module 'collections' has no attribute 'Callable'", "AttributeError: module 'collections' has no attribute 'Callable'"},
 		{"AttributeError: 'NoneType' object has no attribute 'split'", "AttributeError: <QUOTED> object has no attribute <QUOTED>"},
 		{"/usr/lib/ruby/3.4.0/rubygems/core_ext/kernel_require.rb:136:in 'Kernel#require': cannot load such file -- nokogiri/nokogiri (LoadError)",
