@@ -370,6 +370,13 @@ func (m *masker) wordRule(w string) int {
 	if core == "" || core[0] == '<' || core[0] == '\'' || core[0] == '"' || core[0] == '`' {
 		return 0
 	}
+	if strings.Contains(core, Quoted) {
+		// Masked output, where a quoted value with spaces has joined the
+		// words around it: the input's words were judged apart (a=`x y`/b/c
+		// has no path), so judging the joined word a=<QUOTED>/b/c as a path
+		// would mask the output again.
+		return 0
+	}
 	if schemeLen(core) > 0 {
 		m.out = append(m.out, w[:lead]...)
 		m.url(core)

@@ -26,6 +26,9 @@ func TestMask(t *testing.T) {
 		{"cannot import name  '' from 00", "cannot import name <QUOTED> from <NUM>"},
 		{"cannot import name  'x' from 'y'", "cannot import name <QUOTED> from <QUOTED>"},
 		{"'a cannot import name 'b' from 00", "<QUOTED> from <NUM>"},
+		// A quoted value with spaces joins two words; the joined word is not
+		// judged a path again.
+		{"a=`x y`/b/c A0X(` `\\", "a=<QUOTED>/b/c A0X(<QUOTED>\\"},
 		{"AttributeError: module 'collections' has no attribute 'Callable'", "AttributeError: module 'collections' has no attribute 'Callable'"},
 		{"AttributeError: 'NoneType' object has no attribute 'split'", "AttributeError: <QUOTED> object has no attribute <QUOTED>"},
 		{"/usr/lib/ruby/3.4.0/rubygems/core_ext/kernel_require.rb:136:in 'Kernel#require': cannot load such file -- nokogiri/nokogiri (LoadError)",
