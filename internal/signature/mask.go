@@ -236,8 +236,8 @@ type masker struct {
 	at      []int  // the offsets in text of out's pinned tokens
 }
 
-// plain appends the masked message as Mask returns it (at most maxTokens
-// tokens, single spaces, no pin marks) to dst and, if record, the offset
+// plain appends the masked message as Mask returns it (tokens as tokens
+// bounds them, single spaces, no pin marks) to dst and, if record, the offset
 // in it of each pinned token to m.at.
 func (m *masker) plain(dst []byte, record bool) []byte {
 	for i, t := range m.tokens() {
@@ -256,15 +256,28 @@ func (m *masker) plain(dst []byte, record bool) []byte {
 }
 
 // tokens splits the masked output at spaces (the masker writes single
-// spaces only) into at most maxTokens tokens, reusing m.toks.
+// spaces only) into at most maxTokens tokens, reusing m.toks. Placeholders
+// are longer than most of what they replace (0 -> <NUM>), so the tokens
+// that would make Mask's result longer than MaxMessage are dropped too:
+// masking the result again would otherwise cut it (see bound), maybe inside
+// a token. Whole tokens are dropped, as at maxTokens, since a cut token can
+// mask differently (a cut word can be a hash).
 func (m *masker) tokens() [][]byte {
 	m.toks = m.toks[:0]
+	n := -1 // Mask's length: tokens without their pin mark, one space between
 	for b := m.out; len(b) > 0 && len(m.toks) < maxTokens; {
 		i := 0
 		for i < len(b) && b[i] != ' ' {
 			i++
 		}
 		if i > 0 {
+			n += 1 + i
+			if b[0] == pinMark {
+				n--
+			}
+			if n > MaxMessage {
+				break
+			}
 			m.toks = append(m.toks, b[:i])
 		}
 		if i == len(b) {
@@ -291,10 +304,14 @@ func (m *masker) mask(s string) {
 // unpinUnstable drops from p the pins whose word the keep rules would not
 // pin again in the masked output, and reports whether it dropped any. A
 // rule reads its phrase's context in the input, and masking can take that
-// context away: `cannot import name  ” from 00` pins 00 after "' from ",
-// but the output `cannot import name <QUOTED> from 00` has no "' from "
-// left, so masking it again would turn 00 into <NUM>. Whitespace collapsed,
-// a quoted value or path masked, a token cut at maxTokens, a phrase inside
+// context away: in
+//
+//	cannot import name  '' from 00
+//
+// "' from " pins 00 (the name after two spaces is not pinned), but the
+// output `cannot import name <QUOTED> from 00` has no "' from " left, so
+// masking it again would turn 00 into <NUM>. Whitespace collapsed,
+// a quoted value or path masked, tokens dropped (see tokens), a phrase inside
 // a masked value: a pin is kept only if the output still carries its
 // reason, which makes Mask(Mask(x)) == Mask(x) hold by construction. The
 // check runs only for messages with pins, and each round drops a pin.

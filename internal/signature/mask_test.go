@@ -1,6 +1,7 @@
 package signature_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -29,6 +30,10 @@ func TestMask(t *testing.T) {
 		// A quoted value with spaces joins two words; the joined word is not
 		// judged a path again.
 		{"a=`x y`/b/c A0X(` `\\", "a=<QUOTED>/b/c A0X(<QUOTED>\\"},
+		// Placeholders lengthen a message; the tokens beyond MaxMessage are
+		// dropped whole, so that masking again does not cut it.
+		{strings.Repeat("0 ", 40) + strings.Repeat("x", 900), strings.TrimSuffix(strings.Repeat("<NUM> ", 40), " ")},
+		{strings.Repeat("0g", 500), ""},
 		{"AttributeError: module 'collections' has no attribute 'Callable'", "AttributeError: module 'collections' has no attribute 'Callable'"},
 		{"AttributeError: 'NoneType' object has no attribute 'split'", "AttributeError: <QUOTED> object has no attribute <QUOTED>"},
 		{"/usr/lib/ruby/3.4.0/rubygems/core_ext/kernel_require.rb:136:in 'Kernel#require': cannot load such file -- nokogiri/nokogiri (LoadError)",
