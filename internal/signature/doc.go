@@ -18,7 +18,11 @@
 //     …), except identifiers that are the information: the module in
 //     "No module named '_sqlite3'", a missing shared library, header,
 //     package or command (the keepRules table). It is a hand-written
-//     single-pass scanner: no regular expressions on the hot path.
+//     single-pass scanner: no regular expressions on the hot path. Masking
+//     is idempotent, so a stored template seeds the miner back to its id: a
+//     message with kept identifiers gets a second pass over its output, which
+//     keeps only those whose reason the output still shows, and the result
+//     stays within MaxMessage.
 //  3. Miner clusters masked messages with Drain (He, Zhu, Zheng, Lyu: "Drain:
 //     An Online Log Parsing Approach with Fixed Depth Tree", ICWS 2017), with
 //     Drain3's defaults: depth 4 (the tree keys messages by token count, then
