@@ -177,28 +177,9 @@ type Test struct {
 	// LogThreshold is log(m/(α·max(k*,1))), the bar this check applied.
 	LogThreshold float64 `json:"logThreshold"`
 	// Regression is true when e-BH rejected this hypothesis.
-	Regression bool `json:"regression"`
-	// Holding is true when the ring had the exposure to pass but this
-	// signature's evidence was accumulating on the new side (see
-	// HoldJobsPerEvidence): the ring is held, not passed.
-	Holding bool   `json:"holding,omitempty"`
-	Why     string `json:"why"`
+	Regression bool   `json:"regression"`
+	Why        string `json:"why"`
 }
-
-// HoldJobsPerEvidence bounds how long a signature whose evidence is
-// accumulating can hold a ring that would otherwise pass: it holds only
-// while it has at least one evidence pipeline on the new side per
-// HoldJobsPerEvidence jobs the new side has run (y·500 ≥ J_new). A
-// signature that stops growing (a rare one seen in a few orgs, then no
-// more) lets the ring go once the new side has run 500 jobs per evidence
-// pipeline; since y never exceeds the new side's pipelines, no hold
-// outlasts 500 jobs per new-side pipeline, and a signature whose share
-// falls back towards ρ (an A/A one: its Bayes factor tends to 0) stops
-// holding once its e-value drops under the hold's bar. A broken feature
-// keeps adding pipelines at a rate far above one per 500 jobs (in the
-// simulator's Ring 0, one per 250 jobs an hour in, and growing) until
-// its test is significant.
-const HoldJobsPerEvidence = 500
 
 // SignatureResult is one signature's counts and test.
 type SignatureResult struct {
@@ -373,53 +354,9 @@ func (d *Decision) verdict(in RingInput) (Outcome, string) {
 		return Inconclusive, fmt.Sprintf("no regression yet, but %d of the %d pipelines needed have run the new version in ring %d (a signature on %.0f%% of them would have been seen %.1f times, %.0f needed)",
 			in.New.Pipelines, need, d.Ring, 100*p.DetectShare, d.ExpectedEvents, p.MinExpectedEvents)
 	}
-	if held := d.hold(in); len(held) > 0 {
-		t := &d.Signatures[held[0]].Test
-		why := fmt.Sprintf("no regression yet, but signature %s %q is accumulating evidence in ring %d: %d pipelines in %d orgs on the new version, %d on the old, log e %.1f (the hold's bar %.1f, a regression's %.1f); held until it is significant or falls back, or the new side has run %d jobs (%d now)",
-			d.Signatures[held[0]].ID, d.Signatures[held[0]].Template, d.Ring, t.NewEvents, t.Orgs, t.Events-t.NewEvents, t.LogE, holdBar(t.LogThreshold), t.LogThreshold,
-			HoldJobsPerEvidence*t.NewEvents, in.New.Jobs)
-		if len(held) > 1 {
-			why += fmt.Sprintf("; %d more signatures hold it", len(held)-1)
-		}
-		return Inconclusive, why
-	}
 	return Pass, fmt.Sprintf("no regression among %d live signatures and the failure rate in ring %d, with %d pipelines on the new version (a signature on %.0f%% of them would have been seen %.0f times)",
 		len(d.Signatures), d.Ring, in.New.Pipelines, 100*p.DetectShare, d.ExpectedEvents)
 }
-
-// hold marks the signatures that keep a ring with enough exposure from
-// passing and returns their indexes, in the order of d.Signatures.
-// Passing a ring says that nothing is wrong with it, which a signature
-// concentrated on the new side whose evidence is still growing has not
-// shown: it is eligible (more frequent on the new side than ρ', in at
-// least MinOrgs orgs, and so under both robust counts) and either seen on
-// the new side only or with an e-value at least the geometric middle of
-// 1 and the bar, √(m/α) with no rejection. Under the null a signature's
-// BF reaches √(m/α) with probability at most √(α/m) (Ville), so across
-// the m hypotheses an A/A ring sees one such signature with probability
-// at most √(mα) (0.2 for m = 40); a new-only one in MinOrgs orgs is rarer
-// than its e-value says, since every one of its events had to fall on
-// the new side. The hold only turns a pass into inconclusive: it never
-// fails a ring, so α still bounds false alarms. It is bounded by
-// HoldJobsPerEvidence.
-func (d *Decision) hold(in RingInput) []int {
-	var held []int
-	for i := range d.Signatures {
-		t := &d.Signatures[i].Test
-		accumulating := t.Eligible && !t.Regression &&
-			(t.NewEvents == t.Events || t.LogE >= holdBar(t.LogThreshold))
-		if accumulating && HoldJobsPerEvidence*t.NewEvents >= in.New.Jobs {
-			t.Holding = true
-			t.Why += "; accumulating on the new side: holds the ring"
-			held = append(held, i)
-		}
-	}
-	return held
-}
-
-// holdBar is the log e-value at which a signature holds a ring: half the
-// log bar of a regression, i.e. the geometric middle of 1 and m/α.
-func holdBar(logThreshold float64) float64 { return logThreshold / 2 }
 
 // test runs one sequential test; LogThreshold, Regression and Why are set
 // once e-BH has run. top is the evidence of the MinOrgs−1 most affected

@@ -122,23 +122,9 @@
 // Fail when any hypothesis is rejected. Pass needs no rejection and enough
 // exposure that a signature hitting Params.DetectShare (default 2 %) of
 // the ring's new-side pipelines would have been seen Params.MinExpectedEvents
-// times (default 10): DetectShare × P_new ≥ MinExpectedEvents, and no
-// signature whose evidence is accumulating on the new side. Anything
+// times (default 10): DetectShare × P_new ≥ MinExpectedEvents. Anything
 // else, including an empty ring or no old side to compare with, is
 // inconclusive; missing data is never a pass.
-//
-// A signature holds a ring that could pass when it is eligible (share
-// above ρ', MinOrgs orgs, both robust counts) and seen on the new side
-// only, or its log e-value is at least half the bar, log √(m/α): a
-// broken feature an hour into Ring 0 is typically seven pipelines in six
-// orgs on the new side and none on the old, a few tenths short of m/α.
-// Under the null P(sup BF ≥ √(m/α)) ≤ √(α/m) per signature, at most
-// √(mα) for any of m. The hold is bounded: a signature with y evidence
-// pipelines holds only while y · HoldJobsPerEvidence (500) ≥ J_new, so
-// one that stops growing lets go once the new side has run 500 jobs per
-// evidence pipeline, and none can hold past 500 jobs per new-side
-// pipeline. The hold never fails a ring, so Ville's bound on false
-// alarms is unchanged; it only delays passing.
 //
 // # Probable cause
 //
