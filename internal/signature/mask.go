@@ -178,6 +178,12 @@ func (r *keepRule) word(s string, i int) (int, bool) {
 	switch r.side {
 	case after:
 		w = i + len(r.phrase)
+		// The phrase ends in a space; more of them (`No module named
+		// '_sqlite3'` with two) still name the word after it, as the
+		// tokens of the masked message, joined by one space, do again.
+		for w < len(s) && isSpace(s[w]) && isSpace(r.phrase[len(r.phrase)-1]) {
+			w++
+		}
 		if w >= len(s) || isSpace(s[w]) {
 			return 0, false
 		}

@@ -43,6 +43,8 @@ func TestSameFailureSameID(t *testing.T) {
 			"FAILED tests/test_store.py::test_open - ModuleNotFoundError: No module named '_sqlite3'\n",
 			// The same import failure re-raised as its base class.
 			"Traceback (most recent call last):\n  File \"/opt/hostedtoolcache/Python/3.9.5/x64/lib/python3.9/sqlite3/dbapi2.py\", line 27, in <module>\n    from _sqlite3 import *\nImportError: No module named '_sqlite3'\n",
+			// A wrapper that pads the name with a second space.
+			"ModuleNotFoundError: No module named  '_sqlite3'\n",
 		}},
 		{"docker pull timeouts to different IPs and ports", []string{
 			"Error response from daemon: Get \"https://registry-1.docker.io/v2/\": dial tcp 54.236.113.205:443: i/o timeout\n",
