@@ -38,7 +38,9 @@ imagegate's gate acts through the real controller; the threshold (Flagger/Argo) 
 mann-whitney (Kayenta) gates observe the same job stream and record when they would have
 halted. --seed makes a run reproducible; --seeds N runs N seeds from it, in parallel.
 The store is SQLite in a temporary directory, or a new schema of the PostgreSQL database
---db names. -o json is documented in internal/simulate/SCHEMA.md.
+--db names. -o table lists, after the summary, the rollouts imagegate missed (a worse
+version not halted in Ring 0) or halted falsely, each with its seed and imagegate's reason;
+-o json has every seed's rollouts (runs) and is documented in internal/simulate/SCHEMA.md.
 
 Exit codes:
   0  the simulation ran

@@ -77,6 +77,14 @@
 // failed jobs and orgs the bad version had caused by then (jobs started
 // before the halt whose failure the version caused).
 //
+// A wrapper around imagegate's gate (gateLog) keeps the reason of its
+// last verdict on each rollout and of its first failing one, so a seed's
+// result says why imagegate halted a rollout (the reason the controller
+// stored, or in a dry run the would-be one) or why it let it pass. The
+// report carries every seed's result (-o json's runs); the table lists,
+// after the summary, the rollouts that miss a bar: a worse one not halted
+// in Ring 0, a false halt.
+//
 // # Reproducibility
 //
 // One PCG stream per seed drives every draw, in a fixed order; the

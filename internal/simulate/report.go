@@ -14,6 +14,7 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // Options say how many seeds to run, on which stores, how many at once.
@@ -43,6 +44,9 @@ type Report struct {
 	// Timing says where the seeds' wall time went; like ElapsedSeconds it
 	// depends on the machine, not on the seeds.
 	Timing Timing `json:"timing"`
+	// Runs are the seeds' results, in seed order: which seeds and rollouts
+	// a summary figure comes from, and imagegate's reasons.
+	Runs []SeedResult `json:"runs"`
 }
 
 // Timing sums the seeds' wall time (SeedSeconds) and the parts of it spent
@@ -156,7 +160,7 @@ func Run(ctx context.Context, p Params, opts Options) (Report, []SeedResult, err
 //   - detectMinutes, failedJobsBeforeHalt and affectedOrgsBeforeHalt cover
 //     the halts of worse rollouts.
 func Summarize(p Params, seedStart uint64, results []SeedResult) Report {
-	rep := Report{Scenario: p.Scenario, Seeds: len(results), SeedStart: seedStart, Params: p, Health: p.healthName()}
+	rep := Report{Scenario: p.Scenario, Seeds: len(results), SeedStart: seedStart, Params: p, Health: p.healthName(), Runs: results}
 	anyWorse := p.worse(0) || p.worse(1)
 	for di, name := range detectorNames {
 		d := DetectorSummary{Name: name, Runs: len(results)}
@@ -261,7 +265,8 @@ func (r Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// WriteTable writes the report for people.
+// WriteTable writes the report for people: the summary, then the
+// rollouts that miss a bar for imagegate (see notable).
 func (r Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "scenario %s: %d seeds from %d, %d jobs, %.1fs (imagegate's gate: %s)\n", r.Scenario, r.Seeds, r.SeedStart, r.Jobs, r.ElapsedSeconds, r.Health)
 	fmt.Fprintf(w, "seeds' wall time %.1fs: ingest %.1fs, controller ticks %.1fs, simulator %.1fs\n\n", r.Timing.SeedSeconds, r.Timing.IngestSeconds,
@@ -272,7 +277,70 @@ func (r Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s / %s\t%s / %s\t%s\n", d.Name, d.Runs, d.Halted, d.HaltedInRing0, d.FalseHalts, d.Censored,
 			num(d.DetectMinutes.Median), num(d.DetectMinutes.P90), num(d.FailedJobsBeforeHalt.Median), num(d.FailedJobsBeforeHalt.P90), num(d.AffectedOrgsBeforeHalt.Median))
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nimagegate's misses (worse rollouts not halted in Ring 0) and false halts:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	n := 0
+	for _, res := range r.Runs {
+		for _, rr := range res.Rollouts {
+			what, ok := notable(rr)
+			if !ok {
+				continue
+			}
+			if n == 0 {
+				fmt.Fprintln(tw, "SEED\tLABEL\tWHAT\tSTATE\tRING\tMIN\tREASON")
+			}
+			n++
+			ig := rr.Detectors[0]
+			ring, mins, why := rr.Ring, "-", rr.LastVerdict
+			if ig.Halted {
+				ring, mins, why = ig.Ring, fmt.Sprintf("%g", math.Round(ig.Minutes*10)/10), rr.Reason
+			} else if why != "" {
+				why = "last verdict: " + why
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", res.Seed, rr.Label, what, rr.State, ring, mins, cmp.Or(truncate(why, maxTableReason), "-"))
+		}
+	}
+	if n == 0 {
+		fmt.Fprintln(tw, "none")
+	}
 	return tw.Flush()
+}
+
+// notable says whether a rollout misses a bar for imagegate, and how: a
+// worse version it did not halt, or halted only after Ring 0, or a
+// version that is not worse which it halted. The first detector is
+// imagegate (detectorNames).
+func notable(rr RolloutRun) (string, bool) {
+	if len(rr.Detectors) == 0 {
+		return "", false
+	}
+	ig := rr.Detectors[0]
+	switch {
+	case rr.Worse && !ig.Halted:
+		return "not halted", true
+	case rr.Worse && ig.Ring > 0:
+		return "halted late", true
+	case !rr.Worse && ig.Halted:
+		return "false halt", true
+	}
+	return "", false
+}
+
+// maxTableReason bounds a reason in the table, in characters; -o json has
+// it whole.
+const maxTableReason = 160
+
+// truncate puts s on one line and cuts it to at most n characters, an
+// ellipsis marking the cut.
+func truncate(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }
 
 func num(v *float64) string {

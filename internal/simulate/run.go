@@ -122,6 +122,9 @@ type labelRun struct {
 	ringFrom time.Time
 	ring0At  time.Time
 	done     bool
+	// reason is why imagegate halted the rollout: the stored reason of a
+	// halt or rollback, or in a dry run the first failing verdict's.
+	reason string
 
 	verdicts []verdict
 	peers    []peer
@@ -150,44 +153,85 @@ type action struct {
 	pipe int32
 }
 
-// dryRun wraps imagegate's gate: it records the first unhealthy verdict
-// per rollout and answers healthy instead, so the controller carries on.
-// Inconclusive verdicts still hold the ring, as they would.
-type dryRun struct {
+// gateLog wraps imagegate's gate and keeps, per rollout, the reason of
+// its last verdict and of its first unhealthy one: what `simulate` shows
+// of why imagegate did (or did not) halt. With dry set it also records
+// instead of acting: an unhealthy verdict is answered healthy, so the
+// controller carries on; inconclusive verdicts still hold the ring, as
+// they would. It hides a StartGate, which the simulated gate (telemetry,
+// failure rate) does not have.
+type gateLog struct {
 	inner rollout.Health
+	dry   bool
 	mu    sync.Mutex
-	first map[string]int // rollout id -> ring of the first unhealthy verdict
+	seen  map[string]*gateVerdicts // by rollout id
 }
 
-var _ rollout.Health = (*dryRun)(nil)
+type gateVerdicts struct {
+	failed     bool
+	failedRing int
+	failedWhy  string // the first unhealthy verdict's reason
+	lastRing   int
+	lastReason string // the last verdict's reason, whatever it was
+}
+
+var _ rollout.Health = (*gateLog)(nil)
 
 // Check implements rollout.Health.
-func (d *dryRun) Check(ctx context.Context, r rollout.Rollout, ring int) (rollout.HealthResult, error) {
-	res, err := d.inner.Check(ctx, r, ring)
-	if err != nil || !res.Known || res.Healthy {
+func (g *gateLog) Check(ctx context.Context, r rollout.Rollout, ring int) (rollout.HealthResult, error) {
+	res, err := g.inner.Check(ctx, r, ring)
+	if err != nil {
 		return res, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.first == nil {
-		d.first = map[string]int{}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.seen == nil {
+		g.seen = map[string]*gateVerdicts{}
 	}
-	if _, seen := d.first[r.ID]; !seen {
-		d.first[r.ID] = ring
+	v := g.seen[r.ID]
+	if v == nil {
+		v = &gateVerdicts{}
+		g.seen[r.ID] = v
+	}
+	v.lastRing, v.lastReason = ring, res.Reason
+	if !res.Known || res.Healthy {
+		return res, nil
+	}
+	if !v.failed {
+		v.failed, v.failedRing, v.failedWhy = true, ring, res.Reason
+	}
+	if !g.dry {
+		return res, nil
 	}
 	return rollout.HealthResult{Known: true, Healthy: true, Reason: "dry-run, would have failed: " + res.Reason}, nil
 }
 
-// fired reports whether the gate has found rollout id unhealthy, and in
-// which ring; false on a nil dryRun.
-func (d *dryRun) fired(id string) (int, bool) {
-	if d == nil {
-		return 0, false
+// fired reports whether a dry-run gate has found rollout id unhealthy, in
+// which ring and why; false unless dry (acting, the rollout's own state
+// says it).
+func (g *gateLog) fired(id string) (ring int, reason string, ok bool) {
+	if !g.dry {
+		return 0, "", false
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ring, ok := d.first[id]
-	return ring, ok
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v := g.seen[id]
+	if v == nil || !v.failed {
+		return 0, "", false
+	}
+	return v.failedRing, v.failedWhy, true
+}
+
+// last is the reason of the gate's last verdict on rollout id, prefixed
+// with its ring; "" before its first.
+func (g *gateLog) last(id string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v := g.seen[id]
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprintf("ring %d: %s", v.lastRing, v.lastReason)
 }
 
 // ringSize bounds how far ahead jobs and reports are scheduled, in
@@ -202,7 +246,7 @@ type sim struct {
 	clock *Clock
 	svc   *rollout.Service
 	ctl   *rollout.Controller
-	dry   *dryRun
+	gate  *gateLog
 
 	labels  []*labelRun
 	starts  [ringSize][]job
@@ -235,10 +279,14 @@ type SeedResult struct {
 
 // FleetStats describe the fleet a seed drew.
 type FleetStats struct {
-	Orgs, Pipelines int
+	Orgs      int `json:"orgs"`
+	Pipelines int `json:"pipelines"`
 	// Ring0Pipelines run in Ring 0's orgs; Affected use the broken
 	// feature, Ring0Affected of them in Ring 0, in Ring0AffectedOrgs orgs.
-	Ring0Pipelines, Affected, Ring0Affected, Ring0AffectedOrgs int
+	Ring0Pipelines    int `json:"ring0Pipelines"`
+	Affected          int `json:"affected"`
+	Ring0Affected     int `json:"ring0Affected"`
+	Ring0AffectedOrgs int `json:"ring0AffectedOrgs"`
 }
 
 // RolloutRun is one label's rollout in one seed, per detector.
@@ -246,10 +294,21 @@ type RolloutRun struct {
 	Label string        `json:"label"`
 	Worse bool          `json:"worse"`
 	State rollout.State `json:"state"`
+	// Ring is the ring the rollout was in when it stopped or the run
+	// ended.
+	Ring int `json:"ring"`
 	// CausedFailures counts the failed jobs the new version caused in the
 	// whole run.
-	CausedFailures int64             `json:"causedFailures"`
-	Detectors      []DetectorOutcome `json:"detectors"`
+	CausedFailures int64 `json:"causedFailures"`
+	// Reason is why imagegate halted it: the reason the controller stored
+	// with the halt or rollback, or in a dry run the reason of the gate's
+	// first failing verdict; "" when imagegate did not halt it.
+	Reason string `json:"reason,omitempty"`
+	// LastVerdict is the reason of imagegate's gate's last verdict on the
+	// rollout, after its ring ("ring 1: ..."): why a rollout that was not
+	// halted passed or was held.
+	LastVerdict string            `json:"lastVerdict,omitempty"`
+	Detectors   []DetectorOutcome `json:"detectors"`
 }
 
 // DetectorOutcome is what one detector did to one rollout.
@@ -286,17 +345,14 @@ func RunSeed(ctx context.Context, p Params, seed uint64, open Opener) (SeedResul
 	if err != nil {
 		return SeedResult{}, err
 	}
-	var dry *dryRun
-	if p.DryRun {
-		dry = &dryRun{inner: so.Health}
-		so.Health = dry
-	}
+	gate := &gateLog{inner: so.Health, dry: p.DryRun}
+	so.Health = gate
 	svc, err := rollout.NewService(ctx, st, so)
 	if err != nil {
 		return SeedResult{}, fmt.Errorf("start the service: %w", err)
 	}
 	defer svc.Close()
-	s := &sim{ctx: ctx, p: p, dry: dry, rng: rand.New(rand.NewPCG(seed, 0x1a6e6a7e)), clock: clock, svc: svc, stormPipe: -1,
+	s := &sim{ctx: ctx, p: p, gate: gate, rng: rand.New(rand.NewPCG(seed, 0x1a6e6a7e)), clock: clock, svc: svc, stormPipe: -1,
 		ctl: rollout.NewController(svc, st, rollout.ControllerOptions{Holder: "simulate", Clock: clock})}
 	s.f = newFleet(p, s.rng)
 	res, err := s.run()
@@ -693,12 +749,14 @@ func (s *sim) tickController(m int, now time.Time) error {
 			ls.ring0At = r.RingStartedAt
 			s.scheduleIncidents(ls)
 		}
-		if ring, ok := s.dry.fired(r.ID); ok && !ls.verdicts[0].Halted {
+		if ring, why, ok := s.gate.fired(r.ID); ok && !ls.verdicts[0].Halted {
 			ls.verdicts[0] = verdict{Halted: true, Ring: ring, Minute: m, At: now}
+			ls.reason = fmt.Sprintf("health gate in ring %d (%s), dry run: %s", ring, ls.rings[ring].Name, why)
 		}
 		switch r.State {
 		case rollout.StateHalted, rollout.StateRolledBack:
 			ls.verdicts[0] = verdict{Halted: true, Ring: r.Ring, Minute: m, At: now}
+			ls.reason = r.Reason
 			ls.done = true
 		case rollout.StateCompleted, rollout.StateSuperseded:
 			ls.done = true
@@ -758,7 +816,10 @@ func (s *sim) result(minutes int) SeedResult {
 	}
 	res.Fleet.Ring0AffectedOrgs = len(affectedOrgs)
 	for _, ls := range s.labels {
-		rr := RolloutRun{Label: ls.name, Worse: ls.worse, State: ls.state}
+		rr := RolloutRun{Label: ls.name, Worse: ls.worse, State: ls.state, Ring: ls.ring, Reason: ls.reason}
+		if ls.id != "" {
+			rr.LastVerdict = s.gate.last(ls.id)
+		}
 		for _, c := range ls.caused {
 			rr.CausedFailures += int64(c)
 		}

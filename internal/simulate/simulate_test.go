@@ -3,10 +3,13 @@ package simulate_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/imagegate/imagegate/internal/simulate"
 	"github.com/imagegate/imagegate/internal/testenv"
@@ -149,6 +152,25 @@ func checkInvariants(t *testing.T, p simulate.Params, rep simulate.Report, resul
 	if p.Scenario == simulate.ScenarioTwoLabels {
 		wantRollouts = 2
 	}
+	var seeds, runSeeds []uint64
+	for i := range results {
+		seeds = append(seeds, rep.SeedStart+uint64(i))
+		runSeeds = append(runSeeds, results[i].Seed)
+	}
+	if diff := cmp.Diff(seeds, runSeeds); diff != "" {
+		t.Errorf("seed results not in seed order (-want +got)\n%s", diff)
+	}
+	if diff := cmp.Diff(results, rep.Runs, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("the report's runs are not the seed results (-results +runs)\n%s", diff)
+	}
+	// The broken feature's error text, which a halt's reason names: the
+	// signature the analysis found (texts.go: ModuleNotFoundError or, with
+	// text drift, ImportError, of _sqlite3).
+	var broken string
+	switch p.Scenario {
+	case simulate.ScenarioBrokenFeature, simulate.ScenarioTextDrift, simulate.ScenarioTwoLabels:
+		broken = map[string]string{"sqlite3": "_sqlite3"}[p.Feature]
+	}
 	for _, res := range results {
 		if len(res.Rollouts) != wantRollouts {
 			t.Fatalf("seed %d: %d rollouts, want %d", res.Seed, len(res.Rollouts), wantRollouts)
@@ -165,6 +187,7 @@ func checkInvariants(t *testing.T, p simulate.Params, rep simulate.Report, resul
 			if !worse && rr.CausedFailures > 0 {
 				t.Errorf("seed %d %s: a new version that is not worse caused %d failures", res.Seed, rr.Label, rr.CausedFailures)
 			}
+			checkReason(t, p, res.Seed, rr, broken)
 			for _, d := range rr.Detectors {
 				if d.Halted == d.Censored && rr.Worse {
 					t.Errorf("seed %d %s: %s halted = %v and censored = %v", res.Seed, rr.Label, d.Name, d.Halted, d.Censored)
@@ -174,6 +197,33 @@ func checkInvariants(t *testing.T, p simulate.Params, rep simulate.Report, resul
 				}
 			}
 		}
+	}
+}
+
+// checkReason: imagegate's reason is there exactly when it halted the
+// rollout, says it was the health gate in the ring it halted in (a dry
+// run's saying so), and for the broken feature names its error; the
+// gate's last verdict is there whenever the rollout reached Ring 0.
+func checkReason(t *testing.T, p simulate.Params, seed uint64, rr simulate.RolloutRun, broken string) {
+	t.Helper()
+	ig := rr.Detectors[0]
+	if (rr.Reason != "") != ig.Halted {
+		t.Errorf("seed %d %s: imagegate halted = %v (state %s) with reason %q", seed, rr.Label, ig.Halted, rr.State, rr.Reason)
+	}
+	if rr.LastVerdict == "" {
+		t.Errorf("seed %d %s (state %s): no last verdict of imagegate's gate", seed, rr.Label, rr.State)
+	}
+	if !ig.Halted {
+		return
+	}
+	if want := fmt.Sprintf("health gate in ring %d (", ig.Ring); !strings.HasPrefix(rr.Reason, want) {
+		t.Errorf("seed %d %s: imagegate's reason %q does not start %q", seed, rr.Label, rr.Reason, want)
+	}
+	if dry := strings.Contains(rr.Reason, "), dry run: "); dry != p.DryRun {
+		t.Errorf("seed %d %s: dry run %v, but imagegate's reason %q says dry run %v", seed, rr.Label, p.DryRun, rr.Reason, dry)
+	}
+	if rr.Worse && broken != "" && !strings.Contains(rr.Reason, broken) {
+		t.Errorf("seed %d %s: imagegate halted the broken version for a reason that does not name %s: %q", seed, rr.Label, broken, rr.Reason)
 	}
 }
 
@@ -215,7 +265,7 @@ func TestReproducible(t *testing.T) {
 	p.Orgs, p.Ring0Orgs, p.JobsPerHour = 2_000, 30, 12_000
 	p = raceFleet(p)
 	open := simulate.SQLiteOpener(t.TempDir())
-	run := func(par int) ([]byte, simulate.Report) {
+	run := func(par int) ([]byte, simulate.Report, []byte) {
 		rep, res, err := simulate.Run(t.Context(), p, simulate.Options{Seeds: 2, SeedStart: 5, Parallel: par, Open: open})
 		if err != nil {
 			t.Fatal(err)
@@ -225,15 +275,47 @@ func TestReproducible(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep.ElapsedSeconds, rep.Timing = 0, simulate.Timing{}
-		return b, rep
+		var out bytes.Buffer
+		if err := rep.WriteJSON(&out); err != nil {
+			t.Fatal(err)
+		}
+		return b, rep, out.Bytes()
 	}
-	a, ra := run(1)
-	b, rb := run(2)
+	a, ra, ja := run(1)
+	b, rb, jb := run(2)
 	if diff := cmp.Diff(string(a), string(b)); diff != "" {
 		t.Errorf("seed results differ between runs (-first +second)\n%s", diff)
 	}
-	if diff := cmp.Diff(ra, rb); diff != "" {
+	// A seed's wall times (SeedResult.Elapsed, Ingest, Tick) are the
+	// machine's; -o json leaves them out.
+	if diff := cmp.Diff(ra, rb, cmpopts.IgnoreFields(simulate.SeedResult{}, "Elapsed", "Ingest", "Tick")); diff != "" {
 		t.Errorf("reports differ (-first +second)\n%s", diff)
+	}
+	if diff := cmp.Diff(string(ja), string(jb)); diff != "" {
+		t.Errorf("-o json differs beyond elapsedSeconds and timing (-first +second)\n%s", diff)
+	}
+	// The per-seed runs, imagegate's reasons with them, are part of what
+	// repeats: they are there to compare.
+	var out struct {
+		Runs []struct {
+			Seed     uint64
+			Rollouts []struct{ LastVerdict string }
+		}
+	}
+	if err := json.Unmarshal(ja, &out); err != nil {
+		t.Fatal(err)
+	}
+	var seeds []uint64
+	for _, r := range out.Runs {
+		seeds = append(seeds, r.Seed)
+		for _, rr := range r.Rollouts {
+			if rr.LastVerdict == "" {
+				t.Errorf("seed %d: no lastVerdict in -o json:\n%s", r.Seed, ja)
+			}
+		}
+	}
+	if diff := cmp.Diff([]uint64{5, 6}, seeds); diff != "" {
+		t.Errorf("-o json's runs[].seed (-want +got)\n%s", diff)
 	}
 }
 
