@@ -31,11 +31,15 @@ type Params struct {
 	// ratio of their historical failure rates adjusts the null share
 	// (default 1000).
 	MinHistoryJobs int64 `json:"minHistoryJobs"`
+	// MinControlEvents is how many evidence pipelines a signature needs in
+	// the ring's control share before its rate there adjusts that
+	// signature's null share (default 5).
+	MinControlEvents int64 `json:"minControlEvents"`
 }
 
 // DefaultParams returns the defaults of every parameter.
 func DefaultParams() Params {
-	return Params{Alpha: 0.001, MinOrgs: 3, K: 1, MinExpectedEvents: 10, DetectShare: 0.02, MinHistoryJobs: 1000}
+	return Params{Alpha: 0.001, MinOrgs: 3, K: 1, MinExpectedEvents: 10, DetectShare: 0.02, MinHistoryJobs: 1000, MinControlEvents: 5}
 }
 
 // WithDefaults returns p with each zero field set to its default.
@@ -47,6 +51,7 @@ func (p Params) WithDefaults() Params {
 	p.MinExpectedEvents = cmp.Or(p.MinExpectedEvents, d.MinExpectedEvents)
 	p.DetectShare = cmp.Or(p.DetectShare, d.DetectShare)
 	p.MinHistoryJobs = cmp.Or(p.MinHistoryJobs, d.MinHistoryJobs)
+	p.MinControlEvents = cmp.Or(p.MinControlEvents, d.MinControlEvents)
 	return p
 }
 
@@ -65,6 +70,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("analysis detectShare %v: must be in (0, 1]", p.DetectShare)
 	case p.MinHistoryJobs < 0:
 		return fmt.Errorf("analysis minHistoryJobs %d: must not be negative", p.MinHistoryJobs)
+	case p.MinControlEvents < 0:
+		return fmt.Errorf("analysis minControlEvents %d: must not be negative", p.MinControlEvents)
 	}
 	return nil
 }
@@ -74,9 +81,13 @@ func (p Params) Validate() error {
 // pipelines on the rollout's version; Old is the concurrent old version
 // (the ring's control share and the rest of the fleet on it).
 type RingInput struct {
-	Ring       int         `json:"ring"`
-	New        Side        `json:"new"`
-	Old        Side        `json:"old"`
+	Ring int  `json:"ring"`
+	New  Side `json:"new"`
+	Old  Side `json:"old"`
+	// Control is the part of Old that is the ring's own control share:
+	// orgs of the ring kept on the old version, drawn from the same
+	// population as New (zero when the ring has none).
+	Control    Side        `json:"control"`
 	Signatures []Signature `json:"signatures"`
 }
 
@@ -112,6 +123,8 @@ type Signature struct {
 	Examples []string      `json:"examples,omitempty"`
 	New      SignatureSide `json:"new"`
 	Old      SignatureSide `json:"old"`
+	// Control is the part of Old in the ring's control share.
+	Control SignatureSide `json:"control"`
 }
 
 // SignatureSide counts one signature on one side.
@@ -154,6 +167,10 @@ type Test struct {
 	// adjustment (≥ ExposureShare).
 	ExposureShare float64 `json:"exposureShare"`
 	Rho           float64 `json:"rho"`
+	// ControlRatio is a signature's λ from the ring's control share (its
+	// evidence rate there over the old side's), when it has enough events
+	// there and it raised Rho beyond the cohort ratio; else 0.
+	ControlRatio float64 `json:"controlRatio,omitempty"`
 	// NewEvents of Events fell on the new side; NewShare is their ratio.
 	NewEvents int64   `json:"newEvents"`
 	Events    int64   `json:"events"`
@@ -188,7 +205,9 @@ type SignatureResult struct {
 	Examples []string      `json:"examples,omitempty"`
 	New      SignatureSide `json:"new"`
 	Old      SignatureSide `json:"old"`
-	Test     Test          `json:"test"`
+	// Control is the part of Old in the ring's control share.
+	Control SignatureSide `json:"control"`
+	Test    Test          `json:"test"`
 }
 
 // Decision is the verdict on one ring with its reasons and statistics.
@@ -272,8 +291,15 @@ func Analyze(in RingInput, p Params) (Decision, error) {
 		if n == 0 {
 			continue
 		}
-		t := test(y, n, s.New.OrgsWithoutHistory, rhoPipes, rhoSig, topSum(s.New.TopOrgs, minus), true, p)
-		d.Signatures = append(d.Signatures, SignatureResult{ID: s.ID, Template: s.Template, Examples: s.Examples, New: s.New, Old: s.Old, Test: t})
+		rho, lc := rhoSig, controlRatio(s, in, p)
+		if lc > d.CohortRatio {
+			rho = adjust(rhoPipes, lc)
+		} else {
+			lc = 0
+		}
+		t := test(y, n, s.New.OrgsWithoutHistory, rhoPipes, rho, topSum(s.New.TopOrgs, minus), true, p)
+		t.ControlRatio = lc
+		d.Signatures = append(d.Signatures, SignatureResult{ID: s.ID, Template: s.Template, Examples: s.Examples, New: s.New, Old: s.Old, Control: s.Control, Test: t})
 		if t.Eligible {
 			logE = append(logE, t.LogE)
 		}
@@ -432,6 +458,29 @@ func cohortRatio(n, o History, minJobs int64) float64 {
 		return 1
 	}
 	return (float64(n.FailedJobs) / float64(n.Jobs)) / (float64(o.FailedJobs) / float64(o.Jobs))
+}
+
+// controlRatio is signature s's own cohort ratio, read from the ring's
+// control share: its evidence pipelines per exposed pipeline there over
+// the whole old side's, 0 when the control share has fewer than
+// MinControlEvents of them. The control share is a sample of the ring's
+// orgs, so under no regression the new side strikes s at the control's
+// rate; a signature Ring 0's own pipelines produce more than the fleet
+// does (their own flaky tests, a stack the fleet uses less) would
+// otherwise look like a regression once enough of it piled up, however
+// long the ring baked. The control count is raised by its standard error
+// (√y) before the ratio, since the control share is small: an estimate on
+// the low side would give back what the adjustment takes. A signature
+// the old version never produced has no control events, so a broken
+// feature keeps the cohort ratio and all of its power.
+func controlRatio(s Signature, in RingInput, p Params) float64 {
+	yc, pc := s.Control.PipelinesWithoutHistory, in.Control.Pipelines
+	yo, po := s.Old.PipelinesWithoutHistory, in.Old.Pipelines
+	if yc < max(p.MinControlEvents, 1) || pc <= 0 || po <= pc || yo <= 0 {
+		return 0
+	}
+	rc := (float64(yc) + math.Sqrt(float64(yc))) / float64(pc)
+	return rc / (float64(yo) / float64(po))
 }
 
 // adjust raises the null share rho by the cohort ratio lambda > 1 and never

@@ -287,3 +287,54 @@ func BenchmarkAnalyze5000(b *testing.B) {
 		}
 	}
 }
+
+// A signature the ring's own orgs produce more than the fleet does (Ring
+// 0's flaky tests) is read against its rate in the ring's control share,
+// so a long bake does not pile it up into a regression; a signature the
+// control share never saw, a broken feature, keeps all its power. The
+// counts are those of a clean simulated rollout that was halted after two
+// hours in Ring 0 before the control share was read.
+func TestAnalyzeControlShare(t *testing.T) {
+	base := analysis.RingInput{
+		New: analysis.Side{Pipelines: 700, Jobs: 2800, FailedJobs: 330, FailedOrgs: 100},
+		Old: analysis.Side{Pipelines: 9300, Jobs: 37_000, FailedJobs: 2960, FailedOrgs: 2500},
+	}
+	timeout := sig("timeout", 72, 53, 371)
+	timeout.New.TopOrgs = []int64{4, 3, 3, 2, 2}
+	broken := sig("broken", 10, 9, 0)
+	broken.New.TopOrgs = []int64{2, 1, 1, 1, 1}
+	tests := []struct {
+		name    string
+		control int64 // control-share pipelines, and timeout's evidence there
+		inCtl   int64
+		want    map[string]bool
+	}{
+		{"without a control share", 0, 0, map[string]bool{"timeout": true, "broken": true}},
+		{"control share shows the same rate", 78, 8, map[string]bool{"timeout": false, "broken": true}},
+		{"too few control events to judge", 78, 4, map[string]bool{"timeout": true, "broken": true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := base
+			in.Control = analysis.Side{Pipelines: tt.control, Jobs: 4 * tt.control}
+			tm := timeout
+			tm.Control = analysis.SignatureSide{Pipelines: tt.inCtl, Jobs: tt.inCtl, Orgs: tt.inCtl,
+				PipelinesWithoutHistory: tt.inCtl, OrgsWithoutHistory: tt.inCtl}
+			in.Signatures = []analysis.Signature{tm, broken}
+			d, err := analysis.Analyze(in, analysis.Params{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for _, s := range d.Signatures {
+				got[s.ID] = s.Test.Regression
+				if s.ID == "broken" && s.Test.ControlRatio != 0 {
+					t.Errorf("broken: control ratio %v from a signature the control share never saw", s.Test.ControlRatio)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("regressions (-want +got):\n%s\n%+v", diff, d.Signatures)
+			}
+		})
+	}
+}

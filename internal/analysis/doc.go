@@ -64,6 +64,19 @@
 // conservative. An outage of a registry or of GitHub hits both sides in
 // proportion to their exposure and so leaves the split at ρ.
 //
+// λ is one number for all failures, but cohorts differ per signature too:
+// Ring 0's own flaky tests, or a stack its orgs use more than the fleet,
+// make one signature commoner there than λ says, and over a bake of hours
+// that excess piles up into a Bayes factor past any bar. The ring's
+// control share (RingInput.Control, a part of Old) is a sample of the
+// ring's own orgs on the old version, so it shows each signature at the
+// new side's rate under no regression. Once a signature has
+// Params.MinControlEvents evidence pipelines there (default 5), its own
+// ratio λ_s = (y_c + √y_c)/P_c over y_old/P_old — the control count
+// raised by its standard error, the share being small — replaces λ when
+// larger (Test.ControlRatio). A signature the old version never produced
+// has no control events and keeps λ: a broken feature loses no power.
+//
 // # One org is one org's problem
 //
 // A regression needs at least Params.MinOrgs distinct orgs among the new

@@ -217,7 +217,8 @@ func (h *TelemetryHealth) analyze(ctx context.Context, r Rollout, ring int, with
 func RingInputOf(t Telemetry) analysis.RingInput {
 	in := analysis.RingInput{Ring: t.Stage, Signatures: make([]analysis.Signature, 0, len(t.Signatures))}
 	in.New = side(t.Exposure[CohortNew])
-	in.Old = side(t.Exposure[CohortControl])
+	in.Control = side(t.Exposure[CohortControl])
+	in.Old = in.Control
 	o := side(t.Exposure[CohortOld])
 	in.Old.Pipelines += o.Pipelines
 	in.Old.Jobs += o.Jobs
@@ -237,6 +238,8 @@ func RingInputOf(t Telemetry) analysis.RingInput {
 			Old: analysis.SignatureSide{Pipelines: c.Pipelines + old.Pipelines, Jobs: c.Jobs + old.Jobs, Orgs: c.Orgs + old.Orgs,
 				PipelinesWithoutHistory: c.WithoutHistory + old.WithoutHistory, OrgsWithoutHistory: c.OrgsWithoutHistory + old.OrgsWithoutHistory,
 				TopOrgs: mergeTop(c.TopOrgs, old.TopOrgs)},
+			Control: analysis.SignatureSide{Pipelines: c.Pipelines, Jobs: c.Jobs, Orgs: c.Orgs,
+				PipelinesWithoutHistory: c.WithoutHistory, OrgsWithoutHistory: c.OrgsWithoutHistory, TopOrgs: c.TopOrgs},
 		}
 		in.Signatures = append(in.Signatures, sig)
 	}
