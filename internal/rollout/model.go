@@ -29,7 +29,7 @@ var (
 
 type keyReused struct{}
 
-func (keyReused) Error() string          { return "idempotency key reused" }
+func (keyReused) Error() string        { return "idempotency key reused" }
 func (keyReused) Is(target error) bool { return target == ErrConflict }
 
 // Gate verdicts of a version, from `imagegate check`.
