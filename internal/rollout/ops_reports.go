@@ -125,7 +125,8 @@ type ReportResult struct {
 	// has been escalated (by this report or an earlier one).
 	Escalation *Escalation `json:"escalation,omitempty"`
 	// Replayed is true when the report was stored before under its
-	// idempotency key: this answer is a retry's, and nothing was added.
+	// idempotency key: this answer is a retry's, nothing was added, and
+	// Orgs and Escalation are as they stand now.
 	Replayed bool `json:"replayed,omitempty"`
 }
 
