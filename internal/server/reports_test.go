@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,6 +87,7 @@ type reportEnv struct {
 	hook    *hook
 	rollout rollout.Rollout
 	canary  []string // ring 0's orgs
+	dbPath  string   // the SQLite file
 }
 
 var reportRings = []rollout.Ring{
@@ -96,7 +98,8 @@ var reportRings = []rollout.Ring{
 func newReportEnv(t *testing.T, policy rollout.ReportPolicy) *reportEnv {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "imagegate.db"))
+	dbPath := filepath.Join(t.TempDir(), "imagegate.db")
+	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +140,7 @@ func newReportEnv(t *testing.T, policy rollout.ReportPolicy) *reportEnv {
 	e := &env{URL: hs.URL, clock: clk, st: st, svc: svc, ctl: ctl, srv: srv, tokens: map[string]string{"admin": adminSecret}}
 	e.admin = e.client(t, adminSecret)
 	e.runner = e.client(t, e.token(t, rollout.RoleRunner))
-	re := &reportEnv{env: e, hook: h, canary: reportRings[0].Orgs}
+	re := &reportEnv{env: e, hook: h, canary: reportRings[0].Orgs, dbPath: dbPath}
 
 	// v1 is the fleet's version; v2 rolls out and bakes in the canary
 	// ring, where its jobs fail with the traceback while v1's fail with
@@ -659,5 +662,60 @@ func TestReportLostAnswer(t *testing.T) {
 	list, err := e.admin.Reports(context.Background(), "", rollout.Page{})
 	if err != nil || len(list.Items) != 1 || list.Items[0].ID != res.Report.ID {
 		t.Errorf("stored reports: %+v (%v), want only report %d", list.Items, err, res.Report.ID)
+	}
+}
+
+// TestReportRetryFinishesEscalation: the third org's report is stored but
+// its escalation fails (the database refuses the escalation record); the
+// client's retry under the same key stores nothing, finishes the
+// escalation and alerts, halts and audits once, so nothing the first
+// attempt was told is lost.
+func TestReportRetryFinishesEscalation(t *testing.T) {
+	ctx := context.Background()
+	re := newReportEnv(t, rollout.ReportPolicy{})
+	re.report(t, "org-a", sqliteTraceback)
+	re.report(t, "org-b", sqliteTraceback)
+	raw, err := sql.Open("sqlite", "file:"+re.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`CREATE TRIGGER refuse_escalation BEFORE INSERT ON escalations BEGIN SELECT RAISE(ABORT, 'escalations refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(api.ReportRequest{Label: label, Text: sqliteTraceback})
+	tok := re.token(t, rollout.RoleOrgPrefix+"org-c")
+	resp, _, eb := postReport(t, re.URL, tok, []string{"c-1"}, string(body))
+	if resp.StatusCode < 500 {
+		t.Fatalf("report whose escalation failed: %d %+v, want a server failure", resp.StatusCode, eb.Error)
+	}
+	if _, err := raw.Exec(`DROP TRIGGER refuse_escalation`); err != nil {
+		t.Fatal(err)
+	}
+	resp, res, eb := postReport(t, re.URL, tok, []string{"c-1"}, string(body))
+	if resp.StatusCode != http.StatusOK || !res.Replayed || res.Orgs != 3 || res.Escalation == nil || res.Escalation.RolloutID != re.rollout.ID {
+		t.Fatalf("retry: %d %+v %q, want 200, replayed, 3 orgs and the escalation of the rollout", resp.StatusCode, res, eb.Error.Message)
+	}
+	if st := re.state(t).State; st != rollout.StateHalted {
+		t.Errorf("rollout %s, want halted", st)
+	}
+	audit, err := re.admin.Audit(ctx, rollout.AuditFilter{Actor: rollout.ReportsActor}, rollout.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, a := range audit.Items {
+		actions = append(actions, a.Action)
+	}
+	if diff := cmp.Diff([]string{"report.escalate", "rollout.halt"}, actions); diff != "" {
+		t.Errorf("audit entries of system:reports (-want +got):\n%s", diff)
+	}
+	items, _, err := re.st.ListOutbox(ctx, rollout.OutboxFilter{}, rollout.Page{})
+	if err != nil || len(items) != 1 {
+		t.Errorf("outbox: %d items (%v), want the one escalation alert", len(items), err)
+	}
+	list, err := re.admin.Reports(ctx, label, rollout.Page{})
+	if err != nil || len(list.Items) != 3 || list.Items[0].ID != res.Report.ID {
+		t.Errorf("stored reports: %d (%v), want 3, the newest the retried one", len(list.Items), err)
 	}
 }
