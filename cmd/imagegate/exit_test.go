@@ -30,6 +30,7 @@ func TestExitCodes(t *testing.T) {
 		{"gate fails", errGateFailed, 1},
 		{"not found", refused(404, api.CodeNotFound), 1},
 		{"conflict", refused(409, api.CodeConflict), 1},
+		{"idempotency key reused", refused(422, api.CodeKeyReused), 1},
 		{"forbidden", refused(403, api.CodeForbidden), 1},
 		{"precondition", refused(412, api.CodePrecondition), 1},
 		{"invalid", refused(400, api.CodeInvalid), 1},
@@ -47,7 +48,7 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 	// Every server kind of internal/api's table has its exit code here.
-	for _, kind := range []error{rollout.ErrNotFound, rollout.ErrConflict, rollout.ErrInvalid, rollout.ErrForbidden, rollout.ErrPrecondition, api.ErrUnauthenticated} {
+	for _, kind := range []error{rollout.ErrNotFound, rollout.ErrConflict, rollout.ErrKeyReused, rollout.ErrInvalid, rollout.ErrForbidden, rollout.ErrPrecondition, api.ErrUnauthenticated} {
 		_, code := api.Classify(kind)
 		if api.KindOf(code) != kind || exitCode(refused(400, code)) != exitFailed {
 			t.Errorf("kind %v (code %s) is not refused (1)", kind, code)

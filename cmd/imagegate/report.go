@@ -11,21 +11,22 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imagegate/imagegate/internal/api"
+	"github.com/imagegate/imagegate/internal/apiclient"
 	"github.com/imagegate/imagegate/internal/rollout"
 )
 
-// imagegate report LABEL --text ... [--job ID] [--version V] [--org ORG]
+// imagegate report LABEL --text ... [--job ID] [--version V] [--org ORG] [--idempotency-key KEY]
 
 type reportOptions struct {
 	*clientOptions
-	text, textFile, job, version, org string
-	stdin                             io.Reader
+	text, textFile, job, version, org, key string
+	stdin                                  io.Reader
 }
 
 func newReportCmd(g *globalOptions) *cobra.Command {
 	opts := &reportOptions{clientOptions: &clientOptions{}}
 	cmd := &cobra.Command{
-		Use:   "report LABEL --text TEXT|--text-file FILE [--job ID] [--version VERSION] [--org ORG]",
+		Use:   "report LABEL --text TEXT|--text-file FILE [--job ID] [--version VERSION] [--org ORG] [--idempotency-key KEY]",
 		Short: "Report a problem with an image; enough organisations reporting one error escalate it",
 		Long: `Report a problem with an image as your organisation (an org token), or on an
 organisation's behalf (an admin token with --org). Paste the error from the failed job's
@@ -33,6 +34,13 @@ log (--text-file - reads stdin): its last error line is matched to the signature
 server knows from job events. Prose without an error line is stored but matches no
 job's signature. When enough organisations report one signature within a day (the
 serve config's reports:), the server alerts and halts the rollout that carries it.
+
+A report is sent under an Idempotency-Key, and sent again under it when the server
+does not answer, fails (5xx) or throttles (429), so it is stored once. A random key
+covers one run of this command; a CI step that may run again (a retried job) gives
+--idempotency-key, say its job id with a suffix, and its second run answers the report
+stored by the first (replayed in -o json) instead of storing it twice. The same key with
+a different report is refused (exit 1, HTTP 422).
 
 ` + clientHelp,
 		Args: exactArgs(1),
@@ -48,6 +56,7 @@ serve config's reports:), the server alerts and halts the rollout that carries i
 	f.StringVar(&opts.job, "job", "", "the failed job's id")
 	f.StringVar(&opts.version, "version", "", "the image version the job ran, when known")
 	f.StringVar(&opts.org, "org", "", "the organisation reporting (required with an admin token; an org token reports for its own)")
+	f.StringVar(&opts.key, "idempotency-key", "", "name this report within the organisation, so that sending it again stores nothing new (default: a random key per run)")
 	return cmd
 }
 
@@ -72,11 +81,17 @@ func runReport(ctx context.Context, opts *reportOptions, args []string, stdout i
 	if strings.TrimSpace(text) == "" {
 		return usageErrorf("--text (or --text-file) is required: paste the error from the failed job's log")
 	}
+	key := opts.key
+	if key == "" {
+		key = apiclient.NewIdempotencyKey()
+	} else if err := rollout.CheckIdempotencyKey(key); err != nil {
+		return usageErrorf("--idempotency-key: %v", err)
+	}
 	c, err := opts.client(ctx)
 	if err != nil {
 		return err
 	}
-	res, err := c.Report(ctx, api.ReportRequest{Label: args[0], Text: text, JobID: opts.job, Version: opts.version, Org: opts.org})
+	res, err := c.ReportWithKey(ctx, key, api.ReportRequest{Label: args[0], Text: text, JobID: opts.job, Version: opts.version, Org: opts.org})
 	if err != nil {
 		return err
 	}
@@ -93,6 +108,9 @@ func runReport(ctx context.Context, opts *reportOptions, args []string, stdout i
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%t\t%d\t%s\n", r.ID, r.Org, r.Label, dash(r.Signature), r.Known, res.Orgs, esc)
 		if r.Template != "" {
 			fmt.Fprintf(w, "\nmatched: %s\n", r.Template)
+		}
+		if res.Replayed {
+			fmt.Fprintf(w, "\nalready stored: report %d was sent before under this idempotency key; nothing was added\n", r.ID)
 		}
 	})
 }

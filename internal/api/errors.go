@@ -20,6 +20,10 @@ const (
 	CodeTooLarge        = "too_large"
 	CodeRateLimited     = "rate_limited"
 	CodeUnavailable     = "unavailable"
+	// CodeKeyReused answers an Idempotency-Key sent again with a different
+	// request (422); clients map it back to rollout.ErrKeyReused, which is
+	// also a conflict.
+	CodeKeyReused = "idempotency_key_reused"
 	// CodeNotAllowed answers a method the path does not serve (405); no
 	// error kind maps to it.
 	CodeNotAllowed = "method_not_allowed"
@@ -51,6 +55,9 @@ var errorKinds = []struct {
 	{ErrRateLimited, http.StatusTooManyRequests, CodeRateLimited},
 	{ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 	{rollout.ErrNotFound, http.StatusNotFound, CodeNotFound},
+	// Before ErrConflict: ErrKeyReused is one, answered as the IETF draft
+	// on Idempotency-Key says.
+	{rollout.ErrKeyReused, http.StatusUnprocessableEntity, CodeKeyReused},
 	{rollout.ErrConflict, http.StatusConflict, CodeConflict},
 	{rollout.ErrInvalid, http.StatusBadRequest, CodeInvalid},
 	{rollout.ErrForbidden, http.StatusForbidden, CodeForbidden},

@@ -24,6 +24,7 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 		{api.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
 		{rollout.ErrNotFound, http.StatusNotFound, "not_found"},
 		{rollout.ErrConflict, http.StatusConflict, "conflict"},
+		{rollout.ErrKeyReused, http.StatusUnprocessableEntity, "idempotency_key_reused"},
 		{rollout.ErrInvalid, http.StatusBadRequest, "invalid"},
 		{rollout.ErrForbidden, http.StatusForbidden, "forbidden"},
 		{rollout.ErrPrecondition, http.StatusPreconditionFailed, "precondition_failed"},

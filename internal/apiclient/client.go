@@ -68,6 +68,11 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return api.KindOf(e.Code) }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	return c.doHeader(ctx, method, path, q, nil, in, out)
+}
+
+// doHeader is do with extra request headers.
+func (c *Client) doHeader(ctx context.Context, method, path string, q url.Values, hdr http.Header, in, out any) error {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = q.Encode()
@@ -85,6 +90,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.token != "" {

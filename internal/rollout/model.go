@@ -20,7 +20,17 @@ var (
 	ErrInvalid      = errors.New("invalid")      // the request itself is wrong
 	ErrForbidden    = errors.New("forbidden")    // the caller's role does not allow it
 	ErrPrecondition = errors.New("precondition") // e.g. rolling out a version whose gate failed without force
+	// ErrKeyReused is an idempotency key sent again with a different
+	// request (HTTP 422, as the IETF draft on Idempotency-Key says). It is
+	// a conflict: errors.Is(err, ErrConflict) holds, so a caller that knows
+	// only the kinds above still reads it right.
+	ErrKeyReused error = keyReused{}
 )
+
+type keyReused struct{}
+
+func (keyReused) Error() string        { return "idempotency key reused" }
+func (keyReused) Is(target error) bool { return target == ErrConflict }
 
 // Gate verdicts of a version, from `imagegate check`.
 const (

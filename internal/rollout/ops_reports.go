@@ -124,6 +124,10 @@ type ReportResult struct {
 	// Escalation is the signature's escalation for its rollout, when it
 	// has been escalated (by this report or an earlier one).
 	Escalation *Escalation `json:"escalation,omitempty"`
+	// Replayed is true when the report was stored before under its
+	// idempotency key: this answer is a retry's, nothing was added, and
+	// Orgs and Escalation are as they stand now.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // Report stores r from actor (r.Org is the organisation reporting; the
@@ -135,6 +139,14 @@ type ReportResult struct {
 // its last line, which matches no job's signature and counts only with
 // reports of the same sentence. ErrNotFound for an unregistered label,
 // ErrInvalid for CheckReport's refusals and an unregistered version.
+//
+// With r.IdempotencyKey set, a report r.Org already sent under that key is
+// not stored again: the result is the stored report with Replayed set, and
+// ErrKeyReused when the key came with a different report. A replay counts
+// and escalates like the first attempt, from the stored report: it adds
+// no organisation and no report, and the escalation record makes a second
+// escalation impossible, so the replay only finishes what a first attempt
+// cut short (an escalation that failed after the report was stored).
 func (rs *Reports) Report(ctx context.Context, actor string, r Report) (ReportResult, error) {
 	r.Actor, r.ID, r.Signature, r.Template, r.Known = actor, 0, "", "", false
 	r.CreatedAt = rs.svc.clock.Now().UTC()
@@ -152,11 +164,14 @@ func (rs *Reports) Report(ctx context.Context, actor string, r Report) (ReportRe
 		}
 	}
 	r.Signature, r.Template, r.Known = rs.sign(r.Text)
-	stored, err := rs.st.AddReport(ctx, r)
+	stored, added, err := rs.st.AddReport(ctx, r)
+	if errors.Is(err, ErrKeyReused) {
+		return ReportResult{}, err // says all, on one line
+	}
 	if err != nil {
 		return ReportResult{}, errWrap(err, "store report on %s from %s", r.Label, r.Org)
 	}
-	res := ReportResult{Report: stored}
+	res := ReportResult{Report: stored, Replayed: !added}
 	if stored.Signature == "" {
 		return res, nil
 	}

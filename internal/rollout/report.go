@@ -2,6 +2,9 @@ package rollout
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -39,6 +42,11 @@ type Report struct {
 	Known     bool      `json:"known"`
 	Actor     string    `json:"actor"` // who sent it (an org token, or an admin on its behalf)
 	CreatedAt time.Time `json:"createdAt"`
+	// IdempotencyKey is the Idempotency-Key the report was sent with, ""
+	// for none: the sender's name for this one report, scoped to Org, so
+	// that a retry of the same request stores nothing new (see
+	// ReportStore.AddReport). Not shown in the API: it is the sender's.
+	IdempotencyKey string `json:"-"`
 }
 
 // ReportFilter narrows ListReports; empty fields match everything.
@@ -75,19 +83,29 @@ func EscalationKey(label, signature, rolloutID string) string {
 
 // ReportStore keeps user reports and the escalations they caused.
 //
-// Contract (besides Store's): AddReport is durable when it returns and is
-// not idempotent (two identical reports are two reports; distinct-org
-// counting makes a repeat harmless). Reports change no control-plane
-// state: they write no audit entry and do not bump Generation.
+// Contract (besides Store's): AddReport is durable when it returns. It is
+// idempotent on (Org, IdempotencyKey) when the key is set, also between
+// replicas racing on one database (a unique constraint decides, not a
+// read first): of several calls with one org and key exactly one stores a
+// report, and every call returns that report. Without a key two identical
+// reports are two reports (distinct-org counting makes such a repeat
+// harmless to escalation, not to the list). A key lives as long as its
+// report: pruning a report forgets its key. Reports change no
+// control-plane state: they write no audit entry and do not bump
+// Generation.
 // AddEscalation is the one write that decides, so it is audited, and it is
 // idempotent on Key also between replicas racing on one database: of
 // several callers with one Key exactly one gets true and writes its audit
 // entry. Times are kept to the microsecond and come back in UTC.
 type ReportStore interface {
 	// AddReport stores r (ID assigned; CreatedAt defaults to now) and
-	// returns it as stored. ErrInvalid for CheckReport's refusals, before
-	// the database is touched.
-	AddReport(ctx context.Context, r Report) (Report, error)
+	// returns it as stored and true. When r.IdempotencyKey is set and
+	// r.Org already has a report with that key it stores nothing: it
+	// returns that report and false when its ReportFingerprint is r's (a
+	// retry; the stored CreatedAt and Actor stand), and an error wrapping
+	// ErrKeyReused (ErrReportKeyReused) when not. ErrInvalid for
+	// CheckReport's refusals, before the database is touched.
+	AddReport(ctx context.Context, r Report) (Report, bool, error)
 	// ReportOrgs returns the distinct orgs that reported signature on
 	// label at or after since, sorted. An empty signature matches nothing.
 	ReportOrgs(ctx context.Context, label, signature string, since time.Time) ([]string, error)
@@ -140,7 +158,37 @@ func CheckReport(r Report) error {
 	if err := CheckText("text", r.Text, MaxReportText); err != nil {
 		return fmt.Errorf("report on %s: %w", r.Label, err)
 	}
+	if r.IdempotencyKey != "" {
+		if err := CheckIdempotencyKey(r.IdempotencyKey); err != nil {
+			return fmt.Errorf("report on %s: %w", r.Label, err)
+		}
+	}
 	return nil
+}
+
+// CheckIdempotencyKey refuses an Idempotency-Key that is not a key of the
+// input grammar: 1 to MaxKey bytes of visible ASCII (a UUID, a CI job id
+// with a suffix). The value is opaque: a quoted form (the IETF draft's
+// structured-field string) is kept with its quotes, so a client must send
+// it the same way on every retry, as it must any key.
+func CheckIdempotencyKey(key string) error {
+	return CheckKey("Idempotency-Key", key, MaxKey)
+}
+
+// ReportFingerprint identifies what a report says — org, label, version,
+// job id and text, the fields of the request — so that a retry under one
+// idempotency key can be told from a different report under it. Who sent
+// it, when, and what the server derived (signature) are not part of it: a
+// retry from another token of the org, or a minute later, is the same
+// report. Each field is length-prefixed, so no two reports share one by
+// moving bytes between fields.
+func ReportFingerprint(r Report) string {
+	h := sha256.New()
+	for _, f := range []string{r.Org, r.Label, r.Version, r.JobID, r.Text} {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(f))))
+		h.Write([]byte(f))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // CheckEscalation is the refusal every store makes before AddEscalation

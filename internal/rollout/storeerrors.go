@@ -79,6 +79,13 @@ func ErrAuditExists(id int64) error {
 	return fmt.Errorf("audit entry %d: %w: it already exists", id, ErrConflict)
 }
 
+// ErrReportKeyReused: org sent idempotency key before with a different
+// report, prev (ReportFingerprint differs).
+func ErrReportKeyReused(org, key string, prev Report) error {
+	return fmt.Errorf("report from %s: %w: Idempotency-Key %s came with a different report (report %d on %s); a new report needs a new key",
+		org, ErrKeyReused, quote(key), prev.ID, prev.Label)
+}
+
 // ErrRunForgotten: a run assignment was dropped (ForgetRuns, a prune)
 // while it was being read back.
 func ErrRunForgotten(runID, label string) error {

@@ -102,6 +102,30 @@ func checkQuery(raw string) error {
 	return nil
 }
 
+// IdempotencyKeyHeader names the request header that makes a POST safe
+// to retry (POST /api/v1/reports), as Stripe's API and the IETF draft
+// draft-ietf-httpapi-idempotency-key-header call it.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// idempotencyKey returns r's Idempotency-Key, "" when it has none; a key
+// that breaks the input grammar (rollout.CheckIdempotencyKey), an empty
+// one, or two of them are ErrInvalid: a retry under a key the server
+// cannot keep would not be recognised as one.
+func idempotencyKey(r *http.Request) (string, error) {
+	vs := r.Header.Values(IdempotencyKeyHeader)
+	switch len(vs) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", fmt.Errorf("%s header given %d times: %w: send one key per request", IdempotencyKeyHeader, len(vs), rollout.ErrInvalid)
+	}
+	if vs[0] == "" {
+		return "", fmt.Errorf("%s header is empty: %w: send a key (such as a random UUID) or no header", IdempotencyKeyHeader, rollout.ErrInvalid)
+	}
+	return vs[0], rollout.CheckIdempotencyKey(vs[0])
+}
+
 // routerErrors answers what the mux finds no route for — under /api/v1 a
 // 404 or a 405 — with the JSON error body every other error has; the
 // mux's own answers (plain text) stay for paths outside the API, and its

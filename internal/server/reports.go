@@ -48,9 +48,17 @@ func decodeReport(body []byte) (api.ReportRequest, error) {
 	return req, nil
 }
 
+// report stores a report; under an Idempotency-Key its org sent before
+// with the same report it answers that report, 200 instead of 201, with
+// Idempotent-Replayed: true (Stripe's header), and stores, counts and
+// escalates nothing anew (rollout.Reports.Report).
 func (s *Server) report(w http.ResponseWriter, r *http.Request, p Principal) error {
 	if s.reports == nil {
 		return fmt.Errorf("user reports are not enabled on this server: %w", rollout.ErrPrecondition)
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxReportBody))
 	if err != nil {
@@ -70,9 +78,15 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, p Principal) err
 	if err := p.mayActFor(org); err != nil {
 		return err
 	}
-	res, err := s.reports.Report(r.Context(), p.Actor(), rollout.Report{Org: org, Label: req.Label, Version: req.Version, JobID: req.JobID, Text: req.Text})
+	res, err := s.reports.Report(r.Context(), p.Actor(), rollout.Report{Org: org, Label: req.Label, Version: req.Version, JobID: req.JobID, Text: req.Text,
+		IdempotencyKey: key})
 	if err != nil {
 		return err
+	}
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeJSON(w, http.StatusOK, res)
+		return nil
 	}
 	writeJSON(w, http.StatusCreated, res)
 	return nil

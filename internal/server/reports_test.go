@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,6 +87,7 @@ type reportEnv struct {
 	hook    *hook
 	rollout rollout.Rollout
 	canary  []string // ring 0's orgs
+	dbPath  string   // the SQLite file
 }
 
 var reportRings = []rollout.Ring{
@@ -96,7 +98,8 @@ var reportRings = []rollout.Ring{
 func newReportEnv(t *testing.T, policy rollout.ReportPolicy) *reportEnv {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "imagegate.db"))
+	dbPath := filepath.Join(t.TempDir(), "imagegate.db")
+	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +140,7 @@ func newReportEnv(t *testing.T, policy rollout.ReportPolicy) *reportEnv {
 	e := &env{URL: hs.URL, clock: clk, st: st, svc: svc, ctl: ctl, srv: srv, tokens: map[string]string{"admin": adminSecret}}
 	e.admin = e.client(t, adminSecret)
 	e.runner = e.client(t, e.token(t, rollout.RoleRunner))
-	re := &reportEnv{env: e, hook: h, canary: reportRings[0].Orgs}
+	re := &reportEnv{env: e, hook: h, canary: reportRings[0].Orgs, dbPath: dbPath}
 
 	// v1 is the fleet's version; v2 rolls out and bakes in the canary
 	// ring, where its jobs fail with the traceback while v1's fail with
@@ -445,5 +448,274 @@ func TestReportValidation(t *testing.T) {
 	list, err := e.admin.Reports(context.Background(), "", rollout.Page{})
 	if err != nil || len(list.Items) != 0 {
 		t.Errorf("refused reports were stored: %d (%v)", len(list.Items), err)
+	}
+}
+
+// postReport POSTs body to /api/v1/reports with token and the given
+// Idempotency-Key headers (none, one, or several), and decodes the answer
+// into a ReportResult or an error body.
+func postReport(t *testing.T, url, token string, keys []string, body string) (*http.Response, rollout.ReportResult, api.ErrorBody) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+"/api/v1/reports", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	for _, k := range keys {
+		req.Header.Add("Idempotency-Key", k)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var res rollout.ReportResult
+	var eb api.ErrorBody
+	if resp.StatusCode < 300 {
+		err = json.Unmarshal(b, &res)
+	} else {
+		err = json.Unmarshal(b, &eb)
+	}
+	if err != nil {
+		t.Fatalf("answer %d %q: %v", resp.StatusCode, b, err)
+	}
+	return resp, res, eb
+}
+
+// TestReportIdempotencyKey: a report retried under its Idempotency-Key is
+// answered 200 with the stored report and counts, escalates, halts and
+// alerts once; the key with another report is 422; the key is the org's
+// own, so another org's same key is another report.
+func TestReportIdempotencyKey(t *testing.T) {
+	ctx := context.Background()
+	re := newReportEnv(t, rollout.ReportPolicy{})
+	body := func(text string) string {
+		b, _ := json.Marshal(api.ReportRequest{Label: label, Text: text, JobID: "job-1"})
+		return string(b)
+	}
+	tok := func(org string) string { return re.token(t, rollout.RoleOrgPrefix+org) }
+
+	resp, first, _ := postReport(t, re.URL, tok("org-a"), []string{"k-1"}, body(sqliteTraceback))
+	if resp.StatusCode != http.StatusCreated || first.Replayed || resp.Header.Get("Idempotent-Replayed") != "" || first.Orgs != 1 {
+		t.Fatalf("first report: %d %+v, want 201, 1 org, not replayed", resp.StatusCode, first)
+	}
+	// A timeout and three retries, one of them an hour later; the
+	// same JSON spelt another way is the same report.
+	re.clock.Advance(time.Hour)
+	text, _ := json.Marshal(sqliteTraceback)
+	for i, b := range []string{body(sqliteTraceback), body(sqliteTraceback), `{"jobId":"job-1", "text":` + string(text) + `, "label":"` + label + `"}`} {
+		resp, got, eb := postReport(t, re.URL, tok("org-a"), []string{"k-1"}, b)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Idempotent-Replayed") != "true" || !got.Replayed {
+			t.Fatalf("retry %d: %d %+v %q, want 200 with Idempotent-Replayed", i, resp.StatusCode, got, eb.Error.Message)
+		}
+		want := first
+		want.Replayed = true
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("retry %d (-want +got):\n%s", i, diff)
+		}
+	}
+	resp, _, eb := postReport(t, re.URL, tok("org-a"), []string{"k-1"}, body("ModuleNotFoundError: No module named 'numpy'"))
+	if resp.StatusCode != http.StatusUnprocessableEntity || eb.Error.Code != api.CodeKeyReused ||
+		!strings.Contains(eb.Error.Message, `Idempotency-Key "k-1" came with a different report`) || strings.Contains(eb.Error.Message, "\n") {
+		t.Errorf("another report under k-1: %d %+v, want 422 idempotency_key_reused on one line", resp.StatusCode, eb.Error)
+	}
+
+	// org-b's k-1 is its own; its retries do not make org-b two orgs or
+	// two reports either.
+	var b rollout.ReportResult
+	for i := range 3 {
+		resp, got, _ := postReport(t, re.URL, tok("org-b"), []string{"k-1"}, body(sqliteTraceback))
+		if want := map[bool]int{true: 201, false: 200}[i == 0]; resp.StatusCode != want || got.Orgs != 2 || got.Escalation != nil {
+			t.Fatalf("org-b's attempt %d: %d %+v, want %d, 2 orgs, no escalation", i, resp.StatusCode, got, want)
+		}
+		if i == 0 {
+			b = got
+		} else if got.Report.ID != b.Report.ID {
+			t.Fatalf("org-b's retry %d: report %d, want %d", i, got.Report.ID, b.Report.ID)
+		}
+	}
+	if b.Report.ID == first.Report.ID {
+		t.Fatalf("org-b's report under org-a's key name is org-a's report %d", b.Report.ID)
+	}
+	if st := re.state(t).State; st != rollout.StateBaking {
+		t.Fatalf("after two orgs and their retries: rollout %s, want baking", st)
+	}
+
+	// The third org escalates; its retries answer the same escalation
+	// and halt, alert and audit nothing more.
+	resp, c, _ := postReport(t, re.URL, tok("org-c"), []string{"c-report-1"}, body(sqliteTraceback))
+	if resp.StatusCode != http.StatusCreated || c.Orgs != 3 || c.Escalation == nil || c.Escalation.Action != rollout.EscalateHalt {
+		t.Fatalf("org-c's report: %d %+v, want 201 and a halt", resp.StatusCode, c)
+	}
+	if _, err := re.admin.Act(ctx, re.rollout.ID, "resume", "checked: a test bug"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		resp, got, _ := postReport(t, re.URL, tok("org-c"), []string{"c-report-1"}, body(sqliteTraceback))
+		c.Replayed = true
+		if diff := cmp.Diff(c, got); resp.StatusCode != http.StatusOK || diff != "" {
+			t.Fatalf("org-c's retry %d: %d (-want +got):\n%s", i, resp.StatusCode, diff)
+		}
+	}
+	if st := re.state(t).State; st != rollout.StateBaking {
+		t.Errorf("after org-c's retries: rollout %s, want still baking (halted once, resumed)", st)
+	}
+	audit, err := re.admin.Audit(ctx, rollout.AuditFilter{Actor: rollout.ReportsActor}, rollout.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, a := range audit.Items {
+		actions = append(actions, a.Action)
+	}
+	if diff := cmp.Diff([]string{"report.escalate", "rollout.halt"}, actions); diff != "" {
+		t.Errorf("audit entries of system:reports (-want +got):\n%s", diff)
+	}
+	items, _, err := re.st.ListOutbox(ctx, rollout.OutboxFilter{}, rollout.Page{})
+	if err != nil || len(items) != 1 {
+		t.Errorf("outbox: %d items (%v), want the one escalation alert", len(items), err)
+	}
+	list, err := re.admin.Reports(ctx, label, rollout.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, r := range list.Items {
+		ids = append(ids, r.ID)
+	}
+	if diff := cmp.Diff([]int64{c.Report.ID, b.Report.ID, first.Report.ID}, ids); diff != "" {
+		t.Errorf("stored reports (-want +got):\n%s", diff)
+	}
+}
+
+// TestReportBadIdempotencyKey: a key the server cannot keep is a 400
+// naming the header, and nothing is stored.
+func TestReportBadIdempotencyKey(t *testing.T) {
+	e := newEnv(t)
+	mustPush(t, e.admin, label, "v1", passReport)
+	body := `{"label":"` + label + `","text":"boom"}`
+	tests := []struct {
+		name string
+		keys []string
+		want string
+	}{
+		{"space", []string{"a b"}, `Idempotency-Key "a b": character ' ' (U+0020) at offset 1 is not allowed`},
+		{"too long", []string{strings.Repeat("k", rollout.MaxKey+1)}, "at most 256 are accepted"},
+		{"not ASCII", []string{"schlüssel"}, "Idempotency-Key"},
+		{"empty", []string{""}, "Idempotency-Key header is empty"},
+		{"twice", []string{"k-1", "k-2"}, "Idempotency-Key header given 2 times"},
+	}
+	org := e.token(t, "org:org-a")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _, eb := postReport(t, e.URL, org, tt.keys, body)
+			if resp.StatusCode != http.StatusBadRequest || eb.Error.Code != api.CodeInvalid || !strings.Contains(eb.Error.Message, tt.want) {
+				t.Errorf("%d %+v, want 400 invalid containing %q", resp.StatusCode, eb.Error, tt.want)
+			}
+		})
+	}
+	list, err := e.admin.Reports(context.Background(), "", rollout.Page{})
+	if err != nil || len(list.Items) != 0 {
+		t.Errorf("reports with bad keys were stored: %d (%v)", len(list.Items), err)
+	}
+}
+
+// TestReportLostAnswer is the bug: the server stores a report and its
+// answer is lost (a timeout, a dropped connection). The client sends it
+// again under the same key and is answered with the stored report; one
+// report is stored.
+func TestReportLostAnswer(t *testing.T) {
+	e := newEnv(t)
+	mustPush(t, e.admin, label, "v1", passReport)
+	var mu sync.Mutex
+	lost := 0
+	lossy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		drop := r.Method == "POST" && lost == 0
+		if drop {
+			lost++
+		}
+		mu.Unlock()
+		if !drop {
+			e.srv.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, r)
+		if rec.Code != http.StatusCreated {
+			t.Errorf("the first attempt: %d %s, want it stored (201)", rec.Code, rec.Body)
+		}
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close()
+	}))
+	defer lossy.Close()
+	c, err := apiclient.New(lossy.URL, e.token(t, "org:org-a"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Report(context.Background(), api.ReportRequest{Label: label, Text: "ModuleNotFoundError: No module named '_sqlite3'"})
+	if err != nil || !res.Replayed || res.Report.ID == 0 {
+		t.Fatalf("report whose first answer was lost: %+v, %v; want the stored report, replayed", res, err)
+	}
+	list, err := e.admin.Reports(context.Background(), "", rollout.Page{})
+	if err != nil || len(list.Items) != 1 || list.Items[0].ID != res.Report.ID {
+		t.Errorf("stored reports: %+v (%v), want only report %d", list.Items, err, res.Report.ID)
+	}
+}
+
+// TestReportRetryFinishesEscalation: the third org's report is stored but
+// its escalation fails (the database refuses the escalation record); the
+// client's retry under the same key stores nothing, finishes the
+// escalation and alerts, halts and audits once, so nothing the first
+// attempt was told is lost.
+func TestReportRetryFinishesEscalation(t *testing.T) {
+	ctx := context.Background()
+	re := newReportEnv(t, rollout.ReportPolicy{})
+	re.report(t, "org-a", sqliteTraceback)
+	re.report(t, "org-b", sqliteTraceback)
+	raw, err := sql.Open("sqlite", "file:"+re.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`CREATE TRIGGER refuse_escalation BEFORE INSERT ON escalations BEGIN SELECT RAISE(ABORT, 'escalations refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(api.ReportRequest{Label: label, Text: sqliteTraceback})
+	tok := re.token(t, rollout.RoleOrgPrefix+"org-c")
+	resp, _, eb := postReport(t, re.URL, tok, []string{"c-1"}, string(body))
+	if resp.StatusCode < 500 {
+		t.Fatalf("report whose escalation failed: %d %+v, want a server failure", resp.StatusCode, eb.Error)
+	}
+	if _, err := raw.Exec(`DROP TRIGGER refuse_escalation`); err != nil {
+		t.Fatal(err)
+	}
+	resp, res, eb := postReport(t, re.URL, tok, []string{"c-1"}, string(body))
+	if resp.StatusCode != http.StatusOK || !res.Replayed || res.Orgs != 3 || res.Escalation == nil || res.Escalation.RolloutID != re.rollout.ID {
+		t.Fatalf("retry: %d %+v %q, want 200, replayed, 3 orgs and the escalation of the rollout", resp.StatusCode, res, eb.Error.Message)
+	}
+	if st := re.state(t).State; st != rollout.StateHalted {
+		t.Errorf("rollout %s, want halted", st)
+	}
+	audit, err := re.admin.Audit(ctx, rollout.AuditFilter{Actor: rollout.ReportsActor}, rollout.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, a := range audit.Items {
+		actions = append(actions, a.Action)
+	}
+	if diff := cmp.Diff([]string{"report.escalate", "rollout.halt"}, actions); diff != "" {
+		t.Errorf("audit entries of system:reports (-want +got):\n%s", diff)
+	}
+	items, _, err := re.st.ListOutbox(ctx, rollout.OutboxFilter{}, rollout.Page{})
+	if err != nil || len(items) != 1 {
+		t.Errorf("outbox: %d items (%v), want the one escalation alert", len(items), err)
+	}
+	list, err := re.admin.Reports(ctx, label, rollout.Page{})
+	if err != nil || len(list.Items) != 3 || list.Items[0].ID != res.Report.ID {
+		t.Errorf("stored reports: %d (%v), want 3, the newest the retried one", len(list.Items), err)
 	}
 }

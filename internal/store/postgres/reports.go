@@ -14,21 +14,50 @@ import (
 
 var _ rollout.ReportStore = (*DB)(nil)
 
-// AddReport inserts r.
-func (db *DB) AddReport(ctx context.Context, r rollout.Report) (rollout.Report, error) {
+// AddReport inserts r; with an idempotency key the unique index on (org,
+// key), not a read first, decides between racing writers: ON CONFLICT
+// waits for a concurrent insert of the same key to commit (or roll back),
+// and the loser then reads the winner's report.
+func (db *DB) AddReport(ctx context.Context, r rollout.Report) (rollout.Report, bool, error) {
 	r, err := rollout.PrepareReport(r, time.Now())
 	if err != nil {
-		return r, err
+		return r, false, err
 	}
+	var key *string // NULL without a key: NULLs never collide in the index
+	if r.IdempotencyKey != "" {
+		key = &r.IdempotencyKey
+	}
+	fp := rollout.ReportFingerprint(r)
 	err = db.pool.QueryRow(ctx, `INSERT INTO reports
-		(org, label, version, job_id, text, signature, template, known, actor, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-		r.Org, r.Label, r.Version, r.JobID, r.Text, r.Signature, r.Template, r.Known, r.Actor, r.CreatedAt).Scan(&r.ID)
-	if err != nil {
-		return r, fmt.Errorf("add report on %s from %s: %w", r.Label, r.Org, err)
+		(org, label, version, job_id, text, signature, template, known, actor, created_at, idempotency_key, fingerprint)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (org, idempotency_key) DO NOTHING RETURNING id`,
+		r.Org, r.Label, r.Version, r.JobID, r.Text, r.Signature, r.Template, r.Known, r.Actor, r.CreatedAt, key, fp).Scan(&r.ID)
+	if err == nil {
+		return r, true, nil
 	}
-	return r, nil
+	if !errors.Is(err, pgx.ErrNoRows) || key == nil {
+		return r, false, fmt.Errorf("add report on %s from %s: %w", r.Label, r.Org, err)
+	}
+	// The conflicting row is committed (ON CONFLICT waited for it), so
+	// this read, a statement later, finds it; only a prune in between
+	// could take it away, and then the error makes the client retry,
+	// which stores the report anew.
+	var prev rollout.Report
+	var prevFP string
+	err = db.pool.QueryRow(ctx, `SELECT `+reportColumns+`, fingerprint FROM reports WHERE org = $1 AND idempotency_key = $2`, r.Org, *key).
+		Scan(&prev.ID, &prev.Org, &prev.Label, &prev.Version, &prev.JobID, &prev.Text, &prev.Signature, &prev.Template, &prev.Known, &prev.Actor, &prev.CreatedAt, &prev.IdempotencyKey, &prevFP)
+	if err != nil {
+		return r, false, fmt.Errorf("add report on %s from %s: read the report of Idempotency-Key %q: %w", r.Label, r.Org, *key, err)
+	}
+	prev.CreatedAt = utc(prev.CreatedAt)
+	if prevFP != fp {
+		return r, false, rollout.ErrReportKeyReused(r.Org, r.IdempotencyKey, prev)
+	}
+	return prev, false, nil
 }
+
+// reportColumns are a report's columns in the order the reads scan them.
+const reportColumns = `id, org, label, version, job_id, text, signature, template, known, actor, created_at, coalesce(idempotency_key, '')`
 
 // ReportOrgs reads the distinct orgs from the signature index.
 func (db *DB) ReportOrgs(ctx context.Context, label, signature string, since time.Time) ([]string, error) {
@@ -54,7 +83,7 @@ func (db *DB) ListReports(ctx context.Context, f rollout.ReportFilter, p rollout
 		return nil, "", err
 	}
 	n := page.Limit(p)
-	q := `SELECT id, org, label, version, job_id, text, signature, template, known, actor, created_at FROM reports WHERE id < $1`
+	q := `SELECT ` + reportColumns + ` FROM reports WHERE id < $1`
 	args := []any{after}
 	if f.Label != "" {
 		args = append(args, f.Label)
@@ -72,7 +101,7 @@ func (db *DB) ListReports(ctx context.Context, f rollout.ReportFilter, p rollout
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rollout.Report, error) {
 		var r rollout.Report
-		err := row.Scan(&r.ID, &r.Org, &r.Label, &r.Version, &r.JobID, &r.Text, &r.Signature, &r.Template, &r.Known, &r.Actor, &r.CreatedAt)
+		err := row.Scan(&r.ID, &r.Org, &r.Label, &r.Version, &r.JobID, &r.Text, &r.Signature, &r.Template, &r.Known, &r.Actor, &r.CreatedAt, &r.IdempotencyKey)
 		r.CreatedAt = utc(r.CreatedAt)
 		return r, err
 	})

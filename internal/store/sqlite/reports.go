@@ -13,23 +13,50 @@ import (
 
 var _ rollout.ReportStore = (*DB)(nil)
 
-// AddReport inserts r.
-func (db *DB) AddReport(ctx context.Context, r rollout.Report) (rollout.Report, error) {
+// AddReport inserts r; with an idempotency key the unique index on (org,
+// key), not a read first, decides between racing writers, and the loser
+// reads the winner's report in the same transaction.
+func (db *DB) AddReport(ctx context.Context, r rollout.Report) (rollout.Report, bool, error) {
 	r, err := rollout.PrepareReport(r, time.Now())
 	if err != nil {
-		return r, err
+		return r, false, err
 	}
+	var key any // NULL without a key: NULLs never collide in the index
+	if r.IdempotencyKey != "" {
+		key = r.IdempotencyKey
+	}
+	fp := rollout.ReportFingerprint(r)
+	added := true
+	var prev rollout.Report
+	var prevFP string
 	err = db.write(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `INSERT INTO reports
-			(org, label, version, job_id, text, signature, template, known, actor, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			r.Org, r.Label, r.Version, r.JobID, r.Text, r.Signature, r.Template, r.Known, r.Actor, us(r.CreatedAt)).Scan(&r.ID)
+		err := tx.QueryRowContext(ctx, `INSERT INTO reports
+			(org, label, version, job_id, text, signature, template, known, actor, created_at, idempotency_key, fingerprint)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, idempotency_key) DO NOTHING RETURNING id`,
+			r.Org, r.Label, r.Version, r.JobID, r.Text, r.Signature, r.Template, r.Known, r.Actor, us(r.CreatedAt), key, fp).Scan(&r.ID)
+		if !errors.Is(err, sql.ErrNoRows) || key == nil {
+			return err
+		}
+		added = false
+		var at int64
+		err = tx.QueryRowContext(ctx, `SELECT `+reportColumns+`, fingerprint FROM reports WHERE org = ? AND idempotency_key = ?`, r.Org, key).
+			Scan(&prev.ID, &prev.Org, &prev.Label, &prev.Version, &prev.JobID, &prev.Text, &prev.Signature, &prev.Template, &prev.Known, &prev.Actor, &at, &prev.IdempotencyKey, &prevFP)
+		prev.CreatedAt = fromUS(at)
+		return err
 	})
-	if err != nil {
-		return r, fmt.Errorf("add report on %s from %s: %w", r.Label, r.Org, err)
+	switch {
+	case err != nil:
+		return r, false, fmt.Errorf("add report on %s from %s: %w", r.Label, r.Org, err)
+	case added:
+		return r, true, nil
+	case prevFP != fp:
+		return r, false, rollout.ErrReportKeyReused(r.Org, r.IdempotencyKey, prev)
 	}
-	return r, nil
+	return prev, false, nil
 }
+
+// reportColumns are a report's columns in the order the reads scan them.
+const reportColumns = `id, org, label, version, job_id, text, signature, template, known, actor, created_at, coalesce(idempotency_key, '')`
 
 // ReportOrgs reads the distinct orgs from the signature index alone.
 func (db *DB) ReportOrgs(ctx context.Context, label, signature string, since time.Time) ([]string, error) {
@@ -63,7 +90,7 @@ func (db *DB) ListReports(ctx context.Context, f rollout.ReportFilter, p rollout
 		return nil, "", err
 	}
 	n := page.Limit(p)
-	q := `SELECT id, org, label, version, job_id, text, signature, template, known, actor, created_at FROM reports WHERE id < ?`
+	q := `SELECT ` + reportColumns + ` FROM reports WHERE id < ?`
 	args := []any{after}
 	if f.Label != "" {
 		q += ` AND label = ?`
@@ -84,7 +111,7 @@ func (db *DB) ListReports(ctx context.Context, f rollout.ReportFilter, p rollout
 	for rows.Next() {
 		var r rollout.Report
 		var at int64
-		if err := rows.Scan(&r.ID, &r.Org, &r.Label, &r.Version, &r.JobID, &r.Text, &r.Signature, &r.Template, &r.Known, &r.Actor, &at); err != nil {
+		if err := rows.Scan(&r.ID, &r.Org, &r.Label, &r.Version, &r.JobID, &r.Text, &r.Signature, &r.Template, &r.Known, &r.Actor, &at, &r.IdempotencyKey); err != nil {
 			return nil, "", fmt.Errorf("list reports: %w", err)
 		}
 		r.CreatedAt = fromUS(at)

@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +25,8 @@ func RunReports(t *testing.T, open func(t *testing.T) rollout.Store) {
 		{"Orgs", testReportOrgs},
 		{"Escalation", testEscalation},
 		{"EscalationRace", testEscalationRace},
+		{"IdempotencyKey", testReportKey},
+		{"IdempotencyKeyRace", testReportKeyRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,8 +69,11 @@ func testReportsAddList(t *testing.T, s rollout.Store) {
 		Report("org-a", "sig-1", T0.Add(time.Minute)),
 		Report("org-d", "", T0.Add(time.Hour)),
 	} {
-		got, err := s.AddReport(ctx(t), r)
+		got, ok, err := s.AddReport(ctx(t), r)
 		must(t, err)
+		if !ok {
+			t.Fatalf("report %d: AddReport returned false, want true for a report without a key", i)
+		}
 		if got.ID == 0 || (i > 0 && got.ID <= added[i-1].ID) {
 			t.Fatalf("report %d: ID %d, want increasing IDs", i, got.ID)
 		}
@@ -77,7 +84,7 @@ func testReportsAddList(t *testing.T, s rollout.Store) {
 		added = append(added, got)
 	}
 	// A report without CreatedAt gets the current time.
-	now, err := s.AddReport(ctx(t), rollout.Report{Org: "org-e", Label: "img", Text: "x"})
+	now, _, err := s.AddReport(ctx(t), rollout.Report{Org: "org-e", Label: "img", Text: "x"})
 	must(t, err)
 	if time.Since(now.CreatedAt) > time.Minute || now.CreatedAt.Location() != time.UTC {
 		t.Errorf("default CreatedAt %v, want now in UTC", now.CreatedAt)
@@ -120,10 +127,13 @@ func testReportsRefused(t *testing.T, s rollout.Store) {
 		"text too long":  func(r *rollout.Report) { r.Text = string(make([]byte, rollout.MaxReportText+1)) },
 		"job id newline": func(r *rollout.Report) { r.JobID = "a\nb" },
 		"long version":   func(r *rollout.Report) { r.Version = fmt.Sprintf("%0*d", rollout.MaxReportField+1, 0) },
+		"key with space": func(r *rollout.Report) { r.IdempotencyKey = "a b" },
+		"key too long":   func(r *rollout.Report) { r.IdempotencyKey = strings.Repeat("k", rollout.MaxKey+1) },
+		"key not ASCII":  func(r *rollout.Report) { r.IdempotencyKey = "kéy" },
 	} {
 		r := ok
 		mut(&r)
-		_, err := s.AddReport(ctx(t), r)
+		_, _, err := s.AddReport(ctx(t), r)
 		wantErr(t, "AddReport with "+name, err, rollout.ErrInvalid)
 	}
 	if got := allReports(t, s, rollout.ReportFilter{}); len(got) != 0 {
@@ -143,7 +153,7 @@ func testReportOrgs(t *testing.T, s rollout.Store) {
 		Report("org-e", "", T0.Add(time.Hour)),        // no signature
 		{Org: "org-f", Label: "other", Text: "x", Signature: "sig-1", Actor: "a", CreatedAt: T0.Add(time.Hour)},
 	} {
-		_, err := s.AddReport(ctx(t), r)
+		_, _, err := s.AddReport(ctx(t), r)
 		must(t, err)
 	}
 	tests := []struct {
@@ -242,5 +252,120 @@ func testEscalationRace(t *testing.T, s rollout.Store) {
 	}
 	if wins != 1 {
 		t.Errorf("%d racing AddEscalations won, want 1", wins)
+	}
+}
+
+// keyed is Report with an idempotency key.
+func keyed(org, key string, at time.Time) rollout.Report {
+	r := Report(org, "sig-1", at)
+	r.IdempotencyKey = key
+	return r
+}
+
+// testReportKey: a report sent again under its org's idempotency key is
+// not stored again and comes back as first stored, whoever sends it when;
+// the key with a different report is ErrKeyReused (a conflict) and stores
+// nothing; another org's key of the same name is another report.
+func testReportKey(t *testing.T, s rollout.Store) {
+	first, added, err := s.AddReport(ctx(t), keyed("org-a", "k-1", T0))
+	must(t, err)
+	if !added || first.ID == 0 || first.IdempotencyKey != "k-1" {
+		t.Fatalf("first AddReport: %+v, %t; want it added with its key", first, added)
+	}
+	// The retry of another token of org-a, a minute later, signed anew
+	// (the miner may have learnt meanwhile): the same report.
+	retry := keyed("org-a", "k-1", T0.Add(time.Minute))
+	retry.Actor, retry.Signature, retry.Template, retry.Known = "token:org-a-2", "sig-9", "other", false
+	got, added, err := s.AddReport(ctx(t), retry)
+	must(t, err)
+	if added {
+		t.Error("retried AddReport: true, want false")
+	}
+	if diff := cmp.Diff(first, got); diff != "" {
+		t.Errorf("retried AddReport returned (-first +got):\n%s", diff)
+	}
+	for name, mut := range map[string]func(r *rollout.Report){
+		"another text":    func(r *rollout.Report) { r.Text += "and more" },
+		"another label":   func(r *rollout.Report) { r.Label = "other" },
+		"another version": func(r *rollout.Report) { r.Version = "v3" },
+		"another job":     func(r *rollout.Report) { r.JobID = "job-2" },
+		"no version":      func(r *rollout.Report) { r.Version = "" },
+	} {
+		r := keyed("org-a", "k-1", T0.Add(time.Hour))
+		mut(&r)
+		_, added, err := s.AddReport(ctx(t), r)
+		if !errors.Is(err, rollout.ErrKeyReused) || !errors.Is(err, rollout.ErrConflict) || added {
+			t.Errorf("AddReport of %s under a used key: %t, %v; want ErrKeyReused, a conflict", name, added, err)
+		} else if !strings.Contains(err.Error(), `"k-1"`) {
+			t.Errorf("AddReport of %s under a used key: %q, want the key named", name, err)
+		}
+	}
+	other, added, err := s.AddReport(ctx(t), keyed("org-b", "k-1", T0))
+	must(t, err)
+	if !added || other.ID == first.ID {
+		t.Errorf("org-b's report under org-a's key name: %+v, %t; want a report of its own", other, added)
+	}
+	second, added, err := s.AddReport(ctx(t), keyed("org-a", "k-2", T0))
+	must(t, err)
+	if !added || second.ID == first.ID {
+		t.Errorf("org-a's report under a new key: %+v, %t; want a new report", second, added)
+	}
+	want := []rollout.Report{second, other, first}
+	if diff := cmp.Diff(want, allReports(t, s, rollout.ReportFilter{})); diff != "" {
+		t.Errorf("ListReports (-want +got):\n%s", diff)
+	}
+	orgs, err := s.ReportOrgs(ctx(t), "img", "sig-1", T0)
+	must(t, err)
+	if diff := cmp.Diff([]string{"org-a", "org-b"}, orgs); diff != "" {
+		t.Errorf("ReportOrgs (-want +got):\n%s", diff)
+	}
+}
+
+// testReportKeyRace: of writers racing on one org and key exactly one
+// stores a report; those that sent the same report get it back, the
+// others ErrKeyReused.
+func testReportKeyRace(t *testing.T, s rollout.Store) {
+	type result struct {
+		sent  string
+		got   rollout.Report
+		added bool
+		err   error
+	}
+	var wg sync.WaitGroup
+	results := make([]result, 12)
+	for i := range results {
+		wg.Go(func() {
+			r := keyed("org-a", "k-race", T0)
+			if i%3 == 2 {
+				r.Text = "a different report under the same key"
+			}
+			got, added, err := s.AddReport(ctx(t), r)
+			results[i] = result{r.Text, got, added, err}
+		})
+	}
+	wg.Wait()
+	var winner *result
+	for i, r := range results {
+		if r.added {
+			if winner != nil {
+				t.Fatalf("two racing AddReports stored a report: %d and %d", winner.got.ID, r.got.ID)
+			}
+			winner = &results[i]
+		}
+	}
+	if winner == nil {
+		t.Fatalf("no racing AddReport stored the report: %+v", results)
+	}
+	for i, r := range results {
+		switch {
+		case r.added:
+		case r.sent == winner.sent && (r.err != nil || r.got.ID != winner.got.ID):
+			t.Errorf("writer %d sent the stored report: %d, %v; want report %d back", i, r.got.ID, r.err, winner.got.ID)
+		case r.sent != winner.sent && !errors.Is(r.err, rollout.ErrKeyReused):
+			t.Errorf("writer %d sent another report: %v; want ErrKeyReused", i, r.err)
+		}
+	}
+	if got := allReports(t, s, rollout.ReportFilter{}); len(got) != 1 {
+		t.Errorf("%d reports stored, want 1", len(got))
 	}
 }
