@@ -12,6 +12,7 @@
 #   DB=postgres://... bench/simulate.sh
 #   SIZE=ci bench/simulate.sh         # the CI test's fleet (simulate_test.go's ciFleet)
 #   SIZE=small bench/simulate.sh      # a quarter of it, for the 200-seed false-halt runs
+#   SIZE=ring0 bench/simulate.sh      # the CI fleet, Ring 0 baking the four hours
 #   MODES=acting bench/simulate.sh    # imagegate acting only (default "acting dry-run")
 #
 # Each scenario runs twice: with imagegate acting (the semantics: a
@@ -29,6 +30,12 @@ EXTRA=${EXTRA:-}
 # jobs an hour for 2.25 hours, Ring 0 150 of the busiest 10 %.
 if [ "${SIZE:-}" = ci ]; then
   EXTRA="--orgs 10000 --ring0-orgs 150 --ring0-pool 0.1 --jobs-per-hour 60000 --history-hours 0.75 --hours 2.25 --bake-times 1h,1h,1h,1h,1h $EXTRA"
+fi
+# SIZE=ring0: the CI fleet with the bake times (Ring 0 bakes four
+# hours) for five hours, history included: the Ring 0 decision at
+# its length, where a clean version must survive four hours of looking.
+if [ "${SIZE:-}" = ring0 ]; then
+  EXTRA="--orgs 10000 --ring0-orgs 150 --ring0-pool 0.1 --jobs-per-hour 60000 --history-hours 0.75 --hours 5 --bake-times 4h,1h,1h,1h,1h $EXTRA"
 fi
 # SIZE=small: a quarter of the CI fleet (2,500 orgs, 15,000 jobs an hour,
 # Ring 0 40 of the busiest 10 %), a seed in about 3 CPU seconds instead of 8,

@@ -33,13 +33,13 @@ type Params struct {
 	MinHistoryJobs int64 `json:"minHistoryJobs"`
 	// MinControlEvents is how many evidence pipelines a signature needs in
 	// the ring's control share before its rate there adjusts that
-	// signature's null share (default 5).
+	// signature's null share (default 3).
 	MinControlEvents int64 `json:"minControlEvents"`
 }
 
 // DefaultParams returns the defaults of every parameter.
 func DefaultParams() Params {
-	return Params{Alpha: 0.001, MinOrgs: 3, K: 1, MinExpectedEvents: 10, DetectShare: 0.02, MinHistoryJobs: 1000, MinControlEvents: 5}
+	return Params{Alpha: 0.001, MinOrgs: 3, K: 1, MinExpectedEvents: 10, DetectShare: 0.02, MinHistoryJobs: 1000, MinControlEvents: 3}
 }
 
 // WithDefaults returns p with each zero field set to its default.

@@ -311,7 +311,7 @@ func TestAnalyzeControlShare(t *testing.T) {
 	}{
 		{"without a control share", 0, 0, map[string]bool{"timeout": true, "broken": true}},
 		{"control share shows the same rate", 78, 8, map[string]bool{"timeout": false, "broken": true}},
-		{"too few control events to judge", 78, 4, map[string]bool{"timeout": true, "broken": true}},
+		{"too few control events to judge", 78, 2, map[string]bool{"timeout": true, "broken": true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -71,7 +71,7 @@
 // control share (RingInput.Control, a part of Old) is a sample of the
 // ring's own orgs on the old version, so it shows each signature at the
 // new side's rate under no regression. Once a signature has
-// Params.MinControlEvents evidence pipelines there (default 5), its own
+// Params.MinControlEvents evidence pipelines there (default 3), its own
 // ratio λ_s = (y_c + √y_c)/P_c over y_old/P_old — the control count
 // raised by its standard error, the share being small — replaces λ when
 // larger (Test.ControlRatio). A signature the old version never produced
