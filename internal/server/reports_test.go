@@ -675,7 +675,9 @@ func TestReportRetryFinishesEscalation(t *testing.T) {
 	re := newReportEnv(t, rollout.ReportPolicy{})
 	re.report(t, "org-a", sqliteTraceback)
 	re.report(t, "org-b", sqliteTraceback)
-	raw, err := sql.Open("sqlite", "file:"+re.dbPath)
+	// The server writes in the background (the checkpointer): wait for
+	// its lock as the store does instead of failing on SQLITE_BUSY.
+	raw, err := sql.Open("sqlite", "file:"+re.dbPath+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
