@@ -461,26 +461,32 @@ func cohortRatio(n, o History, minJobs int64) float64 {
 }
 
 // controlRatio is signature s's own cohort ratio, read from the ring's
-// control share: its evidence pipelines per exposed pipeline there over
-// the whole old side's, 0 when the control share has fewer than
-// MinControlEvents of them. The control share is a sample of the ring's
-// orgs, so under no regression the new side strikes s at the control's
-// rate; a signature Ring 0's own pipelines produce more than the fleet
-// does (their own flaky tests, a stack the fleet uses less) would
-// otherwise look like a regression once enough of it piled up, however
-// long the ring baked. The control count is raised by its standard error
-// (√y) before the ratio, since the control share is small: an estimate on
-// the low side would give back what the adjustment takes. A signature
-// the old version never produced has no control events, so a broken
-// feature keeps the cohort ratio and all of its power.
+// control share: its rate there over the whole old side's, 0 when the
+// control share has fewer than MinControlEvents of it. The control share
+// is a sample of the ring's orgs, so under no regression the new side
+// strikes s at the control's rate; a signature Ring 0's own pipelines
+// produce more than the fleet does (their own flaky tests, a stack the
+// fleet uses less) would otherwise look like a regression once enough of
+// it piled up, however long the ring baked. The rate is read twice, as
+// evidence pipelines per exposed pipeline and as failed jobs per job, and
+// the larger ratio wins: a small control share holds few pipelines new to
+// s (a pipeline that had it in history is not evidence) long before it
+// holds few of its jobs, and an estimate on the low side would give back
+// what the adjustment takes. For the same reason each count is raised by
+// its standard error (√y) before the ratio. A signature the old version
+// never produced has no control events, so a broken feature keeps the
+// cohort ratio and all of its power.
 func controlRatio(s Signature, in RingInput, p Params) float64 {
-	yc, pc := s.Control.PipelinesWithoutHistory, in.Control.Pipelines
-	yo, po := s.Old.PipelinesWithoutHistory, in.Old.Pipelines
-	if yc < max(p.MinControlEvents, 1) || pc <= 0 || po <= pc || yo <= 0 {
-		return 0
+	min := max(p.MinControlEvents, 1)
+	ratio := func(yc, nc, yo, no int64) float64 {
+		if yc < min || nc <= 0 || no <= nc || yo <= 0 {
+			return 0
+		}
+		rc := (float64(yc) + math.Sqrt(float64(yc))) / float64(nc)
+		return rc / (float64(yo) / float64(no))
 	}
-	rc := (float64(yc) + math.Sqrt(float64(yc))) / float64(pc)
-	return rc / (float64(yo) / float64(po))
+	return max(ratio(s.Control.PipelinesWithoutHistory, in.Control.Pipelines, s.Old.PipelinesWithoutHistory, in.Old.Pipelines),
+		ratio(s.Control.Jobs, in.Control.Jobs, s.Old.Jobs, in.Old.Jobs))
 }
 
 // adjust raises the null share rho by the cohort ratio lambda > 1 and never

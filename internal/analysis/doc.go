@@ -74,7 +74,12 @@
 // Params.MinControlEvents evidence pipelines there (default 3), its own
 // ratio λ_s = (y_c + √y_c)/P_c over y_old/P_old — the control count
 // raised by its standard error, the share being small — replaces λ when
-// larger (Test.ControlRatio). A signature the old version never produced
+// larger (Test.ControlRatio); the same ratio of failed jobs per job
+// (J_c + √J_c)/N_c over J_old/N_old counts too, and the larger wins: in a
+// small control share most pipelines striking a ring's own flaky test
+// had it in history already (not evidence), while its jobs still show
+// the ring's rate (a clean Ring 0 of a small fleet, four hours in: 2
+// evidence pipelines but 10 jobs, 5.5 times the fleet's rate). A signature the old version never produced
 // has no control events and keeps λ: a broken feature loses no power.
 //
 // # One org is one org's problem
