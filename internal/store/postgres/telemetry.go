@@ -187,15 +187,20 @@ func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observatio
 		pipes[i], runs[i], rollouts[i], cohorts[i], sigs[i] = o.Pipeline, o.RunID, o.RolloutID, o.Cohort, o.Signature
 		rings[i], stages[i], durations[i], started[i], received[i] = int32(o.Ring), int32(o.Stage), o.DurationMs, o.StartedAt, o.ReceivedAt
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO events
-		(job_id, org, label, version, ring, outcome, started_at, duration_ms, error_text,
-		 pipeline, run_id, received_at, rollout_id, stage, cohort, signature)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
-			$7::timestamptz[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
-			$13::text[], $14::int[], $15::text[], $16::text[]) AS e
-		ORDER BY 1
-		ON CONFLICT (job_id) DO NOTHING RETURNING job_id`,
-		ids, orgs, labels, versions, rings, outcomes, started, durations, errs, pipes, runs, received, rollouts, stages, cohorts, sigs)
+	// job_minutes counts the rows stored, in the same statement: of a job
+	// repeated in obs, the row the insert kept.
+	rows, err := tx.Query(ctx, `WITH ins AS (INSERT INTO events
+			(job_id, org, label, version, ring, outcome, started_at, duration_ms, error_text,
+			 pipeline, run_id, received_at, rollout_id, stage, cohort, signature)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+				$7::timestamptz[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
+				$13::text[], $14::int[], $15::text[], $16::text[]) AS e
+			ORDER BY 1
+			ON CONFLICT (job_id) DO NOTHING RETURNING job_id, label, version, ring, started_at, outcome),
+		`+addMinutesCTE(17)+`
+		SELECT job_id FROM ins`,
+		ids, orgs, labels, versions, rings, outcomes, started, durations, errs, pipes, runs, received, rollouts, stages, cohorts, sigs,
+		rollout.OutcomeSucceeded, rollout.OutcomeFailed, rollout.OutcomeCanceled)
 	if err != nil {
 		return nil, nil, err
 	}
