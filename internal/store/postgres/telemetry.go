@@ -20,9 +20,10 @@ import (
 // AppendObservations writes the events and their aggregates in one
 // transaction of one statement per table (arrays unnested server-side).
 // Rows of every statement go in key order and the statements in a fixed
-// order, counters last, so concurrent batches lock rows in one global
-// order and hold the hot counter rows only until their commit. Concurrent
-// calls are group-committed (package batch): every batch updates the same
+// order, counters last (job_minutes, which every batch adds to, last of
+// all), so concurrent batches lock rows in one global order and hold the
+// hot counter rows only until their commit. Concurrent calls are
+// group-committed (package batch): every batch updates the same
 // counter rows, so transactions of one batch each mostly wait for each
 // other's locks; one transaction for the batches waiting writes each
 // counter row once.
@@ -80,7 +81,7 @@ func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
 	for attempt := 0; ; attempt++ {
 		var counted []bool
 		err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-			fresh, c, err := insertObservations(ctx, tx, obs)
+			fresh, c, minutes, err := insertObservations(ctx, tx, obs)
 			if err != nil {
 				return err
 			}
@@ -88,7 +89,10 @@ func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
 				return err
 			}
 			counted = c
-			return writeTally(ctx, tx, tally.Group(fresh))
+			if err := writeTally(ctx, tx, tally.Group(fresh)); err != nil {
+				return err
+			}
+			return writeMinutes(ctx, tx, minutes) // the hottest counter rows, last
 		})
 		if isCode(err, deadlockDetected) && attempt < 3 {
 			continue // not expected with the lock order above; harmless if it happens
@@ -174,8 +178,9 @@ func applyAliases(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) err
 }
 
 // insertObservations inserts the events and returns those that were new,
-// and which of obs they were (a job repeated in obs counts at its first).
-func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) ([]rollout.Observation, []bool, error) {
+// which of obs they were (a job repeated in obs counts at its first), and
+// the job_minutes rows of the events stored.
+func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) ([]rollout.Observation, []bool, []tally.JobMinute, error) {
 	n := len(obs)
 	ids, orgs, labels, versions, outcomes, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	pipes, runs, rollouts, cohorts, sigs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -187,32 +192,33 @@ func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observatio
 		pipes[i], runs[i], rollouts[i], cohorts[i], sigs[i] = o.Pipeline, o.RunID, o.RolloutID, o.Cohort, o.Signature
 		rings[i], stages[i], durations[i], started[i], received[i] = int32(o.Ring), int32(o.Stage), o.DurationMs, o.StartedAt, o.ReceivedAt
 	}
-	// job_minutes counts the rows stored, in the same statement: of a job
+	// The columns job_minutes counts come back as stored: of a job
 	// repeated in obs, the row the insert kept.
-	rows, err := tx.Query(ctx, `WITH ins AS (INSERT INTO events
-			(job_id, org, label, version, ring, outcome, started_at, duration_ms, error_text,
-			 pipeline, run_id, received_at, rollout_id, stage, cohort, signature)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
-				$7::timestamptz[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
-				$13::text[], $14::int[], $15::text[], $16::text[]) AS e
-			ORDER BY 1
-			ON CONFLICT (job_id) DO NOTHING RETURNING job_id, label, version, ring, started_at, outcome),
-		`+addMinutesCTE(17)+`
-		SELECT job_id FROM ins`,
-		ids, orgs, labels, versions, rings, outcomes, started, durations, errs, pipes, runs, received, rollouts, stages, cohorts, sigs,
-		rollout.OutcomeSucceeded, rollout.OutcomeFailed, rollout.OutcomeCanceled)
+	rows, err := tx.Query(ctx, `INSERT INTO events
+		(job_id, org, label, version, ring, outcome, started_at, duration_ms, error_text,
+		 pipeline, run_id, received_at, rollout_id, stage, cohort, signature)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+			$7::timestamptz[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
+			$13::text[], $14::int[], $15::text[], $16::text[]) AS e
+		ORDER BY 1
+		ON CONFLICT (job_id) DO NOTHING RETURNING job_id, label, version, ring, started_at, outcome`,
+		ids, orgs, labels, versions, rings, outcomes, started, durations, errs, pipes, runs, received, rollouts, stages, cohorts, sigs)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, nil, err
-	}
-	isNew := make(map[string]bool, len(stored))
-	for _, id := range stored {
+	isNew := make(map[string]bool, n)
+	var minutes tally.Minutes
+	var id, label, version, outcome string
+	var ring int
+	var at time.Time
+	if _, err := pgx.ForEachRow(rows, []any{&id, &label, &version, &ring, &at, &outcome}, func() error {
 		isNew[id] = true
+		minutes.Add(label, version, ring, at, outcome)
+		return nil
+	}); err != nil {
+		return nil, nil, nil, err
 	}
-	fresh := make([]rollout.Observation, 0, len(stored))
+	fresh := make([]rollout.Observation, 0, len(isNew))
 	counted := make([]bool, len(obs))
 	for i, o := range obs {
 		if isNew[o.JobID] {
@@ -220,7 +226,32 @@ func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observatio
 			delete(isNew, o.JobID) // a duplicate in the batch counts once
 		}
 	}
-	return fresh, counted, nil
+	return fresh, counted, minutes.Rows(), nil
+}
+
+// writeMinutes adds the counts of the events inserted to job_minutes, in
+// key order.
+func writeMinutes(ctx context.Context, tx pgx.Tx, rows []tally.JobMinute) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	labels, versions := make([]string, n), make([]string, n)
+	minutes, total, succeeded, failed, canceled := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	rings := make([]int32, n)
+	for i, m := range rows {
+		labels[i], versions[i], minutes[i], rings[i] = m.Label, m.Version, m.Minute, int32(m.Ring)
+		total[i], succeeded[i], failed[i], canceled[i] = m.Total, m.Succeeded, m.Failed, m.Canceled
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO job_minutes AS j (label, version, minute, ring, total, succeeded, failed, canceled)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+		ORDER BY 1, 2, 3, 4
+		ON CONFLICT (label, version, minute, ring) DO UPDATE SET total = j.total + excluded.total,
+			succeeded = j.succeeded + excluded.succeeded, failed = j.failed + excluded.failed, canceled = j.canceled + excluded.canceled`,
+		labels, versions, minutes, rings, total, succeeded, failed, canceled); err != nil {
+		return fmt.Errorf("job minutes: %w", err)
+	}
+	return nil
 }
 
 type ringSigKey struct {

@@ -355,7 +355,9 @@ func TestCountJobsPlan(t *testing.T) {
 
 // TestUpgradeEventsCount: events stored before migration 0012 (some
 // without received_at, as AppendEvents leaves it, some received long
-// after they started) are counted exactly by the index it rebuilds.
+// after they started) are counted exactly once 0012 and 0016 (which
+// rebuilds the index again, by start minute, and backfills job_minutes)
+// have run.
 func TestUpgradeEventsCount(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "imagegate.db")
 	db := mustOpen(t, path)
