@@ -14,7 +14,9 @@ import (
 // in one statement (arrays unnested server-side: one round trip, one
 // commit). Rows go in job ID order, so concurrent retries of overlapping
 // batches wait on each other in the same order instead of deadlocking;
-// job_minutes' rows then go in key order, after every event's.
+// job_minutes' rows then go in key order, after every event's. Of a job
+// repeated in events the first is inserted (DISTINCT ON by position in
+// the stably sorted batch).
 func (db *DB) AppendEvents(ctx context.Context, events []rollout.JobEvent) (int, error) {
 	if err := rollout.CheckEvents(events); err != nil {
 		return 0, err
@@ -23,7 +25,7 @@ func (db *DB) AppendEvents(ctx context.Context, events []rollout.JobEvent) (int,
 		return 0, nil
 	}
 	sorted := append([]rollout.JobEvent(nil), events...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].JobID < sorted[j].JobID })
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].JobID < sorted[j].JobID })
 	n := len(sorted)
 	ids, orgs, labels, versions, outcomes, errs := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n)
@@ -36,9 +38,11 @@ func (db *DB) AppendEvents(ctx context.Context, events []rollout.JobEvent) (int,
 		var added int
 		err := db.pool.QueryRow(ctx, `WITH ins AS (INSERT INTO events
 				(job_id, org, label, version, ring, outcome, started_at, duration_ms, error_text)
-				SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
-					$7::timestamptz[], $8::bigint[], $9::text[]) AS e
-				ORDER BY 1
+				SELECT DISTINCT ON (e.id) e.id, e.org, e.label, e.version, e.ring, e.outcome, e.started, e.dur, e.err
+				FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+					$7::timestamptz[], $8::bigint[], $9::text[]) WITH ORDINALITY
+					AS e(id, org, label, version, ring, outcome, started, dur, err, pos)
+				ORDER BY e.id, e.pos
 				ON CONFLICT (job_id) DO NOTHING
 				RETURNING label, version, ring, started_at, outcome),
 			`+addMinutesCTE(10)+`

@@ -81,7 +81,7 @@ func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
 	for attempt := 0; ; attempt++ {
 		var counted []bool
 		err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-			fresh, c, minutes, err := insertObservations(ctx, tx, obs)
+			fresh, c, err := insertObservations(ctx, tx, obs)
 			if err != nil {
 				return err
 			}
@@ -92,7 +92,12 @@ func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
 			if err := writeTally(ctx, tx, tally.Group(fresh)); err != nil {
 				return err
 			}
-			return writeMinutes(ctx, tx, minutes) // the hottest counter rows, last
+			var minutes tally.Minutes
+			for i := range fresh {
+				o := &fresh[i]
+				minutes.Add(o.Label, o.Version, o.Ring, o.StartedAt, o.Outcome)
+			}
+			return writeMinutes(ctx, tx, minutes.Rows()) // the hottest counter rows, last
 		})
 		if isCode(err, deadlockDetected) && attempt < 3 {
 			continue // not expected with the lock order above; harmless if it happens
@@ -178,9 +183,10 @@ func applyAliases(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) err
 }
 
 // insertObservations inserts the events and returns those that were new,
-// which of obs they were (a job repeated in obs counts at its first), and
-// the job_minutes rows of the events stored.
-func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) ([]rollout.Observation, []bool, []tally.JobMinute, error) {
+// and which of obs they were. Of a job repeated in obs the first is
+// inserted and counted (DISTINCT ON by position), so fresh holds the rows
+// stored.
+func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) ([]rollout.Observation, []bool, error) {
 	n := len(obs)
 	ids, orgs, labels, versions, outcomes, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	pipes, runs, rollouts, cohorts, sigs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -192,33 +198,30 @@ func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observatio
 		pipes[i], runs[i], rollouts[i], cohorts[i], sigs[i] = o.Pipeline, o.RunID, o.RolloutID, o.Cohort, o.Signature
 		rings[i], stages[i], durations[i], started[i], received[i] = int32(o.Ring), int32(o.Stage), o.DurationMs, o.StartedAt, o.ReceivedAt
 	}
-	// The columns job_minutes counts come back as stored: of a job
-	// repeated in obs, the row the insert kept.
 	rows, err := tx.Query(ctx, `INSERT INTO events
 		(job_id, org, label, version, ring, outcome, started_at, duration_ms, error_text,
 		 pipeline, run_id, received_at, rollout_id, stage, cohort, signature)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+		SELECT DISTINCT ON (e.id) e.id, e.org, e.label, e.version, e.ring, e.outcome, e.started, e.dur, e.err,
+			e.pipe, e.run, e.recv, e.ro, e.stage, e.cohort, e.sig
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
 			$7::timestamptz[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
-			$13::text[], $14::int[], $15::text[], $16::text[]) AS e
-		ORDER BY 1
-		ON CONFLICT (job_id) DO NOTHING RETURNING job_id, label, version, ring, started_at, outcome`,
+			$13::text[], $14::int[], $15::text[], $16::text[]) WITH ORDINALITY
+			AS e(id, org, label, version, ring, outcome, started, dur, err, pipe, run, recv, ro, stage, cohort, sig, pos)
+		ORDER BY e.id, e.pos
+		ON CONFLICT (job_id) DO NOTHING RETURNING job_id`,
 		ids, orgs, labels, versions, rings, outcomes, started, durations, errs, pipes, runs, received, rollouts, stages, cohorts, sigs)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	isNew := make(map[string]bool, n)
-	var minutes tally.Minutes
-	var id, label, version, outcome string
-	var ring int
-	var at time.Time
-	if _, err := pgx.ForEachRow(rows, []any{&id, &label, &version, &ring, &at, &outcome}, func() error {
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, nil, err
+	}
+	isNew := make(map[string]bool, len(stored))
+	for _, id := range stored {
 		isNew[id] = true
-		minutes.Add(label, version, ring, at, outcome)
-		return nil
-	}); err != nil {
-		return nil, nil, nil, err
 	}
-	fresh := make([]rollout.Observation, 0, len(isNew))
+	fresh := make([]rollout.Observation, 0, len(stored))
 	counted := make([]bool, len(obs))
 	for i, o := range obs {
 		if isNew[o.JobID] {
@@ -226,7 +229,7 @@ func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observatio
 			delete(isNew, o.JobID) // a duplicate in the batch counts once
 		}
 	}
-	return fresh, counted, minutes.Rows(), nil
+	return fresh, counted, nil
 }
 
 // writeMinutes adds the counts of the events inserted to job_minutes, in

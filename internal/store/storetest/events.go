@@ -201,9 +201,10 @@ func CheckCountJobs(t *testing.T, s rollout.EventStore, label string, stored []r
 
 // testCountJobsMinutes appends events across minutes, rings and outcomes
 // through both write paths, in batches that retry the previous one's
-// jobs, repeat jobs within themselves and re-report stored jobs with
-// other outcomes, rings and starts; then again from several writers at
-// once. CountJobs equals the count of the events stored.
+// jobs, repeat jobs within themselves (the first of a batch is stored)
+// and re-report stored jobs with other outcomes, rings and starts; then
+// again from several writers at once. CountJobs equals the count of the
+// events stored.
 func testCountJobsMinutes(t *testing.T, s rollout.Store) {
 	rng := rand.New(rand.NewPCG(16, 1))
 	obs := MinuteEvents(rng, "m", "img", 600)
@@ -215,7 +216,11 @@ func testCountJobsMinutes(t *testing.T, s rollout.Store) {
 		if b > 0 {
 			chunk = append(chunk, obs[b*batch-10:b*batch]...) // a retry's overlap
 		}
-		chunk = append(chunk, chunk[3], chunk[17]) // the same job twice in one batch
+		// The same job twice in one batch, once reported again otherwise:
+		// the first in the batch is stored.
+		other := chunk[17]
+		other.Outcome, other.StartedAt = rollout.OutcomeFailed, other.StartedAt.Add(-3*time.Minute)
+		chunk = append(chunk, chunk[3], other)
 		if b > 1 {
 			// A job stored two batches ago, reported again otherwise.
 			o := obs[(b-2)*batch+5]
