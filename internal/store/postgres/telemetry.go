@@ -20,9 +20,10 @@ import (
 // AppendObservations writes the events and their aggregates in one
 // transaction of one statement per table (arrays unnested server-side).
 // Rows of every statement go in key order and the statements in a fixed
-// order, counters last, so concurrent batches lock rows in one global
-// order and hold the hot counter rows only until their commit. Concurrent
-// calls are group-committed (package batch): every batch updates the same
+// order, counters last (job_minutes, which every batch adds to, last of
+// all), so concurrent batches lock rows in one global order and hold the
+// hot counter rows only until their commit. Concurrent calls are
+// group-committed (package batch): every batch updates the same
 // counter rows, so transactions of one batch each mostly wait for each
 // other's locks; one transaction for the batches waiting writes each
 // counter row once.
@@ -88,7 +89,15 @@ func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
 				return err
 			}
 			counted = c
-			return writeTally(ctx, tx, tally.Group(fresh))
+			if err := writeTally(ctx, tx, tally.Group(fresh)); err != nil {
+				return err
+			}
+			var minutes tally.Minutes
+			for i := range fresh {
+				o := &fresh[i]
+				minutes.Add(o.Label, o.Version, o.Ring, o.StartedAt, o.Outcome)
+			}
+			return writeMinutes(ctx, tx, minutes.Rows()) // the hottest counter rows, last
 		})
 		if isCode(err, deadlockDetected) && attempt < 3 {
 			continue // not expected with the lock order above; harmless if it happens
@@ -174,7 +183,9 @@ func applyAliases(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) err
 }
 
 // insertObservations inserts the events and returns those that were new,
-// and which of obs they were (a job repeated in obs counts at its first).
+// and which of obs they were. Of a job repeated in obs the first is
+// inserted and counted (DISTINCT ON by position), so fresh holds the rows
+// stored.
 func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observation) ([]rollout.Observation, []bool, error) {
 	n := len(obs)
 	ids, orgs, labels, versions, outcomes, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -190,10 +201,13 @@ func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observatio
 	rows, err := tx.Query(ctx, `INSERT INTO events
 		(job_id, org, label, version, ring, outcome, started_at, duration_ms, error_text,
 		 pipeline, run_id, received_at, rollout_id, stage, cohort, signature)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+		SELECT DISTINCT ON (e.id) e.id, e.org, e.label, e.version, e.ring, e.outcome, e.started, e.dur, e.err,
+			e.pipe, e.run, e.recv, e.ro, e.stage, e.cohort, e.sig
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
 			$7::timestamptz[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
-			$13::text[], $14::int[], $15::text[], $16::text[]) AS e
-		ORDER BY 1
+			$13::text[], $14::int[], $15::text[], $16::text[]) WITH ORDINALITY
+			AS e(id, org, label, version, ring, outcome, started, dur, err, pipe, run, recv, ro, stage, cohort, sig, pos)
+		ORDER BY e.id, e.pos
 		ON CONFLICT (job_id) DO NOTHING RETURNING job_id`,
 		ids, orgs, labels, versions, rings, outcomes, started, durations, errs, pipes, runs, received, rollouts, stages, cohorts, sigs)
 	if err != nil {
@@ -216,6 +230,31 @@ func insertObservations(ctx context.Context, tx pgx.Tx, obs []rollout.Observatio
 		}
 	}
 	return fresh, counted, nil
+}
+
+// writeMinutes adds the counts of the events inserted to job_minutes, in
+// key order.
+func writeMinutes(ctx context.Context, tx pgx.Tx, rows []tally.JobMinute) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	labels, versions := make([]string, n), make([]string, n)
+	minutes, total, succeeded, failed, canceled := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	rings := make([]int32, n)
+	for i, m := range rows {
+		labels[i], versions[i], minutes[i], rings[i] = m.Label, m.Version, m.Minute, int32(m.Ring)
+		total[i], succeeded[i], failed[i], canceled[i] = m.Total, m.Succeeded, m.Failed, m.Canceled
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO job_minutes AS j (label, version, minute, ring, total, succeeded, failed, canceled)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+		ORDER BY 1, 2, 3, 4
+		ON CONFLICT (label, version, minute, ring) DO UPDATE SET total = j.total + excluded.total,
+			succeeded = j.succeeded + excluded.succeeded, failed = j.failed + excluded.failed, canceled = j.canceled + excluded.canceled`,
+		labels, versions, minutes, rings, total, succeeded, failed, canceled); err != nil {
+		return fmt.Errorf("job minutes: %w", err)
+	}
+	return nil
 }
 
 type ringSigKey struct {

@@ -15,7 +15,7 @@ func (db *DB) WriterSynchronous(ctx context.Context) (int, error) {
 
 // CountJobsPlan is SQLite's plan for CountJobs' query.
 func (db *DB) CountJobsPlan(ctx context.Context) (string, error) {
-	rows, err := db.rd.QueryContext(ctx, "EXPLAIN QUERY PLAN "+countJobsSQL, "succeeded", "failed", "canceled", "img", "v1", 0, 0)
+	rows, err := db.rd.QueryContext(ctx, "EXPLAIN QUERY PLAN "+countJobsSQL, "succeeded", "failed", "canceled", "img", "v1", 0, 0, 1, 0, true)
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -336,23 +337,27 @@ func TestUpgradeRunsByLabel(t *testing.T) {
 	}
 }
 
-// TestCountJobsPlan: CountJobs reads a range of the arrival-keyed index
-// of migration 0012, without touching the table (whose rows hold the
-// error texts).
+// TestCountJobsPlan: CountJobs reads a range of job_minutes and one
+// minute of the start-minute-keyed index of migration 0016, without
+// touching the table (whose rows hold the error texts).
 func TestCountJobsPlan(t *testing.T) {
 	db := mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
 	plan, err := db.CountJobsPlan(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "SEARCH events USING COVERING INDEX events_count (label=? AND version=? AND <expr>>?)"; plan != want {
+	if want := strings.Join([]string{"CO-ROUTINE (subquery-2)", "COMPOUND QUERY", "LEFT-MOST SUBQUERY",
+		"SEARCH job_minutes USING PRIMARY KEY (label=? AND version=? AND minute>?)", "UNION ALL",
+		"SEARCH events USING COVERING INDEX events_count (label=? AND version=? AND <expr>=?)", "SCAN (subquery-2)"}, "\n"); plan != want {
 		t.Errorf("CountJobs plan:\n%s\nwant:\n%s", plan, want)
 	}
 }
 
 // TestUpgradeEventsCount: events stored before migration 0012 (some
 // without received_at, as AppendEvents leaves it, some received long
-// after they started) are counted exactly by the index it rebuilds.
+// after they started) are counted exactly once 0012 and 0016 (which
+// rebuilds the index again, by start minute, and backfills job_minutes)
+// have run.
 func TestUpgradeEventsCount(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "imagegate.db")
 	db := mustOpen(t, path)
@@ -396,11 +401,12 @@ func TestUpgradeEventsCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	// Back to the index of 0001_init.sql.
+	// Back to the index of 0001_init.sql, before job_minutes.
 	for _, q := range []string{
 		`DROP INDEX events_count`,
 		`CREATE INDEX events_count ON events (label, version, ring, started_at, outcome)`,
-		`DELETE FROM schema_migrations WHERE name = '0012_events_count_by_arrival.sql'`,
+		`DROP TABLE job_minutes`,
+		`DELETE FROM schema_migrations WHERE name IN ('0012_events_count_by_arrival.sql', '0016_job_minutes.sql')`,
 	} {
 		if _, err := raw.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -409,6 +415,53 @@ func TestUpgradeEventsCount(t *testing.T) {
 	raw.Close()
 	db = mustOpen(t, path)
 	check("after the upgrade")
+}
+
+// TestUpgradeJobMinutes: events stored before migration 0016, through
+// both write paths, are counted by the job_minutes it backfills.
+func TestUpgradeJobMinutes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "imagegate.db")
+	db := mustOpen(t, path)
+	obs := storetest.MinuteEvents(rand.New(rand.NewPCG(16, 2)), "u", "img", 400)
+	stored := make([]rollout.JobEvent, len(obs))
+	for i, o := range obs {
+		stored[i] = o.JobEvent
+	}
+	if _, err := db.AppendObservations(t.Context(), obs[:200]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AppendEvents(t.Context(), stored[200:]); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	// Back to the schema of 0015, as an older imagegate left it.
+	for _, q := range []string{
+		`DROP TABLE job_minutes`,
+		`DROP INDEX events_count`,
+		`CREATE INDEX events_count ON events (label, version, max(received_at, started_at), ring, started_at, outcome)`,
+		`DELETE FROM schema_migrations WHERE name = '0016_job_minutes.sql'`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	db = mustOpen(t, path)
+	storetest.CheckCountJobs(t, db, "img", stored)
+	// And the events appended after it are added to the backfilled rows.
+	more := storetest.MinuteEvents(rand.New(rand.NewPCG(16, 3)), "v", "img", 100)
+	if _, err := db.AppendObservations(t.Context(), more); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range more {
+		stored = append(stored, o.JobEvent)
+	}
+	storetest.CheckCountJobs(t, db, "img", stored)
 }
 
 // TestUnavailable: errors of the database's file system failing (here:

@@ -17,14 +17,14 @@ import (
 	"github.com/imagegate/imagegate/internal/store/tally"
 )
 
-// AppendObservations writes the events and their aggregates in one
-// fsynced transaction (see rollout.TelemetryStore). Concurrent calls are
-// group-committed (package batch): their batches go into one
-// transaction, so the WAL pages they share (the counters, the index
-// pages the events land on) are written and fsynced once. SQLite runs one
-// statement per aggregate row; to keep up with ingest, set members this
-// process has already seen committed are not inserted again (telCache):
-// they are never deleted, so the insert would be a no-op.
+// AppendObservations writes the events and their aggregates (job_minutes
+// too) in one fsynced transaction (see rollout.TelemetryStore).
+// Concurrent calls are group-committed (package batch): their batches go
+// into one transaction, so the WAL pages they share (the counters, the
+// index pages the events land on) are written and fsynced once. SQLite
+// runs one statement per aggregate row; to keep up with ingest, set
+// members this process has already seen committed are not inserted again
+// (telCache): they are never deleted, so the insert would be a no-op.
 func (db *DB) AppendObservations(ctx context.Context, obs []rollout.Observation) (int, error) {
 	if err := rollout.CheckObservations(obs); err != nil {
 		return 0, err
@@ -96,8 +96,17 @@ func (db *DB) appendCalls(ctx context.Context, calls []*obsCall) error {
 		if err := applyAliases(ctx, tx, fresh); err != nil {
 			return err
 		}
-		learned, err = db.writeTally(ctx, tx, tally.Group(fresh), learned)
-		return err
+		if learned, err = db.writeTally(ctx, tx, tally.Group(fresh), learned); err != nil {
+			return err
+		}
+		// fresh holds the rows stored: of a job repeated in obs, the
+		// first (SQLite inserts the rows of a statement in order).
+		var minutes tally.Minutes
+		for i := range fresh {
+			o := &fresh[i]
+			minutes.Add(o.Label, o.Version, o.Ring, o.StartedAt, o.Outcome)
+		}
+		return writeMinutes(ctx, tx, minutes.Rows())
 	})
 	if err != nil {
 		return err

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) rollout.Store) {
 		{"Sessions", testSessions},
 		{"Events", testEvents},
 		{"EventsConcurrentRetries", testEventsConcurrent},
+		{"CountJobsMinutes", testCountJobsMinutes},
 		{"AssignRun", testAssignRun},
 		{"AssignRunRetention", testAssignRunRetention},
 		{"Served", testServed},

@@ -474,3 +474,69 @@ func SetOrgs(sig *rollout.RingSignature, byOrg map[string]int64) {
 	c.TopOrgs = Top(counts, rollout.MaxTopOrgs)
 	sig.Cohorts[rollout.CohortNew] = c
 }
+
+// JobMinute adds to the jobs of a label's version in one ring that
+// started in one UTC minute (Minute as MinuteOf counts it): the aggregate
+// CountJobs reads instead of the events. Total counts every outcome,
+// Succeeded, Failed and Canceled their own.
+type JobMinute struct {
+	Label, Version string
+	Minute         int64
+	Ring           int
+
+	Total, Succeeded, Failed, Canceled int64
+}
+
+// MinuteOf is the UTC minute number of t (minutes since 1970-01-01,
+// floored) at the microseconds the stores keep of it.
+func MinuteOf(t time.Time) int64 {
+	us := t.UnixMicro()
+	if us < 0 && us%60e6 != 0 {
+		return us/60e6 - 1
+	}
+	return us / 60e6
+}
+
+// MinuteStart is the start of minute m (MinuteOf(MinuteStart(m)) == m).
+func MinuteStart(m int64) time.Time { return time.UnixMicro(m * 60e6).UTC() }
+
+// Minutes groups jobs into JobMinute rows.
+type Minutes struct {
+	rows map[JobMinute]*JobMinute // keyed with counts 0
+}
+
+// Add counts one job.
+func (ms *Minutes) Add(label, version string, ring int, started time.Time, outcome string) {
+	if ms.rows == nil {
+		ms.rows = map[JobMinute]*JobMinute{}
+	}
+	k := JobMinute{Label: label, Version: version, Minute: MinuteOf(started), Ring: ring}
+	m := ms.rows[k]
+	if m == nil {
+		m = &JobMinute{Label: label, Version: version, Minute: k.Minute, Ring: ring}
+		ms.rows[k] = m
+	}
+	m.Total++
+	switch outcome {
+	case rollout.OutcomeSucceeded:
+		m.Succeeded++
+	case rollout.OutcomeFailed:
+		m.Failed++
+	case rollout.OutcomeCanceled:
+		m.Canceled++
+	}
+}
+
+// Rows returns the rows counted, sorted by key, and empties ms.
+func (ms *Minutes) Rows() []JobMinute {
+	out := make([]JobMinute, 0, len(ms.rows))
+	for _, m := range ms.rows {
+		out = append(out, *m)
+	}
+	ms.rows = nil
+	slices.SortFunc(out, func(x, y JobMinute) int {
+		return cmp.Or(cmp.Compare(x.Label, y.Label), cmp.Compare(x.Version, y.Version), cmp.Compare(x.Minute, y.Minute),
+			cmp.Compare(x.Ring, y.Ring))
+	})
+	return out
+}
