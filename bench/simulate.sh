@@ -13,6 +13,7 @@
 #   SIZE=ci bench/simulate.sh         # the CI test's fleet (simulate_test.go's ciFleet)
 #   SIZE=small bench/simulate.sh      # a quarter of it, for the 200-seed false-halt runs
 #   SIZE=ring0 bench/simulate.sh      # the CI fleet, Ring 0 baking the four hours
+#   SIZE=small4h bench/simulate.sh    # the small fleet, Ring 0 baking four hours
 #   MODES=acting bench/simulate.sh    # imagegate acting only (default "acting dry-run")
 #
 # Each scenario runs twice: with imagegate acting (the semantics: a
@@ -47,6 +48,15 @@ fi
 # (under the 500 a pass needs), so these runs judge Ring 0 only.
 if [ "${SIZE:-}" = small ]; then
   EXTRA="--orgs 2500 --ring0-orgs 40 --ring0-pool 0.1 --jobs-per-hour 15000 --history-hours 1.25 --hours 2.75 --bake-times 1h,1h,1h,1h,1h $EXTRA"
+fi
+# SIZE=small4h: the small fleet with the four-hour Ring 0 bake
+# (five and a quarter hours with the history), for the 200-seed runs of
+# the versions that must never be stopped: a clean Ring 0 looked at for
+# four hours, where its own flaky tests (twice the fleet's, in a flakier
+# population) pile up against a thin history and a control share of
+# some 25 pipelines. A seed takes about 6 CPU seconds.
+if [ "${SIZE:-}" = small4h ]; then
+  EXTRA="--orgs 2500 --ring0-orgs 40 --ring0-pool 0.1 --jobs-per-hour 15000 --history-hours 1.25 --hours 5.25 --bake-times 4h,1h,1h,1h,1h $EXTRA"
 fi
 MODES=${MODES:-"acting dry-run"}
 SCENARIOS=${SCENARIOS:-"broken-feature text-drift two-labels slow-degradation clean outage retry-storm improvement"}
