@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	mathrand "math/rand/v2"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -200,41 +199,19 @@ func TestUpgradeAutoRollback(t *testing.T) {
 // both write paths, are counted by the job_minutes it backfills.
 func TestUpgradeJobMinutes(t *testing.T) {
 	dsn := freshSchema(t)
-	db := mustOpen(t, dsn)
-	obs := storetest.MinuteEvents(mathrand.New(mathrand.NewPCG(16, 2)), "u", "img", 400)
-	stored := make([]rollout.JobEvent, len(obs))
-	for i, o := range obs {
-		stored[i] = o.JobEvent
-	}
-	if _, err := db.AppendObservations(t.Context(), obs[:200]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.AppendEvents(t.Context(), stored[200:]); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	conn, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	// Back to the schema of 0015, as an older imagegate left it.
-	for _, q := range []string{`DROP TABLE job_minutes`, `DELETE FROM schema_migrations WHERE name = '0016_job_minutes.sql'`} {
-		if _, err := conn.Exec(t.Context(), q); err != nil {
-			t.Fatalf("%s: %v", q, err)
+	storetest.UpgradeJobMinutes(t, func() rollout.Store { return mustOpen(t, dsn) }, func() {
+		conn, err := pgx.Connect(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	db = mustOpen(t, dsn)
-	storetest.CheckCountJobs(t, db, "img", stored)
-	// And the events appended after it are added to the backfilled rows.
-	more := storetest.MinuteEvents(mathrand.New(mathrand.NewPCG(16, 3)), "v", "img", 100)
-	if _, err := db.AppendObservations(t.Context(), more); err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range more {
-		stored = append(stored, o.JobEvent)
-	}
-	storetest.CheckCountJobs(t, db, "img", stored)
+		defer conn.Close(context.Background())
+		// Back to the schema of 0015, as an older imagegate left it.
+		for _, q := range []string{`DROP TABLE job_minutes`, `DELETE FROM schema_migrations WHERE name = '0016_job_minutes.sql'`} {
+			if _, err := conn.Exec(t.Context(), q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	})
 }
 
 // TestTwoReplicas races two pools, as two server processes would: one

@@ -421,47 +421,24 @@ func TestUpgradeEventsCount(t *testing.T) {
 // both write paths, are counted by the job_minutes it backfills.
 func TestUpgradeJobMinutes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "imagegate.db")
-	db := mustOpen(t, path)
-	obs := storetest.MinuteEvents(rand.New(rand.NewPCG(16, 2)), "u", "img", 400)
-	stored := make([]rollout.JobEvent, len(obs))
-	for i, o := range obs {
-		stored[i] = o.JobEvent
-	}
-	if _, err := db.AppendObservations(t.Context(), obs[:200]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.AppendEvents(t.Context(), stored[200:]); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	raw, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	// Back to the schema of 0015, as an older imagegate left it.
-	for _, q := range []string{
-		`DROP TABLE job_minutes`,
-		`DROP INDEX events_count`,
-		`CREATE INDEX events_count ON events (label, version, max(received_at, started_at), ring, started_at, outcome)`,
-		`DELETE FROM schema_migrations WHERE name = '0016_job_minutes.sql'`,
-	} {
-		if _, err := raw.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
+	storetest.UpgradeJobMinutes(t, func() rollout.Store { return mustOpen(t, path) }, func() {
+		raw, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	raw.Close()
-	db = mustOpen(t, path)
-	storetest.CheckCountJobs(t, db, "img", stored)
-	// And the events appended after it are added to the backfilled rows.
-	more := storetest.MinuteEvents(rand.New(rand.NewPCG(16, 3)), "v", "img", 100)
-	if _, err := db.AppendObservations(t.Context(), more); err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range more {
-		stored = append(stored, o.JobEvent)
-	}
-	storetest.CheckCountJobs(t, db, "img", stored)
+		defer raw.Close()
+		// Back to the schema of 0015, as an older imagegate left it.
+		for _, q := range []string{
+			`DROP TABLE job_minutes`,
+			`DROP INDEX events_count`,
+			`CREATE INDEX events_count ON events (label, version, max(received_at, started_at), ring, started_at, outcome)`,
+			`DELETE FROM schema_migrations WHERE name = '0016_job_minutes.sql'`,
+		} {
+			if _, err := raw.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	})
 }
 
 // TestUnavailable: errors of the database's file system failing (here:

@@ -152,6 +152,42 @@ func MinuteEvents(rng *rand.Rand, prefix, label string, n int) []rollout.Observa
 	return out
 }
 
+// UpgradeJobMinutes checks migration 0016's backfill of job_minutes: it
+// appends MinuteEvents through both write paths to the store open gives,
+// closes it, has rollback take the database back to the schema before
+// 0016 (as an older imagegate left it, with the events), opens it again,
+// which migrates it, and compares CountJobs with the events; then again
+// after more events are appended on top of the backfilled rows.
+func UpgradeJobMinutes(t *testing.T, open func() rollout.Store, rollback func()) {
+	t.Helper()
+	s := open()
+	obs := MinuteEvents(rand.New(rand.NewPCG(16, 2)), "u", "img", 400)
+	stored := make([]rollout.JobEvent, len(obs))
+	for i, o := range obs {
+		stored[i] = o.JobEvent
+	}
+	if _, err := s.AppendObservations(t.Context(), obs[:200]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendEvents(t.Context(), stored[200:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rollback()
+	s = open()
+	CheckCountJobs(t, s, "img", stored)
+	more := MinuteEvents(rand.New(rand.NewPCG(16, 3)), "v", "img", 100)
+	if _, err := s.AppendObservations(t.Context(), more); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range more {
+		stored = append(stored, o.JobEvent)
+	}
+	CheckCountJobs(t, s, "img", stored)
+}
+
 // CheckCountJobs compares CountJobs of label's versions v1 and v2 in every
 // ring (and -1) with counts computed from stored, the events stored (each
 // job once), at sinces before, between and on the events' starts: every

@@ -71,13 +71,7 @@ type OrgDay struct {
 }
 
 // DayOf is the UTC day number of t, as OrgDay.Day counts it.
-func DayOf(t time.Time) int64 {
-	s := t.Unix()
-	if s < 0 && s%86400 != 0 {
-		return s/86400 - 1
-	}
-	return s / 86400
-}
+func DayOf(t time.Time) int64 { return floorDiv(t.Unix(), 86400) }
 
 // RingSig adds Jobs to a signature's row in a ring cohort.
 type RingSig struct {
@@ -123,13 +117,7 @@ type SigHour struct {
 }
 
 // HourOf is the UTC hour number of t, as SigHour.Hour counts it.
-func HourOf(t time.Time) int64 {
-	s := t.Unix()
-	if s < 0 && s%3600 != 0 {
-		return s/3600 - 1
-	}
-	return s / 3600
-}
+func HourOf(t time.Time) int64 { return floorDiv(t.Unix(), 3600) }
 
 // Template is a signature's template.
 type Template struct {
@@ -489,12 +477,16 @@ type JobMinute struct {
 
 // MinuteOf is the UTC minute number of t (minutes since 1970-01-01,
 // floored) at the microseconds the stores keep of it.
-func MinuteOf(t time.Time) int64 {
-	us := t.UnixMicro()
-	if us < 0 && us%60e6 != 0 {
-		return us/60e6 - 1
+func MinuteOf(t time.Time) int64 { return floorDiv(t.UnixMicro(), 60e6) }
+
+// floorDiv is a/b rounded down, for b > 0: Go's / rounds toward zero,
+// which would put a time before 1970 in the unit after its own.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
 	}
-	return us / 60e6
+	return q
 }
 
 // MinuteStart is the start of minute m (MinuteOf(MinuteStart(m)) == m).
