@@ -47,24 +47,24 @@ type runKey struct{ label, run string }
 func (w runRows) AssignRuns(ctx context.Context, b *batch.Batch) error {
 	db := w.db
 	first := make(map[runKey]int, len(b.Assignments)) // index of a key's first assignment in b
-	news := make([]int, 0, len(b.Assignments))        // those indexes, in b's order
+	distinct := make([]int, 0, len(b.Assignments))    // those indexes, in b's order
 	for i := range b.Assignments {
 		a := &b.Assignments[i]
 		k := runKey{a.Label, a.RunID}
 		if _, ok := first[k]; !ok {
 			first[k] = i
-			news = append(news, i)
+			distinct = append(distinct, i)
 		}
 	}
 	// Prepared before the transaction: it holds the writer's only
 	// connection, which a preparation on the pool would wait for.
-	full, part, err := db.runStmts.get(ctx, db.wr, len(news))
+	full, part, err := db.runStmts.get(ctx, db.wr, len(distinct))
 	if err != nil {
 		return err
 	}
 	return db.writeRelaxed(ctx, func(tx *sql.Tx) error {
-		args := make([]any, 0, 4*min(len(news), maxRunsPerInsert))
-		for rest := news; len(rest) > 0; {
+		args := make([]any, 0, 4*min(len(distinct), maxRunsPerInsert))
+		for rest := distinct; len(rest) > 0; {
 			n := min(len(rest), maxRunsPerInsert)
 			st := part
 			if n == maxRunsPerInsert {
