@@ -20,3 +20,8 @@ func BenchmarkAssignRunParallel(b *testing.B) {
 	db := mustOpen(b, freshSchema(b))
 	storetest.BenchAssignRunParallel(b, db)
 }
+
+func BenchmarkAssignRunParallelStored(b *testing.B) {
+	db := mustOpen(b, freshSchema(b))
+	storetest.BenchAssignRunParallelStored(b, db)
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/batch"
 	"github.com/imagegate/imagegate/internal/store/postgres"
 	"github.com/imagegate/imagegate/internal/store/storetest"
 	"github.com/imagegate/imagegate/internal/testenv"
@@ -80,6 +81,16 @@ func TestStore(t *testing.T) {
 	testenv.RequirePostgres(t)
 	storetest.Run(t, func(t *testing.T) rollout.Store {
 		return mustOpen(t, freshSchema(t))
+	})
+}
+
+// TestAssignRuns runs storetest.RunAssignRuns against AssignRun's
+// group writer.
+func TestAssignRuns(t *testing.T) {
+	testenv.RequirePostgres(t)
+	storetest.RunAssignRuns(t, func(t *testing.T) (rollout.Store, batch.Writer) {
+		db := mustOpen(t, freshSchema(t))
+		return db, db.RunWriter()
 	})
 }
 

@@ -76,8 +76,20 @@ func (w runRows) AssignRuns(ctx context.Context, b *batch.Batch) error {
 		return err
 	}
 	if len(got) < n {
-		rows, err := db.relaxed.Query(ctx, `SELECT run_id, label, version FROM runs
-			WHERE (run_id, label) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, runs, labels)
+		// Only the runs the INSERT did not return, each a search of the
+		// primary key: a LATERAL with LIMIT is not flattened into a
+		// join, which a plan cached while runs was small (a new
+		// database, before autovacuum's first ANALYZE) made a hash join
+		// over a scan of the whole table, some milliseconds a group.
+		var missRuns, missLabels []string
+		for i, k := range keys {
+			if _, ok := got[k]; !ok {
+				missRuns, missLabels = append(missRuns, runs[i]), append(missLabels, labels[i])
+			}
+		}
+		rows, err := db.relaxed.Query(ctx, `SELECT k.run_id, k.label, r.version
+			FROM unnest($1::text[], $2::text[]) AS k (run_id, label),
+			LATERAL (SELECT version FROM runs WHERE run_id = k.run_id AND label = k.label LIMIT 1) AS r`, missRuns, missLabels)
 		if err == nil {
 			err = collect(rows)
 		}

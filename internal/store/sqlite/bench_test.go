@@ -24,6 +24,11 @@ func BenchmarkAssignRunParallel(b *testing.B) {
 	storetest.BenchAssignRunParallel(b, db)
 }
 
+func BenchmarkAssignRunParallelStored(b *testing.B) {
+	db := mustOpen(b, filepath.Join(b.TempDir(), "imagegate.db"))
+	storetest.BenchAssignRunParallelStored(b, db)
+}
+
 // BenchmarkEventRowFloor is the least a job costs on this driver if it is
 // stored as a row: a bare table keyed by job ID plus one index, filled by
 // a prepared insert in transactions of 1,667 rows (a minute of the issue's

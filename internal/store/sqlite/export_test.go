@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"strings"
+
+	"github.com/imagegate/imagegate/internal/store/batch"
 )
 
 // WriterSynchronous reads the synchronous setting of the writer
@@ -32,6 +34,26 @@ func (db *DB) CountJobsPlan(ctx context.Context) (string, error) {
 	return strings.Join(plan, "\n"), rows.Err()
 }
 
+// RunsSelectPlan is SQLite's plan for AssignRuns' read of the versions
+// stored for three runs.
+func (db *DB) RunsSelectPlan(ctx context.Context) (string, error) {
+	rows, err := db.rd.QueryContext(ctx, "EXPLAIN QUERY PLAN "+runsSelectSQL(3), "img", "r1", "img", "r2", "other", "r1")
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return "", err
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "\n"), rows.Err()
+}
+
 // BulkTemplates makes RingTelemetry read missing templates in one query
 // however few are missing, until the returned function is called.
 func BulkTemplates() (restore func()) {
@@ -39,3 +61,6 @@ func BulkTemplates() (restore func()) {
 	templateLookups = 0
 	return func() { templateLookups = n }
 }
+
+// RunWriter is the batch.Writer behind AssignRun.
+func (db *DB) RunWriter() batch.Writer { return runRows{db} }

@@ -65,15 +65,12 @@ type DB struct {
 	kick           chan struct{}
 	ckQuit, ckDone chan struct{}
 
-	// insRun and selRun are AssignRun's statements, prepared once on the
-	// writer: parsing them for every group commit cost a quarter of its
-	// time under resolve load.
-	insRun, selRun *sql.Stmt
-	runs           *batch.Runs            // group-commits AssignRun through runRows
-	events         *batch.Group[*obsCall] // group-commits AppendObservations
-	closing        sync.Once
-	tel            telCache      // telemetry rows known committed (telemetry.go)
-	templates      templateCache // signature templates read (telemetry.go)
+	runStmts  runStmts               // AssignRun's statements, prepared once on the writer
+	runs      *batch.Runs            // group-commits AssignRun through runRows
+	events    *batch.Group[*obsCall] // group-commits AppendObservations
+	closing   sync.Once
+	tel       telCache      // telemetry rows known committed (telemetry.go)
+	templates templateCache // signature templates read (telemetry.go)
 }
 
 var _ rollout.Store = (*DB)(nil)
@@ -141,19 +138,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		wr.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	if db.insRun, err = wr.PrepareContext(ctx, `INSERT INTO runs (run_id, label, version, assigned_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING version`); err == nil {
-		db.selRun, err = wr.PrepareContext(ctx, `SELECT version FROM runs WHERE run_id = ? AND label = ?`)
-	}
-	if err != nil {
-		rd.Close()
-		wr.Close()
-		return nil, fmt.Errorf("open sqlite %s: prepare run assignment: %w", path, err)
-	}
 	ck, err := sql.Open("sqlite", "file:"+path+"?"+cq.Encode())
 	if err != nil {
-		db.insRun.Close()
-		db.selRun.Close()
 		rd.Close()
 		wr.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -175,7 +161,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 func (db *DB) Close() error {
 	var err error
 	db.closing.Do(func() {
-		err = errors.Join(db.runs.Close(), db.events.Close(), db.insRun.Close(), db.selRun.Close(), db.rd.Close(), db.wr.Close())
+		err = errors.Join(db.runs.Close(), db.events.Close(), db.runStmts.Close(), db.rd.Close(), db.wr.Close())
 		close(db.ckQuit)
 		<-db.ckDone
 		err = errors.Join(err, db.ck.Close())

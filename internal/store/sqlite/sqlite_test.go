@@ -15,6 +15,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/imagegate/imagegate/internal/rollout"
+	"github.com/imagegate/imagegate/internal/store/batch"
 	"github.com/imagegate/imagegate/internal/store/sqlite"
 	"github.com/imagegate/imagegate/internal/store/storetest"
 )
@@ -42,6 +43,15 @@ func TestStoreBulkTemplates(t *testing.T) {
 	t.Cleanup(sqlite.BulkTemplates())
 	storetest.Run(t, func(t *testing.T) rollout.Store {
 		return mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	})
+}
+
+// TestAssignRuns runs storetest.RunAssignRuns against AssignRun's
+// group writer.
+func TestAssignRuns(t *testing.T) {
+	storetest.RunAssignRuns(t, func(t *testing.T) (rollout.Store, batch.Writer) {
+		db := mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+		return db, db.RunWriter()
 	})
 }
 
@@ -350,6 +360,20 @@ func TestCountJobsPlan(t *testing.T) {
 		"SEARCH job_minutes USING PRIMARY KEY (label=? AND version=? AND minute>?)", "UNION ALL",
 		"SEARCH events USING COVERING INDEX events_count (label=? AND version=? AND <expr>=?)", "SCAN (subquery-2)"}, "\n"); plan != want {
 		t.Errorf("CountJobs plan:\n%s\nwant:\n%s", plan, want)
+	}
+}
+
+// TestRunsSelectPlan: when a group's INSERT finds runs stored before,
+// AssignRuns reads their versions by the primary key, one search per
+// run, not by a scan of the table.
+func TestRunsSelectPlan(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "imagegate.db"))
+	plan, err := db.RunsSelectPlan(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan, "SEARCH r USING PRIMARY KEY (label=? AND run_id=?)") || strings.Contains(plan, "SCAN r") {
+		t.Errorf("AssignRuns' read of stored runs, plan:\n%s\nwant a search of runs' primary key per run", plan)
 	}
 }
 

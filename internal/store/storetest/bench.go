@@ -69,3 +69,28 @@ func BenchAssignRunParallel(b *testing.B, s rollout.Store) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "runs/s")
 }
+
+// BenchAssignRunParallelStored is BenchAssignRunParallel where every
+// other call is for a run assigned some thousand calls earlier, as when
+// several replicas see the jobs of one run: half the runs of a group are
+// stored already.
+func BenchAssignRunParallelStored(b *testing.B, s rollout.Store) {
+	ctx := context.Background()
+	var next atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			run := next.Add(1)
+			if run%2 == 0 && run > 1000 {
+				run -= 999
+			}
+			if _, err := s.AssignRun(ctx, fmt.Sprint("run-", run), "ubuntu-22.04", "v1", T0); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "runs/s")
+}

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) rollout.Store) {
 		{"CountJobsMinutes", testCountJobsMinutes},
 		{"AssignRun", testAssignRun},
 		{"AssignRunRetention", testAssignRunRetention},
+		{"AssignRunCrowd", testAssignRunCrowd},
 		{"Served", testServed},
 		{"Generation", testGeneration},
 		{"Lease", testLease},
