@@ -811,6 +811,7 @@ func hasSpace(s string) bool {
 // CPython 3.6+ raises itself.
 const (
 	py3ImportError = "ImportError: No module named \x00'"
+	py2ImportError = "ImportError: No module named \x00"
 	py3ModuleClass = "ModuleNotFoundError"
 )
 
@@ -822,25 +823,53 @@ const (
 // module's evidence falls into two signatures by which tool ran the
 // import (the simulator's text-drift). The module name stays the
 // information: `'_sqlite3'` and `'requests'` remain different signatures.
-// Python 2's unquoted `ImportError: No module named _sqlite3` is left as
-// it is (its text differs in more than the class: no quotes, the last
-// dotted part only). A class that merely ends in ImportError
+// Python 2's unquoted `ImportError: No module named _sqlite3` is the same
+// failure too, and joins them quoted: a broken build of one module across
+// 2.7 and 3.x (2019's `_sqlite3`) is one signature, not a seventh of its
+// evidence apart. Python 2 names only the last dotted part (`import
+// yaml.constructor` says `constructor`), so its word may meet a Python 3
+// top-level module of that name; both are rare, and a pipeline's own
+// missing dependency stays its own. A word that is not a module name
+// (letters, digits, `_` and `.`) is left as it is. A class that merely ends in ImportError
 // (`MyImportError: ...`) is not Python's and is left alone. It runs on the
 // masked output, whose spaces are single, so that masking stays
 // idempotent.
 func (m *masker) canonicalImport() {
 	for from := 0; ; {
-		i := bytes.Index(m.out[from:], []byte(py3ImportError))
+		i := bytes.Index(m.out[from:], []byte(py2ImportError))
 		if i < 0 {
 			return
 		}
 		i += from
-		from = i + len(py3ImportError)
+		from = i + len(py2ImportError)
 		if i > 0 && m.out[i-1] != ' ' {
 			continue
+		}
+		if !bytes.HasPrefix(m.out[i:], []byte(py3ImportError)) {
+			end := from
+			for end < len(m.out) && m.out[end] != ' ' {
+				end++
+			}
+			if end == from || !isModuleName(m.out[from:end]) {
+				continue
+			}
+			m.out = slices.Insert(m.out, end, '\'')
+			m.out = slices.Insert(m.out, from, '\'')
+			from += 2
 		}
 		const class = len("ImportError")
 		m.out = slices.Replace(m.out, i, i+class, []byte(py3ModuleClass)...)
 		from += len(py3ModuleClass) - class
 	}
+}
+
+// isModuleName reports whether w is a dotted Python module name as Python
+// 2 writes it unquoted: ASCII letters, digits, '_' and '.'.
+func isModuleName(w []byte) bool {
+	for _, c := range w {
+		if !(c == '_' || c == '.' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

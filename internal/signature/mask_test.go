@@ -13,8 +13,15 @@ func TestMask(t *testing.T) {
 	tests := []struct{ in, want string }{
 		// Kept identifiers.
 		{"ModuleNotFoundError: No module named '_sqlite3'", "ModuleNotFoundError: No module named '_sqlite3'"},
-		{"ImportError: No module named _sqlite3", "ImportError: No module named _sqlite3"},
-		// Python 3's two texts of one failed import are one message.
+		// Python 3's two texts of one failed import are one message, and
+		// Python 2's unquoted one joins them.
+		{"ImportError: No module named _sqlite3", "ModuleNotFoundError: No module named '_sqlite3'"},
+		{"E   ImportError: No module named yaml.constructor", "E ModuleNotFoundError: No module named 'yaml.constructor'"},
+		{"ImportError: No module named _sqlite3 ImportError: No module named 'c'", "ModuleNotFoundError: No module named '_sqlite3' ModuleNotFoundError: No module named 'c'"},
+		// Not a module name, or not Python's class: left as they are.
+		{"ImportError: No module named <QUOTED>", "ImportError: No module named <QUOTED>"},
+		{"ImportError: No module named a-b", "ImportError: No module named a-b"},
+		{"MyImportError: No module named yaml", "MyImportError: No module named yaml"},
 		{"ImportError: No module named '_sqlite3'", "ModuleNotFoundError: No module named '_sqlite3'"},
 		{"E   ImportError:   No module named 'yaml'", "E ModuleNotFoundError: No module named 'yaml'"},
 		{"ImportError: No module named 'a.b' ImportError: No module named 'c'", "ModuleNotFoundError: No module named 'a.b' ModuleNotFoundError: No module named 'c'"},

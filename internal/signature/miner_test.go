@@ -45,6 +45,8 @@ func TestSameFailureSameID(t *testing.T) {
 			"Traceback (most recent call last):\n  File \"/opt/hostedtoolcache/Python/3.9.5/x64/lib/python3.9/sqlite3/dbapi2.py\", line 27, in <module>\n    from _sqlite3 import *\nImportError: No module named '_sqlite3'\n",
 			// A wrapper that pads the name with a second space.
 			"ModuleNotFoundError: No module named  '_sqlite3'\n",
+			// Python 2.7's words for it.
+			"Traceback (most recent call last):\n  File \"/opt/hostedtoolcache/Python/2.7.18/x64/lib/python2.7/sqlite3/dbapi2.py\", line 28, in <module>\n    from _sqlite3 import *\nImportError: No module named _sqlite3\n",
 		}},
 		{"docker pull timeouts to different IPs and ports", []string{
 			"Error response from daemon: Get \"https://registry-1.docker.io/v2/\": dial tcp 54.236.113.205:443: i/o timeout\n",
@@ -97,8 +99,8 @@ func TestIdentifiersMakeDifferentSignatures(t *testing.T) {
 		a, b string
 	}{
 		{"missing module", "ModuleNotFoundError: No module named '_sqlite3'", "ModuleNotFoundError: No module named 'requests'"},
-		{"ImportError vs ModuleNotFoundError", "ImportError: No module named _sqlite3", "ModuleNotFoundError: No module named '_sqlite3'"},
 		{"python 2 module names", "ImportError: No module named _sqlite3", "ImportError: No module named yaml"},
+		{"python 2 and 3 module names", "ImportError: No module named _sqlite3", "ModuleNotFoundError: No module named 'requests'"},
 		{"python 3 module names, either class", "ImportError: No module named '_sqlite3'", "ModuleNotFoundError: No module named 'requests'"},
 		{"import name", "ImportError: cannot import name 'soft_unicode' from 'markupsafe' (/x/y/z.py)", "ImportError: cannot import name 'escape' from 'jinja2' (/x/y/z.py)"},
 		{"ruby", "cannot load such file -- nokogiri/nokogiri (LoadError)", "cannot load such file -- sqlite3/sqlite3_native (LoadError)"},
