@@ -14,6 +14,7 @@
 #   SIZE=small bench/simulate.sh      # a quarter of it, for the 200-seed false-halt runs
 #   SIZE=ring0 bench/simulate.sh      # the CI fleet, Ring 0 baking the issue's four hours
 #   SIZE=small4h bench/simulate.sh    # the small fleet, Ring 0 baking four hours
+#   SIZE=issue bench/simulate.sh      # the issue's fleet, its day of history cut to 1.25 hours
 #   MODES=acting bench/simulate.sh    # imagegate acting only (default "acting dry-run")
 #
 # Each scenario runs twice: with imagegate acting (the issue's semantics: a
@@ -57,6 +58,16 @@ fi
 # some 25 pipelines. A seed takes about 6 CPU seconds.
 if [ "${SIZE:-}" = small4h ]; then
   EXTRA="--orgs 2500 --ring0-orgs 40 --ring0-pool 0.1 --jobs-per-hour 15000 --history-hours 1.25 --hours 5.25 --bake-times 4h,1h,1h,1h,1h $EXTRA"
+fi
+# SIZE=issue: the issue's own fleet (100,000 jobs an hour, 10,000 orgs,
+# Ring 0 100 of the busiest 10 %, the default bake times) with an hour and
+# a quarter of history instead of the default day (Ring 0 still sees some
+# 7,000 history jobs, seven times what the cohort adjustment needs) and
+# five and a half hours in all: Ring 0's four-hour bake and the start of
+# the next ring. A regression seed ends at its halt (about 100,000 jobs,
+# some 5 CPU seconds); a clean one runs the whole span (some 50).
+if [ "${SIZE:-}" = issue ]; then
+  EXTRA="--history-hours 1.25 --hours 5.5 $EXTRA"
 fi
 MODES=${MODES:-"acting dry-run"}
 SCENARIOS=${SCENARIOS:-"broken-feature text-drift two-labels slow-degradation clean outage retry-storm improvement"}
