@@ -17,27 +17,19 @@ func (db *DB) WriterSynchronous(ctx context.Context) (int, error) {
 
 // CountJobsPlan is SQLite's plan for CountJobs' query.
 func (db *DB) CountJobsPlan(ctx context.Context) (string, error) {
-	rows, err := db.rd.QueryContext(ctx, "EXPLAIN QUERY PLAN "+countJobsSQL, "succeeded", "failed", "canceled", "img", "v1", 0, 0, 1, 0, true)
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			return "", err
-		}
-		plan = append(plan, detail)
-	}
-	return strings.Join(plan, "\n"), rows.Err()
+	return db.queryPlan(ctx, countJobsSQL, "succeeded", "failed", "canceled", "img", "v1", 0, 0, 1, 0, true)
 }
 
 // RunsSelectPlan is SQLite's plan for AssignRuns' read of the versions
 // stored for three runs.
 func (db *DB) RunsSelectPlan(ctx context.Context) (string, error) {
-	rows, err := db.rd.QueryContext(ctx, "EXPLAIN QUERY PLAN "+runsSelectSQL(3), "img", "r1", "img", "r2", "other", "r1")
+	return db.queryPlan(ctx, runsSelectSQL(3), "img", "r1", "img", "r2", "other", "r1")
+}
+
+// queryPlan is EXPLAIN QUERY PLAN's details for query with args, a line
+// each.
+func (db *DB) queryPlan(ctx context.Context, query string, args ...any) (string, error) {
+	rows, err := db.rd.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
 	if err != nil {
 		return "", err
 	}

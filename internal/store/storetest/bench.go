@@ -54,20 +54,7 @@ func BenchAssignRun(b *testing.B, s rollout.Store) {
 // BenchAssignRunParallel is BenchAssignRun from many goroutines, as a
 // server under load calls it.
 func BenchAssignRunParallel(b *testing.B, s rollout.Store) {
-	ctx := context.Background()
-	var next atomic.Int64
-	b.SetParallelism(32)
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := s.AssignRun(ctx, fmt.Sprint("run-", next.Add(1)), "ubuntu-22.04", "v1", T0); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "runs/s")
+	benchAssignRuns(b, s, func(n int64) int64 { return n })
 }
 
 // BenchAssignRunParallelStored is BenchAssignRunParallel where every
@@ -75,6 +62,17 @@ func BenchAssignRunParallel(b *testing.B, s rollout.Store) {
 // several replicas see the jobs of one run: half the runs of a group are
 // stored already.
 func BenchAssignRunParallelStored(b *testing.B, s rollout.Store) {
+	benchAssignRuns(b, s, func(n int64) int64 {
+		if n%2 == 0 && n > 1000 {
+			return n - 999
+		}
+		return n
+	})
+}
+
+// benchAssignRuns assigns run runOf(n) on the n-th call, from 32
+// goroutines per CPU.
+func benchAssignRuns(b *testing.B, s rollout.Store, runOf func(n int64) int64) {
 	ctx := context.Background()
 	var next atomic.Int64
 	b.SetParallelism(32)
@@ -82,11 +80,7 @@ func BenchAssignRunParallelStored(b *testing.B, s rollout.Store) {
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			run := next.Add(1)
-			if run%2 == 0 && run > 1000 {
-				run -= 999
-			}
-			if _, err := s.AssignRun(ctx, fmt.Sprint("run-", run), "ubuntu-22.04", "v1", T0); err != nil {
+			if _, err := s.AssignRun(ctx, fmt.Sprint("run-", runOf(next.Add(1))), "ubuntu-22.04", "v1", T0); err != nil {
 				b.Error(err)
 				return
 			}
